@@ -1,0 +1,17 @@
+//! Domain types and the rules of the workflow contract (`CONTRACT.md`), free of IO.
+//!
+//! - [`value`]: [`PyValue`], the Python value tree exchanged with workflow code, and its
+//!   [`marshal`] wire encoding.
+//! - [`request`]: how an HTTP request to a hook URL becomes the `_request` dict.
+//! - [`response`]: how a workflow's return value becomes the HTTP response.
+//! - [`settings`]: settings snapshots, change sets, merging and masking of secrets.
+//! - [`workflow`]: workflow names, modes, limits.
+
+pub mod marshal;
+pub mod request;
+pub mod response;
+pub mod settings;
+pub mod value;
+pub mod workflow;
+
+pub use value::PyValue;
