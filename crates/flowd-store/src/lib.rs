@@ -1,1 +1,122 @@
+//! flowd's persistence: the [`Store`] trait and its backends (SQLite, embedded, by default).
+//!
+//! Everything above this crate talks to a `dyn Store`; nothing backend-specific leaks through the
+//! trait, so that a PostgreSQL backend can be added beside SQLite. Timestamps are epoch
+//! milliseconds (`i64`), ids are UUIDv7 strings (time-sortable), JSON values are stored as text.
 
+mod model;
+mod sqlite;
+
+pub use model::*;
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use flowd_core::settings::{Settings, SettingsChange};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (a workflow name already taken in the team, …).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The row to update or delete does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Stored data that cannot be read back (a corrupt JSON column, an unknown enum value).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One write of a batch committed by [`Store::commit`]: the engine groups the writes of many
+/// executions into one transaction (group commit).
+#[derive(Debug, Clone)]
+// Most writes of a batch are executions: boxing them would only add an allocation each.
+#[allow(clippy::large_enum_variant)]
+pub enum StoreWrite {
+    /// Inserts the execution, or replaces the row with the same id (a `running` row being
+    /// finished).
+    PutExecution(ExecutionRecord),
+    /// Applies a settings change key by key to the workflow's stored settings: upserts for
+    /// added/changed keys, deletes for removed ones. Keys not in the change are left as they are.
+    ApplySettingsChange {
+        workflow_id: String,
+        change: SettingsChange,
+    },
+}
+
+/// Filter and paging for execution listings. Results are newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionQuery {
+    /// Only this workflow's executions (all workflows of the store when `None`).
+    pub workflow_id: Option<String>,
+    pub status: Option<flowd_core::workflow::ExecutionStatus>,
+    /// Only executions whose id is smaller (older) than this one: the next page.
+    pub before_id: Option<String>,
+    /// At most this many (the backend caps it at 1000; 0 means 50).
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- teams and API keys ---
+    /// `Conflict` when the name is taken.
+    async fn create_team(&self, team: &TeamRecord) -> Result<()>;
+    async fn team_by_name(&self, name: &str) -> Result<Option<TeamRecord>>;
+    async fn team_by_id(&self, id: &str) -> Result<Option<TeamRecord>>;
+    async fn count_teams(&self) -> Result<u64>;
+    /// `Conflict` when a key with the same hash exists, `NotFound` when the team does not.
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    /// The key whose SHA-256 hex digest is `key_hash`.
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>>;
+
+    // --- workflows ---
+    /// Stores a new workflow with its first version and its initial settings, in one
+    /// transaction. `Conflict` when the name is taken in the team, `NotFound` when the team
+    /// does not exist. `first_version.workflow_id` is `workflow.id`.
+    async fn create_workflow(
+        &self,
+        workflow: &WorkflowRecord,
+        first_version: &VersionRecord,
+        settings: &Settings,
+    ) -> Result<()>;
+    async fn workflow_by_id(&self, id: &str) -> Result<Option<WorkflowRecord>>;
+    async fn workflow_by_name(&self, team_id: &str, name: &str) -> Result<Option<WorkflowRecord>>;
+    /// All workflows of a team, by name.
+    async fn list_workflows(&self, team_id: &str) -> Result<Vec<WorkflowRecord>>;
+    /// Replaces the workflow row (every column but `id`, `team_id` and `created_at`).
+    /// `NotFound` if it does not exist, `Conflict` if the new name is taken.
+    async fn update_workflow(&self, workflow: &WorkflowRecord) -> Result<()>;
+    /// Stores a new version and points the workflow's `version` at it (updating `updated_at`),
+    /// in one transaction. `Conflict` if that version number exists, `NotFound` if the workflow
+    /// does not.
+    async fn add_version(&self, version: &VersionRecord, updated_at: i64) -> Result<()>;
+    async fn version(&self, workflow_id: &str, version: u32) -> Result<Option<VersionRecord>>;
+    /// All versions of a workflow, newest first.
+    async fn list_versions(&self, workflow_id: &str) -> Result<Vec<VersionRecord>>;
+    /// Deletes the workflow with its versions, settings and executions. `false` if it did not exist.
+    async fn delete_workflow(&self, id: &str) -> Result<bool>;
+
+    // --- settings ---
+    /// The workflow's settings (empty for an unknown workflow).
+    async fn settings(&self, workflow_id: &str) -> Result<Settings>;
+    /// Replaces all settings of the workflow. `NotFound` if it does not exist.
+    async fn replace_settings(&self, workflow_id: &str, settings: &Settings) -> Result<()>;
+
+    // --- executions ---
+    /// Commits all `writes` in one transaction, in order: if one fails, none is kept. A write
+    /// naming a workflow that does not exist fails the batch with `NotFound`, an execution
+    /// claiming a fire time already claimed with `Conflict`; the message names the workflow (and
+    /// the execution).
+    async fn commit(&self, writes: &[StoreWrite]) -> Result<()>;
+    async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>>;
+    async fn list_executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>>;
+    /// Marks every execution still `running` as `interrupted` (finished at `now`, its duration
+    /// running from its start to `now`), returning how many: called at start, after a crash or a
+    /// hard stop.
+    async fn interrupt_running_executions(&self, now: i64) -> Result<u64>;
+}

@@ -1,0 +1,96 @@
+//! The records the store keeps.
+
+use flowd_core::settings::SettingsChange;
+use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, Trigger};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamRecord {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub team_id: String,
+    /// A label for people ("admin", "ci").
+    pub name: String,
+    /// SHA-256 of the key, lower-case hex. The key itself is never stored.
+    pub key_hash: String,
+    pub is_admin: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowRecord {
+    pub id: String,
+    pub team_id: String,
+    pub name: String,
+    pub mode: Mode,
+    /// The interpreter, named like `python3.11`.
+    pub runtime: String,
+    /// The active code version.
+    pub version: u32,
+    pub enabled: bool,
+    /// The secret last segment of the hook URL.
+    pub hook_token: String,
+    /// Settings keys whose values are secret.
+    pub secret_keys: Vec<String>,
+    /// The schedule as given by the user (pull mode), as JSON text.
+    pub schedule: Option<String>,
+    /// When the scheduler next fires this workflow (pull mode, enabled).
+    pub next_fire_at: Option<i64>,
+    pub timeout_s: u32,
+    pub memory_mb: u32,
+    /// At most this many executions at once (`None`: no per-workflow limit).
+    pub max_concurrency: Option<u32>,
+    pub isolation: Isolation,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionRecord {
+    pub workflow_id: String,
+    pub version: u32,
+    pub code: String,
+    pub created_at: i64,
+}
+
+/// Why an execution failed, as recorded (never sent to the hook's caller beyond `type`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionError {
+    /// The exception type (`KeyError`, `requests.exceptions.HTTPError`) or a flowd reason
+    /// (`Timeout`, `MemoryLimit`, `InvalidSettings`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+    pub traceback: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionRecord {
+    pub id: String,
+    pub workflow_id: String,
+    pub version: u32,
+    pub trigger: Trigger,
+    pub status: ExecutionStatus,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub duration_ms: Option<i64>,
+    /// The HTTP status sent to the caller (catch).
+    pub response_status: Option<u16>,
+    pub warnings: Vec<String>,
+    pub error: Option<ExecutionError>,
+    /// Captured stdout and stderr (already capped and secret-masked).
+    pub logs: String,
+    pub logs_truncated: bool,
+    /// What the execution changed in the settings (persisted or, for a failed run, what it would
+    /// have changed: `None` when nothing is known).
+    pub settings_changed: Option<SettingsChange>,
+    /// For scheduled runs: the fire time this execution claims. `(workflow_id, fire_at)` is
+    /// unique, so that one fire time is run once.
+    pub fire_at: Option<i64>,
+}

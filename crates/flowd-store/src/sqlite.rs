@@ -1,0 +1,804 @@
+//! The SQLite backend: one database file in the data dir, WAL mode, a small connection pool.
+//!
+//! Write transactions start with `BEGIN IMMEDIATE`, so that a transaction which reads before it
+//! writes takes the write lock up front and waits (busy timeout) instead of failing when another
+//! connection wrote in between.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flowd_core::settings::{Settings, SettingsChange};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::error::ErrorKind;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+
+use crate::{
+    ApiKeyRecord, ExecutionError, ExecutionQuery, ExecutionRecord, Result, Store, StoreError,
+    StoreWrite, TeamRecord, VersionRecord, WorkflowRecord,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Connections of a file-backed store's pool.
+const POOL_SIZE: u32 = 4;
+/// How long a statement waits for a lock held by another connection before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// `list_executions` returns at most this many rows…
+const MAX_LIST_LIMIT: u32 = 1000;
+/// …and this many when the query asks for 0.
+const DEFAULT_LIST_LIMIT: u32 = 50;
+
+/// How write transactions begin (see the module doc).
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+const TEAM_COLUMNS: &str = "id, name, created_at";
+const API_KEY_COLUMNS: &str = "id, team_id, name, key_hash, is_admin, created_at";
+const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, hook_token, \
+     secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
+     created_at, updated_at";
+const VERSION_COLUMNS: &str = "workflow_id, version, code, created_at";
+const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, started_at, \
+     finished_at, duration_ms, response_status, warnings, error, logs, logs_truncated, \
+     settings_changed, fire_at";
+
+/// The SQLite implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing, with mode 0600) the database file at `path` and brings its
+    /// schema up to date. The parent directory must exist.
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        create_private_file(path)?;
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect_with(options)
+            .await?;
+        SqliteStore::migrated(pool).await
+    }
+
+    /// A store in memory, for tests: one connection (kept for the life of the store), so that
+    /// every query sees the same database.
+    pub async fn open_in_memory() -> Result<SqliteStore> {
+        let options = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        SqliteStore::migrated(pool).await
+    }
+
+    async fn migrated(pool: SqlitePool) -> Result<SqliteStore> {
+        MIGRATOR.run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Closes the pool's connections (checkpointing the WAL); the store is unusable afterwards.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Creates `path` as an empty file readable by its owner only, unless it exists: SQLite would
+/// create it with the umask's permissions, and the database holds secrets.
+fn create_private_file(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(StoreError::Database(sqlx::Error::Io(err))),
+    }
+}
+
+// --- errors ---
+
+/// What a uniqueness violation says about itself (SQLite: "UNIQUE constraint failed:
+/// workflows.team_id, workflows.name"), or `None` if `err` is not one.
+fn unique_violation(err: &sqlx::Error) -> Option<&str> {
+    match err {
+        sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => Some(db.message()),
+        _ => None,
+    }
+}
+
+fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation)
+}
+
+// --- encoding and decoding ---
+
+fn to_json<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|err| StoreError::Corrupt(format!("cannot encode {what} as JSON: {err}")))
+}
+
+fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    serde_json::from_str(text)
+        .map_err(|err| StoreError::Corrupt(format!("{what} is not valid JSON: {err}")))
+}
+
+fn json_column<T: DeserializeOwned>(row: &SqliteRow, table: &str, column: &str) -> Result<T> {
+    let text: String = row.try_get(column)?;
+    from_json(&text, &format!("{table}.{column}"))
+}
+
+fn optional_json_column<T: DeserializeOwned>(
+    row: &SqliteRow,
+    table: &str,
+    column: &str,
+) -> Result<Option<T>> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|text| from_json(&text, &format!("{table}.{column}")))
+        .transpose()
+}
+
+fn enum_column<T: FromStr<Err = String>>(row: &SqliteRow, table: &str, column: &str) -> Result<T> {
+    let text: String = row.try_get(column)?;
+    text.parse()
+        .map_err(|err| StoreError::Corrupt(format!("{table}.{column}: {err}")))
+}
+
+fn int_column<T: TryFrom<i64>>(row: &SqliteRow, table: &str, column: &str) -> Result<T> {
+    let value: i64 = row.try_get(column)?;
+    T::try_from(value)
+        .map_err(|_| StoreError::Corrupt(format!("{table}.{column} = {value} is out of range")))
+}
+
+fn optional_int_column<T: TryFrom<i64>>(
+    row: &SqliteRow,
+    table: &str,
+    column: &str,
+) -> Result<Option<T>> {
+    let value: Option<i64> = row.try_get(column)?;
+    value
+        .map(|value| {
+            T::try_from(value).map_err(|_| {
+                StoreError::Corrupt(format!("{table}.{column} = {value} is out of range"))
+            })
+        })
+        .transpose()
+}
+
+fn team_from_row(row: &SqliteRow) -> Result<TeamRecord> {
+    Ok(TeamRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn api_key_from_row(row: &SqliteRow) -> Result<ApiKeyRecord> {
+    Ok(ApiKeyRecord {
+        id: row.try_get("id")?,
+        team_id: row.try_get("team_id")?,
+        name: row.try_get("name")?,
+        key_hash: row.try_get("key_hash")?,
+        is_admin: row.try_get("is_admin")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord> {
+    const T: &str = "workflows";
+    Ok(WorkflowRecord {
+        id: row.try_get("id")?,
+        team_id: row.try_get("team_id")?,
+        name: row.try_get("name")?,
+        mode: enum_column(row, T, "mode")?,
+        runtime: row.try_get("runtime")?,
+        version: int_column(row, T, "version")?,
+        enabled: row.try_get("enabled")?,
+        hook_token: row.try_get("hook_token")?,
+        secret_keys: json_column(row, T, "secret_keys")?,
+        schedule: row.try_get("schedule")?,
+        next_fire_at: row.try_get("next_fire_at")?,
+        timeout_s: int_column(row, T, "timeout_s")?,
+        memory_mb: int_column(row, T, "memory_mb")?,
+        max_concurrency: optional_int_column(row, T, "max_concurrency")?,
+        isolation: enum_column(row, T, "isolation")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn version_from_row(row: &SqliteRow) -> Result<VersionRecord> {
+    Ok(VersionRecord {
+        workflow_id: row.try_get("workflow_id")?,
+        version: int_column(row, "workflow_versions", "version")?,
+        code: row.try_get("code")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn execution_from_row(row: &SqliteRow) -> Result<ExecutionRecord> {
+    const T: &str = "executions";
+    Ok(ExecutionRecord {
+        id: row.try_get("id")?,
+        workflow_id: row.try_get("workflow_id")?,
+        version: int_column(row, T, "version")?,
+        trigger: enum_column(row, T, "trigger")?,
+        status: enum_column(row, T, "status")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        duration_ms: row.try_get("duration_ms")?,
+        response_status: optional_int_column(row, T, "response_status")?,
+        warnings: json_column(row, T, "warnings")?,
+        error: optional_json_column::<ExecutionError>(row, T, "error")?,
+        logs: row.try_get("logs")?,
+        logs_truncated: row.try_get("logs_truncated")?,
+        settings_changed: optional_json_column::<SettingsChange>(row, T, "settings_changed")?,
+        fire_at: row.try_get("fire_at")?,
+    })
+}
+
+// --- writes shared by several operations ---
+
+async fn workflow_exists(conn: &mut SqliteConnection, workflow_id: &str) -> Result<bool> {
+    let found = sqlx::query("SELECT 1 FROM workflows WHERE id = ?")
+        .bind(workflow_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+fn workflow_not_found(workflow_id: &str) -> StoreError {
+    StoreError::NotFound(format!("workflow {workflow_id}"))
+}
+
+async fn insert_version(conn: &mut SqliteConnection, version: &VersionRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO workflow_versions (workflow_id, version, code, created_at) \
+         VALUES (?, ?, ?, ?)",
+    )
+    .bind(&version.workflow_id)
+    .bind(i64::from(version.version))
+    .bind(&version.code)
+    .bind(version.created_at)
+    .execute(conn)
+    .await
+    .map_err(|err| {
+        if unique_violation(&err).is_some() {
+            StoreError::Conflict(format!(
+                "version {} of workflow {} already exists",
+                version.version, version.workflow_id
+            ))
+        } else if is_foreign_key_violation(&err) {
+            workflow_not_found(&version.workflow_id)
+        } else {
+            err.into()
+        }
+    })?;
+    Ok(())
+}
+
+async fn upsert_setting(
+    conn: &mut SqliteConnection,
+    workflow_id: &str,
+    key: &str,
+    value: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO workflow_settings (workflow_id, key, value) VALUES (?, ?, ?) \
+         ON CONFLICT (workflow_id, key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(workflow_id)
+    .bind(key)
+    .bind(value.to_string())
+    .execute(conn)
+    .await
+    .map_err(|err| {
+        if is_foreign_key_violation(&err) {
+            workflow_not_found(workflow_id)
+        } else {
+            err.into()
+        }
+    })?;
+    Ok(())
+}
+
+async fn apply_settings_change(
+    conn: &mut SqliteConnection,
+    workflow_id: &str,
+    change: &SettingsChange,
+) -> Result<()> {
+    // A change that only removes keys would not notice a missing workflow otherwise.
+    if !workflow_exists(conn, workflow_id).await? {
+        return Err(workflow_not_found(workflow_id));
+    }
+    for (key, value) in change.upserts() {
+        upsert_setting(conn, workflow_id, key, value).await?;
+    }
+    for key in &change.removed {
+        sqlx::query("DELETE FROM workflow_settings WHERE workflow_id = ? AND key = ?")
+            .bind(workflow_id)
+            .bind(key)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn put_execution(conn: &mut SqliteConnection, execution: &ExecutionRecord) -> Result<()> {
+    let warnings = to_json(&execution.warnings, "the execution's warnings")?;
+    let error = execution
+        .error
+        .as_ref()
+        .map(|error| to_json(error, "the execution's error"))
+        .transpose()?;
+    let settings_changed = execution
+        .settings_changed
+        .as_ref()
+        .map(|change| to_json(change, "the execution's settings change"))
+        .transpose()?;
+    sqlx::query(
+        "INSERT INTO executions (id, workflow_id, version, \"trigger\", status, started_at, \
+             finished_at, duration_ms, response_status, warnings, error, logs, logs_truncated, \
+             settings_changed, fire_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET \
+             workflow_id = excluded.workflow_id, \
+             version = excluded.version, \
+             \"trigger\" = excluded.\"trigger\", \
+             status = excluded.status, \
+             started_at = excluded.started_at, \
+             finished_at = excluded.finished_at, \
+             duration_ms = excluded.duration_ms, \
+             response_status = excluded.response_status, \
+             warnings = excluded.warnings, \
+             error = excluded.error, \
+             logs = excluded.logs, \
+             logs_truncated = excluded.logs_truncated, \
+             settings_changed = excluded.settings_changed, \
+             fire_at = excluded.fire_at",
+    )
+    .bind(&execution.id)
+    .bind(&execution.workflow_id)
+    .bind(i64::from(execution.version))
+    .bind(execution.trigger.as_str())
+    .bind(execution.status.as_str())
+    .bind(execution.started_at)
+    .bind(execution.finished_at)
+    .bind(execution.duration_ms)
+    .bind(execution.response_status.map(i64::from))
+    .bind(warnings)
+    .bind(error)
+    .bind(&execution.logs)
+    .bind(execution.logs_truncated)
+    .bind(settings_changed)
+    .bind(execution.fire_at)
+    .execute(conn)
+    .await
+    .map_err(|err| {
+        if unique_violation(&err).is_some() {
+            // The id conflict is the upsert's: only (workflow_id, fire_at) can be left.
+            StoreError::Conflict(format!(
+                "workflow {} already has an execution for the fire time {} (execution {})",
+                execution.workflow_id,
+                execution.fire_at.unwrap_or_default(),
+                execution.id
+            ))
+        } else if is_foreign_key_violation(&err) {
+            StoreError::NotFound(format!(
+                "workflow {} (of execution {})",
+                execution.workflow_id, execution.id
+            ))
+        } else {
+            err.into()
+        }
+    })?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    // --- teams and API keys ---
+
+    async fn create_team(&self, team: &TeamRecord) -> Result<()> {
+        sqlx::query("INSERT INTO teams (id, name, created_at) VALUES (?, ?, ?)")
+            .bind(&team.id)
+            .bind(&team.name)
+            .bind(team.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|err| match unique_violation(&err) {
+                Some(what) if what.contains("teams.name") => {
+                    StoreError::Conflict(format!("a team named {:?} already exists", team.name))
+                }
+                Some(_) => {
+                    StoreError::Conflict(format!("a team with id {} already exists", team.id))
+                }
+                None => err.into(),
+            })?;
+        Ok(())
+    }
+
+    async fn team_by_name(&self, name: &str) -> Result<Option<TeamRecord>> {
+        sqlx::query(&format!("SELECT {TEAM_COLUMNS} FROM teams WHERE name = ?"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(team_from_row)
+            .transpose()
+    }
+
+    async fn team_by_id(&self, id: &str) -> Result<Option<TeamRecord>> {
+        sqlx::query(&format!("SELECT {TEAM_COLUMNS} FROM teams WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(team_from_row)
+            .transpose()
+    }
+
+    async fn count_teams(&self) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM teams")
+            .fetch_one(&self.pool)
+            .await?;
+        u64::try_from(count)
+            .map_err(|_| StoreError::Corrupt(format!("negative team count {count}")))
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, team_id, name, key_hash, is_admin, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&key.id)
+        .bind(&key.team_id)
+        .bind(&key.name)
+        .bind(&key.key_hash)
+        .bind(key.is_admin)
+        .bind(key.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|err| match unique_violation(&err) {
+            Some(what) if what.contains("api_keys.key_hash") => {
+                StoreError::Conflict("an API key with the same hash already exists".to_string())
+            }
+            Some(_) => {
+                StoreError::Conflict(format!("an API key with id {} already exists", key.id))
+            }
+            None if is_foreign_key_violation(&err) => {
+                StoreError::NotFound(format!("team {}", key.team_id))
+            }
+            None => err.into(),
+        })?;
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?"
+        ))
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(api_key_from_row)
+        .transpose()
+    }
+
+    // --- workflows ---
+
+    async fn create_workflow(
+        &self,
+        workflow: &WorkflowRecord,
+        first_version: &VersionRecord,
+        settings: &Settings,
+    ) -> Result<()> {
+        let secret_keys = to_json(&workflow.secret_keys, "the secret keys")?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        sqlx::query(&format!(
+            "INSERT INTO workflows ({WORKFLOW_COLUMNS}) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&workflow.id)
+        .bind(&workflow.team_id)
+        .bind(&workflow.name)
+        .bind(workflow.mode.as_str())
+        .bind(&workflow.runtime)
+        .bind(i64::from(workflow.version))
+        .bind(workflow.enabled)
+        .bind(&workflow.hook_token)
+        .bind(secret_keys)
+        .bind(&workflow.schedule)
+        .bind(workflow.next_fire_at)
+        .bind(i64::from(workflow.timeout_s))
+        .bind(i64::from(workflow.memory_mb))
+        .bind(workflow.max_concurrency.map(i64::from))
+        .bind(workflow.isolation.as_str())
+        .bind(workflow.created_at)
+        .bind(workflow.updated_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| match unique_violation(&err) {
+            Some(what) if what.contains("workflows.name") => StoreError::Conflict(format!(
+                "a workflow named {:?} already exists in this team",
+                workflow.name
+            )),
+            Some(_) => {
+                StoreError::Conflict(format!("a workflow with id {} already exists", workflow.id))
+            }
+            None if is_foreign_key_violation(&err) => {
+                StoreError::NotFound(format!("team {}", workflow.team_id))
+            }
+            None => err.into(),
+        })?;
+        insert_version(&mut tx, first_version).await?;
+        for (key, value) in settings {
+            upsert_setting(&mut tx, &workflow.id, key, value).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn workflow_by_id(&self, id: &str) -> Result<Option<WorkflowRecord>> {
+        sqlx::query(&format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(workflow_from_row)
+        .transpose()
+    }
+
+    async fn workflow_by_name(&self, team_id: &str, name: &str) -> Result<Option<WorkflowRecord>> {
+        sqlx::query(&format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE team_id = ? AND name = ?"
+        ))
+        .bind(team_id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(workflow_from_row)
+        .transpose()
+    }
+
+    async fn list_workflows(&self, team_id: &str) -> Result<Vec<WorkflowRecord>> {
+        sqlx::query(&format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE team_id = ? ORDER BY name"
+        ))
+        .bind(team_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(workflow_from_row)
+        .collect()
+    }
+
+    async fn update_workflow(&self, workflow: &WorkflowRecord) -> Result<()> {
+        let secret_keys = to_json(&workflow.secret_keys, "the secret keys")?;
+        let result = sqlx::query(
+            "UPDATE workflows SET name = ?, mode = ?, runtime = ?, version = ?, enabled = ?, \
+                 hook_token = ?, secret_keys = ?, schedule = ?, next_fire_at = ?, timeout_s = ?, \
+                 memory_mb = ?, max_concurrency = ?, isolation = ?, updated_at = ? \
+             WHERE id = ?",
+        )
+        .bind(&workflow.name)
+        .bind(workflow.mode.as_str())
+        .bind(&workflow.runtime)
+        .bind(i64::from(workflow.version))
+        .bind(workflow.enabled)
+        .bind(&workflow.hook_token)
+        .bind(secret_keys)
+        .bind(&workflow.schedule)
+        .bind(workflow.next_fire_at)
+        .bind(i64::from(workflow.timeout_s))
+        .bind(i64::from(workflow.memory_mb))
+        .bind(workflow.max_concurrency.map(i64::from))
+        .bind(workflow.isolation.as_str())
+        .bind(workflow.updated_at)
+        .bind(&workflow.id)
+        .execute(&self.pool)
+        .await
+        .map_err(|err| {
+            if unique_violation(&err).is_some() {
+                StoreError::Conflict(format!(
+                    "a workflow named {:?} already exists in this team",
+                    workflow.name
+                ))
+            } else {
+                err.into()
+            }
+        })?;
+        if result.rows_affected() == 0 {
+            return Err(workflow_not_found(&workflow.id));
+        }
+        Ok(())
+    }
+
+    async fn add_version(&self, version: &VersionRecord, updated_at: i64) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        insert_version(&mut tx, version).await?;
+        let result = sqlx::query("UPDATE workflows SET version = ?, updated_at = ? WHERE id = ?")
+            .bind(i64::from(version.version))
+            .bind(updated_at)
+            .bind(&version.workflow_id)
+            .execute(&mut *tx)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(workflow_not_found(&version.workflow_id));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn version(&self, workflow_id: &str, version: u32) -> Result<Option<VersionRecord>> {
+        sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM workflow_versions WHERE workflow_id = ? AND version = ?"
+        ))
+        .bind(workflow_id)
+        .bind(i64::from(version))
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(version_from_row)
+        .transpose()
+    }
+
+    async fn list_versions(&self, workflow_id: &str) -> Result<Vec<VersionRecord>> {
+        sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM workflow_versions WHERE workflow_id = ? \
+             ORDER BY version DESC"
+        ))
+        .bind(workflow_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(version_from_row)
+        .collect()
+    }
+
+    async fn delete_workflow(&self, id: &str) -> Result<bool> {
+        // Versions, settings and executions go with it: ON DELETE CASCADE.
+        let result = sqlx::query("DELETE FROM workflows WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    // --- settings ---
+
+    async fn settings(&self, workflow_id: &str) -> Result<Settings> {
+        // In the order the keys were first stored, like a Python dict (with serde_json's
+        // `preserve_order`; sorted otherwise).
+        let rows = sqlx::query(
+            "SELECT key, value FROM workflow_settings WHERE workflow_id = ? ORDER BY rowid",
+        )
+        .bind(workflow_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut settings = Settings::new();
+        for row in &rows {
+            let key: String = row.try_get("key")?;
+            let value: String = row.try_get("value")?;
+            let value = from_json(&value, &format!("the value of setting {key:?}"))?;
+            settings.insert(key, value);
+        }
+        Ok(settings)
+    }
+
+    async fn replace_settings(&self, workflow_id: &str, settings: &Settings) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        if !workflow_exists(&mut tx, workflow_id).await? {
+            return Err(workflow_not_found(workflow_id));
+        }
+        sqlx::query("DELETE FROM workflow_settings WHERE workflow_id = ?")
+            .bind(workflow_id)
+            .execute(&mut *tx)
+            .await?;
+        for (key, value) in settings {
+            upsert_setting(&mut tx, workflow_id, key, value).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // --- executions ---
+
+    async fn commit(&self, writes: &[StoreWrite]) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        for write in writes {
+            match write {
+                StoreWrite::PutExecution(execution) => put_execution(&mut tx, execution).await?,
+                StoreWrite::ApplySettingsChange {
+                    workflow_id,
+                    change,
+                } => apply_settings_change(&mut tx, workflow_id, change).await?,
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>> {
+        sqlx::query(&format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(execution_from_row)
+        .transpose()
+    }
+
+    async fn list_executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>> {
+        let limit = match query.limit {
+            0 => DEFAULT_LIST_LIMIT,
+            limit => limit.min(MAX_LIST_LIMIT),
+        };
+        let mut sql = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE 1 = 1"
+        ));
+        if let Some(workflow_id) = &query.workflow_id {
+            sql.push(" AND workflow_id = ")
+                .push_bind(workflow_id.as_str());
+        }
+        if let Some(status) = query.status {
+            sql.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(before_id) = &query.before_id {
+            sql.push(" AND id < ").push_bind(before_id.as_str());
+        }
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        sql.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(execution_from_row)
+            .collect()
+    }
+
+    async fn interrupt_running_executions(&self, now: i64) -> Result<u64> {
+        let result = sqlx::query(
+            "UPDATE executions SET status = ?, finished_at = ?, duration_ms = MAX(? - started_at, 0) \
+             WHERE status = ?",
+        )
+        .bind(flowd_core::workflow::ExecutionStatus::Interrupted.as_str())
+        .bind(now)
+        .bind(now)
+        .bind(flowd_core::workflow::ExecutionStatus::Running.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+}

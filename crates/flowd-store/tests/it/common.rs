@@ -1,0 +1,209 @@
+//! Backends to run the suite against, and records to store.
+
+use flowd_core::settings::{Settings, SettingsChange};
+use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, Trigger};
+use flowd_store::{
+    ApiKeyRecord, ExecutionError, ExecutionRecord, SqliteStore, Store, StoreError, TeamRecord,
+    VersionRecord, WorkflowRecord,
+};
+use serde_json::Value;
+use tempfile::TempDir;
+use uuid::{NoContext, Timestamp, Uuid};
+
+/// A store under test, with whatever must live as long as it.
+pub struct Backend {
+    store: Box<dyn Store>,
+    _dir: Option<TempDir>,
+}
+
+impl Backend {
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+}
+
+/// A SQLite store in a file of a fresh temporary directory.
+pub async fn sqlite_file() -> Backend {
+    let dir = TempDir::new().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("flowd.db"))
+        .await
+        .expect("open the store");
+    Backend {
+        store: Box::new(store),
+        _dir: Some(dir),
+    }
+}
+
+/// A SQLite store in memory.
+pub async fn sqlite_memory() -> Backend {
+    let store = SqliteStore::open_in_memory().await.expect("open the store");
+    Backend {
+        store: Box::new(store),
+        _dir: None,
+    }
+}
+
+/// A fresh UUIDv7.
+pub fn new_id() -> String {
+    Uuid::now_v7().to_string()
+}
+
+/// A UUIDv7 of the time `ms` (epoch milliseconds): ids of later times sort after.
+pub fn id_at(ms: u64) -> String {
+    let ts = Timestamp::from_unix(NoContext, ms / 1000, (ms % 1000) as u32 * 1_000_000);
+    Uuid::new_v7(ts).to_string()
+}
+
+/// Epoch ms used as "now" by the tests.
+pub const NOW: i64 = 1_750_000_000_000;
+
+pub fn settings(value: Value) -> Settings {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+pub fn team(name: &str) -> TeamRecord {
+    TeamRecord {
+        id: new_id(),
+        name: name.to_string(),
+        created_at: NOW,
+    }
+}
+
+pub async fn given_team(store: &dyn Store, name: &str) -> TeamRecord {
+    let team = team(name);
+    store.create_team(&team).await.expect("create team");
+    team
+}
+
+pub fn api_key(team_id: &str, key_hash: &str) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: new_id(),
+        team_id: team_id.to_string(),
+        name: "ci".to_string(),
+        key_hash: key_hash.to_string(),
+        is_admin: true,
+        created_at: NOW + 1,
+    }
+}
+
+/// A workflow with every optional field set and no field at its default.
+pub fn workflow(team_id: &str, name: &str) -> WorkflowRecord {
+    WorkflowRecord {
+        id: new_id(),
+        team_id: team_id.to_string(),
+        name: name.to_string(),
+        mode: Mode::Pull,
+        runtime: "python3.11".to_string(),
+        version: 1,
+        enabled: true,
+        hook_token: format!("token-{name}"),
+        secret_keys: vec!["API_KEY".to_string(), "PASSWORD".to_string()],
+        schedule: Some(r#"{"every":"5m"}"#.to_string()),
+        next_fire_at: Some(NOW + 300_000),
+        timeout_s: 30,
+        memory_mb: 256,
+        max_concurrency: Some(1),
+        isolation: Isolation::Reuse,
+        created_at: NOW,
+        updated_at: NOW + 2,
+    }
+}
+
+pub fn version(workflow_id: &str, version: u32) -> VersionRecord {
+    VersionRecord {
+        workflow_id: workflow_id.to_string(),
+        version,
+        code: format!("def workflow(settings):\n    return {version}\n"),
+        created_at: NOW + i64::from(version),
+    }
+}
+
+/// Creates `workflow(team_id, name)` with version 1 and the settings `{"a": 1, "b": 2}`.
+pub async fn given_workflow(store: &dyn Store, team_id: &str, name: &str) -> WorkflowRecord {
+    let workflow = workflow(team_id, name);
+    store
+        .create_workflow(
+            &workflow,
+            &version(&workflow.id, 1),
+            &settings(serde_json::json!({"a": 1, "b": 2})),
+        )
+        .await
+        .expect("create workflow");
+    workflow
+}
+
+/// A team with one workflow.
+pub async fn given_team_with_workflow(store: &dyn Store) -> (TeamRecord, WorkflowRecord) {
+    let team = given_team(store, "acme").await;
+    let workflow = given_workflow(store, &team.id, "sync").await;
+    (team, workflow)
+}
+
+/// A finished execution with every optional field set.
+pub fn execution(workflow_id: &str, id: String) -> ExecutionRecord {
+    ExecutionRecord {
+        id,
+        workflow_id: workflow_id.to_string(),
+        version: 1,
+        trigger: Trigger::Catch,
+        status: ExecutionStatus::Error,
+        started_at: NOW,
+        finished_at: Some(NOW + 1500),
+        duration_ms: Some(1500),
+        response_status: Some(500),
+        warnings: vec!["settings key \"x\" is large".to_string(), "w2".to_string()],
+        error: Some(ExecutionError {
+            kind: "KeyError".to_string(),
+            message: "'missing'".to_string(),
+            traceback: Some("Traceback (most recent call last):\n  ...".to_string()),
+        }),
+        logs: "hello\nwörld ✓\n".to_string(),
+        logs_truncated: true,
+        settings_changed: Some(SettingsChange {
+            added: settings(serde_json::json!({"new": [1, 2]})),
+            changed: settings(serde_json::json!({"a": {"x": null}})),
+            removed: vec!["b".to_string()],
+        }),
+        fire_at: Some(NOW - 10),
+    }
+}
+
+/// A `running` execution, as recorded when it starts.
+pub fn running(workflow_id: &str, id: String) -> ExecutionRecord {
+    ExecutionRecord {
+        id,
+        workflow_id: workflow_id.to_string(),
+        version: 1,
+        trigger: Trigger::Manual,
+        status: ExecutionStatus::Running,
+        started_at: NOW,
+        finished_at: None,
+        duration_ms: None,
+        response_status: None,
+        warnings: Vec::new(),
+        error: None,
+        logs: String::new(),
+        logs_truncated: false,
+        settings_changed: None,
+        fire_at: None,
+    }
+}
+
+#[track_caller]
+pub fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>) -> String {
+    match result {
+        Err(StoreError::Conflict(message)) => message,
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+#[track_caller]
+pub fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    match result {
+        Err(StoreError::NotFound(_)) => {}
+        other => panic!("expected not found, got {other:?}"),
+    }
+}

@@ -1,0 +1,104 @@
+//! flowd-store's tests, in one binary.
+//!
+//! The behaviour every backend must have is written once, as `async fn(&dyn Store)` functions in
+//! the modules below (the conformance suite), and run against each backend by
+//! [`conformance_suite!`]: a new backend adds one line at the bottom of this file. Tests of one
+//! backend's own properties (files, permissions, …) live in that backend's module.
+
+mod common;
+mod executions;
+mod settings;
+mod sqlite;
+mod teams;
+mod workflows;
+
+/// Runs every conformance test against the backend that `$open` (an `async fn() -> Backend`)
+/// opens, as tests named `$backend::<module>::<test>`.
+macro_rules! conformance_suite {
+    ($backend:ident, $open:path) => {
+        mod $backend {
+            conformance_suite!(@tests $open;
+                teams: [
+                    creates_and_reads_back_a_team,
+                    unknown_team_reads_as_none,
+                    team_name_taken_is_a_conflict,
+                    counts_teams,
+                    creates_and_finds_an_api_key_by_hash,
+                    unknown_api_key_hash_reads_as_none,
+                    api_key_hash_taken_is_a_conflict,
+                    api_key_of_unknown_team_is_not_found,
+                ],
+                workflows: [
+                    creates_and_reads_back_every_field_of_a_workflow,
+                    creates_and_reads_back_a_workflow_without_optional_fields,
+                    workflow_name_taken_in_the_team_is_a_conflict,
+                    same_workflow_name_in_another_team_is_allowed,
+                    failed_create_leaves_no_version_or_settings,
+                    workflow_of_unknown_team_is_not_found,
+                    unknown_workflow_reads_as_none,
+                    lists_a_teams_workflows_by_name,
+                    update_replaces_every_column_but_id_team_and_created_at,
+                    rename_to_a_taken_name_is_a_conflict,
+                    update_of_a_missing_workflow_is_not_found,
+                    add_version_bumps_the_workflows_version,
+                    duplicate_version_is_a_conflict_and_changes_nothing,
+                    add_version_to_a_missing_workflow_is_not_found,
+                    versions_are_listed_newest_first,
+                    unknown_version_reads_as_none,
+                    delete_cascades_to_versions_settings_and_executions,
+                    delete_returns_false_the_second_time,
+                    delete_leaves_other_workflows_alone,
+                ],
+                settings: [
+                    created_workflow_has_its_initial_settings,
+                    settings_of_an_unknown_workflow_are_empty,
+                    settings_keep_json_values_exactly,
+                    replace_settings_replaces_every_key,
+                    replace_settings_of_a_missing_workflow_is_not_found,
+                    change_upserts_added_and_changed_keys,
+                    change_deletes_removed_keys,
+                    change_keeps_untouched_keys,
+                    changes_to_different_keys_both_survive,
+                    on_the_same_key_the_later_change_wins,
+                    concurrent_commits_to_different_keys_all_persist,
+                    change_to_a_missing_workflow_is_not_found,
+                ],
+                executions: [
+                    puts_and_reads_back_every_field_of_an_execution,
+                    puts_and_reads_back_an_execution_without_optional_fields,
+                    unknown_execution_reads_as_none,
+                    put_execution_upsert_finishes_a_running_row,
+                    commit_stores_an_execution_and_its_settings_change_together,
+                    commit_applies_writes_in_order,
+                    empty_commit_is_a_no_op,
+                    commit_with_a_failing_write_leaves_nothing_of_the_batch,
+                    claimed_fire_time_is_a_conflict,
+                    executions_without_fire_time_do_not_collide,
+                    same_fire_time_in_another_workflow_is_allowed,
+                    put_execution_of_a_missing_workflow_is_not_found,
+                    list_is_newest_first,
+                    list_filters_by_workflow,
+                    list_filters_by_status,
+                    list_pages_with_before_id,
+                    list_limit_is_capped_at_1000,
+                    list_limit_zero_means_50,
+                    interrupt_marks_only_running_executions_and_returns_the_count,
+                ],
+            );
+        }
+    };
+    (@tests $open:path; $($module:ident: [$($test:ident),* $(,)?]),* $(,)?) => {
+        $(mod $module {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let backend = $open().await;
+                    crate::$module::$test(backend.store()).await;
+                }
+            )*
+        })*
+    };
+}
+
+conformance_suite!(sqlite_file, crate::common::sqlite_file);
+conformance_suite!(sqlite_memory, crate::common::sqlite_memory);
