@@ -31,12 +31,19 @@ pub struct IncomingRequest<'a> {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RequestError {
     /// Missing content type, or one not in [`ACCEPTED_CONTENT_TYPES`] → `415`.
-    #[error("unsupported content type {0:?}: send one of application/json, multipart/form-data, application/x-www-form-urlencoded")]
+    #[error("{}: send one of application/json, multipart/form-data, application/x-www-form-urlencoded", describe_content_type(.0))]
     UnsupportedMediaType(Option<String>),
     /// The body (or query string) cannot be parsed → `400`. The message says what is wrong,
     /// e.g. "invalid JSON body: expected value at line 1 column 2".
     #[error("{0}")]
     Malformed(String),
+}
+
+fn describe_content_type(content_type: &Option<String>) -> String {
+    match content_type {
+        Some(value) => format!("unsupported content type {value:?}"),
+        None => "the request has no Content-Type".to_string(),
+    }
 }
 
 /// Builds `_request` (a `PyValue::Dict`) from a request.

@@ -1,1 +1,97 @@
+//! flowd's execution engine: runs executions end to end (admission, settings snapshot, the run
+//! in the Python runtime, the response, one commit of record and settings change), and manages
+//! workflows, settings and API keys on top of the store.
 
+mod admission;
+pub mod auth;
+pub mod clock;
+mod error;
+pub mod executor;
+pub mod hot;
+mod workflows;
+mod writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flowd_runtime::Runtime;
+use flowd_store::Store;
+
+pub use auth::{Bootstrap, Principal};
+pub use error::{EngineError, Result};
+pub use executor::{Reply, Report};
+pub use workflows::{generate_hook_token, NewWorkflow, WorkflowPatch};
+
+use admission::Gate;
+use hot::HotCache;
+use writer::Writer;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Executions running at once, server-wide.
+    pub max_concurrent_executions: usize,
+    /// Calls that may wait for a slot beyond that; more are refused with `503`.
+    pub queue_depth: usize,
+    /// How long a call waits in that queue before it is refused.
+    pub queue_timeout: Duration,
+    /// Upper bounds of the per-workflow limits.
+    pub max_timeout_s: u32,
+    pub max_memory_mb: u32,
+    pub max_code_bytes: usize,
+    /// An execution still running after this long is recorded as `running` until it ends.
+    pub running_record_delay: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_concurrent_executions: 64,
+            queue_depth: 256,
+            queue_timeout: Duration::from_secs(10),
+            max_timeout_s: 900,
+            max_memory_mb: 4096,
+            max_code_bytes: 1 << 20,
+            running_record_delay: Duration::from_millis(100),
+        }
+    }
+}
+
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub runtime: Arc<Runtime>,
+    pub config: EngineConfig,
+    cache: HotCache,
+    gate: Gate,
+    writer: Writer,
+}
+
+impl Engine {
+    /// Starts the engine: executions left `running` by a previous process become `interrupted`.
+    pub async fn start(store: Arc<dyn Store>, runtime: Arc<Runtime>, config: EngineConfig) -> Result<Engine> {
+        let interrupted = store.interrupt_running_executions(clock::now_ms()).await?;
+        if interrupted > 0 {
+            tracing::warn!(interrupted, "executions left running by the previous process were marked interrupted");
+        }
+        let (writer, _task) = Writer::start(store.clone());
+        Ok(Engine {
+            gate: Gate::new(config.max_concurrent_executions, config.queue_depth, config.queue_timeout),
+            store,
+            runtime,
+            config,
+            cache: HotCache::default(),
+            writer,
+        })
+    }
+
+    /// Waits until everything queued for the store is committed.
+    pub async fn flush(&self) {
+        if let Err(error) = self.writer.commit(Vec::new()).await {
+            tracing::error!(%error, "flushing the store writer failed");
+        }
+    }
+
+    /// Executions running now.
+    pub fn executions_in_flight(&self) -> usize {
+        self.gate.in_use()
+    }
+}

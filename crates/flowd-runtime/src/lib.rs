@@ -1,1 +1,429 @@
+//! flowd's Python side: provisioning the interpreter environment, the warm fork-server, the wire
+//! protocol and the limits.
+//!
+//! A [`Runtime`] is one interpreter (named like `python3.11`) with its environment and its base
+//! process. [`Runtime::execute`] runs a [`Job`] in a fork of the warm instance of the job's code
+//! version, starting that instance on first use, and answers an [`Execution`].
 
+mod instance;
+pub mod protocol;
+pub mod provision;
+pub mod sandbox;
+mod zygote;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flowd_core::workflow::Mode;
+use flowd_core::PyValue;
+
+pub use instance::{ChildExit, InitFailure};
+pub use provision::{Environment, Interpreter, ProvisionError};
+pub use sandbox::SandboxUser;
+
+use instance::{Instance, InstanceSpec};
+use protocol::{MessageExt, ProtocolError};
+use sandbox::PrivateTmp;
+use zygote::{Zygote, ZygoteSpec};
+
+/// The Python side of every process: this file is written next to the environment.
+const RUNNER_SOURCE: &str = include_str!("../python/flowd_runner.py");
+
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where environments are built (shared between data dirs is fine).
+    pub runtime_dir: PathBuf,
+    /// Where warm instances get their private temporary directories.
+    pub tmp_dir: PathBuf,
+    /// The interpreter to use instead of searching for one.
+    pub python: Option<PathBuf>,
+    /// Run user code as this user (default: `nobody` when flowd runs as root).
+    pub sandbox_user: Option<SandboxUser>,
+    /// Modules the base process imports once, shared by every instance.
+    pub preload: Vec<String>,
+    pub limits: OutputLimits,
+    /// How many warm instances to keep; the least recently used beyond it are stopped.
+    pub max_warm_instances: usize,
+}
+
+/// Caps on what comes back from an execution.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputLimits {
+    /// Captured stdout + stderr kept per execution.
+    pub max_log_bytes: usize,
+    /// Largest response body a workflow may return.
+    pub max_body_bytes: usize,
+    /// Largest result frame accepted (body + settings + error).
+    pub max_result_bytes: usize,
+}
+
+impl Default for OutputLimits {
+    fn default() -> Self {
+        OutputLimits {
+            max_log_bytes: 1 << 20,
+            max_body_bytes: 32 << 20,
+            max_result_bytes: 80 << 20,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    #[error("the Python base process could not start: {0}")]
+    Zygote(#[source] ProtocolError),
+    #[error("the runtime environment {dir} is not reachable by uid {uid}, which user code runs as: give every directory above it the x bit for others, or set FLOWD_RUNTIME_DIR to a directory that is (e.g. under /var/lib)")]
+    Unreachable { dir: PathBuf, uid: u32 },
+    #[error("I/O error in the Python runtime: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Why code was refused at deploy time.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message} (line {line}, column {column})")]
+pub struct CodeError {
+    pub message: String,
+    pub line: u32,
+    pub column: u32,
+}
+
+/// An exception or a failure, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorInfo {
+    /// The exception's type (`KeyError`, `requests.exceptions.HTTPError`) or flowd's reason.
+    pub kind: String,
+    pub message: String,
+    pub traceback: Option<String>,
+}
+
+impl ErrorInfo {
+    pub fn new(kind: &str, message: String) -> ErrorInfo {
+        ErrorInfo {
+            kind: kind.to_string(),
+            message,
+            traceback: None,
+        }
+    }
+
+    fn from_message(value: Option<&PyValue>) -> ErrorInfo {
+        let Some(value) = value else {
+            return ErrorInfo::new("UnknownError", "no error details".into());
+        };
+        ErrorInfo {
+            kind: value.str_field("type").unwrap_or("UnknownError").to_string(),
+            message: value.str_field("message").unwrap_or("").to_string(),
+            traceback: value.str_field("traceback").map(str::to_string),
+        }
+    }
+}
+
+/// One execution to run.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Identifies the code version: executions with the same key share a warm instance.
+    pub version_key: String,
+    pub code: Arc<str>,
+    pub mode: Mode,
+    /// `_request` (catch mode).
+    pub request: Option<PyValue>,
+    /// The settings snapshot, as a JSON object.
+    pub settings_json: String,
+    pub timeout: Duration,
+    pub memory_mb: u32,
+    /// Environment variables of the workflow's processes.
+    pub env: Vec<(String, String)>,
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// `workflow()` returned.
+    Returned {
+        /// The return value, reduced by the runner (see `flowd_core::response::map_return`).
+        value: PyValue,
+        /// Set when the runner could not pass the return value on (too large, unreadable).
+        warning: Option<String>,
+        /// The settings after the run as a JSON object, or why they cannot be persisted.
+        settings: Result<String, String>,
+    },
+    /// `workflow()` raised.
+    Raised(ErrorInfo),
+    /// The module's top level failed: the code cannot run at all.
+    InitFailed(ErrorInfo),
+    /// The time limit was reached; the execution was killed.
+    Timeout,
+    /// Killed for memory or another limit, or it died (signal, `os._exit`).
+    Killed(ErrorInfo),
+    /// flowd could not run it (the runtime is unavailable).
+    Failed(ErrorInfo),
+}
+
+impl Outcome {
+    fn from_result(result: &PyValue) -> Outcome {
+        match result.str_field("outcome") {
+            Some("ok") => Outcome::Returned {
+                value: result.field("ret").cloned().unwrap_or(PyValue::None),
+                warning: result.str_field("ret_warning").map(str::to_string),
+                settings: match (result.str_field("settings"), result.str_field("settings_error")) {
+                    (_, Some(error)) => Err(error.to_string()),
+                    (Some(json), None) => Ok(json.to_string()),
+                    (None, None) => Err("the runner sent no settings".to_string()),
+                },
+            },
+            Some("error") => Outcome::Raised(ErrorInfo::from_message(result.field("error"))),
+            Some("killed") => Outcome::Killed(ErrorInfo::from_message(result.field("error"))),
+            _ => Outcome::Killed(ErrorInfo::new(
+                "ProtocolError",
+                "the execution process sent an invalid result".into(),
+            )),
+        }
+    }
+}
+
+/// The record of one execution, as the runtime saw it.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    pub outcome: Outcome,
+    /// Captured stdout and stderr, capped.
+    pub logs: Vec<u8>,
+    pub logs_truncated: bool,
+    pub duration: Duration,
+}
+
+/// A warm instance slot: one per code version.
+struct Slot {
+    instance: tokio::sync::Mutex<Option<Arc<Instance>>>,
+    last_used: AtomicU64,
+}
+
+/// One interpreter, its environment, its base process and its warm instances.
+pub struct Runtime {
+    environment: Environment,
+    config: RuntimeConfig,
+    zygote_spec: ZygoteSpec,
+    zygote: tokio::sync::Mutex<Option<Zygote>>,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    clock: AtomicU64,
+    instance_counter: AtomicU64,
+}
+
+impl Runtime {
+    /// Finds the interpreter, provisions its environment (first start only) and starts the base
+    /// process. `progress` gets a line before each slow step.
+    pub async fn start(
+        config: RuntimeConfig,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Runtime, RuntimeError> {
+        let user = sandbox::choose_user(config.sandbox_user);
+        let interpreter =
+            provision::find_interpreter(config.python.as_deref(), user.is_some()).await?;
+        let environment = provision::provision(&interpreter, &config.runtime_dir, progress).await?;
+        if let Some(user) = user {
+            if !provision::reachable_by_others(&environment.dir) {
+                return Err(RuntimeError::Unreachable {
+                    dir: environment.dir.clone(),
+                    uid: user.uid,
+                });
+            }
+        }
+        let runner = write_runner(&environment.dir)?;
+        std::fs::create_dir_all(&config.tmp_dir)?;
+        let zygote_spec = ZygoteSpec {
+            python: environment.python.clone(),
+            runner,
+            preload: config.preload.clone(),
+            user,
+        };
+        let zygote = Zygote::start(&zygote_spec).await.map_err(RuntimeError::Zygote)?;
+        Ok(Runtime {
+            environment,
+            config,
+            zygote_spec,
+            zygote: tokio::sync::Mutex::new(Some(zygote)),
+            slots: Mutex::new(HashMap::new()),
+            clock: AtomicU64::new(0),
+            instance_counter: AtomicU64::new(0),
+        })
+    }
+
+    /// `python3.11`
+    pub fn name(&self) -> &str {
+        &self.environment.interpreter.runtime_name
+    }
+
+    pub fn environment(&self) -> &Environment {
+        &self.environment
+    }
+
+    /// The user code runs as, if flowd switches users.
+    pub fn sandbox_user(&self) -> Option<SandboxUser> {
+        self.zygote_spec.user
+    }
+
+    /// Parses `code` (without running it) and checks its `workflow` signature for `mode`.
+    pub async fn validate(&self, code: &str, mode: Mode) -> Result<Result<(), CodeError>, RuntimeError> {
+        let mut guard = self.zygote.lock().await;
+        let zygote = self.live_zygote(&mut guard).await?;
+        match zygote.validate(code, mode.workflow_arity()).await {
+            Ok(result) => Ok(result),
+            Err(_) => {
+                // The base process died under us: start another and try once more.
+                *guard = None;
+                let zygote = self.live_zygote(&mut guard).await?;
+                zygote
+                    .validate(code, mode.workflow_arity())
+                    .await
+                    .map_err(RuntimeError::Zygote)
+            }
+        }
+    }
+
+    /// Runs a job in a fresh fork of the warm instance of its code version.
+    pub async fn execute(&self, job: &Job) -> Execution {
+        let slot = self.slot(&job.version_key);
+        let instance = {
+            let mut current = slot.instance.lock().await;
+            match current.as_ref() {
+                Some(instance) if instance.is_alive() => Ok(instance.clone()),
+                _ => {
+                    *current = None;
+                    match self.spawn_instance(job).await {
+                        Ok(Ok(instance)) => {
+                            let instance = Arc::new(instance);
+                            *current = Some(instance.clone());
+                            Ok(instance)
+                        }
+                        Ok(Err(failure)) => Err(Execution {
+                            outcome: Outcome::InitFailed(failure.error),
+                            logs: failure.output.into_bytes(),
+                            logs_truncated: false,
+                            duration: Duration::ZERO,
+                        }),
+                        Err(error) => Err(Execution {
+                            outcome: Outcome::Failed(ErrorInfo::new(
+                                "RuntimeUnavailable",
+                                format!("the Python runtime could not start this workflow: {error}"),
+                            )),
+                            logs: Vec::new(),
+                            logs_truncated: false,
+                            duration: Duration::ZERO,
+                        }),
+                    }
+                }
+            }
+        };
+        self.evict_beyond_capacity();
+        match instance {
+            Ok(instance) => instance.run(job, &self.config.limits).await,
+            Err(execution) => execution,
+        }
+    }
+
+    /// Stops the warm instance of a version (after a new deploy, or a deletion).
+    pub fn forget(&self, version_key: &str) {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.remove(version_key);
+        }
+    }
+
+    /// How many warm instances are kept now.
+    pub fn warm_instances(&self) -> usize {
+        self.slots.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    fn slot(&self, key: &str) -> Arc<Slot> {
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        let mut slots = match self.slots.lock() {
+            Ok(slots) => slots,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let slot = slots
+            .entry(key.to_string())
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    instance: tokio::sync::Mutex::new(None),
+                    last_used: AtomicU64::new(now),
+                })
+            })
+            .clone();
+        slot.last_used.store(now, Ordering::Relaxed);
+        slot
+    }
+
+    fn evict_beyond_capacity(&self) {
+        let Ok(mut slots) = self.slots.lock() else {
+            return;
+        };
+        while slots.len() > self.config.max_warm_instances.max(1) {
+            let oldest = slots
+                .iter()
+                .min_by_key(|(_, slot)| slot.last_used.load(Ordering::Relaxed))
+                .map(|(key, _)| key.clone());
+            match oldest {
+                Some(key) => {
+                    slots.remove(&key);
+                }
+                None => break,
+            }
+        }
+    }
+
+    async fn spawn_instance(
+        &self,
+        job: &Job,
+    ) -> Result<Result<Instance, InitFailure>, RuntimeError> {
+        let n = self.instance_counter.fetch_add(1, Ordering::Relaxed);
+        let tmp = PrivateTmp::create(
+            &self.config.tmp_dir,
+            &format!("instance-{}-{n}", std::process::id()),
+            self.zygote_spec.user,
+        )?;
+        let spec = InstanceSpec {
+            code: &job.code,
+            mode: job.mode.as_str(),
+            memory_mb: job.memory_mb,
+            env: &job.env,
+            init_timeout: job.timeout,
+        };
+        let mut guard = self.zygote.lock().await;
+        let zygote = self.live_zygote(&mut guard).await?;
+        match Instance::spawn(zygote, &spec, tmp).await {
+            Ok(result) => Ok(result),
+            Err(error) => {
+                *guard = None;
+                Err(RuntimeError::Zygote(error))
+            }
+        }
+    }
+
+    async fn live_zygote<'a>(
+        &self,
+        guard: &'a mut Option<Zygote>,
+    ) -> Result<&'a mut Zygote, RuntimeError> {
+        let alive = guard.as_mut().is_some_and(Zygote::is_alive);
+        if !alive {
+            tracing::warn!("restarting the Python base process");
+            *guard = Some(Zygote::start(&self.zygote_spec).await.map_err(RuntimeError::Zygote)?);
+        }
+        guard
+            .as_mut()
+            .ok_or_else(|| RuntimeError::Zygote(ProtocolError::Closed))
+    }
+}
+
+/// Writes the runner next to the environment (content-addressed, so concurrent writers agree).
+fn write_runner(environment_dir: &Path) -> std::io::Result<PathBuf> {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(RUNNER_SOURCE.as_bytes()));
+    let path = environment_dir.join(format!("flowd_runner_{}.py", &digest[..12]));
+    if !path.exists() {
+        let staging = environment_dir.join(format!(".runner-{}", std::process::id()));
+        std::fs::write(&staging, RUNNER_SOURCE)?;
+        std::fs::rename(&staging, &path)?;
+    }
+    Ok(path)
+}

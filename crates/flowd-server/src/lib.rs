@@ -1,1 +1,101 @@
+//! flowd's HTTP gateway: the hook endpoints, the REST API under `/api/v1`, authentication.
+//! Only this crate knows HTTP.
 
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod hook;
+pub mod views;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{any, get};
+use axum::Router;
+use flowd_engine::Engine;
+use tokio::net::TcpListener;
+
+/// Settings of the HTTP side.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest hook request body (`413` beyond).
+    pub max_body_bytes: usize,
+    /// How long a graceful shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_body_bytes: 25 << 20,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub config: ServerConfig,
+}
+
+/// Every route of the server.
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = api::routes().layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_api_key,
+    ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/teams/{team}/{workflow}/{runtime}/{token}", any(hook::hook))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::not_found("route")
+}
+
+/// Serves on `listener` until `shutdown` completes, then stops accepting, lets requests in
+/// flight finish (up to the configured grace period) and commits what is queued for the store.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = state.config.shutdown_grace;
+    let engine = state.engine.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        let _ = stop_rx.await;
+    });
+    let mut server = tokio::spawn(async move { server.await });
+    tokio::select! {
+        result = &mut server => {
+            engine.flush().await;
+            return result.map_err(std::io::Error::other)?;
+        }
+        _ = shutdown => {}
+    }
+    tracing::info!("shutting down: no new requests; waiting for executions in flight");
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(result) => {
+            result.map_err(std::io::Error::other)??;
+        }
+        Err(_) => {
+            tracing::warn!(
+                in_flight = engine.executions_in_flight(),
+                "executions still running after the grace period; stopping anyway"
+            );
+            server.abort();
+        }
+    }
+    engine.flush().await;
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! What the hot path needs of a workflow, kept in memory: the record, the active code, its
+//! concurrency limit and the settings. Writes through the engine invalidate the cached record;
+//! the settings live in their own cells, which survive invalidation (an execution finishing after a
+//! redeploy still merges its changes into the one current copy).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use flowd_core::settings::{self, Settings, SettingsChange};
+use flowd_store::{Store, WorkflowRecord};
+
+use crate::admission::Gate;
+use crate::error::{EngineError, Result};
+
+/// A workflow ready to run.
+pub struct HotWorkflow {
+    pub record: WorkflowRecord,
+    pub team_name: String,
+    pub code: Arc<str>,
+    /// `max_concurrency`, when set.
+    pub limiter: Option<Gate>,
+    pub settings: Arc<SettingsCell>,
+}
+
+impl HotWorkflow {
+    /// Identifies the running code: executions with the same key share a warm instance.
+    pub fn version_key(&self) -> String {
+        format!("{}:{}:{}", self.record.id, self.record.version, self.record.memory_mb)
+    }
+}
+
+/// The current settings of one workflow.
+pub struct SettingsCell {
+    current: Mutex<Settings>,
+}
+
+impl SettingsCell {
+    fn new(settings: Settings) -> SettingsCell {
+        SettingsCell {
+            current: Mutex::new(settings),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Settings> {
+        match self.current.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// A copy for one execution, and the secret texts to mask in its output.
+    pub fn snapshot(&self, secret_keys: &[String]) -> (Settings, Vec<String>) {
+        let current = self.lock();
+        let secrets = settings::secret_texts(&current, secret_keys);
+        (current.clone(), secrets)
+    }
+
+    pub fn current(&self) -> Settings {
+        self.lock().clone()
+    }
+
+    /// Applies `change` to the current settings and, while still holding them, calls `persist`
+    /// (which queues the store write), so that the store sees changes in the order memory did.
+    pub fn apply<T>(&self, change: &SettingsChange, persist: impl FnOnce() -> T) -> T {
+        let mut current = self.lock();
+        change.apply_to(&mut current);
+        persist()
+    }
+
+    /// Replaces the settings; `persist` gets the change this makes, under the same lock.
+    pub fn replace<T>(&self, new: Settings, persist: impl FnOnce(SettingsChange) -> T) -> T {
+        let mut current = self.lock();
+        let change = SettingsChange::between(&current, &new);
+        *current = new;
+        persist(change)
+    }
+}
+
+/// The cache of hot workflows.
+#[derive(Default)]
+pub struct HotCache {
+    by_id: RwLock<HashMap<String, Arc<HotWorkflow>>>,
+    /// (team name, workflow name) → id
+    by_name: RwLock<HashMap<(String, String), String>>,
+    settings: Mutex<HashMap<String, Arc<SettingsCell>>>,
+    teams: RwLock<HashMap<String, String>>,
+}
+
+/// How long a caller may wait for a slot under a workflow's `max_concurrency`.
+pub const WORKFLOW_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl HotCache {
+    pub fn by_id(&self, id: &str) -> Option<Arc<HotWorkflow>> {
+        self.by_id.read().ok()?.get(id).cloned()
+    }
+
+    pub async fn load_by_id(&self, store: &dyn Store, id: &str) -> Result<Arc<HotWorkflow>> {
+        if let Some(hot) = self.by_id(id) {
+            return Ok(hot);
+        }
+        let record = store
+            .workflow_by_id(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("workflow {id}")))?;
+        self.fill(store, record).await
+    }
+
+    /// The workflow a hook URL names, if it exists.
+    pub async fn load_by_name(
+        &self,
+        store: &dyn Store,
+        team_name: &str,
+        name: &str,
+    ) -> Result<Option<Arc<HotWorkflow>>> {
+        let key = (team_name.to_string(), name.to_string());
+        let cached_id = self.by_name.read().ok().and_then(|m| m.get(&key).cloned());
+        if let Some(hot) = cached_id.and_then(|id| self.by_id(&id)) {
+            return Ok(Some(hot));
+        }
+        let Some(team_id) = self.team_id(store, team_name).await? else {
+            return Ok(None);
+        };
+        match store.workflow_by_name(&team_id, name).await? {
+            Some(record) => Ok(Some(self.fill(store, record).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn team_id(&self, store: &dyn Store, team_name: &str) -> Result<Option<String>> {
+        if let Some(id) = self.teams.read().ok().and_then(|t| t.get(team_name).cloned()) {
+            return Ok(Some(id));
+        }
+        let team = store.team_by_name(team_name).await?;
+        if let (Some(team), Ok(mut teams)) = (&team, self.teams.write()) {
+            teams.insert(team.name.clone(), team.id.clone());
+        }
+        Ok(team.map(|t| t.id))
+    }
+
+    async fn fill(&self, store: &dyn Store, record: WorkflowRecord) -> Result<Arc<HotWorkflow>> {
+        let version = store
+            .version(&record.id, record.version)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("version {} of workflow {}", record.version, record.id)))?;
+        let team_name = store
+            .team_by_id(&record.team_id)
+            .await?
+            .map(|t| t.name)
+            .unwrap_or_default();
+        let settings = self.settings_cell(store, &record.id).await?;
+        let hot = Arc::new(HotWorkflow {
+            limiter: record
+                .max_concurrency
+                .map(|n| Gate::new(n as usize, 1024, WORKFLOW_QUEUE_TIMEOUT)),
+            code: Arc::from(version.code.as_str()),
+            team_name: team_name.clone(),
+            settings,
+            record,
+        });
+        if let Ok(mut by_id) = self.by_id.write() {
+            by_id.insert(hot.record.id.clone(), hot.clone());
+        }
+        if let Ok(mut by_name) = self.by_name.write() {
+            by_name.insert((team_name, hot.record.name.clone()), hot.record.id.clone());
+        }
+        Ok(hot)
+    }
+
+    /// The settings cell of a workflow, loaded from the store on first use.
+    pub async fn settings_cell(&self, store: &dyn Store, workflow_id: &str) -> Result<Arc<SettingsCell>> {
+        if let Some(cell) = self.settings.lock().ok().and_then(|m| m.get(workflow_id).cloned()) {
+            return Ok(cell);
+        }
+        let loaded = store.settings(workflow_id).await?;
+        let mut cells = match self.settings.lock() {
+            Ok(cells) => cells,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        Ok(cells
+            .entry(workflow_id.to_string())
+            .or_insert_with(|| Arc::new(SettingsCell::new(loaded)))
+            .clone())
+    }
+
+    /// Drops the cached record (after an update): the next call reloads it.
+    pub fn invalidate(&self, id: &str) {
+        let removed = self.by_id.write().ok().and_then(|mut m| m.remove(id));
+        if let (Some(hot), Ok(mut by_name)) = (removed, self.by_name.write()) {
+            by_name.remove(&(hot.team_name.clone(), hot.record.name.clone()));
+        }
+    }
+
+    /// Forgets everything about a deleted workflow.
+    pub fn remove(&self, id: &str) {
+        self.invalidate(id);
+        if let Ok(mut cells) = self.settings.lock() {
+            cells.remove(id);
+        }
+    }
+}

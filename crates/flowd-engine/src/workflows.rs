@@ -1,0 +1,418 @@
+//! Deploying and managing workflows: validation at the edge, versions, settings, tokens.
+
+use std::sync::Arc;
+
+use flowd_core::settings::{Settings, SettingsChange};
+use flowd_core::workflow::{limits, ExecutionStatus, Isolation, Mode, Name, Trigger};
+use flowd_core::PyValue;
+use flowd_store::{ExecutionQuery, ExecutionRecord, StoreWrite, VersionRecord, WorkflowRecord};
+use rand::RngCore;
+use serde::Deserialize;
+
+use crate::auth::Principal;
+use crate::clock::now_ms;
+use crate::error::{EngineError, Result};
+use crate::executor::Report;
+use crate::Engine;
+
+/// A new workflow, as sent to `POST /api/v1/workflows`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewWorkflow {
+    pub name: String,
+    pub mode: Mode,
+    pub code: String,
+    pub runtime: Option<String>,
+    pub settings: Option<Settings>,
+    pub secrets: Option<Vec<String>>,
+    pub schedule: Option<serde_json::Value>,
+    pub timeout_s: Option<u32>,
+    pub memory_mb: Option<u32>,
+    pub max_concurrency: Option<u32>,
+    pub enabled: Option<bool>,
+    pub isolation: Option<Isolation>,
+}
+
+/// Changes to a workflow, as sent to `PATCH /api/v1/workflows/{id}`. A field left out keeps its
+/// value; `max_concurrency: null` and `schedule: null` remove them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowPatch {
+    pub name: Option<String>,
+    pub code: Option<String>,
+    pub runtime: Option<String>,
+    pub secrets: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub schedule: Option<Option<serde_json::Value>>,
+    pub timeout_s: Option<u32>,
+    pub memory_mb: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    pub max_concurrency: Option<Option<u32>>,
+    pub enabled: Option<bool>,
+    pub isolation: Option<Isolation>,
+}
+
+/// Distinguishes a field set to `null` (`Some(None)`) from a missing one (`None`).
+fn present<'de, D, T>(deserializer: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A 192-bit random token, hex encoded: the secret last segment of a hook URL.
+pub fn generate_hook_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+impl Engine {
+    pub async fn create_workflow(&self, principal: &Principal, new: NewWorkflow) -> Result<WorkflowRecord> {
+        let name = parse_name(&new.name)?;
+        let runtime = self.check_runtime(new.runtime.as_deref())?;
+        let timeout_s = self.check_timeout(new.timeout_s)?;
+        let memory_mb = self.check_memory(new.memory_mb)?;
+        check_max_concurrency(new.max_concurrency)?;
+        check_isolation(new.isolation)?;
+        let schedule = check_schedule(new.mode, new.schedule.as_ref())?;
+        let secrets = check_secrets(new.secrets.unwrap_or_default())?;
+        let settings = new.settings.unwrap_or_default();
+        self.check_code(&new.code, new.mode).await?;
+        let now = now_ms();
+        let record = WorkflowRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            team_id: principal.team_id.clone(),
+            name: name.as_str().to_string(),
+            mode: new.mode,
+            runtime,
+            version: 1,
+            enabled: new.enabled.unwrap_or(true),
+            hook_token: generate_hook_token(),
+            secret_keys: secrets,
+            schedule,
+            next_fire_at: None,
+            timeout_s,
+            memory_mb,
+            max_concurrency: new.max_concurrency,
+            isolation: new.isolation.unwrap_or(Isolation::Fork),
+            created_at: now,
+            updated_at: now,
+        };
+        let version = VersionRecord {
+            workflow_id: record.id.clone(),
+            version: 1,
+            code: new.code,
+            created_at: now,
+        };
+        self.store.create_workflow(&record, &version, &settings).await?;
+        Ok(record)
+    }
+
+    pub async fn update_workflow(
+        &self,
+        principal: &Principal,
+        id: &str,
+        patch: WorkflowPatch,
+    ) -> Result<WorkflowRecord> {
+        let mut record = self.workflow(principal, id).await?;
+        if let Some(name) = &patch.name {
+            record.name = parse_name(name)?.as_str().to_string();
+        }
+        if let Some(runtime) = &patch.runtime {
+            record.runtime = self.check_runtime(Some(runtime))?;
+        }
+        if let Some(secrets) = patch.secrets {
+            record.secret_keys = check_secrets(secrets)?;
+        }
+        if let Some(schedule) = &patch.schedule {
+            record.schedule = check_schedule(record.mode, schedule.as_ref())?;
+        }
+        if patch.timeout_s.is_some() {
+            record.timeout_s = self.check_timeout(patch.timeout_s)?;
+        }
+        if patch.memory_mb.is_some() {
+            record.memory_mb = self.check_memory(patch.memory_mb)?;
+        }
+        if let Some(max_concurrency) = patch.max_concurrency {
+            check_max_concurrency(max_concurrency)?;
+            record.max_concurrency = max_concurrency;
+        }
+        if let Some(isolation) = patch.isolation {
+            check_isolation(Some(isolation))?;
+            record.isolation = isolation;
+        }
+        if let Some(enabled) = patch.enabled {
+            record.enabled = enabled;
+        }
+        let now = now_ms();
+        record.updated_at = now;
+        let new_code = match patch.code {
+            Some(code) => {
+                self.check_code(&code, record.mode).await?;
+                Some(code)
+            }
+            None => None,
+        };
+        self.store.update_workflow(&record).await?;
+        if let Some(code) = new_code {
+            let latest = self
+                .store
+                .list_versions(&record.id)
+                .await?
+                .first()
+                .map(|v| v.version)
+                .unwrap_or(record.version);
+            let version = VersionRecord {
+                workflow_id: record.id.clone(),
+                version: latest + 1,
+                code,
+                created_at: now,
+            };
+            self.store.add_version(&version, now).await?;
+            record.version = version.version;
+        }
+        self.cache.invalidate(&record.id);
+        Ok(record)
+    }
+
+    pub async fn delete_workflow(&self, principal: &Principal, id: &str) -> Result<()> {
+        let record = self.workflow(principal, id).await?;
+        self.store.delete_workflow(&record.id).await?;
+        self.cache.remove(&record.id);
+        Ok(())
+    }
+
+    /// A workflow of the principal's team.
+    pub async fn workflow(&self, principal: &Principal, id: &str) -> Result<WorkflowRecord> {
+        match self.store.workflow_by_id(id).await? {
+            Some(record) if record.team_id == principal.team_id => Ok(record),
+            _ => Err(EngineError::NotFound(format!("workflow {id}"))),
+        }
+    }
+
+    pub async fn list_workflows(&self, principal: &Principal) -> Result<Vec<WorkflowRecord>> {
+        Ok(self.store.list_workflows(&principal.team_id).await?)
+    }
+
+    pub async fn versions(&self, principal: &Principal, id: &str) -> Result<Vec<VersionRecord>> {
+        let record = self.workflow(principal, id).await?;
+        Ok(self.store.list_versions(&record.id).await?)
+    }
+
+    /// Gives the workflow a new hook token: the old URL stops working at once.
+    pub async fn rotate_hook_token(&self, principal: &Principal, id: &str) -> Result<WorkflowRecord> {
+        let mut record = self.workflow(principal, id).await?;
+        record.hook_token = generate_hook_token();
+        record.updated_at = now_ms();
+        self.store.update_workflow(&record).await?;
+        self.cache.invalidate(&record.id);
+        Ok(record)
+    }
+
+    /// The current settings (unmasked: the caller masks what it shows).
+    pub async fn settings(&self, principal: &Principal, id: &str) -> Result<(WorkflowRecord, Settings)> {
+        let record = self.workflow(principal, id).await?;
+        let cell = self.cache.settings_cell(self.store.as_ref(), &record.id).await?;
+        Ok((record, cell.current()))
+    }
+
+    /// Replaces all settings.
+    pub async fn replace_settings(
+        &self,
+        principal: &Principal,
+        id: &str,
+        settings: Settings,
+    ) -> Result<(WorkflowRecord, Settings)> {
+        let record = self.workflow(principal, id).await?;
+        let cell = self.cache.settings_cell(self.store.as_ref(), &record.id).await?;
+        let workflow_id = record.id.clone();
+        let ticket = cell.replace(settings, |change| {
+            self.writer
+                .submit(vec![StoreWrite::ApplySettingsChange { workflow_id, change }])
+        });
+        ticket.wait().await.map_err(EngineError::Runtime)?;
+        Ok((record, cell.current()))
+    }
+
+    /// Merges settings: keys with a `null` value are deleted, the others set.
+    pub async fn patch_settings(
+        &self,
+        principal: &Principal,
+        id: &str,
+        patch: Settings,
+    ) -> Result<(WorkflowRecord, Settings)> {
+        let record = self.workflow(principal, id).await?;
+        let cell = self.cache.settings_cell(self.store.as_ref(), &record.id).await?;
+        let mut change = SettingsChange::default();
+        for (key, value) in patch {
+            if value.is_null() {
+                change.removed.push(key);
+            } else {
+                change.changed.insert(key, value);
+            }
+        }
+        let writes = vec![StoreWrite::ApplySettingsChange {
+            workflow_id: record.id.clone(),
+            change: change.clone(),
+        }];
+        let ticket = cell.apply(&change, || self.writer.submit(writes));
+        ticket.wait().await.map_err(EngineError::Runtime)?;
+        Ok((record, cell.current()))
+    }
+
+    pub async fn executions(
+        &self,
+        principal: &Principal,
+        workflow_id: &str,
+        status: Option<ExecutionStatus>,
+        limit: u32,
+        before_id: Option<String>,
+    ) -> Result<Vec<ExecutionRecord>> {
+        let record = self.workflow(principal, workflow_id).await?;
+        Ok(self
+            .store
+            .list_executions(&ExecutionQuery {
+                workflow_id: Some(record.id),
+                status,
+                before_id,
+                limit,
+            })
+            .await?)
+    }
+
+    /// One execution of the principal's team, with its workflow.
+    pub async fn execution(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<(ExecutionRecord, WorkflowRecord)> {
+        let not_found = || EngineError::NotFound(format!("execution {id}"));
+        let record = self.store.execution(id).await?.ok_or_else(not_found)?;
+        let workflow = self
+            .workflow(principal, &record.workflow_id)
+            .await
+            .map_err(|_| not_found())?;
+        Ok((record, workflow))
+    }
+
+    /// Runs a workflow now (`trigger: manual`); for catch, `request` becomes `_request`.
+    pub async fn run_now(
+        &self,
+        principal: &Principal,
+        id: &str,
+        request: Option<PyValue>,
+    ) -> Result<(Report, WorkflowRecord)> {
+        let record = self.workflow(principal, id).await?;
+        let hot = self.cache.load_by_id(self.store.as_ref(), &record.id).await?;
+        let report = self.execute(hot.clone(), Trigger::Manual, request).await;
+        Ok((report, hot.record.clone()))
+    }
+
+    async fn check_code(&self, code: &str, mode: Mode) -> Result<()> {
+        if code.len() > self.config.max_code_bytes {
+            return Err(EngineError::Invalid(format!(
+                "code is larger than the {}-byte limit",
+                self.config.max_code_bytes
+            )));
+        }
+        match self.runtime.validate(code, mode).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(EngineError::InvalidCode {
+                message: error.message,
+                line: error.line,
+                column: error.column,
+            }),
+            Err(error) => Err(EngineError::Runtime(error.to_string())),
+        }
+    }
+
+    fn check_runtime(&self, runtime: Option<&str>) -> Result<String> {
+        let available = self.runtime.name();
+        match runtime {
+            None => Ok(available.to_string()),
+            Some(name) if name == available => Ok(name.to_string()),
+            Some(name) => Err(EngineError::Invalid(format!(
+                "unknown runtime {name:?}: this server has {available}"
+            ))),
+        }
+    }
+
+    fn check_timeout(&self, timeout_s: Option<u32>) -> Result<u32> {
+        let value = timeout_s.unwrap_or(limits::DEFAULT_TIMEOUT_S.min(self.config.max_timeout_s));
+        if value == 0 || value > self.config.max_timeout_s {
+            return Err(EngineError::Invalid(format!(
+                "timeout_s must be between 1 and {} (the server's maximum)",
+                self.config.max_timeout_s
+            )));
+        }
+        Ok(value)
+    }
+
+    fn check_memory(&self, memory_mb: Option<u32>) -> Result<u32> {
+        let value = memory_mb.unwrap_or(limits::DEFAULT_MEMORY_MB.min(self.config.max_memory_mb));
+        if value < limits::MIN_MEMORY_MB || value > self.config.max_memory_mb {
+            return Err(EngineError::Invalid(format!(
+                "memory_mb must be between {} and {} (the server's maximum)",
+                limits::MIN_MEMORY_MB,
+                self.config.max_memory_mb
+            )));
+        }
+        Ok(value)
+    }
+
+    /// The workflow a hook URL names, for the hot path.
+    pub async fn hook_target(
+        &self,
+        team: &str,
+        workflow: &str,
+    ) -> Result<Option<Arc<crate::hot::HotWorkflow>>> {
+        self.cache.load_by_name(self.store.as_ref(), team, workflow).await
+    }
+}
+
+fn parse_name(name: &str) -> Result<Name> {
+    Name::parse(name).map_err(|e| EngineError::Invalid(e.to_string()))
+}
+
+fn check_max_concurrency(max: Option<u32>) -> Result<()> {
+    match max {
+        Some(0) => Err(EngineError::Invalid(
+            "max_concurrency must be at least 1 (leave it out for no limit)".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_isolation(isolation: Option<Isolation>) -> Result<()> {
+    match isolation {
+        Some(Isolation::Reuse) => Err(EngineError::Invalid(
+            "isolation \"reuse\" is not available on this server yet; use \"fork\"".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_secrets(secrets: Vec<String>) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for key in secrets {
+        if key.is_empty() {
+            return Err(EngineError::Invalid("secrets holds an empty key".into()));
+        }
+        if !out.contains(&key) {
+            out.push(key);
+        }
+    }
+    Ok(out)
+}
+
+fn check_schedule(mode: Mode, schedule: Option<&serde_json::Value>) -> Result<Option<String>> {
+    match (mode, schedule) {
+        (Mode::Catch, Some(_)) => Err(EngineError::Invalid(
+            "a catch workflow runs on its hook URL and has no schedule".into(),
+        )),
+        (_, None) => Ok(None),
+        (Mode::Pull, Some(schedule)) => Ok(Some(schedule.to_string())),
+    }
+}

@@ -1,0 +1,487 @@
+"""flowd's Python side: the base process ("zygote"), warm instances and execution forks.
+
+Three levels of process (see ARCHITECTURE.md):
+
+1. The zygote, started by flowd, imports this file and the preloaded libraries and never runs
+   user code. It validates code (parsing only) and forks warm instances on request.
+2. A warm instance per code version runs the module's top level once, then forks once per
+   execution.
+3. An execution fork reads its request and settings, calls ``workflow()``, sends back the result
+   and exits, so that no execution sees another's globals.
+
+Every message is a frame: a 4-byte little-endian length, then ``marshal.dumps(value, 2)`` of a
+dict. File descriptors travel with SCM_RIGHTS on the first byte of a frame. What this file sends
+back is parsed strictly by flowd: the process that sends it runs untrusted code.
+"""
+
+import gc
+import marshal
+import os
+import signal
+import socket
+import struct
+import sys
+
+PROTOCOL_VERSION = 1
+HEADER = struct.Struct("<I")
+MAX_CONTROL_FRAME = 256 * 1024 * 1024
+OPAQUE = "<opaque>"
+
+
+# --------------------------------------------------------------------------- framing
+
+
+class Channel:
+    """A framed, fd-carrying connection over a Unix stream socket."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buffer = bytearray()
+        self.fds = []
+
+    def _fill(self, need):
+        while len(self.buffer) < need:
+            data, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 16, 8)
+            self.fds.extend(fds)
+            if not data:
+                raise EOFError
+            self.buffer += data
+
+    def receive(self):
+        """The next frame's value, and the fds it carries (``nfds`` in the frame)."""
+        self._fill(HEADER.size)
+        (length,) = HEADER.unpack_from(self.buffer)
+        if length > MAX_CONTROL_FRAME:
+            raise ValueError("frame too large")
+        self._fill(HEADER.size + length)
+        payload = bytes(self.buffer[HEADER.size : HEADER.size + length])
+        del self.buffer[: HEADER.size + length]
+        message = marshal.loads(payload)
+        nfds = message.get("nfds", 0) if isinstance(message, dict) else 0
+        fds, self.fds = self.fds[:nfds], self.fds[nfds:]
+        return message, fds
+
+    def has_frame(self):
+        if len(self.buffer) < HEADER.size:
+            return False
+        (length,) = HEADER.unpack_from(self.buffer)
+        return len(self.buffer) >= HEADER.size + length
+
+    def send(self, message):
+        payload = marshal.dumps(message, 2)
+        self.sock.sendall(HEADER.pack(len(payload)) + payload)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate(code, arity):
+    """Parses ``code`` (never runs it) and checks it defines ``workflow`` taking ``arity``
+    positional parameters. Returns None, or (message, line, column)."""
+    import ast
+
+    try:
+        tree = ast.parse(code, filename="workflow.py")
+    except SyntaxError as error:
+        return (
+            "%s: %s" % (type(error).__name__, error.msg),
+            error.lineno or 1,
+            error.offset or 1,
+        )
+    except (ValueError, RecursionError, MemoryError) as error:
+        return ("the code cannot be parsed: %s" % error, 1, 1)
+    functions = [
+        node
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "workflow"
+    ]
+    expected = "def workflow(_request, settings)" if arity == 2 else "def workflow(settings)"
+    if not functions:
+        return ("the code must define a top-level function: %s" % expected, 1, 1)
+    node = functions[-1]
+    args = node.args
+    positional = len(args.posonlyargs) + len(args.args)
+    required = positional - len(args.defaults)
+    kw_required = [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None]
+    fits = required <= arity and (positional >= arity or args.vararg is not None) and not kw_required
+    if not fits:
+        return (
+            "workflow takes %s; this mode calls it with %d positional parameter%s: %s"
+            % (
+                describe_parameters(positional, required, args.vararg is not None, kw_required),
+                arity,
+                "" if arity == 1 else "s",
+                expected,
+            ),
+            node.lineno,
+            node.col_offset + 1,
+        )
+    return None
+
+
+def describe_parameters(positional, required, vararg, kw_required):
+    if kw_required:
+        return "required keyword-only parameters (%s)" % ", ".join(kw_required)
+    if required > positional or (required == positional and not vararg):
+        return "%d positional parameter%s" % (required, "" if required == 1 else "s")
+    return "%d to %d positional parameters" % (required, positional)
+
+
+# --------------------------------------------------------------------------- zygote
+
+
+def zygote_main(config):
+    control = Channel(socket.socket(fileno=os.dup(0)))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    for name in config.get("preload", []):
+        try:
+            __import__(name)
+        except Exception as error:  # a missing preload is reported, not fatal
+            sys.stderr.write("flowd: preload of %r failed: %s\n" % (name, error))
+            sys.stderr.flush()
+    # Instances are reaped by the kernel; flowd learns of their end from their socket.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    gc.collect()
+    gc.freeze()
+    control.send({"t": "ready", "pid": os.getpid(), "protocol": PROTOCOL_VERSION})
+    while True:
+        try:
+            message, fds = control.receive()
+        except EOFError:
+            os._exit(0)
+        op = message.get("op")
+        if op == "validate":
+            problem = validate(message["code"], message["arity"])
+            if problem is None:
+                control.send({"ok": True})
+            else:
+                control.send({"ok": False, "message": problem[0], "line": problem[1], "column": problem[2]})
+        elif op == "spawn":
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    control.sock.close()
+                    instance_main(message, fds[0])
+                finally:
+                    os._exit(70)
+            for fd in fds:
+                os.close(fd)
+            control.send({"ok": True, "pid": pid})
+        else:
+            for fd in fds:
+                os.close(fd)
+            control.send({"ok": False, "message": "unknown op %r" % (op,)})
+
+
+# --------------------------------------------------------------------------- warm instance
+
+
+class WorkflowModule:
+    """The user's module, initialised once per warm instance."""
+
+    def __init__(self, code, mode):
+        import linecache
+        import types
+
+        self.mode = mode
+        self.module = types.ModuleType("workflow")
+        self.module.__file__ = "workflow.py"
+        sys.modules["workflow"] = self.module
+        linecache.cache["workflow.py"] = (len(code), None, code.splitlines(True), "workflow.py")
+        compiled = compile(code, "workflow.py", "exec")
+        exec(compiled, self.module.__dict__)
+        function = self.module.__dict__.get("workflow")
+        if not callable(function):
+            raise TypeError("the code does not define a callable named workflow")
+        self.function = function
+
+
+def instance_main(spawn, instance_fd):
+    import io
+    import selectors
+
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setsid()
+    channel = Channel(socket.socket(fileno=instance_fd))
+    apply_limits(spawn)
+    tmp_dir = spawn.get("tmp_dir")
+    if tmp_dir:
+        os.chdir(tmp_dir)
+        os.environ["TMPDIR"] = tmp_dir
+        os.environ["HOME"] = tmp_dir
+        import tempfile
+
+        tempfile.tempdir = tmp_dir
+    for key, value in spawn.get("env", {}).items():
+        os.environ[key] = value
+
+    captured = io.StringIO()
+    real_stdout, real_stderr = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = captured
+    try:
+        workflow = WorkflowModule(spawn["code"], spawn["mode"])
+    except BaseException as error:
+        sys.stdout, sys.stderr = real_stdout, real_stderr
+        channel.send({"t": "init_failed", "error": describe_error(error, skip=1), "output": captured.getvalue()})
+        os._exit(0)
+    sys.stdout, sys.stderr = real_stdout, real_stderr
+    gc.collect()
+    gc.freeze()
+    channel.send({"t": "ready", "pid": os.getpid(), "output": captured.getvalue()})
+
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    os.set_blocking(wake_read, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    selector = selectors.DefaultSelector()
+    selector.register(channel.sock, selectors.EVENT_READ, "control")
+    selector.register(wake_read, selectors.EVENT_READ, "children")
+    while True:
+        for key, _ in selector.select():
+            if key.data == "children":
+                try:
+                    while os.read(wake_read, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+                reap_children(channel)
+                continue
+            while True:
+                try:
+                    message, fds = channel.receive()
+                except EOFError:
+                    os._exit(0)
+                if message.get("op") == "run" and len(fds) == 2:
+                    pid = os.fork()
+                    if pid == 0:
+                        try:
+                            selector.close()
+                            os.close(wake_read)
+                            os.close(wake_write)
+                            channel.sock.close()
+                            execution_main(workflow, fds[0], fds[1])
+                        finally:
+                            os._exit(71)
+                for fd in fds:
+                    os.close(fd)
+                # Several commands may have arrived in one read: serve them all before waiting.
+                if not channel.has_frame():
+                    break
+
+
+def reap_children(channel):
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        if os.WIFSIGNALED(status):
+            channel.send({"t": "exit", "pid": pid, "signal": os.WTERMSIG(status)})
+        else:
+            channel.send({"t": "exit", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
+
+
+def apply_limits(spawn):
+    import resource
+
+    memory = spawn.get("memory_bytes")
+    if memory:
+        resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+# --------------------------------------------------------------------------- execution
+
+
+class SettingsError(Exception):
+    pass
+
+
+def execution_main(workflow, exec_fd, log_fd):
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setpgid(0, 0)
+    channel = Channel(socket.socket(fileno=exec_fd))
+    channel.send({"t": "hello", "pid": os.getpid()})
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        pass
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
+    job, _ = channel.receive()
+    result = run_job(workflow, job)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        pass
+    channel.send(result)
+    os._exit(0)
+
+
+def run_job(workflow, job):
+    import json
+
+    settings = json.loads(job["settings"])
+    try:
+        if workflow.mode == "catch":
+            returned = workflow.function(job["request"], settings)
+        else:
+            returned = workflow.function(settings)
+        if _is_awaitable(returned):
+            import asyncio
+
+            returned = asyncio.run(returned)
+    except MemoryError as error:
+        return {"outcome": "killed", "error": {"type": "MemoryLimit", "message": "the execution ran out of its memory limit (%d MiB)" % (job.get("memory_mb", 0)), "traceback": format_traceback(error, 1)}}
+    except BaseException as error:
+        return {"outcome": "error", "error": describe_error(error, skip=1)}
+    result = {"outcome": "ok"}
+    try:
+        result["ret"] = reduce_return(returned, job.get("max_body", 1 << 30))
+    except ReturnTooLarge as error:
+        result["ret"] = None
+        result["ret_warning"] = str(error)
+    except BaseException as error:
+        result["ret"] = None
+        result["ret_warning"] = "the return value was not used: reading it raised %s" % type_name(error)
+    try:
+        check_json(settings, [])
+        result["settings"] = json.dumps(settings, allow_nan=False, ensure_ascii=False)
+    except SettingsError as error:
+        result["settings_error"] = str(error)
+    except (ValueError, TypeError, RecursionError) as error:
+        result["settings_error"] = "settings are not JSON serializable: %s" % error
+    return result
+
+
+def _is_awaitable(value):
+    import inspect
+
+    return inspect.isawaitable(value)
+
+
+class ReturnTooLarge(Exception):
+    pass
+
+
+def plain(value):
+    """A value that marshal carries: plain types kept, subclasses converted, others opaque."""
+    kind = type(value)
+    if value is None or kind in (bool, int, float, str, bytes):
+        return value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    return (OPAQUE, type_name(value))
+
+
+def reduce_return(returned, max_body):
+    if returned is None:
+        return None
+    if not isinstance(returned, dict):
+        return (OPAQUE, type_name(returned))
+    reduced = {}
+    for key in ("status_code", "body", "headers"):
+        if key not in returned:
+            continue
+        value = returned[key]
+        if key == "headers" and isinstance(value, dict):
+            value = {plain(k): plain(v) for k, v in value.items()}
+        else:
+            value = plain(value)
+        if key == "body" and isinstance(value, str) and len(value) > max_body // 4 and len(value.encode("utf-8", "surrogatepass")) > max_body:
+            raise ReturnTooLarge(
+                "the return value was not used: its body is larger than the %d-byte limit" % max_body
+            )
+        reduced[key] = value
+    return reduced
+
+
+def check_json(value, path):
+    kind = type(value)
+    if value is None or kind is str or kind is bool or kind is int:
+        return
+    if kind is float or isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise SettingsError("%s is %r, which JSON cannot hold" % (describe_path(path), value))
+        return
+    if isinstance(value, dict):
+        if len(path) > 64:
+            raise SettingsError("%s is nested too deeply" % describe_path(path))
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SettingsError(
+                    "%s has a key of type %s (%r): settings keys must be str at every level"
+                    % (describe_path(path), type_name(key), key)
+                )
+            check_json(item, path + [key])
+        return
+    if isinstance(value, (list, tuple)):
+        if len(path) > 64:
+            raise SettingsError("%s is nested too deeply" % describe_path(path))
+        for index, item in enumerate(value):
+            check_json(item, path + [index])
+        return
+    if isinstance(value, (str, int)):
+        return
+    raise SettingsError(
+        "%s is a %s, which is not natively JSON serializable" % (describe_path(path), type_name(value))
+    )
+
+
+def describe_path(path):
+    if not path:
+        return "settings"
+    return "settings" + "".join("[%r]" % (part,) for part in path)
+
+
+def type_name(value):
+    kind = value if isinstance(value, type) else type(value)
+    module = getattr(kind, "__module__", "builtins")
+    name = getattr(kind, "__qualname__", kind.__name__)
+    if module in ("builtins", None):
+        return name
+    return "%s.%s" % (module, name)
+
+
+def format_traceback(error, skip):
+    import traceback
+
+    tb = error.__traceback__
+    for _ in range(skip):
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+    return "".join(traceback.format_exception(type(error), error, tb))
+
+
+def describe_error(error, skip):
+    try:
+        message = str(error)
+    except BaseException:
+        message = "<the exception's message could not be read>"
+    return {"type": type_name(error), "message": message, "traceback": format_traceback(error, skip)}
+
+
+if __name__ == "__main__":
+    import json as _json
+
+    if len(sys.argv) != 3 or sys.argv[1] != "zygote":
+        sys.stderr.write("usage: flowd_runner.py zygote CONFIG_JSON\n")
+        sys.exit(2)
+    zygote_main(_json.loads(sys.argv[2]))

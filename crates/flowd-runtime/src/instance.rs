@@ -1,0 +1,395 @@
+//! A warm instance: one Python process per code version that ran the module's top level once and
+//! forks once per execution.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use flowd_core::PyValue;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+use tokio::sync::{oneshot, Notify};
+
+use crate::protocol::{
+    encode_frame, message, read_frame, send_frame_with_fds, str_value, MessageExt, ProtocolError,
+};
+use crate::sandbox::PrivateTmp;
+use crate::zygote::Zygote;
+use crate::{ErrorInfo, Execution, Job, Outcome};
+
+/// How many recent child exits an instance remembers (to explain a crash).
+const EXIT_MEMORY: usize = 256;
+/// How long to wait, after an execution process vanished, for its exit status.
+const EXIT_STATUS_WAIT: Duration = Duration::from_millis(500);
+/// How long to wait for the rest of the output once the result is in.
+const OUTPUT_GRACE: Duration = Duration::from_millis(200);
+/// Largest control frame an instance sends (ready / init_failed / exit).
+const CONTROL_LIMIT: usize = 8 << 20;
+
+/// What the module's top level printed and, if it failed, why.
+pub struct InitFailure {
+    pub error: ErrorInfo,
+    pub output: String,
+}
+
+/// How an execution process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildExit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl ChildExit {
+    fn describe(self) -> String {
+        match self {
+            ChildExit::Code(code) => format!("the execution process exited with code {code} before returning"),
+            ChildExit::Signal(signal) => {
+                let name = Signal::try_from(signal)
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|_| format!("signal {signal}"));
+                format!("the execution process was killed by {name}")
+            }
+        }
+    }
+}
+
+struct Shared {
+    alive: AtomicBool,
+    exits: Mutex<VecDeque<(i32, ChildExit)>>,
+    exit_signal: Notify,
+}
+
+pub struct Instance {
+    pub pid: i32,
+    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    shared: Arc<Shared>,
+    _tmp: PrivateTmp,
+}
+
+/// What an instance is made from.
+pub struct InstanceSpec<'a> {
+    pub code: &'a str,
+    pub mode: &'a str,
+    pub memory_mb: u32,
+    pub env: &'a [(String, String)],
+    pub init_timeout: Duration,
+}
+
+impl Instance {
+    /// Forks a new instance from the zygote and waits for its module top level to run.
+    pub async fn spawn(
+        zygote: &mut Zygote,
+        spec: &InstanceSpec<'_>,
+        tmp: PrivateTmp,
+    ) -> Result<Result<Instance, InitFailure>, ProtocolError> {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        ours.set_nonblocking(true)?;
+        let env = PyValue::Dict(
+            spec.env
+                .iter()
+                .map(|(k, v)| (str_value(k.as_str()), str_value(v.as_str())))
+                .collect(),
+        );
+        let request = message([
+            ("op", str_value("spawn")),
+            ("nfds", PyValue::Int(1)),
+            ("code", str_value(spec.code)),
+            ("mode", str_value(spec.mode)),
+            ("memory_bytes", PyValue::Int(i64::from(spec.memory_mb) << 20)),
+            ("tmp_dir", str_value(tmp.path().to_string_lossy())),
+            ("env", env),
+        ]);
+        let reply = zygote.request(&request, &[OwnedFd::from(theirs)]).await?;
+        let pid = reply.int_field("pid").unwrap_or(0) as i32;
+        if pid <= 0 {
+            return Err(ProtocolError::Unexpected(format!("spawn reply {reply:?}")));
+        }
+        let stream = UnixStream::from_std(ours)?;
+        let (mut reader, writer) = stream.into_split();
+        let first = match tokio::time::timeout(spec.init_timeout, read_frame(&mut reader, CONTROL_LIMIT)).await {
+            Ok(frame) => frame?,
+            Err(_) => {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                return Ok(Err(InitFailure {
+                    error: ErrorInfo {
+                        kind: "InitTimeout".into(),
+                        message: format!(
+                            "the module's top level did not finish within {} s",
+                            spec.init_timeout.as_secs()
+                        ),
+                        traceback: None,
+                    },
+                    output: String::new(),
+                }));
+            }
+        };
+        let output = first.str_field("output").unwrap_or("").to_string();
+        match first.str_field("t") {
+            Some("ready") => {}
+            Some("init_failed") => {
+                return Ok(Err(InitFailure {
+                    error: ErrorInfo::from_message(first.field("error")),
+                    output,
+                }))
+            }
+            _ => return Err(ProtocolError::Unexpected(format!("instance said {first:?}"))),
+        }
+        let shared = Arc::new(Shared {
+            alive: AtomicBool::new(true),
+            exits: Mutex::new(VecDeque::new()),
+            exit_signal: Notify::new(),
+        });
+        if !output.is_empty() {
+            tracing::debug!(pid, output = %output, "warm instance printed while starting");
+        }
+        tokio::spawn(watch(reader, shared.clone()));
+        Ok(Ok(Instance {
+            pid,
+            writer: tokio::sync::Mutex::new(writer),
+            shared,
+            _tmp: tmp,
+        }))
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.shared.alive.load(Ordering::Acquire)
+    }
+
+    /// Runs one execution in a fresh fork of this instance.
+    pub async fn run(&self, job: &Job, limits: &crate::OutputLimits) -> Execution {
+        let started = Instant::now();
+        let mut run = ExecutionRun::default();
+        let outcome = match self.start_fork(job, limits, &mut run).await {
+            Ok(()) => {
+                let conversation = converse(&mut run, job, limits);
+                match tokio::time::timeout(job.timeout, conversation).await {
+                    Ok(Ok(outcome)) => outcome,
+                    Ok(Err(ProtocolError::TooLarge { size, limit })) => Outcome::Killed(ErrorInfo::new(
+                        "ResultTooLarge",
+                        format!("the execution's result ({size} bytes) is over the {limit}-byte limit"),
+                    )),
+                    Ok(Err(ProtocolError::Closed)) | Ok(Err(ProtocolError::Io(_))) => {
+                        self.explain_vanished(run.pid).await
+                    }
+                    Ok(Err(error)) => Outcome::Killed(ErrorInfo::new(
+                        "ProtocolError",
+                        format!("the execution process sent an invalid result: {error}"),
+                    )),
+                    Err(_) => {
+                        if run.pid.is_none() {
+                            // The fork never reported: the instance itself is stuck.
+                            let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
+                            self.shared.alive.store(false, Ordering::Release);
+                        }
+                        Outcome::Timeout
+                    }
+                }
+            }
+            Err(error) => {
+                self.shared.alive.store(false, Ordering::Release);
+                Outcome::Failed(ErrorInfo::new(
+                    "RuntimeUnavailable",
+                    format!("the warm instance could not start the execution: {error}"),
+                ))
+            }
+        };
+        if let Some(pid) = run.pid {
+            // Whatever the execution left behind (children, threads) ends with it.
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let (logs, logs_truncated) = match run.logs.take() {
+            Some(collector) => collector.finish().await,
+            None => (Vec::new(), false),
+        };
+        Execution {
+            outcome,
+            logs,
+            logs_truncated,
+            duration: started.elapsed(),
+        }
+    }
+
+    async fn start_fork(
+        &self,
+        _job: &Job,
+        limits: &crate::OutputLimits,
+        run: &mut ExecutionRun,
+    ) -> Result<(), ProtocolError> {
+        if !self.is_alive() {
+            return Err(ProtocolError::Closed);
+        }
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let (log_read, log_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+        {
+            let writer = self.writer.lock().await;
+            send_frame_with_fds(
+                writer.as_ref(),
+                &message([("op", str_value("run")), ("nfds", PyValue::Int(2))]),
+                &[theirs.as_raw_fd(), log_write.as_raw_fd()],
+            )
+            .await?;
+        }
+        drop(theirs);
+        drop(log_write);
+        ours.set_nonblocking(true)?;
+        run.stream = Some(UnixStream::from_std(ours)?);
+        run.logs = Some(LogCollector::start(log_read, limits.max_log_bytes)?);
+        Ok(())
+    }
+
+    async fn explain_vanished(&self, pid: Option<i32>) -> Outcome {
+        let Some(pid) = pid else {
+            return Outcome::Killed(ErrorInfo::new(
+                "Crashed",
+                "the execution process ended before it started".to_string(),
+            ));
+        };
+        let deadline = Instant::now() + EXIT_STATUS_WAIT;
+        loop {
+            let notified = self.shared.exit_signal.notified();
+            if let Some(exit) = self.find_exit(pid) {
+                let kind = match exit {
+                    ChildExit::Signal(_) => "Crashed",
+                    ChildExit::Code(_) => "Exited",
+                };
+                return Outcome::Killed(ErrorInfo::new(kind, exit.describe()));
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() || tokio::time::timeout(remaining, notified).await.is_err() {
+                return Outcome::Killed(ErrorInfo::new(
+                    "Crashed",
+                    "the execution process ended before returning".to_string(),
+                ));
+            }
+        }
+    }
+
+    fn find_exit(&self, pid: i32) -> Option<ChildExit> {
+        let exits = self.shared.exits.lock().ok()?;
+        exits.iter().rev().find(|(p, _)| *p == pid).map(|(_, e)| *e)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // Closing the control socket ends the instance; make sure of it.
+        let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
+    }
+}
+
+#[derive(Default)]
+struct ExecutionRun {
+    stream: Option<UnixStream>,
+    pid: Option<i32>,
+    logs: Option<LogCollector>,
+}
+
+/// Talks to the execution fork: hello (its pid), the job, the result.
+async fn converse(
+    run: &mut ExecutionRun,
+    job: &Job,
+    limits: &crate::OutputLimits,
+) -> Result<Outcome, ProtocolError> {
+    let Some(stream) = run.stream.as_mut() else {
+        return Err(ProtocolError::Closed);
+    };
+    let hello = read_frame(stream, 4096).await?;
+    let pid = hello.int_field("pid").unwrap_or(0) as i32;
+    if hello.str_field("t") != Some("hello") || pid <= 0 {
+        return Err(ProtocolError::Unexpected("no hello from the execution".into()));
+    }
+    run.pid = Some(pid);
+    let mut fields = vec![
+        (str_value("settings"), str_value(job.settings_json.as_str())),
+        (str_value("max_body"), PyValue::Int(limits.max_body_bytes as i64)),
+        (str_value("memory_mb"), PyValue::Int(i64::from(job.memory_mb))),
+    ];
+    if let Some(request) = &job.request {
+        fields.push((str_value("request"), request.clone()));
+    }
+    let frame = encode_frame(&PyValue::Dict(fields));
+    stream.write_all(&frame).await?;
+    let result = read_frame(stream, limits.max_result_bytes).await?;
+    Ok(Outcome::from_result(&result))
+}
+
+/// Reads the exit notifications of an instance until it closes.
+async fn watch(mut reader: OwnedReadHalf, shared: Arc<Shared>) {
+    loop {
+        match read_frame(&mut reader, CONTROL_LIMIT).await {
+            Ok(frame) if frame.str_field("t") == Some("exit") => {
+                let pid = frame.int_field("pid").unwrap_or(0) as i32;
+                let exit = match (frame.int_field("signal"), frame.int_field("code")) {
+                    (Some(signal), _) => ChildExit::Signal(signal as i32),
+                    (None, Some(code)) => ChildExit::Code(code as i32),
+                    (None, None) => continue,
+                };
+                if let Ok(mut exits) = shared.exits.lock() {
+                    if exits.len() >= EXIT_MEMORY {
+                        exits.pop_front();
+                    }
+                    exits.push_back((pid, exit));
+                }
+                shared.exit_signal.notify_waiters();
+            }
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    shared.alive.store(false, Ordering::Release);
+    shared.exit_signal.notify_waiters();
+}
+
+/// Collects an execution's output from its pipe, keeping at most `cap` bytes.
+struct LogCollector {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<(Vec<u8>, bool)>,
+}
+
+impl LogCollector {
+    fn start(read_end: OwnedFd, cap: usize) -> std::io::Result<LogCollector> {
+        let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(read_end)?;
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            let mut truncated = false;
+            let mut chunk = vec![0u8; 64 * 1024];
+            loop {
+                tokio::select! {
+                    read = pipe.read(&mut chunk) => match read {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let room = cap.saturating_sub(kept.len());
+                            if n > room {
+                                truncated = true;
+                            }
+                            kept.extend_from_slice(&chunk[..n.min(room)]);
+                        }
+                    },
+                    _ = &mut stopped => break,
+                }
+            }
+            (kept, truncated)
+        });
+        Ok(LogCollector { stop, task })
+    }
+
+    /// What was collected: the output up to end of file, or up to a short grace period after the
+    /// execution ended (a process that escaped may still hold the pipe open).
+    async fn finish(self) -> (Vec<u8>, bool) {
+        let LogCollector { stop, mut task } = self;
+        match tokio::time::timeout(OUTPUT_GRACE, &mut task).await {
+            Ok(joined) => joined.unwrap_or_default(),
+            Err(_) => {
+                let _ = stop.send(());
+                task.await.unwrap_or_default()
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Executions: listings, one record in full, and runs started by hand.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use flowd_core::workflow::ExecutionStatus;
+use flowd_core::PyValue;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::ApiJson;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::{views, AppState};
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<String>,
+    status: Option<String>,
+    before: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Caller(principal): Caller,
+    Path(id): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = match query.limit.as_deref() {
+        None | Some("") => 50,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::invalid(format!("limit must be a number from 1 to 1000, not {text:?}")))?,
+    };
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(text.parse::<ExecutionStatus>().map_err(ApiError::invalid)?),
+    };
+    let records = state
+        .engine
+        .executions(&principal, &id, status, limit, query.before)
+        .await?;
+    let executions: Vec<Value> = records.iter().map(views::execution_summary).collect();
+    Ok(Json(json!({ "executions": executions })))
+}
+
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    Caller(principal): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (record, _) = state.engine.execution(&principal, &id).await?;
+    Ok(Json(views::execution(&record)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RunBody {
+    /// For a catch workflow: becomes `_request`.
+    request: Option<serde_json::Map<String, Value>>,
+}
+
+pub async fn run_now(
+    State(state): State<Arc<AppState>>,
+    Caller(principal): Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RunBody>,
+) -> ApiResult<Json<Value>> {
+    let request = body
+        .request
+        .map(|map| PyValue::from_json(&Value::Object(map)));
+    let (report, _) = state.engine.run_now(&principal, &id, request).await?;
+    Ok(Json(views::execution(&report.record)))
+}

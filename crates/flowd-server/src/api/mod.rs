@@ -1,0 +1,41 @@
+//! The REST API under `/api/v1`.
+
+mod executions;
+mod json;
+mod system;
+mod workflows;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::AppState;
+
+pub use json::ApiJson;
+
+/// Every `/api/v1` route (authentication is added by the caller).
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/workflows", post(workflows::create).get(workflows::list))
+        .route(
+            "/workflows/{id}",
+            get(workflows::show)
+                .patch(workflows::update)
+                .delete(workflows::delete),
+        )
+        .route("/workflows/{id}/versions", get(workflows::versions))
+        .route("/workflows/{id}/rotate-token", post(workflows::rotate_token))
+        .route(
+            "/workflows/{id}/settings",
+            get(workflows::settings)
+                .put(workflows::replace_settings)
+                .patch(workflows::patch_settings),
+        )
+        .route("/workflows/{id}/executions", get(executions::list))
+        .route("/workflows/{id}/runs", post(executions::run_now))
+        .route("/executions/{id}", get(executions::show))
+        .route("/runtimes", get(system::runtimes))
+        .route("/system", get(system::system))
+        .route("/openapi.json", get(system::openapi))
+}

@@ -1,0 +1,62 @@
+//! What this server is: runtimes, isolation in force, and the API description.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::auth::Caller;
+use crate::AppState;
+
+/// The OpenAPI description of the whole API, kept beside the code that implements it.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+pub async fn runtimes(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<Value> {
+    Json(json!({ "runtimes": [runtime_view(&state)] }))
+}
+
+fn runtime_view(state: &AppState) -> Value {
+    let runtime = &state.engine.runtime;
+    let environment = runtime.environment();
+    let packages: serde_json::Map<String, Value> = environment
+        .packages
+        .iter()
+        .map(|(name, version)| (name.clone(), json!(version)))
+        .collect();
+    json!({
+        "name": runtime.name(),
+        "version": environment.interpreter.version,
+        "interpreter": environment.interpreter.executable,
+        "environment": environment.dir,
+        "packages": packages,
+        "default": true,
+    })
+}
+
+pub async fn system(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<Value> {
+    let user = state.engine.runtime.sandbox_user();
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "runtimes": [runtime_view(&state)],
+        "isolation": {
+            "fork_per_execution": true,
+            "unprivileged_user": user.map(|u| json!({"uid": u.uid, "gid": u.gid})),
+        },
+        "executions_in_flight": state.engine.executions_in_flight(),
+        "warm_instances": state.engine.runtime.warm_instances(),
+        "limits": {
+            "max_body_bytes": state.config.max_body_bytes,
+            "max_concurrent_executions": state.engine.config.max_concurrent_executions,
+            "queue_depth": state.engine.config.queue_depth,
+            "max_timeout_s": state.engine.config.max_timeout_s,
+            "max_memory_mb": state.engine.config.max_memory_mb,
+        },
+    }))
+}
+
+pub async fn openapi(_caller: Caller) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}

@@ -1,0 +1,107 @@
+//! The one shape of every API error, `{"error": {"code", "message", ...}}`, and the table from
+//! engine errors to HTTP statuses.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use flowd_engine::EngineError;
+use serde_json::{json, Value};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Extra fields of the error object (`line`, `column`, `accepted`, …).
+    pub details: Vec<(&'static str, Value)>,
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &'static str, value: Value) -> ApiError {
+        self.details.push((key, value));
+        self
+    }
+
+    pub fn header(mut self, name: header::HeaderName, value: &'static str) -> ApiError {
+        self.headers.push((name, HeaderValue::from_static(value)));
+        self
+    }
+
+    pub fn not_found(what: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{} not found", what.into()))
+    }
+
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is required: send the header Authorization: Bearer <key>",
+        )
+        .header(header::WWW_AUTHENTICATE, "Bearer")
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> ApiError {
+        let code = error.code();
+        match error {
+            EngineError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, code, error.to_string()),
+            EngineError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, code, error.to_string()),
+            EngineError::InvalidCode { message, line, column } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+                    .with("line", json!(line))
+                    .with("column", json!(column))
+            }
+            EngineError::Invalid(message) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message),
+            EngineError::Busy(message) => ApiError::new(StatusCode::CONFLICT, code, message),
+            EngineError::Paused | EngineError::Saturated | EngineError::ShuttingDown => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, error.to_string())
+                    .header(header::RETRY_AFTER, "1")
+            }
+            EngineError::Runtime(_) => {
+                tracing::error!(%error, "runtime error");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, error.to_string())
+            }
+            EngineError::Store(_) => {
+                tracing::error!(%error, "internal error");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, "internal error; see the server log")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = serde_json::Map::new();
+        error.insert("code".into(), json!(self.code));
+        error.insert("message".into(), json!(self.message));
+        for (key, value) in self.details {
+            error.insert(key.into(), value);
+        }
+        let mut response = (self.status, axum::Json(json!({ "error": error }))).into_response();
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

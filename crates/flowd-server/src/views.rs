@@ -1,0 +1,98 @@
+//! The JSON representations the API answers with. Times are RFC 3339 UTC strings; secret
+//! settings are masked.
+
+use flowd_core::settings::{masked, Settings, SettingsChange};
+use flowd_core::workflow::Mode;
+use flowd_engine::clock::rfc3339;
+use flowd_store::{ExecutionRecord, VersionRecord, WorkflowRecord};
+use serde_json::{json, Value};
+
+/// The path of a catch workflow's hook URL.
+pub fn hook_path(team: &str, workflow: &WorkflowRecord) -> String {
+    format!(
+        "/teams/{team}/{}/{}/{}",
+        workflow.name, workflow.runtime, workflow.hook_token
+    )
+}
+
+pub fn workflow(team: &str, record: &WorkflowRecord) -> Value {
+    let schedule = record
+        .schedule
+        .as_deref()
+        .and_then(|text| serde_json::from_str::<Value>(text).ok());
+    json!({
+        "id": record.id,
+        "name": record.name,
+        "team": team,
+        "mode": record.mode,
+        "runtime": record.runtime,
+        "version": record.version,
+        "enabled": record.enabled,
+        "hook_url": (record.mode == Mode::Catch).then(|| hook_path(team, record)),
+        "secrets": record.secret_keys,
+        "schedule": schedule,
+        "next_run_at": record.next_fire_at.map(rfc3339),
+        "timeout_s": record.timeout_s,
+        "memory_mb": record.memory_mb,
+        "max_concurrency": record.max_concurrency,
+        "isolation": record.isolation,
+        "created_at": rfc3339(record.created_at),
+        "updated_at": rfc3339(record.updated_at),
+    })
+}
+
+pub fn version(record: &VersionRecord, active: u32) -> Value {
+    json!({
+        "version": record.version,
+        "active": record.version == active,
+        "code": record.code,
+        "created_at": rfc3339(record.created_at),
+    })
+}
+
+pub fn settings(record: &WorkflowRecord, settings: &Settings) -> Value {
+    json!({
+        "settings": masked(settings, &record.secret_keys),
+        "secrets": record.secret_keys,
+    })
+}
+
+fn changed_keys(change: &SettingsChange) -> Value {
+    json!({
+        "added": change.added.keys().collect::<Vec<_>>(),
+        "changed": change.changed.keys().collect::<Vec<_>>(),
+        "removed": change.removed,
+    })
+}
+
+/// The full record of one execution.
+pub fn execution(record: &ExecutionRecord) -> Value {
+    let mut value = execution_summary(record);
+    value["logs"] = json!(record.logs);
+    value["logs_truncated"] = json!(record.logs_truncated);
+    value["error"] = match &record.error {
+        Some(error) => json!({"type": error.kind, "message": error.message, "traceback": error.traceback}),
+        None => Value::Null,
+    };
+    value
+}
+
+/// An execution in a listing: everything but the output and the traceback.
+pub fn execution_summary(record: &ExecutionRecord) -> Value {
+    json!({
+        "id": record.id,
+        "workflow_id": record.workflow_id,
+        "version": record.version,
+        "trigger": record.trigger,
+        "status": record.status,
+        "started_at": rfc3339(record.started_at),
+        "finished_at": record.finished_at.map(rfc3339),
+        "duration_ms": record.duration_ms,
+        "response_status": record.response_status,
+        "warnings": record.warnings,
+        "error": record.error.as_ref().map(|e| json!({"type": e.kind, "message": e.message})),
+        "logs_truncated": record.logs_truncated,
+        "settings_changed": record.settings_changed.as_ref().map(changed_keys),
+        "fire_at": record.fire_at.map(rfc3339),
+    })
+}
