@@ -34,7 +34,11 @@ impl Name {
         if name.chars().count() > MAX_NAME_LEN {
             return fail("a name has at most 64 characters");
         }
-        if !name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+        if !name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        {
             return fail("a name starts with a letter or a digit");
         }
         if !name

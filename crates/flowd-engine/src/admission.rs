@@ -32,7 +32,10 @@ impl Gate {
     }
 
     /// A slot, now or after a bounded wait; `saturated` when the line is full or the wait too long.
-    pub async fn enter(&self, saturated: impl Fn() -> EngineError) -> Result<OwnedSemaphorePermit, EngineError> {
+    pub async fn enter(
+        &self,
+        saturated: impl Fn() -> EngineError,
+    ) -> Result<OwnedSemaphorePermit, EngineError> {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
             return Ok(permit);
         }
@@ -40,7 +43,8 @@ impl Gate {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(saturated());
         }
-        let acquired = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
+        let acquired =
+            tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         match acquired {
             Ok(Ok(permit)) => Ok(permit),

@@ -52,14 +52,23 @@ impl Engine {
     ) -> Report {
         let id = uuid::Uuid::now_v7().to_string();
         if trigger == Trigger::Catch && !hot.record.enabled {
-            return self.skip(&hot, id, trigger, "the workflow is paused", 503, "paused").await;
+            return self
+                .skip(&hot, id, trigger, "the workflow is paused", 503, "paused")
+                .await;
         }
         let _workflow_slot = match &hot.limiter {
             Some(gate) => match gate.enter(|| crate::EngineError::Saturated).await {
                 Ok(permit) => Some(permit),
                 Err(_) => {
                     return self
-                        .skip(&hot, id, trigger, "the workflow's max_concurrency slots and queue were full", 503, "saturated")
+                        .skip(
+                            &hot,
+                            id,
+                            trigger,
+                            "the workflow's max_concurrency slots and queue were full",
+                            503,
+                            "saturated",
+                        )
                         .await
                 }
             },
@@ -69,7 +78,14 @@ impl Engine {
             Ok(permit) => permit,
             Err(_) => {
                 return self
-                    .skip(&hot, id, trigger, "the server's execution slots and queue were full", 503, "saturated")
+                    .skip(
+                        &hot,
+                        id,
+                        trigger,
+                        "the server's execution slots and queue were full",
+                        503,
+                        "saturated",
+                    )
                     .await
             }
         };
@@ -155,7 +171,9 @@ impl Engine {
                         record.status = ExecutionStatus::Error;
                         record.error = Some(ExecutionError {
                             kind: "InvalidSettings".into(),
-                            message: format!("{message}: nothing of this execution's settings changes was saved"),
+                            message: format!(
+                                "{message}: nothing of this execution's settings changes was saved"
+                            ),
                             traceback: None,
                         });
                     }
@@ -182,7 +200,8 @@ impl Engine {
             }
             Outcome::Raised(error) | Outcome::InitFailed(error) | Outcome::Failed(error) => {
                 record.status = ExecutionStatus::Error;
-                let reply = Reply::json(500, response::failure_body("error", &id, Some(&error.kind)));
+                let reply =
+                    Reply::json(500, response::failure_body("error", &id, Some(&error.kind)));
                 record.error = Some(recorded_error(error, &secrets));
                 reply
             }
@@ -190,14 +209,20 @@ impl Engine {
                 record.status = ExecutionStatus::Timeout;
                 record.error = Some(ExecutionError {
                     kind: "Timeout".into(),
-                    message: format!("the execution did not finish within its {} s time limit and was stopped", hot.record.timeout_s),
+                    message: format!(
+                        "the execution did not finish within its {} s time limit and was stopped",
+                        hot.record.timeout_s
+                    ),
                     traceback: None,
                 });
                 Reply::json(504, response::failure_body("timeout", &id, Some("Timeout")))
             }
             Outcome::Killed(error) => {
                 record.status = ExecutionStatus::Killed;
-                let reply = Reply::json(500, response::failure_body("killed", &id, Some(&error.kind)));
+                let reply = Reply::json(
+                    500,
+                    response::failure_body("killed", &id, Some(&error.kind)),
+                );
                 record.error = Some(recorded_error(error, &secrets));
                 reply
             }
@@ -218,7 +243,9 @@ impl Engine {
                 ];
                 hot.settings.apply(&change, || self.writer.submit(writes))
             }
-            None => self.writer.submit(vec![StoreWrite::PutExecution(record.clone())]),
+            None => self
+                .writer
+                .submit(vec![StoreWrite::PutExecution(record.clone())]),
         };
         if let Err(error) = ticket.wait().await {
             tracing::error!(execution = %id, %error, "the execution record could not be saved");
@@ -256,7 +283,8 @@ impl Engine {
         };
         // Refusals are recorded without waiting: under overload, the caller must not wait on the
         // disk to be told to come back later.
-        self.writer.enqueue(vec![StoreWrite::PutExecution(record.clone())]);
+        self.writer
+            .enqueue(vec![StoreWrite::PutExecution(record.clone())]);
         let body = serde_json::json!({
             "status": reason,
             "execution_id": id,

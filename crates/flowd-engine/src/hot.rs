@@ -26,7 +26,10 @@ pub struct HotWorkflow {
 impl HotWorkflow {
     /// Identifies the running code: executions with the same key share a warm instance.
     pub fn version_key(&self) -> String {
-        format!("{}:{}:{}", self.record.id, self.record.version, self.record.memory_mb)
+        format!(
+            "{}:{}:{}",
+            self.record.id, self.record.version, self.record.memory_mb
+        )
     }
 }
 
@@ -128,7 +131,12 @@ impl HotCache {
     }
 
     async fn team_id(&self, store: &dyn Store, team_name: &str) -> Result<Option<String>> {
-        if let Some(id) = self.teams.read().ok().and_then(|t| t.get(team_name).cloned()) {
+        if let Some(id) = self
+            .teams
+            .read()
+            .ok()
+            .and_then(|t| t.get(team_name).cloned())
+        {
             return Ok(Some(id));
         }
         let team = store.team_by_name(team_name).await?;
@@ -142,7 +150,12 @@ impl HotCache {
         let version = store
             .version(&record.id, record.version)
             .await?
-            .ok_or_else(|| EngineError::NotFound(format!("version {} of workflow {}", record.version, record.id)))?;
+            .ok_or_else(|| {
+                EngineError::NotFound(format!(
+                    "version {} of workflow {}",
+                    record.version, record.id
+                ))
+            })?;
         let team_name = store
             .team_by_id(&record.team_id)
             .await?
@@ -168,8 +181,17 @@ impl HotCache {
     }
 
     /// The settings cell of a workflow, loaded from the store on first use.
-    pub async fn settings_cell(&self, store: &dyn Store, workflow_id: &str) -> Result<Arc<SettingsCell>> {
-        if let Some(cell) = self.settings.lock().ok().and_then(|m| m.get(workflow_id).cloned()) {
+    pub async fn settings_cell(
+        &self,
+        store: &dyn Store,
+        workflow_id: &str,
+    ) -> Result<Arc<SettingsCell>> {
+        if let Some(cell) = self
+            .settings
+            .lock()
+            .ok()
+            .and_then(|m| m.get(workflow_id).cloned())
+        {
             return Ok(cell);
         }
         let loaded = store.settings(workflow_id).await?;

@@ -67,14 +67,25 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the engine: executions left `running` by a previous process become `interrupted`.
-    pub async fn start(store: Arc<dyn Store>, runtime: Arc<Runtime>, config: EngineConfig) -> Result<Engine> {
+    pub async fn start(
+        store: Arc<dyn Store>,
+        runtime: Arc<Runtime>,
+        config: EngineConfig,
+    ) -> Result<Engine> {
         let interrupted = store.interrupt_running_executions(clock::now_ms()).await?;
         if interrupted > 0 {
-            tracing::warn!(interrupted, "executions left running by the previous process were marked interrupted");
+            tracing::warn!(
+                interrupted,
+                "executions left running by the previous process were marked interrupted"
+            );
         }
         let (writer, _task) = Writer::start(store.clone());
         Ok(Engine {
-            gate: Gate::new(config.max_concurrent_executions, config.queue_depth, config.queue_timeout),
+            gate: Gate::new(
+                config.max_concurrent_executions,
+                config.queue_depth,
+                config.queue_timeout,
+            ),
             store,
             runtime,
             config,

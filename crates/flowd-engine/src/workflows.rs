@@ -69,7 +69,11 @@ pub fn generate_hook_token() -> String {
 }
 
 impl Engine {
-    pub async fn create_workflow(&self, principal: &Principal, new: NewWorkflow) -> Result<WorkflowRecord> {
+    pub async fn create_workflow(
+        &self,
+        principal: &Principal,
+        new: NewWorkflow,
+    ) -> Result<WorkflowRecord> {
         let name = parse_name(&new.name)?;
         let runtime = self.check_runtime(new.runtime.as_deref())?;
         let timeout_s = self.check_timeout(new.timeout_s)?;
@@ -106,7 +110,9 @@ impl Engine {
             code: new.code,
             created_at: now,
         };
-        self.store.create_workflow(&record, &version, &settings).await?;
+        self.store
+            .create_workflow(&record, &version, &settings)
+            .await?;
         Ok(record)
     }
 
@@ -202,7 +208,11 @@ impl Engine {
     }
 
     /// Gives the workflow a new hook token: the old URL stops working at once.
-    pub async fn rotate_hook_token(&self, principal: &Principal, id: &str) -> Result<WorkflowRecord> {
+    pub async fn rotate_hook_token(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<WorkflowRecord> {
         let mut record = self.workflow(principal, id).await?;
         record.hook_token = generate_hook_token();
         record.updated_at = now_ms();
@@ -212,9 +222,16 @@ impl Engine {
     }
 
     /// The current settings (unmasked: the caller masks what it shows).
-    pub async fn settings(&self, principal: &Principal, id: &str) -> Result<(WorkflowRecord, Settings)> {
+    pub async fn settings(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<(WorkflowRecord, Settings)> {
         let record = self.workflow(principal, id).await?;
-        let cell = self.cache.settings_cell(self.store.as_ref(), &record.id).await?;
+        let cell = self
+            .cache
+            .settings_cell(self.store.as_ref(), &record.id)
+            .await?;
         Ok((record, cell.current()))
     }
 
@@ -226,11 +243,16 @@ impl Engine {
         settings: Settings,
     ) -> Result<(WorkflowRecord, Settings)> {
         let record = self.workflow(principal, id).await?;
-        let cell = self.cache.settings_cell(self.store.as_ref(), &record.id).await?;
+        let cell = self
+            .cache
+            .settings_cell(self.store.as_ref(), &record.id)
+            .await?;
         let workflow_id = record.id.clone();
         let ticket = cell.replace(settings, |change| {
-            self.writer
-                .submit(vec![StoreWrite::ApplySettingsChange { workflow_id, change }])
+            self.writer.submit(vec![StoreWrite::ApplySettingsChange {
+                workflow_id,
+                change,
+            }])
         });
         ticket.wait().await.map_err(EngineError::Runtime)?;
         Ok((record, cell.current()))
@@ -244,7 +266,10 @@ impl Engine {
         patch: Settings,
     ) -> Result<(WorkflowRecord, Settings)> {
         let record = self.workflow(principal, id).await?;
-        let cell = self.cache.settings_cell(self.store.as_ref(), &record.id).await?;
+        let cell = self
+            .cache
+            .settings_cell(self.store.as_ref(), &record.id)
+            .await?;
         let mut change = SettingsChange::default();
         for (key, value) in patch {
             if value.is_null() {
@@ -305,7 +330,10 @@ impl Engine {
         request: Option<PyValue>,
     ) -> Result<(Report, WorkflowRecord)> {
         let record = self.workflow(principal, id).await?;
-        let hot = self.cache.load_by_id(self.store.as_ref(), &record.id).await?;
+        let hot = self
+            .cache
+            .load_by_id(self.store.as_ref(), &record.id)
+            .await?;
         let report = self.execute(hot.clone(), Trigger::Manual, request).await;
         Ok((report, hot.record.clone()))
     }
@@ -368,7 +396,9 @@ impl Engine {
         team: &str,
         workflow: &str,
     ) -> Result<Option<Arc<crate::hot::HotWorkflow>>> {
-        self.cache.load_by_name(self.store.as_ref(), team, workflow).await
+        self.cache
+            .load_by_name(self.store.as_ref(), team, workflow)
+            .await
     }
 }
 

@@ -78,7 +78,10 @@ async fn run(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedReceiver<WriteR
                 Err(_) => break,
             }
         }
-        let writes: Vec<StoreWrite> = batch.iter().flat_map(|r| r.writes.iter().cloned()).collect();
+        let writes: Vec<StoreWrite> = batch
+            .iter()
+            .flat_map(|r| r.writes.iter().cloned())
+            .collect();
         match store.commit(&writes).await {
             Ok(()) => {
                 for request in batch.drain(..) {
@@ -91,7 +94,10 @@ async fn run(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedReceiver<WriteR
                 // One request spoiled the batch: commit each alone, so only it fails.
                 tracing::debug!(%error, "batch commit failed, committing one by one");
                 for request in batch.drain(..) {
-                    let result = store.commit(&request.writes).await.map_err(|e| e.to_string());
+                    let result = store
+                        .commit(&request.writes)
+                        .await
+                        .map_err(|e| e.to_string());
                     if let Err(error) = &result {
                         tracing::error!(%error, "a store write failed");
                     }

@@ -47,7 +47,9 @@ pub enum ChildExit {
 impl ChildExit {
     fn describe(self) -> String {
         match self {
-            ChildExit::Code(code) => format!("the execution process exited with code {code} before returning"),
+            ChildExit::Code(code) => {
+                format!("the execution process exited with code {code} before returning")
+            }
             ChildExit::Signal(signal) => {
                 let name = Signal::try_from(signal)
                     .map(|s| s.as_str().to_string())
@@ -100,7 +102,10 @@ impl Instance {
             ("nfds", PyValue::Int(1)),
             ("code", str_value(spec.code)),
             ("mode", str_value(spec.mode)),
-            ("memory_bytes", PyValue::Int(i64::from(spec.memory_mb) << 20)),
+            (
+                "memory_bytes",
+                PyValue::Int(i64::from(spec.memory_mb) << 20),
+            ),
             ("tmp_dir", str_value(tmp.path().to_string_lossy())),
             ("env", env),
         ]);
@@ -111,23 +116,26 @@ impl Instance {
         }
         let stream = UnixStream::from_std(ours)?;
         let (mut reader, writer) = stream.into_split();
-        let first = match tokio::time::timeout(spec.init_timeout, read_frame(&mut reader, CONTROL_LIMIT)).await {
-            Ok(frame) => frame?,
-            Err(_) => {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                return Ok(Err(InitFailure {
-                    error: ErrorInfo {
-                        kind: "InitTimeout".into(),
-                        message: format!(
-                            "the module's top level did not finish within {} s",
-                            spec.init_timeout.as_secs()
-                        ),
-                        traceback: None,
-                    },
-                    output: String::new(),
-                }));
-            }
-        };
+        let first =
+            match tokio::time::timeout(spec.init_timeout, read_frame(&mut reader, CONTROL_LIMIT))
+                .await
+            {
+                Ok(frame) => frame?,
+                Err(_) => {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                    return Ok(Err(InitFailure {
+                        error: ErrorInfo {
+                            kind: "InitTimeout".into(),
+                            message: format!(
+                                "the module's top level did not finish within {} s",
+                                spec.init_timeout.as_secs()
+                            ),
+                            traceback: None,
+                        },
+                        output: String::new(),
+                    }));
+                }
+            };
         let output = first.str_field("output").unwrap_or("").to_string();
         match first.str_field("t") {
             Some("ready") => {}
@@ -137,7 +145,11 @@ impl Instance {
                     output,
                 }))
             }
-            _ => return Err(ProtocolError::Unexpected(format!("instance said {first:?}"))),
+            _ => {
+                return Err(ProtocolError::Unexpected(format!(
+                    "instance said {first:?}"
+                )))
+            }
         }
         let shared = Arc::new(Shared {
             alive: AtomicBool::new(true),
@@ -302,13 +314,21 @@ async fn converse(
     let hello = read_frame(stream, 4096).await?;
     let pid = hello.int_field("pid").unwrap_or(0) as i32;
     if hello.str_field("t") != Some("hello") || pid <= 0 {
-        return Err(ProtocolError::Unexpected("no hello from the execution".into()));
+        return Err(ProtocolError::Unexpected(
+            "no hello from the execution".into(),
+        ));
     }
     run.pid = Some(pid);
     let mut fields = vec![
         (str_value("settings"), str_value(job.settings_json.as_str())),
-        (str_value("max_body"), PyValue::Int(limits.max_body_bytes as i64)),
-        (str_value("memory_mb"), PyValue::Int(i64::from(job.memory_mb))),
+        (
+            str_value("max_body"),
+            PyValue::Int(limits.max_body_bytes as i64),
+        ),
+        (
+            str_value("memory_mb"),
+            PyValue::Int(i64::from(job.memory_mb)),
+        ),
     ];
     if let Some(request) = &job.request {
         fields.push((str_value("request"), request.clone()));

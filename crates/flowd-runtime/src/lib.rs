@@ -114,7 +114,10 @@ impl ErrorInfo {
             return ErrorInfo::new("UnknownError", "no error details".into());
         };
         ErrorInfo {
-            kind: value.str_field("type").unwrap_or("UnknownError").to_string(),
+            kind: value
+                .str_field("type")
+                .unwrap_or("UnknownError")
+                .to_string(),
             message: value.str_field("message").unwrap_or("").to_string(),
             traceback: value.str_field("traceback").map(str::to_string),
         }
@@ -168,7 +171,10 @@ impl Outcome {
             Some("ok") => Outcome::Returned {
                 value: result.field("ret").cloned().unwrap_or(PyValue::None),
                 warning: result.str_field("ret_warning").map(str::to_string),
-                settings: match (result.str_field("settings"), result.str_field("settings_error")) {
+                settings: match (
+                    result.str_field("settings"),
+                    result.str_field("settings_error"),
+                ) {
                     (_, Some(error)) => Err(error.to_string()),
                     (Some(json), None) => Ok(json.to_string()),
                     (None, None) => Err("the runner sent no settings".to_string()),
@@ -238,7 +244,9 @@ impl Runtime {
             preload: config.preload.clone(),
             user,
         };
-        let zygote = Zygote::start(&zygote_spec).await.map_err(RuntimeError::Zygote)?;
+        let zygote = Zygote::start(&zygote_spec)
+            .await
+            .map_err(RuntimeError::Zygote)?;
         Ok(Runtime {
             environment,
             config,
@@ -265,7 +273,11 @@ impl Runtime {
     }
 
     /// Parses `code` (without running it) and checks its `workflow` signature for `mode`.
-    pub async fn validate(&self, code: &str, mode: Mode) -> Result<Result<(), CodeError>, RuntimeError> {
+    pub async fn validate(
+        &self,
+        code: &str,
+        mode: Mode,
+    ) -> Result<Result<(), CodeError>, RuntimeError> {
         let mut guard = self.zygote.lock().await;
         let zygote = self.live_zygote(&mut guard).await?;
         match zygote.validate(code, mode.workflow_arity()).await {
@@ -306,7 +318,9 @@ impl Runtime {
                         Err(error) => Err(Execution {
                             outcome: Outcome::Failed(ErrorInfo::new(
                                 "RuntimeUnavailable",
-                                format!("the Python runtime could not start this workflow: {error}"),
+                                format!(
+                                    "the Python runtime could not start this workflow: {error}"
+                                ),
                             )),
                             logs: Vec::new(),
                             logs_truncated: false,
@@ -407,7 +421,11 @@ impl Runtime {
         let alive = guard.as_mut().is_some_and(Zygote::is_alive);
         if !alive {
             tracing::warn!("restarting the Python base process");
-            *guard = Some(Zygote::start(&self.zygote_spec).await.map_err(RuntimeError::Zygote)?);
+            *guard = Some(
+                Zygote::start(&self.zygote_spec)
+                    .await
+                    .map_err(RuntimeError::Zygote)?,
+            );
         }
         guard
             .as_mut()

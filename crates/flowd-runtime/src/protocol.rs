@@ -36,7 +36,10 @@ pub fn encode_frame(message: &PyValue) -> Vec<u8> {
 }
 
 /// Writes one frame.
-pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, message: &PyValue) -> io::Result<()> {
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    message: &PyValue,
+) -> io::Result<()> {
     writer.write_all(&encode_frame(message)).await?;
     writer.flush().await
 }

@@ -118,7 +118,10 @@ pub async fn find_interpreter(
     })
 }
 
-async fn probe(candidate: &Path, must_be_world_readable: bool) -> Result<Interpreter, ProvisionError> {
+async fn probe(
+    candidate: &Path,
+    must_be_world_readable: bool,
+) -> Result<Interpreter, ProvisionError> {
     let bad = |reason: String| ProvisionError::BadInterpreter {
         path: candidate.to_path_buf(),
         reason,
@@ -146,7 +149,9 @@ async fn probe(candidate: &Path, must_be_world_readable: bool) -> Result<Interpr
     let mut parts = version.split('.');
     let (major, minor) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     if major != "3" || minor.parse::<u32>().map(|m| m < 8).unwrap_or(true) {
-        return Err(bad(format!("Python {version} is too old: flowd needs 3.8 or newer")));
+        return Err(bad(format!(
+            "Python {version} is too old: flowd needs 3.8 or newer"
+        )));
     }
     let executable = std::fs::canonicalize(&executable).unwrap_or(executable);
     if must_be_world_readable && !others_can_execute(&executable) {
@@ -193,7 +198,8 @@ pub async fn provision(
         source,
     };
     std::fs::create_dir_all(runtime_dir).map_err(io_error)?;
-    std::fs::set_permissions(runtime_dir, std::fs::Permissions::from_mode(0o755)).map_err(io_error)?;
+    std::fs::set_permissions(runtime_dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(io_error)?;
     let dir = runtime_dir.join(environment_name(interpreter));
     if !is_ready(&dir) {
         let lock_path = runtime_dir.join(".provision.lock");

@@ -35,7 +35,11 @@ pub struct PrivateTmp {
 }
 
 impl PrivateTmp {
-    pub fn create(parent: &Path, name: &str, owner: Option<SandboxUser>) -> std::io::Result<PrivateTmp> {
+    pub fn create(
+        parent: &Path,
+        name: &str,
+        owner: Option<SandboxUser>,
+    ) -> std::io::Result<PrivateTmp> {
         let path = parent.join(name);
         if path.exists() {
             std::fs::remove_dir_all(&path)?;

@@ -52,7 +52,9 @@ impl Zygote {
             .kill_on_drop(true);
         if let Some(user) = &spec.user {
             command.uid(user.uid).gid(user.gid);
-            command.env("HOME", "/nonexistent").env("USER", "flowd-sandbox");
+            command
+                .env("HOME", "/nonexistent")
+                .env("USER", "flowd-sandbox");
         }
         let mut child = command.spawn()?;
         if let Some(stderr) = child.stderr.take() {

@@ -16,14 +16,20 @@ use crate::AppState;
 pub struct Caller(pub Principal);
 
 /// Middleware: refuses requests without a valid API key (`401`).
-pub async fn require_api_key(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
+pub async fn require_api_key(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let key = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| {
             let (scheme, key) = value.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim().to_string())
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| key.trim().to_string())
         });
     let Some(key) = key.filter(|k| !k.is_empty()) else {
         return ApiError::unauthorized().into_response();

@@ -38,7 +38,11 @@ impl ApiError {
     }
 
     pub fn not_found(what: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{} not found", what.into()))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{} not found", what.into()),
+        )
     }
 
     pub fn unauthorized() -> ApiError {
@@ -63,14 +67,22 @@ impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> ApiError {
         let code = error.code();
         match error {
-            EngineError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, code, error.to_string()),
-            EngineError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, code, error.to_string()),
-            EngineError::InvalidCode { message, line, column } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-                    .with("line", json!(line))
-                    .with("column", json!(column))
+            EngineError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, code, error.to_string())
             }
-            EngineError::Invalid(message) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message),
+            EngineError::Conflict(_) => {
+                ApiError::new(StatusCode::CONFLICT, code, error.to_string())
+            }
+            EngineError::InvalidCode {
+                message,
+                line,
+                column,
+            } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+                .with("line", json!(line))
+                .with("column", json!(column)),
+            EngineError::Invalid(message) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
             EngineError::Busy(message) => ApiError::new(StatusCode::CONFLICT, code, message),
             EngineError::Paused | EngineError::Saturated | EngineError::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, error.to_string())
@@ -82,7 +94,11 @@ impl From<EngineError> for ApiError {
             }
             EngineError::Store(_) => {
                 tracing::error!(%error, "internal error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, "internal error; see the server log")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    code,
+                    "internal error; see the server log",
+                )
             }
         }
     }

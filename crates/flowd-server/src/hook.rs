@@ -26,7 +26,11 @@ pub async fn hook(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match handle(&state, &team, &workflow, &runtime, &token, method, uri, headers, body).await {
+    match handle(
+        &state, &team, &workflow, &runtime, &token, method, uri, headers, body,
+    )
+    .await
+    {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
@@ -50,7 +54,12 @@ async fn handle(
         .hook_target(team, workflow)
         .await?
         .ok_or_else(not_found)?;
-    let token_matches: bool = hot.record.hook_token.as_bytes().ct_eq(token.as_bytes()).into();
+    let token_matches: bool = hot
+        .record
+        .hook_token
+        .as_bytes()
+        .ct_eq(token.as_bytes())
+        .into();
     if !token_matches || hot.record.runtime != runtime || hot.record.mode != Mode::Catch {
         return Err(not_found());
     }
@@ -88,7 +97,10 @@ async fn handle(
         body: &body,
     })
     .map_err(request_error)?;
-    let report = state.engine.execute(hot, Trigger::Catch, Some(request)).await;
+    let report = state
+        .engine
+        .execute(hot, Trigger::Catch, Some(request))
+        .await;
     Ok(reply_response(report.reply, &report.record.id))
 }
 
@@ -97,11 +109,18 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
         return Err(request_error(RequestError::UnsupportedMediaType(None)));
     };
     let text = String::from_utf8_lossy(value.as_bytes());
-    let media_type = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media_type = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if ACCEPTED_CONTENT_TYPES.contains(&media_type.as_str()) {
         Ok(())
     } else {
-        Err(request_error(RequestError::UnsupportedMediaType(Some(text.into_owned()))))
+        Err(request_error(RequestError::UnsupportedMediaType(Some(
+            text.into_owned(),
+        ))))
     }
 }
 

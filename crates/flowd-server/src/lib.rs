@@ -5,7 +5,10 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod hook;
+mod startup;
 pub mod views;
+
+pub use startup::{start, Config, StartError};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -47,7 +50,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     ));
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/teams/{team}/{workflow}/{runtime}/{token}", any(hook::hook))
+        .route(
+            "/teams/{team}/{workflow}/{runtime}/{token}",
+            any(hook::hook),
+        )
         .nest("/api/v1", api)
         .fallback(not_found)
         .with_state(state)

@@ -71,7 +71,9 @@ pub fn execution(record: &ExecutionRecord) -> Value {
     value["logs"] = json!(record.logs);
     value["logs_truncated"] = json!(record.logs_truncated);
     value["error"] = match &record.error {
-        Some(error) => json!({"type": error.kind, "message": error.message, "traceback": error.traceback}),
+        Some(error) => {
+            json!({"type": error.kind, "message": error.message, "traceback": error.traceback})
+        }
         None => Value::Null,
     };
     value

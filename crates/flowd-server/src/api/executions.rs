@@ -33,7 +33,11 @@ pub async fn list(
             .parse::<u32>()
             .ok()
             .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ApiError::invalid(format!("limit must be a number from 1 to 1000, not {text:?}")))?,
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "limit must be a number from 1 to 1000, not {text:?}"
+                ))
+            })?,
     };
     let status = match query.status.as_deref() {
         None | Some("") => None,

@@ -25,7 +25,10 @@ pub fn routes() -> Router<Arc<AppState>> {
                 .delete(workflows::delete),
         )
         .route("/workflows/{id}/versions", get(workflows::versions))
-        .route("/workflows/{id}/rotate-token", post(workflows::rotate_token))
+        .route(
+            "/workflows/{id}/rotate-token",
+            post(workflows::rotate_token),
+        )
         .route(
             "/workflows/{id}/settings",
             get(workflows::settings)

@@ -23,10 +23,17 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let record = state.engine.create_workflow(&principal, new).await?;
     tracing::info!(workflow = %record.name, id = %record.id, "workflow created");
-    Ok((StatusCode::CREATED, Json(views::workflow(&principal.team_name, &record))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(views::workflow(&principal.team_name, &record)),
+    )
+        .into_response())
 }
 
-pub async fn list(State(state): State<Arc<AppState>>, Caller(principal): Caller) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Caller(principal): Caller,
+) -> ApiResult<Json<Value>> {
     let records = state.engine.list_workflows(&principal).await?;
     let workflows: Vec<Value> = records
         .iter()

@@ -1,0 +1,139 @@
+//! Start-up: the data dir, the store, the Python runtime, the engine and the first-start
+//! bootstrap, from one [`Config`]. The binary and the tests both start flowd through here.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flowd_engine::{Bootstrap, Engine, EngineConfig};
+use flowd_runtime::{OutputLimits, Runtime, RuntimeConfig, SandboxUser};
+use flowd_store::SqliteStore;
+
+use crate::{AppState, ServerConfig};
+
+/// Everything `flowd serve` can be told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// Where Python environments are built (default `<data_dir>/runtimes`).
+    pub runtime_dir: Option<PathBuf>,
+    pub python: Option<PathBuf>,
+    pub admin_api_key: Option<String>,
+    pub sandbox_user: Option<SandboxUser>,
+    pub preload: Vec<String>,
+    pub max_body_bytes: usize,
+    pub max_log_bytes: usize,
+    pub max_warm_instances: usize,
+    pub shutdown_grace: Duration,
+    pub engine: EngineConfig,
+}
+
+impl Config {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            data_dir: data_dir.into(),
+            runtime_dir: None,
+            python: None,
+            admin_api_key: None,
+            sandbox_user: None,
+            preload: vec!["requests".into()],
+            max_body_bytes: ServerConfig::default().max_body_bytes,
+            max_log_bytes: OutputLimits::default().max_log_bytes,
+            max_warm_instances: 64,
+            shutdown_grace: ServerConfig::default().shutdown_grace,
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot prepare the data dir {dir}: {source}")]
+    DataDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Store(#[from] flowd_store::StoreError),
+    #[error("cannot start the Python runtime: {0}")]
+    Runtime(#[from] flowd_runtime::RuntimeError),
+    #[error("cannot start the engine: {0}")]
+    Engine(#[from] flowd_engine::EngineError),
+}
+
+/// Starts everything but the listener.
+pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
+    let dir_error = |source| StartError::DataDir {
+        dir: config.data_dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&config.data_dir).map_err(dir_error)?;
+    // Traversable (the runtime environment inside must be reachable by the sandbox user) but not
+    // listable; the database and the key file inside are 0600.
+    std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o711))
+        .map_err(dir_error)?;
+    let data_dir = std::fs::canonicalize(&config.data_dir).map_err(dir_error)?;
+    let store = SqliteStore::open(&data_dir.join("flowd.db")).await?;
+    let runtime_config = RuntimeConfig {
+        runtime_dir: config
+            .runtime_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("runtimes")),
+        tmp_dir: data_dir.join("sandbox-tmp"),
+        python: config.python.clone(),
+        sandbox_user: config.sandbox_user,
+        preload: config
+            .preload
+            .iter()
+            .filter(|m| !m.is_empty())
+            .cloned()
+            .collect(),
+        limits: OutputLimits {
+            max_log_bytes: config.max_log_bytes,
+            ..OutputLimits::default()
+        },
+        max_warm_instances: config.max_warm_instances,
+    };
+    let progress = |line: &str| tracing::info!("{line}");
+    let runtime = Runtime::start(runtime_config, &progress).await?;
+    let environment = runtime.environment();
+    tracing::info!(
+        runtime = runtime.name(),
+        interpreter = %environment.interpreter.executable.display(),
+        environment = %environment.dir.display(),
+        "python runtime ready"
+    );
+    match runtime.sandbox_user() {
+        Some(user) => tracing::info!(
+            uid = user.uid,
+            gid = user.gid,
+            "user code runs as an unprivileged user"
+        ),
+        None => tracing::warn!(
+            "flowd is not root: user code runs under flowd's own uid (no user switch)"
+        ),
+    }
+    let engine = Engine::start(Arc::new(store), Arc::new(runtime), config.engine.clone()).await?;
+    match engine
+        .bootstrap(config.admin_api_key.as_deref(), &data_dir)
+        .await?
+    {
+        Bootstrap::AlreadyDone => {}
+        Bootstrap::WithGivenKey => {
+            tracing::info!("created team \"default\" with the admin key from FLOWD_ADMIN_API_KEY")
+        }
+        Bootstrap::WithGeneratedKey(key) => tracing::info!(
+            "created team \"default\"; admin API key (shown once, also in {}): {key}",
+            data_dir.join(flowd_engine::auth::ADMIN_KEY_FILE).display()
+        ),
+    }
+    Ok(Arc::new(AppState {
+        engine: Arc::new(engine),
+        config: ServerConfig {
+            max_body_bytes: config.max_body_bytes,
+            shutdown_grace: config.shutdown_grace,
+        },
+    }))
+}

@@ -1,0 +1,6 @@
+//! Integration tests of flowd over real HTTP, with real Python: the server is started in-process
+//! on port 0 with a fresh data dir for each test.
+
+mod support;
+
+mod smoke;
