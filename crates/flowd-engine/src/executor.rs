@@ -147,89 +147,25 @@ impl Engine {
         let finished_at = now_ms();
         record.finished_at = Some(finished_at);
         record.duration_ms = Some(finished_at - started_at);
-        let logs = String::from_utf8_lossy(&execution.logs);
-        record.logs = settings::mask_text(&logs, &secrets);
-        record.logs_truncated = execution.logs_truncated;
-
-        let mut change = None;
-        let reply = match execution.outcome {
-            Outcome::Returned {
-                value,
-                warning,
-                settings,
-            } => {
-                record.status = ExecutionStatus::Success;
-                match parse_settings(settings) {
-                    Ok(after) => {
-                        let diff = SettingsChange::between(&snapshot, &after);
-                        record.settings_changed = Some(diff.clone());
-                        if !diff.is_empty() {
-                            change = Some(diff);
-                        }
-                    }
-                    Err(message) => {
-                        record.status = ExecutionStatus::Error;
-                        record.error = Some(ExecutionError {
-                            kind: "InvalidSettings".into(),
-                            message: format!(
-                                "{message}: nothing of this execution's settings changes was saved"
-                            ),
-                            traceback: None,
-                        });
-                    }
-                }
-                let mapping = match warning {
-                    Some(warning) => ReturnMapping::Default {
-                        warning: Some(warning),
-                    },
-                    None => response::map_return(&value),
-                };
-                match mapping {
-                    ReturnMapping::Custom(custom) => Reply {
-                        status: custom.status,
-                        headers: custom.headers,
-                        body: custom.body.into_bytes(),
-                    },
-                    ReturnMapping::Default { warning } => {
-                        if hot.record.mode == Mode::Catch {
-                            record.warnings.extend(warning);
-                        }
-                        Reply::json(200, response::default_success_body(&id))
-                    }
-                }
-            }
-            Outcome::Raised(error) | Outcome::InitFailed(error) | Outcome::Failed(error) => {
-                record.status = ExecutionStatus::Error;
-                let reply =
-                    Reply::json(500, response::failure_body("error", &id, Some(&error.kind)));
-                record.error = Some(recorded_error(error, &secrets));
-                reply
-            }
-            Outcome::Timeout => {
-                record.status = ExecutionStatus::Timeout;
-                record.error = Some(ExecutionError {
-                    kind: "Timeout".into(),
-                    message: format!(
-                        "the execution did not finish within its {} s time limit and was stopped",
-                        hot.record.timeout_s
-                    ),
-                    traceback: None,
-                });
-                Reply::json(504, response::failure_body("timeout", &id, Some("Timeout")))
-            }
-            Outcome::Killed(error) => {
-                record.status = ExecutionStatus::Killed;
-                let reply = Reply::json(
-                    500,
-                    response::failure_body("killed", &id, Some(&error.kind)),
-                );
-                record.error = Some(recorded_error(error, &secrets));
-                reply
-            }
-        };
-        if hot.record.mode == Mode::Catch {
-            record.response_status = Some(reply.status);
-        }
+        let conclusion = conclude(
+            execution,
+            &Context {
+                execution_id: &id,
+                mode: hot.record.mode,
+                timeout_s: hot.record.timeout_s,
+                snapshot: &snapshot,
+                secrets: &secrets,
+            },
+        );
+        record.status = conclusion.status;
+        record.warnings = conclusion.warnings;
+        record.error = conclusion.error;
+        record.logs = conclusion.logs;
+        record.logs_truncated = conclusion.logs_truncated;
+        record.settings_changed = conclusion.settings_changed;
+        record.response_status = conclusion.response_status;
+        let reply = conclusion.reply;
+        let change = conclusion.persist;
 
         let ticket = match change {
             Some(change) => {
@@ -295,6 +231,132 @@ impl Engine {
             reply: Reply::json(status, body.to_string()),
         }
     }
+}
+
+/// What [`conclude`] needs to know about the execution besides its outcome.
+pub struct Context<'a> {
+    pub execution_id: &'a str,
+    pub mode: Mode,
+    pub timeout_s: u32,
+    /// The settings the execution started from.
+    pub snapshot: &'a Settings,
+    /// Texts to mask in output and errors.
+    pub secrets: &'a [String],
+}
+
+/// How an execution ended, in the contract's terms.
+#[derive(Debug, Clone)]
+pub struct Conclusion {
+    pub status: ExecutionStatus,
+    pub reply: Reply,
+    /// The HTTP status sent (catch mode).
+    pub response_status: Option<u16>,
+    pub warnings: Vec<String>,
+    pub error: Option<ExecutionError>,
+    /// Captured output, secrets masked.
+    pub logs: String,
+    pub logs_truncated: bool,
+    /// What the execution changed in its copy of the settings (success only).
+    pub settings_changed: Option<SettingsChange>,
+    /// The change to persist: non-empty, and only for an execution that returned with valid
+    /// settings.
+    pub persist: Option<SettingsChange>,
+}
+
+/// Applies the contract to what the runtime reports: the status, the reply to the caller, the
+/// warnings and error to record, the settings change to persist. The server's executions and
+/// `flowd run` share it, so a local run answers exactly what the server would.
+pub fn conclude(execution: flowd_runtime::Execution, context: &Context<'_>) -> Conclusion {
+    let id = context.execution_id;
+    let logs = String::from_utf8_lossy(&execution.logs);
+    let mut conclusion = Conclusion {
+        status: ExecutionStatus::Success,
+        reply: Reply::json(200, response::default_success_body(id)),
+        response_status: None,
+        warnings: Vec::new(),
+        error: None,
+        logs: settings::mask_text(&logs, context.secrets),
+        logs_truncated: execution.logs_truncated,
+        settings_changed: None,
+        persist: None,
+    };
+    match execution.outcome {
+        Outcome::Returned {
+            value,
+            warning,
+            settings,
+        } => {
+            match parse_settings(settings) {
+                Ok(after) => {
+                    let diff = SettingsChange::between(context.snapshot, &after);
+                    conclusion.settings_changed = Some(diff.clone());
+                    if !diff.is_empty() {
+                        conclusion.persist = Some(diff);
+                    }
+                }
+                Err(message) => {
+                    conclusion.status = ExecutionStatus::Error;
+                    conclusion.error = Some(ExecutionError {
+                        kind: "InvalidSettings".into(),
+                        message: format!(
+                            "{message}: nothing of this execution's settings changes was saved"
+                        ),
+                        traceback: None,
+                    });
+                }
+            }
+            let mapping = match warning {
+                Some(warning) => ReturnMapping::Default {
+                    warning: Some(warning),
+                },
+                None if context.mode == Mode::Catch => response::map_return(&value),
+                None => ReturnMapping::Default { warning: None },
+            };
+            match mapping {
+                ReturnMapping::Custom(custom) => {
+                    conclusion.reply = Reply {
+                        status: custom.status,
+                        headers: custom.headers,
+                        body: custom.body.into_bytes(),
+                    }
+                }
+                ReturnMapping::Default { warning } => {
+                    if context.mode == Mode::Catch {
+                        conclusion.warnings.extend(warning);
+                    }
+                }
+            }
+        }
+        Outcome::Raised(error) | Outcome::InitFailed(error) | Outcome::Failed(error) => {
+            conclusion.status = ExecutionStatus::Error;
+            conclusion.reply =
+                Reply::json(500, response::failure_body("error", id, Some(&error.kind)));
+            conclusion.error = Some(recorded_error(error, context.secrets));
+        }
+        Outcome::Timeout => {
+            conclusion.status = ExecutionStatus::Timeout;
+            conclusion.error = Some(ExecutionError {
+                kind: "Timeout".into(),
+                message: format!(
+                    "the execution did not finish within its {} s time limit and was stopped",
+                    context.timeout_s
+                ),
+                traceback: None,
+            });
+            conclusion.reply =
+                Reply::json(504, response::failure_body("timeout", id, Some("Timeout")));
+        }
+        Outcome::Killed(error) => {
+            conclusion.status = ExecutionStatus::Killed;
+            conclusion.reply =
+                Reply::json(500, response::failure_body("killed", id, Some(&error.kind)));
+            conclusion.error = Some(recorded_error(error, context.secrets));
+        }
+    }
+    if context.mode == Mode::Catch {
+        conclusion.response_status = Some(conclusion.reply.status);
+    }
+    conclusion
 }
 
 fn parse_settings(settings: Result<String, String>) -> Result<Settings, String> {
