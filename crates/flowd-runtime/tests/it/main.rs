@@ -1,0 +1,312 @@
+//! The runtime against real Python: validation, warm instances, forks, limits and failures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flowd_core::workflow::Mode;
+use flowd_core::PyValue;
+use flowd_runtime::{Job, Outcome, OutputLimits, Runtime, RuntimeConfig};
+
+struct Harness {
+    runtime: Runtime,
+    _tmp: tempfile::TempDir,
+}
+
+async fn runtime() -> Harness {
+    runtime_with(OutputLimits::default()).await
+}
+
+async fn runtime_with(limits: OutputLimits) -> Harness {
+    let tmp = tempfile::Builder::new()
+        .prefix("flowd-runtime-test-")
+        .tempdir_in(std::env::temp_dir())
+        .expect("tmp");
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(0);
+    let config = RuntimeConfig {
+        runtime_dir: std::env::temp_dir().join(format!("flowd-test-runtimes-{uid}")),
+        tmp_dir: tmp.path().join("sandbox"),
+        python: None,
+        sandbox_user: None,
+        preload: vec![],
+        limits,
+        max_warm_instances: 4,
+    };
+    let runtime = Runtime::start(config, &|_| {})
+        .await
+        .expect("runtime starts");
+    Harness { runtime, _tmp: tmp }
+}
+
+fn job(key: &str, code: &str) -> Job {
+    Job {
+        version_key: key.to_string(),
+        code: Arc::from(code),
+        mode: Mode::Catch,
+        request: Some(PyValue::Dict(vec![])),
+        settings_json: "{}".into(),
+        timeout: Duration::from_secs(10),
+        memory_mb: 256,
+        env: vec![],
+    }
+}
+
+fn killed_kind(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Killed(error) => error.kind.clone(),
+        other => panic!("expected killed, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validation_reports_syntax_errors_with_line_and_column() {
+    let h = runtime().await;
+    let error = h
+        .runtime
+        .validate(
+            "def workflow(_request, settings):\n    return (\n",
+            Mode::Catch,
+        )
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(error.message.contains("SyntaxError"), "{error:?}");
+    assert_eq!(error.line, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validation_refuses_a_workflow_with_the_wrong_parameter_count() {
+    let h = runtime().await;
+    let error = h
+        .runtime
+        .validate("def workflow(settings):\n    pass\n", Mode::Catch)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        error.message.contains("def workflow(_request, settings)"),
+        "{error:?}"
+    );
+    assert!(h
+        .runtime
+        .validate("def workflow(settings):\n    pass\n", Mode::Pull)
+        .await
+        .unwrap()
+        .is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validation_refuses_code_without_a_workflow_function() {
+    let h = runtime().await;
+    let error = h
+        .runtime
+        .validate("x = 1\n", Mode::Pull)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        error.message.contains("def workflow(settings)"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn module_top_level_runs_once_per_instance_and_globals_do_not_leak_between_executions() {
+    let h = runtime().await;
+    let code = "import os\nINIT_PID = os.getpid()\nseen = []\ndef workflow(_request, settings):\n    seen.append(1)\n    return {'status_code': 200, 'body': '%d %d' % (INIT_PID, len(seen))}\n";
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        match h.runtime.execute(&job("globals", code)).await.outcome {
+            Outcome::Returned { value, .. } => bodies.push(
+                value
+                    .get("body")
+                    .and_then(PyValue::as_str)
+                    .unwrap()
+                    .to_string(),
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(bodies.iter().all(|b| b == &bodies[0]), "{bodies:?}");
+    assert!(bodies[0].ends_with(" 1"), "{bodies:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_past_its_deadline_times_out_and_is_killed() {
+    let h = runtime().await;
+    let mut job = job(
+        "sleepy",
+        "import time\ndef workflow(_request, settings):\n    time.sleep(60)\n",
+    );
+    job.timeout = Duration::from_millis(500);
+    let started = std::time::Instant::now();
+    let execution = h.runtime.execute(&job).await;
+    assert_eq!(execution.outcome, Outcome::Timeout);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn os_exit_is_reported_with_its_exit_code() {
+    let h = runtime().await;
+    let execution = h
+        .runtime
+        .execute(&job(
+            "exit3",
+            "import os\ndef workflow(_request, settings):\n    os._exit(3)\n",
+        ))
+        .await;
+    assert_eq!(killed_kind(&execution.outcome), "Exited");
+    match execution.outcome {
+        Outcome::Killed(error) => assert!(error.message.contains("code 3"), "{error:?}"),
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_segfault_is_reported_and_the_next_call_still_works() {
+    let h = runtime().await;
+    let code = "import ctypes\ndef workflow(_request, settings):\n    if _request.get('crash'):\n        ctypes.string_at(0)\n    return {'status_code': 200, 'body': 'ok'}\n";
+    let mut crash = job("segv", code);
+    crash.request = Some(PyValue::Dict(vec![(
+        PyValue::Str("crash".into()),
+        PyValue::Bool(true),
+    )]));
+    let execution = h.runtime.execute(&crash).await;
+    match &execution.outcome {
+        Outcome::Killed(error) => assert!(error.message.contains("SIGSEGV"), "{error:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        h.runtime.execute(&job("segv", code)).await.outcome,
+        Outcome::Returned { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn allocating_past_the_memory_limit_kills_the_execution() {
+    let h = runtime().await;
+    let mut job = job("hungry", "def workflow(_request, settings):\n    x = bytearray(1024 * 1024 * 1024)\n    return None\n");
+    job.memory_mb = 128;
+    let execution = h.runtime.execute(&job).await;
+    assert_eq!(killed_kind(&execution.outcome), "MemoryLimit");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn output_beyond_the_cap_is_dropped_and_flagged() {
+    let h = runtime_with(OutputLimits {
+        max_log_bytes: 1000,
+        ..OutputLimits::default()
+    })
+    .await;
+    let execution = h
+        .runtime
+        .execute(&job("chatty", "import sys\ndef workflow(_request, settings):\n    for i in range(10000):\n        print('line', i)\n    sys.stderr.write('to stderr\\n')\n"))
+        .await;
+    assert!(
+        matches!(execution.outcome, Outcome::Returned { .. }),
+        "{:?}",
+        execution.outcome
+    );
+    assert_eq!(execution.logs.len(), 1000);
+    assert!(execution.logs_truncated);
+    assert!(execution.logs.starts_with(b"line 0\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stdout_and_stderr_are_captured_in_order() {
+    let h = runtime().await;
+    let execution = h
+        .runtime
+        .execute(&job("both", "import sys\ndef workflow(_request, settings):\n    print('one')\n    sys.stderr.write('two\\n')\n    print('three')\n"))
+        .await;
+    assert_eq!(
+        String::from_utf8_lossy(&execution.logs),
+        "one\ntwo\nthree\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_process_left_behind_is_killed_with_the_execution() {
+    let h = runtime().await;
+    let code = "import subprocess\ndef workflow(_request, settings):\n    p = subprocess.Popen(['sleep', '300'])\n    return {'status_code': 200, 'body': str(p.pid)}\n";
+    let pid: i32 = match h.runtime.execute(&job("orphan", code)).await.outcome {
+        Outcome::Returned { value, .. } => value
+            .get("body")
+            .and_then(PyValue::as_str)
+            .unwrap()
+            .parse()
+            .unwrap(),
+        other => panic!("{other:?}"),
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| !stat.contains(") Z "))
+        .unwrap_or(false);
+    assert!(!alive, "the child {pid} outlived its execution");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_module_that_fails_to_import_reports_init_failure() {
+    let h = runtime().await;
+    let execution = h
+        .runtime
+        .execute(&job(
+            "broken",
+            "import does_not_exist_xyz\ndef workflow(_request, settings):\n    pass\n",
+        ))
+        .await;
+    match execution.outcome {
+        Outcome::InitFailed(error) => {
+            assert_eq!(error.kind, "ModuleNotFoundError");
+            assert!(error.traceback.unwrap_or_default().contains("workflow.py"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_settings_are_reported_with_the_key_and_type() {
+    let h = runtime().await;
+    let execution = h
+        .runtime
+        .execute(&job("dates", "import datetime\ndef workflow(_request, settings):\n    settings['when'] = datetime.datetime.now()\n"))
+        .await;
+    match execution.outcome {
+        Outcome::Returned {
+            settings: Err(message),
+            ..
+        } => {
+            assert!(
+                message.contains("'when'") && message.contains("datetime"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_executions_of_one_version_run_in_parallel() {
+    let h = Arc::new(runtime().await);
+    let code = "import time\ndef workflow(_request, settings):\n    time.sleep(0.5)\n";
+    let started = std::time::Instant::now();
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let h = h.clone();
+            let job = job("parallel", code);
+            tokio::spawn(async move { h.runtime.execute(&job).await })
+        })
+        .collect();
+    for run in runs {
+        assert!(matches!(
+            run.await.unwrap().outcome,
+            Outcome::Returned { .. }
+        ));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
