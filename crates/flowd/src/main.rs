@@ -1,23 +1,111 @@
 //! The `flowd` binary: parses the command line and hands over to the library crates.
+//!
+//! `serve` runs the server; `run` executes a workflow locally through the same runtime and
+//! contract mapping as the server; every other command is a client of the REST API.
 
+mod api;
+mod commands;
+mod profile;
 mod serve;
+mod signature;
+mod ui;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+use commands::{deploy, executions, invoke, login, run, settings, workflows};
 
 /// flowd: a self-hosted, serverless runtime for HR data workflows.
 #[derive(Parser)]
-#[command(name = "flowd", version, about, propagate_version = true)]
+#[command(
+    name = "flowd",
+    version,
+    about,
+    after_help = "Start here:\n  flowd login --server http://localhost:8080 --api-key KEY\n  flowd run hello.py --request '{\"name\": \"Ada\"}'\n  flowd deploy hello.py\n  flowd invoke hello --json '{\"name\": \"Ada\"}'\n  flowd logs hello --follow"
+)]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where the server is and how to authenticate: overrides the profile that `flowd login` saved.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Global {
+    /// The flowd server's URL [default: the one saved by `flowd login`].
+    #[arg(long, env = "FLOWD_SERVER", global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// The API key [default: the one saved by `flowd login`].
+    #[arg(
+        long,
+        env = "FLOWD_API_KEY",
+        global = true,
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub api_key: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: hook URLs, the REST API, the Python runtime.
-    ///
-    /// Example: flowd serve --listen 0.0.0.0:8080 --data-dir /var/lib/flowd
+    #[command(
+        after_help = "Example:\n  flowd serve --listen 0.0.0.0:8080 --data-dir /var/lib/flowd"
+    )]
     Serve(serve::ServeArgs),
+    /// Save the server URL and API key in your profile (checked against the server first).
+    #[command(
+        after_help = "Example:\n  flowd login --server http://localhost:8080 --api-key \"$FLOWD_ADMIN_API_KEY\""
+    )]
+    Login(login::LoginArgs),
+    /// Forget the saved profile.
+    #[command(after_help = "Example:\n  flowd logout")]
+    Logout,
+    /// Deploy a workflow file: create it, or add a new version to the workflow of that name.
+    #[command(after_help = deploy::EXAMPLES)]
+    Deploy(deploy::DeployArgs),
+    /// List the workflows.
+    #[command(
+        visible_alias = "list",
+        after_help = "Examples:\n  flowd ls\n  flowd ls --json | jq '.[].name'"
+    )]
+    Ls(workflows::LsArgs),
+    /// Show a workflow: mode, hook URL or schedule, limits, and its versions.
+    #[command(
+        after_help = "Examples:\n  flowd show hello\n  flowd show hello --code --version 1 > hello_v1.py"
+    )]
+    Show(workflows::ShowArgs),
+    /// Delete a workflow, its versions, settings and executions.
+    #[command(after_help = "Example:\n  flowd rm hello --yes")]
+    Rm(workflows::RmArgs),
+    /// Pause a workflow: its hook answers 503 and its schedule stops.
+    #[command(after_help = "Example:\n  flowd pause hello")]
+    Pause(workflows::NameArgs),
+    /// Resume a paused workflow.
+    #[command(after_help = "Example:\n  flowd resume hello")]
+    Resume(workflows::NameArgs),
+    /// Run a workflow now, on the server (a "manual" execution), and show how it ended.
+    #[command(
+        after_help = "Examples:\n  flowd trigger nightly-sync\n  flowd trigger hello --request '{\"name\": \"Ada\"}'"
+    )]
+    Trigger(workflows::TriggerArgs),
+    /// Call a catch workflow's hook URL as a third-party service would.
+    #[command(after_help = invoke::EXAMPLES)]
+    Invoke(invoke::InvokeArgs),
+    /// List a workflow's executions, newest last; --follow streams new ones.
+    #[command(
+        after_help = "Examples:\n  flowd logs hello\n  flowd logs hello --status error --limit 5\n  flowd logs hello --follow"
+    )]
+    Logs(executions::LogsArgs),
+    /// Show one execution in full: status, error and traceback, output, settings changed.
+    #[command(after_help = "Example:\n  flowd execution 0192f4a1-7c3e-7d2a-9b1e-2f6a8c0d4e5f")]
+    Execution(executions::ExecutionArgs),
+    /// List, set or unset a workflow's settings (secrets are shown masked).
+    #[command(after_help = settings::EXAMPLES)]
+    Settings(settings::SettingsArgs),
+    /// Run a workflow file once, locally, exactly as the server would (no server needed).
+    #[command(after_help = run::EXAMPLES)]
+    Run(run::RunArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -32,16 +120,60 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
+    let global = cli.global;
+    let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Login(args) => login::login(&global, args).await,
+            Command::Logout => login::logout(),
+            Command::Deploy(args) => deploy::deploy(&global, args).await,
+            Command::Ls(args) => workflows::ls(&global, args).await,
+            Command::Show(args) => workflows::show(&global, args).await,
+            Command::Rm(args) => workflows::rm(&global, args).await,
+            Command::Pause(args) => workflows::set_enabled(&global, args, false).await,
+            Command::Resume(args) => workflows::set_enabled(&global, args, true).await,
+            Command::Trigger(args) => workflows::trigger(&global, args).await,
+            Command::Invoke(args) => invoke::invoke(&global, args).await,
+            Command::Logs(args) => executions::logs(&global, args).await,
+            Command::Execution(args) => executions::execution(&global, args).await,
+            Command::Settings(args) => settings::settings(&global, args).await,
+            Command::Run(args) => run::run(args).await,
         }
     });
+    // Do not wait for tasks left behind (a blocked stdin reader, a spinner).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("flowd: {error:#}");
+            ui::error_line(&error);
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_has_an_example() {
+        let cli = Cli::command();
+        for command in cli.get_subcommands() {
+            let help = command
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                help.contains("flowd "),
+                "`flowd {}` has no example",
+                command.get_name()
+            );
         }
     }
 }
