@@ -4,12 +4,14 @@
 //!   [`marshal`] wire encoding.
 //! - [`request`]: how an HTTP request to a hook URL becomes the `_request` dict.
 //! - [`response`]: how a workflow's return value becomes the HTTP response.
+//! - [`schedule`]: pull-mode schedules (intervals, cron in a time zone) and their fire times.
 //! - [`settings`]: settings snapshots, change sets, merging and masking of secrets.
 //! - [`workflow`]: workflow names, modes, limits.
 
 pub mod marshal;
 pub mod request;
 pub mod response;
+pub mod schedule;
 pub mod settings;
 pub mod value;
 pub mod workflow;
