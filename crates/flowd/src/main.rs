@@ -110,6 +110,17 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_) | Command::Run(_)) {
+        // A client command whose output is piped into `head` stops quietly when the pipe closes,
+        // like any Unix tool (Rust ignores SIGPIPE and would panic in println! instead).
+        // SAFETY: setting a signal's disposition to the default; no handler runs Rust code.
+        let _ = unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

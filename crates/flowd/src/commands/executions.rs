@@ -167,58 +167,60 @@ async fn follow(api: &Api, args: &LogsArgs, workflow: &Value) -> Result<()> {
         let header: Vec<String> = COLUMNS.iter().map(|(n, _)| n.to_uppercase()).collect();
         println!("{}", stream_line(&header, false));
     }
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    loop {
-        match api.get(&path).await {
-            Ok(answer) => {
-                if lost_contact {
-                    ui::warn("in contact with the server again");
-                    lost_contact = false;
-                }
-                let executions = answer["executions"].as_array().cloned().unwrap_or_default();
-                let mut now_seen = HashMap::new();
-                // Oldest first; the first look shows only the latest `--limit`.
-                let skip = if first {
-                    executions.len().saturating_sub(args.limit as usize)
-                } else {
-                    0
-                };
-                for (i, execution) in executions.iter().rev().enumerate() {
-                    let id = text(&execution["id"]);
-                    let status = text(&execution["status"]);
-                    let changed = seen.get(&id) != Some(&status);
-                    now_seen.insert(id, status);
-                    // Shown when new or changed, and on the first look only the latest --limit.
-                    let shown = changed && (!first || i >= skip);
-                    if shown {
-                        if args.json {
-                            println!("{}", serde_json::to_string(execution)?);
-                        } else {
-                            println!("{}", stream_line(&row(execution), color));
+    let watch = async {
+        loop {
+            match api.get(&path).await {
+                Ok(answer) => {
+                    if lost_contact {
+                        ui::warn("in contact with the server again");
+                        lost_contact = false;
+                    }
+                    let executions = answer["executions"].as_array().cloned().unwrap_or_default();
+                    let mut now_seen = HashMap::new();
+                    // Oldest first; the first look shows only the latest `--limit`.
+                    let skip = if first {
+                        executions.len().saturating_sub(args.limit as usize)
+                    } else {
+                        0
+                    };
+                    for (i, execution) in executions.iter().rev().enumerate() {
+                        let id = text(&execution["id"]);
+                        let status = text(&execution["status"]);
+                        let changed = seen.get(&id) != Some(&status);
+                        now_seen.insert(id, status);
+                        // Shown when new or changed, and on the first look only the latest --limit.
+                        let shown = changed && (!first || i >= skip);
+                        if shown {
+                            if args.json {
+                                println!("{}", serde_json::to_string(execution)?);
+                            } else {
+                                println!("{}", stream_line(&row(execution), color));
+                            }
                         }
                     }
+                    seen = now_seen;
+                    first = false;
                 }
-                seen = now_seen;
-                first = false;
+                Err(error) => {
+                    if error
+                        .downcast_ref::<ApiError>()
+                        .is_some_and(|e| e.status == 404 || e.status == 401)
+                    {
+                        return Err(error);
+                    }
+                    if !lost_contact {
+                        ui::warn(&format!("{error:#}; still trying (Ctrl-C stops)"));
+                        lost_contact = true;
+                    }
+                }
             }
-            Err(error) => {
-                if error
-                    .downcast_ref::<ApiError>()
-                    .is_some_and(|e| e.status == 404 || e.status == 401)
-                {
-                    return Err(error);
-                }
-                if !lost_contact {
-                    ui::warn(&format!("{error:#}; still trying (Ctrl-C stops)"));
-                    lost_contact = true;
-                }
-            }
+            tokio::time::sleep(interval).await;
         }
-        tokio::select! {
-            _ = &mut ctrl_c => return Ok(()),
-            _ = tokio::time::sleep(interval) => {}
-        }
+    };
+    // Ctrl-C stops cleanly, whether it comes during a look at the server or between two.
+    tokio::select! {
+        result = watch => result,
+        _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }
 

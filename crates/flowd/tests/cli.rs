@@ -1,0 +1,921 @@
+//! The `flowd` CLI, end to end: the real binary against a real server that each test starts
+//! (`flowd serve` on a free port with a fresh data dir), with a private HOME so that profiles are
+//! the test's own.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+const ADMIN_KEY: &str = "cli-test-admin-key-0123456789";
+
+/// Python environments are shared by every test of the workspace (built once, under a lock), in a
+/// directory the sandbox user can reach.
+fn shared_runtime_dir() -> PathBuf {
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(0);
+    std::env::temp_dir().join(format!("flowd-test-runtimes-{uid}"))
+}
+
+fn flowd_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_flowd"))
+}
+
+/// A `flowd serve` subprocess, stopped when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("flowd-cli-server-")
+            .tempdir()
+            .expect("temp dir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
+        let child = std::process::Command::new(flowd_path())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--log", "warn", "--shutdown-grace-s", "2"])
+            .env("FLOWD_ADMIN_API_KEY", ADMIN_KEY)
+            .env("FLOWD_RUNTIME_DIR", shared_runtime_dir())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("flowd serve starts");
+        let mut server = Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+        };
+        server.wait_healthy();
+        server
+    }
+
+    fn wait_healthy(&mut self) {
+        // The first start of all may build the shared Python environment.
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("client");
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("flowd serve exited ({status}):\n{}", self.log());
+            }
+            if let Ok(response) = client.get(format!("{}/healthz", self.url)).send() {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("flowd serve did not become healthy:\n{}", self.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGTERM first: the server stops its Python processes on a graceful shutdown.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A user of the CLI: a private HOME (config and cache dirs) and a work dir with their files.
+struct User {
+    home: tempfile::TempDir,
+    server: Option<Server>,
+}
+
+impl User {
+    /// A user with a server, given by FLOWD_SERVER and FLOWD_API_KEY.
+    fn with_server() -> User {
+        User {
+            home: home(),
+            server: Some(Server::start()),
+        }
+    }
+
+    /// A user without a server (`flowd run`, bad inputs).
+    fn alone() -> User {
+        User {
+            home: home(),
+            server: None,
+        }
+    }
+
+    fn url(&self) -> &str {
+        &self.server.as_ref().expect("a server").url
+    }
+
+    fn work(&self) -> PathBuf {
+        self.home.path().join("work")
+    }
+
+    fn config_dir(&self) -> PathBuf {
+        self.home.path().join(".config")
+    }
+
+    /// `flowd ARGS` as this user, without a server or key in the environment.
+    fn bare(&self) -> Command {
+        let mut command = Command::new(flowd_path());
+        command
+            .current_dir(self.work())
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.config_dir())
+            .env("XDG_CACHE_HOME", self.home.path().join(".cache"))
+            .env("FLOWD_RUNTIME_DIR", shared_runtime_dir())
+            .env("NO_COLOR", "1")
+            .env_remove("FLOWD_SERVER")
+            .env_remove("FLOWD_API_KEY")
+            .timeout(Duration::from_secs(120));
+        command
+    }
+
+    /// `flowd ARGS` against the test's server.
+    fn flowd(&self) -> Command {
+        let mut command = self.bare();
+        if let Some(server) = &self.server {
+            command
+                .env("FLOWD_SERVER", &server.url)
+                .env("FLOWD_API_KEY", ADMIN_KEY);
+        }
+        command
+    }
+
+    fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.work().join(name);
+        std::fs::write(&path, content).expect("write a file");
+        path
+    }
+
+    /// Runs `flowd ARGS`, expects success, and answers stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.flowd().args(args).output().expect("flowd runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "flowd {args:?} failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
+            output.status
+        );
+        stdout
+    }
+
+    /// Runs `flowd ARGS`, expects a failure with one error line, and answers that line.
+    fn fails(&self, args: &[&str]) -> String {
+        let output = self.flowd().args(args).output().expect("flowd runs");
+        assert!(
+            !output.status.success(),
+            "flowd {args:?} should have failed:\nstdout: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let last = stderr.lines().last().unwrap_or("").to_string();
+        assert!(last.starts_with("flowd: "), "the error line: {stderr:?}");
+        last
+    }
+
+    /// `flowd ARGS --json`, parsed.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        serde_json::from_str(&self.ok(&args)).expect("--json prints JSON")
+    }
+}
+
+fn home() -> tempfile::TempDir {
+    let home = tempfile::Builder::new()
+        .prefix("flowd-cli-home-")
+        .tempdir()
+        .expect("temp dir");
+    std::fs::create_dir_all(home.path().join("work")).expect("work dir");
+    home
+}
+
+const HELLO_V1: &str = r#"import json
+
+def workflow(_request, settings):
+    name = _request.get("name", "world")
+    print("hello", name, "with token", settings.get("TOKEN"))
+    settings["count"] = settings.get("count", 0) + 1
+    greeting = settings.get("GREETING", "Hello")
+    return {
+        "status_code": 200,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"message": greeting + " " + name, "version": 1, "count": settings["count"]}),
+    }
+"#;
+
+const HELLO_V2: &str = r#"import json
+
+def workflow(_request, settings):
+    return {"status_code": 201, "body": json.dumps({"version": 2})}
+"#;
+
+const ECHO: &str = r#"import json
+
+def workflow(_request, settings):
+    cv = _request.get("cv")
+    return {
+        "status_code": 200,
+        "body": json.dumps({
+            "source": _request.get("source"),
+            "tags": _request.get("tag"),
+            "content_type": _request.get("Content-Type", "").split(";")[0],
+            "signature": _request.get("X-Signature"),
+            "file": None if cv is None else [cv["filename"], cv["content_type"], cv["content"].decode()],
+        }),
+    }
+"#;
+
+const SYNC: &str = r#"def workflow(settings):
+    print("syncing from", settings.get("cursor", 0))
+    settings["cursor"] = settings.get("cursor", 0) + 10
+    settings.pop("obsolete", None)
+"#;
+
+const SYNTAX_ERROR: &str = "def workflow(_request, settings):\n    return {\"a\": }\n";
+
+const RAISES: &str = r#"def workflow(_request, settings):
+    print("calling the ATS with", settings["API_KEY"])
+    settings["attempts"] = 1
+    raise ValueError("the ATS refused " + settings["API_KEY"])
+"#;
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .expect("exists")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn login_writes_a_private_profile_that_later_commands_use() {
+    let user = User::with_server();
+    let profile = user.config_dir().join("flowd").join("profile.json");
+
+    // A wrong key is refused, and nothing is saved.
+    let line = {
+        let output = user
+            .bare()
+            .args(["login", "--server", user.url(), "--api-key", "wrong-key"])
+            .output()
+            .expect("runs");
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    assert!(line.contains("refused the API key"), "{line}");
+    assert_eq!(line.trim().lines().count(), 1, "{line}");
+    assert!(!profile.exists());
+
+    let url = user.url().to_string();
+    user.bare()
+        .args(["login", "--server", &url, "--api-key", ADMIN_KEY])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("Logged in to {url}")));
+    assert_eq!(mode_of(&profile), 0o600);
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
+    assert_eq!(saved["server"], url.as_str());
+    assert_eq!(saved["api_key"], ADMIN_KEY);
+
+    // No flags or environment: the profile is used.
+    user.bare()
+        .args(["ls"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("No workflows yet"));
+    // The environment overrides it.
+    let line = {
+        let output = user
+            .bare()
+            .env("FLOWD_API_KEY", "another-wrong-key")
+            .arg("ls")
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    assert!(
+        line.starts_with("flowd: the server refused the API key"),
+        "{line}"
+    );
+
+    user.bare().arg("logout").assert().success();
+    assert!(!profile.exists());
+    let output = user.bare().arg("ls").output().unwrap();
+    assert!(!output.status.success());
+    let line = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        line.starts_with("flowd: no server given") && line.contains("flowd login"),
+        "{line}"
+    );
+}
+
+#[test]
+fn deploy_invoke_logs_settings_update_rollback_rm() {
+    let user = User::with_server();
+    user.write("hello.py", HELLO_V1);
+    user.write("hello.settings.json", r#"{"GREETING": "Hi", "limit": 10}"#);
+
+    // Deploy: the mode is guessed, the name comes from the file.
+    let out = user.ok(&[
+        "deploy",
+        "hello.py",
+        "--settings",
+        "hello.settings.json",
+        "--secret",
+        "TOKEN=tok-3c1d9a",
+        "--timeout",
+        "30",
+    ]);
+    assert!(
+        out.contains("Created hello: version 1 (catch, python"),
+        "{out}"
+    );
+    let hook_prefix = format!("Hook URL: {}/teams/default/hello/python", user.url());
+    assert!(out.contains(&hook_prefix), "{out}");
+
+    // Invoke with JSON: the body on stdout, the status and the execution id on stderr.
+    user.flowd()
+        .args(["invoke", "hello", "--json", r#"{"name": "Ada"}"#])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(r#""message": "Hi Ada""#))
+        .stderr(predicate::str::contains("200 OK").and(predicate::str::contains("execution ")));
+    // A form, and the headers with -i.
+    let out = user.ok(&["invoke", "hello", "--form", "name=Bob", "-i"]);
+    assert!(out.starts_with("HTTP 200 OK"), "{out}");
+    assert!(out.contains("x-execution-id: "), "{out}");
+    assert!(out.contains(r#""message": "Hi Bob""#), "{out}");
+
+    // Logs: both executions, with the masked output in the full record.
+    let executions = user.json(&["logs", "hello"]);
+    let executions = executions.as_array().expect("an array");
+    assert_eq!(executions.len(), 2);
+    assert!(executions.iter().all(|e| e["status"] == "success"));
+    let table = user.ok(&["logs", "hello"]);
+    assert_eq!(
+        table.lines().filter(|l| l.contains("success")).count(),
+        2,
+        "{table}"
+    );
+    let newest = executions[0]["id"].as_str().unwrap();
+    let out = user.ok(&["execution", newest]);
+    assert!(out.contains("of hello, version 1"), "{out}");
+    assert!(out.contains("success"), "{out}");
+    assert!(out.contains("hello Bob with token ****"), "{out}");
+    assert!(out.contains("changed count"), "{out}");
+    assert!(!out.contains("tok-3c1d9a"), "the secret leaked: {out}");
+
+    // Settings: listed with the secret masked; set, set secret, unset.
+    let out = user.ok(&["settings", "hello"]);
+    assert!(out.contains("TOKEN") && out.contains("****"), "{out}");
+    assert!(!out.contains("tok-3c1d9a"), "the secret leaked: {out}");
+    let settings = user.json(&["settings", "hello"]);
+    assert_eq!(settings["settings"]["count"], 2);
+    assert_eq!(settings["settings"]["TOKEN"], "****");
+    user.ok(&["settings", "set", "hello", "GREETING", "Bonjour"]);
+    user.ok(&["settings", "set", "hello", "limit", "25", "--json-value"]);
+    user.ok(&[
+        "settings",
+        "set",
+        "hello",
+        "API_SECRET",
+        "s3cr3t-value",
+        "--secret",
+    ]);
+    let settings = user.json(&["settings", "hello"]);
+    assert_eq!(settings["settings"]["GREETING"], "Bonjour");
+    assert_eq!(settings["settings"]["limit"], 25);
+    assert_eq!(settings["settings"]["API_SECRET"], "****");
+    user.flowd()
+        .args(["invoke", "hello", "--json", r#"{"name": "Ada"}"#])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Bonjour Ada"));
+    user.ok(&["settings", "unset", "hello", "GREETING"]);
+    let settings = user.json(&["settings", "list", "hello"]);
+    assert!(settings["settings"].get("GREETING").is_none(), "{settings}");
+    let line = user.fails(&["settings", "unset", "hello", "GREETING"]);
+    assert!(line.contains("no setting \"GREETING\""), "{line}");
+
+    // Update: a new version, which the hook runs at once.
+    user.write("hello.py", HELLO_V2);
+    let out = user.ok(&["deploy", "hello.py"]);
+    assert!(out.contains("Updated hello: version 2 (was 1)"), "{out}");
+    user.flowd()
+        .args(["invoke", "hello"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(r#"{"version": 2}"#))
+        .stderr(predicate::str::contains("201 Created"));
+    let out = user.ok(&["deploy", "hello.py"]);
+    assert!(out.contains("up to date: version 2"), "{out}");
+    let out = user.ok(&["show", "hello"]);
+    assert!(out.contains("hook URL:"), "{out}");
+    assert!(out.contains("30 s, 512 MiB"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("2 ") && l.contains("active")),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l.starts_with("1 ")), "{out}");
+
+    // Roll back by redeploying the old file (here, saved from the server itself).
+    let old = user.ok(&["show", "hello", "--code", "--version", "1"]);
+    assert_eq!(old, HELLO_V1);
+    user.write("hello.py", &old);
+    let out = user.ok(&["deploy", "hello.py"]);
+    assert!(
+        out.contains("Updated hello: version 3 (was 2; same code as version 1)"),
+        "{out}"
+    );
+    user.flowd()
+        .args(["invoke", "hello", "--json", r#"{"name": "Ada"}"#])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(r#""version": 1"#));
+    let shown = user.json(&["show", "hello"]);
+    assert_eq!(shown["workflow"]["version"], 3);
+    assert_eq!(shown["versions"].as_array().unwrap().len(), 3);
+
+    // rm asks first; without a terminal to answer, it refuses.
+    let line = user.fails(&["rm", "hello"]);
+    assert!(line.contains("--yes"), "{line}");
+    user.ok(&["rm", "hello", "--yes"]);
+    let out = user.ok(&["ls"]);
+    assert!(out.contains("No workflows yet"), "{out}");
+    let line = user.fails(&["invoke", "hello"]);
+    assert!(line.contains("no workflow named \"hello\""), "{line}");
+}
+
+#[test]
+fn invoke_sends_forms_files_and_headers_like_a_third_party() {
+    let user = User::with_server();
+    user.write("echo.py", ECHO);
+    user.write("resume.txt", "Ada Lovelace, analyst");
+    user.write("event.json", r#"{"source": "json-file"}"#);
+    user.ok(&["deploy", "echo.py", "--name", "echo"]);
+
+    let body: Value = serde_json::from_str(&user.ok(&[
+        "invoke",
+        "echo",
+        "--file",
+        "cv=@resume.txt",
+        "--form",
+        "source=careers",
+        "-H",
+        "X-Signature: sha256=abc",
+    ]))
+    .unwrap();
+    assert_eq!(body["content_type"], "multipart/form-data");
+    assert_eq!(body["source"], "careers");
+    assert_eq!(body["signature"], "sha256=abc");
+    assert_eq!(
+        body["file"],
+        serde_json::json!(["resume.txt", "text/plain", "Ada Lovelace, analyst"])
+    );
+
+    let body: Value =
+        serde_json::from_str(&user.ok(&["invoke", "echo", "--form", "tag=a", "--form", "tag=b"]))
+            .unwrap();
+    assert_eq!(body["content_type"], "application/x-www-form-urlencoded");
+    assert_eq!(body["tags"], serde_json::json!(["a", "b"]));
+
+    let body: Value =
+        serde_json::from_str(&user.ok(&["invoke", "echo", "--json-file", "event.json"])).unwrap();
+    assert_eq!(body["content_type"], "application/json");
+    assert_eq!(body["source"], "json-file");
+
+    let answer: Value =
+        serde_json::from_str(&user.ok(&["invoke", "echo", "--output-json"])).unwrap();
+    assert_eq!(answer["status"], 200);
+    assert!(answer["execution_id"].is_string(), "{answer}");
+}
+
+#[test]
+fn pause_resume_trigger_and_pull_schedules() {
+    let user = User::with_server();
+    user.write("hello.py", HELLO_V1);
+    user.write("sync.py", SYNC);
+    user.ok(&["deploy", "hello.py"]);
+
+    user.ok(&["pause", "hello"]);
+    let ls = user.json(&["ls"]);
+    assert_eq!(ls[0]["enabled"], false);
+    assert!(user.ok(&["ls"]).contains("paused"));
+    let line = user.fails(&["invoke", "hello"]);
+    assert!(line.contains("503 Service Unavailable"), "{line}");
+    user.ok(&["resume", "hello"]);
+    user.ok(&["invoke", "hello"]);
+
+    // A catch workflow run by hand, with a `_request`.
+    let out = user.ok(&["trigger", "hello", "--request", r#"{"name": "Manual"}"#]);
+    assert!(out.contains("trigger:   manual"), "{out}");
+    assert!(out.contains("hello Manual"), "{out}");
+
+    // A pull workflow: mode guessed, no schedule, run by hand; its settings change persists.
+    let out = user.ok(&["deploy", "sync.py"]);
+    assert!(
+        out.contains("Created sync: version 1 (pull, python"),
+        "{out}"
+    );
+    assert!(out.contains("Schedule: none"), "{out}");
+    let out = user.ok(&["trigger", "sync"]);
+    assert!(out.contains("status:    success"), "{out}");
+    assert!(out.contains("added cursor"), "{out}");
+    let record: Value = user.json(&["trigger", "sync"]);
+    assert_eq!(record["status"], "success");
+    assert_eq!(user.json(&["settings", "sync"])["settings"]["cursor"], 20);
+    let line = user.fails(&["trigger", "sync", "--request", "{}"]);
+    assert!(line.contains("pull workflow"), "{line}");
+    let line = user.fails(&["invoke", "sync"]);
+    assert!(line.contains("no hook URL"), "{line}");
+
+    // A schedule is sent as given; what the server answers is shown.
+    let out = user.ok(&[
+        "deploy",
+        "sync.py",
+        "--name",
+        "sync-hourly",
+        "--every",
+        "1h",
+    ]);
+    assert!(out.contains("Schedule: every 1h"), "{out}");
+    let shown = user.json(&["show", "sync-hourly"]);
+    assert_eq!(shown["workflow"]["schedule"]["every"], "1h");
+    let out = user.ok(&[
+        "deploy",
+        "sync.py",
+        "--name",
+        "sync-cron",
+        "--cron",
+        "0 8 * * 1-5",
+        "--tz",
+        "Europe/Paris",
+    ]);
+    assert!(
+        out.contains("Schedule: cron 0 8 * * 1-5 (Europe/Paris)"),
+        "{out}"
+    );
+    let line = user.fails(&["deploy", "hello.py", "--every", "5m"]);
+    assert!(line.contains("catch workflow"), "{line}");
+
+    // Logs filter by status and limit.
+    let errors = user.json(&["logs", "sync", "--status", "error"]);
+    assert_eq!(errors.as_array().unwrap().len(), 0);
+    let latest = user.json(&["logs", "sync", "--limit", "1"]);
+    assert_eq!(latest.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn deploy_refuses_bad_code_and_reports_the_server_errors() {
+    let user = User::with_server();
+    user.write("broken.py", SYNTAX_ERROR);
+    let line = user.fails(&["deploy", "broken.py", "--mode", "catch"]);
+    assert!(line.starts_with("flowd: broken.py:2:"), "{line}");
+    assert!(line.contains("SyntaxError"), "{line}");
+    assert!(user.ok(&["ls"]).contains("No workflows yet"));
+
+    // The mode is guessed from the signature; a signature that fits neither needs --mode.
+    user.write("three.py", "def workflow(a, b, c):\n    pass\n");
+    let line = user.fails(&["deploy", "three.py"]);
+    assert!(line.contains("--mode"), "{line}");
+    let line = user.fails(&["deploy", "three.py", "--mode", "pull"]);
+    assert!(line.starts_with("flowd: three.py:1:1: "), "{line}");
+
+    // A mode change is refused before anything is sent.
+    user.write("hello.py", HELLO_V1);
+    user.ok(&["deploy", "hello.py"]);
+    user.write("hello.py", SYNC);
+    let line = user.fails(&["deploy", "hello.py"]);
+    assert!(line.contains("mode cannot change"), "{line}");
+
+    // Limits the server refuses are reported as it words them.
+    let line = user.fails(&["deploy", "hello.py", "--name", "big", "--memory", "1"]);
+    assert!(line.contains("memory_mb"), "{line}");
+
+    // Requirements are sent only when asked; a server that refuses them says so clearly.
+    user.write("requirements.txt", "# tools\nrequests>=2\n\n");
+    let output = user
+        .flowd()
+        .args([
+            "deploy",
+            "hello.py",
+            "--name",
+            "with-reqs",
+            "--requirements",
+            "requirements.txt",
+        ])
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with("flowd: ") && stderr.contains("requirements"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn logs_follow_streams_new_executions_until_ctrl_c() {
+    let user = User::with_server();
+    user.write("hello.py", HELLO_V1);
+    user.ok(&["deploy", "hello.py"]);
+    user.ok(&["invoke", "hello", "--json", r#"{"name": "before"}"#]);
+
+    let mut follow = std::process::Command::new(flowd_path())
+        .args(["logs", "hello", "--follow", "--interval", "0.2"])
+        .current_dir(user.work())
+        .env("HOME", user.home.path())
+        .env("XDG_CONFIG_HOME", user.config_dir())
+        .env("FLOWD_SERVER", user.url())
+        .env("FLOWD_API_KEY", ADMIN_KEY)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("flowd logs --follow starts");
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let stdout = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = || {
+        lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a line from --follow")
+    };
+    assert!(next_line().starts_with("EXECUTION"));
+    let first = next_line();
+    assert!(first.contains("success"), "{first}");
+
+    for _ in 0..2 {
+        user.ok(&["invoke", "hello"]);
+    }
+    let streamed: Vec<String> = (0..2).map(|_| next_line()).collect();
+    assert!(
+        streamed
+            .iter()
+            .all(|l| l.contains("catch") && l.contains("success")),
+        "{streamed:?}"
+    );
+    assert_ne!(streamed[0], streamed[1]);
+
+    std::process::Command::new("kill")
+        .args(["-INT", &follow.id().to_string()])
+        .status()
+        .expect("kill runs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = follow.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "--follow did not stop on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "Ctrl-C is a clean stop: {status}");
+}
+
+#[test]
+fn run_a_catch_file_locally_as_the_server_would() {
+    let user = User::alone();
+    user.write("hello.py", HELLO_V1);
+    user.write(
+        "request.json",
+        r#"{"name": "Ada", "Content-Type": "application/json"}"#,
+    );
+    let out = user.ok(&[
+        "run",
+        "hello.py",
+        "--request",
+        "@request.json",
+        "--settings",
+        r#"{"count": 41, "GREETING": "Hey"}"#,
+        "--secret",
+        "TOKEN=tok-77aa11",
+    ]);
+    assert!(out.contains("Status: success"), "{out}");
+    assert!(out.contains("Response: 200 OK"), "{out}");
+    assert!(out.contains("Content-Type: application/json"), "{out}");
+    assert!(out.contains("X-Execution-Id: "), "{out}");
+    assert!(
+        out.contains(r#"{"message": "Hey Ada", "version": 1, "count": 42}"#),
+        "{out}"
+    );
+    assert!(out.contains("hello Ada with token ****"), "{out}");
+    assert!(!out.contains("tok-77aa11"), "the secret leaked: {out}");
+    assert!(out.contains("Settings: the server would persist:"), "{out}");
+    assert!(out.contains("~ count = 42"), "{out}");
+
+    // The default response, when the return value is not a response.
+    user.write(
+        "none.py",
+        "def workflow(_request, settings):\n    return None\n",
+    );
+    let outcome = user.json(&["run", "none.py"]);
+    assert_eq!(outcome["status"], "success");
+    assert_eq!(outcome["response"]["status"], 200);
+    let body: Value = serde_json::from_str(outcome["response"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["execution_id"], outcome["execution_id"]);
+    assert_eq!(outcome["settings"]["would_persist"], false);
+    assert_eq!(
+        outcome["settings"]["why_not"],
+        "unchanged: nothing would be persisted"
+    );
+}
+
+#[test]
+fn run_a_pull_file_locally() {
+    let user = User::alone();
+    user.write("sync.py", SYNC);
+    let out = user.ok(&[
+        "run",
+        "sync.py",
+        "--settings",
+        r#"{"cursor": 5, "obsolete": true}"#,
+    ]);
+    assert!(out.contains("Status: success"), "{out}");
+    assert!(out.contains("pull mode"), "{out}");
+    assert!(!out.contains("Response:"), "{out}");
+    assert!(out.contains("syncing from 5"), "{out}");
+    assert!(out.contains("~ cursor = 15"), "{out}");
+    assert!(out.contains("- obsolete"), "{out}");
+    let line = user.fails(&["run", "sync.py", "--request", "{}"]);
+    assert!(line.contains("takes no --request"), "{line}");
+}
+
+#[test]
+fn run_reports_a_syntax_error_as_file_line_column() {
+    let user = User::alone();
+    user.write("broken.py", SYNTAX_ERROR);
+    let output = user.flowd().args(["run", "broken.py"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    // The last line (a first run may print the building of the Python environment before it).
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr.trim().lines().last().unwrap_or("");
+    assert!(line.starts_with("flowd: broken.py:2:"), "{stderr}");
+    assert!(line.contains("SyntaxError"), "{stderr}");
+}
+
+#[test]
+fn run_shows_the_500_of_a_workflow_that_raises() {
+    let user = User::alone();
+    user.write("raises.py", RAISES);
+    let output = user
+        .flowd()
+        .args(["run", "raises.py", "--secret", "API_KEY=key-5f5f5f"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let out = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(out.contains("Status: error"), "{out}");
+    assert!(out.contains("Response: 500 Internal Server Error"), "{out}");
+    assert!(out.contains(r#""error":"ValueError""#), "{out}");
+    assert!(out.contains("calling the ATS with ****"), "{out}");
+    assert!(out.contains("Traceback (most recent call last)"), "{out}");
+    assert!(
+        out.contains("Error: ValueError: the ATS refused ****"),
+        "{out}"
+    );
+    assert!(
+        out.contains("nothing would be persisted: the execution ended with status error"),
+        "{out}"
+    );
+    assert!(!out.contains("key-5f5f5f") && !stderr.contains("key-5f5f5f"));
+    assert_eq!(
+        stderr.trim().lines().last(),
+        Some("flowd: raises.py ended with status error: ValueError")
+    );
+}
+
+#[test]
+fn bad_inputs_give_one_clear_line() {
+    let user = User::alone();
+    // A server that is not there.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let line = user.fails(&[
+        "ls",
+        "--server",
+        &format!("http://127.0.0.1:{port}"),
+        "--api-key",
+        "k",
+    ]);
+    assert!(
+        line.contains("cannot reach the flowd server at http://127.0.0.1:"),
+        "{line}"
+    );
+    // No server configured at all.
+    let line = user.fails(&["logs", "hello"]);
+    assert!(line.contains("no server given"), "{line}");
+    // Bad JSON is caught before anything is sent.
+    let line = user.fails(&["invoke", "hello", "--json", "{bad"]);
+    assert!(line.contains("--json is not valid JSON"), "{line}");
+    let line = user.fails(&["run", "missing.py"]);
+    assert!(line.contains("cannot read missing.py"), "{line}");
+    user.write("hello.py", HELLO_V1);
+    let line = user.fails(&["run", "hello.py", "--request", "[1, 2]"]);
+    assert!(line.contains("must be a JSON object"), "{line}");
+    let line = user.fails(&["deploy", "hello.py", "--secret", "NOVALUE"]);
+    assert!(line.contains("is not KEY=VALUE"), "{line}");
+}
+
+#[test]
+fn unknown_workflows_are_named() {
+    let user = User::with_server();
+    for args in [
+        &["show", "nope"][..],
+        &["invoke", "nope"],
+        &["logs", "nope"],
+        &["settings", "nope"],
+        &["trigger", "nope"],
+        &["rm", "nope", "--yes"],
+    ] {
+        let line = user.fails(args);
+        assert!(
+            line.contains("no workflow named \"nope\""),
+            "{args:?}: {line}"
+        );
+    }
+    let line = user.fails(&["execution", "0192f4a1-7c3e-7d2a-9b1e-2f6a8c0d4e5f"]);
+    assert!(line.contains("not found"), "{line}");
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    let user = User::alone();
+    for command in [
+        "serve",
+        "login",
+        "logout",
+        "deploy",
+        "ls",
+        "show",
+        "rm",
+        "pause",
+        "resume",
+        "trigger",
+        "invoke",
+        "logs",
+        "execution",
+        "settings",
+        "run",
+    ] {
+        user.flowd()
+            .args([command, "--help"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Example"));
+    }
+    user.flowd()
+        .args(["settings", "set", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--secret"));
+}
