@@ -74,9 +74,9 @@ pub fn status(text: &str) -> String {
     }
 }
 
-/// An HTTP status line (`200 OK`), coloured by class.
-pub fn http_status(code: u16, text: &str) -> String {
-    if !color_stdout() {
+/// An HTTP status line (`200 OK`), coloured by class when `color`.
+pub fn http_status(code: u16, text: &str, color: bool) -> String {
+    if !color {
         return text.to_string();
     }
     match code {

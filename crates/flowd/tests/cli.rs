@@ -445,9 +445,27 @@ fn deploy_invoke_logs_settings_update_rollback_rm() {
         .stderr(predicate::str::contains("201 Created"));
     let out = user.ok(&["deploy", "hello.py"]);
     assert!(out.contains("up to date: version 2"), "{out}");
+    let out = user.ok(&[
+        "deploy",
+        "hello.py",
+        "--settings",
+        "hello.settings.json",
+        "--timeout",
+        "20",
+    ]);
+    assert!(
+        out.contains("Updated the limits, settings of hello (the code is unchanged: version 2)"),
+        "{out}"
+    );
+    let settings = user.json(&["settings", "hello"]);
+    assert_eq!(
+        settings["settings"]["GREETING"], "Hi",
+        "merged back: {settings}"
+    );
+    assert_eq!(settings["settings"]["count"], 3, "kept: {settings}");
     let out = user.ok(&["show", "hello"]);
     assert!(out.contains("hook URL:"), "{out}");
-    assert!(out.contains("30 s, 512 MiB"), "{out}");
+    assert!(out.contains("20 s, 512 MiB"), "{out}");
     assert!(
         out.lines()
             .any(|l| l.starts_with("2 ") && l.contains("active")),

@@ -169,7 +169,11 @@ enum Deployed {
         /// An older version with the same code (a rollback).
         same_as: Option<u64>,
     },
-    Unchanged(Value),
+    /// The code is the active version's; `changed` lists what else was updated.
+    Unchanged {
+        record: Value,
+        changed: Vec<&'static str>,
+    },
 }
 
 struct UpdateInput<'a> {
@@ -239,6 +243,19 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Dep
         patch.insert("requirements".into(), json!(requirements));
     }
     let code_changed = patch.contains_key("code");
+    let mut changed: Vec<&'static str> = Vec::new();
+    if patch.contains_key("schedule") {
+        changed.push("schedule");
+    }
+    if patch.contains_key("timeout_s") || patch.contains_key("memory_mb") {
+        changed.push("limits");
+    }
+    if patch.contains_key("requirements") {
+        changed.push("requirements");
+    }
+    if !input.settings.is_empty() {
+        changed.push("settings");
+    }
     let mut record = current;
     if !patch.is_empty() {
         record = api
@@ -259,7 +276,7 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Dep
             same_as,
         }
     } else {
-        Deployed::Unchanged(record)
+        Deployed::Unchanged { record, changed }
     })
 }
 
@@ -289,7 +306,7 @@ fn report(api: &Api, outcome: &Deployed, args: &DeployArgs) {
     let record = match outcome {
         Deployed::Created(record)
         | Deployed::Updated { record, .. }
-        | Deployed::Unchanged(record) => record,
+        | Deployed::Unchanged { record, .. } => record,
     };
     if args.json {
         ui::print_json(record);
@@ -314,8 +331,13 @@ fn report(api: &Api, outcome: &Deployed, args: &DeployArgs) {
                 None => String::new(),
             }
         ),
-        Deployed::Unchanged(_) => println!(
+        Deployed::Unchanged { changed, .. } if changed.is_empty() => println!(
             "{} is up to date: version {version} already has this code.",
+            ui::bold(name)
+        ),
+        Deployed::Unchanged { changed, .. } => println!(
+            "Updated the {} of {} (the code is unchanged: version {version}).",
+            changed.join(", "),
             ui::bold(name)
         ),
     }

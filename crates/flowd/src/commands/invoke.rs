@@ -117,7 +117,11 @@ pub async fn invoke(global: &Global, args: InvokeArgs) -> Result<()> {
             writeln!(
                 out,
                 "{}",
-                ui::http_status(status.as_u16(), &format!("HTTP {status_line}"))
+                ui::http_status(
+                    status.as_u16(),
+                    &format!("HTTP {status_line}"),
+                    ui::color_stdout()
+                )
             )?;
             for (name, value) in &response_headers {
                 writeln!(
@@ -135,11 +139,7 @@ pub async fn invoke(global: &Global, args: InvokeArgs) -> Result<()> {
         }
         out.flush()?;
         drop(out);
-        let mut summary = if ui::color_stderr() {
-            ui::http_status(status.as_u16(), &status_line)
-        } else {
-            status_line.clone()
-        };
+        let mut summary = ui::http_status(status.as_u16(), &status_line, ui::color_stderr());
         if let Some(id) = &execution_id {
             summary.push_str(&format!(
                 " · execution {id} (`flowd execution {id}` for details)"

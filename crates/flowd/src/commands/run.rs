@@ -298,7 +298,11 @@ fn print_outcome(
         println!(
             "{} {}",
             ui::bold("Response:"),
-            ui::http_status(status, &format!("{status} {}", reason(status)))
+            ui::http_status(
+                status,
+                &format!("{status} {}", reason(status)),
+                ui::color_stdout()
+            )
         );
         for (name, value) in response_headers(conclusion, execution_id) {
             println!("  {name}: {value}");
