@@ -1,0 +1,56 @@
+//! User code runs as an unprivileged user that cannot read the server's files.
+
+use serde_json::json;
+
+use crate::support::*;
+
+async fn run_catch(app: &TestApp, name: &str, body: &str) -> String {
+    let workflow = app.create_catch(name, &catch_code(body)).await;
+    let response = app.call_hook_json(&workflow, &json!({})).await;
+    assert_eq!(response.status(), 200);
+    response.text().await.expect("body")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_code_runs_under_an_unprivileged_uid() {
+    let app = spawn_app().await;
+    let uid = run_catch(
+        &app,
+        "whoami",
+        "import os\nreturn {'status_code': 200, 'body': str(os.getuid())}",
+    )
+    .await;
+    let server_uid = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(0);
+    if server_uid == 0 {
+        assert_ne!(uid, "0", "user code must not run as root");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_code_cannot_read_the_database_nor_the_data_dir() {
+    let app = spawn_app().await;
+    let server_uid = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(0);
+    if server_uid != 0 {
+        return; // without root there is no user switch to test
+    }
+    let data_dir = app.data_dir.path().join("data");
+    let db = data_dir.join("flowd.db");
+    let body = format!(
+        "results = []\nfor action in ('read_db', 'list_dir'):\n    try:\n        if action == 'read_db':\n            open({db:?}, 'rb').read(16)\n        else:\n            import os; os.listdir({dir:?})\n        results.append(action + ':allowed')\n    except PermissionError:\n        results.append(action + ':denied')\nreturn {{'status_code': 200, 'body': ' '.join(results)}}",
+        db = db.display().to_string(),
+        dir = data_dir.display().to_string()
+    );
+    let outcome = run_catch(&app, "snoop", &body).await;
+    assert_eq!(outcome, "read_db:denied list_dir:denied");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_code_can_write_in_its_private_temporary_directory() {
+    let app = spawn_app().await;
+    let body = "import tempfile, os\nwith tempfile.NamedTemporaryFile('w', delete=False) as f:\n    f.write('x')\nreturn {'status_code': 200, 'body': str(os.path.exists(f.name))}";
+    assert_eq!(run_catch(&app, "tmpwriter", body).await, "True");
+}
