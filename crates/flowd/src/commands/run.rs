@@ -233,18 +233,9 @@ fn default_runtime_dir() -> PathBuf {
         .join("runtimes")
 }
 
-/// The response headers as the server would send them (it adds `X-Execution-Id`).
+/// The response headers as the server sends them: the reply's, and `X-Execution-Id`.
 fn response_headers(conclusion: &Conclusion, execution_id: &str) -> Vec<(String, String)> {
     let mut headers = conclusion.reply.headers.clone();
-    if !headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
-    {
-        headers.insert(
-            0,
-            ("Content-Type".into(), "text/plain; charset=utf-8".into()),
-        );
-    }
     headers.push(("X-Execution-Id".into(), execution_id.to_string()));
     headers
 }
