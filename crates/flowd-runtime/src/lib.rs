@@ -429,7 +429,7 @@ impl Runtime {
         }
         guard
             .as_mut()
-            .ok_or_else(|| RuntimeError::Zygote(ProtocolError::Closed))
+            .ok_or(RuntimeError::Zygote(ProtocolError::Closed))
     }
 }
 

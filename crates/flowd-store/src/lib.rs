@@ -61,6 +61,38 @@ pub struct ExecutionQuery {
     pub limit: u32,
 }
 
+/// A fire time being claimed: it must still be the workflow's `next_fire_at`, which moves on to
+/// `next_fire_at`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FireAdvance {
+    pub fire_at: i64,
+    pub next_fire_at: Option<i64>,
+}
+
+/// A run of a workflow whose runs must not overlap (pull mode), claimed with [`Store::claim_run`].
+#[derive(Debug, Clone)]
+pub struct RunClaim {
+    /// The execution to record, with status `running`.
+    pub execution: ExecutionRecord,
+    /// For a scheduled tick: the fire time claimed and the next one.
+    pub advance: Option<FireAdvance>,
+    /// When another run of the workflow is going: record the execution as `skipped` with this
+    /// warning, or (`None`) record nothing.
+    pub skip_warning: Option<String>,
+}
+
+/// What [`Store::claim_run`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The execution is recorded as `running`: start it.
+    Started,
+    /// Another run is going: the execution was recorded as `skipped` (if asked) and the fire
+    /// time, if any, consumed.
+    Overlapped,
+    /// The fire time was already claimed (by another tick or node): nothing was written.
+    AlreadyClaimed,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // --- teams and API keys ---
@@ -115,6 +147,20 @@ pub trait Store: Send + Sync + 'static {
     async fn commit(&self, writes: &[StoreWrite]) -> Result<()>;
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>>;
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>>;
+    // --- schedules ---
+    /// Workflows whose `next_fire_at` is at or before `now`, earliest first, at most `limit`.
+    /// Only enabled pull workflows have a `next_fire_at` (the engine keeps it `None` otherwise).
+    async fn due_workflows(&self, now: i64, limit: u32) -> Result<Vec<WorkflowRecord>>;
+    /// The earliest `next_fire_at` of all workflows.
+    async fn earliest_fire_at(&self) -> Result<Option<i64>>;
+    /// Claims a run atomically, in one transaction: with `advance`, the workflow's `next_fire_at`
+    /// must still be `advance.fire_at` (else `AlreadyClaimed`, nothing written) and is set to
+    /// `advance.next_fire_at`; then, if an execution of the workflow is `running`, the execution
+    /// is recorded as `skipped` (if `skip_warning` is set) and the answer is `Overlapped`;
+    /// otherwise it is recorded as `running` and the answer is `Started`. A fire time already
+    /// recorded for the workflow (`UNIQUE(workflow_id, fire_at)`) is `AlreadyClaimed` too.
+    async fn claim_run(&self, claim: &RunClaim) -> Result<ClaimOutcome>;
+
     /// Marks every execution still `running` as `interrupted` (finished at `now`, its duration
     /// running from its start to `now`), returning how many: called at start, after a crash or a
     /// hard stop.

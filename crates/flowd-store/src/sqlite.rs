@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flowd_core::settings::{Settings, SettingsChange};
+use flowd_core::workflow::ExecutionStatus;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::error::ErrorKind;
@@ -20,8 +21,8 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::{
-    ApiKeyRecord, ExecutionError, ExecutionQuery, ExecutionRecord, Result, Store, StoreError,
-    StoreWrite, TeamRecord, VersionRecord, WorkflowRecord,
+    ApiKeyRecord, ClaimOutcome, ExecutionError, ExecutionQuery, ExecutionRecord, Result, RunClaim,
+    Store, StoreError, StoreWrite, TeamRecord, VersionRecord, WorkflowRecord,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -788,15 +789,89 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn due_workflows(&self, now: i64, limit: u32) -> Result<Vec<WorkflowRecord>> {
+        sqlx::query(&format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflows \
+             WHERE next_fire_at IS NOT NULL AND next_fire_at <= ? AND enabled = 1 \
+             ORDER BY next_fire_at LIMIT ?"
+        ))
+        .bind(now)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(workflow_from_row)
+        .collect()
+    }
+
+    async fn earliest_fire_at(&self) -> Result<Option<i64>> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT next_fire_at FROM workflows WHERE next_fire_at IS NOT NULL \
+             ORDER BY next_fire_at LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(at,)| at))
+    }
+
+    async fn claim_run(&self, claim: &RunClaim) -> Result<ClaimOutcome> {
+        let workflow_id = &claim.execution.workflow_id;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        if let Some(advance) = claim.advance {
+            let moved = sqlx::query(
+                "UPDATE workflows SET next_fire_at = ? WHERE id = ? AND next_fire_at = ?",
+            )
+            .bind(advance.next_fire_at)
+            .bind(workflow_id)
+            .bind(advance.fire_at)
+            .execute(&mut *tx)
+            .await?;
+            if moved.rows_affected() == 0 {
+                return Ok(ClaimOutcome::AlreadyClaimed);
+            }
+        }
+        let running: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM executions WHERE workflow_id = ? AND status = ? LIMIT 1")
+                .bind(workflow_id)
+                .bind(ExecutionStatus::Running.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (outcome, record) = match (running, &claim.skip_warning) {
+            (None, _) => {
+                let mut record = claim.execution.clone();
+                record.status = ExecutionStatus::Running;
+                (ClaimOutcome::Started, Some(record))
+            }
+            (Some(_), Some(warning)) => {
+                let mut record = claim.execution.clone();
+                record.status = ExecutionStatus::Skipped;
+                record.finished_at = Some(record.started_at);
+                record.duration_ms = Some(0);
+                record.warnings.push(warning.clone());
+                (ClaimOutcome::Overlapped, Some(record))
+            }
+            (Some(_), None) => (ClaimOutcome::Overlapped, None),
+        };
+        if let Some(record) = record {
+            match put_execution(&mut tx, &record).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict(_)) => return Ok(ClaimOutcome::AlreadyClaimed),
+                Err(error) => return Err(error),
+            }
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
     async fn interrupt_running_executions(&self, now: i64) -> Result<u64> {
         let result = sqlx::query(
             "UPDATE executions SET status = ?, finished_at = ?, duration_ms = MAX(? - started_at, 0) \
              WHERE status = ?",
         )
-        .bind(flowd_core::workflow::ExecutionStatus::Interrupted.as_str())
+        .bind(ExecutionStatus::Interrupted.as_str())
         .bind(now)
         .bind(now)
-        .bind(flowd_core::workflow::ExecutionStatus::Running.as_str())
+        .bind(ExecutionStatus::Running.as_str())
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected())

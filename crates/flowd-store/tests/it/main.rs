@@ -7,6 +7,7 @@
 
 mod common;
 mod executions;
+mod schedules;
 mod settings;
 mod sqlite;
 mod teams;
@@ -83,6 +84,17 @@ macro_rules! conformance_suite {
                     list_limit_is_capped_at_1000,
                     list_limit_zero_means_50,
                     interrupt_marks_only_running_executions_and_returns_the_count,
+                ],
+                schedules: [
+                    due_workflows_are_those_at_or_before_now_earliest_first,
+                    due_workflows_leave_out_disabled_ones_and_respect_the_limit,
+                    earliest_fire_at_is_the_smallest_next_fire_at,
+                    claiming_a_due_fire_time_starts_the_run_and_advances_the_schedule,
+                    a_fire_time_is_claimed_exactly_once,
+                    concurrent_claims_of_one_fire_time_start_one_run,
+                    a_tick_while_a_run_is_going_is_recorded_as_skipped_and_consumed,
+                    a_manual_claim_while_a_run_is_going_records_nothing,
+                    a_finished_run_no_longer_blocks_the_next_claim,
                 ],
             );
         }
