@@ -50,26 +50,34 @@ impl Engine {
         trigger: Trigger,
         request: Option<PyValue>,
     ) -> Report {
-        let id = uuid::Uuid::now_v7().to_string();
+        let record = new_record(&hot, trigger);
         if trigger == Trigger::Catch && !hot.record.enabled {
             return self
-                .skip(&hot, id, trigger, "the workflow is paused", 503, "paused")
+                .skip(&hot, record, "the workflow is paused", 503, "paused")
                 .await;
         }
+        self.admit_and_run(hot, record, request, false).await
+    }
+
+    /// Runs an execution whose `running` record the store already holds (a claimed pull run).
+    pub async fn run_claimed(&self, hot: Arc<HotWorkflow>, record: ExecutionRecord) -> Report {
+        self.admit_and_run(hot, record, None, true).await
+    }
+
+    /// Takes an execution slot (the workflow's, then the server's), then runs.
+    async fn admit_and_run(
+        &self,
+        hot: Arc<HotWorkflow>,
+        record: ExecutionRecord,
+        request: Option<PyValue>,
+        recorded: bool,
+    ) -> Report {
         let _workflow_slot = match &hot.limiter {
             Some(gate) => match gate.enter(|| crate::EngineError::Saturated).await {
                 Ok(permit) => Some(permit),
                 Err(_) => {
-                    return self
-                        .skip(
-                            &hot,
-                            id,
-                            trigger,
-                            "the workflow's max_concurrency slots and queue were full",
-                            503,
-                            "saturated",
-                        )
-                        .await
+                    let why = "the workflow's max_concurrency slots and queue were full";
+                    return self.skip(&hot, record, why, 503, "saturated").await;
                 }
             },
             None => None,
@@ -77,29 +85,26 @@ impl Engine {
         let _slot = match self.gate.enter(|| crate::EngineError::Saturated).await {
             Ok(permit) => permit,
             Err(_) => {
-                return self
-                    .skip(
-                        &hot,
-                        id,
-                        trigger,
-                        "the server's execution slots and queue were full",
-                        503,
-                        "saturated",
-                    )
-                    .await
+                let why = "the server's execution slots and queue were full";
+                return self.skip(&hot, record, why, 503, "saturated").await;
             }
         };
-        self.run_admitted(hot, id, trigger, request).await
+        self.run_admitted(hot, record, request, recorded).await
     }
 
     async fn run_admitted(
         &self,
         hot: Arc<HotWorkflow>,
-        id: String,
-        trigger: Trigger,
+        mut record: ExecutionRecord,
         request: Option<PyValue>,
+        recorded: bool,
     ) -> Report {
-        let started_at = now_ms();
+        let id = record.id.clone();
+        if !recorded {
+            // Time spent waiting for a slot is not part of the run.
+            record.started_at = now_ms();
+        }
+        let started_at = record.started_at;
         let (snapshot, secrets) = hot.settings.snapshot(&hot.record.secret_keys);
         let job = Job {
             version_key: hot.version_key(),
@@ -114,23 +119,6 @@ impl Engine {
             memory_mb: hot.record.memory_mb,
             env: Vec::new(),
         };
-        let mut record = ExecutionRecord {
-            id: id.clone(),
-            workflow_id: hot.record.id.clone(),
-            version: hot.record.version,
-            trigger,
-            status: ExecutionStatus::Running,
-            started_at,
-            finished_at: None,
-            duration_ms: None,
-            response_status: None,
-            warnings: Vec::new(),
-            error: None,
-            logs: String::new(),
-            logs_truncated: false,
-            settings_changed: None,
-            fire_at: None,
-        };
 
         // Short executions are written once, at their end; a longer one is recorded as running
         // meanwhile, so that a crash leaves a trace (marked interrupted at the next start).
@@ -138,7 +126,7 @@ impl Engine {
         tokio::pin!(run);
         let execution = tokio::select! {
             execution = &mut run => execution,
-            _ = tokio::time::sleep(self.config.running_record_delay) => {
+            _ = tokio::time::sleep(self.config.running_record_delay), if !recorded => {
                 self.writer.enqueue(vec![StoreWrite::PutExecution(record.clone())]);
                 run.await
             }
@@ -193,30 +181,18 @@ impl Engine {
     async fn skip(
         &self,
         hot: &HotWorkflow,
-        id: String,
-        trigger: Trigger,
+        mut record: ExecutionRecord,
         why: &str,
         status: u16,
         reason: &str,
     ) -> Report {
         let now = now_ms();
-        let record = ExecutionRecord {
-            id: id.clone(),
-            workflow_id: hot.record.id.clone(),
-            version: hot.record.version,
-            trigger,
-            status: ExecutionStatus::Skipped,
-            started_at: now,
-            finished_at: Some(now),
-            duration_ms: Some(0),
-            response_status: (hot.record.mode == Mode::Catch).then_some(status),
-            warnings: vec![format!("not run: {why}")],
-            error: None,
-            logs: String::new(),
-            logs_truncated: false,
-            settings_changed: None,
-            fire_at: None,
-        };
+        let id = record.id.clone();
+        record.status = ExecutionStatus::Skipped;
+        record.finished_at = Some(now);
+        record.duration_ms = Some(now - record.started_at);
+        record.response_status = (hot.record.mode == Mode::Catch).then_some(status);
+        record.warnings.push(format!("not run: {why}"));
         // Refusals are recorded without waiting: under overload, the caller must not wait on the
         // disk to be told to come back later.
         self.writer
@@ -357,6 +333,39 @@ pub fn conclude(execution: flowd_runtime::Execution, context: &Context<'_>) -> C
         conclusion.response_status = Some(conclusion.reply.status);
     }
     conclusion
+}
+
+/// A new execution record, `running`, started now.
+fn new_record(hot: &HotWorkflow, trigger: Trigger) -> ExecutionRecord {
+    ExecutionRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        workflow_id: hot.record.id.clone(),
+        version: hot.record.version,
+        trigger,
+        status: ExecutionStatus::Running,
+        started_at: now_ms(),
+        finished_at: None,
+        duration_ms: None,
+        response_status: None,
+        warnings: Vec::new(),
+        error: None,
+        logs: String::new(),
+        logs_truncated: false,
+        settings_changed: None,
+        fire_at: None,
+    }
+}
+
+/// A new `running` record for a run of `hot`, to be claimed in the store first.
+pub fn claimable_record(
+    hot: &HotWorkflow,
+    trigger: Trigger,
+    fire_at: Option<i64>,
+) -> ExecutionRecord {
+    ExecutionRecord {
+        fire_at,
+        ..new_record(hot, trigger)
+    }
 }
 
 fn parse_settings(settings: Result<String, String>) -> Result<Settings, String> {

@@ -8,6 +8,7 @@ pub mod clock;
 mod error;
 pub mod executor;
 pub mod hot;
+pub mod scheduler;
 mod workflows;
 mod writer;
 
@@ -63,6 +64,8 @@ pub struct Engine {
     cache: HotCache,
     gate: Gate,
     writer: Writer,
+    /// Wakes the scheduler when a schedule changes.
+    schedule_changed: tokio::sync::Notify,
 }
 
 impl Engine {
@@ -91,6 +94,7 @@ impl Engine {
             config,
             cache: HotCache::default(),
             writer,
+            schedule_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -99,6 +103,19 @@ impl Engine {
         if let Err(error) = self.writer.commit(Vec::new()).await {
             tracing::error!(%error, "flushing the store writer failed");
         }
+    }
+
+    /// Waits (at most `limit`) until no execution is running: for a graceful shutdown, which must
+    /// also let scheduled runs finish.
+    pub async fn wait_idle(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.gate.in_use() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
     }
 
     /// Executions running now.

@@ -2,17 +2,21 @@
 
 use std::sync::Arc;
 
+use flowd_core::schedule::Schedule;
 use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::workflow::{limits, ExecutionStatus, Isolation, Mode, Name, Trigger};
 use flowd_core::PyValue;
-use flowd_store::{ExecutionQuery, ExecutionRecord, StoreWrite, VersionRecord, WorkflowRecord};
+use flowd_store::{
+    ClaimOutcome, ExecutionQuery, ExecutionRecord, RunClaim, StoreWrite, VersionRecord,
+    WorkflowRecord,
+};
 use rand::RngCore;
 use serde::Deserialize;
 
 use crate::auth::Principal;
 use crate::clock::now_ms;
 use crate::error::{EngineError, Result};
-use crate::executor::Report;
+use crate::executor::{claimable_record, Report};
 use crate::Engine;
 
 /// A new workflow, as sent to `POST /api/v1/workflows`.
@@ -81,6 +85,7 @@ impl Engine {
         check_max_concurrency(new.max_concurrency)?;
         check_isolation(new.isolation)?;
         let schedule = check_schedule(new.mode, new.schedule.as_ref())?;
+        let enabled = new.enabled.unwrap_or(true);
         let secrets = check_secrets(new.secrets.unwrap_or_default())?;
         let settings = new.settings.unwrap_or_default();
         self.check_code(&new.code, new.mode).await?;
@@ -92,11 +97,11 @@ impl Engine {
             mode: new.mode,
             runtime,
             version: 1,
-            enabled: new.enabled.unwrap_or(true),
+            enabled,
             hook_token: generate_hook_token(),
             secret_keys: secrets,
-            schedule,
-            next_fire_at: None,
+            next_fire_at: first_fire_time(schedule.as_ref(), enabled, now),
+            schedule: schedule.map(|s| s.to_json().to_string()),
             timeout_s,
             memory_mb,
             max_concurrency: new.max_concurrency,
@@ -113,6 +118,7 @@ impl Engine {
         self.store
             .create_workflow(&record, &version, &settings)
             .await?;
+        self.schedule_changed.notify_one();
         Ok(record)
     }
 
@@ -132,8 +138,12 @@ impl Engine {
         if let Some(secrets) = patch.secrets {
             record.secret_keys = check_secrets(secrets)?;
         }
+        let was_enabled = record.enabled;
+        let mut reschedule = false;
         if let Some(schedule) = &patch.schedule {
-            record.schedule = check_schedule(record.mode, schedule.as_ref())?;
+            let schedule = check_schedule(record.mode, schedule.as_ref())?;
+            record.schedule = schedule.map(|s| s.to_json().to_string());
+            reschedule = true;
         }
         if patch.timeout_s.is_some() {
             record.timeout_s = self.check_timeout(patch.timeout_s)?;
@@ -154,6 +164,12 @@ impl Engine {
         }
         let now = now_ms();
         record.updated_at = now;
+        // Pausing stops the ticks; resuming or a new schedule starts again from now.
+        if !record.enabled {
+            record.next_fire_at = None;
+        } else if reschedule || !was_enabled || record.next_fire_at.is_none() {
+            record.next_fire_at = first_fire_time(stored_schedule(&record).as_ref(), true, now);
+        }
         let new_code = match patch.code {
             Some(code) => {
                 self.check_code(&code, record.mode).await?;
@@ -180,6 +196,7 @@ impl Engine {
             record.version = version.version;
         }
         self.cache.invalidate(&record.id);
+        self.schedule_changed.notify_one();
         Ok(record)
     }
 
@@ -187,6 +204,7 @@ impl Engine {
         let record = self.workflow(principal, id).await?;
         self.store.delete_workflow(&record.id).await?;
         self.cache.remove(&record.id);
+        self.schedule_changed.notify_one();
         Ok(())
     }
 
@@ -235,18 +253,27 @@ impl Engine {
         Ok((record, cell.current()))
     }
 
-    /// Replaces all settings.
+    /// Replaces all settings. A secret key sent with the mask (`****`, as every answer shows it)
+    /// keeps its current value, so that settings read, edited and written back keep their secrets.
     pub async fn replace_settings(
         &self,
         principal: &Principal,
         id: &str,
-        settings: Settings,
+        mut settings: Settings,
     ) -> Result<(WorkflowRecord, Settings)> {
         let record = self.workflow(principal, id).await?;
         let cell = self
             .cache
             .settings_cell(self.store.as_ref(), &record.id)
             .await?;
+        let current = cell.current();
+        for key in &record.secret_keys {
+            if let (Some(sent), Some(kept)) = (settings.get_mut(key), current.get(key)) {
+                if is_mask(sent) {
+                    *sent = kept.clone();
+                }
+            }
+        }
         let workflow_id = record.id.clone();
         let ticket = cell.replace(settings, |change| {
             self.writer.submit(vec![StoreWrite::ApplySettingsChange {
@@ -258,7 +285,8 @@ impl Engine {
         Ok((record, cell.current()))
     }
 
-    /// Merges settings: keys with a `null` value are deleted, the others set.
+    /// Merges settings: keys with a `null` value are deleted, the others set; a secret key sent
+    /// with the mask (`****`) is left as it is.
     pub async fn patch_settings(
         &self,
         principal: &Principal,
@@ -272,6 +300,9 @@ impl Engine {
             .await?;
         let mut change = SettingsChange::default();
         for (key, value) in patch {
+            if is_mask(&value) && record.secret_keys.contains(&key) {
+                continue;
+            }
             if value.is_null() {
                 change.removed.push(key);
             } else {
@@ -322,7 +353,8 @@ impl Engine {
         Ok((record, workflow))
     }
 
-    /// Runs a workflow now (`trigger: manual`); for catch, `request` becomes `_request`.
+    /// Runs a workflow now (`trigger: manual`); for catch, `request` becomes `_request` (a pull
+    /// workflow takes none).
     pub async fn run_now(
         &self,
         principal: &Principal,
@@ -330,10 +362,34 @@ impl Engine {
         request: Option<PyValue>,
     ) -> Result<(Report, WorkflowRecord)> {
         let record = self.workflow(principal, id).await?;
+        if record.mode == Mode::Pull && request.is_some() {
+            return Err(EngineError::Invalid(
+                "request: a pull workflow is called as workflow(settings), without a request"
+                    .into(),
+            ));
+        }
         let hot = self
             .cache
             .load_by_id(self.store.as_ref(), &record.id)
             .await?;
+        if record.mode == Mode::Pull {
+            // Runs of a pull workflow never overlap, whoever starts them.
+            let execution = claimable_record(&hot, Trigger::Manual, None);
+            let claim = RunClaim {
+                execution: execution.clone(),
+                advance: None,
+                skip_warning: None,
+            };
+            return match self.store.claim_run(&claim).await? {
+                ClaimOutcome::Started => {
+                    let report = self.run_claimed(hot.clone(), execution).await;
+                    Ok((report, hot.record.clone()))
+                }
+                _ => Err(EngineError::Busy(
+                    "a run of this workflow is going: runs of a pull workflow never overlap".into(),
+                )),
+            };
+        }
         let report = self.execute(hot.clone(), Trigger::Manual, request).await;
         Ok((report, hot.record.clone()))
     }
@@ -402,6 +458,11 @@ impl Engine {
     }
 }
 
+/// Whether a settings value sent to the API is the mask that API answers show for a secret.
+fn is_mask(value: &serde_json::Value) -> bool {
+    value.as_str() == Some(flowd_core::settings::MASK)
+}
+
 fn parse_name(name: &str) -> Result<Name> {
     Name::parse(name).map_err(|e| EngineError::Invalid(e.to_string()))
 }
@@ -437,12 +498,32 @@ fn check_secrets(secrets: Vec<String>) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn check_schedule(mode: Mode, schedule: Option<&serde_json::Value>) -> Result<Option<String>> {
+/// Parses the schedule at the edge: a pull workflow needs one, a catch workflow has none.
+fn check_schedule(mode: Mode, schedule: Option<&serde_json::Value>) -> Result<Option<Schedule>> {
     match (mode, schedule) {
         (Mode::Catch, Some(_)) => Err(EngineError::Invalid(
-            "a catch workflow runs on its hook URL and has no schedule".into(),
+            "schedule: a catch workflow runs on its hook URL and has no schedule".into(),
         )),
-        (_, None) => Ok(None),
-        (Mode::Pull, Some(schedule)) => Ok(Some(schedule.to_string())),
+        (Mode::Catch, None) => Ok(None),
+        (Mode::Pull, None) => Err(EngineError::Invalid(
+            "schedule: a pull workflow needs a schedule, {\"every\": \"5m\"} or {\"cron\": \"*/5 * * * *\", \"timezone\": \"Europe/Paris\"}".into(),
+        )),
+        (Mode::Pull, Some(value)) => Schedule::parse(value)
+            .map(Some)
+            .map_err(|error| EngineError::Invalid(format!("schedule: {error}"))),
+    }
+}
+
+/// The schedule a workflow record holds (stored in its canonical form).
+pub fn stored_schedule(record: &WorkflowRecord) -> Option<Schedule> {
+    let value: serde_json::Value = serde_json::from_str(record.schedule.as_deref()?).ok()?;
+    Schedule::parse(&value).ok()
+}
+
+/// When a schedule set (or resumed) at `now` first fires.
+fn first_fire_time(schedule: Option<&Schedule>, enabled: bool, now: i64) -> Option<i64> {
+    match schedule {
+        Some(schedule) if enabled => schedule.next_after(now, now),
+        _ => None,
     }
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use axum::routing::{any, get};
 use axum::Router;
+use flowd_engine::scheduler::{Scheduler, SystemClock};
 use flowd_engine::Engine;
 use tokio::net::TcpListener;
 
@@ -76,6 +77,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let grace = state.config.shutdown_grace;
     let engine = state.engine.clone();
+    let (stop_scheduler, scheduler_stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = Scheduler::new(engine.clone(), Arc::new(SystemClock));
+    let scheduler = tokio::spawn(scheduler.run(async move {
+        let _ = scheduler_stopped.await;
+    }));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
         let _ = stop_rx.await;
@@ -83,13 +89,19 @@ pub async fn serve(
     let mut server = tokio::spawn(async move { server.await });
     tokio::select! {
         result = &mut server => {
+            let _ = stop_scheduler.send(());
             engine.flush().await;
             return result.map_err(std::io::Error::other)?;
         }
         _ = shutdown => {}
     }
-    tracing::info!("shutting down: no new requests; waiting for executions in flight");
+    tracing::info!(
+        "shutting down: no new requests or scheduled runs; waiting for executions in flight"
+    );
+    let _ = stop_scheduler.send(());
+    let _ = scheduler.await;
     let _ = stop_tx.send(());
+    let deadline = tokio::time::Instant::now() + grace;
     match tokio::time::timeout(grace, &mut server).await {
         Ok(result) => {
             result.map_err(std::io::Error::other)??;
@@ -101,6 +113,13 @@ pub async fn serve(
             );
             server.abort();
         }
+    }
+    // Scheduled runs are not HTTP requests: wait for them too, within the same grace period.
+    if !engine
+        .wait_idle(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        tracing::warn!("scheduled runs still going after the grace period; stopping anyway");
     }
     engine.flush().await;
     Ok(())

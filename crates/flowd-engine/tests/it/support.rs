@@ -1,0 +1,85 @@
+//! An engine on a file-backed SQLite store in a temp dir, with the shared Python runtime.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use flowd_engine::{Engine, EngineConfig, NewWorkflow, Principal};
+use flowd_runtime::{OutputLimits, Runtime, RuntimeConfig};
+use flowd_store::{SqliteStore, WorkflowRecord};
+use serde_json::Value;
+
+pub struct Harness {
+    pub engine: Arc<Engine>,
+    pub principal: Principal,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn engine() -> Harness {
+    let dir = tempfile::Builder::new()
+        .prefix("flowd-engine-test-")
+        .tempdir_in(std::env::temp_dir())
+        .expect("tmp");
+    let engine = open_engine(dir.path()).await;
+    engine
+        .bootstrap(Some("engine-test-admin-key"), dir.path())
+        .await
+        .expect("bootstrap");
+    let principal = engine
+        .authenticate("engine-test-admin-key")
+        .await
+        .expect("auth")
+        .expect("principal");
+    Harness {
+        engine,
+        principal,
+        dir,
+    }
+}
+
+/// An engine on the store in `dir` (a restart when called again on the same dir).
+pub async fn open_engine(dir: &Path) -> Arc<Engine> {
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(0);
+    let store = SqliteStore::open(&dir.join("flowd.db"))
+        .await
+        .expect("store");
+    let runtime = Runtime::start(
+        RuntimeConfig {
+            runtime_dir: std::env::temp_dir().join(format!("flowd-test-runtimes-{uid}")),
+            tmp_dir: dir.join("sandbox"),
+            python: None,
+            sandbox_user: None,
+            preload: vec![],
+            limits: OutputLimits::default(),
+            max_warm_instances: 8,
+        },
+        &|_| {},
+    )
+    .await
+    .expect("runtime");
+    Arc::new(
+        Engine::start(Arc::new(store), Arc::new(runtime), EngineConfig::default())
+            .await
+            .expect("engine"),
+    )
+}
+
+impl Harness {
+    pub async fn create(&self, body: Value) -> WorkflowRecord {
+        let new: NewWorkflow = serde_json::from_value(body).expect("a valid NewWorkflow");
+        self.engine
+            .create_workflow(&self.principal, new)
+            .await
+            .expect("created")
+    }
+
+    pub async fn reload(&self, workflow: &WorkflowRecord) -> WorkflowRecord {
+        self.engine
+            .store
+            .workflow_by_id(&workflow.id)
+            .await
+            .expect("store")
+            .expect("exists")
+    }
+}
