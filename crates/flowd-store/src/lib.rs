@@ -147,6 +147,14 @@ pub trait Store: Send + Sync + 'static {
     async fn commit(&self, writes: &[StoreWrite]) -> Result<()>;
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>>;
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>>;
+    /// How many executions of the workflow started at or after `since` (epoch ms), by status,
+    /// in the order of [`ExecutionStatus::ALL`](flowd_core::workflow::ExecutionStatus::ALL);
+    /// statuses without any are left out. For the console's statistics (error rate over a day).
+    async fn count_executions(
+        &self,
+        workflow_id: &str,
+        since: i64,
+    ) -> Result<Vec<(flowd_core::workflow::ExecutionStatus, u64)>>;
     // --- schedules ---
     /// Workflows whose `next_fire_at` is at or before `now`, earliest first, at most `limit`.
     /// Only enabled pull workflows have a `next_fire_at` (the engine keeps it `None` otherwise).

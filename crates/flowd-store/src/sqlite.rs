@@ -789,6 +789,30 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn count_executions(
+        &self,
+        workflow_id: &str,
+        since: i64,
+    ) -> Result<Vec<(ExecutionStatus, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, COUNT(*) FROM executions \
+             WHERE workflow_id = ? AND started_at >= ? GROUP BY status",
+        )
+        .bind(workflow_id)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = Vec::with_capacity(rows.len());
+        for (status, count) in rows {
+            let status: ExecutionStatus = status
+                .parse()
+                .map_err(|err| StoreError::Corrupt(format!("executions.status: {err}")))?;
+            counts.push((status, u64::try_from(count).unwrap_or(0)));
+        }
+        counts.sort_by_key(|(status, _)| ExecutionStatus::ALL.iter().position(|s| s == status));
+        Ok(counts)
+    }
+
     async fn due_workflows(&self, now: i64, limit: u32) -> Result<Vec<WorkflowRecord>> {
         sqlx::query(&format!(
             "SELECT {WORKFLOW_COLUMNS} FROM workflows \

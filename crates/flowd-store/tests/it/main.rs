@@ -6,6 +6,7 @@
 //! backend's own properties (files, permissions, …) live in that backend's module.
 
 mod common;
+mod execution_counts;
 mod executions;
 mod schedules;
 mod settings;
@@ -84,6 +85,11 @@ macro_rules! conformance_suite {
                     list_limit_is_capped_at_1000,
                     list_limit_zero_means_50,
                     interrupt_marks_only_running_executions_and_returns_the_count,
+                ],
+                execution_counts: [
+                    counts_by_status_in_status_order,
+                    counts_only_executions_started_since,
+                    counts_only_the_workflows_executions,
                 ],
                 schedules: [
                     due_workflows_are_those_at_or_before_now_earliest_first,
