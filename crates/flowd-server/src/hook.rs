@@ -2,14 +2,17 @@
 //! request as `_request` and answers what it returns (CONTRACT.md §2).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
 use flowd_core::request::{build_request, IncomingRequest, RequestError, ACCEPTED_CONTENT_TYPES};
-use flowd_core::workflow::{Mode, Trigger};
+use flowd_core::workflow::{ExecutionStatus, Mode, Trigger};
 use flowd_engine::Reply;
+use http_body_util::BodyExt;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
@@ -26,14 +29,46 @@ pub async fn hook(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let mut body = Some(body);
     match handle(
-        &state, &team, &workflow, &runtime, &token, method, uri, headers, body,
+        &state, &team, &workflow, &runtime, &token, method, uri, headers, &mut body,
     )
     .await
     {
         Ok(response) => response,
-        Err(error) => error.into_response(),
+        Err(error) => {
+            // Refused before its body was read (or read to the end): let the client finish
+            // sending, so that it reads the answer instead of a broken connection.
+            if let Some(body) = body {
+                linger(body);
+            }
+            error.into_response()
+        }
     }
+}
+
+/// How long, and how many bytes, the rest of a refused request's body is read and thrown away.
+const LINGER_TIME: Duration = Duration::from_secs(5);
+const LINGER_BYTES: usize = 64 << 20;
+
+/// Reads and discards what is left of `body` in the background, for at most [`LINGER_TIME`]
+/// and [`LINGER_BYTES`] — like nginx's lingering close: a client that sends a whole body
+/// before reading the response (most HTTP libraries) would otherwise get a reset connection
+/// instead of the `413` (or `404`, `415`…).
+fn linger(body: Body) {
+    tokio::spawn(async move {
+        let mut body = body;
+        let mut read = 0usize;
+        let _ = tokio::time::timeout(LINGER_TIME, async {
+            while let Some(Ok(frame)) = body.frame().await {
+                read += frame.data_ref().map_or(0, |data| data.len());
+                if read > LINGER_BYTES {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -46,7 +81,7 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Body,
+    body: &mut Option<Body>,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found("hook");
     let hot = state
@@ -80,13 +115,7 @@ async fn handle(
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large(limit));
     }
-    let body = axum::body::to_bytes(body, limit).await.map_err(|error| {
-        if is_length_limit(&error) {
-            too_large(limit)
-        } else {
-            ApiError::bad_request(format!("the request body could not be read: {error}"))
-        }
-    })?;
+    let body = read_body(body, limit).await?;
     let header_list: Vec<(&str, &[u8])> = headers
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
@@ -101,7 +130,10 @@ async fn handle(
         .engine
         .execute(hot, Trigger::Catch, Some(request))
         .await;
-    Ok(reply_response(report.reply, &report.record.id))
+    // A skipped execution was refused before running (paused, saturated): the caller is told
+    // when to come back. A 503 the function returned is its own and sent as it is.
+    let refused = report.record.status == ExecutionStatus::Skipped;
+    Ok(reply_response(report.reply, &report.record.id, refused))
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -146,37 +178,152 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
-fn is_length_limit(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = source {
-        if current.is::<http_body_util::LengthLimitError>() {
-            return true;
+/// The whole body, at most `limit` bytes. Beyond, `413`, and `slot` keeps the unread rest of the
+/// body (to be drained); a body read to its end or that failed leaves `slot` empty.
+async fn read_body(slot: &mut Option<Body>, limit: usize) -> Result<Bytes, ApiError> {
+    let Some(mut body) = slot.take() else {
+        return Ok(Bytes::new());
+    };
+    let mut buffer = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| {
+            ApiError::bad_request(format!("the request body could not be read: {error}"))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buffer.len() + data.len() > limit {
+                *slot = Some(body);
+                return Err(too_large(limit));
+            }
+            buffer.extend_from_slice(&data);
         }
-        source = current.source();
     }
-    false
+    Ok(buffer.freeze())
 }
 
-/// The HTTP response for an execution's reply, with `X-Execution-Id`.
-pub fn reply_response(reply: Reply, execution_id: &str) -> Response {
+/// The HTTP response for an execution's reply, with `X-Execution-Id`. `refused`: the execution
+/// was not run (paused workflow, saturated server), and the response gets `Retry-After`.
+///
+/// Header values are sent as Latin-1 bytes, not UTF-8: the core allows characters up to U+00FF
+/// in them, and `José` is sent as `Jos\xE9`, as Python's HTTP servers do.
+pub fn reply_response(reply: Reply, execution_id: &str, refused: bool) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     let mut response = (status, reply.body).into_response();
     let headers = response.headers_mut();
     headers.remove(header::CONTENT_TYPE);
     for (name, value) in reply.headers {
         // The core already checked names and values; a pair HTTP still refuses is dropped.
+        let Some(latin1) = latin1_bytes(&value) else {
+            continue;
+        };
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
+            HeaderValue::from_bytes(&latin1),
         ) {
             headers.append(name, value);
         }
     }
-    if status == StatusCode::SERVICE_UNAVAILABLE {
+    if refused && status == StatusCode::SERVICE_UNAVAILABLE {
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     if let Ok(value) = HeaderValue::from_str(execution_id) {
         headers.insert(HeaderName::from_static(EXECUTION_ID_HEADER), value);
     }
     response
+}
+
+/// `text` as Latin-1 bytes; `None` when a character is beyond U+00FF.
+fn latin1_bytes(text: &str) -> Option<Vec<u8>> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, headers: &[(&str, &str)]) -> Reply {
+        Reply {
+            status,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: b"body".to_vec(),
+        }
+    }
+
+    fn values<'a>(response: &'a Response, name: &str) -> Vec<&'a [u8]> {
+        response
+            .headers()
+            .get_all(name)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect()
+    }
+
+    fn chunked(chunks: &[&'static [u8]]) -> Body {
+        let chunks: Vec<Result<Bytes, std::convert::Infallible>> =
+            chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect();
+        Body::from_stream(futures::stream::iter(chunks))
+    }
+
+    #[tokio::test]
+    async fn body_within_the_limit_is_read_whole() {
+        let mut slot = Some(chunked(&[b"ab", b"cd"]));
+        assert_eq!(read_body(&mut slot, 4).await.unwrap(), &b"abcd"[..]);
+        assert!(slot.is_none());
+    }
+
+    #[tokio::test]
+    async fn body_over_the_limit_is_413_and_its_rest_kept_for_draining() {
+        let mut slot = Some(chunked(&[b"ab", b"cd", b"ef"]));
+        let error = read_body(&mut slot, 3).await.unwrap_err();
+        assert_eq!(error.status, StatusCode::PAYLOAD_TOO_LARGE);
+        let rest = slot.expect("the unread rest").collect().await.unwrap();
+        assert_eq!(rest.to_bytes(), &b"ef"[..]);
+    }
+
+    #[test]
+    fn latin1_header_value_is_sent_as_latin1_bytes() {
+        let response = reply_response(reply(200, &[("X-Name", "José ÿ")]), "e1", false);
+        assert_eq!(values(&response, "x-name"), [b"Jos\xe9 \xff"]);
+    }
+
+    #[test]
+    fn header_value_beyond_latin1_is_dropped() {
+        let response = reply_response(reply(200, &[("X-A", "✓"), ("X-B", "ok")]), "e1", false);
+        assert!(values(&response, "x-a").is_empty());
+        assert_eq!(values(&response, "x-b"), [b"ok"]);
+    }
+
+    #[test]
+    fn returned_503_keeps_the_function_s_retry_after() {
+        let response = reply_response(reply(503, &[("Retry-After", "120")]), "e1", false);
+        assert_eq!(values(&response, "retry-after"), [b"120"]);
+    }
+
+    #[test]
+    fn returned_503_gets_no_retry_after_added() {
+        let response = reply_response(reply(503, &[]), "e1", false);
+        assert!(values(&response, "retry-after").is_empty());
+    }
+
+    #[test]
+    fn refused_execution_gets_retry_after() {
+        let response = reply_response(reply(503, &[]), "e1", true);
+        assert_eq!(values(&response, "retry-after"), [b"1"]);
+    }
+
+    #[test]
+    fn execution_id_replaces_one_the_function_gave() {
+        let response = reply_response(reply(200, &[("X-Execution-Id", "forged")]), "e1", false);
+        assert_eq!(values(&response, EXECUTION_ID_HEADER), [b"e1"]);
+    }
+
+    #[test]
+    fn only_the_reply_s_content_type_is_sent() {
+        let response = reply_response(reply(200, &[("content-type", "text/csv")]), "e1", false);
+        assert_eq!(values(&response, "content-type"), [b"text/csv"]);
+    }
 }

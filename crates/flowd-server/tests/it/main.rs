@@ -3,4 +3,6 @@
 
 mod support;
 
+mod hook_request;
+mod hook_response;
 mod smoke;

@@ -193,3 +193,221 @@ impl Drop for TestApp {
         }
     }
 }
+
+// --- Hook helpers: requests built by hand, raw HTTP, workflow changes. -------------------------
+
+impl TestApp {
+    /// A POST to a workflow's hook URL, to finish with a body and headers.
+    pub fn hook(&self, workflow: &Value) -> reqwest::RequestBuilder {
+        self.client.post(self.url(hook_path(workflow)))
+    }
+
+    /// `PATCH /workflows/{id}` with `body`; panics unless the API answers 200.
+    pub async fn patch_workflow(&self, workflow: &Value, body: Value) -> Value {
+        let id = workflow["id"].as_str().expect("id");
+        let response = self
+            .api(reqwest::Method::PATCH, &format!("/workflows/{id}"))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        let value: Value = response.json().await.expect("json");
+        assert_eq!(status, 200, "patch workflow: {value}");
+        value
+    }
+
+    /// Sends `request` as is over a new TCP connection and reads one response. For what an
+    /// HTTP client will not send: chunked bodies, raw bytes, exact header sets.
+    pub async fn raw_request(&self, request: &[u8]) -> RawResponse {
+        use tokio::io::AsyncWriteExt;
+        let address = self.address.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        // The server may answer (and stop reading) before the whole request is sent.
+        let _ = stream.write_all(request).await;
+        let _ = stream.flush().await;
+        tokio::time::timeout(Duration::from_secs(60), read_raw_response(&mut stream))
+            .await
+            .expect("a response within 60 s")
+    }
+}
+
+/// An HTTP/1.1 response as read off the wire.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Names lower-cased, values as sent, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Every value of header `name` (any case).
+    pub fn header_all(&self, name: &str) -> Vec<&[u8]> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+async fn read_raw_response(stream: &mut tokio::net::TcpStream) -> RawResponse {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let mut eof = false;
+    // Reads more into `buffer`; false at the end of the stream.
+    macro_rules! fill {
+        () => {{
+            if eof {
+                false
+            } else {
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => {
+                        eof = true;
+                        false
+                    }
+                    Ok(n) => {
+                        buffer.extend_from_slice(&chunk[..n]);
+                        true
+                    }
+                }
+            }
+        }};
+    }
+    let head_end = loop {
+        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        assert!(
+            fill!(),
+            "connection closed before a response head: {:?}",
+            String::from_utf8_lossy(&buffer)
+        );
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("status line");
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    // Header values may hold Latin-1 bytes: take them from the buffer, not the lossy string.
+    let mut headers = Vec::new();
+    let mut offset = buffer[..head_end]
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map(|i| i + 2)
+        .unwrap_or(head_end);
+    while offset < head_end {
+        let end = buffer[offset..head_end]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map(|i| offset + i)
+            .unwrap_or(head_end);
+        let line = &buffer[offset..end];
+        let colon = line.iter().position(|&b| b == b':').expect("header colon");
+        let name = String::from_utf8_lossy(&line[..colon]).to_ascii_lowercase();
+        let value = line[colon + 1..].trim_ascii().to_vec();
+        headers.push((name, value));
+        offset = end + 2;
+    }
+    let mut rest = buffer.split_off(head_end + 4);
+    buffer = Vec::new();
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).to_ascii_lowercase())
+    };
+    let body = if status == 204 || status == 304 || (100..200).contains(&status) {
+        Vec::new()
+    } else if find("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        let mut body = Vec::new();
+        loop {
+            let line_end = loop {
+                if let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
+                    break i;
+                }
+                assert!(fill!(), "connection closed inside a chunked body");
+                rest.append(&mut buffer);
+            };
+            let size_text = String::from_utf8_lossy(&rest[..line_end]).into_owned();
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
+                .expect("chunk size");
+            while rest.len() < line_end + 2 + size + 2 {
+                assert!(fill!(), "connection closed inside a chunk");
+                rest.append(&mut buffer);
+            }
+            body.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
+            rest.drain(..line_end + 2 + size + 2);
+            if size == 0 {
+                break;
+            }
+        }
+        body
+    } else if let Some(length) = find("content-length") {
+        let length: usize = length.trim().parse().expect("content-length");
+        while rest.len() < length {
+            assert!(fill!(), "connection closed inside the body");
+            rest.append(&mut buffer);
+        }
+        rest.truncate(length);
+        rest
+    } else {
+        while fill!() {
+            rest.append(&mut buffer);
+        }
+        rest
+    };
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+impl TestApp {
+    /// An execution's record once it is in the store: records of refused executions (paused,
+    /// saturated) are written after the response, not before. Panics after 10 s.
+    pub async fn wait_for_execution(&self, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let response = self
+                .api(reqwest::Method::GET, &format!("/executions/{id}"))
+                .send()
+                .await
+                .expect("request");
+            if response.status().is_success() {
+                return response.json().await.expect("json");
+            }
+            assert_eq!(response.status(), 404, "GET /executions/{id}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "execution {id} was never recorded"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
