@@ -157,7 +157,7 @@ def zygote_main(config):
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     gc.collect()
     gc.freeze()
-    control.send({"t": "ready", "pid": os.getpid(), "protocol": PROTOCOL_VERSION})
+    control.send({"t": "ready", "pid": os.getpid(), "protocol": PROTOCOL_VERSION, "layers": probe_layers()})
     while True:
         try:
             message, fds = control.receive()
@@ -211,7 +211,11 @@ def instance_main(spawn, instance_fd):
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setsid()
     channel = Channel(socket.socket(fileno=instance_fd))
-    apply_limits(spawn)
+    try:
+        enter_sandbox(spawn)
+    except BaseException as error:
+        channel.send({"t": "init_failed", "error": {"type": "SandboxError", "message": "the sandbox could not be set up: %s" % error, "traceback": None}, "output": ""})
+        os._exit(0)
     tmp_dir = spawn.get("tmp_dir")
     if tmp_dir:
         os.chdir(tmp_dir)
@@ -291,11 +295,199 @@ def reap_children(channel):
             channel.send({"t": "exit", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
 
 
+# --------------------------------------------------------------------------- sandbox layers
+#
+# Applied by each warm instance to itself before the module's top level runs; every execution
+# fork inherits them. The base process probes which layers this kernel offers and reports them
+# to flowd, which logs them and shows them in GET /api/v1/system.
+
+import ctypes
+import platform
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_libc.prctl.restype = ctypes.c_int
+
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+
+SYS_LANDLOCK_CREATE_RULESET = 444
+SYS_LANDLOCK_ADD_RULE = 445
+SYS_LANDLOCK_RESTRICT_SELF = 446
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_RULE_PATH_BENEATH = 1
+
+# Access rights by the ABI version that introduced them.
+FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+FS_ABI1_ALL = (1 << 13) - 1
+FS_REFER, FS_TRUNCATE, FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+FS_READ = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
+FS_FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
+
+# What no workflow needs (x86_64 numbers): tracing other processes, namespaces and mounts, kernel
+# keyrings, BPF, io_uring, modules, kexec, reboot, swap, clocks, perf, userfaultfd and reading or
+# writing other processes' memory.
+SECCOMP_DENIED_X86_64 = {
+    "ptrace": 101, "mount": 165, "umount2": 166, "unshare": 272, "setns": 308, "bpf": 321,
+    "keyctl": 250, "add_key": 248, "request_key": 249, "io_uring_setup": 425,
+    "io_uring_enter": 426, "io_uring_register": 427, "init_module": 175, "finit_module": 313,
+    "delete_module": 176, "kexec_load": 246, "kexec_file_load": 320, "reboot": 169,
+    "swapon": 167, "swapoff": 168, "pivot_root": 155, "chroot": 161, "acct": 163,
+    "settimeofday": 164, "clock_settime": 227, "clock_adjtime": 305, "adjtimex": 159,
+    "perf_event_open": 298, "userfaultfd": 323, "process_vm_readv": 310,
+    "process_vm_writev": 311, "open_by_handle_at": 304, "name_to_handle_at": 303,
+    "quotactl": 179, "lookup_dcookie": 212, "fsopen": 430, "fsmount": 432, "move_mount": 429,
+    "open_tree": 428, "mount_setattr": 442, "personality": 135, "vhangup": 153,
+}
+AUDIT_ARCH_X86_64 = 0xC000003E
+
+
+def landlock_abi():
+    if platform.machine() not in ("x86_64", "aarch64"):
+        return 0
+    abi = _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), LANDLOCK_CREATE_RULESET_VERSION)
+    return abi if abi > 0 else 0
+
+
+def probe_layers():
+    """Which layers this kernel and interpreter offer: {name: detail or None when missing}."""
+    abi = landlock_abi()
+    return {
+        "landlock": ("ABI %d" % abi) if abi else None,
+        "seccomp": "deny list of %d system calls" % len(SECCOMP_DENIED_X86_64) if platform.machine() == "x86_64" else None,
+        "rlimits": "memory (DATA), CPU time, file size, open files, core dumps",
+    }
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def apply_landlock(read_only, read_write, devices):
+    """Restricts the filesystem to `read_only` and `read_write` trees and `devices` files."""
+    abi = landlock_abi()
+    if not abi:
+        return False
+    handled = FS_ABI1_ALL
+    if abi >= 2:
+        handled |= FS_REFER
+    if abi >= 3:
+        handled |= FS_TRUNCATE
+    if abi >= 5:
+        handled |= FS_IOCTL_DEV
+    attr = _RulesetAttr(handled, 0, 0)
+    size = 8 if abi < 4 else (16 if abi < 6 else 24)
+    ruleset = _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0)
+    if ruleset < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
+    try:
+        rules = [(path, FS_READ) for path in read_only]
+        rules += [(path, handled) for path in read_write]
+        rules += [(path, (FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE | FS_IOCTL_DEV) & handled) for path in devices]
+        for path, access in rules:
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                if not os.path.isdir(path):
+                    access &= FS_FILE_RIGHTS
+                rule = _PathBeneath(access & handled, fd)
+                if _libc.syscall(SYS_LANDLOCK_ADD_RULE, ruleset, LANDLOCK_RULE_PATH_BENEATH, ctypes.byref(rule), 0) < 0:
+                    raise OSError(ctypes.get_errno(), "landlock_add_rule failed for %s" % path)
+            finally:
+                os.close(fd)
+        if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
+        if _libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) < 0:
+            raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
+    finally:
+        os.close(ruleset)
+    return True
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def apply_seccomp():
+    """Installs the deny list: those system calls fail with EPERM (x86_64 only)."""
+    if platform.machine() != "x86_64":
+        return False
+    load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ERRNO | EPERM
+    numbers = sorted(SECCOMP_DENIED_X86_64.values())
+    n = len(numbers)
+    program = [
+        (load, 0, 0, 4),  # arch
+        (jeq, 1, 0, AUDIT_ARCH_X86_64),
+        (ret, 0, 0, allow),
+        (load, 0, 0, 0),  # syscall number
+        (jge, n + 1, 0, 0x40000000),  # the x32 ABI: refused whole
+    ]
+    for index, number in enumerate(numbers):
+        program.append((jeq, n - index, 0, number))
+    program.append((ret, 0, 0, allow))
+    program.append((ret, 0, 0, deny))
+    filters = (_SockFilter * len(program))(*[_SockFilter(*instruction) for instruction in program])
+    fprog = _SockFprog(len(program), filters)
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
+    if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP failed")
+    return True
+
+
+def readable_roots():
+    """What a workflow may read: the system's libraries and configuration, the interpreter and
+    its packages."""
+    roots = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys/devices/system/cpu"]
+    for path in [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix] + list(sys.path):
+        if path and os.path.isabs(path) and os.path.exists(path):
+            roots.append(path)
+    return sorted(set(roots))
+
+
+DEVICES = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
+
+
+def enter_sandbox(spawn):
+    """Applies every layer flowd asked for; a layer that fails to apply is fatal, so that no code
+    runs with less isolation than flowd reported."""
+    apply_limits(spawn)
+    cgroup_procs = spawn.get("cgroup_procs") or []
+    for procs in cgroup_procs:
+        with open(procs, "w") as handle:
+            handle.write("0")
+    layers = spawn.get("layers", [])
+    if "landlock" in layers:
+        read_write = [spawn["tmp_dir"]] if spawn.get("tmp_dir") else []
+        apply_landlock(readable_roots(), read_write, DEVICES)
+    if "seccomp" in layers:
+        apply_seccomp()
+
+
 def apply_limits(spawn):
     memory = spawn.get("memory_bytes")
     if memory:
         resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    file_size = spawn.get("max_file_bytes")
+    if file_size:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
+    open_files = spawn.get("max_open_files")
+    if open_files:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
 
 
 # --------------------------------------------------------------------------- execution
@@ -322,6 +514,10 @@ def execution_main(workflow, exec_fd, log_fd):
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
     job, _ = channel.receive()
+    cpu_seconds = job.get("cpu_seconds")
+    if cpu_seconds:
+        # CPU time can outrun the wall clock with threads: bound it too.
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
     result = run_job(workflow, job)
     try:
         sys.stdout.flush()

@@ -15,6 +15,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::{oneshot, Notify};
 
+use crate::cgroup::PidsGroup;
 use crate::protocol::{
     encode_frame, message, read_frame, send_frame_with_fds, str_value, MessageExt, ProtocolError,
 };
@@ -71,6 +72,8 @@ pub struct Instance {
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
     shared: Arc<Shared>,
     _tmp: PrivateTmp,
+    /// Dropped after the instance is killed: kills whatever it left behind.
+    _pids: Option<PidsGroup>,
 }
 
 /// What an instance is made from.
@@ -80,6 +83,9 @@ pub struct InstanceSpec<'a> {
     pub memory_mb: u32,
     pub env: &'a [(String, String)],
     pub init_timeout: Duration,
+    /// The layers the instance must apply to itself (`landlock`, `seccomp`).
+    pub layers: &'a [String],
+    pub limits: &'a crate::SandboxLimits,
 }
 
 impl Instance {
@@ -88,6 +94,7 @@ impl Instance {
         zygote: &mut Zygote,
         spec: &InstanceSpec<'_>,
         tmp: PrivateTmp,
+        pids: Option<PidsGroup>,
     ) -> Result<Result<Instance, InitFailure>, ProtocolError> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         ours.set_nonblocking(true)?;
@@ -108,6 +115,26 @@ impl Instance {
             ),
             ("tmp_dir", str_value(tmp.path().to_string_lossy())),
             ("env", env),
+            (
+                "layers",
+                PyValue::List(spec.layers.iter().map(|l| str_value(l.as_str())).collect()),
+            ),
+            (
+                "cgroup_procs",
+                PyValue::List(
+                    pids.iter()
+                        .map(|group| str_value(group.procs_file().to_string_lossy()))
+                        .collect(),
+                ),
+            ),
+            (
+                "max_file_bytes",
+                PyValue::Int(spec.limits.max_file_bytes.min(i64::MAX as u64) as i64),
+            ),
+            (
+                "max_open_files",
+                PyValue::Int(i64::from(spec.limits.max_open_files)),
+            ),
         ]);
         let reply = zygote.request(&request, &[OwnedFd::from(theirs)]).await?;
         let pid = reply.int_field("pid").unwrap_or(0) as i32;
@@ -165,6 +192,7 @@ impl Instance {
             writer: tokio::sync::Mutex::new(writer),
             shared,
             _tmp: tmp,
+            _pids: pids,
         }))
     }
 
@@ -328,6 +356,10 @@ async fn converse(
         (
             str_value("memory_mb"),
             PyValue::Int(i64::from(job.memory_mb)),
+        ),
+        (
+            str_value("cpu_seconds"),
+            PyValue::Int(job.timeout.as_secs() as i64 + 1),
         ),
     ];
     if let Some(request) = &job.request {

@@ -5,6 +5,7 @@
 //! process. [`Runtime::execute`] runs a [`Job`] in a fork of the warm instance of the job's code
 //! version, starting that instance on first use, and answers an [`Execution`].
 
+mod cgroup;
 mod instance;
 pub mod protocol;
 pub mod provision;
@@ -47,6 +48,38 @@ pub struct RuntimeConfig {
     pub limits: OutputLimits,
     /// How many warm instances to keep; the least recently used beyond it are stopped.
     pub max_warm_instances: usize,
+    pub sandbox: SandboxLimits,
+}
+
+/// Limits every warm instance and execution runs under, besides a workflow's own time and
+/// memory limits.
+#[derive(Debug, Clone, Copy)]
+pub struct SandboxLimits {
+    /// Processes and threads of one warm instance and all its executions (cgroup `pids.max`).
+    pub max_processes: u32,
+    /// Largest file a workflow may write (`RLIMIT_FSIZE`).
+    pub max_file_bytes: u64,
+    /// Open files per process (`RLIMIT_NOFILE`).
+    pub max_open_files: u32,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        SandboxLimits {
+            max_processes: 256,
+            max_file_bytes: 1 << 30,
+            max_open_files: 1024,
+        }
+    }
+}
+
+/// One isolation layer and whether it is in force.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IsolationLayer {
+    pub name: &'static str,
+    /// What it does here, or why it is missing.
+    pub detail: String,
+    pub active: bool,
 }
 
 /// Caps on what comes back from an execution.
@@ -215,6 +248,10 @@ pub struct Runtime {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     clock: AtomicU64,
     instance_counter: AtomicU64,
+    pids: Option<cgroup::PidsHierarchy>,
+    /// The layers each instance applies to itself.
+    instance_layers: Vec<String>,
+    layers: Vec<IsolationLayer>,
 }
 
 impl Runtime {
@@ -247,7 +284,12 @@ impl Runtime {
         let zygote = Zygote::start(&zygote_spec)
             .await
             .map_err(RuntimeError::Zygote)?;
+        let pids = cgroup::PidsHierarchy::open();
+        let (layers, instance_layers) = isolation_layers(&zygote, user, pids.is_some(), &config);
         Ok(Runtime {
+            pids,
+            instance_layers,
+            layers,
             environment,
             config,
             zygote_spec,
@@ -265,6 +307,11 @@ impl Runtime {
 
     pub fn environment(&self) -> &Environment {
         &self.environment
+    }
+
+    /// The isolation layers in force, and those missing on this host.
+    pub fn isolation_layers(&self) -> &[IsolationLayer] {
+        &self.layers
     }
 
     /// The user code runs as, if flowd switches users.
@@ -396,16 +443,26 @@ impl Runtime {
             &format!("instance-{}-{n}", std::process::id()),
             self.zygote_spec.user,
         )?;
+        let pids = match &self.pids {
+            Some(hierarchy) => Some(hierarchy.create(
+                &format!("instance-{n}"),
+                self.config.sandbox.max_processes,
+                self.zygote_spec.user,
+            )?),
+            None => None,
+        };
         let spec = InstanceSpec {
             code: &job.code,
             mode: job.mode.as_str(),
             memory_mb: job.memory_mb,
             env: &job.env,
             init_timeout: job.timeout,
+            layers: &self.instance_layers,
+            limits: &self.config.sandbox,
         };
         let mut guard = self.zygote.lock().await;
         let zygote = self.live_zygote(&mut guard).await?;
-        match Instance::spawn(zygote, &spec, tmp).await {
+        match Instance::spawn(zygote, &spec, tmp, pids).await {
             Ok(result) => Ok(result),
             Err(error) => {
                 *guard = None;
@@ -444,4 +501,101 @@ fn write_runner(environment_dir: &Path) -> std::io::Result<PathBuf> {
         std::fs::rename(&staging, &path)?;
     }
     Ok(path)
+}
+
+/// Decides the layers from what the base process probed and what flowd itself can do; returns
+/// the full report and the names the instances must apply.
+fn isolation_layers(
+    zygote: &Zygote,
+    user: Option<SandboxUser>,
+    pids: bool,
+    config: &RuntimeConfig,
+) -> (Vec<IsolationLayer>, Vec<String>) {
+    let probed = |name: &str| {
+        zygote
+            .layers
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, detail)| detail.clone())
+    };
+    let layer = |name, detail: String, active| IsolationLayer {
+        name,
+        detail,
+        active,
+    };
+    let mut layers = vec![
+        layer(
+            "fork_per_execution",
+            "each execution runs in its own fork of the warm instance: no shared globals".into(),
+            true,
+        ),
+        layer(
+            "deadline",
+            "flowd kills the execution's process group at its time limit, and after every execution"
+                .into(),
+            true,
+        ),
+        match user {
+            Some(user) => layer(
+                "unprivileged_user",
+                format!("user code runs as uid {} gid {}", user.uid, user.gid),
+                true,
+            ),
+            None => layer(
+                "unprivileged_user",
+                "flowd is not root: user code runs under flowd's own uid".into(),
+                false,
+            ),
+        },
+        layer(
+            "scrubbed_environment",
+            "the Python processes start with an empty environment (no FLOWD_* or server secrets)"
+                .into(),
+            true,
+        ),
+        layer(
+            "private_tmp",
+            "each warm instance has its own temporary directory (TMPDIR, HOME, working directory)"
+                .into(),
+            true,
+        ),
+    ];
+    layers.push(match probed("rlimits") {
+        Some(detail) => layer("rlimits", detail, true),
+        None => layer("rlimits", "not reported by the base process".into(), false),
+    });
+    layers.push(if pids {
+        layer(
+            "pids_cgroup",
+            format!(
+                "at most {} processes and threads per warm instance (cgroup v1 pids); what executions leave behind dies with their instance",
+                config.sandbox.max_processes
+            ),
+            true,
+        )
+    } else {
+        layer(
+            "pids_cgroup",
+            "no usable cgroup pids controller (needs root and cgroup v1 pids): fork bombs are not contained"
+                .into(),
+            false,
+        )
+    });
+    let mut instance_layers = Vec::new();
+    for (name, missing) in [
+        (
+            "landlock",
+            "the kernel offers no Landlock: the filesystem is protected by the unprivileged uid only",
+        ),
+        ("seccomp", "no seccomp deny list for this architecture"),
+    ] {
+        match probed(name) {
+            Some(detail) => {
+                instance_layers.push(name.to_string());
+                layers.push(layer(name, detail, true));
+            }
+            None => layers.push(layer(name, missing.into(), false)),
+        }
+    }
+    (layers, instance_layers)
 }

@@ -28,6 +28,8 @@ pub struct ZygoteSpec {
 pub struct Zygote {
     control: UnixStream,
     child: Child,
+    /// The isolation layers the base process found: name → detail, `None` when missing.
+    pub layers: Vec<(String, Option<String>)>,
 }
 
 impl Zygote {
@@ -70,7 +72,23 @@ impl Zygote {
         if hello.str_field("t") != Some("ready") {
             return Err(ProtocolError::Unexpected(format!("zygote said {hello:?}")));
         }
-        Ok(Zygote { control, child })
+        let layers = match hello.field("layers") {
+            Some(PyValue::Dict(items)) => items
+                .iter()
+                .filter_map(|(name, detail)| {
+                    Some((
+                        name.as_str()?.to_string(),
+                        detail.as_str().map(str::to_string),
+                    ))
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(Zygote {
+            control,
+            child,
+            layers,
+        })
     }
 
     /// Whether the process is still running.

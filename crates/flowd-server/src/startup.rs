@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowd_engine::{Bootstrap, Engine, EngineConfig};
-use flowd_runtime::{OutputLimits, Runtime, RuntimeConfig, SandboxUser};
+use flowd_runtime::{OutputLimits, Runtime, RuntimeConfig, SandboxLimits, SandboxUser};
 use flowd_store::SqliteStore;
 
 use crate::{AppState, ServerConfig};
@@ -25,6 +25,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub max_log_bytes: usize,
     pub max_warm_instances: usize,
+    pub sandbox: SandboxLimits,
     pub shutdown_grace: Duration,
     pub engine: EngineConfig,
 }
@@ -41,6 +42,7 @@ impl Config {
             max_body_bytes: ServerConfig::default().max_body_bytes,
             max_log_bytes: OutputLimits::default().max_log_bytes,
             max_warm_instances: 64,
+            sandbox: SandboxLimits::default(),
             shutdown_grace: ServerConfig::default().shutdown_grace,
             engine: EngineConfig::default(),
         }
@@ -95,6 +97,7 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
             ..OutputLimits::default()
         },
         max_warm_instances: config.max_warm_instances,
+        sandbox: config.sandbox,
     };
     let progress = |line: &str| tracing::info!("{line}");
     let runtime = Runtime::start(runtime_config, &progress).await?;
@@ -105,15 +108,12 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
         environment = %environment.dir.display(),
         "python runtime ready"
     );
-    match runtime.sandbox_user() {
-        Some(user) => tracing::info!(
-            uid = user.uid,
-            gid = user.gid,
-            "user code runs as an unprivileged user"
-        ),
-        None => tracing::warn!(
-            "flowd is not root: user code runs under flowd's own uid (no user switch)"
-        ),
+    for layer in runtime.isolation_layers() {
+        if layer.active {
+            tracing::info!(layer = layer.name, "isolation: {}", layer.detail);
+        } else {
+            tracing::warn!(layer = layer.name, "isolation layer missing: {}", layer.detail);
+        }
     }
     let engine = Engine::start(Arc::new(store), Arc::new(runtime), config.engine.clone()).await?;
     match engine

@@ -32,6 +32,7 @@ async fn runtime_with(limits: OutputLimits) -> Harness {
         preload: vec![],
         limits,
         max_warm_instances: 4,
+        sandbox: Default::default(),
     };
     let runtime = Runtime::start(config, &|_| {})
         .await

@@ -119,6 +119,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         preload: vec!["requests".into()],
         limits: OutputLimits::default(),
         max_warm_instances: 1,
+        sandbox: Default::default(),
     };
 
     let spinner = ui::spinner("Starting the Python runtime…");
