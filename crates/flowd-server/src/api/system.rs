@@ -42,8 +42,12 @@ pub async fn system(State(state): State<Arc<AppState>>, _caller: Caller) -> Json
         "version": env!("CARGO_PKG_VERSION"),
         "runtimes": [runtime_view(&state)],
         "isolation": {
-            "fork_per_execution": true,
             "unprivileged_user": user.map(|u| json!({"uid": u.uid, "gid": u.gid})),
+            "layers": state.engine.runtime.isolation_layers().iter().map(|layer| json!({
+                "name": layer.name,
+                "active": layer.active,
+                "detail": layer.detail,
+            })).collect::<Vec<_>>(),
         },
         "executions_in_flight": state.engine.executions_in_flight(),
         "warm_instances": state.engine.runtime.warm_instances(),
