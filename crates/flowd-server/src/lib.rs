@@ -1,4 +1,5 @@
-//! flowd's HTTP gateway: the hook endpoints, the REST API under `/api/v1`, authentication.
+//! flowd's HTTP gateway: the hook endpoints, the REST API under `/api/v1`, authentication, and
+//! the web console at `/`.
 //! Only this crate knows HTTP.
 
 pub mod api;
@@ -7,6 +8,7 @@ pub mod error;
 pub mod hook;
 mod startup;
 pub mod views;
+pub mod web;
 
 pub use startup::{start, Config, StartError};
 
@@ -56,16 +58,13 @@ pub fn router(state: Arc<AppState>) -> Router {
             any(hook::hook),
         )
         .nest("/api/v1", api)
-        .fallback(not_found)
+        // The web console, and JSON 404s for unknown API paths.
+        .fallback(web::fallback)
         .with_state(state)
 }
 
 async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"status": "ok"}))
-}
-
-async fn not_found() -> error::ApiError {
-    error::ApiError::not_found("route")
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops accepting, lets requests in

@@ -1,5 +1,6 @@
 //! The REST API under `/api/v1`.
 
+mod console;
 mod executions;
 mod json;
 mod system;
@@ -41,4 +42,5 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/runtimes", get(system::runtimes))
         .route("/system", get(system::system))
         .route("/openapi.json", get(system::openapi))
+        .merge(console::routes())
 }

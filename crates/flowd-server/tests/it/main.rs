@@ -6,3 +6,4 @@ mod support;
 mod hook_request;
 mod hook_response;
 mod smoke;
+mod console;
