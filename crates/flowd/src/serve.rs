@@ -62,6 +62,12 @@ pub struct ServeArgs {
     /// Seconds a shutdown waits for executions in flight.
     #[arg(long, env = "FLOWD_SHUTDOWN_GRACE_S", default_value_t = 30)]
     pub shutdown_grace_s: u64,
+    /// Processes and threads per warm instance, with all its executions (cgroup pids).
+    #[arg(long, env = "FLOWD_MAX_PROCESSES", default_value_t = 256)]
+    pub max_processes: u32,
+    /// Landlock, seccomp and the pids cgroup: `on`, or `off` only to measure what they cost.
+    #[arg(long, env = "FLOWD_KERNEL_SANDBOX", default_value = "on", value_parser = ["on", "off"])]
+    pub kernel_sandbox: String,
     /// Log filter (e.g. `info`, `flowd=debug`).
     #[arg(long, env = "FLOWD_LOG", default_value = "info")]
     pub log: String,
@@ -91,6 +97,8 @@ impl ServeArgs {
         config.max_body_bytes = self.max_body_mb << 20;
         config.max_log_bytes = self.max_log_kb << 10;
         config.max_warm_instances = self.max_warm_instances;
+        config.sandbox.max_processes = self.max_processes;
+        config.sandbox.kernel_layers = self.kernel_sandbox == "on";
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);
         config.engine = EngineConfig {
             max_concurrent_executions: self.max_concurrency,
