@@ -857,3 +857,75 @@ async fn multipart_form_built_by_an_http_client_library_is_parsed() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn multipart_filename_may_hold_utf8() {
+    let (app, workflow) = echo_app().await;
+    let request = post_multipart(
+        &app,
+        &workflow,
+        &[Part::File {
+            name: "cv",
+            filename: "résumé ✓.pdf",
+            content_type: Some("application/pdf"),
+            content: b"x",
+        }],
+    )
+    .await;
+    assert_eq!(request["cv"]["filename"], "résumé ✓.pdf");
+    app.stop().await;
+}
+
+/// zlib's Adler-32, as Python's `zlib.adler32` computes it.
+fn adler32(data: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for chunk in data.chunks(5552) {
+        for &byte in chunk {
+            a += u32::from(byte);
+            b += a;
+        }
+        a %= 65521;
+        b %= 65521;
+    }
+    b << 16 | a
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_file_part_near_the_default_limit_arrives_whole() {
+    let app = spawn_app().await;
+    let workflow = app
+        .create_catch(
+            "large",
+            &catch_code(
+                "import zlib\nc = _request['big']['content']\nreturn {'status_code': 200, 'body': '%d %d' % (len(c), zlib.adler32(c))}",
+            ),
+        )
+        .await;
+    let content: Vec<u8> = (0..24u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let response = app
+        .hook(&workflow)
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(multipart(
+            BOUNDARY,
+            &[Part::File {
+                name: "big",
+                filename: "big.bin",
+                content_type: None,
+                content: &content,
+            }],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.text().await.unwrap(),
+        format!("{} {}", content.len(), adler32(&content))
+    );
+    app.stop().await;
+}
