@@ -263,6 +263,9 @@ def instance_main(spawn, instance_fd):
                     message, fds = channel.receive()
                 except EOFError:
                     os._exit(0)
+                if message.get("op") == "run" and len(fds) == 2 and spawn.get("isolation") == "reuse":
+                    serve_in_process(workflow, fds[0], fds[1])
+                    continue
                 if message.get("op") == "run" and len(fds) == 2:
                     pid = os.fork()
                     if pid == 0:
@@ -528,6 +531,43 @@ def execution_main(workflow, exec_fd, log_fd):
     os._exit(0)
 
 
+def serve_in_process(workflow, exec_fd, log_fd):
+    """`isolation: "reuse"`: runs the execution in this warm process itself, like a serverless
+    container. Module globals persist from one execution to the next; executions sent to this
+    process run one after another."""
+    channel = Channel(socket.socket(fileno=exec_fd))
+    try:
+        channel.send({"t": "hello", "pid": os.getpid(), "reuse": True})
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:
+            pass
+        saved_stdout, saved_stderr = os.dup(1), os.dup(2)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+        try:
+            job, _ = channel.receive()
+            result = run_job(workflow, job)
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except Exception:
+                pass
+        finally:
+            # Closing the last copy of the pipe tells flowd the output is complete.
+            os.dup2(saved_stdout, 1)
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stdout)
+            os.close(saved_stderr)
+        channel.send(result)
+    except (EOFError, OSError):
+        pass
+    finally:
+        channel.sock.close()
+
+
 def run_job(workflow, job):
     settings = json.loads(job["settings"])
     try:
@@ -573,7 +613,9 @@ class ReturnTooLarge(Exception):
 def plain(value):
     """A value that marshal carries: plain types kept, subclasses converted, others opaque."""
     kind = type(value)
-    if value is None or kind in (bool, int, float, str, bytes):
+    if kind is str or isinstance(value, str):
+        return plain_str(str(value))
+    if value is None or kind in (bool, int, float, bytes):
         return value
     if isinstance(value, bool):
         return bool(value)
@@ -584,6 +626,17 @@ def plain(value):
     if isinstance(value, str):
         return str(value)
     return (OPAQUE, type_name(value))
+
+
+def plain_str(text):
+    # A lone surrogate cannot be sent as UTF-8 (nor on the wire): such a str is not usable text.
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return (OPAQUE, "str with a lone surrogate")
+    return text
 
 
 def reduce_return(returned, max_body):
@@ -618,7 +671,11 @@ def body_too_large(body, max_body):
 
 def check_json(value, path):
     kind = type(value)
-    if value is None or kind is str or kind is bool or kind is int:
+    if kind is str:
+        if plain_str(value) is not value:
+            raise SettingsError("%s holds a str with a lone surrogate, which JSON text cannot hold" % describe_path(path))
+        return
+    if value is None or kind is bool or kind is int:
         return
     if kind is float or isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
@@ -671,12 +728,17 @@ def format_traceback(error, skip):
     return "".join(traceback.format_exception(type(error), error, tb))
 
 
+def safe_text(text):
+    # What goes to flowd must be UTF-8: a lone surrogate is shown escaped.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def describe_error(error, skip):
     try:
         message = str(error)
     except BaseException:
         message = "<the exception's message could not be read>"
-    return {"type": type_name(error), "message": message, "traceback": format_traceback(error, skip)}
+    return {"type": safe_text(type_name(error)), "message": safe_text(message), "traceback": safe_text(format_traceback(error, skip))}
 
 
 if __name__ == "__main__":

@@ -1322,18 +1322,13 @@ async fn every_response_of_an_execution_carries_its_execution_id() {
 // --- return values Python holds but HTTP cannot carry ----------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: a str with a lone surrogate in the return value fails the run as killed/ProtocolError (runner/marshal)"]
 async fn body_with_a_lone_surrogate_gives_the_default_response_with_a_warning() {
-    // Observed: 500 {"status": "killed", "error": "ProtocolError"}, record status killed with
-    // "the execution process sent an invalid result: undecodable frame: invalid UTF-8 in a
-    // marshalled str" — the function returned normally, and its settings changes are lost.
     let (app, workflow) = app_with(&returning("{'status_code': 200, 'body': 'a\\ud800b'}")).await;
     assert_default_with_warning(&app, &workflow, &["not used", "body"]).await;
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: a str with a lone surrogate in the return value fails the run as killed/ProtocolError (runner/marshal)"]
 async fn header_value_with_a_lone_surrogate_gives_the_default_response_with_a_warning() {
     let (app, workflow) = app_with(&returning(
         "{'status_code': 200, 'body': 'ok', 'headers': {'X-A': '\\udcff'}}",
@@ -1341,4 +1336,30 @@ async fn header_value_with_a_lone_surrogate_gives_the_default_response_with_a_wa
     .await;
     assert_default_with_warning(&app, &workflow, &["not used", "X-A"]).await;
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_with_a_lone_surrogate_are_not_saved_and_the_run_is_an_error() {
+    let code = catch_code("settings['bad'] = 'a\\ud800'\nreturn {'status_code': 200, 'body': 'ok'}");
+    let app = spawn_app().await;
+    let workflow = app.create_catch("surrogate-settings", &code).await;
+    let response = app.call_hook_json(&workflow, &serde_json::json!({})).await;
+    assert_eq!(response.status(), 200);
+    let record = app.execution(&execution_id(&response)).await;
+    assert_eq!(record["status"], "error");
+    assert!(record["error"]["message"].as_str().unwrap().contains("surrogate"), "{record}");
+    assert!(app.settings(&workflow).await.get("bad").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exception_message_with_a_lone_surrogate_is_recorded_escaped() {
+    let code = catch_code("raise ValueError('bad \\udcff value')");
+    let app = spawn_app().await;
+    let workflow = app.create_catch("surrogate-error", &code).await;
+    let response = app.call_hook_json(&workflow, &serde_json::json!({})).await;
+    assert_eq!(response.status(), 500);
+    let record = app.execution(&execution_id(&response)).await;
+    assert_eq!(record["status"], "error");
+    assert_eq!(record["error"]["type"], "ValueError");
+    assert!(record["error"]["message"].as_str().unwrap().contains("\\udcff"), "{record}");
 }
