@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use flowd_core::workflow::ExecutionStatus;
@@ -25,8 +26,9 @@ pub async fn list(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
     Path(id): Path<String>,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Query(query) = query.map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
     let limit = match query.limit.as_deref() {
         None | Some("") => 50,
         Some(text) => text
@@ -77,5 +79,11 @@ pub async fn run_now(
         .request
         .map(|map| PyValue::from_json(&Value::Object(map)));
     let (report, _) = state.engine.run_now(&principal, &id, request).await?;
+    if report.record.status == ExecutionStatus::Skipped {
+        // Refused before running (the server's slots and queue were full): the same answer as
+        // any saturated call, naming the `skipped` record kept of it.
+        return Err(ApiError::from(flowd_engine::EngineError::Saturated)
+            .with("execution_id", json!(report.record.id)));
+    }
     Ok(Json(views::execution(&report.record)))
 }

@@ -8,9 +8,11 @@ mod workflows;
 
 use std::sync::Arc;
 
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 
+use crate::error::ApiError;
 use crate::AppState;
 
 pub use json::ApiJson;
@@ -43,4 +45,14 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/system", get(system::system))
         .route("/openapi.json", get(system::openapi))
         .merge(console::routes())
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// A known route called with a method it does not have: the API's JSON error (axum adds `Allow`).
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept this method; the Allow header lists those it does",
+    )
 }

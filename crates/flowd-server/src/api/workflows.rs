@@ -102,18 +102,25 @@ pub async fn settings(
     Ok(Json(views::settings(&record, &settings)))
 }
 
-/// `PUT` and `PATCH` bodies: `{"settings": {...}}`, or the settings object itself.
+/// `PUT` and `PATCH` bodies: `{"settings": {...}}`, or the settings object itself. An object
+/// with a `settings` object and nothing else is the envelope; any other object is the settings.
 #[derive(Deserialize)]
 #[serde(untagged)]
 pub enum SettingsBody {
-    Wrapped { settings: Settings },
+    Wrapped(SettingsEnvelope),
     Bare(Settings),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsEnvelope {
+    settings: Settings,
 }
 
 impl SettingsBody {
     fn into_settings(self) -> Settings {
         match self {
-            SettingsBody::Wrapped { settings } => settings,
+            SettingsBody::Wrapped(envelope) => envelope.settings,
             SettingsBody::Bare(settings) => settings,
         }
     }

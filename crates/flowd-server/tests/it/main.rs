@@ -3,7 +3,14 @@
 
 mod support;
 
+mod api_support;
 mod hook_request;
 mod hook_response;
 mod smoke;
+
+mod api_auth;
+mod api_workflows;
+mod backpressure;
 mod console;
+mod executions;
+mod settings;
