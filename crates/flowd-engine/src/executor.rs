@@ -118,6 +118,7 @@ impl Engine {
             timeout: Duration::from_secs(u64::from(hot.record.timeout_s)),
             memory_mb: hot.record.memory_mb,
             env: Vec::new(),
+            isolation: hot.record.isolation,
         };
 
         // Short executions are written once, at their end; a longer one is recorded as running

@@ -476,13 +476,9 @@ fn check_max_concurrency(max: Option<u32>) -> Result<()> {
     }
 }
 
-fn check_isolation(isolation: Option<Isolation>) -> Result<()> {
-    match isolation {
-        Some(Isolation::Reuse) => Err(EngineError::Invalid(
-            "isolation \"reuse\" is not available on this server yet; use \"fork\"".into(),
-        )),
-        _ => Ok(()),
-    }
+fn check_isolation(_isolation: Option<Isolation>) -> Result<()> {
+    // Both modes are available: a fork per execution, or executions inside the warm instance.
+    Ok(())
 }
 
 fn check_secrets(secrets: Vec<String>) -> Result<Vec<String>> {

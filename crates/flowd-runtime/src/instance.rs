@@ -86,6 +86,7 @@ pub struct InstanceSpec<'a> {
     /// The layers the instance must apply to itself (`landlock`, `seccomp`).
     pub layers: &'a [String],
     pub limits: &'a crate::SandboxLimits,
+    pub isolation: &'a str,
 }
 
 impl Instance {
@@ -135,6 +136,7 @@ impl Instance {
                 "max_open_files",
                 PyValue::Int(i64::from(spec.limits.max_open_files)),
             ),
+            ("isolation", str_value(spec.isolation)),
         ]);
         let reply = zygote.request(&request, &[OwnedFd::from(theirs)]).await?;
         let pid = reply.int_field("pid").unwrap_or(0) as i32;
@@ -221,7 +223,7 @@ impl Instance {
                         format!("the execution process sent an invalid result: {error}"),
                     )),
                     Err(_) => {
-                        if run.pid.is_none() {
+                        if run.pid.is_none() || run.in_instance {
                             // The fork never reported: the instance itself is stuck.
                             let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
                             self.shared.alive.store(false, Ordering::Release);
@@ -238,9 +240,20 @@ impl Instance {
                 ))
             }
         };
-        if let Some(pid) = run.pid {
-            // Whatever the execution left behind (children, threads) ends with it.
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        match run.pid {
+            Some(_) if run.in_instance => {
+                // The execution ran in the instance: it goes on serving unless the run ended it
+                // or was cut short (then the whole instance, with what it started, is stopped).
+                if !matches!(outcome, Outcome::Returned { .. } | Outcome::Raised(_)) {
+                    let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+                    self.shared.alive.store(false, Ordering::Release);
+                }
+            }
+            Some(pid) => {
+                // Whatever the execution left behind (children, threads) ends with it.
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            None => {}
         }
         let (logs, logs_truncated) = match run.logs.take() {
             Some(collector) => collector.finish().await,
@@ -327,6 +340,8 @@ impl Drop for Instance {
 struct ExecutionRun {
     stream: Option<UnixStream>,
     pid: Option<i32>,
+    /// The execution runs in the warm instance itself (`isolation: "reuse"`).
+    in_instance: bool,
     logs: Option<LogCollector>,
 }
 
@@ -347,6 +362,7 @@ async fn converse(
         ));
     }
     run.pid = Some(pid);
+    run.in_instance = matches!(hello.field("reuse"), Some(PyValue::Bool(true)));
     let mut fields = vec![
         (str_value("settings"), str_value(job.settings_json.as_str())),
         (

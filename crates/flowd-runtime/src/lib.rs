@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flowd_core::workflow::Mode;
+use flowd_core::workflow::{Isolation, Mode};
 use flowd_core::PyValue;
 
 pub use instance::{ChildExit, InitFailure};
@@ -48,6 +48,8 @@ pub struct RuntimeConfig {
     pub limits: OutputLimits,
     /// How many warm instances to keep; the least recently used beyond it are stopped.
     pub max_warm_instances: usize,
+    /// `isolation: "reuse"`: warm instances per version serving executions in parallel.
+    pub reuse_pool_size: usize,
     pub sandbox: SandboxLimits,
 }
 
@@ -175,6 +177,8 @@ pub struct Job {
     pub memory_mb: u32,
     /// Environment variables of the workflow's processes.
     pub env: Vec<(String, String)>,
+    /// A fork per execution, or executions inside the warm instance.
+    pub isolation: Isolation,
 }
 
 /// How an execution ended.
@@ -238,7 +242,11 @@ pub struct Execution {
 
 /// A warm instance slot: one per code version.
 struct Slot {
+    /// `isolation: "fork"`: the one instance every execution forks from.
     instance: tokio::sync::Mutex<Option<Arc<Instance>>>,
+    /// `isolation: "reuse"`: instances waiting for their next execution, and how many may exist.
+    idle: Mutex<Vec<Arc<Instance>>>,
+    reuse_capacity: tokio::sync::Semaphore,
     last_used: AtomicU64,
 }
 
@@ -351,6 +359,14 @@ impl Runtime {
     /// Runs a job in a fresh fork of the warm instance of its code version.
     pub async fn execute(&self, job: &Job) -> Execution {
         let slot = self.slot(&job.version_key);
+        match job.isolation {
+            Isolation::Fork => self.execute_forked(&slot, job).await,
+            Isolation::Reuse => self.execute_in_instance(&slot, job).await,
+        }
+    }
+
+    /// `isolation: "fork"`: a fresh fork of the version's one warm instance.
+    async fn execute_forked(&self, slot: &Slot, job: &Job) -> Execution {
         let instance = {
             let mut current = slot.instance.lock().await;
             match current.as_ref() {
@@ -363,23 +379,7 @@ impl Runtime {
                             *current = Some(instance.clone());
                             Ok(instance)
                         }
-                        Ok(Err(failure)) => Err(Execution {
-                            outcome: Outcome::InitFailed(failure.error),
-                            logs: failure.output.into_bytes(),
-                            logs_truncated: false,
-                            duration: Duration::ZERO,
-                        }),
-                        Err(error) => Err(Execution {
-                            outcome: Outcome::Failed(ErrorInfo::new(
-                                "RuntimeUnavailable",
-                                format!(
-                                    "the Python runtime could not start this workflow: {error}"
-                                ),
-                            )),
-                            logs: Vec::new(),
-                            logs_truncated: false,
-                            duration: Duration::ZERO,
-                        }),
+                        failed => Err(not_started(failed)),
                     }
                 }
             }
@@ -389,6 +389,32 @@ impl Runtime {
             Ok(instance) => instance.run(job, &self.config.limits).await,
             Err(execution) => execution,
         }
+    }
+
+    /// `isolation: "reuse"`: the execution runs inside an idle warm instance of the version (one
+    /// execution at a time per instance, up to `reuse_pool_size` instances in parallel).
+    async fn execute_in_instance(&self, slot: &Slot, job: &Job) -> Execution {
+        let Ok(_turn) = slot.reuse_capacity.acquire().await else {
+            return not_started(Err(RuntimeError::Zygote(ProtocolError::Closed)));
+        };
+        let idle = {
+            let mut idle = lock(&slot.idle);
+            idle.retain(|instance| instance.is_alive());
+            idle.pop()
+        };
+        let instance = match idle {
+            Some(instance) => instance,
+            None => match self.spawn_instance(job).await {
+                Ok(Ok(instance)) => Arc::new(instance),
+                failed => return not_started(failed),
+            },
+        };
+        self.evict_beyond_capacity();
+        let execution = instance.run(job, &self.config.limits).await;
+        if instance.is_alive() {
+            lock(&slot.idle).push(instance);
+        }
+        execution
     }
 
     /// Stops the warm instance of a version (after a new deploy, or a deletion).
@@ -414,6 +440,8 @@ impl Runtime {
             .or_insert_with(|| {
                 Arc::new(Slot {
                     instance: tokio::sync::Mutex::new(None),
+                    idle: Mutex::new(Vec::new()),
+                    reuse_capacity: tokio::sync::Semaphore::new(self.config.reuse_pool_size.max(1)),
                     last_used: AtomicU64::new(now),
                 })
             })
@@ -466,6 +494,7 @@ impl Runtime {
             init_timeout: job.timeout,
             layers: &self.instance_layers,
             limits: &self.config.sandbox,
+            isolation: job.isolation.as_str(),
         };
         let mut guard = self.zygote.lock().await;
         let zygote = self.live_zygote(&mut guard).await?;
@@ -508,6 +537,41 @@ fn write_runner(environment_dir: &Path) -> std::io::Result<PathBuf> {
         std::fs::rename(&staging, &path)?;
     }
     Ok(path)
+}
+
+/// The execution of a job whose instance could not be started.
+fn not_started(failed: Result<Result<Instance, InitFailure>, RuntimeError>) -> Execution {
+    let outcome = match failed {
+        Ok(Err(failure)) => {
+            return Execution {
+                outcome: Outcome::InitFailed(failure.error),
+                logs: failure.output.into_bytes(),
+                logs_truncated: false,
+                duration: Duration::ZERO,
+            }
+        }
+        Ok(Ok(_)) => Outcome::Failed(ErrorInfo::new(
+            "RuntimeUnavailable",
+            "the instance was not used".into(),
+        )),
+        Err(error) => Outcome::Failed(ErrorInfo::new(
+            "RuntimeUnavailable",
+            format!("the Python runtime could not start this workflow: {error}"),
+        )),
+    };
+    Execution {
+        outcome,
+        logs: Vec::new(),
+        logs_truncated: false,
+        duration: Duration::ZERO,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 /// Decides the layers from what the base process probed and what flowd itself can do; returns

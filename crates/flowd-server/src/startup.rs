@@ -25,6 +25,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub max_log_bytes: usize,
     pub max_warm_instances: usize,
+    /// `isolation: "reuse"`: warm instances per version serving executions in parallel.
+    pub reuse_pool_size: usize,
     pub sandbox: SandboxLimits,
     pub shutdown_grace: Duration,
     pub engine: EngineConfig,
@@ -42,6 +44,7 @@ impl Config {
             max_body_bytes: ServerConfig::default().max_body_bytes,
             max_log_bytes: OutputLimits::default().max_log_bytes,
             max_warm_instances: 64,
+            reuse_pool_size: 4,
             sandbox: SandboxLimits::default(),
             shutdown_grace: ServerConfig::default().shutdown_grace,
             engine: EngineConfig::default(),
@@ -97,6 +100,7 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
             ..OutputLimits::default()
         },
         max_warm_instances: config.max_warm_instances,
+        reuse_pool_size: config.reuse_pool_size,
         sandbox: config.sandbox,
     };
     let progress = |line: &str| tracing::info!("{line}");
@@ -112,7 +116,11 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
         if layer.active {
             tracing::info!(layer = layer.name, "isolation: {}", layer.detail);
         } else {
-            tracing::warn!(layer = layer.name, "isolation layer missing: {}", layer.detail);
+            tracing::warn!(
+                layer = layer.name,
+                "isolation layer missing: {}",
+                layer.detail
+            );
         }
     }
     let engine = Engine::start(Arc::new(store), Arc::new(runtime), config.engine.clone()).await?;

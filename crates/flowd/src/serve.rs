@@ -62,6 +62,9 @@ pub struct ServeArgs {
     /// Seconds a shutdown waits for executions in flight.
     #[arg(long, env = "FLOWD_SHUTDOWN_GRACE_S", default_value_t = 30)]
     pub shutdown_grace_s: u64,
+    /// `isolation: "reuse"` workflows: warm instances per version serving calls in parallel.
+    #[arg(long, env = "FLOWD_REUSE_POOL_SIZE", default_value_t = 4)]
+    pub reuse_pool_size: usize,
     /// Processes and threads per warm instance, with all its executions (cgroup pids).
     #[arg(long, env = "FLOWD_MAX_PROCESSES", default_value_t = 256)]
     pub max_processes: u32,
@@ -98,6 +101,7 @@ impl ServeArgs {
         config.max_log_bytes = self.max_log_kb << 10;
         config.max_warm_instances = self.max_warm_instances;
         config.sandbox.max_processes = self.max_processes;
+        config.reuse_pool_size = self.reuse_pool_size;
         config.sandbox.kernel_layers = self.kernel_sandbox == "on";
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);
         config.engine = EngineConfig {

@@ -53,6 +53,7 @@ pub async fn open_engine(dir: &Path) -> Arc<Engine> {
             preload: vec![],
             limits: OutputLimits::default(),
             max_warm_instances: 8,
+            reuse_pool_size: 2,
             sandbox: Default::default(),
         },
         &|_| {},

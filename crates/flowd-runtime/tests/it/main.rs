@@ -32,6 +32,7 @@ async fn runtime_with(limits: OutputLimits) -> Harness {
         preload: vec![],
         limits,
         max_warm_instances: 4,
+        reuse_pool_size: 2,
         sandbox: Default::default(),
     };
     let runtime = Runtime::start(config, &|_| {})
@@ -50,6 +51,7 @@ fn job(key: &str, code: &str) -> Job {
         timeout: Duration::from_secs(10),
         memory_mb: 256,
         env: vec![],
+        isolation: flowd_core::workflow::Isolation::Fork,
     }
 }
 
@@ -309,5 +311,109 @@ async fn concurrent_executions_of_one_version_run_in_parallel() {
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
         started.elapsed()
+    );
+}
+
+fn reuse_job(key: &str, code: &str) -> Job {
+    Job {
+        isolation: flowd_core::workflow::Isolation::Reuse,
+        ..job(key, code)
+    }
+}
+
+fn body_of(execution: flowd_runtime::Execution) -> String {
+    match execution.outcome {
+        Outcome::Returned { value, .. } => value
+            .get("body")
+            .and_then(PyValue::as_str)
+            .unwrap()
+            .to_string(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_reuse_mode_module_globals_persist_between_executions() {
+    let h = runtime().await;
+    let code = "calls = 0\ndef workflow(_request, settings):\n    global calls\n    calls += 1\n    print('call', calls)\n    return {'status_code': 200, 'body': str(calls)}\n";
+    let first = h.runtime.execute(&reuse_job("reuse-globals", code)).await;
+    assert_eq!(String::from_utf8_lossy(&first.logs), "call 1\n");
+    assert_eq!(body_of(first), "1");
+    let second = h.runtime.execute(&reuse_job("reuse-globals", code)).await;
+    assert_eq!(
+        String::from_utf8_lossy(&second.logs),
+        "call 2\n",
+        "each execution's output is its own"
+    );
+    assert_eq!(body_of(second), "2");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_reuse_mode_each_execution_gets_its_own_settings_copy() {
+    let h = runtime().await;
+    let code = "def workflow(_request, settings):\n    settings['n'] = settings.get('n', 0) + 1\n    return {'status_code': 200, 'body': str(settings['n'])}\n";
+    for _ in 0..2 {
+        let mut job = reuse_job("reuse-settings", code);
+        job.settings_json = "{\"n\": 5}".into();
+        assert_eq!(body_of(h.runtime.execute(&job).await), "6");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_reuse_mode_a_timeout_stops_the_instance_and_the_next_call_gets_a_new_one() {
+    let h = runtime().await;
+    let code = "import os, time\ndef workflow(_request, settings):\n    if _request.get('sleep'):\n        time.sleep(60)\n    return {'status_code': 200, 'body': str(os.getpid())}\n";
+    let before = body_of(h.runtime.execute(&reuse_job("reuse-timeout", code)).await);
+    let mut sleepy = reuse_job("reuse-timeout", code);
+    sleepy.request = Some(PyValue::Dict(vec![(
+        PyValue::Str("sleep".into()),
+        PyValue::Bool(true),
+    )]));
+    sleepy.timeout = Duration::from_millis(500);
+    assert_eq!(h.runtime.execute(&sleepy).await.outcome, Outcome::Timeout);
+    let after = body_of(h.runtime.execute(&reuse_job("reuse-timeout", code)).await);
+    assert_ne!(before, after, "a new instance serves after the timeout");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_reuse_mode_concurrent_executions_run_in_several_instances() {
+    let h = Arc::new(runtime().await);
+    let code = "import os, time\ndef workflow(_request, settings):\n    time.sleep(0.5)\n    return {'status_code': 200, 'body': str(os.getpid())}\n";
+    let started = std::time::Instant::now();
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move { h.runtime.execute(&reuse_job("reuse-parallel", code)).await })
+        })
+        .collect();
+    let mut pids = Vec::new();
+    for run in runs {
+        pids.push(body_of(run.await.unwrap()));
+    }
+    assert_ne!(pids[0], pids[1]);
+    assert!(
+        started.elapsed() < Duration::from_millis(2_500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_reuse_mode_an_exception_leaves_the_instance_serving() {
+    let h = runtime().await;
+    let code = "import os\ndef workflow(_request, settings):\n    if _request.get('fail'):\n        raise KeyError('x')\n    return {'status_code': 200, 'body': str(os.getpid())}\n";
+    let before = body_of(h.runtime.execute(&reuse_job("reuse-raise", code)).await);
+    let mut failing = reuse_job("reuse-raise", code);
+    failing.request = Some(PyValue::Dict(vec![(
+        PyValue::Str("fail".into()),
+        PyValue::Bool(true),
+    )]));
+    assert!(matches!(
+        h.runtime.execute(&failing).await.outcome,
+        Outcome::Raised(_)
+    ));
+    assert_eq!(
+        body_of(h.runtime.execute(&reuse_job("reuse-raise", code)).await),
+        before
     );
 }

@@ -54,3 +54,33 @@ async fn user_code_can_write_in_its_private_temporary_directory() {
     let body = "import tempfile, os\nwith tempfile.NamedTemporaryFile('w', delete=False) as f:\n    f.write('x')\nreturn {'status_code': 200, 'body': str(os.path.exists(f.name))}";
     assert_eq!(run_catch(&app, "tmpwriter", body).await, "True");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reuse_workflow_keeps_its_module_globals_between_calls() {
+    let app = spawn_app().await;
+    let code = "calls = 0\ndef workflow(_request, settings):\n    global calls\n    calls += 1\n    return {'status_code': 200, 'body': str(calls)}\n";
+    let workflow = app
+        .create_workflow(
+            json!({"name": "container", "mode": "catch", "code": code, "isolation": "reuse"}),
+        )
+        .await;
+    assert_eq!(workflow["isolation"], "reuse");
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        let response = app.call_hook_json(&workflow, &json!({})).await;
+        assert_eq!(response.status(), 200);
+        bodies.push(response.text().await.unwrap());
+    }
+    assert_eq!(bodies, ["1", "2", "3"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fork_workflow_never_sees_another_calls_globals() {
+    let app = spawn_app().await;
+    let code = "calls = 0\ndef workflow(_request, settings):\n    global calls\n    calls += 1\n    return {'status_code': 200, 'body': str(calls)}\n";
+    let workflow = app.create_catch("forked", code).await;
+    for _ in 0..3 {
+        let response = app.call_hook_json(&workflow, &json!({})).await;
+        assert_eq!(response.text().await.unwrap(), "1");
+    }
+}

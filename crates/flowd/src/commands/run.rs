@@ -119,6 +119,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         preload: vec!["requests".into()],
         limits: OutputLimits::default(),
         max_warm_instances: 1,
+        reuse_pool_size: 1,
         sandbox: Default::default(),
     };
 
@@ -170,6 +171,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         timeout: Duration::from_secs(u64::from(args.timeout.max(1))),
         memory_mb: args.memory,
         env: Vec::new(),
+        isolation: flowd_core::workflow::Isolation::Fork,
     };
     let execution = runtime.execute(&job).await;
     spinner.finish_and_clear();
