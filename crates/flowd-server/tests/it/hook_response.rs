@@ -1340,14 +1340,21 @@ async fn header_value_with_a_lone_surrogate_gives_the_default_response_with_a_wa
 
 #[tokio::test(flavor = "multi_thread")]
 async fn settings_with_a_lone_surrogate_are_not_saved_and_the_run_is_an_error() {
-    let code = catch_code("settings['bad'] = 'a\\ud800'\nreturn {'status_code': 200, 'body': 'ok'}");
+    let code =
+        catch_code("settings['bad'] = 'a\\ud800'\nreturn {'status_code': 200, 'body': 'ok'}");
     let app = spawn_app().await;
     let workflow = app.create_catch("surrogate-settings", &code).await;
     let response = app.call_hook_json(&workflow, &serde_json::json!({})).await;
     assert_eq!(response.status(), 200);
     let record = app.execution(&execution_id(&response)).await;
     assert_eq!(record["status"], "error");
-    assert!(record["error"]["message"].as_str().unwrap().contains("surrogate"), "{record}");
+    assert!(
+        record["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("surrogate"),
+        "{record}"
+    );
     assert!(app.settings(&workflow).await.get("bad").is_none());
 }
 
@@ -1361,5 +1368,11 @@ async fn an_exception_message_with_a_lone_surrogate_is_recorded_escaped() {
     let record = app.execution(&execution_id(&response)).await;
     assert_eq!(record["status"], "error");
     assert_eq!(record["error"]["type"], "ValueError");
-    assert!(record["error"]["message"].as_str().unwrap().contains("\\udcff"), "{record}");
+    assert!(
+        record["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\\udcff"),
+        "{record}"
+    );
 }

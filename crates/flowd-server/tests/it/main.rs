@@ -10,7 +10,11 @@ mod smoke;
 
 mod api_auth;
 mod api_workflows;
+mod attacks;
 mod backpressure;
 mod console;
+mod e2e;
 mod executions;
+mod isolation;
+mod openapi;
 mod settings;

@@ -41,6 +41,11 @@ async fn every_documented_route_exists() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_description_needs_a_key_like_every_api_route() {
     let app = spawn_app().await;
-    let response = app.client.get(app.url("/api/v1/openapi.json")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
 }
