@@ -566,13 +566,16 @@ fn pause_resume_trigger_and_pull_schedules() {
     assert!(out.contains("trigger:   manual"), "{out}");
     assert!(out.contains("hello Manual"), "{out}");
 
-    // A pull workflow: mode guessed, no schedule, run by hand; its settings change persists.
-    let out = user.ok(&["deploy", "sync.py"]);
+    // A pull workflow needs a schedule; its mode is guessed; run by hand, its settings persist.
+    let line = user.fails(&["deploy", "sync.py"]);
+    assert!(line.contains("--every"), "{line}");
+    let out = user.ok(&["deploy", "sync.py", "--every", "2h"]);
     assert!(
         out.contains("Created sync: version 1 (pull, python"),
         "{out}"
     );
-    assert!(out.contains("Schedule: none"), "{out}");
+    assert!(out.contains("Schedule: every 2h"), "{out}");
+    assert!(out.contains("Next run:"), "{out}");
     let out = user.ok(&["trigger", "sync"]);
     assert!(out.contains("status:    success"), "{out}");
     assert!(out.contains("added cursor"), "{out}");
@@ -633,7 +636,7 @@ fn deploy_refuses_bad_code_and_reports_the_server_errors() {
     user.write("three.py", "def workflow(a, b, c):\n    pass\n");
     let line = user.fails(&["deploy", "three.py"]);
     assert!(line.contains("--mode"), "{line}");
-    let line = user.fails(&["deploy", "three.py", "--mode", "pull"]);
+    let line = user.fails(&["deploy", "three.py", "--mode", "pull", "--every", "1h"]);
     assert!(line.starts_with("flowd: three.py:1:1: "), "{line}");
 
     // A mode change is refused before anything is sent.
@@ -644,7 +647,9 @@ fn deploy_refuses_bad_code_and_reports_the_server_errors() {
     assert!(line.contains("mode cannot change"), "{line}");
 
     // Limits the server refuses are reported as it words them.
-    let line = user.fails(&["deploy", "hello.py", "--name", "big", "--memory", "1"]);
+    let line = user.fails(&[
+        "deploy", "hello.py", "--name", "big", "--memory", "1", "--every", "1h",
+    ]);
     assert!(line.contains("memory_mb"), "{line}");
 
     // Requirements are sent only when asked; a server that refuses them says so clearly.
@@ -658,6 +663,8 @@ fn deploy_refuses_bad_code_and_reports_the_server_errors() {
             "with-reqs",
             "--requirements",
             "requirements.txt",
+            "--every",
+            "1h",
         ])
         .output()
         .unwrap();

@@ -115,6 +115,13 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
         }
         None => format!("Deploying {name}: validating the code…"),
     });
+    if existing.is_none() && mode == Mode::Pull && schedule.is_none() {
+        spinner.finish_and_clear();
+        return Err(anyhow!(
+            "{} is a pull workflow (def workflow(settings)): give it a schedule with --every 5m or --cron \"0 8 * * *\" [--tz Europe/Paris]",
+            args.file.display()
+        ));
+    }
     let outcome = match existing {
         None => {
             let mut body = json!({"name": name, "mode": mode.as_str(), "code": code});
