@@ -18,8 +18,8 @@ pub struct HotWorkflow {
     pub record: WorkflowRecord,
     pub team_name: String,
     pub code: Arc<str>,
-    /// `max_concurrency`, when set.
-    pub limiter: Option<Gate>,
+    /// `max_concurrency`, when set: one gate per workflow, shared by every cached copy of it.
+    pub limiter: Option<Arc<Gate>>,
     pub settings: Arc<SettingsCell>,
 }
 
@@ -87,6 +87,9 @@ pub struct HotCache {
     /// (team name, workflow name) → id
     by_name: RwLock<HashMap<(String, String), String>>,
     settings: Mutex<HashMap<String, Arc<SettingsCell>>>,
+    /// Per workflow: its `max_concurrency` and the gate enforcing it. Like the settings, it
+    /// outlives a reload of the record, so that calls racing a first load or a redeploy share it.
+    limiters: Mutex<HashMap<String, (u32, Arc<Gate>)>>,
     teams: RwLock<HashMap<String, String>>,
 }
 
@@ -163,9 +166,7 @@ impl HotCache {
             .unwrap_or_default();
         let settings = self.settings_cell(store, &record.id).await?;
         let hot = Arc::new(HotWorkflow {
-            limiter: record
-                .max_concurrency
-                .map(|n| Gate::new(n as usize, 1024, WORKFLOW_QUEUE_TIMEOUT)),
+            limiter: self.limiter(&record),
             code: Arc::from(version.code.as_str()),
             team_name: team_name.clone(),
             settings,
@@ -178,6 +179,26 @@ impl HotCache {
             by_name.insert((team_name, hot.record.name.clone()), hot.record.id.clone());
         }
         Ok(hot)
+    }
+
+    /// The gate of a workflow's `max_concurrency`: the same one as long as the limit is the same.
+    fn limiter(&self, record: &WorkflowRecord) -> Option<Arc<Gate>> {
+        let mut limiters = match self.limiters.lock() {
+            Ok(limiters) => limiters,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let Some(limit) = record.max_concurrency else {
+            limiters.remove(&record.id);
+            return None;
+        };
+        match limiters.get(&record.id) {
+            Some((current, gate)) if *current == limit => Some(gate.clone()),
+            _ => {
+                let gate = Arc::new(Gate::new(limit as usize, 1024, WORKFLOW_QUEUE_TIMEOUT));
+                limiters.insert(record.id.clone(), (limit, gate.clone()));
+                Some(gate)
+            }
+        }
     }
 
     /// The settings cell of a workflow, loaded from the store on first use.
@@ -218,6 +239,9 @@ impl HotCache {
         self.invalidate(id);
         if let Ok(mut cells) = self.settings.lock() {
             cells.remove(id);
+        }
+        if let Ok(mut limiters) = self.limiters.lock() {
+            limiters.remove(id);
         }
     }
 }

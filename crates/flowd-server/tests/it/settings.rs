@@ -531,7 +531,6 @@ async fn max_concurrency_one_serialises_read_modify_write() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: concurrent first calls each load the workflow into the hot cache with their own max_concurrency gate (flowd-engine hot.rs)"]
 async fn max_concurrency_one_serialises_the_first_calls_after_deploy() {
     let app = spawn_app().await;
     let workflow = serial_counter(&app).await;
@@ -541,7 +540,6 @@ async fn max_concurrency_one_serialises_the_first_calls_after_deploy() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: a PATCH drops the cached workflow and its max_concurrency gate while an execution still holds the old one (flowd-engine hot.rs)"]
 async fn max_concurrency_one_holds_across_a_patch() {
     let app = spawn_app().await;
     let workflow = app
