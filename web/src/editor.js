@@ -67,10 +67,11 @@ export function createEditor(parent, { doc = '', readOnly = false, onChange, onS
       const lineNumber = Math.min(Math.max(line || 1, 1), doc.lines);
       const target = doc.line(lineNumber);
       const from = target.from + Math.min(Math.max((column || 1) - 1, 0), target.length);
-      // Mark to the end of the line (at least one character, unless the line is empty).
-      const to = from < target.to ? target.to : Math.min(from + 1, doc.length);
+      // Underline from the column to the end of the line; a column past the line's last
+      // character (a missing ':') is marked as a point there.
+      const to = target.to;
       view.dispatch(
-        setDiagnostics(view.state, [{ from, to: Math.max(to, from), severity: 'error', message, source: 'deploy' }]),
+        setDiagnostics(view.state, [{ from, to, severity: 'error', message, source: 'deploy' }]),
         { selection: { anchor: from }, scrollIntoView: true },
       );
     },

@@ -32,7 +32,7 @@ function shell(active) {
     h(
       'div',
       { class: 'topbar-inner' },
-      link('/workflows', h('span', { class: 'brand' }, h('span', { class: 'brand-mark' }, 'f'), 'flowd')),
+      link('/workflows', h('span', { class: 'brand' }, h('span', { class: 'brand-mark' }, 'f'), h('span', { class: 'brand-name' }, 'flowd'))),
       h('nav', { class: 'nav' }, item('workflows', '/workflows', 'Workflows'), item('executions', '/executions', 'Executions')),
       h(
         'button',

@@ -76,12 +76,13 @@ export function scheduleEditor(initial, { onChange } = {}) {
     h(
       'div',
       { class: 'presets' },
+      h('span', { class: 'presets-label' }, 'Examples:'),
       PRESETS.map(([label, expression]) =>
         h(
           'button',
           {
             type: 'button',
-            class: 'btn btn-small btn-ghost',
+            class: 'btn btn-small',
             onclick: () => {
               cron.value = expression;
               update();

@@ -32,24 +32,28 @@ pub async fn fallback(method: Method, uri: Uri, headers: HeaderMap) -> Response 
     }
     let file = path.trim_start_matches('/');
     let mut response = match Assets::get(file).filter(|_| !file.is_empty()) {
-        Some(asset) => match Assets::get(&format!("{file}.gz")).filter(|_| accepts_gzip(&headers)) {
-            Some(gzipped) => {
-                let mut response = serve(file, gzipped, &headers);
-                let response_headers = response.headers_mut();
-                response_headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                response_headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-                response
-            }
-            None => {
-                let mut response = serve(file, asset, &headers);
-                if Assets::get(&format!("{file}.gz")).is_some() {
-                    response
-                        .headers_mut()
+        Some(asset) => {
+            match Assets::get(&format!("{file}.gz")).filter(|_| accepts_gzip(&headers)) {
+                Some(gzipped) => {
+                    let mut response = serve(file, gzipped, &headers);
+                    let response_headers = response.headers_mut();
+                    response_headers
+                        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                    response_headers
                         .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+                    response
                 }
-                response
+                None => {
+                    let mut response = serve(file, asset, &headers);
+                    if Assets::get(&format!("{file}.gz")).is_some() {
+                        response
+                            .headers_mut()
+                            .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+                    }
+                    response
+                }
             }
-        },
+        }
         // A file that is not there (an old hashed asset) is a 404, not the page.
         None if file.starts_with("assets/") || file == "source-hash.txt" => {
             return ApiError::not_found(format!("file /{file}")).into_response();

@@ -10,6 +10,7 @@ export async function signInPage({ main, query }) {
   sessionStorage.removeItem('flowd.signInReason');
   const input = h('input', {
     type: 'password',
+    class: 'input',
     id: 'api-key',
     name: 'api-key',
     autocomplete: 'current-password',

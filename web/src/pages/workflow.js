@@ -366,7 +366,7 @@ async function propertiesEditor(ctx, page, box) {
 }
 
 function requirements(box) {
-  const area = h('textarea', { class: 'input mono', rows: 3, disabled: true, placeholder: 'requests==2.32.3\nhrflow', 'aria-label': 'Requirements', id: 'requirements' });
+  const area = h('textarea', { class: 'input mono', rows: 3, disabled: true, placeholder: 'One requirement per line, e.g. requests==2.32.3', 'aria-label': 'Requirements', id: 'requirements' });
   const packages = h('span', { class: 'muted' }, '…');
   fill(
     box,

@@ -14,6 +14,7 @@ mod attacks;
 mod backpressure;
 mod console;
 mod e2e;
+mod e2e_console;
 mod executions;
 mod isolation;
 mod openapi;

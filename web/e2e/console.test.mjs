@@ -1,0 +1,442 @@
+// End-to-end test of the web console in headless Chromium, against a running flowd:
+//
+//   node web/e2e/console.test.mjs <base-url> <admin-api-key>
+//
+// Run by crates/flowd-server/tests/it/e2e_console.rs (which starts flowd). Exits 0 when every
+// step passed. FLOWD_SCREENSHOTS=1 also writes docs/screenshots/*.png; FLOWD_CHROMIUM names
+// another Chromium binary (default /usr/bin/chromium).
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const [base, adminKey] = process.argv.slice(2);
+if (!base || !adminKey) {
+  console.error('usage: node web/e2e/console.test.mjs <base-url> <admin-api-key>');
+  process.exit(2);
+}
+const here = path.dirname(fileURLToPath(import.meta.url));
+const screenshots = process.env.FLOWD_SCREENSHOTS === '1' ? path.resolve(here, '../../docs/screenshots') : null;
+const executablePath = process.env.FLOWD_CHROMIUM || '/usr/bin/chromium';
+const STEP_TIMEOUT = 30_000;
+
+const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowd-e2e-chromium-'));
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath,
+  headless: true,
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+  viewport: { width: 1280, height: 860 },
+  deviceScaleFactor: 1,
+  timezoneId: 'UTC',
+  locale: 'en-GB',
+});
+context.setDefaultTimeout(STEP_TIMEOUT);
+const page = context.pages()[0] ?? (await context.newPage());
+const pageErrors = [];
+page.on('pageerror', (error) => pageErrors.push(error.message));
+page.on('console', (message) => {
+  if (message.type() === 'error' && !/401|Unauthorized|404|Not Found|409|422|Unprocessable/.test(message.text())) pageErrors.push(`console: ${message.text()}`);
+});
+
+let stepName = '';
+let passed = 0;
+async function step(name, fn) {
+  stepName = name;
+  const started = Date.now();
+  await fn();
+  passed += 1;
+  console.log(`ok ${passed} - ${name} (${Date.now() - started} ms)`);
+}
+
+async function shot(name, { top = true, fullPage = false } = {}) {
+  if (!screenshots) return;
+  fs.mkdirSync(screenshots, { recursive: true });
+  if (top) await page.evaluate(() => window.scrollTo(0, 0));
+  await page.waitForTimeout(250);
+  await page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage });
+  console.log(`   screenshot docs/screenshots/${name}.png`);
+}
+
+/** Replaces the whole content of the CodeMirror editor by `code`, as typed text. */
+async function setCode(code) {
+  const content = page.locator('.cm-content').first();
+  await content.click();
+  await page.keyboard.press('Control+A');
+  await page.keyboard.press('Delete');
+  await page.keyboard.insertText(code);
+}
+
+async function api(method, apiPath, body) {
+  const response = await fetch(`${base}/api/v1${apiPath}`, {
+    method,
+    headers: { Authorization: `Bearer ${adminKey}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null };
+}
+
+const BROKEN = `import json
+
+
+def workflow(_request, settings)
+    return {"status_code": 200, "body": "never"}
+`;
+
+const GREET = `import json
+
+
+def workflow(_request, settings):
+    name = _request.get("name", "world")
+    print(f"hello {name}, token {settings['API_TOKEN']}")
+    settings["calls"] = settings.get("calls", 0) + 1
+    return {
+        "status_code": 201,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"hello": name, "calls": settings["calls"]}),
+    }
+`;
+
+try {
+  await step('a wrong API key is refused on the sign-in page, with the API error', async () => {
+    await page.goto(`${base}/`);
+    await page.waitForURL(/\/sign-in/);
+    await page.fill('#api-key', 'not-a-valid-key');
+    await page.click('button[type=submit]');
+    const alert = page.locator('.signin-message .alert-error');
+    await alert.waitFor();
+    const text = await alert.innerText();
+    assert.match(text, /401 unauthorized/);
+    assert.match(text, /valid API key is required/);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('flowd.apiKey')), null);
+  });
+
+  await step('signing in with the admin key opens the empty workflows list', async () => {
+    await shot('sign-in');
+    await page.fill('#api-key', adminKey);
+    await page.click('button[type=submit]');
+    await page.waitForURL(`${base}/workflows`);
+    await page.getByText('No workflows yet.').waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('flowd.apiKey')), adminKey);
+    assert.equal(await page.evaluate(() => localStorage.length), 0, 'nothing kept beyond the session');
+  });
+
+  let greetId;
+  await step('create a catch workflow: it starts from the catch template', async () => {
+    await page.click('#create-workflow');
+    await page.waitForURL(`${base}/workflows/new`);
+    await page.check('input[name=mode][value=catch]');
+    await page.fill('#workflow-name', 'greet');
+    await page.click('button[type=submit]');
+    await page.waitForURL(/\/workflows\/[0-9a-f-]{36}$/);
+    greetId = page.url().split('/').pop();
+    await page.locator('.cm-content').getByText('def workflow(_request, settings):').waitFor();
+    assert.equal(await page.locator('h1').innerText(), 'greet');
+    assert.equal(await page.locator('#active-version').innerText(), 'v1');
+    // A real editor: line numbers and Python highlighting.
+    assert.ok((await page.locator('.cm-lineNumbers .cm-gutterElement').count()) > 10);
+    const keyword = page.locator('.cm-line span', { hasText: /^def$/ }).first();
+    const color = await keyword.evaluate((el) => getComputedStyle(el).color);
+    assert.notEqual(color, 'rgb(0, 0, 0)', 'def is highlighted');
+  });
+
+  await step('Tab indents and Ctrl+Z undoes in the editor', async () => {
+    const before = await page.locator('.cm-content').innerText();
+    await page.locator('.cm-line').nth(3).click();
+    await page.keyboard.press('Home');
+    await page.keyboard.press('Tab');
+    const indented = await page.locator('.cm-line').nth(3).innerText();
+    assert.match(indented, /^ {4}/, 'Tab indents by four spaces');
+    await page.keyboard.press('Control+Z');
+    assert.equal(await page.locator('.cm-content').innerText(), before);
+  });
+
+  await step('saving code with a syntax error shows the error at its line, nothing is deployed', async () => {
+    await setCode(BROKEN);
+    await page.click('#save-code');
+    const banner = page.locator('.code-error');
+    await banner.waitFor();
+    const text = await banner.innerText();
+    assert.match(text, /Line 4, column \d+/);
+    assert.match(text, /SyntaxError/);
+    assert.equal(await banner.getAttribute('data-line'), '4');
+    // The editor marks line 4 (gutter marker and underlined range).
+    await page.locator('.cm-lint-marker-error').first().waitFor();
+    const markedLine = await page.locator('.cm-lintRange-error, .cm-lintPoint-error').first().evaluate((el) => {
+      const line = el.closest('.cm-line');
+      return [...line.parentElement.children].indexOf(line) + 1;
+    });
+    assert.equal(markedLine, 4);
+    assert.equal(await page.locator('#active-version').innerText(), 'v1', 'still version 1');
+    await shot('workflow-syntax-error');
+  });
+
+  await step('fixing the code deploys version 2', async () => {
+    await setCode(GREET);
+    await page.click('#save-code');
+    await page.getByText('Deployed version 2.').waitFor();
+    assert.equal(await page.locator('#active-version').innerText(), 'v2');
+    assert.equal(await page.locator('.cm-lintRange-error, .cm-lintPoint-error').count(), 0, 'the error mark is gone');
+  });
+
+  await step('a secret Environment Property is masked after saving', async () => {
+    await page.click('#add-property');
+    const row = page.locator('table.properties tbody tr').last();
+    await row.locator('input[aria-label=Key]').fill('API_TOKEN');
+    await row.locator('input[aria-label^="Value of"]').fill('tok-123456');
+    await row.locator('input.secret-toggle').check();
+    await page.click('#add-property');
+    const plain = page.locator('table.properties tbody tr').last();
+    await plain.locator('input[aria-label=Key]').fill('REGION');
+    await plain.locator('input[aria-label^="Value of"]').fill('eu');
+    await page.click('#save-properties');
+    await page.getByText('Properties saved.').waitFor();
+    const secretRow = page.locator('table.properties tbody tr.masked');
+    assert.equal(await secretRow.count(), 1);
+    assert.equal(await secretRow.locator('input[aria-label=Key]').inputValue(), 'API_TOKEN');
+    assert.equal(await secretRow.locator('input[aria-label^="Value of"]').inputValue(), '', 'the value is not in the page');
+    assert.ok(!(await page.content()).includes('tok-123456'));
+    const settings = await api('GET', `/workflows/${greetId}/settings`);
+    assert.deepEqual(settings.body, { settings: { API_TOKEN: '****', REGION: 'eu' }, secrets: ['API_TOKEN'] });
+    // Saving again without touching the secret keeps its value.
+    await plain.locator('input[aria-label^="Value of"]').fill('us');
+    await page.click('#save-properties');
+    await page.getByText('Properties saved.').waitFor();
+    await page.waitForFunction(() => [...document.querySelectorAll('table.properties input')].some((i) => i.value === 'us'));
+    assert.match(await page.locator('#requirements-note').innerText(), /not install per-workflow requirements/);
+    assert.ok(await page.locator('#requirements').isDisabled());
+    await shot('workflow', { fullPage: true });
+  });
+
+  let curl;
+  await step('the Hook tab shows the hook URL, a copy button and a curl example', async () => {
+    await page.click('nav.tabs >> text=Hook');
+    await page.waitForURL(`${base}/workflows/${greetId}/trigger`);
+    const url = await page.locator('#hook-url').inputValue();
+    assert.match(url, new RegExp(`^${base}/teams/default/greet/python3\\.\\d+/[0-9a-f]{48}$`));
+    curl = await page.locator('#curl-example').innerText();
+    assert.ok(curl.includes(url), 'the curl example calls the hook URL');
+    assert.ok((await page.locator('[data-copy]').count()) >= 2);
+    await shot('workflow-hook');
+  });
+
+  await step('calling the hook with the curl example shown makes an execution appear live', async () => {
+    await page.click('nav.tabs >> text=Executions');
+    await page.waitForURL(`${base}/workflows/${greetId}/executions`);
+    await page.getByText('No executions yet').waitFor();
+    const answer = execFileSync('sh', ['-c', `${curl.replace(/\\\n/g, ' ')} -sS -i`], { encoding: 'utf8' });
+    assert.match(answer, /^HTTP\/1\.1 201/);
+    assert.match(answer, /x-execution-id: /i);
+    assert.match(answer, /\{"hello": "ada", "calls": 1\}/);
+    // No reload: the list polls.
+    const row = page.locator('table tbody tr').first();
+    await row.locator('[data-status=success]').waitFor({ timeout: 20_000 });
+    assert.match(await row.innerText(), /catch/);
+    assert.match(await row.innerText(), /201/);
+  });
+
+  await step('the execution page shows the output (secret masked), response and settings changed', async () => {
+    await page.locator('table tbody tr').first().locator('a').first().click();
+    await page.waitForURL(/\/executions\/[0-9a-f-]{36}$/);
+    const output = await page.locator('#output').innerText();
+    assert.match(output, /hello ada, token \*\*\*\*/);
+    assert.ok(!output.includes('tok-123456'), 'the secret is masked in the output');
+    assert.match(await page.locator('#fact-response').innerText(), /201/);
+    assert.match(await page.locator('#fact-trigger').innerText(), /catch/);
+    assert.match(await page.locator('#fact-version').innerText(), /v2/);
+    assert.match(await page.locator('#settings-changed').innerText(), /Added\s+calls/);
+    await shot('execution');
+  });
+
+  await step('run now with a typed JSON request; an error shows its traceback', async () => {
+    await page.goto(`${base}/workflows/${greetId}/trigger#run-now`);
+    await page.fill('#run-request', '{"name": "grace"}');
+    await page.click('#run-button');
+    await page.locator('.run-result [data-status=success]').waitFor();
+    assert.match(await page.locator('.run-result').innerText(), /hello grace/);
+    await page.fill('#run-request', '[1, 2]');
+    await page.click('#run-button');
+    await page.getByText('The request must be a JSON object').waitFor();
+    // A failing version: the error and its traceback on the execution page.
+    await page.click('nav.tabs >> text=Function');
+    await setCode('def workflow(_request, settings):\n    return settings["missing"]\n');
+    await page.click('#save-code');
+    await page.getByText('Deployed version 3.').waitFor();
+    const run = await api('POST', `/workflows/${greetId}/runs`, { request: {} });
+    assert.equal(run.body.status, 'error');
+    await page.goto(`${base}/executions/${run.body.id}`);
+    assert.match(await page.locator('#error').innerText(), /KeyError/);
+    assert.match(await page.locator('#traceback').innerText(), /Traceback \(most recent call last\)/);
+    await shot('execution-error');
+  });
+
+  await step('pause and resume', async () => {
+    await page.goto(`${base}/workflows/${greetId}`);
+    await page.click('#toggle-enabled');
+    await page.locator('.page-header .state-paused').waitFor();
+    const paused = await api('GET', `/workflows/${greetId}`);
+    assert.equal(paused.body.enabled, false);
+    await page.click('#toggle-enabled');
+    await page.locator('.page-header .state-active').waitFor();
+  });
+
+  await step('the versions list shows each version and its state', async () => {
+    await page.click('nav.tabs >> text=Versions');
+    await page.locator('.version').nth(2).waitFor();
+    assert.equal(await page.locator('.version').count(), 3);
+    assert.match(await page.locator('.version-active').innerText(), /Version 3[\s\S]*active[\s\S]*ready/);
+  });
+
+  let nightlyId;
+  await step('create a pull workflow with a cron schedule: the next five fire times show', async () => {
+    await page.goto(`${base}/workflows/new`);
+    await page.check('input[name=mode][value=pull]');
+    await page.fill('#workflow-name', 'nightly-sync');
+    await page.fill('input[name=cron]', '30 2 * * *');
+    await page.fill('input[name=timezone]', 'Europe/Paris');
+    await page.waitForFunction(() => document.querySelectorAll('.schedule-preview .fire-times li').length === 5 && [...document.querySelectorAll('.schedule-preview .fire-times li')].every((li) => li.textContent.includes('02:30')));
+    // A bad expression says why, in place.
+    await page.fill('input[name=cron]', '61 2 * * *');
+    await page.locator('.schedule-preview .inline-error').waitFor();
+    assert.match(await page.locator('.schedule-preview').innerText(), /cron/);
+    await page.fill('input[name=cron]', '30 2 * * *');
+    await page.locator('.schedule-preview .fire-times li').nth(4).waitFor();
+    await shot('create-pull', { fullPage: true });
+    await page.click('button[type=submit]');
+    await page.waitForURL(/\/workflows\/[0-9a-f-]{36}$/);
+    nightlyId = page.url().split('/').pop();
+    await page.locator('.cm-content').getByText('def workflow(settings):').waitFor();
+    await page.click('nav.tabs >> text=Schedule');
+    const times = page.locator('#next-fire-times li');
+    await times.nth(4).waitFor();
+    assert.equal(await times.count(), 5);
+    for (const text of await times.allInnerTexts()) assert.match(text, /02:30 Europe\/Paris/);
+    const workflow = await api('GET', `/workflows/${nightlyId}`);
+    assert.deepEqual(workflow.body.schedule, { cron: '30 2 * * *', timezone: 'Europe/Paris' });
+    assert.equal(await times.first().getAttribute('data-time'), workflow.body.next_run_at);
+    await shot('workflow-schedule');
+  });
+
+  await step('change the schedule to an interval', async () => {
+    await page.check('input[value=every] >> nth=0', { force: true });
+    await page.fill('input[name=every]', '90m');
+    await page.click('#save-schedule');
+    await page.getByText('Schedule saved.').waitFor();
+    await page.getByText('every 1h30m').waitFor();
+    assert.equal(await page.locator('#next-fire-times li').count(), 5);
+  });
+
+  await step('the workflows list shows mode, state, last execution, next run and error rate; filter by name', async () => {
+    await page.click('nav.nav >> text=Workflows');
+    await page.waitForURL(`${base}/workflows`);
+    const greet = page.locator('tbody tr', { hasText: 'greet' });
+    await greet.waitFor();
+    const text = await greet.innerText();
+    assert.match(text, /catch/);
+    assert.match(text, /python3\.\d+/);
+    assert.match(text, /active/);
+    assert.match(text, /error/, 'the last execution failed');
+    assert.match(text, /33 %/, 'one failed of three');
+    const nightly = page.locator('tbody tr', { hasText: 'nightly-sync' });
+    assert.match(await nightly.innerText(), /pull[\s\S]*never[\s\S]*in (1 h|2 h|\d+ min)/);
+    await shot('workflows');
+    await page.fill('input[type=search]', 'night');
+    await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 1);
+    assert.match(await page.locator('tbody tr').innerText(), /nightly-sync/);
+    assert.match(page.url(), /\?q=night$/);
+  });
+
+  await step('all executions, live, with a status filter', async () => {
+    await page.click('nav.nav >> text=Executions');
+    await page.waitForURL(`${base}/executions`);
+    await page.locator('tbody tr').nth(2).waitFor();
+    assert.equal(await page.locator('tbody tr').count(), 3);
+    await page.selectOption('select[name=status]', 'error');
+    await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 1);
+    assert.match(await page.locator('tbody tr').innerText(), /greet[\s\S]*manual/);
+    // A new execution appears without a reload.
+    await page.selectOption('select[name=status]', '');
+    await api('POST', `/workflows/${nightlyId}/runs`, {});
+    await page.locator('tbody tr', { hasText: 'nightly-sync' }).waitFor({ timeout: 20_000 });
+    await shot('executions');
+  });
+
+  await step('errors from the API show in place: an unknown execution', async () => {
+    await page.goto(`${base}/executions/0190d5a4-0000-7000-8000-000000000000`);
+    const alert = page.locator('.alert-error');
+    await alert.waitFor();
+    assert.match(await alert.innerText(), /404 not_found/);
+    assert.ok((await page.locator('.topbar').count()) === 1, 'the page keeps its navigation');
+  });
+
+  await step('at phone width the pages fit the screen', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const [target, name] of [
+      [`${base}/workflows`, 'phone-workflows'],
+      [`${base}/workflows/${greetId}`, 'phone-workflow'],
+      [`${base}/executions`, null],
+      [`${base}/workflows/${nightlyId}/trigger`, null],
+    ]) {
+      await page.goto(target);
+      await page.locator('.page-header h1').waitFor();
+      await page.waitForTimeout(300);
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(width <= 390, `${target} is ${width} px wide at 390 px`);
+      if (name) await shot(name);
+    }
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  await step('a key that stops working sends back to sign-in', async () => {
+    await page.goto(`${base}/workflows`);
+    await page.evaluate(() => sessionStorage.setItem('flowd.apiKey', 'revoked-key'));
+    await page.goto(`${base}/workflows/${greetId}`);
+    await page.waitForURL(/\/sign-in\?next=/);
+    assert.match(await page.locator('.signin-message').innerText(), /refused/);
+    await page.fill('#api-key', adminKey);
+    await page.click('button[type=submit]');
+    await page.waitForURL(`${base}/workflows/${greetId}`);
+  });
+
+  await step('sign out forgets the key', async () => {
+    await page.click('.signout');
+    await page.waitForURL(`${base}/sign-in`);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('flowd.apiKey')), null);
+  });
+
+  assert.deepEqual(pageErrors, [], 'no uncaught error in the page');
+  console.log(`# all ${passed} steps passed`);
+  await context.close();
+  fs.rmSync(userDataDir, { recursive: true, force: true });
+  process.exit(0);
+} catch (error) {
+  console.log(`not ok ${passed + 1} - ${stepName}`);
+  console.log(error && error.stack ? error.stack : String(error));
+  console.log(`page: ${page.url()}`);
+  if (pageErrors.length) console.log(`page errors:\n  ${pageErrors.join('\n  ')}`);
+  try {
+    const failure = path.join(os.tmpdir(), `flowd-e2e-failure-${Date.now()}.png`);
+    await page.screenshot({ path: failure, fullPage: true });
+    console.log(`screenshot of the failure: ${failure}`);
+    const text = await page.locator('body').innerText();
+    console.log(`page text:\n${text.slice(0, 3000)}`);
+  } catch {
+    // The browser may be gone.
+  }
+  console.log(`# ${passed} steps passed, then one failed`);
+  await context.close().catch(() => {});
+  fs.rmSync(userDataDir, { recursive: true, force: true });
+  process.exit(1);
+}
