@@ -160,7 +160,24 @@ fn content_type(file: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::content_type;
+    use super::{accepts_gzip, content_type};
+    use axum::http::{header, HeaderMap, HeaderValue};
+
+    fn accept(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn gzip_is_sent_to_who_accepts_it() {
+        assert!(accepts_gzip(&accept("gzip, deflate, br")));
+        assert!(accepts_gzip(&accept("br;q=1.0, GZIP;q=0.5")));
+        assert!(accepts_gzip(&accept("*")));
+        assert!(!accepts_gzip(&accept("br, deflate")));
+        assert!(!accepts_gzip(&accept("gzip;q=0")));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
 
     #[test]
     fn content_types_by_extension() {

@@ -62,6 +62,19 @@ async fn the_console_is_served_at_the_root_and_for_its_own_routes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn head_of_the_console_has_the_headers_and_no_body() {
+    let app = spawn_app().await;
+    let response = app.client.head(app.url("/workflows")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    assert!(response.bytes().await.unwrap().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn hashed_assets_are_served_with_their_type_and_cached_for_good() {
     let app = spawn_app().await;
     let index = app
