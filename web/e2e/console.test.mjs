@@ -268,7 +268,15 @@ try {
   });
 
   await step('run now with a typed JSON request; an error shows its traceback', async () => {
-    await page.goto(`${base}/workflows/${greetId}/trigger#run-now`);
+    await page.goto(`${base}/workflows/${greetId}`);
+    await page.click('.page-actions >> text=Run now');
+    await page.waitForURL(`${base}/workflows/${greetId}/trigger#run-now`);
+    await page.locator('#run-request').waitFor();
+    const box = await page.locator('#run-now').evaluate((el) => {
+      const r = el.getBoundingClientRect();
+      return { top: r.top, bottom: r.bottom, height: innerHeight, scrolled: scrollY };
+    });
+    assert.ok(box.top >= 0 && (box.top < 120 || box.bottom <= box.height), `the Run now card is in view: ${JSON.stringify(box)}`);
     await page.fill('#run-request', '{"name": "grace"}');
     await page.click('#run-button');
     await page.locator('.run-result [data-status=success]').waitFor();
@@ -304,6 +312,25 @@ try {
     await page.locator('.version').nth(2).waitFor();
     assert.equal(await page.locator('.version').count(), 3);
     assert.match(await page.locator('.version-active').innerText(), /Version 3[\s\S]*active[\s\S]*ready/);
+  });
+
+  await step('leaving unsaved code asks first', async () => {
+    await page.click('nav.tabs >> text=Function');
+    await page.locator('.cm-content').click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.insertText('# draft\n');
+    const messages = [];
+    page.once('dialog', (dialog) => {
+      messages.push(dialog.message());
+      dialog.dismiss();
+    });
+    await page.click('nav.tabs >> text=Hook');
+    await page.waitForTimeout(300);
+    assert.match(messages[0] ?? '', /unsaved changes/);
+    assert.equal(page.url(), `${base}/workflows/${greetId}`, 'stayed on the page');
+    page.once('dialog', (dialog) => dialog.accept());
+    await page.click('nav.tabs >> text=Hook');
+    await page.waitForURL(`${base}/workflows/${greetId}/trigger`);
   });
 
   let nightlyId;

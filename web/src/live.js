@@ -23,7 +23,7 @@ export function liveExecutions(ctx, { base, withWorkflow = false, empty }) {
   const more = h('button', { type: 'button', class: 'btn btn-small', hidden: true }, 'Load older');
   let recent = null;
   let older = [];
-  let exhausted = false;
+  let olderExhausted = false;
   let failure = null;
   let sequence = 0;
 
@@ -39,7 +39,8 @@ export function liveExecutions(ctx, { base, withWorkflow = false, empty }) {
       failure ? errorBox(failure, { title: 'Refreshing failed; showing the last list' }) : null,
       executionsTable(all, { withWorkflow, empty: select.value ? `No ${select.value} execution.` : empty }),
     );
-    more.hidden = exhausted || all.length < PAGE;
+    // More can be loaded while the last page read was full.
+    more.hidden = older.length ? olderExhausted : recent.length < PAGE;
     indicator.classList.toggle('stale', Boolean(failure));
     updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
   }
@@ -56,7 +57,6 @@ export function liveExecutions(ctx, { base, withWorkflow = false, empty }) {
       const data = await get(query());
       if (mine !== sequence || !ctx.alive()) return;
       recent = data.executions;
-      if (recent.length < PAGE && !older.length) exhausted = true;
       failure = null;
     } catch (error) {
       if (mine !== sequence || !ctx.alive()) return;
@@ -73,7 +73,7 @@ export function liveExecutions(ctx, { base, withWorkflow = false, empty }) {
     try {
       const data = await get(query({ before: last.id }));
       older = older.concat(data.executions);
-      if (data.executions.length < PAGE) exhausted = true;
+      olderExhausted = data.executions.length < PAGE;
       failure = null;
     } catch (error) {
       failure = error;
@@ -87,7 +87,7 @@ export function liveExecutions(ctx, { base, withWorkflow = false, empty }) {
     setQuery({ status: select.value });
     recent = null;
     older = [];
-    exhausted = false;
+    olderExhausted = false;
     fill(body, loading());
     refresh();
   });

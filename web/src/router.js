@@ -41,13 +41,20 @@ function allowedToLeave() {
 }
 
 export function navigate(path, { replace = false } = {}) {
-  if (path === location.pathname + location.search) return render();
+  if (path === location.pathname + location.search + location.hash) return render();
   if (!allowedToLeave()) return;
   guard = null;
   if (replace) history.replaceState(null, '', path);
   else history.pushState(null, '', path);
   window.scrollTo(0, 0);
   return render();
+}
+
+/** Scrolls to the element the URL's #fragment names, once the page has drawn it. */
+export function scrollToHash() {
+  if (!location.hash) return;
+  const target = document.getElementById(decodeURIComponent(location.hash.slice(1)));
+  if (target) target.scrollIntoView({ block: 'start' });
 }
 
 /** Changes the query string without rendering again (filters kept in the URL). */
@@ -84,7 +91,7 @@ export function startRouter(renderer) {
       const url = new URL(anchor.href, location.href);
       if (url.origin !== location.origin || url.pathname.startsWith('/api/') || url.pathname.startsWith('/teams/')) return;
       event.preventDefault();
-      navigate(url.pathname + url.search);
+      navigate(url.pathname + url.search + url.hash);
       return;
     }
     const row = event.target.closest('tr[data-href]');

@@ -6,7 +6,7 @@ import { copyButton, fill, h } from '../dom.js';
 import { dateTime, duration, relative } from '../format.js';
 import { createEditor } from '../editor.js';
 import { liveExecutions } from '../live.js';
-import { navigate, setLeaveGuard } from '../router.js';
+import { navigate, scrollToHash, setLeaveGuard } from '../router.js';
 import { fireTimes, scheduleEditor } from '../schedule.js';
 import { card, enabledBadge, errorBox, loading, modeBadge, notice, pageHeader, statusBadge, toast } from '../ui.js';
 
@@ -459,7 +459,7 @@ async function triggerTab(ctx, page, body) {
     fill(body, card('Schedule', current), card('Change the schedule', editor.el, message, h('div', { class: 'form-actions' }, save)), runNow(ctx, page, {}));
     await loadCurrent();
   }
-  if (location.hash === '#run-now') document.getElementById('run-now')?.scrollIntoView();
+  scrollToHash();
 }
 
 function runNow(ctx, page, { request }) {
