@@ -158,7 +158,7 @@ pub fn ensure_venv(dir: &Path) -> anyhow::Result<PathBuf> {
     if python.exists() && std::fs::read_to_string(&marker).ok().as_deref() == Some(&wanted) {
         return Ok(python);
     }
-    eprintln!(
+    crate::progress!(
         "installing the baselines ({wanted}) into {} …",
         dir.display()
     );

@@ -35,7 +35,7 @@ pub fn binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     if release {
         command.arg("--release");
     }
-    eprintln!("building flowd ({profile}) …");
+    crate::progress!("building flowd ({profile}) …");
     let status = command.status().context("run cargo build -p flowd")?;
     if !status.success() {
         bail!("cargo build -p flowd failed ({status})");

@@ -3,6 +3,21 @@
 //! See BENCHMARKS.md at the repository root for the command, what each row stands for, and the
 //! latest figures.
 
+/// A progress line on stderr, prefixed with the seconds since the suite started.
+#[macro_export]
+macro_rules! progress {
+    ($($arg:tt)*) => {
+        eprintln!("[{:6.1} s] {}", $crate::elapsed().as_secs_f64(), format!($($arg)*))
+    };
+}
+
+static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// Time since the suite (or the first progress line) started.
+pub fn elapsed() -> Duration {
+    STARTED.get_or_init(Instant::now).elapsed()
+}
+
 pub mod baselines;
 pub mod flowd;
 pub mod load;
@@ -104,21 +119,21 @@ impl Budget {
                 baselines: true,
             },
             Mode::Quick => Budget {
-                warmup: 20,
-                c1: c1(500, 2),
-                c16: c16(20_000, 2),
+                warmup: 10,
+                c1: c1(300, 1),
+                c16: c16(10_000, 1),
                 cold_samples: 1,
-                floor_count: 500,
-                floor_seconds: 2.0,
-                pull_schedules: 1_000,
-                pull_firing: 150,
-                pull_window: Duration::from_secs(5),
-                pull_hot: 16,
-                pull_hot_window: Duration::from_secs(4),
-                pull_idle: Duration::from_secs(2),
-                idle: Duration::from_secs(1),
+                floor_count: 300,
+                floor_seconds: 1.0,
+                pull_schedules: 500,
+                pull_firing: 60,
+                pull_window: Duration::from_secs(3),
+                pull_hot: 8,
+                pull_hot_window: Duration::from_secs(2),
+                pull_idle: Duration::from_secs(1),
+                idle: Duration::from_millis(500),
                 fork_holders: 4,
-                hold_seconds: 1.5,
+                hold_seconds: 1.0,
                 baselines: true,
             },
             Mode::Smoke => Budget {
@@ -205,6 +220,7 @@ const ORDER: [&str; 11] = [
 /// Runs the suite and answers its report.
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let started = Instant::now();
+    let _ = STARTED.set(started);
     let budget = Budget::for_mode(options.mode);
     let mut report = Report {
         mode: options.mode.name().into(),
@@ -214,8 +230,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         budget: budget.describe(),
         ..Report::default()
     };
-    eprintln!("flowd-bench {} run on {}", report.mode, report.machine);
-    eprintln!("load average: {}", report.load_before);
+    crate::progress!("flowd-bench {} run on {}", report.mode, report.machine);
+    crate::progress!("load average: {}", report.load_before);
 
     create_reachable_dir(&options.scratch)?;
     let run_dir = options.scratch.join(format!("run-{}", std::process::id()));
@@ -230,7 +246,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let binary = flowd::binary(options.flowd.as_deref())?;
     report.flowd = format!("{} (flowd serve, default options)", binary.display());
 
-    eprintln!("ceiling: axum answering a fixed 200 …");
+    crate::progress!("ceiling: axum answering a fixed 200 …");
     report.rows.push(ceiling_row(&budget).await);
 
     let catch = catch_phase(
@@ -276,7 +292,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         }
     }
 
-    eprintln!("pull …");
+    crate::progress!("pull …");
     match pull::run(&binary, &run_dir.join("flowd-pull"), &runtime_dir, &budget).await {
         Ok(pull) => report.pull = Some(pull),
         Err(error) => report
@@ -438,7 +454,7 @@ async fn catch_phase(
     budget: &Budget,
     report: &mut Report,
 ) -> anyhow::Result<FloorSpec> {
-    eprintln!("flowd: starting {} …", binary.display());
+    crate::progress!("flowd: starting {} …", binary.display());
     let flowd = Flowd::start(binary, dir, runtime_dir, &[]).await?;
     let pid = flowd.pid();
     let (python, environment) = flowd.api.runtime().await?;
@@ -486,7 +502,7 @@ async fn catch_phase(
     let floor_spec = floor_spec_of(zygote, &environment)?;
 
     // Trivial workflow, fork.
-    eprintln!("flowd: trivial workflow, fork …");
+    crate::progress!("flowd: trivial workflow, fork …");
     let (cold, trivial_instance) = cold_call(&flowd, &trivial).await?;
     let target = flowd.hook_json(&trivial, &json!({"name": "bench"}));
     let (stop_sampler, sampler_stopped) = tokio::sync::watch::channel(false);
@@ -520,7 +536,7 @@ async fn catch_phase(
     let reuse_name = "flowd catch, trivial, isolation reuse";
     match reuse {
         Ok(created) => {
-            eprintln!("flowd: trivial workflow, reuse …");
+            crate::progress!("flowd: trivial workflow, reuse …");
             let target = flowd.hook_json(&created, &json!({"name": "bench"}));
             let (c1, c16) = measure(&target, budget).await;
             report.rows.push(measured_row(
@@ -547,7 +563,7 @@ async fn catch_phase(
     }
 
     // 1 MB multipart upload.
-    eprintln!("flowd: 1 MB multipart …");
+    crate::progress!("flowd: 1 MB multipart …");
     let (content_type, body) = multipart_body(1 << 20);
     let target = Target::post(flowd.addr, &upload.hook_path, &content_type, body);
     let (c1, c16) = measure(&target, budget).await;
@@ -560,7 +576,7 @@ async fn catch_phase(
     ));
 
     // hrflow imported: cold first calls, then warm calls.
-    eprintln!("flowd: workflow importing hrflow …");
+    crate::progress!("flowd: workflow importing hrflow …");
     let mut cold_ns = Vec::new();
     let mut hrflow_instance = None;
     for created in std::iter::once(&hrflow).chain(colds.iter()) {
@@ -608,7 +624,7 @@ async fn catch_phase(
             .instances
             .push(("workflow importing hrflow".into(), memory_of));
     }
-    eprintln!("flowd: memory of forks in flight …");
+    crate::progress!("flowd: memory of forks in flight …");
     match fork_memory(&flowd, &hold, budget).await {
         Ok(forks) => memory.forks = forks,
         Err(error) => memory
@@ -617,7 +633,7 @@ async fn catch_phase(
     }
 
     // Leak check: three more rounds of the c=16 load on the trivial workflow.
-    eprintln!("flowd: three c=16 rounds (leak check) …");
+    crate::progress!("flowd: three c=16 rounds (leak check) …");
     let target = flowd.hook_json(&trivial, &json!({"name": "bench"}));
     for _ in 0..3 {
         let _ = load::run(&target, budget.c16).await;
@@ -711,7 +727,7 @@ async fn baselines_phase(
     let name = "gunicorn+Flask, 2 sync workers, in-process";
     match &venv {
         Some(python) => {
-            eprintln!("baseline: {name} …");
+            crate::progress!("baseline: {name} …");
             match baselines::gunicorn(python, &apps, workers).await {
                 Ok(server) => {
                     let target = Target::post(
@@ -743,7 +759,7 @@ async fn baselines_phase(
     let name = "uvicorn+Starlette, 2 workers, in-process";
     match &venv {
         Some(python) => {
-            eprintln!("baseline: {name} …");
+            crate::progress!("baseline: {name} …");
             match baselines::uvicorn(python, &apps, workers).await {
                 Ok(server) => {
                     let target = Target::post(
@@ -793,7 +809,7 @@ async fn baselines_phase(
             "",
         ),
     ] {
-        eprintln!("baseline: {name} …");
+        crate::progress!("baseline: {name} …");
         match baselines::spawn_per_call(&floor.python, code) {
             Ok(server) => {
                 let target = Target::post(
@@ -816,7 +832,7 @@ async fn baselines_phase(
     }
 
     let name = "fork floor: fork+exit+waitpid, same-size process";
-    eprintln!("baseline: {name} …");
+    crate::progress!("baseline: {name} …");
     let floor_dir = run_dir.join("floor");
     let _ = std::fs::create_dir_all(&floor_dir);
     let procs = machine::cpus();

@@ -152,7 +152,7 @@ pub async fn run(
         ..PullReport::default()
     };
     let background = report.schedules - firing - hot;
-    eprintln!(
+    crate::progress!(
         "pull: creating {} schedules ({firing} firing once in the cold window, {hot} every second in the warm one) …",
         report.schedules
     );
@@ -181,7 +181,10 @@ pub async fn run(
     // The cold window opens once the firing ones are created and flowd was watched idle.
     let firing_create = Duration::from_secs_f64(firing as f64 / per_second.max(1.0) * 1.5 + 1.0);
     let window_ms = budget.pull_window.as_millis() as i64;
-    let window_start = now_ms() + (firing_create + budget.pull_idle).as_millis() as i64 + 500;
+    // Every interval is longer than the window, so that each fires once in it; flowd is watched
+    // idle until the window opens.
+    let lead = (firing_create + budget.pull_idle).max(firing_create + budget.pull_window);
+    let window_start = now_ms() + lead.as_millis() as i64 + 500;
     let slots = firing.max(1) as i64;
     let clamped = Arc::new(AtomicUsize::new(0));
     let clamped_in = clamped.clone();
@@ -223,7 +226,7 @@ pub async fn run(
         (window_start - now_ms()).max(0) as u64
     ))
     .await;
-    eprintln!("pull: cold window ({} s) …", budget.pull_window.as_secs());
+    crate::progress!("pull: cold window ({} s) …", budget.pull_window.as_secs());
     report.busy_cpu = procfs::cpu_share(pid, budget.pull_window).await;
     // Let the last runs finish.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -231,11 +234,15 @@ pub async fn run(
     // The warm window: enable the hot ones, let each run once (cold), then measure.
     let mut hot_window = (0, 0);
     if hot > 0 {
+        // Enabled one after another across a second, so that their fire times are spread.
+        let step = Duration::from_secs(1) / hot as u32;
         for id in &hot_ids {
+            let next = Instant::now() + step;
             flowd.api.patch(id, &json!({"enabled": true})).await?;
+            tokio::time::sleep_until(next.into()).await;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        eprintln!(
+        crate::progress!(
             "pull: warm window ({} s) …",
             budget.pull_hot_window.as_secs()
         );

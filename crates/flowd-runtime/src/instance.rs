@@ -240,20 +240,21 @@ impl Instance {
                 ))
             }
         };
-        match run.pid {
-            Some(_) if run.in_instance => {
-                // The execution ran in the instance: it goes on serving unless the run ended it
-                // or was cut short (then the whole instance, with what it started, is stopped).
-                if !matches!(outcome, Outcome::Returned { .. } | Outcome::Raised(_)) {
-                    let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
-                    self.shared.alive.store(false, Ordering::Release);
-                }
+        let finished = matches!(outcome, Outcome::Returned { .. } | Outcome::Raised(_));
+        match (run.pid, run.in_instance) {
+            // The execution ran in the instance, which goes on serving...
+            (Some(_), true) if finished => {}
+            // ...unless the run ended it or was cut short: then the whole instance, with what it
+            // started, is stopped.
+            (Some(_), true) => {
+                let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+                self.shared.alive.store(false, Ordering::Release);
             }
-            Some(pid) => {
-                // Whatever the execution left behind (children, threads) ends with it.
+            // Whatever a forked execution left behind (children, threads) ends with it.
+            (Some(pid), false) => {
                 let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
             }
-            None => {}
+            (None, _) => {}
         }
         let (logs, logs_truncated) = match run.logs.take() {
             Some(collector) => collector.finish().await,

@@ -17,6 +17,7 @@ use flowd_store::{ExecutionQuery, WorkflowRecord};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::executions::{ListQuery, Listing};
 use super::ApiJson;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -34,13 +35,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/schedules/preview", post(preview_schedule))
 }
 
-#[derive(Deserialize)]
-pub struct ListQuery {
-    limit: Option<String>,
-    status: Option<String>,
-    before: Option<String>,
-}
-
 /// `GET /executions?limit=&status=&before=`: the executions of every workflow of the caller's
 /// team, newest first, each with its `workflow_name`.
 async fn list_executions(
@@ -48,23 +42,11 @@ async fn list_executions(
     Caller(principal): Caller,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Query(query) = query.map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
-    let limit = match query.limit.as_deref() {
-        None | Some("") => 50,
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "limit must be a number from 1 to 1000, not {text:?}"
-                ))
-            })?,
-    };
-    let status = match query.status.as_deref() {
-        None | Some("") => None,
-        Some(text) => Some(text.parse::<ExecutionStatus>().map_err(ApiError::invalid)?),
-    };
+    let Listing {
+        limit,
+        status,
+        before,
+    } = Listing::parse(query)?;
     let workflows: HashMap<String, WorkflowRecord> = state
         .engine
         .list_workflows(&principal)
@@ -74,7 +56,7 @@ async fn list_executions(
         .collect();
     // The store lists every team's executions: page through them keeping the caller's team's.
     let mut executions = Vec::new();
-    let mut before = query.before.filter(|b| !b.is_empty());
+    let mut before = before;
     if !workflows.is_empty() {
         loop {
             let page = state

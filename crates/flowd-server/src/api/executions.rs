@@ -15,11 +15,49 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::{views, AppState};
 
+/// The query string of execution listings, as received.
 #[derive(Deserialize)]
 pub struct ListQuery {
     limit: Option<String>,
     status: Option<String>,
     before: Option<String>,
+}
+
+/// A listing query checked at the edge.
+pub struct Listing {
+    pub limit: u32,
+    pub status: Option<ExecutionStatus>,
+    /// The id of the last execution of the previous page.
+    pub before: Option<String>,
+}
+
+impl Listing {
+    /// `limit` 1–1000 (default 50), `status` one of the statuses, `before` an execution id;
+    /// anything else is a `422` naming the parameter.
+    pub fn parse(query: Result<Query<ListQuery>, QueryRejection>) -> ApiResult<Listing> {
+        let Query(query) = query.map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
+        let limit = match query.limit.as_deref() {
+            None | Some("") => 50,
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "limit must be a number from 1 to 1000, not {text:?}"
+                    ))
+                })?,
+        };
+        let status = match query.status.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(text.parse::<ExecutionStatus>().map_err(ApiError::invalid)?),
+        };
+        Ok(Listing {
+            limit,
+            status,
+            before: query.before.filter(|before| !before.is_empty()),
+        })
+    }
 }
 
 pub async fn list(
@@ -28,26 +66,16 @@ pub async fn list(
     Path(id): Path<String>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Query(query) = query.map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
-    let limit = match query.limit.as_deref() {
-        None | Some("") => 50,
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "limit must be a number from 1 to 1000, not {text:?}"
-                ))
-            })?,
-    };
-    let status = match query.status.as_deref() {
-        None | Some("") => None,
-        Some(text) => Some(text.parse::<ExecutionStatus>().map_err(ApiError::invalid)?),
-    };
+    let listing = Listing::parse(query)?;
     let records = state
         .engine
-        .executions(&principal, &id, status, limit, query.before)
+        .executions(
+            &principal,
+            &id,
+            listing.status,
+            listing.limit,
+            listing.before,
+        )
         .await?;
     let executions: Vec<Value> = records.iter().map(views::execution_summary).collect();
     Ok(Json(json!({ "executions": executions })))
