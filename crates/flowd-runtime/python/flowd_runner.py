@@ -236,6 +236,13 @@ def instance_main(spawn, instance_fd):
         channel.send({"t": "init_failed", "error": describe_error(error, skip=1), "output": captured.getvalue()})
         os._exit(0)
     sys.stdout, sys.stderr = real_stdout, real_stderr
+    # Executions print line by line (what a run printed before a timeout is kept); set once here
+    # rather than in every fork.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True)
+        except (AttributeError, ValueError):
+            pass
     gc.collect()
     gc.freeze()
     channel.send({"t": "ready", "pid": os.getpid(), "output": captured.getvalue()})
@@ -270,10 +277,11 @@ def instance_main(spawn, instance_fd):
                     pid = os.fork()
                     if pid == 0:
                         try:
-                            selector.close()
-                            os.close(wake_read)
-                            os.close(wake_write)
-                            channel.sock.close()
+                            # The child must not keep the instance's channel: it carries other
+                            # executions' sockets. Raw closes: no Python objects torn down.
+                            gc.disable()
+                            for fd in (selector.fileno(), wake_read, wake_write, channel.sock.detach()):
+                                os.close(fd)
                             execution_main(workflow, fds[0], fds[1])
                         finally:
                             os._exit(71)
@@ -500,23 +508,44 @@ class SettingsError(Exception):
     pass
 
 
+def send_raw(fd, message):
+    data = marshal.dumps(message, 2)
+    data = HEADER.pack(len(data)) + data
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def receive_raw(fd):
+    header = read_exactly(fd, HEADER.size)
+    (length,) = HEADER.unpack(header)
+    if length > MAX_CONTROL_FRAME:
+        raise ValueError("frame too large")
+    return marshal.loads(read_exactly(fd, length))
+
+
+def read_exactly(fd, count):
+    chunks = []
+    while count:
+        chunk = os.read(fd, min(count, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
+
+
 def execution_main(workflow, exec_fd, log_fd):
+    """One execution, in a fresh fork of the warm instance. Kept lean: every object created and
+    every page written between the fork and the call is paid on every call."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setpgid(0, 0)
-    channel = Channel(socket.socket(fileno=exec_fd))
-    channel.send({"t": "hello", "pid": os.getpid()})
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except Exception:
-        pass
+    send_raw(exec_fd, {"t": "hello", "pid": os.getpid()})
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
-    sys.stdout.reconfigure(line_buffering=True)
-    sys.stderr.reconfigure(line_buffering=True)
-    job, _ = channel.receive()
+    job = receive_raw(exec_fd)
     cpu_seconds = job.get("cpu_seconds")
     if cpu_seconds:
         # CPU time can outrun the wall clock with threads: bound it too.
@@ -527,7 +556,11 @@ def execution_main(workflow, exec_fd, log_fd):
         sys.stderr.flush()
     except Exception:
         pass
-    channel.send(result)
+    # The output is complete: closing it now lets flowd see its end without waiting for this
+    # process's memory to be torn down.
+    os.close(1)
+    os.close(2)
+    send_raw(exec_fd, result)
     os._exit(0)
 
 

@@ -53,6 +53,10 @@ const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One long-lived connection for the group-commit writes and run claims: its page cache stays
+    /// warm (a pooled connection would re-read what another one's writes invalidated) and writes
+    /// never wait on each other's busy timeout.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -69,9 +73,17 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(POOL_SIZE)
+            .connect_with(options.clone())
+            .await?;
+        let store = SqliteStore::migrated(pool.clone(), pool).await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options)
             .await?;
-        SqliteStore::migrated(pool).await
+        Ok(SqliteStore { writer, ..store })
     }
 
     /// A store in memory, for tests: one connection (kept for the life of the store), so that
@@ -88,16 +100,17 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        SqliteStore::migrated(pool).await
+        SqliteStore::migrated(pool.clone(), pool).await
     }
 
-    async fn migrated(pool: SqlitePool) -> Result<SqliteStore> {
+    async fn migrated(pool: SqlitePool, writer: SqlitePool) -> Result<SqliteStore> {
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, writer })
     }
 
     /// Closes the pool's connections (checkpointing the WAL); the store is unusable afterwards.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }
@@ -735,7 +748,7 @@ impl Store for SqliteStore {
         if writes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         for write in writes {
             match write {
                 StoreWrite::PutExecution(execution) => put_execution(&mut tx, execution).await?,
@@ -840,7 +853,7 @@ impl Store for SqliteStore {
 
     async fn claim_run(&self, claim: &RunClaim) -> Result<ClaimOutcome> {
         let workflow_id = &claim.execution.workflow_id;
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         if let Some(advance) = claim.advance {
             let moved = sqlx::query(
                 "UPDATE workflows SET next_fire_at = ? WHERE id = ? AND next_fire_at = ?",
