@@ -106,20 +106,11 @@ impl Engine {
         }
         let started_at = record.started_at;
         let (snapshot, secrets) = hot.settings.snapshot(&hot.record.secret_keys);
-        let job = Job {
-            version_key: hot.version_key(),
-            code: hot.code.clone(),
-            mode: hot.record.mode,
-            request: match hot.record.mode {
-                Mode::Catch => Some(request.unwrap_or(PyValue::Dict(Vec::new()))),
-                Mode::Pull => None,
-            },
-            settings_json: serde_json::Value::Object(snapshot.clone()).to_string(),
-            timeout: Duration::from_secs(u64::from(hot.record.timeout_s)),
-            memory_mb: hot.record.memory_mb,
-            env: Vec::new(),
-            isolation: hot.record.isolation,
-        };
+        let job = job_for(
+            &hot,
+            request,
+            serde_json::Value::Object(snapshot.clone()).to_string(),
+        );
 
         // Short executions are written once, at their end; a longer one is recorded as running
         // meanwhile, so that a crash leaves a trace (marked interrupted at the next start).
@@ -176,6 +167,13 @@ impl Engine {
             tracing::error!(execution = %id, %error, "the execution record could not be saved");
         }
         Report { record, reply }
+    }
+
+    /// Starts the warm instance of a workflow's current version ahead of a run.
+    pub async fn prewarm(&self, hot: &HotWorkflow) {
+        self.runtime
+            .prewarm(&job_for(hot, None, "{}".to_string()))
+            .await;
     }
 
     /// Records an execution that did not run, and the reply that says why.
@@ -334,6 +332,24 @@ pub fn conclude(execution: flowd_runtime::Execution, context: &Context<'_>) -> C
         conclusion.response_status = Some(conclusion.reply.status);
     }
     conclusion
+}
+
+/// The runtime's job for one execution of `hot`.
+fn job_for(hot: &HotWorkflow, request: Option<PyValue>, settings_json: String) -> Job {
+    Job {
+        version_key: hot.version_key(),
+        code: hot.code.clone(),
+        mode: hot.record.mode,
+        request: match hot.record.mode {
+            Mode::Catch => Some(request.unwrap_or(PyValue::Dict(Vec::new()))),
+            Mode::Pull => None,
+        },
+        settings_json,
+        timeout: Duration::from_secs(u64::from(hot.record.timeout_s)),
+        memory_mb: hot.record.memory_mb,
+        env: Vec::new(),
+        isolation: hot.record.isolation,
+    }
 }
 
 /// A new execution record, `running`, started now.

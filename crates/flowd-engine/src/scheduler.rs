@@ -30,6 +30,10 @@ const TICK_BATCH: u32 = 256;
 /// The longest the loop sleeps without looking at the store.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
+/// How long before its fire time a workflow's warm instance is started, so that the run does not
+/// begin with the module's top level.
+const PREWARM_AHEAD_MS: i64 = 2_000;
+
 /// The warning of a tick skipped because the previous run was still going.
 pub const OVERLAP_WARNING: &str = "not run: the previous run of this workflow was still going";
 
@@ -57,16 +61,24 @@ pub struct Tick {
     pub overlapped: usize,
     /// Fire times someone else had claimed first.
     pub already_claimed: usize,
+    /// Due workflows that could not be started (logged).
+    pub failed: usize,
 }
 
 pub struct Scheduler {
     engine: Arc<Engine>,
     clock: Arc<dyn Clock>,
+    /// Fire times whose workflow was already pre-warmed: (workflow id, fire time).
+    prewarmed: std::sync::Mutex<std::collections::HashSet<(String, i64)>>,
 }
 
 impl Scheduler {
     pub fn new(engine: Arc<Engine>, clock: Arc<dyn Clock>) -> Scheduler {
-        Scheduler { engine, clock }
+        Scheduler {
+            engine,
+            clock,
+            prewarmed: Default::default(),
+        }
     }
 
     /// Claims every fire time due at `now` and starts those runs.
@@ -79,6 +91,7 @@ impl Scheduler {
                 Ok(Fired::Overlapped) => tick.overlapped += 1,
                 Ok(Fired::AlreadyClaimed) => tick.already_claimed += 1,
                 Err(error) => {
+                    tick.failed += 1;
                     tracing::error!(workflow = %workflow.id, %error, "a scheduled run could not be started");
                 }
             }
@@ -118,18 +131,96 @@ impl Scheduler {
         })
     }
 
-    /// Ticks whenever something is due, sleeping until the earliest fire time in between, until
-    /// `shutdown` completes. A change of schedule wakes it early.
+    /// Starts, in the background, the warm instances of the workflows due within
+    /// [`PREWARM_AHEAD_MS`] of `now` that were not started for that fire time yet.
+    pub async fn prewarm(&self, now: i64) {
+        let soon = match self
+            .engine
+            .store
+            .due_workflows(now + PREWARM_AHEAD_MS, TICK_BATCH)
+            .await
+        {
+            Ok(soon) => soon,
+            Err(error) => {
+                tracing::debug!(%error, "no pre-warming this time");
+                return;
+            }
+        };
+        for workflow in soon {
+            let Some(fire_at) = workflow.next_fire_at.filter(|at| *at > now) else {
+                continue;
+            };
+            let first_time = {
+                let mut prewarmed = match self.prewarmed.lock() {
+                    Ok(prewarmed) => prewarmed,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                prewarmed.retain(|(_, at)| *at > now - PREWARM_AHEAD_MS);
+                prewarmed.insert((workflow.id.clone(), fire_at))
+            };
+            if !first_time {
+                continue;
+            }
+            let engine = self.engine.clone();
+            tokio::spawn(async move {
+                if let Ok(hot) = engine
+                    .cache
+                    .load_by_id(engine.store.as_ref(), &workflow.id)
+                    .await
+                {
+                    engine.prewarm(&hot).await;
+                }
+            });
+        }
+    }
+
+    fn is_prewarmed(&self, workflow_id: &str, fire_at: i64) -> bool {
+        self.prewarmed
+            .lock()
+            .is_ok_and(|prewarmed| prewarmed.contains(&(workflow_id.to_string(), fire_at)))
+    }
+
+    /// Ticks whenever something is due, sleeping until the earliest fire time in between (or
+    /// until shortly before it, to pre-warm), until `shutdown` completes. A change of schedule
+    /// wakes it early.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
             let now = self.clock.now_ms();
-            if let Err(error) = self.tick(now).await {
-                tracing::error!(%error, "scheduler tick failed");
+            let full_batch = match self.tick(now).await {
+                Ok(tick) => {
+                    tick.started.len() + tick.overlapped + tick.already_claimed + tick.failed
+                        >= TICK_BATCH as usize
+                }
+                Err(error) => {
+                    tracing::error!(%error, "scheduler tick failed");
+                    false
+                }
+            };
+            if full_batch {
+                continue; // more are due right now
             }
-            let wait = match self.engine.store.earliest_fire_at().await {
-                Ok(Some(at)) => Duration::from_millis((at - self.clock.now_ms()).max(0) as u64),
-                Ok(None) => MAX_SLEEP,
+            self.prewarm(now).await;
+            // The earliest fire time: wake up for it, or shortly before it to pre-warm.
+            let wait = match self.engine.store.due_workflows(i64::MAX, 1).await {
+                Ok(mut first) => match first.pop().and_then(|w| Some((w.id, w.next_fire_at?))) {
+                    Some((id, at)) => {
+                        let ticked_at = now;
+                        let now = self.clock.now_ms();
+                        if at <= ticked_at {
+                            // Due, yet the tick just now could not take it: do not spin.
+                            Duration::from_secs(1)
+                        } else {
+                            let wake = if self.is_prewarmed(&id, at) {
+                                at
+                            } else {
+                                at - PREWARM_AHEAD_MS
+                            };
+                            Duration::from_millis((wake.max(now) - now) as u64)
+                        }
+                    }
+                    None => MAX_SLEEP,
+                },
                 Err(error) => {
                     tracing::error!(%error, "scheduler cannot read the next fire time");
                     Duration::from_secs(1)

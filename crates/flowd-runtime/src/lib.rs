@@ -367,28 +367,52 @@ impl Runtime {
 
     /// `isolation: "fork"`: a fresh fork of the version's one warm instance.
     async fn execute_forked(&self, slot: &Slot, job: &Job) -> Execution {
-        let instance = {
-            let mut current = slot.instance.lock().await;
-            match current.as_ref() {
-                Some(instance) if instance.is_alive() => Ok(instance.clone()),
-                _ => {
-                    *current = None;
-                    match self.spawn_instance(job).await {
-                        Ok(Ok(instance)) => {
-                            let instance = Arc::new(instance);
-                            *current = Some(instance.clone());
-                            Ok(instance)
-                        }
-                        failed => Err(not_started(failed)),
-                    }
-                }
-            }
-        };
+        let instance = self.forkable_instance(slot, job).await;
         self.evict_beyond_capacity();
         match instance {
             Ok(instance) => instance.run(job, &self.config.limits).await,
             Err(execution) => execution,
         }
+    }
+
+    /// The version's warm instance, started if it is not running.
+    async fn forkable_instance(&self, slot: &Slot, job: &Job) -> Result<Arc<Instance>, Execution> {
+        let mut current = slot.instance.lock().await;
+        match current.as_ref() {
+            Some(instance) if instance.is_alive() => Ok(instance.clone()),
+            _ => {
+                *current = None;
+                match self.spawn_instance(job).await {
+                    Ok(Ok(instance)) => {
+                        let instance = Arc::new(instance);
+                        *current = Some(instance.clone());
+                        Ok(instance)
+                    }
+                    failed => Err(not_started(failed)),
+                }
+            }
+        }
+    }
+
+    /// Starts the warm instance of a job's version ahead of its first execution (a scheduled run
+    /// about to fire), so that the run does not begin with the module's top level. Whether it
+    /// worked does not matter here: the execution reports any failure.
+    pub async fn prewarm(&self, job: &Job) {
+        let slot = self.slot(&job.version_key);
+        match job.isolation {
+            Isolation::Fork => {
+                let _ = self.forkable_instance(&slot, job).await;
+            }
+            Isolation::Reuse => {
+                let has_idle = !lock(&slot.idle).is_empty();
+                if !has_idle {
+                    if let Ok(Ok(instance)) = self.spawn_instance(job).await {
+                        lock(&slot.idle).push(Arc::new(instance));
+                    }
+                }
+            }
+        }
+        self.evict_beyond_capacity();
     }
 
     /// `isolation: "reuse"`: the execution runs inside an idle warm instance of the version (one

@@ -357,3 +357,33 @@ async fn e2e_the_scheduler_loop_fires_a_one_second_schedule_on_time() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workflow_due_soon_is_prewarmed_once() {
+    let h = engine().await;
+    let workflow = h
+        .create(json!({"name": "w", "mode": "pull", "code": counter_code(), "schedule": {"every": "1h"}}))
+        .await;
+    let scheduler = scheduler(&h);
+    let fire = workflow.next_fire_at.unwrap();
+    assert_eq!(h.engine.runtime.warm_instances(), 0);
+    scheduler.prewarm(fire - 10_000).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        h.engine.runtime.warm_instances(),
+        0,
+        "not yet: the fire time is 10 s away"
+    );
+    scheduler.prewarm(fire - 1_000).await;
+    for _ in 0..50 {
+        if h.engine.runtime.warm_instances() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        h.engine.runtime.warm_instances(),
+        1,
+        "the instance is started ahead of the fire time"
+    );
+}
