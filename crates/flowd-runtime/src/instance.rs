@@ -29,6 +29,10 @@ const EXIT_MEMORY: usize = 256;
 const EXIT_STATUS_WAIT: Duration = Duration::from_millis(500);
 /// How long to wait for the rest of the output once the result is in.
 const OUTPUT_GRACE: Duration = Duration::from_millis(200);
+/// Forks kept parked per warm instance, ready for the next call.
+const PARKED_PER_INSTANCE: usize = 1;
+/// How long a parked fork may take to say hello.
+const PARK_HELLO_WAIT: Duration = Duration::from_secs(10);
 /// Largest control frame an instance sends (ready / init_failed / exit).
 const CONTROL_LIMIT: usize = 8 << 20;
 
@@ -71,6 +75,8 @@ pub struct Instance {
     pub pid: i32,
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
     shared: Arc<Shared>,
+    /// Forks made ahead of need, each waiting for its job (hello already received).
+    parked: Mutex<Vec<ExecutionRun>>,
     _tmp: PrivateTmp,
     /// Dropped after the instance is killed: kills whatever it left behind.
     _pids: Option<PidsGroup>,
@@ -193,6 +199,7 @@ impl Instance {
             pid,
             writer: tokio::sync::Mutex::new(writer),
             shared,
+            parked: Mutex::new(Vec::new()),
             _tmp: tmp,
             _pids: pids,
         }))
@@ -202,11 +209,59 @@ impl Instance {
         self.shared.alive.load(Ordering::Acquire)
     }
 
-    /// Runs one execution in a fresh fork of this instance.
+    /// Forks one execution ahead of need, if none is parked yet: the fork and the child's
+    /// start-up then happen while the instance is idle, not while a caller waits.
+    pub async fn park(&self, limits: &crate::OutputLimits) {
+        if !self.is_alive() || self.parked_count() >= PARKED_PER_INSTANCE {
+            return;
+        }
+        let mut run = ExecutionRun::default();
+        let ready = match self.start_fork(limits, &mut run).await {
+            Ok(()) => tokio::time::timeout(PARK_HELLO_WAIT, hello(&mut run))
+                .await
+                .is_ok_and(|hello| hello.is_ok()),
+            Err(_) => false,
+        };
+        if ready && !run.in_instance {
+            lock(&self.parked).push(run);
+        } else if let Some(pid) = run.pid {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+
+    fn parked_count(&self) -> usize {
+        lock(&self.parked).len()
+    }
+
+    /// A parked fork that is still alive (it has said nothing since its hello).
+    fn take_parked(&self) -> Option<ExecutionRun> {
+        loop {
+            let run = lock(&self.parked).pop()?;
+            let mut probe = [0u8; 1];
+            let alive = run.stream.as_ref().is_some_and(|stream| {
+                matches!(stream.try_read(&mut probe), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock)
+            });
+            if alive {
+                return Some(run);
+            }
+            if let Some(pid) = run.pid {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+
+    /// Runs one execution in a fresh fork of this instance (one parked ahead, if there is one).
     pub async fn run(&self, job: &Job, limits: &crate::OutputLimits) -> Execution {
         let started = Instant::now();
         let mut run = ExecutionRun::default();
-        let outcome = match self.start_fork(job, limits, &mut run).await {
+        let forked = match self.take_parked() {
+            Some(parked) => {
+                run = parked;
+                Ok(())
+            }
+            None => self.start_fork(limits, &mut run).await,
+        };
+        let outcome = match forked {
             Ok(()) => {
                 let conversation = converse(&mut run, job, limits);
                 match tokio::time::timeout(job.timeout, conversation).await {
@@ -270,7 +325,6 @@ impl Instance {
 
     async fn start_fork(
         &self,
-        _job: &Job,
         limits: &crate::OutputLimits,
         run: &mut ExecutionRun,
     ) -> Result<(), ProtocolError> {
@@ -332,6 +386,11 @@ impl Instance {
 
 impl Drop for Instance {
     fn drop(&mut self) {
+        for run in lock(&self.parked).drain(..) {
+            if let Some(pid) = run.pid {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
         // Closing the control socket ends the instance; make sure of it.
         let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
     }
@@ -352,18 +411,12 @@ async fn converse(
     job: &Job,
     limits: &crate::OutputLimits,
 ) -> Result<Outcome, ProtocolError> {
+    if run.pid.is_none() {
+        hello(run).await?;
+    }
     let Some(stream) = run.stream.as_mut() else {
         return Err(ProtocolError::Closed);
     };
-    let hello = read_frame(stream, 4096).await?;
-    let pid = hello.int_field("pid").unwrap_or(0) as i32;
-    if hello.str_field("t") != Some("hello") || pid <= 0 {
-        return Err(ProtocolError::Unexpected(
-            "no hello from the execution".into(),
-        ));
-    }
-    run.pid = Some(pid);
-    run.in_instance = matches!(hello.field("reuse"), Some(PyValue::Bool(true)));
     let mut fields = vec![
         (str_value("settings"), str_value(job.settings_json.as_str())),
         (
@@ -386,6 +439,30 @@ async fn converse(
     stream.write_all(&frame).await?;
     let result = read_frame(stream, limits.max_result_bytes).await?;
     Ok(Outcome::from_result(&result))
+}
+
+/// Reads the execution's hello: its pid, and whether it runs inside the instance.
+async fn hello(run: &mut ExecutionRun) -> Result<(), ProtocolError> {
+    let Some(stream) = run.stream.as_mut() else {
+        return Err(ProtocolError::Closed);
+    };
+    let hello = read_frame(stream, 4096).await?;
+    let pid = hello.int_field("pid").unwrap_or(0) as i32;
+    if hello.str_field("t") != Some("hello") || pid <= 0 {
+        return Err(ProtocolError::Unexpected(
+            "no hello from the execution".into(),
+        ));
+    }
+    run.pid = Some(pid);
+    run.in_instance = matches!(hello.field("reuse"), Some(PyValue::Bool(true)));
+    Ok(())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 /// Reads the exit notifications of an instance until it closes.

@@ -370,7 +370,11 @@ impl Runtime {
         let instance = self.forkable_instance(slot, job).await;
         self.evict_beyond_capacity();
         match instance {
-            Ok(instance) => instance.run(job, &self.config.limits).await,
+            Ok(instance) => {
+                // The next call finds a fork ready (made while this one runs).
+                self.park_in_background(&instance);
+                instance.run(job, &self.config.limits).await
+            }
             Err(execution) => execution,
         }
     }
@@ -394,6 +398,12 @@ impl Runtime {
         }
     }
 
+    fn park_in_background(&self, instance: &Arc<Instance>) {
+        let instance = instance.clone();
+        let limits = self.config.limits;
+        tokio::spawn(async move { instance.park(&limits).await });
+    }
+
     /// Starts the warm instance of a job's version ahead of its first execution (a scheduled run
     /// about to fire), so that the run does not begin with the module's top level. Whether it
     /// worked does not matter here: the execution reports any failure.
@@ -401,7 +411,9 @@ impl Runtime {
         let slot = self.slot(&job.version_key);
         match job.isolation {
             Isolation::Fork => {
-                let _ = self.forkable_instance(&slot, job).await;
+                if let Ok(instance) = self.forkable_instance(&slot, job).await {
+                    instance.park(&self.config.limits).await;
+                }
             }
             Isolation::Reuse => {
                 let has_idle = !lock(&slot.idle).is_empty();
