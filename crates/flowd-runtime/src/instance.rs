@@ -36,6 +36,12 @@ const PARK_HELLO_WAIT: Duration = Duration::from_secs(10);
 /// Largest control frame an instance sends (ready / init_failed / exit).
 const CONTROL_LIMIT: usize = 8 << 20;
 
+/// An instance the base process has forked, still starting.
+pub struct PendingInstance {
+    stream: std::os::unix::net::UnixStream,
+    pid: i32,
+}
+
 /// What the module's top level printed and, if it failed, why.
 pub struct InitFailure {
     pub error: ErrorInfo,
@@ -97,12 +103,14 @@ pub struct InstanceSpec<'a> {
 
 impl Instance {
     /// Forks a new instance from the zygote and waits for its module top level to run.
-    pub async fn spawn(
+    /// Asks the base process for a new instance (the base process is busy only for this part:
+    /// the instance's start-up, [`Instance::await_ready`], happens without it).
+    pub async fn request(
         zygote: &mut Zygote,
         spec: &InstanceSpec<'_>,
-        tmp: PrivateTmp,
-        pids: Option<PidsGroup>,
-    ) -> Result<Result<Instance, InitFailure>, ProtocolError> {
+        tmp: &PrivateTmp,
+        pids: Option<&PidsGroup>,
+    ) -> Result<PendingInstance, ProtocolError> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         ours.set_nonblocking(true)?;
         let env = PyValue::Dict(
@@ -149,28 +157,38 @@ impl Instance {
         if pid <= 0 {
             return Err(ProtocolError::Unexpected(format!("spawn reply {reply:?}")));
         }
+        Ok(PendingInstance { stream: ours, pid })
+    }
+
+    /// Waits for a requested instance to run its module's top level.
+    pub async fn await_ready(
+        pending: PendingInstance,
+        init_timeout: Duration,
+        tmp: PrivateTmp,
+        pids: Option<PidsGroup>,
+    ) -> Result<Result<Instance, InitFailure>, ProtocolError> {
+        let PendingInstance { stream: ours, pid } = pending;
         let stream = UnixStream::from_std(ours)?;
         let (mut reader, writer) = stream.into_split();
-        let first =
-            match tokio::time::timeout(spec.init_timeout, read_frame(&mut reader, CONTROL_LIMIT))
-                .await
-            {
-                Ok(frame) => frame?,
-                Err(_) => {
-                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                    return Ok(Err(InitFailure {
-                        error: ErrorInfo {
-                            kind: "InitTimeout".into(),
-                            message: format!(
-                                "the module's top level did not finish within {} s",
-                                spec.init_timeout.as_secs()
-                            ),
-                            traceback: None,
-                        },
-                        output: String::new(),
-                    }));
-                }
-            };
+        let first = match tokio::time::timeout(init_timeout, read_frame(&mut reader, CONTROL_LIMIT))
+            .await
+        {
+            Ok(frame) => frame?,
+            Err(_) => {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                return Ok(Err(InitFailure {
+                    error: ErrorInfo {
+                        kind: "InitTimeout".into(),
+                        message: format!(
+                            "the module's top level did not finish within {} s",
+                            init_timeout.as_secs()
+                        ),
+                        traceback: None,
+                    },
+                    output: String::new(),
+                }));
+            }
+        };
         let output = first.str_field("output").unwrap_or("").to_string();
         match first.str_field("t") {
             Some("ready") => {}

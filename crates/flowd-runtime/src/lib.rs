@@ -532,15 +532,20 @@ impl Runtime {
             limits: &self.config.sandbox,
             isolation: job.isolation.as_str(),
         };
-        let mut guard = self.zygote.lock().await;
-        let zygote = self.live_zygote(&mut guard).await?;
-        match Instance::spawn(zygote, &spec, tmp, pids).await {
-            Ok(result) => Ok(result),
-            Err(error) => {
-                *guard = None;
-                Err(RuntimeError::Zygote(error))
+        let pending = {
+            let mut guard = self.zygote.lock().await;
+            let zygote = self.live_zygote(&mut guard).await?;
+            match Instance::request(zygote, &spec, &tmp, pids.as_ref()).await {
+                Ok(pending) => pending,
+                Err(error) => {
+                    *guard = None;
+                    return Err(RuntimeError::Zygote(error));
+                }
             }
-        }
+        };
+        Instance::await_ready(pending, spec.init_timeout, tmp, pids)
+            .await
+            .map_err(RuntimeError::Zygote)
     }
 
     async fn live_zygote<'a>(

@@ -417,3 +417,27 @@ async fn in_reuse_mode_an_exception_leaves_the_instance_serving() {
         before
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warm_instances_of_different_versions_start_in_parallel() {
+    let h = Arc::new(runtime().await);
+    let started = std::time::Instant::now();
+    let runs: Vec<_> = (0..3)
+        .map(|n| {
+            let h = h.clone();
+            let code = format!("import time\ntime.sleep(1)\nVERSION = {n}\ndef workflow(_request, settings):\n    return None\n");
+            tokio::spawn(async move { h.runtime.execute(&job(&format!("slow-init-{n}"), &code)).await })
+        })
+        .collect();
+    for run in runs {
+        assert!(matches!(
+            run.await.unwrap().outcome,
+            Outcome::Returned { .. }
+        ));
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(2_500),
+        "three 1 s module top levels took {:?}: instance start-ups are serialised",
+        started.elapsed()
+    );
+}
