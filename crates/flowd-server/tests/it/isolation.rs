@@ -84,3 +84,38 @@ async fn a_fork_workflow_never_sees_another_calls_globals() {
         assert_eq!(response.text().await.unwrap(), "1");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_dir_the_sandbox_user_cannot_reach_still_runs_workflows() {
+    let server_uid = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(0);
+    if server_uid != 0 {
+        return; // only root switches users
+    }
+    let private = tempfile::Builder::new()
+        .prefix("flowd-private-")
+        .tempdir_in(std::env::temp_dir())
+        .unwrap();
+    std::fs::set_permissions(
+        private.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let data_dir = private.path().join("data");
+    let app = spawn_app_with(|config| config.data_dir = data_dir.clone()).await;
+    let workflow = app
+        .create_catch(
+            "private",
+            &catch_code("import os\nreturn {'status_code': 200, 'body': os.getcwd()}"),
+        )
+        .await;
+    let response = app.call_hook_json(&workflow, &json!({})).await;
+    assert_eq!(response.status(), 200);
+    let cwd = response.text().await.unwrap();
+    assert!(
+        cwd.starts_with("/var/lib/flowd/"),
+        "the instance works in {cwd}"
+    );
+    app.stop().await;
+}
