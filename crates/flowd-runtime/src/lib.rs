@@ -392,7 +392,8 @@ impl Runtime {
                         *current = Some(instance.clone());
                         Ok(instance)
                     }
-                    failed => Err(not_started(failed)),
+                    Ok(Err(failure)) => Err(not_started(Ok(failure))),
+                    Err(error) => Err(not_started(Err(error))),
                 }
             }
         }
@@ -442,7 +443,8 @@ impl Runtime {
             Some(instance) => instance,
             None => match self.spawn_instance(job).await {
                 Ok(Ok(instance)) => Arc::new(instance),
-                failed => return not_started(failed),
+                Ok(Err(failure)) => return not_started(Ok(failure)),
+                Err(error) => return not_started(Err(error)),
             },
         };
         self.evict_beyond_capacity();
@@ -580,29 +582,25 @@ fn write_runner(environment_dir: &Path) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
-/// The execution of a job whose instance could not be started.
-fn not_started(failed: Result<Result<Instance, InitFailure>, RuntimeError>) -> Execution {
-    let outcome = match failed {
-        Ok(Err(failure)) => {
-            return Execution {
-                outcome: Outcome::InitFailed(failure.error),
-                logs: failure.output.into_bytes(),
-                logs_truncated: false,
-                duration: Duration::ZERO,
-            }
-        }
-        Ok(Ok(_)) => Outcome::Failed(ErrorInfo::new(
-            "RuntimeUnavailable",
-            "the instance was not used".into(),
-        )),
-        Err(error) => Outcome::Failed(ErrorInfo::new(
-            "RuntimeUnavailable",
-            format!("the Python runtime could not start this workflow: {error}"),
-        )),
+/// The execution of a job whose instance could not be started: why (the module's top level
+/// failed, or the runtime could not start it).
+fn not_started(why: Result<InitFailure, RuntimeError>) -> Execution {
+    let (outcome, logs) = match why {
+        Ok(failure) => (
+            Outcome::InitFailed(failure.error),
+            failure.output.into_bytes(),
+        ),
+        Err(error) => (
+            Outcome::Failed(ErrorInfo::new(
+                "RuntimeUnavailable",
+                format!("the Python runtime could not start this workflow: {error}"),
+            )),
+            Vec::new(),
+        ),
     };
     Execution {
         outcome,
-        logs: Vec::new(),
+        logs,
         logs_truncated: false,
         duration: Duration::ZERO,
     }
