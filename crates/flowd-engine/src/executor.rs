@@ -347,7 +347,12 @@ fn job_for(hot: &HotWorkflow, request: Option<PyValue>, settings_json: String) -
         settings_json,
         timeout: Duration::from_secs(u64::from(hot.record.timeout_s)),
         memory_mb: hot.record.memory_mb,
-        env: Vec::new(),
+        env: hot
+            .record
+            .env
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
         isolation: hot.record.isolation,
     }
 }

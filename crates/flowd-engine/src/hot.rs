@@ -26,9 +26,23 @@ pub struct HotWorkflow {
 impl HotWorkflow {
     /// Identifies the running code: executions with the same key share a warm instance.
     pub fn version_key(&self) -> String {
+        use sha2::Digest;
+        // The environment is set before the module runs: another environment is another instance.
+        let mut env = sha2::Sha256::new();
+        for (name, value) in &self.record.env {
+            env.update(name.as_bytes());
+            env.update([0]);
+            env.update(value.as_bytes());
+            env.update([0]);
+        }
+        let env = hex::encode(env.finalize());
         format!(
-            "{}:{}:{}",
-            self.record.id, self.record.version, self.record.memory_mb
+            "{}:{}:{}:{}:{}",
+            self.record.id,
+            self.record.version,
+            self.record.memory_mb,
+            self.record.isolation,
+            &env[..16]
         )
     }
 }

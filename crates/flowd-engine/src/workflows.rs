@@ -1,5 +1,6 @@
 //! Deploying and managing workflows: validation at the edge, versions, settings, tokens.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use flowd_core::schedule::Schedule;
@@ -29,6 +30,7 @@ pub struct NewWorkflow {
     pub runtime: Option<String>,
     pub settings: Option<Settings>,
     pub secrets: Option<Vec<String>>,
+    pub env: Option<BTreeMap<String, String>>,
     pub schedule: Option<serde_json::Value>,
     pub timeout_s: Option<u32>,
     pub memory_mb: Option<u32>,
@@ -46,6 +48,8 @@ pub struct WorkflowPatch {
     pub code: Option<String>,
     pub runtime: Option<String>,
     pub secrets: Option<Vec<String>>,
+    /// Replaces all environment variables.
+    pub env: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "present")]
     pub schedule: Option<Option<serde_json::Value>>,
     pub timeout_s: Option<u32>,
@@ -87,6 +91,7 @@ impl Engine {
         let schedule = check_schedule(new.mode, new.schedule.as_ref())?;
         let enabled = new.enabled.unwrap_or(true);
         let secrets = check_secrets(new.secrets.unwrap_or_default())?;
+        let env = check_env(new.env.unwrap_or_default())?;
         let settings = new.settings.unwrap_or_default();
         self.check_code(&new.code, new.mode).await?;
         let now = now_ms();
@@ -100,6 +105,7 @@ impl Engine {
             enabled,
             hook_token: generate_hook_token(),
             secret_keys: secrets,
+            env,
             next_fire_at: first_fire_time(schedule.as_ref(), enabled, now),
             schedule: schedule.map(|s| s.to_json().to_string()),
             timeout_s,
@@ -137,6 +143,9 @@ impl Engine {
         }
         if let Some(secrets) = patch.secrets {
             record.secret_keys = check_secrets(secrets)?;
+        }
+        if let Some(env) = patch.env {
+            record.env = check_env(env)?;
         }
         let was_enabled = record.enabled;
         let mut reschedule = false;
@@ -479,6 +488,38 @@ fn check_max_concurrency(max: Option<u32>) -> Result<()> {
 fn check_isolation(_isolation: Option<Isolation>) -> Result<()> {
     // Both modes are available: a fork per execution, or executions inside the warm instance.
     Ok(())
+}
+
+/// Largest environment (names and values) a workflow may set.
+const MAX_ENV_BYTES: usize = 64 << 10;
+
+/// Environment variable names are `[A-Za-z_][A-Za-z0-9_]*`; values hold no NUL.
+fn check_env(env: BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+    let mut size = 0;
+    for (name, value) in &env {
+        let valid_name = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_name {
+            return Err(EngineError::Invalid(format!(
+                "env: {name:?} is not a valid environment variable name (letters, digits and _, not starting with a digit)"
+            )));
+        }
+        if value.contains('\0') {
+            return Err(EngineError::Invalid(format!(
+                "env: the value of {name} holds a NUL character"
+            )));
+        }
+        size += name.len() + value.len();
+    }
+    if size > MAX_ENV_BYTES {
+        return Err(EngineError::Invalid(format!(
+            "env: {size} bytes is over the {MAX_ENV_BYTES}-byte limit"
+        )));
+    }
+    Ok(env)
 }
 
 fn check_secrets(secrets: Vec<String>) -> Result<Vec<String>> {

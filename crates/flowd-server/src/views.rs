@@ -1,7 +1,7 @@
 //! The JSON representations the API answers with. Times are RFC 3339 UTC strings; secret
 //! settings are masked.
 
-use flowd_core::settings::{masked, Settings, SettingsChange};
+use flowd_core::settings::{masked, Settings, SettingsChange, MASK};
 use flowd_core::workflow::Mode;
 use flowd_engine::clock::rfc3339;
 use flowd_store::{ExecutionRecord, VersionRecord, WorkflowRecord};
@@ -30,6 +30,10 @@ pub fn workflow(team: &str, record: &WorkflowRecord) -> Value {
         "enabled": record.enabled,
         "hook_url": (record.mode == Mode::Catch).then(|| hook_path(team, record)),
         "secrets": record.secret_keys,
+        "env": record.env.iter().map(|(name, value)| {
+            let shown = if record.secret_keys.contains(name) { MASK } else { value.as_str() };
+            (name.clone(), json!(shown))
+        }).collect::<serde_json::Map<String, Value>>(),
         "schedule": schedule,
         "next_run_at": record.next_fire_at.map(rfc3339),
         "timeout_s": record.timeout_s,

@@ -36,8 +36,10 @@ pub struct WorkflowRecord {
     pub enabled: bool,
     /// The secret last segment of the hook URL.
     pub hook_token: String,
-    /// Settings keys whose values are secret.
+    /// Settings keys (and environment variable names) whose values are secret.
     pub secret_keys: Vec<String>,
+    /// Environment variables of the workflow's Python processes, set before its module runs.
+    pub env: std::collections::BTreeMap<String, String>,
     /// The schedule as given by the user (pull mode), as JSON text.
     pub schedule: Option<String>,
     /// When the scheduler next fires this workflow (pull mode, enabled).

@@ -43,7 +43,7 @@ const TEAM_COLUMNS: &str = "id, name, created_at";
 const API_KEY_COLUMNS: &str = "id, team_id, name, key_hash, is_admin, created_at";
 const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
-     created_at, updated_at";
+     created_at, updated_at, env";
 const VERSION_COLUMNS: &str = "workflow_id, version, code, created_at";
 const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, started_at, \
      finished_at, duration_ms, response_status, warnings, error, logs, logs_truncated, \
@@ -232,6 +232,7 @@ fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord> {
         enabled: row.try_get("enabled")?,
         hook_token: row.try_get("hook_token")?,
         secret_keys: json_column(row, T, "secret_keys")?,
+        env: json_column(row, T, "env")?,
         schedule: row.try_get("schedule")?,
         next_fire_at: row.try_get("next_fire_at")?,
         timeout_s: int_column(row, T, "timeout_s")?,
@@ -534,7 +535,7 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         sqlx::query(&format!(
             "INSERT INTO workflows ({WORKFLOW_COLUMNS}) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(&workflow.id)
         .bind(&workflow.team_id)
@@ -553,6 +554,7 @@ impl Store for SqliteStore {
         .bind(workflow.isolation.as_str())
         .bind(workflow.created_at)
         .bind(workflow.updated_at)
+        .bind(to_json(&workflow.env, "the environment variables")?)
         .execute(&mut *tx)
         .await
         .map_err(|err| match unique_violation(&err) {
@@ -618,7 +620,7 @@ impl Store for SqliteStore {
         let result = sqlx::query(
             "UPDATE workflows SET name = ?, mode = ?, runtime = ?, version = ?, enabled = ?, \
                  hook_token = ?, secret_keys = ?, schedule = ?, next_fire_at = ?, timeout_s = ?, \
-                 memory_mb = ?, max_concurrency = ?, isolation = ?, updated_at = ? \
+                 memory_mb = ?, max_concurrency = ?, isolation = ?, updated_at = ?, env = ? \
              WHERE id = ?",
         )
         .bind(&workflow.name)
@@ -635,6 +637,7 @@ impl Store for SqliteStore {
         .bind(workflow.max_concurrency.map(i64::from))
         .bind(workflow.isolation.as_str())
         .bind(workflow.updated_at)
+        .bind(to_json(&workflow.env, "the environment variables")?)
         .bind(&workflow.id)
         .execute(&self.pool)
         .await

@@ -35,8 +35,23 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     } else {
         body
     };
-    serde_json::from_slice(body).map_err(|error| match error.classify() {
-        serde_json::error::Category::Data => ApiError::invalid(format!("invalid request: {error}")),
-        _ => ApiError::bad_request(format!("the body is not valid JSON: {error}")),
-    })
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            // Name the field at fault: `env.A: invalid type: integer `1`, expected a string`.
+            serde_json::error::Category::Data if path != "." => {
+                ApiError::invalid(format!("invalid request: {path}: {inner}"))
+            }
+            serde_json::error::Category::Data => {
+                ApiError::invalid(format!("invalid request: {inner}"))
+            }
+            _ => ApiError::bad_request(format!("the body is not valid JSON: {inner}")),
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|error| ApiError::bad_request(format!("the body is not valid JSON: {error}")))?;
+    Ok(value)
 }

@@ -15,6 +15,7 @@ mod backpressure;
 mod console;
 mod e2e;
 mod e2e_console;
+mod env;
 mod executions;
 mod isolation;
 mod openapi;

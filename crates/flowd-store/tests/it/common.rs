@@ -101,6 +101,7 @@ pub fn workflow(team_id: &str, name: &str) -> WorkflowRecord {
         enabled: true,
         hook_token: format!("token-{name}"),
         secret_keys: vec!["API_KEY".to_string(), "PASSWORD".to_string()],
+        env: [("HRFLOW_CONNECTORS_STORE".to_string(), "local".to_string())].into(),
         schedule: Some(r#"{"every":"5m"}"#.to_string()),
         next_fire_at: Some(NOW + 300_000),
         timeout_s: 30,

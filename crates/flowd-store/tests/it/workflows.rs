@@ -141,6 +141,7 @@ pub async fn update_replaces_every_column_but_id_team_and_created_at(store: &dyn
         enabled: false,
         hook_token: "new-token".to_string(),
         secret_keys: vec!["TOKEN".to_string()],
+        env: [("MODE".to_string(), "prod".to_string())].into(),
         schedule: None,
         next_fire_at: None,
         timeout_s: 90,
