@@ -944,3 +944,24 @@ fn every_command_has_help_with_an_example() {
         .success()
         .stdout(predicate::str::contains("--secret"));
 }
+
+#[test]
+fn deploy_sets_environment_variables_that_reach_the_module() {
+    let user = User::with_server();
+    user.write(
+        "envy.py",
+        "import os\nSTORE = os.environ.get('HRFLOW_CONNECTORS_STORE')\ndef workflow(_request, settings):\n    return {'status_code': 200, 'body': str(STORE)}\n",
+    );
+    user.ok(&[
+        "deploy",
+        "envy.py",
+        "--env",
+        "HRFLOW_CONNECTORS_STORE=local",
+    ]);
+    assert_eq!(user.ok(&["invoke", "envy"]).trim(), "local");
+    let out = user.ok(&["deploy", "envy.py", "--env", "HRFLOW_CONNECTORS_STORE=s3"]);
+    assert!(out.contains("env"), "{out}");
+    assert_eq!(user.ok(&["invoke", "envy"]).trim(), "s3");
+    let line = user.fails(&["deploy", "envy.py", "--env", "1BAD=x"]);
+    assert!(line.contains("env"), "{line}");
+}

@@ -66,6 +66,10 @@ pub struct DeployArgs {
     /// A secret setting (masked everywhere flowd shows it); repeatable.
     #[arg(long = "secret", value_name = "KEY=VALUE")]
     pub secrets: Vec<String>,
+    /// An environment variable of the workflow's processes, set before its module runs;
+    /// repeatable. Given on an update, these replace the workflow's variables.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
     /// A requirements.txt of packages the workflow needs.
     #[arg(long, value_name = "FILE")]
     pub requirements: Option<PathBuf>,
@@ -95,6 +99,10 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
         ));
     }
     let secrets = key_values(&args.secrets, "--secret")?;
+    let env: Map<String, Value> = key_values(&args.env, "--env")?
+        .into_iter()
+        .map(|(name, value)| (name, Value::String(value)))
+        .collect();
     let mut settings = match &args.settings {
         Some(path) => settings_file(path)?,
         None => Map::new(),
@@ -140,6 +148,9 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
             if let Some(memory) = args.memory {
                 body["memory_mb"] = json!(memory);
             }
+            if !env.is_empty() {
+                body["env"] = Value::Object(env.clone());
+            }
             if let Some(requirements) = &requirements {
                 body["requirements"] = json!(requirements);
             }
@@ -154,6 +165,7 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
                     code,
                     schedule,
                     secrets: &secrets,
+                    env,
                     settings,
                     requirements,
                     args: &args,
@@ -188,6 +200,7 @@ struct UpdateInput<'a> {
     code: String,
     schedule: Option<Value>,
     secrets: &'a [(String, String)],
+    env: Map<String, Value>,
     settings: Map<String, Value>,
     requirements: Option<Vec<String>>,
     args: &'a DeployArgs,
@@ -246,6 +259,9 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Dep
         }
         patch.insert("secrets".into(), json!(keys));
     }
+    if !input.env.is_empty() && current["env"] != Value::Object(input.env.clone()) {
+        patch.insert("env".into(), Value::Object(input.env));
+    }
     if let Some(requirements) = input.requirements {
         patch.insert("requirements".into(), json!(requirements));
     }
@@ -253,6 +269,9 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Dep
     let mut changed: Vec<&'static str> = Vec::new();
     if patch.contains_key("schedule") {
         changed.push("schedule");
+    }
+    if patch.contains_key("env") {
+        changed.push("env");
     }
     if patch.contains_key("timeout_s") || patch.contains_key("memory_mb") {
         changed.push("limits");
