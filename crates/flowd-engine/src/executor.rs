@@ -109,7 +109,8 @@ impl Engine {
         let job = job_for(
             &hot,
             request,
-            serde_json::Value::Object(snapshot.clone()).to_string(),
+            // A map of JSON values always serialises; no copy of the snapshot is made for it.
+            serde_json::to_string(&snapshot).unwrap_or_else(|_| "{}".to_string()),
         );
 
         // Short executions are written once, at their end; a longer one is recorded as running
@@ -337,7 +338,7 @@ pub fn conclude(execution: flowd_runtime::Execution, context: &Context<'_>) -> C
 /// The runtime's job for one execution of `hot`.
 fn job_for(hot: &HotWorkflow, request: Option<PyValue>, settings_json: String) -> Job {
     Job {
-        version_key: hot.version_key(),
+        version_key: hot.version_key.clone(),
         code: hot.code.clone(),
         mode: hot.record.mode,
         request: match hot.record.mode {

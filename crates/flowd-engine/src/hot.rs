@@ -18,33 +18,33 @@ pub struct HotWorkflow {
     pub record: WorkflowRecord,
     pub team_name: String,
     pub code: Arc<str>,
+    /// Computed once, when the record is loaded: the hot path only clones it.
+    pub version_key: String,
     /// `max_concurrency`, when set: one gate per workflow, shared by every cached copy of it.
     pub limiter: Option<Arc<Gate>>,
     pub settings: Arc<SettingsCell>,
 }
 
-impl HotWorkflow {
-    /// Identifies the running code: executions with the same key share a warm instance.
-    pub fn version_key(&self) -> String {
-        use sha2::Digest;
-        // The environment is set before the module runs: another environment is another instance.
-        let mut env = sha2::Sha256::new();
-        for (name, value) in &self.record.env {
-            env.update(name.as_bytes());
-            env.update([0]);
-            env.update(value.as_bytes());
-            env.update([0]);
-        }
-        let env = hex::encode(env.finalize());
-        format!(
-            "{}:{}:{}:{}:{}",
-            self.record.id,
-            self.record.version,
-            self.record.memory_mb,
-            self.record.isolation,
-            &env[..16]
-        )
+/// Identifies the running code: executions with the same key share a warm instance. Everything
+/// the instance is made from is in it (the environment is set before the module runs).
+fn version_key(record: &WorkflowRecord) -> String {
+    use sha2::Digest;
+    let mut env = sha2::Sha256::new();
+    for (name, value) in &record.env {
+        env.update(name.as_bytes());
+        env.update([0]);
+        env.update(value.as_bytes());
+        env.update([0]);
     }
+    let env = hex::encode(env.finalize());
+    format!(
+        "{}:{}:{}:{}:{}",
+        record.id,
+        record.version,
+        record.memory_mb,
+        record.isolation,
+        &env[..16]
+    )
 }
 
 /// The current settings of one workflow.
@@ -182,6 +182,7 @@ impl HotCache {
         let hot = Arc::new(HotWorkflow {
             limiter: self.limiter(&record),
             code: Arc::from(version.code.as_str()),
+            version_key: version_key(&record),
             team_name: team_name.clone(),
             settings,
             record,

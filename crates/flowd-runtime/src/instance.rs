@@ -247,7 +247,7 @@ impl Instance {
         }
     }
 
-    fn parked_count(&self) -> usize {
+    pub fn parked_count(&self) -> usize {
         lock(&self.parked).len()
     }
 

@@ -371,9 +371,10 @@ impl Runtime {
         self.evict_beyond_capacity();
         match instance {
             Ok(instance) => {
-                // The next call finds a fork ready (made while this one runs).
+                let execution = instance.run(job, &self.config.limits).await;
+                // The next call finds a fork ready (made while this one is answered).
                 self.park_in_background(&instance);
-                instance.run(job, &self.config.limits).await
+                execution
             }
             Err(execution) => execution,
         }
@@ -400,6 +401,9 @@ impl Runtime {
     }
 
     fn park_in_background(&self, instance: &Arc<Instance>) {
+        if instance.parked_count() > 0 {
+            return; // the common case under steady load: no task to spawn
+        }
         let instance = instance.clone();
         let limits = self.config.limits;
         tokio::spawn(async move { instance.park(&limits).await });

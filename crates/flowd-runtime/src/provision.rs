@@ -72,6 +72,12 @@ pub async fn find_interpreter(
     preferred: Option<&Path>,
     must_be_world_readable: bool,
 ) -> Result<Interpreter, ProvisionError> {
+    if let Some(path) = preferred.filter(|path| !path.exists()) {
+        return Err(ProvisionError::BadInterpreter {
+            path: path.to_path_buf(),
+            reason: "it does not exist (check FLOWD_PYTHON / --python)".into(),
+        });
+    }
     let candidates: Vec<PathBuf> = match preferred {
         Some(path) => vec![path.to_path_buf()],
         None => {

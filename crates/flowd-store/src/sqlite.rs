@@ -361,6 +361,38 @@ async fn apply_settings_change(
     Ok(())
 }
 
+/// The columns of a workflow that an update replaces (all but `id`, `team_id`, `created_at`), in
+/// the order [`bind_mutable_columns`] binds them.
+const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, version, enabled, hook_token, \
+     secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
+     updated_at, env";
+const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binds [`MUTABLE_WORKFLOW_COLUMNS`], in order: one list for the insert and the update.
+fn bind_mutable_columns<'q>(
+    query: SqliteQuery<'q>,
+    workflow: &'q WorkflowRecord,
+) -> Result<SqliteQuery<'q>> {
+    Ok(query
+        .bind(&workflow.name)
+        .bind(workflow.mode.as_str())
+        .bind(&workflow.runtime)
+        .bind(i64::from(workflow.version))
+        .bind(workflow.enabled)
+        .bind(&workflow.hook_token)
+        .bind(to_json(&workflow.secret_keys, "the secret keys")?)
+        .bind(&workflow.schedule)
+        .bind(workflow.next_fire_at)
+        .bind(i64::from(workflow.timeout_s))
+        .bind(i64::from(workflow.memory_mb))
+        .bind(workflow.max_concurrency.map(i64::from))
+        .bind(workflow.isolation.as_str())
+        .bind(workflow.updated_at)
+        .bind(to_json(&workflow.env, "the environment variables")?))
+}
+
 async fn put_execution(conn: &mut SqliteConnection, execution: &ExecutionRecord) -> Result<()> {
     let warnings = to_json(&execution.warnings, "the execution's warnings")?;
     let error = execution
@@ -531,45 +563,32 @@ impl Store for SqliteStore {
         first_version: &VersionRecord,
         settings: &Settings,
     ) -> Result<()> {
-        let secret_keys = to_json(&workflow.secret_keys, "the secret keys")?;
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        sqlx::query(&format!(
-            "INSERT INTO workflows ({WORKFLOW_COLUMNS}) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(&workflow.id)
-        .bind(&workflow.team_id)
-        .bind(&workflow.name)
-        .bind(workflow.mode.as_str())
-        .bind(&workflow.runtime)
-        .bind(i64::from(workflow.version))
-        .bind(workflow.enabled)
-        .bind(&workflow.hook_token)
-        .bind(secret_keys)
-        .bind(&workflow.schedule)
-        .bind(workflow.next_fire_at)
-        .bind(i64::from(workflow.timeout_s))
-        .bind(i64::from(workflow.memory_mb))
-        .bind(workflow.max_concurrency.map(i64::from))
-        .bind(workflow.isolation.as_str())
-        .bind(workflow.created_at)
-        .bind(workflow.updated_at)
-        .bind(to_json(&workflow.env, "the environment variables")?)
-        .execute(&mut *tx)
-        .await
-        .map_err(|err| match unique_violation(&err) {
-            Some(what) if what.contains("workflows.name") => StoreError::Conflict(format!(
-                "a workflow named {:?} already exists in this team",
-                workflow.name
-            )),
-            Some(_) => {
-                StoreError::Conflict(format!("a workflow with id {} already exists", workflow.id))
-            }
-            None if is_foreign_key_violation(&err) => {
-                StoreError::NotFound(format!("team {}", workflow.team_id))
-            }
-            None => err.into(),
-        })?;
+        let insert = format!(
+            "INSERT INTO workflows (id, team_id, created_at, {MUTABLE_WORKFLOW_COLUMNS}) \
+             VALUES (?, ?, ?, {MUTABLE_WORKFLOW_PLACEHOLDERS})"
+        );
+        let query = sqlx::query(&insert)
+            .bind(&workflow.id)
+            .bind(&workflow.team_id)
+            .bind(workflow.created_at);
+        bind_mutable_columns(query, workflow)?
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| match unique_violation(&err) {
+                Some(what) if what.contains("workflows.name") => StoreError::Conflict(format!(
+                    "a workflow named {:?} already exists in this team",
+                    workflow.name
+                )),
+                Some(_) => StoreError::Conflict(format!(
+                    "a workflow with id {} already exists",
+                    workflow.id
+                )),
+                None if is_foreign_key_violation(&err) => {
+                    StoreError::NotFound(format!("team {}", workflow.team_id))
+                }
+                None => err.into(),
+            })?;
         insert_version(&mut tx, first_version).await?;
         for (key, value) in settings {
             upsert_setting(&mut tx, &workflow.id, key, value).await?;
@@ -616,41 +635,24 @@ impl Store for SqliteStore {
     }
 
     async fn update_workflow(&self, workflow: &WorkflowRecord) -> Result<()> {
-        let secret_keys = to_json(&workflow.secret_keys, "the secret keys")?;
-        let result = sqlx::query(
-            "UPDATE workflows SET name = ?, mode = ?, runtime = ?, version = ?, enabled = ?, \
-                 hook_token = ?, secret_keys = ?, schedule = ?, next_fire_at = ?, timeout_s = ?, \
-                 memory_mb = ?, max_concurrency = ?, isolation = ?, updated_at = ?, env = ? \
-             WHERE id = ?",
-        )
-        .bind(&workflow.name)
-        .bind(workflow.mode.as_str())
-        .bind(&workflow.runtime)
-        .bind(i64::from(workflow.version))
-        .bind(workflow.enabled)
-        .bind(&workflow.hook_token)
-        .bind(secret_keys)
-        .bind(&workflow.schedule)
-        .bind(workflow.next_fire_at)
-        .bind(i64::from(workflow.timeout_s))
-        .bind(i64::from(workflow.memory_mb))
-        .bind(workflow.max_concurrency.map(i64::from))
-        .bind(workflow.isolation.as_str())
-        .bind(workflow.updated_at)
-        .bind(to_json(&workflow.env, "the environment variables")?)
-        .bind(&workflow.id)
-        .execute(&self.pool)
-        .await
-        .map_err(|err| {
-            if unique_violation(&err).is_some() {
-                StoreError::Conflict(format!(
-                    "a workflow named {:?} already exists in this team",
-                    workflow.name
-                ))
-            } else {
-                err.into()
-            }
-        })?;
+        let update = format!(
+            "UPDATE workflows SET ({MUTABLE_WORKFLOW_COLUMNS}) = ({MUTABLE_WORKFLOW_PLACEHOLDERS}) \
+             WHERE id = ?"
+        );
+        let result = bind_mutable_columns(sqlx::query(&update), workflow)?
+            .bind(&workflow.id)
+            .execute(&self.pool)
+            .await
+            .map_err(|err| {
+                if unique_violation(&err).is_some() {
+                    StoreError::Conflict(format!(
+                        "a workflow named {:?} already exists in this team",
+                        workflow.name
+                    ))
+                } else {
+                    err.into()
+                }
+            })?;
         if result.rows_affected() == 0 {
             return Err(workflow_not_found(&workflow.id));
         }

@@ -441,3 +441,28 @@ async fn warm_instances_of_different_versions_start_in_parallel() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_interpreter_is_a_clear_error_naming_it() {
+    let error = flowd_runtime::provision::find_interpreter(
+        Some(std::path::Path::new("/nonexistent/python3")),
+        false,
+    )
+    .await
+    .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("/nonexistent/python3") && message.contains("FLOWD_PYTHON"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interpreter_without_venv_support_is_refused_with_the_reason() {
+    // `/bin/sh` runs, but is no Python: the probe fails and says what the interpreter lacks.
+    let error =
+        flowd_runtime::provision::find_interpreter(Some(std::path::Path::new("/bin/sh")), false)
+            .await
+            .unwrap_err();
+    assert!(error.to_string().contains("/bin/sh"), "{error}");
+}

@@ -75,3 +75,20 @@ async fn invalid_env_names_and_values_are_refused() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_environment_over_64_kib_is_refused() {
+    let app = spawn_app().await;
+    let response = app
+        .api(reqwest::Method::POST, "/workflows")
+        .json(&json!({"name": "big-env", "mode": "catch", "code": SHOW_ENV, "env": {"BIG": "x".repeat(70_000)}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("limit"),
+        "{body}"
+    );
+}
