@@ -127,6 +127,13 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// Where a deployed version is: its environment being built and its module imported in the
+    /// sandbox, ready to serve, or refused (the build log says why). The workflow's active version
+    /// is one of its `ready` versions.
+    VersionState { Building => "building", Ready => "ready", Failed => "failed" }
+);
+
 impl Mode {
     /// How many positional parameters the `workflow` function takes in this mode.
     pub fn workflow_arity(self) -> usize {

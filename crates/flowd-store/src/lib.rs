@@ -120,13 +120,22 @@ pub trait Store: Send + Sync + 'static {
     async fn workflow_by_name(&self, team_id: &str, name: &str) -> Result<Option<WorkflowRecord>>;
     /// All workflows of a team, by name.
     async fn list_workflows(&self, team_id: &str) -> Result<Vec<WorkflowRecord>>;
-    /// Replaces the workflow row (every column but `id`, `team_id` and `created_at`).
+    /// Replaces the workflow row (every column but `id`, `team_id`, `created_at` and the active
+    /// `version`, which only [`Store::settle_version`] moves).
     /// `NotFound` if it does not exist, `Conflict` if the new name is taken.
     async fn update_workflow(&self, workflow: &WorkflowRecord) -> Result<()>;
-    /// Stores a new version and points the workflow's `version` at it (updating `updated_at`),
-    /// in one transaction. `Conflict` if that version number exists, `NotFound` if the workflow
-    /// does not.
+    /// Stores a new version (usually `building`) and sets the workflow's `updated_at`, in one
+    /// transaction; the active version stays as it is. `Conflict` if that version number exists,
+    /// `NotFound` if the workflow does not.
     async fn add_version(&self, version: &VersionRecord, updated_at: i64) -> Result<()>;
+    /// Records how a `building` version ended and, when it is `Ready` and newer than the
+    /// workflow's active version (or the workflow has none), makes it the active one — in one
+    /// transaction. Answers whether it became active. `NotFound` when the version does not exist
+    /// (its workflow was deleted meanwhile), `Conflict` when it is not `building` any more.
+    async fn settle_version(&self, outcome: &VersionOutcome) -> Result<bool>;
+    /// Versions still `building` (of every workflow), oldest first: builds to resume after a
+    /// restart.
+    async fn building_versions(&self) -> Result<Vec<VersionRecord>>;
     async fn version(&self, workflow_id: &str, version: u32) -> Result<Option<VersionRecord>>;
     /// All versions of a workflow, newest first.
     async fn list_versions(&self, workflow_id: &str) -> Result<Vec<VersionRecord>>;

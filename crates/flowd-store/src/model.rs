@@ -1,7 +1,7 @@
 //! The records the store keeps.
 
 use flowd_core::settings::SettingsChange;
-use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, Trigger};
+use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, Trigger, VersionState};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -31,8 +31,9 @@ pub struct WorkflowRecord {
     pub mode: Mode,
     /// The interpreter, named like `python3.11`.
     pub runtime: String,
-    /// The active code version.
-    pub version: u32,
+    /// The active version: the one its hook and schedule run. `None` until a first version is
+    /// ready (its build or import check is going, or failed).
+    pub version: Option<u32>,
     pub enabled: bool,
     /// The secret last segment of the hook URL.
     pub hook_token: String,
@@ -58,7 +59,31 @@ pub struct VersionRecord {
     pub workflow_id: String,
     pub version: u32,
     pub code: String,
+    /// The requirement lines the version declared (empty: the base environment only).
+    pub requirements: Vec<String>,
+    pub state: VersionState,
+    /// What building its environment printed, and the import check's output or traceback.
+    pub build_log: String,
+    /// Why it failed, in one line (`failed` versions).
+    pub error: Option<String>,
+    /// The environment it runs in (its content address), once built.
+    pub environment: Option<String>,
     pub created_at: i64,
+    /// When its build and import check ended.
+    pub settled_at: Option<i64>,
+}
+
+/// How the build and import check of a version ended, recorded by [`crate::Store::settle_version`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionOutcome {
+    pub workflow_id: String,
+    pub version: u32,
+    /// `Ready` or `Failed`.
+    pub state: VersionState,
+    pub build_log: String,
+    pub error: Option<String>,
+    pub environment: Option<String>,
+    pub settled_at: i64,
 }
 
 /// Why an execution failed, as recorded (never sent to the hook's caller beyond `type`).

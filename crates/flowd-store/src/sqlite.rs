@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flowd_core::settings::{Settings, SettingsChange};
-use flowd_core::workflow::ExecutionStatus;
+use flowd_core::workflow::{ExecutionStatus, VersionState};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::error::ErrorKind;
@@ -22,7 +22,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::{
     ApiKeyRecord, ClaimOutcome, ExecutionError, ExecutionQuery, ExecutionRecord, Result, RunClaim,
-    Store, StoreError, StoreWrite, TeamRecord, VersionRecord, WorkflowRecord,
+    Store, StoreError, StoreWrite, TeamRecord, VersionOutcome, VersionRecord, WorkflowRecord,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -44,7 +44,8 @@ const API_KEY_COLUMNS: &str = "id, team_id, name, key_hash, is_admin, created_at
 const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
      created_at, updated_at, env";
-const VERSION_COLUMNS: &str = "workflow_id, version, code, created_at";
+const VERSION_COLUMNS: &str = "workflow_id, version, code, requirements, state, build_log, error, \
+     environment, created_at, settled_at";
 const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, started_at, \
      finished_at, duration_ms, response_status, warnings, error, logs, logs_truncated, \
      settings_changed, fire_at";
@@ -228,7 +229,8 @@ fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord> {
         name: row.try_get("name")?,
         mode: enum_column(row, T, "mode")?,
         runtime: row.try_get("runtime")?,
-        version: int_column(row, T, "version")?,
+        // 0: no active version yet.
+        version: Some(int_column::<u32>(row, T, "version")?).filter(|v| *v > 0),
         enabled: row.try_get("enabled")?,
         hook_token: row.try_get("hook_token")?,
         secret_keys: json_column(row, T, "secret_keys")?,
@@ -245,11 +247,18 @@ fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord> {
 }
 
 fn version_from_row(row: &SqliteRow) -> Result<VersionRecord> {
+    const T: &str = "workflow_versions";
     Ok(VersionRecord {
         workflow_id: row.try_get("workflow_id")?,
-        version: int_column(row, "workflow_versions", "version")?,
+        version: int_column(row, T, "version")?,
         code: row.try_get("code")?,
+        requirements: json_column(row, T, "requirements")?,
+        state: enum_column(row, T, "state")?,
+        build_log: row.try_get("build_log")?,
+        error: row.try_get("error")?,
+        environment: row.try_get("environment")?,
         created_at: row.try_get("created_at")?,
+        settled_at: row.try_get("settled_at")?,
     })
 }
 
@@ -289,14 +298,19 @@ fn workflow_not_found(workflow_id: &str) -> StoreError {
 }
 
 async fn insert_version(conn: &mut SqliteConnection, version: &VersionRecord) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO workflow_versions (workflow_id, version, code, created_at) \
-         VALUES (?, ?, ?, ?)",
-    )
+    sqlx::query(&format!(
+        "INSERT INTO workflow_versions ({VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
     .bind(&version.workflow_id)
     .bind(i64::from(version.version))
     .bind(&version.code)
+    .bind(to_json(&version.requirements, "the requirements")?)
+    .bind(version.state.as_str())
+    .bind(&version.build_log)
+    .bind(&version.error)
+    .bind(&version.environment)
     .bind(version.created_at)
+    .bind(version.settled_at)
     .execute(conn)
     .await
     .map_err(|err| {
@@ -361,12 +375,13 @@ async fn apply_settings_change(
     Ok(())
 }
 
-/// The columns of a workflow that an update replaces (all but `id`, `team_id`, `created_at`), in
-/// the order [`bind_mutable_columns`] binds them.
-const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, version, enabled, hook_token, \
+/// The columns of a workflow that an update replaces (all but `id`, `team_id`, `created_at` and
+/// the active `version`, which only `settle_version` moves), in the order [`bind_mutable_columns`]
+/// binds them.
+const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
      updated_at, env";
-const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
+const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
@@ -379,7 +394,6 @@ fn bind_mutable_columns<'q>(
         .bind(&workflow.name)
         .bind(workflow.mode.as_str())
         .bind(&workflow.runtime)
-        .bind(i64::from(workflow.version))
         .bind(workflow.enabled)
         .bind(&workflow.hook_token)
         .bind(to_json(&workflow.secret_keys, "the secret keys")?)
@@ -565,13 +579,14 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         let insert = format!(
-            "INSERT INTO workflows (id, team_id, created_at, {MUTABLE_WORKFLOW_COLUMNS}) \
-             VALUES (?, ?, ?, {MUTABLE_WORKFLOW_PLACEHOLDERS})"
+            "INSERT INTO workflows (id, team_id, created_at, version, {MUTABLE_WORKFLOW_COLUMNS}) \
+             VALUES (?, ?, ?, ?, {MUTABLE_WORKFLOW_PLACEHOLDERS})"
         );
         let query = sqlx::query(&insert)
             .bind(&workflow.id)
             .bind(&workflow.team_id)
-            .bind(workflow.created_at);
+            .bind(workflow.created_at)
+            .bind(i64::from(workflow.version.unwrap_or(0)));
         bind_mutable_columns(query, workflow)?
             .execute(&mut *tx)
             .await
@@ -662,8 +677,7 @@ impl Store for SqliteStore {
     async fn add_version(&self, version: &VersionRecord, updated_at: i64) -> Result<()> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         insert_version(&mut tx, version).await?;
-        let result = sqlx::query("UPDATE workflows SET version = ?, updated_at = ? WHERE id = ?")
-            .bind(i64::from(version.version))
+        let result = sqlx::query("UPDATE workflows SET updated_at = ? WHERE id = ?")
             .bind(updated_at)
             .bind(&version.workflow_id)
             .execute(&mut *tx)
@@ -673,6 +687,74 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn settle_version(&self, outcome: &VersionOutcome) -> Result<bool> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let current: Option<String> = sqlx::query_scalar(
+            "SELECT state FROM workflow_versions WHERE workflow_id = ? AND version = ?",
+        )
+        .bind(&outcome.workflow_id)
+        .bind(i64::from(outcome.version))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let what = || {
+            format!(
+                "version {} of workflow {}",
+                outcome.version, outcome.workflow_id
+            )
+        };
+        match current.as_deref() {
+            None => return Err(StoreError::NotFound(what())),
+            Some("building") => {}
+            Some(state) => {
+                return Err(StoreError::Conflict(format!(
+                    "{} is already {state}",
+                    what()
+                )))
+            }
+        }
+        sqlx::query(
+            "UPDATE workflow_versions SET state = ?, build_log = ?, error = ?, environment = ?, \
+             settled_at = ? WHERE workflow_id = ? AND version = ?",
+        )
+        .bind(outcome.state.as_str())
+        .bind(&outcome.build_log)
+        .bind(&outcome.error)
+        .bind(&outcome.environment)
+        .bind(outcome.settled_at)
+        .bind(&outcome.workflow_id)
+        .bind(i64::from(outcome.version))
+        .execute(&mut *tx)
+        .await?;
+        let activated = if outcome.state == VersionState::Ready {
+            let result = sqlx::query(
+                "UPDATE workflows SET version = ?, updated_at = ? WHERE id = ? AND version < ?",
+            )
+            .bind(i64::from(outcome.version))
+            .bind(outcome.settled_at)
+            .bind(&outcome.workflow_id)
+            .bind(i64::from(outcome.version))
+            .execute(&mut *tx)
+            .await?;
+            result.rows_affected() > 0
+        } else {
+            false
+        };
+        tx.commit().await?;
+        Ok(activated)
+    }
+
+    async fn building_versions(&self) -> Result<Vec<VersionRecord>> {
+        sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM workflow_versions WHERE state = 'building' \
+             ORDER BY created_at, workflow_id, version"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(version_from_row)
+        .collect()
     }
 
     async fn version(&self, workflow_id: &str, version: u32) -> Result<Option<VersionRecord>> {

@@ -1,7 +1,7 @@
 //! Backends to run the suite against, and records to store.
 
 use flowd_core::settings::{Settings, SettingsChange};
-use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, Trigger};
+use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, Trigger, VersionState};
 use flowd_store::{
     ApiKeyRecord, ExecutionError, ExecutionRecord, SqliteStore, Store, StoreError, TeamRecord,
     VersionRecord, WorkflowRecord,
@@ -97,7 +97,7 @@ pub fn workflow(team_id: &str, name: &str) -> WorkflowRecord {
         name: name.to_string(),
         mode: Mode::Pull,
         runtime: "python3.11".to_string(),
-        version: 1,
+        version: Some(1),
         enabled: true,
         hook_token: format!("token-{name}"),
         secret_keys: vec!["API_KEY".to_string(), "PASSWORD".to_string()],
@@ -118,7 +118,24 @@ pub fn version(workflow_id: &str, version: u32) -> VersionRecord {
         workflow_id: workflow_id.to_string(),
         version,
         code: format!("def workflow(settings):\n    return {version}\n"),
+        requirements: vec!["python-dateutil==2.8.2".to_string()],
+        state: VersionState::Ready,
+        build_log: format!("installed python-dateutil for version {version}"),
+        error: None,
+        environment: Some("python3.11-0123456789ab".to_string()),
         created_at: NOW + i64::from(version),
+        settled_at: Some(NOW + i64::from(version) + 500),
+    }
+}
+
+/// A version whose build is going.
+pub fn building_version(workflow_id: &str, version: u32) -> VersionRecord {
+    VersionRecord {
+        state: VersionState::Building,
+        build_log: String::new(),
+        environment: None,
+        settled_at: None,
+        ..self::version(workflow_id, version)
     }
 }
 

@@ -1,8 +1,10 @@
 //! Workflows and their code versions.
 
 use crate::common::*;
-use flowd_core::workflow::{Isolation, Mode};
-use flowd_store::{ExecutionQuery, Store, StoreWrite, WorkflowRecord};
+use flowd_core::workflow::{Isolation, Mode, VersionState};
+use flowd_store::{
+    ExecutionQuery, Store, StoreWrite, VersionOutcome, VersionRecord, WorkflowRecord,
+};
 use serde_json::json;
 
 pub async fn creates_and_reads_back_every_field_of_a_workflow(store: &dyn Store) {
@@ -128,7 +130,7 @@ pub async fn lists_a_teams_workflows_by_name(store: &dyn Store) {
     assert!(store.list_workflows(&new_id()).await.unwrap().is_empty());
 }
 
-pub async fn update_replaces_every_column_but_id_team_and_created_at(store: &dyn Store) {
+pub async fn update_replaces_every_column_but_id_team_created_at_and_version(store: &dyn Store) {
     let (team, original) = given_team_with_workflow(store).await;
     let other_team = given_team(store, "globex").await;
     let updated = WorkflowRecord {
@@ -137,7 +139,7 @@ pub async fn update_replaces_every_column_but_id_team_and_created_at(store: &dyn
         name: "renamed".to_string(),
         mode: Mode::Catch,
         runtime: "python3.12".to_string(),
-        version: 7,
+        version: Some(7),
         enabled: false,
         hook_token: "new-token".to_string(),
         secret_keys: vec!["TOKEN".to_string()],
@@ -155,6 +157,7 @@ pub async fn update_replaces_every_column_but_id_team_and_created_at(store: &dyn
     let expected = WorkflowRecord {
         team_id: team.id.clone(),
         created_at: original.created_at,
+        version: original.version,
         ..updated
     };
     assert_eq!(
@@ -193,22 +196,157 @@ pub async fn update_of_a_missing_workflow_is_not_found(store: &dyn Store) {
     assert!(store.list_workflows(&team.id).await.unwrap().is_empty());
 }
 
-pub async fn add_version_bumps_the_workflows_version(store: &dyn Store) {
+pub async fn add_version_keeps_the_active_version(store: &dyn Store) {
     let (_, workflow) = given_team_with_workflow(store).await;
-    let second = version(&workflow.id, 2);
+    let second = building_version(&workflow.id, 2);
     store.add_version(&second, NOW + 5000).await.unwrap();
     let stored = store.workflow_by_id(&workflow.id).await.unwrap().unwrap();
-    assert_eq!(stored.version, 2);
-    assert_eq!(stored.updated_at, NOW + 5000);
     assert_eq!(
         stored,
         WorkflowRecord {
-            version: 2,
+            version: Some(1),
             updated_at: NOW + 5000,
             ..workflow.clone()
         }
     );
     assert_eq!(store.version(&workflow.id, 2).await.unwrap(), Some(second));
+}
+
+fn outcome(version: &VersionRecord, state: VersionState, at: i64) -> VersionOutcome {
+    VersionOutcome {
+        workflow_id: version.workflow_id.clone(),
+        version: version.version,
+        state,
+        build_log: "Installed 1 package".to_string(),
+        error: (state == VersionState::Failed).then(|| "the import failed".to_string()),
+        environment: Some("python3.11-abcdef012345".to_string()),
+        settled_at: at,
+    }
+}
+
+pub async fn a_ready_version_becomes_active(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let second = building_version(&workflow.id, 2);
+    store.add_version(&second, NOW + 5000).await.unwrap();
+    let activated = store
+        .settle_version(&outcome(&second, VersionState::Ready, NOW + 6000))
+        .await
+        .unwrap();
+    assert!(activated);
+    let stored = store.workflow_by_id(&workflow.id).await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.updated_at), (Some(2), NOW + 6000));
+    let settled = store.version(&workflow.id, 2).await.unwrap().unwrap();
+    assert_eq!(
+        settled,
+        VersionRecord {
+            state: VersionState::Ready,
+            build_log: "Installed 1 package".to_string(),
+            environment: Some("python3.11-abcdef012345".to_string()),
+            settled_at: Some(NOW + 6000),
+            ..second
+        }
+    );
+}
+
+pub async fn a_failed_version_leaves_the_active_one(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let second = building_version(&workflow.id, 2);
+    store.add_version(&second, NOW + 5000).await.unwrap();
+    let activated = store
+        .settle_version(&outcome(&second, VersionState::Failed, NOW + 6000))
+        .await
+        .unwrap();
+    assert!(!activated);
+    let stored = store.workflow_by_id(&workflow.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, Some(1));
+    let settled = store.version(&workflow.id, 2).await.unwrap().unwrap();
+    assert_eq!(settled.state, VersionState::Failed);
+    assert_eq!(settled.error.as_deref(), Some("the import failed"));
+}
+
+pub async fn a_workflow_created_building_has_no_active_version(store: &dyn Store) {
+    let team = given_team(store, "acme").await;
+    let workflow = WorkflowRecord {
+        version: None,
+        ..self::workflow(&team.id, "fresh")
+    };
+    let first = building_version(&workflow.id, 1);
+    store
+        .create_workflow(&workflow, &first, &Default::default())
+        .await
+        .unwrap();
+    let stored = store.workflow_by_id(&workflow.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, None);
+    assert_eq!(
+        store.building_versions().await.unwrap(),
+        vec![first.clone()]
+    );
+    assert!(store
+        .settle_version(&outcome(&first, VersionState::Ready, NOW + 1))
+        .await
+        .unwrap());
+    let stored = store.workflow_by_id(&workflow.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, Some(1));
+    assert!(store.building_versions().await.unwrap().is_empty());
+}
+
+pub async fn an_older_version_ready_late_does_not_replace_a_newer_active_one(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let second = building_version(&workflow.id, 2);
+    let third = building_version(&workflow.id, 3);
+    store.add_version(&second, NOW).await.unwrap();
+    store.add_version(&third, NOW).await.unwrap();
+    assert!(store
+        .settle_version(&outcome(&third, VersionState::Ready, NOW + 1))
+        .await
+        .unwrap());
+    assert!(!store
+        .settle_version(&outcome(&second, VersionState::Ready, NOW + 2))
+        .await
+        .unwrap());
+    let stored = store.workflow_by_id(&workflow.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, Some(3));
+    let second = store.version(&workflow.id, 2).await.unwrap().unwrap();
+    assert_eq!(second.state, VersionState::Ready);
+}
+
+pub async fn settling_twice_is_a_conflict(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let second = building_version(&workflow.id, 2);
+    store.add_version(&second, NOW).await.unwrap();
+    store
+        .settle_version(&outcome(&second, VersionState::Failed, NOW + 1))
+        .await
+        .unwrap();
+    assert_conflict(
+        store
+            .settle_version(&outcome(&second, VersionState::Ready, NOW + 2))
+            .await,
+    );
+    let stored = store.workflow_by_id(&workflow.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, Some(1));
+}
+
+pub async fn settling_an_unknown_version_is_not_found(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let ghost = building_version(&workflow.id, 9);
+    assert_not_found(
+        store
+            .settle_version(&outcome(&ghost, VersionState::Ready, NOW))
+            .await,
+    );
+}
+
+pub async fn building_versions_lists_only_builds_going(store: &dyn Store) {
+    let (team, workflow) = given_team_with_workflow(store).await;
+    let other = given_workflow(store, &team.id, "other").await;
+    let a = building_version(&workflow.id, 2);
+    let b = building_version(&other.id, 2);
+    store.add_version(&a, NOW).await.unwrap();
+    store.add_version(&b, NOW).await.unwrap();
+    let building = store.building_versions().await.unwrap();
+    assert_eq!(building.len(), 2);
+    assert!(building.contains(&a) && building.contains(&b));
 }
 
 pub async fn duplicate_version_is_a_conflict_and_changes_nothing(store: &dyn Store) {
