@@ -10,6 +10,7 @@
 
 pub mod marshal;
 pub mod request;
+pub mod requirements;
 pub mod response;
 pub mod schedule;
 pub mod settings;
