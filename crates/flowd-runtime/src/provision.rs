@@ -327,7 +327,7 @@ async fn build(
 }
 
 /// User code runs under another uid: the environment must be readable (not writable) by it.
-fn make_world_readable(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn make_world_readable(dir: &Path) -> std::io::Result<()> {
     for entry in walk(dir)? {
         let meta = std::fs::symlink_metadata(&entry)?;
         if meta.file_type().is_symlink() {
@@ -382,7 +382,7 @@ async fn installed_versions(python: &Path) -> Vec<(String, String)> {
 }
 
 /// An exclusive lock on a file, released when dropped.
-fn lock_file(path: &Path) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
+pub(crate) fn lock_file(path: &Path) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
