@@ -1,5 +1,7 @@
 //! The runtime against real Python: validation, warm instances, forks, limits and failures.
 
+mod envs;
+
 use std::sync::Arc;
 use std::time::Duration;
 
