@@ -6,6 +6,7 @@
 //! version, starting that instance on first use, and answers an [`Execution`].
 
 mod cgroup;
+pub mod envs;
 mod instance;
 pub mod protocol;
 pub mod provision;
