@@ -917,3 +917,230 @@ fn truncate(text: &str, max: usize) -> String {
     }
     format!("{}…", &text[..end])
 }
+
+#[cfg(test)]
+mod tests {
+    //! The classifier on output captured from uv 0.13 and pip 24 (`Looking in links` lines and
+    //! the like trimmed).
+
+    use super::*;
+
+    const PYPI: &str = DEFAULT_INDEX_URL;
+
+    #[test]
+    fn uv_unknown_package_names_it() {
+        let output = "Using Python 3.11.7 environment at: e1\nerror: No solution found when resolving dependencies\n  cause: Because flowd-no-such-package-x was not found in the package registry and you require flowd-no-such-package-x, we can conclude that your requirements are unsatisfiable.\n";
+        assert_eq!(
+            classify(output, PYPI),
+            (
+                BuildFailure::UnknownPackage,
+                "package \"flowd-no-such-package-x\" was not found on the package index https://pypi.org/simple".into()
+            )
+        );
+    }
+
+    #[test]
+    fn uv_missing_version_is_no_matching_version() {
+        let output = "error: No solution found when resolving dependencies\n  cause: Because there is no version of six==99.0 and you require six==99.0, we can conclude that your requirements are unsatisfiable.\n";
+        let (kind, summary) = classify(output, PYPI);
+        assert_eq!(kind, BuildFailure::NoMatchingVersion);
+        assert_eq!(
+            summary,
+            "no version of \"six\" matching six==99.0 is on the package index https://pypi.org/simple"
+        );
+    }
+
+    #[test]
+    fn uv_range_beyond_the_releases_is_no_matching_version() {
+        let output = "error: No solution found when resolving dependencies\n  cause: Because only six<=1.17.0 is available and you require six>=99,<100, we can conclude that your requirements are unsatisfiable.\n";
+        let (kind, summary) = classify(output, PYPI);
+        assert_eq!(kind, BuildFailure::NoMatchingVersion);
+        assert!(summary.contains("six>=99,<100"), "{summary}");
+    }
+
+    #[test]
+    fn uv_conflicting_pins_are_a_conflict_naming_both() {
+        let output = "error: No solution found when resolving dependencies\n  cause: Because you require python-dateutil==2.8.2 and python-dateutil==2.9.0.post0, we can conclude that your requirements are unsatisfiable.\n";
+        assert_eq!(
+            classify(output, PYPI),
+            (
+                BuildFailure::Conflict,
+                "conflicting requirements: python-dateutil==2.8.2 and python-dateutil==2.9.0.post0"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn uv_conflict_through_a_dependency_is_a_conflict() {
+        let output = "error: No solution found when resolving dependencies\n  cause: Because arrow==1.3.0 depends on python-dateutil>=2.7.0 and you require arrow==1.3.0, we can conclude that you require python-dateutil>=2.7.0.\n         And because you require python-dateutil<2.7, we can conclude that your requirements are unsatisfiable.\n";
+        let (kind, summary) = classify(output, PYPI);
+        assert_eq!(kind, BuildFailure::Conflict);
+        assert!(
+            summary.contains("arrow==1.3.0 depends on python-dateutil>=2.7.0"),
+            "{summary}"
+        );
+        assert!(summary.contains("python-dateutil<2.7"), "{summary}");
+    }
+
+    #[test]
+    fn uv_sdist_build_failure_is_build_failed() {
+        let output = "error: Failed to build `sklearn==0.0.post12`\n  cause: The build backend returned an error\n  cause: Call to `setuptools.build_meta:__legacy__.get_requires_for_build_wheel` failed (exit status: 1)\n\n         [stderr]\n         The 'sklearn' PyPI package is deprecated, use 'scikit-learn'\n";
+        assert_eq!(
+            classify(output, PYPI),
+            (
+                BuildFailure::BuildFailed,
+                "building sklearn failed (see the build log)".into()
+            )
+        );
+    }
+
+    #[test]
+    fn uv_connection_refused_is_index_unreachable() {
+        let output = "error: Request failed after 3 retries in 5.9s\n  cause: Failed to fetch: http://127.0.0.1:9/simple/idna/\n  cause: error sending request for url (http://127.0.0.1:9/simple/idna/)\n  cause: client error (Connect)\n  cause: tcp connect error\n  cause: Connection refused (os error 111)\n";
+        assert_eq!(
+            classify(output, "http://127.0.0.1:9/simple"),
+            (
+                BuildFailure::IndexUnreachable,
+                "the package index http://127.0.0.1:9/simple could not be reached: connection refused".into()
+            )
+        );
+    }
+
+    #[test]
+    fn uv_dns_failure_is_index_unreachable() {
+        let output = "error: Request failed after 3 retries in 10.0s\n  cause: Failed to fetch: http://no-such-host.invalid/simple/idna/\n  cause: error sending request for url (http://no-such-host.invalid/simple/idna/)\n  cause: client error (Connect)\n  cause: dns error\n  cause: failed to lookup address information: Name or service not known\n";
+        let (kind, summary) = classify(output, "http://no-such-host.invalid/simple");
+        assert_eq!(kind, BuildFailure::IndexUnreachable);
+        assert!(
+            summary.ends_with("its host name could not be resolved"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn pip_unknown_package_names_it() {
+        let output = "ERROR: Could not find a version that satisfies the requirement flowd-no-such-package-x (from versions: none)\nERROR: No matching distribution found for flowd-no-such-package-x\n";
+        let (kind, summary) = classify(output, PYPI);
+        assert_eq!(kind, BuildFailure::UnknownPackage);
+        assert!(summary.contains("\"flowd-no-such-package-x\""), "{summary}");
+    }
+
+    #[test]
+    fn pip_missing_version_is_no_matching_version() {
+        let output = "ERROR: Could not find a version that satisfies the requirement six==99.0 (from versions: 0.9.0, 1.16.0, 1.17.0)\nERROR: No matching distribution found for six==99.0\n";
+        let (kind, summary) = classify(output, PYPI);
+        assert_eq!(kind, BuildFailure::NoMatchingVersion);
+        assert!(summary.contains("six==99.0"), "{summary}");
+    }
+
+    #[test]
+    fn pip_conflicting_pins_are_a_conflict_naming_both() {
+        let output = "ERROR: Cannot install python-dateutil==2.8.2 and python-dateutil==2.9.0.post0 because these package versions have conflicting dependencies.\n\nThe conflict is caused by:\n    The user requested python-dateutil==2.8.2\n    The user requested python-dateutil==2.9.0.post0\n\nTo fix this you could try to:\n1. loosen the range of package versions you've specified\n\nERROR: ResolutionImpossible: for help visit https://pip.pypa.io/en/latest/topics/dependency-resolution/#dealing-with-dependency-conflicts\n";
+        assert_eq!(
+            classify(output, PYPI),
+            (
+                BuildFailure::Conflict,
+                "conflicting requirements: python-dateutil==2.8.2 and python-dateutil==2.9.0.post0"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn pip_sdist_build_failure_is_build_failed() {
+        let output = "Collecting sklearn (from -r r.txt (line 1))\n  Downloading sklearn-0.0.post12.tar.gz (2.6 kB)\n  Getting requirements to build wheel: finished with status 'error'\n  error: subprocess-exited-with-error\n\n  × Getting requirements to build wheel did not run successfully.\n";
+        assert_eq!(
+            classify(output, PYPI),
+            (
+                BuildFailure::BuildFailed,
+                "building sklearn failed (see the build log)".into()
+            )
+        );
+    }
+
+    #[test]
+    fn pip_connection_refused_is_index_unreachable() {
+        let output = "WARNING: Retrying (Retry(total=0, connect=None, read=None, redirect=None, status=None)) after connection broken by 'NewConnectionError('<pip._vendor.urllib3.connection.HTTPConnection object at 0x7f80db0cc6d0>: Failed to establish a new connection: [Errno 111] Connection refused')': /simple/idna/\nERROR: Could not find a version that satisfies the requirement idna (from versions: none)\nERROR: No matching distribution found for idna\n";
+        let (kind, summary) = classify(output, "http://127.0.0.1:9/simple");
+        assert_eq!(kind, BuildFailure::IndexUnreachable);
+        assert!(summary.ends_with("connection refused"), "{summary}");
+    }
+
+    #[test]
+    fn an_untrusted_tls_certificate_is_index_unreachable() {
+        let output = "error: Request failed after 3 retries\n  cause: Failed to fetch: https://pypi.org/simple/idna/\n  cause: error sending request for url (https://pypi.org/simple/idna/)\n  cause: invalid peer certificate: UnknownIssuer\n";
+        let (kind, summary) = classify(output, PYPI);
+        assert_eq!(kind, BuildFailure::IndexUnreachable);
+        assert!(
+            summary.ends_with("its TLS certificate is not trusted"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn a_refused_requirement_is_invalid_requirements() {
+        let output = "ERROR: Invalid requirement: 'six=1.0': Expected end or semicolon (after name and no valid version specifier)\n";
+        assert_eq!(classify(output, PYPI).0, BuildFailure::InvalidRequirements);
+    }
+
+    #[test]
+    fn anything_else_is_an_installer_failure_with_its_last_error_line() {
+        let output = "Using Python 3.11.7\nerror: failed to create directory `/x`: Permission denied (os error 13)\n";
+        assert_eq!(
+            classify(output, PYPI),
+            (
+                BuildFailure::Installer,
+                "the installer failed: failed to create directory `/x`: Permission denied (os error 13)".into()
+            )
+        );
+    }
+
+    #[test]
+    fn the_log_keeps_the_tail_of_long_output() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut command = Command::new("/bin/sh");
+        command.args([
+            "-c",
+            "head -c 600000 /dev/zero | tr '\\0' x; echo; echo the end",
+        ]);
+        let (status, log) = runtime
+            .block_on(run_captured(
+                command,
+                Instant::now() + Duration::from_secs(30),
+            ))
+            .ok()
+            .unwrap();
+        assert!(status.success());
+        assert!(log.len() <= LOG_CAP + 64, "{}", log.len());
+        assert!(log.starts_with("[… earlier output cut …]"));
+        assert!(log.ends_with("the end\n"));
+    }
+
+    #[test]
+    fn a_timeout_kills_the_whole_process_group() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let marker = std::env::temp_dir().join(format!("flowd-envs-pg-{}", std::process::id()));
+        let _ = std::fs::remove_file(&marker);
+        let mut command = Command::new("/bin/sh");
+        command
+            .args(["-c", "(sleep 2; touch \"$0\") & sleep 30"])
+            .arg(&marker)
+            .process_group(0);
+        let started = Instant::now();
+        let result = runtime.block_on(run_captured(
+            command,
+            Instant::now() + Duration::from_millis(300),
+        ));
+        assert!(matches!(result, Err(RunError::TimedOut(_))));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(!marker.exists(), "the grandchild outlived the timeout");
+    }
+}
