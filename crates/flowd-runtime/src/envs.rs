@@ -390,6 +390,7 @@ impl EnvBuilder {
             .env("NO_COLOR", "1")
             .env("PIP_CACHE_DIR", cache.join("pip"))
             .env("PIP_CONFIG_FILE", "/dev/null")
+            .env("PIP_RETRIES", "1")
             .current_dir(self.home())
             .stdin(Stdio::null())
             .kill_on_drop(true)
