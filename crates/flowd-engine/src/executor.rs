@@ -10,10 +10,10 @@ use flowd_core::settings::{self, Settings, SettingsChange};
 use flowd_core::workflow::{ExecutionStatus, Mode, Trigger};
 use flowd_core::PyValue;
 use flowd_runtime::{ErrorInfo, Job, Outcome};
-use flowd_store::{ExecutionError, ExecutionRecord, StoreWrite};
+use flowd_store::{ExecutionError, ExecutionRecord, StoreWrite, WorkflowRecord};
 
 use crate::clock::now_ms;
-use crate::hot::HotWorkflow;
+use crate::hot::{ActiveVersion, HotWorkflow};
 use crate::Engine;
 
 /// What the caller of a hook gets.
@@ -52,9 +52,7 @@ impl Engine {
     ) -> Report {
         let record = new_record(&hot, trigger);
         if trigger == Trigger::Catch && !hot.record.enabled {
-            return self
-                .skip(&hot, record, "the workflow is paused", 503, "paused")
-                .await;
+            return self.skip(&hot, record, Refusal::Paused).await;
         }
         self.admit_and_run(hot, record, request, false).await
     }
@@ -72,12 +70,19 @@ impl Engine {
         request: Option<PyValue>,
         recorded: bool,
     ) -> Report {
+        let active = match &hot.active {
+            Ok(active) => active.clone(),
+            Err(none) => {
+                let why = none.why.clone();
+                return self.skip(&hot, record, Refusal::NoActiveVersion(why)).await;
+            }
+        };
         let _workflow_slot = match &hot.limiter {
             Some(gate) => match gate.enter(|| crate::EngineError::Saturated).await {
                 Ok(permit) => Some(permit),
                 Err(_) => {
                     let why = "the workflow's max_concurrency slots and queue were full";
-                    return self.skip(&hot, record, why, 503, "saturated").await;
+                    return self.skip(&hot, record, Refusal::Saturated(why)).await;
                 }
             },
             None => None,
@@ -86,15 +91,17 @@ impl Engine {
             Ok(permit) => permit,
             Err(_) => {
                 let why = "the server's execution slots and queue were full";
-                return self.skip(&hot, record, why, 503, "saturated").await;
+                return self.skip(&hot, record, Refusal::Saturated(why)).await;
             }
         };
-        self.run_admitted(hot, record, request, recorded).await
+        self.run_admitted(hot, active, record, request, recorded)
+            .await
     }
 
     async fn run_admitted(
         &self,
         hot: Arc<HotWorkflow>,
+        active: Arc<ActiveVersion>,
         mut record: ExecutionRecord,
         request: Option<PyValue>,
         recorded: bool,
@@ -108,6 +115,7 @@ impl Engine {
         let (snapshot, secrets) = hot.settings.snapshot(&hot.record.secret_keys);
         let job = job_for(
             &hot,
+            &active,
             request,
             // A map of JSON values always serialises; no copy of the snapshot is made for it.
             serde_json::to_string(&snapshot).unwrap_or_else(|_| "{}".to_string()),
@@ -172,9 +180,11 @@ impl Engine {
 
     /// Starts the warm instance of a workflow's current version ahead of a run.
     pub async fn prewarm(&self, hot: &HotWorkflow) {
-        self.runtime
-            .prewarm(&job_for(hot, None, "{}".to_string()))
-            .await;
+        if let Ok(active) = &hot.active {
+            self.runtime
+                .prewarm(&job_for(hot, active, None, "{}".to_string()))
+                .await;
+        }
     }
 
     /// Records an execution that did not run, and the reply that says why.
@@ -182,10 +192,9 @@ impl Engine {
         &self,
         hot: &HotWorkflow,
         mut record: ExecutionRecord,
-        why: &str,
-        status: u16,
-        reason: &str,
+        refusal: Refusal,
     ) -> Report {
+        let (why, status, reason, code) = refusal.explained();
         let now = now_ms();
         let id = record.id.clone();
         record.status = ExecutionStatus::Skipped;
@@ -200,11 +209,36 @@ impl Engine {
         let body = serde_json::json!({
             "status": reason,
             "execution_id": id,
-            "error": {"code": if reason == "paused" { "workflow_paused" } else { "saturated" }, "message": why},
+            "error": {"code": code, "message": why},
         });
         Report {
             record,
             reply: Reply::json(status, body.to_string()),
+        }
+    }
+}
+
+/// Why an execution was not run.
+enum Refusal {
+    Paused,
+    /// The workflow's or the server's slots and queue were full.
+    Saturated(&'static str),
+    /// The workflow's first version is being built, or failed to deploy.
+    NoActiveVersion(String),
+}
+
+impl Refusal {
+    /// The reason in words, the HTTP status, the body's `status` and its error code.
+    fn explained(self) -> (String, u16, &'static str, &'static str) {
+        match self {
+            Refusal::Paused => (
+                "the workflow is paused".into(),
+                503,
+                "paused",
+                "workflow_paused",
+            ),
+            Refusal::Saturated(why) => (why.into(), 503, "saturated", "saturated"),
+            Refusal::NoActiveVersion(why) => (why, 503, "unavailable", "no_active_version"),
         }
     }
 }
@@ -335,26 +369,50 @@ pub fn conclude(execution: flowd_runtime::Execution, context: &Context<'_>) -> C
     conclusion
 }
 
-/// The runtime's job for one execution of `hot`.
-fn job_for(hot: &HotWorkflow, request: Option<PyValue>, settings_json: String) -> Job {
+/// The runtime's job for one execution of the active version of `hot`.
+fn job_for(
+    hot: &HotWorkflow,
+    active: &ActiveVersion,
+    request: Option<PyValue>,
+    settings_json: String,
+) -> Job {
+    version_job(
+        &hot.record,
+        active.version_key.clone(),
+        active.code.clone(),
+        active.requirements.clone(),
+        request,
+        settings_json,
+    )
+}
+
+/// The runtime's job for a version of `workflow`.
+pub fn version_job(
+    workflow: &WorkflowRecord,
+    version_key: String,
+    code: Arc<str>,
+    requirements: Option<Arc<flowd_core::requirements::Requirements>>,
+    request: Option<PyValue>,
+    settings_json: String,
+) -> Job {
     Job {
-        version_key: hot.version_key.clone(),
-        code: hot.code.clone(),
-        mode: hot.record.mode,
-        request: match hot.record.mode {
+        version_key,
+        code,
+        requirements,
+        mode: workflow.mode,
+        request: match workflow.mode {
             Mode::Catch => Some(request.unwrap_or(PyValue::Dict(Vec::new()))),
             Mode::Pull => None,
         },
         settings_json,
-        timeout: Duration::from_secs(u64::from(hot.record.timeout_s)),
-        memory_mb: hot.record.memory_mb,
-        env: hot
-            .record
+        timeout: Duration::from_secs(u64::from(workflow.timeout_s)),
+        memory_mb: workflow.memory_mb,
+        env: workflow
             .env
             .iter()
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect(),
-        isolation: hot.record.isolation,
+        isolation: workflow.isolation,
     }
 }
 
@@ -363,7 +421,7 @@ fn new_record(hot: &HotWorkflow, trigger: Trigger) -> ExecutionRecord {
     ExecutionRecord {
         id: uuid::Uuid::now_v7().to_string(),
         workflow_id: hot.record.id.clone(),
-        version: hot.record.version,
+        version: hot.version_number(),
         trigger,
         status: ExecutionStatus::Running,
         started_at: now_ms(),

@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use flowd_core::requirements::Requirements;
 use flowd_core::settings::{self, Settings, SettingsChange};
-use flowd_store::{Store, WorkflowRecord};
+use flowd_core::workflow::VersionState;
+use flowd_store::{Store, VersionRecord, WorkflowRecord};
 
 use crate::admission::Gate;
 use crate::error::{EngineError, Result};
@@ -17,17 +19,60 @@ use crate::error::{EngineError, Result};
 pub struct HotWorkflow {
     pub record: WorkflowRecord,
     pub team_name: String,
-    pub code: Arc<str>,
-    /// Computed once, when the record is loaded: the hot path only clones it.
-    pub version_key: String,
+    /// What its hook and schedule run, or why nothing can run yet.
+    pub active: Result<Arc<ActiveVersion>, NoActiveVersion>,
     /// `max_concurrency`, when set: one gate per workflow, shared by every cached copy of it.
     pub limiter: Option<Arc<Gate>>,
     pub settings: Arc<SettingsCell>,
 }
 
+/// The active version of a workflow, as the runtime needs it.
+pub struct ActiveVersion {
+    pub number: u32,
+    pub code: Arc<str>,
+    /// Its requirement set (`None`: the runtime's base environment).
+    pub requirements: Option<Arc<Requirements>>,
+    /// Computed once, when the record is loaded: the hot path only clones it.
+    pub version_key: String,
+}
+
+/// Why a workflow has no active version: its first version is being built, or failed.
+#[derive(Debug, Clone)]
+pub struct NoActiveVersion {
+    /// The newest version (the one executions are recorded against when refused).
+    pub latest: u32,
+    pub why: String,
+}
+
+impl HotWorkflow {
+    /// The version an execution is recorded against: the active one, else the newest.
+    pub fn version_number(&self) -> u32 {
+        match &self.active {
+            Ok(active) => active.number,
+            Err(none) => none.latest,
+        }
+    }
+}
+
+/// The requirement set of a version, parsed (`None` when it has none).
+pub fn version_requirements(version: &VersionRecord) -> Result<Option<Arc<Requirements>>> {
+    if version.requirements.is_empty() {
+        return Ok(None);
+    }
+    Requirements::parse_lines(&version.requirements)
+        .map(|requirements| Some(Arc::new(requirements)))
+        .map_err(|error| {
+            EngineError::Runtime(format!(
+                "the stored requirements of version {} of workflow {} are invalid: {error}",
+                version.version, version.workflow_id
+            ))
+        })
+}
+
 /// Identifies the running code: executions with the same key share a warm instance. Everything
-/// the instance is made from is in it (the environment is set before the module runs).
-fn version_key(record: &WorkflowRecord) -> String {
+/// the instance is made from is in it (the version's code and requirements; the environment
+/// variables, set before the module runs).
+pub fn version_key(record: &WorkflowRecord, version: u32) -> String {
     use sha2::Digest;
     let mut env = sha2::Sha256::new();
     for (name, value) in &record.env {
@@ -40,11 +85,37 @@ fn version_key(record: &WorkflowRecord) -> String {
     format!(
         "{}:{}:{}:{}:{}",
         record.id,
-        record.version,
+        version,
         record.memory_mb,
         record.isolation,
         &env[..16]
     )
+}
+
+/// Why a workflow without an active version has none, from its newest version.
+async fn no_active_version(store: &dyn Store, workflow_id: &str) -> Result<NoActiveVersion> {
+    let versions = store.list_versions(workflow_id).await?;
+    let Some(latest) = versions.first() else {
+        return Ok(NoActiveVersion {
+            latest: 0,
+            why: "the workflow has no version".into(),
+        });
+    };
+    let why = match latest.state {
+        VersionState::Building => format!(
+            "the workflow has no active version yet: version {} is being built",
+            latest.version
+        ),
+        _ => format!(
+            "the workflow has no active version: version {} failed to deploy ({})",
+            latest.version,
+            latest.error.as_deref().unwrap_or("see its build log")
+        ),
+    };
+    Ok(NoActiveVersion {
+        latest: latest.version,
+        why,
+    })
 }
 
 /// The current settings of one workflow.
@@ -164,15 +235,20 @@ impl HotCache {
     }
 
     async fn fill(&self, store: &dyn Store, record: WorkflowRecord) -> Result<Arc<HotWorkflow>> {
-        let version = store
-            .version(&record.id, record.version)
-            .await?
-            .ok_or_else(|| {
-                EngineError::NotFound(format!(
-                    "version {} of workflow {}",
-                    record.version, record.id
-                ))
-            })?;
+        let active = match record.version {
+            Some(number) => {
+                let version = store.version(&record.id, number).await?.ok_or_else(|| {
+                    EngineError::NotFound(format!("version {number} of workflow {}", record.id))
+                })?;
+                Ok(Arc::new(ActiveVersion {
+                    number,
+                    code: Arc::from(version.code.as_str()),
+                    requirements: version_requirements(&version)?,
+                    version_key: version_key(&record, number),
+                }))
+            }
+            None => Err(no_active_version(store, &record.id).await?),
+        };
         let team_name = store
             .team_by_id(&record.team_id)
             .await?
@@ -181,8 +257,7 @@ impl HotCache {
         let settings = self.settings_cell(store, &record.id).await?;
         let hot = Arc::new(HotWorkflow {
             limiter: self.limiter(&record),
-            code: Arc::from(version.code.as_str()),
-            version_key: version_key(&record),
+            active,
             team_name: team_name.clone(),
             settings,
             record,

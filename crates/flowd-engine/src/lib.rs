@@ -5,6 +5,7 @@
 mod admission;
 pub mod auth;
 pub mod clock;
+pub mod deploy;
 mod error;
 pub mod executor;
 pub mod hot;
@@ -19,11 +20,13 @@ use flowd_runtime::Runtime;
 use flowd_store::Store;
 
 pub use auth::{Bootstrap, Principal};
+pub use deploy::{Deployment, DEFAULT_DEPLOY_WAIT};
 pub use error::{EngineError, Result};
 pub use executor::{Reply, Report};
-pub use workflows::{generate_hook_token, NewWorkflow, WorkflowPatch};
+pub use workflows::{generate_hook_token, NewWorkflow, RequirementsInput, WorkflowPatch};
 
 use admission::Gate;
+use deploy::Deployer;
 use hot::HotCache;
 use writer::Writer;
 
@@ -61,7 +64,8 @@ pub struct Engine {
     pub store: Arc<dyn Store>,
     pub runtime: Arc<Runtime>,
     pub config: EngineConfig,
-    cache: HotCache,
+    cache: Arc<HotCache>,
+    deployer: Arc<Deployer>,
     gate: Gate,
     writer: Writer,
     /// Wakes the scheduler when a schedule changes.
@@ -83,6 +87,15 @@ impl Engine {
             );
         }
         let (writer, _task) = Writer::start(store.clone());
+        let cache = Arc::new(HotCache::default());
+        let deployer = Arc::new(Deployer::new(store.clone(), runtime.clone(), cache.clone()));
+        let resumed = deployer.resume().await?;
+        if resumed > 0 {
+            tracing::info!(
+                resumed,
+                "builds interrupted by the previous process were restarted"
+            );
+        }
         Ok(Engine {
             gate: Gate::new(
                 config.max_concurrent_executions,
@@ -92,7 +105,8 @@ impl Engine {
             store,
             runtime,
             config,
-            cache: HotCache::default(),
+            cache,
+            deployer,
             writer,
             schedule_changed: tokio::sync::Notify::new(),
         })

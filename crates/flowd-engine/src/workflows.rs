@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use flowd_core::requirements::Requirements;
 use flowd_core::schedule::Schedule;
 use flowd_core::settings::{Settings, SettingsChange};
-use flowd_core::workflow::{limits, ExecutionStatus, Isolation, Mode, Name, Trigger};
+use flowd_core::workflow::{limits, ExecutionStatus, Isolation, Mode, Name, Trigger, VersionState};
 use flowd_core::PyValue;
 use flowd_store::{
     ClaimOutcome, ExecutionQuery, ExecutionRecord, RunClaim, StoreWrite, VersionRecord,
@@ -16,6 +18,7 @@ use serde::Deserialize;
 
 use crate::auth::Principal;
 use crate::clock::now_ms;
+use crate::deploy::Deployment;
 use crate::error::{EngineError, Result};
 use crate::executor::{claimable_record, Report};
 use crate::Engine;
@@ -31,6 +34,7 @@ pub struct NewWorkflow {
     pub settings: Option<Settings>,
     pub secrets: Option<Vec<String>>,
     pub env: Option<BTreeMap<String, String>>,
+    pub requirements: Option<RequirementsInput>,
     pub schedule: Option<serde_json::Value>,
     pub timeout_s: Option<u32>,
     pub memory_mb: Option<u32>,
@@ -50,6 +54,8 @@ pub struct WorkflowPatch {
     pub secrets: Option<Vec<String>>,
     /// Replaces all environment variables.
     pub env: Option<BTreeMap<String, String>>,
+    /// A new requirement set: deploys a new version (with the new `code`, or the latest one's).
+    pub requirements: Option<RequirementsInput>,
     #[serde(default, deserialize_with = "present")]
     pub schedule: Option<Option<serde_json::Value>>,
     pub timeout_s: Option<u32>,
@@ -58,6 +64,24 @@ pub struct WorkflowPatch {
     pub max_concurrency: Option<Option<u32>>,
     pub enabled: Option<bool>,
     pub isolation: Option<Isolation>,
+}
+
+/// `requirements` as sent: a list of requirement lines, or the text of a `requirements.txt`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RequirementsInput {
+    Lines(Vec<String>),
+    Text(String),
+}
+
+impl RequirementsInput {
+    fn parse(&self) -> Result<Requirements> {
+        match self {
+            RequirementsInput::Lines(lines) => Requirements::parse_lines(lines),
+            RequirementsInput::Text(text) => Requirements::parse_text(text),
+        }
+        .map_err(|error| EngineError::Invalid(format!("requirements: {error}")))
+    }
 }
 
 /// Distinguishes a field set to `null` (`Some(None)`) from a missing one (`None`).
@@ -77,11 +101,14 @@ pub fn generate_hook_token() -> String {
 }
 
 impl Engine {
+    /// Stores a new workflow with its first version, and deploys that version: waits at most
+    /// `wait` for its build and import check to end.
     pub async fn create_workflow(
         &self,
         principal: &Principal,
         new: NewWorkflow,
-    ) -> Result<WorkflowRecord> {
+        wait: Duration,
+    ) -> Result<(WorkflowRecord, Deployment)> {
         let name = parse_name(&new.name)?;
         let runtime = self.check_runtime(new.runtime.as_deref())?;
         let timeout_s = self.check_timeout(new.timeout_s)?;
@@ -92,6 +119,10 @@ impl Engine {
         let enabled = new.enabled.unwrap_or(true);
         let secrets = check_secrets(new.secrets.unwrap_or_default())?;
         let env = check_env(new.env.unwrap_or_default())?;
+        let requirements = match &new.requirements {
+            Some(input) => input.parse()?,
+            None => Requirements::default(),
+        };
         let settings = new.settings.unwrap_or_default();
         self.check_code(&new.code, new.mode).await?;
         let now = now_ms();
@@ -101,7 +132,8 @@ impl Engine {
             name: name.as_str().to_string(),
             mode: new.mode,
             runtime,
-            version: 1,
+            // Active once built and imported.
+            version: None,
             enabled,
             hook_token: generate_hook_token(),
             secret_keys: secrets,
@@ -115,25 +147,30 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
-        let version = VersionRecord {
-            workflow_id: record.id.clone(),
-            version: 1,
-            code: new.code,
-            created_at: now,
-        };
+        let version = building_version(&record.id, 1, new.code, &requirements, now);
         self.store
             .create_workflow(&record, &version, &settings)
             .await?;
+        self.deployer.start(record.clone(), version);
+        let deployment = self.deployer.wait(&record.id, 1, wait).await;
+        let record = self
+            .store
+            .workflow_by_id(&record.id)
+            .await?
+            .unwrap_or(record);
         self.schedule_changed.notify_one();
-        Ok(record)
+        Ok((record, deployment))
     }
 
+    /// Changes a workflow. New `code` or `requirements` deploy a new version: waits at most
+    /// `wait` for its build and import check (the previous version serves meanwhile).
     pub async fn update_workflow(
         &self,
         principal: &Principal,
         id: &str,
         patch: WorkflowPatch,
-    ) -> Result<WorkflowRecord> {
+        wait: Duration,
+    ) -> Result<(WorkflowRecord, Option<Deployment>)> {
         let mut record = self.workflow(principal, id).await?;
         if let Some(name) = &patch.name {
             record.name = parse_name(name)?.as_str().to_string();
@@ -179,34 +216,67 @@ impl Engine {
         } else if reschedule || !was_enabled || record.next_fire_at.is_none() {
             record.next_fire_at = first_fire_time(stored_schedule(&record).as_ref(), true, now);
         }
-        let new_code = match patch.code {
-            Some(code) => {
-                self.check_code(&code, record.mode).await?;
-                Some(code)
-            }
-            None => None,
-        };
-        self.store.update_workflow(&record).await?;
-        if let Some(code) = new_code {
-            let latest = self
-                .store
-                .list_versions(&record.id)
-                .await?
-                .first()
-                .map(|v| v.version)
-                .unwrap_or(record.version);
-            let version = VersionRecord {
-                workflow_id: record.id.clone(),
-                version: latest + 1,
-                code,
-                created_at: now,
-            };
-            self.store.add_version(&version, now).await?;
-            record.version = version.version;
+        if let Some(code) = &patch.code {
+            self.check_code(code, record.mode).await?;
         }
+        let new_requirements = patch
+            .requirements
+            .as_ref()
+            .map(RequirementsInput::parse)
+            .transpose()?;
+        self.store.update_workflow(&record).await?;
         self.cache.invalidate(&record.id);
         self.schedule_changed.notify_one();
-        Ok(record)
+        if patch.code.is_none() && new_requirements.is_none() {
+            return Ok((record, None));
+        }
+        // A new version: what was not sent is the latest version's.
+        let latest = self.store.list_versions(&record.id).await?;
+        let latest = latest.first();
+        let code = match (patch.code, latest) {
+            (Some(code), _) => code,
+            (None, Some(latest)) => latest.code.clone(),
+            (None, None) => {
+                return Err(EngineError::Invalid(
+                    "code: the workflow has no version yet".into(),
+                ))
+            }
+        };
+        let requirements = match (new_requirements, latest) {
+            (Some(requirements), _) => requirements,
+            (None, Some(latest)) => {
+                Requirements::parse_lines(&latest.requirements).unwrap_or_default()
+            }
+            (None, None) => Requirements::default(),
+        };
+        let number = latest.map_or(1, |v| v.version + 1);
+        let version = building_version(&record.id, number, code, &requirements, now);
+        self.store.add_version(&version, now).await?;
+        self.deployer.start(record.clone(), version);
+        let deployment = self.deployer.wait(&record.id, number, wait).await;
+        let record = self
+            .store
+            .workflow_by_id(&record.id)
+            .await?
+            .unwrap_or(record);
+        Ok((record, Some(deployment)))
+    }
+
+    /// How the deploy of a version stands, waiting at most `wait` for its end.
+    pub async fn deployment(
+        &self,
+        principal: &Principal,
+        id: &str,
+        version: u32,
+        wait: Duration,
+    ) -> Result<Deployment> {
+        let record = self.workflow(principal, id).await?;
+        if self.store.version(&record.id, version).await?.is_none() {
+            return Err(EngineError::NotFound(format!(
+                "version {version} of workflow {id}"
+            )));
+        }
+        Ok(self.deployer.wait(&record.id, version, wait).await)
     }
 
     pub async fn delete_workflow(&self, principal: &Principal, id: &str) -> Result<()> {
@@ -464,6 +534,28 @@ impl Engine {
         self.cache
             .load_by_name(self.store.as_ref(), team, workflow)
             .await
+    }
+}
+
+/// A new version, stored as `building` until its environment is built and its module imported.
+fn building_version(
+    workflow_id: &str,
+    number: u32,
+    code: String,
+    requirements: &Requirements,
+    now: i64,
+) -> VersionRecord {
+    VersionRecord {
+        workflow_id: workflow_id.to_string(),
+        version: number,
+        code,
+        requirements: requirements.lines().to_vec(),
+        state: VersionState::Building,
+        build_log: String::new(),
+        error: None,
+        environment: None,
+        created_at: now,
+        settled_at: None,
     }
 }
 

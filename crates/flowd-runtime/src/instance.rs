@@ -43,6 +43,7 @@ pub struct PendingInstance {
 }
 
 /// What the module's top level printed and, if it failed, why.
+#[derive(Debug)]
 pub struct InitFailure {
     pub error: ErrorInfo,
     pub output: String,
@@ -225,6 +226,14 @@ impl Instance {
 
     pub fn is_alive(&self) -> bool {
         self.shared.alive.load(Ordering::Acquire)
+    }
+
+    /// What the instance holds alone (not shared with its base process), in KiB.
+    pub fn memory_kb(&self) -> u64 {
+        if !self.is_alive() {
+            return 0;
+        }
+        u32::try_from(self.pid).map_or(0, crate::memory::private_kb)
     }
 
     /// Forks one execution ahead of need, if none is parked yet: the fork and the child's

@@ -5,9 +5,11 @@
 //! process. [`Runtime::execute`] runs a [`Job`] in a fork of the warm instance of the job's code
 //! version, starting that instance on first use, and answers an [`Execution`].
 
+mod bases;
 mod cgroup;
 pub mod envs;
 mod instance;
+mod memory;
 pub mod protocol;
 pub mod provision;
 pub mod sandbox;
@@ -19,13 +21,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use flowd_core::requirements::Requirements;
 use flowd_core::workflow::{Isolation, Mode};
 use flowd_core::PyValue;
 
+pub use envs::{BuildConfig, BuildError, BuildFailure, BuiltEnv, InstallerChoice};
 pub use instance::{ChildExit, InitFailure};
 pub use provision::{Environment, Interpreter, ProvisionError};
 pub use sandbox::SandboxUser;
 
+use bases::BaseProcess;
+use envs::EnvBuilder;
 use instance::{Instance, InstanceSpec};
 use protocol::{MessageExt, ProtocolError};
 use sandbox::PrivateTmp;
@@ -49,6 +55,12 @@ pub struct RuntimeConfig {
     pub limits: OutputLimits,
     /// How many warm instances to keep; the least recently used beyond it are stopped.
     pub max_warm_instances: usize,
+    /// How much memory (MiB) warm instances and the base processes of requirement sets may hold
+    /// together (what each holds alone, not what it shares with its base process); the least
+    /// recently used are stopped beyond it.
+    pub warm_memory_mb: u64,
+    /// How environments for requirement sets are built.
+    pub build: BuildConfig,
     /// `isolation: "reuse"`: warm instances per version serving executions in parallel.
     pub reuse_pool_size: usize,
     pub sandbox: SandboxLimits,
@@ -119,6 +131,17 @@ pub enum RuntimeError {
     Unreachable { dir: PathBuf, uid: u32 },
     #[error("I/O error in the Python runtime: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the environment of the workflow's requirements could not be built: {0}")]
+    Build(#[source] BuildError),
+}
+
+/// Why a version's warm instance could not be started.
+#[derive(Debug)]
+pub enum WarmUpFailure {
+    /// The module's top level failed (raised, timed out).
+    Init(InitFailure),
+    /// The runtime could not start it.
+    Runtime(RuntimeError),
 }
 
 /// Why code was refused at deploy time.
@@ -169,6 +192,8 @@ pub struct Job {
     /// Identifies the code version: executions with the same key share a warm instance.
     pub version_key: String,
     pub code: Arc<str>,
+    /// The version's requirement set (`None`: the runtime's base environment).
+    pub requirements: Option<Arc<Requirements>>,
     pub mode: Mode,
     /// `_request` (catch mode).
     pub request: Option<PyValue>,
@@ -249,6 +274,22 @@ struct Slot {
     idle: Mutex<Vec<Arc<Instance>>>,
     reuse_capacity: tokio::sync::Semaphore,
     last_used: AtomicU64,
+    /// The base process its instances are forked from.
+    base: Arc<BaseProcess>,
+}
+
+impl Slot {
+    /// What its warm instances hold alone, in KiB.
+    fn memory_kb(&self) -> u64 {
+        let forked = self
+            .instance
+            .try_lock()
+            .ok()
+            .and_then(|instance| instance.as_ref().map(|i| i.memory_kb()))
+            .unwrap_or(0);
+        let reused: u64 = lock(&self.idle).iter().map(|i| i.memory_kb()).sum();
+        forked + reused
+    }
 }
 
 /// One interpreter, its environment, its base process and its warm instances.
@@ -256,7 +297,12 @@ pub struct Runtime {
     environment: Environment,
     config: RuntimeConfig,
     zygote_spec: ZygoteSpec,
-    zygote: tokio::sync::Mutex<Option<Zygote>>,
+    /// The base process of the runtime's own environment.
+    base: Arc<BaseProcess>,
+    /// Builds the environments of requirement sets.
+    builder: EnvBuilder,
+    /// The base processes of the requirement sets in use, by environment id.
+    env_bases: Mutex<HashMap<String, Arc<BaseProcess>>>,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     clock: AtomicU64,
     instance_counter: AtomicU64,
@@ -302,14 +348,18 @@ impl Runtime {
             None
         };
         let (layers, instance_layers) = isolation_layers(&zygote, user, pids.is_some(), &config);
+        let builder =
+            EnvBuilder::new(&environment, &config.runtime_dir, config.build.clone()).await;
         Ok(Runtime {
             pids,
             instance_layers,
             layers,
             environment,
             config,
+            base: Arc::new(BaseProcess::running(zygote_spec.clone(), zygote)),
+            builder,
+            env_bases: Mutex::new(HashMap::new()),
             zygote_spec,
-            zygote: tokio::sync::Mutex::new(Some(zygote)),
             slots: Mutex::new(HashMap::new()),
             clock: AtomicU64::new(0),
             instance_counter: AtomicU64::new(0),
@@ -330,6 +380,85 @@ impl Runtime {
         &self.layers
     }
 
+    /// The installer environments are built with (`uv 0.5.11`, `pip`).
+    pub fn installer(&self) -> &str {
+        self.builder.installer()
+    }
+
+    /// Builds the environment of a requirement set (or finds it built): for a deploy, before the
+    /// version's module is imported.
+    pub async fn build_environment(
+        &self,
+        requirements: &Requirements,
+    ) -> Result<BuiltEnv, BuildError> {
+        self.builder.build(requirements).await
+    }
+
+    /// Starts the warm instance of a job's version and says whether its module's top level ran:
+    /// the import check of a deploy. The instance stays warm for the version's first execution.
+    pub async fn warm_up(&self, job: &Job) -> Result<(), WarmUpFailure> {
+        let base = self.base_for(job).await.map_err(WarmUpFailure::Runtime)?;
+        let slot = self.slot(&job.version_key, &base);
+        let started = match job.isolation {
+            Isolation::Fork => {
+                let mut current = slot.instance.lock().await;
+                match current.as_ref() {
+                    Some(instance) if instance.is_alive() => Ok(()),
+                    _ => match self.spawn_instance(&base, job).await {
+                        Ok(Ok(instance)) => {
+                            *current = Some(Arc::new(instance));
+                            Ok(())
+                        }
+                        Ok(Err(failure)) => Err(WarmUpFailure::Init(failure)),
+                        Err(error) => Err(WarmUpFailure::Runtime(error)),
+                    },
+                }
+            }
+            Isolation::Reuse => match self.spawn_instance(&base, job).await {
+                Ok(Ok(instance)) => {
+                    lock(&slot.idle).push(Arc::new(instance));
+                    Ok(())
+                }
+                Ok(Err(failure)) => Err(WarmUpFailure::Init(failure)),
+                Err(error) => Err(WarmUpFailure::Runtime(error)),
+            },
+        };
+        if started.is_err() {
+            self.forget(&job.version_key);
+        }
+        self.evict_beyond_capacity(&job.version_key);
+        started
+    }
+
+    /// The base process a job's instances come from: the runtime's own, or its requirement
+    /// set's (whose environment is built first if it is missing, e.g. after a cache was wiped).
+    async fn base_for(&self, job: &Job) -> Result<Arc<BaseProcess>, RuntimeError> {
+        let Some(requirements) = &job.requirements else {
+            return Ok(self.base.clone());
+        };
+        let id = self.builder.env_id(requirements);
+        if let Some(base) = lock(&self.env_bases).get(&id) {
+            return Ok(base.clone());
+        }
+        let built = match self.builder.existing(requirements) {
+            Some(built) => built,
+            None => self
+                .builder
+                .build(requirements)
+                .await
+                .map_err(RuntimeError::Build)?,
+        };
+        let spec = ZygoteSpec {
+            python: built.python.clone(),
+            ..self.zygote_spec.clone()
+        };
+        let mut bases = lock(&self.env_bases);
+        Ok(bases
+            .entry(id.clone())
+            .or_insert_with(|| Arc::new(BaseProcess::new(Some(id), spec)))
+            .clone())
+    }
+
     /// The user code runs as, if flowd switches users.
     pub fn sandbox_user(&self) -> Option<SandboxUser> {
         self.zygote_spec.user
@@ -341,14 +470,14 @@ impl Runtime {
         code: &str,
         mode: Mode,
     ) -> Result<Result<(), CodeError>, RuntimeError> {
-        let mut guard = self.zygote.lock().await;
-        let zygote = self.live_zygote(&mut guard).await?;
+        let mut guard = self.base.lock().await;
+        let zygote = self.base.live(&mut guard).await?;
         match zygote.validate(code, mode.workflow_arity()).await {
             Ok(result) => Ok(result),
             Err(_) => {
                 // The base process died under us: start another and try once more.
                 *guard = None;
-                let zygote = self.live_zygote(&mut guard).await?;
+                let zygote = self.base.live(&mut guard).await?;
                 zygote
                     .validate(code, mode.workflow_arity())
                     .await
@@ -359,7 +488,11 @@ impl Runtime {
 
     /// Runs a job in a fresh fork of the warm instance of its code version.
     pub async fn execute(&self, job: &Job) -> Execution {
-        let slot = self.slot(&job.version_key);
+        let base = match self.base_for(job).await {
+            Ok(base) => base,
+            Err(error) => return not_started(Err(error)),
+        };
+        let slot = self.slot(&job.version_key, &base);
         match job.isolation {
             Isolation::Fork => self.execute_forked(&slot, job).await,
             Isolation::Reuse => self.execute_in_instance(&slot, job).await,
@@ -369,7 +502,6 @@ impl Runtime {
     /// `isolation: "fork"`: a fresh fork of the version's one warm instance.
     async fn execute_forked(&self, slot: &Slot, job: &Job) -> Execution {
         let instance = self.forkable_instance(slot, job).await;
-        self.evict_beyond_capacity();
         match instance {
             Ok(instance) => {
                 let execution = instance.run(job, &self.config.limits).await;
@@ -388,10 +520,12 @@ impl Runtime {
             Some(instance) if instance.is_alive() => Ok(instance.clone()),
             _ => {
                 *current = None;
-                match self.spawn_instance(job).await {
+                match self.spawn_instance(&slot.base, job).await {
                     Ok(Ok(instance)) => {
                         let instance = Arc::new(instance);
                         *current = Some(instance.clone());
+                        drop(current);
+                        self.evict_beyond_capacity(&job.version_key);
                         Ok(instance)
                     }
                     Ok(Err(failure)) => Err(not_started(Ok(failure))),
@@ -414,7 +548,10 @@ impl Runtime {
     /// about to fire), so that the run does not begin with the module's top level. Whether it
     /// worked does not matter here: the execution reports any failure.
     pub async fn prewarm(&self, job: &Job) {
-        let slot = self.slot(&job.version_key);
+        let Ok(base) = self.base_for(job).await else {
+            return;
+        };
+        let slot = self.slot(&job.version_key, &base);
         match job.isolation {
             Isolation::Fork => {
                 if let Ok(instance) = self.forkable_instance(&slot, job).await {
@@ -424,13 +561,13 @@ impl Runtime {
             Isolation::Reuse => {
                 let has_idle = !lock(&slot.idle).is_empty();
                 if !has_idle {
-                    if let Ok(Ok(instance)) = self.spawn_instance(job).await {
+                    if let Ok(Ok(instance)) = self.spawn_instance(&base, job).await {
                         lock(&slot.idle).push(Arc::new(instance));
+                        self.evict_beyond_capacity(&job.version_key);
                     }
                 }
             }
         }
-        self.evict_beyond_capacity();
     }
 
     /// `isolation: "reuse"`: the execution runs inside an idle warm instance of the version (one
@@ -446,13 +583,15 @@ impl Runtime {
         };
         let instance = match idle {
             Some(instance) => instance,
-            None => match self.spawn_instance(job).await {
-                Ok(Ok(instance)) => Arc::new(instance),
+            None => match self.spawn_instance(&slot.base, job).await {
+                Ok(Ok(instance)) => {
+                    self.evict_beyond_capacity(&job.version_key);
+                    Arc::new(instance)
+                }
                 Ok(Err(failure)) => return not_started(Ok(failure)),
                 Err(error) => return not_started(Err(error)),
             },
         };
-        self.evict_beyond_capacity();
         let execution = instance.run(job, &self.config.limits).await;
         if instance.is_alive() {
             lock(&slot.idle).push(instance);
@@ -462,9 +601,35 @@ impl Runtime {
 
     /// Stops the warm instance of a version (after a new deploy, or a deletion).
     pub fn forget(&self, version_key: &str) {
-        if let Ok(mut slots) = self.slots.lock() {
-            slots.remove(version_key);
-        }
+        let mut slots = lock(&self.slots);
+        slots.remove(version_key);
+        self.stop_unused_bases(&slots);
+    }
+
+    /// Stops every warm instance (and the base processes of requirement sets): they start again
+    /// on their next use.
+    pub fn forget_all(&self) {
+        let mut slots = lock(&self.slots);
+        slots.clear();
+        self.stop_unused_bases(&slots);
+    }
+
+    /// What the warm instances and the base processes of requirement sets hold alone, in KiB.
+    pub fn warm_memory_kb(&self) -> u64 {
+        let slots: Vec<Arc<Slot>> = lock(&self.slots).values().cloned().collect();
+        let bases: Vec<Arc<BaseProcess>> = lock(&self.env_bases).values().cloned().collect();
+        slots.iter().map(|s| s.memory_kb()).sum::<u64>()
+            + bases.iter().map(|b| b.memory_kb()).sum::<u64>()
+    }
+
+    /// The base processes of requirement sets whose versions have no warm instance any more.
+    fn stop_unused_bases(&self, slots: &HashMap<String, Arc<Slot>>) {
+        let mut bases = lock(&self.env_bases);
+        bases.retain(|id, _| {
+            slots
+                .values()
+                .any(|slot| slot.base.environment.as_deref() == Some(id.as_str()))
+        });
     }
 
     /// How many warm instances are kept now.
@@ -472,7 +637,7 @@ impl Runtime {
         self.slots.lock().map(|s| s.len()).unwrap_or(0)
     }
 
-    fn slot(&self, key: &str) -> Arc<Slot> {
+    fn slot(&self, key: &str, base: &Arc<BaseProcess>) -> Arc<Slot> {
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
         let mut slots = match self.slots.lock() {
             Ok(slots) => slots,
@@ -486,6 +651,7 @@ impl Runtime {
                     idle: Mutex::new(Vec::new()),
                     reuse_capacity: tokio::sync::Semaphore::new(self.config.reuse_pool_size.max(1)),
                     last_used: AtomicU64::new(now),
+                    base: base.clone(),
                 })
             })
             .clone();
@@ -493,26 +659,46 @@ impl Runtime {
         slot
     }
 
-    fn evict_beyond_capacity(&self) {
-        let Ok(mut slots) = self.slots.lock() else {
-            return;
-        };
-        while slots.len() > self.config.max_warm_instances.max(1) {
-            let oldest = slots
-                .iter()
-                .min_by_key(|(_, slot)| slot.last_used.load(Ordering::Relaxed))
-                .map(|(key, _)| key.clone());
-            match oldest {
-                Some(key) => {
-                    slots.remove(&key);
-                }
-                None => break,
+    /// Stops the least recently used warm instances while there are more than
+    /// `max_warm_instances`, or while they and the base processes of requirement sets hold more
+    /// than `warm_memory_mb` — never the instance of `keep` (the version just started).
+    fn evict_beyond_capacity(&self, keep: &str) {
+        let budget_kb = self.config.warm_memory_mb.saturating_mul(1024);
+        let mut slots = lock(&self.slots);
+        let mut by_age: Vec<(u64, String, u64)> = slots
+            .iter()
+            .map(|(key, slot)| {
+                (
+                    slot.last_used.load(Ordering::Relaxed),
+                    key.clone(),
+                    slot.memory_kb(),
+                )
+            })
+            .collect();
+        by_age.sort();
+        let bases_kb: u64 = lock(&self.env_bases).values().map(|b| b.memory_kb()).sum();
+        let mut total_kb = by_age.iter().map(|(_, _, kb)| kb).sum::<u64>() + bases_kb;
+        let mut count = slots.len();
+        for (_, key, kb) in by_age {
+            let over_count = count > self.config.max_warm_instances.max(1);
+            let over_memory = total_kb > budget_kb;
+            if !over_count && !over_memory {
+                break;
             }
+            if key == keep {
+                continue;
+            }
+            slots.remove(&key);
+            count -= 1;
+            total_kb = total_kb.saturating_sub(kb);
+            tracing::debug!(version = %key, memory_kb = kb, over_memory, "warm instance stopped (least recently used)");
         }
+        self.stop_unused_bases(&slots);
     }
 
     async fn spawn_instance(
         &self,
+        base: &BaseProcess,
         job: &Job,
     ) -> Result<Result<Instance, InitFailure>, RuntimeError> {
         let n = self.instance_counter.fetch_add(1, Ordering::Relaxed);
@@ -540,8 +726,8 @@ impl Runtime {
             isolation: job.isolation.as_str(),
         };
         let pending = {
-            let mut guard = self.zygote.lock().await;
-            let zygote = self.live_zygote(&mut guard).await?;
+            let mut guard = base.lock().await;
+            let zygote = base.live(&mut guard).await?;
             match Instance::request(zygote, &spec, &tmp, pids.as_ref()).await {
                 Ok(pending) => pending,
                 Err(error) => {
@@ -553,24 +739,6 @@ impl Runtime {
         Instance::await_ready(pending, spec.init_timeout, tmp, pids)
             .await
             .map_err(RuntimeError::Zygote)
-    }
-
-    async fn live_zygote<'a>(
-        &self,
-        guard: &'a mut Option<Zygote>,
-    ) -> Result<&'a mut Zygote, RuntimeError> {
-        let alive = guard.as_mut().is_some_and(Zygote::is_alive);
-        if !alive {
-            tracing::warn!("restarting the Python base process");
-            *guard = Some(
-                Zygote::start(&self.zygote_spec)
-                    .await
-                    .map_err(RuntimeError::Zygote)?,
-            );
-        }
-        guard
-            .as_mut()
-            .ok_or(RuntimeError::Zygote(ProtocolError::Closed))
     }
 }
 

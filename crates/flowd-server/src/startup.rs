@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowd_engine::{Bootstrap, Engine, EngineConfig};
-use flowd_runtime::{OutputLimits, Runtime, RuntimeConfig, SandboxLimits, SandboxUser};
+use flowd_runtime::{
+    BuildConfig, OutputLimits, Runtime, RuntimeConfig, SandboxLimits, SandboxUser,
+};
 use flowd_store::SqliteStore;
 
 use crate::{AppState, ServerConfig};
@@ -25,6 +27,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub max_log_bytes: usize,
     pub max_warm_instances: usize,
+    /// Memory (MiB) warm instances may hold together before the least recently used stop.
+    pub warm_memory_mb: u64,
+    /// How environments of requirement sets are built.
+    pub build: BuildConfig,
     /// `isolation: "reuse"`: warm instances per version serving executions in parallel.
     pub reuse_pool_size: usize,
     pub sandbox: SandboxLimits,
@@ -44,6 +50,8 @@ impl Config {
             max_body_bytes: ServerConfig::default().max_body_bytes,
             max_log_bytes: OutputLimits::default().max_log_bytes,
             max_warm_instances: 64,
+            warm_memory_mb: 2048,
+            build: BuildConfig::default(),
             reuse_pool_size: 4,
             sandbox: SandboxLimits::default(),
             shutdown_grace: ServerConfig::default().shutdown_grace,
@@ -127,6 +135,8 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
             ..OutputLimits::default()
         },
         max_warm_instances: config.max_warm_instances,
+        warm_memory_mb: config.warm_memory_mb,
+        build: config.build.clone(),
         reuse_pool_size: config.reuse_pool_size,
         sandbox: config.sandbox,
     };

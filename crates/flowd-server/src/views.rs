@@ -4,6 +4,7 @@
 use flowd_core::settings::{masked, Settings, SettingsChange, MASK};
 use flowd_core::workflow::Mode;
 use flowd_engine::clock::rfc3339;
+use flowd_engine::Deployment;
 use flowd_store::{ExecutionRecord, VersionRecord, WorkflowRecord};
 use serde_json::{json, Value};
 
@@ -45,12 +46,32 @@ pub fn workflow(team: &str, record: &WorkflowRecord) -> Value {
     })
 }
 
-pub fn version(record: &VersionRecord, active: u32) -> Value {
+/// A version. Its `state` is `active` for the workflow's active version, else as stored
+/// (`building`, `ready`, `failed`).
+pub fn version(record: &VersionRecord, active: Option<u32>) -> Value {
+    let is_active = active == Some(record.version);
     json!({
         "version": record.version,
-        "active": record.version == active,
+        "state": if is_active { "active" } else { record.state.as_str() },
+        "active": is_active,
         "code": record.code,
+        "requirements": record.requirements,
+        "environment": record.environment,
+        "error": record.error,
+        "build_log": record.build_log,
         "created_at": rfc3339(record.created_at),
+        "settled_at": record.settled_at.map(rfc3339),
+    })
+}
+
+/// How the deploy of a new version stands (in the answer to the change that made it).
+pub fn deployment(deployment: &Deployment) -> Value {
+    json!({
+        "version": deployment.version,
+        "state": if deployment.active { "active" } else { deployment.state.as_str() },
+        "active": deployment.active,
+        "error": deployment.error,
+        "build_log": deployment.build_log,
     })
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use flowd_engine::EngineConfig;
-use flowd_runtime::SandboxUser;
+use flowd_runtime::{BuildConfig, InstallerChoice, SandboxUser};
 use flowd_server::Config;
 
 #[derive(Args, Debug, Clone)]
@@ -59,6 +59,20 @@ pub struct ServeArgs {
     /// Warm instances kept (the least recently used beyond are stopped).
     #[arg(long, env = "FLOWD_MAX_WARM_INSTANCES", default_value_t = 64)]
     pub max_warm_instances: usize,
+    /// Memory, in MiB, that warm instances (and the base processes of requirement sets) may hold
+    /// together; the least recently used beyond it are stopped.
+    #[arg(long, env = "FLOWD_WARM_MEMORY_MB", default_value_t = 2048)]
+    pub warm_memory_mb: u64,
+    /// Longest a requirement set's environment may take to build, in seconds.
+    #[arg(long, env = "FLOWD_BUILD_TIMEOUT_S", default_value_t = 600)]
+    pub build_timeout_s: u64,
+    /// The package index requirements are installed from [default: PyPI].
+    #[arg(long, env = "FLOWD_PACKAGE_INDEX")]
+    pub package_index: Option<String>,
+    /// What builds environments: `auto` (uv when it can be had, else pip), `pip`, or the path of
+    /// a uv binary.
+    #[arg(long, env = "FLOWD_INSTALLER", default_value = "auto")]
+    pub installer: String,
     /// Seconds a shutdown waits for executions in flight.
     #[arg(long, env = "FLOWD_SHUTDOWN_GRACE_S", default_value_t = 30)]
     pub shutdown_grace_s: u64,
@@ -100,6 +114,16 @@ impl ServeArgs {
         config.max_body_bytes = self.max_body_mb << 20;
         config.max_log_bytes = self.max_log_kb << 10;
         config.max_warm_instances = self.max_warm_instances;
+        config.warm_memory_mb = self.warm_memory_mb;
+        config.build = BuildConfig {
+            time_limit: Duration::from_secs(self.build_timeout_s.max(1)),
+            index_url: self.package_index.clone().filter(|url| !url.is_empty()),
+            installer: match self.installer.as_str() {
+                "auto" | "" => InstallerChoice::Auto,
+                "pip" => InstallerChoice::Pip,
+                path => InstallerChoice::Uv(PathBuf::from(path)),
+            },
+        };
         config.sandbox.max_processes = self.max_processes;
         config.reuse_pool_size = self.reuse_pool_size;
         config.sandbox.kernel_layers = self.kernel_sandbox == "on";

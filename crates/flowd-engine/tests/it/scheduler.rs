@@ -164,9 +164,15 @@ async fn pausing_stops_ticks_and_resuming_schedules_from_now() {
     };
     let paused = h
         .engine
-        .update_workflow(&h.principal, &workflow.id, pause)
+        .update_workflow(
+            &h.principal,
+            &workflow.id,
+            pause,
+            flowd_engine::DEFAULT_DEPLOY_WAIT,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert_eq!(paused.next_fire_at, None);
     assert!(scheduler(&h)
         .tick(fire + 5 * MINUTE)
@@ -181,9 +187,15 @@ async fn pausing_stops_ticks_and_resuming_schedules_from_now() {
     };
     let resumed = h
         .engine
-        .update_workflow(&h.principal, &workflow.id, resume)
+        .update_workflow(
+            &h.principal,
+            &workflow.id,
+            resume,
+            flowd_engine::DEFAULT_DEPLOY_WAIT,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let next = resumed.next_fire_at.unwrap();
     assert!(next >= before + MINUTE, "resumed schedules start from now");
 }
@@ -201,9 +213,15 @@ async fn changing_the_schedule_recomputes_the_next_fire_time() {
     .unwrap();
     let updated = h
         .engine
-        .update_workflow(&h.principal, &workflow.id, patch)
+        .update_workflow(
+            &h.principal,
+            &workflow.id,
+            patch,
+            flowd_engine::DEFAULT_DEPLOY_WAIT,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let next = updated.next_fire_at.unwrap();
     assert!(next > before && next <= before + 5 * MINUTE);
     assert_eq!(
@@ -322,7 +340,10 @@ async fn pull_workflows_need_a_valid_schedule_and_catch_workflows_none() {
     ];
     for case in cases {
         let new = serde_json::from_value(case.clone()).unwrap();
-        let result = h.engine.create_workflow(&h.principal, new).await;
+        let result = h
+            .engine
+            .create_workflow(&h.principal, new, flowd_engine::DEFAULT_DEPLOY_WAIT)
+            .await;
         assert!(
             matches!(result, Err(EngineError::Invalid(ref m)) if m.starts_with("schedule")),
             "{case}: {:?}",
@@ -366,6 +387,8 @@ async fn a_workflow_due_soon_is_prewarmed_once() {
         .await;
     let scheduler = scheduler(&h);
     let fire = workflow.next_fire_at.unwrap();
+    // The deploy started the version's instance (its import check): start from none.
+    h.engine.runtime.forget_all();
     assert_eq!(h.engine.runtime.warm_instances(), 0);
     scheduler.prewarm(fire - 10_000).await;
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -53,6 +53,8 @@ pub async fn open_engine(dir: &Path) -> Arc<Engine> {
             preload: vec![],
             limits: OutputLimits::default(),
             max_warm_instances: 8,
+            warm_memory_mb: 4096,
+            build: flowd_runtime::BuildConfig::default(),
             reuse_pool_size: 2,
             sandbox: Default::default(),
         },
@@ -70,10 +72,16 @@ pub async fn open_engine(dir: &Path) -> Arc<Engine> {
 impl Harness {
     pub async fn create(&self, body: Value) -> WorkflowRecord {
         let new: NewWorkflow = serde_json::from_value(body).expect("a valid NewWorkflow");
-        self.engine
-            .create_workflow(&self.principal, new)
+        let (record, deployment) = self
+            .engine
+            .create_workflow(&self.principal, new, flowd_engine::DEFAULT_DEPLOY_WAIT)
             .await
-            .expect("created")
+            .expect("created");
+        assert!(
+            deployment.active,
+            "the first version deploys: {deployment:?}"
+        );
+        record
     }
 
     pub async fn reload(&self, workflow: &WorkflowRecord) -> WorkflowRecord {

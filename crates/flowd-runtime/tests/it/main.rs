@@ -34,6 +34,8 @@ async fn runtime_with(limits: OutputLimits) -> Harness {
         preload: vec![],
         limits,
         max_warm_instances: 4,
+        warm_memory_mb: 4096,
+        build: flowd_runtime::BuildConfig::default(),
         reuse_pool_size: 2,
         sandbox: Default::default(),
     };
@@ -45,6 +47,7 @@ async fn runtime_with(limits: OutputLimits) -> Harness {
 
 fn job(key: &str, code: &str) -> Job {
     Job {
+        requirements: None,
         version_key: key.to_string(),
         code: Arc::from(code),
         mode: Mode::Catch,

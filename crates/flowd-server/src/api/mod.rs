@@ -29,6 +29,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/workflows/{id}/versions", get(workflows::versions))
         .route(
+            "/workflows/{id}/versions/{version}",
+            get(workflows::version),
+        )
+        .route(
             "/workflows/{id}/rotate-token",
             post(workflows::rotate_token),
         )

@@ -32,6 +32,7 @@ fn runtime_view(state: &AppState) -> Value {
         "interpreter": environment.interpreter.executable,
         "environment": environment.dir,
         "packages": packages,
+        "installer": runtime.installer(),
         "default": true,
     })
 }

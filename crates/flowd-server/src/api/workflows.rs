@@ -2,30 +2,78 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use flowd_core::settings::Settings;
-use flowd_engine::{NewWorkflow, WorkflowPatch};
+use flowd_core::workflow::VersionState;
+use flowd_engine::{Deployment, EngineError, NewWorkflow, WorkflowPatch, DEFAULT_DEPLOY_WAIT};
+use flowd_store::WorkflowRecord;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::ApiJson;
 use crate::auth::Caller;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::{views, AppState};
+
+/// `?wait=false`: answer as soon as the new version is stored, without waiting for its build
+/// (its state is then `building`: follow it with `GET …/versions/{version}?wait=true`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployQuery {
+    wait: Option<bool>,
+}
+
+impl DeployQuery {
+    /// The query, or a `422` naming what is wrong with it.
+    fn parse(query: Result<Query<DeployQuery>, QueryRejection>) -> ApiResult<DeployQuery> {
+        let Query(query) = query.map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
+        Ok(query)
+    }
+
+    fn wait(&self) -> Duration {
+        if self.wait.unwrap_or(true) {
+            DEFAULT_DEPLOY_WAIT
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+/// The workflow with how the deploy of its new version went.
+fn deployed(team: &str, record: &WorkflowRecord, deployment: Option<&Deployment>) -> Value {
+    let mut view = views::workflow(team, record);
+    if let Some(deployment) = deployment {
+        view["deployment"] = views::deployment(deployment);
+    }
+    view
+}
 
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
+    query: Result<Query<DeployQuery>, QueryRejection>,
     ApiJson(new): ApiJson<NewWorkflow>,
 ) -> ApiResult<Response> {
-    let record = state.engine.create_workflow(&principal, new).await?;
-    tracing::info!(workflow = %record.name, id = %record.id, "workflow created");
+    let query = DeployQuery::parse(query)?;
+    let (record, deployment) = state
+        .engine
+        .create_workflow(&principal, new, query.wait())
+        .await?;
+    tracing::info!(workflow = %record.name, id = %record.id, state = %deployment.state, "workflow created");
+    let status = if deployment.state == VersionState::Building {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
     Ok((
-        StatusCode::CREATED,
-        Json(views::workflow(&principal.team_name, &record)),
+        status,
+        Json(deployed(&principal.team_name, &record, Some(&deployment))),
     )
         .into_response())
 }
@@ -55,10 +103,23 @@ pub async fn update(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
     Path(id): Path<String>,
+    query: Result<Query<DeployQuery>, QueryRejection>,
     ApiJson(patch): ApiJson<WorkflowPatch>,
-) -> ApiResult<Json<Value>> {
-    let record = state.engine.update_workflow(&principal, &id, patch).await?;
-    Ok(Json(views::workflow(&principal.team_name, &record)))
+) -> ApiResult<Response> {
+    let query = DeployQuery::parse(query)?;
+    let (record, deployment) = state
+        .engine
+        .update_workflow(&principal, &id, patch, query.wait())
+        .await?;
+    let status = match &deployment {
+        Some(deployment) if deployment.state == VersionState::Building => StatusCode::ACCEPTED,
+        _ => StatusCode::OK,
+    };
+    Ok((
+        status,
+        Json(deployed(&principal.team_name, &record, deployment.as_ref())),
+    )
+        .into_response())
 }
 
 pub async fn delete(
@@ -82,6 +143,34 @@ pub async fn versions(
         .map(|v| views::version(v, record.version))
         .collect();
     Ok(Json(json!({ "versions": versions })))
+}
+
+/// One version; with `?wait=true`, answered once its build and import check ended.
+pub async fn version(
+    State(state): State<Arc<AppState>>,
+    Caller(principal): Caller,
+    Path((id, number)): Path<(String, String)>,
+    query: Result<Query<DeployQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let query = DeployQuery::parse(query)?;
+    let number: u32 = number.parse().map_err(|_| {
+        EngineError::Invalid(format!("version: {number:?} is not a version number"))
+    })?;
+    if query.wait == Some(true) {
+        state
+            .engine
+            .deployment(&principal, &id, number, DEFAULT_DEPLOY_WAIT)
+            .await?;
+    }
+    let record = state.engine.workflow(&principal, &id).await?;
+    let version = state
+        .engine
+        .versions(&principal, &id)
+        .await?
+        .into_iter()
+        .find(|v| v.version == number)
+        .ok_or_else(|| EngineError::NotFound(format!("version {number} of workflow {id}")))?;
+    Ok(Json(views::version(&version, record.version)))
 }
 
 pub async fn rotate_token(

@@ -284,7 +284,13 @@ async fn executions_of_another_team_are_not_listed() {
         workflow_id: theirs.id.clone(),
         version: 1,
         code: "def workflow(_request, settings):\n    return None\n".into(),
+        requirements: Vec::new(),
+        state: flowd_core::workflow::VersionState::Ready,
+        build_log: String::new(),
+        error: None,
+        environment: None,
         created_at: 0,
+        settled_at: Some(0),
     };
     store
         .create_workflow(&theirs, &version, &Default::default())

@@ -530,12 +530,37 @@ async fn memory_limit_exceeded_gives_500_with_status_killed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn module_top_level_that_raises_gives_500_with_its_error_type() {
+async fn module_top_level_that_raises_fails_the_first_deploy_and_the_hook_answers_503() {
     let (app, workflow) = app_with(&format!(
         "import does_not_exist\n\n{}",
         returning("{'status_code': 200, 'body': 'never'}")
     ))
     .await;
+    assert_eq!(workflow["deployment"]["state"], "failed");
+    let response = call(&app, &workflow).await;
+    assert_eq!(response.status(), 503);
+    let id = execution_id(&response);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable", "{body}");
+    assert_eq!(body["error"]["code"], "no_active_version", "{body}");
+    app.state.engine.flush().await;
+    let record = app.execution(&id).await;
+    assert_eq!(record["status"], "skipped");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn module_top_level_that_raises_after_an_env_change_gives_500_with_its_error_type() {
+    // The import check passed at deploy; a new environment variable makes the top level fail
+    // when the instance starts again.
+    let (app, workflow) = app_with(&format!(
+        "import os\nif os.environ.get('BREAK'):\n    import does_not_exist\n\n{}",
+        returning("{'status_code': 200, 'body': 'fine'}")
+    ))
+    .await;
+    assert_eq!(call(&app, &workflow).await.status(), 200);
+    app.patch_workflow(&workflow, json!({"env": {"BREAK": "1"}}))
+        .await;
     let response = call(&app, &workflow).await;
     assert_eq!(response.status(), 500);
     let id = execution_id(&response);
@@ -1299,7 +1324,7 @@ async fn every_response_of_an_execution_carries_its_execution_id() {
         (
             "initfail",
             "import does_not_exist\n".to_string() + &returning("None"),
-            500,
+            503,
         ),
     ];
     let mut ids = Vec::new();

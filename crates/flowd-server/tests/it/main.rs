@@ -13,6 +13,7 @@ mod api_workflows;
 mod attacks;
 mod backpressure;
 mod console;
+mod deploys;
 mod e2e;
 mod e2e_console;
 mod env;

@@ -119,6 +119,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
         preload: vec!["requests".into()],
         limits: OutputLimits::default(),
         max_warm_instances: 1,
+        warm_memory_mb: 4096,
+        build: flowd_runtime::BuildConfig::default(),
         reuse_pool_size: 1,
         sandbox: Default::default(),
     };
@@ -163,6 +165,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     spinner.set_message(format!("Running {}…", args.file.display()));
     let execution_id = uuid::Uuid::now_v7().to_string();
     let job = Job {
+        requirements: None,
         version_key: format!("local-{execution_id}"),
         code: Arc::from(code.as_str()),
         mode,
