@@ -199,9 +199,14 @@ impl EnvBuilder {
         &self.label
     }
 
-    /// The content address: interpreter version, base environment, requirement digest.
+    /// The content address: interpreter version, base environment, package index (the same
+    /// names may resolve to other packages on another index), requirement digest.
     pub fn env_id(&self, requirements: &Requirements) -> String {
         let mut hash = Sha256::new();
+        if let Some(index) = &self.config.index_url {
+            hash.update(index.as_bytes());
+            hash.update(b"\0");
+        }
         hash.update(self.base.interpreter.version.as_bytes());
         hash.update(b"\0");
         hash.update(

@@ -80,6 +80,8 @@ struct Shared {
 
 pub struct Instance {
     pub pid: i32,
+    /// Its private memory once its module's top level had run, in KiB.
+    init_memory_kb: u64,
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
     shared: Arc<Shared>,
     /// Forks made ahead of need, each waiting for its job (hello already received).
@@ -215,6 +217,7 @@ impl Instance {
         }
         tokio::spawn(watch(reader, shared.clone()));
         Ok(Ok(Instance {
+            init_memory_kb: u32::try_from(pid).map_or(0, crate::memory::private_kb),
             pid,
             writer: tokio::sync::Mutex::new(writer),
             shared,
@@ -228,12 +231,15 @@ impl Instance {
         self.shared.alive.load(Ordering::Acquire)
     }
 
-    /// What the instance holds alone (not shared with its base process), in KiB.
+    /// What the instance holds alone (not shared with its base process), in KiB: measured when
+    /// its module's top level has run, or now if it grew since. (Measured later only, a parked
+    /// fork would hide it: the pages it shares with the instance count as shared, not private.)
     pub fn memory_kb(&self) -> u64 {
         if !self.is_alive() {
             return 0;
         }
-        u32::try_from(self.pid).map_or(0, crate::memory::private_kb)
+        let now = u32::try_from(self.pid).map_or(0, crate::memory::private_kb);
+        now.max(self.init_memory_kb)
     }
 
     /// Forks one execution ahead of need, if none is parked yet: the fork and the child's

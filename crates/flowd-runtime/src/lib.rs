@@ -426,7 +426,7 @@ impl Runtime {
         if started.is_err() {
             self.forget(&job.version_key);
         }
-        self.evict_beyond_capacity(&job.version_key);
+        self.evict_beyond_capacity(&job.version_key, 0);
         started
     }
 
@@ -525,7 +525,7 @@ impl Runtime {
                         let instance = Arc::new(instance);
                         *current = Some(instance.clone());
                         drop(current);
-                        self.evict_beyond_capacity(&job.version_key);
+                        self.evict_beyond_capacity(&job.version_key, 0);
                         Ok(instance)
                     }
                     Ok(Err(failure)) => Err(not_started(Ok(failure))),
@@ -563,7 +563,7 @@ impl Runtime {
                 if !has_idle {
                     if let Ok(Ok(instance)) = self.spawn_instance(&base, job).await {
                         lock(&slot.idle).push(Arc::new(instance));
-                        self.evict_beyond_capacity(&job.version_key);
+                        self.evict_beyond_capacity(&job.version_key, 0);
                     }
                 }
             }
@@ -585,7 +585,8 @@ impl Runtime {
             Some(instance) => instance,
             None => match self.spawn_instance(&slot.base, job).await {
                 Ok(Ok(instance)) => {
-                    self.evict_beyond_capacity(&job.version_key);
+                    // Busy, so not in the slot's idle list yet: counted here.
+                    self.evict_beyond_capacity(&job.version_key, instance.memory_kb());
                     Arc::new(instance)
                 }
                 Ok(Err(failure)) => return not_started(Ok(failure)),
@@ -660,9 +661,10 @@ impl Runtime {
     }
 
     /// Stops the least recently used warm instances while there are more than
-    /// `max_warm_instances`, or while they and the base processes of requirement sets hold more
-    /// than `warm_memory_mb` — never the instance of `keep` (the version just started).
-    fn evict_beyond_capacity(&self, keep: &str) {
+    /// `max_warm_instances`, or while they (with `busy_kb` held by an instance in use, not in
+    /// its slot) and the base processes of requirement sets hold more than `warm_memory_mb` —
+    /// never the instances of `keep` (the version just started).
+    fn evict_beyond_capacity(&self, keep: &str, busy_kb: u64) {
         let budget_kb = self.config.warm_memory_mb.saturating_mul(1024);
         let mut slots = lock(&self.slots);
         let mut by_age: Vec<(u64, String, u64)> = slots
@@ -677,7 +679,7 @@ impl Runtime {
             .collect();
         by_age.sort();
         let bases_kb: u64 = lock(&self.env_bases).values().map(|b| b.memory_kb()).sum();
-        let mut total_kb = by_age.iter().map(|(_, _, kb)| kb).sum::<u64>() + bases_kb;
+        let mut total_kb = by_age.iter().map(|(_, _, kb)| kb).sum::<u64>() + bases_kb + busy_kb;
         let mut count = slots.len();
         for (_, key, kb) in by_age {
             let over_count = count > self.config.max_warm_instances.max(1);

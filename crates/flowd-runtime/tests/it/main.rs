@@ -1,6 +1,7 @@
 //! The runtime against real Python: validation, warm instances, forks, limits and failures.
 
 mod envs;
+mod warm;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,11 @@ async fn runtime() -> Harness {
 }
 
 async fn runtime_with(limits: OutputLimits) -> Harness {
+    runtime_configured(|config| config.limits = limits).await
+}
+
+/// A runtime whose configuration `adjust` changed.
+async fn runtime_configured(adjust: impl FnOnce(&mut RuntimeConfig)) -> Harness {
     let tmp = tempfile::Builder::new()
         .prefix("flowd-runtime-test-")
         .tempdir_in(std::env::temp_dir())
@@ -32,13 +38,15 @@ async fn runtime_with(limits: OutputLimits) -> Harness {
         python: None,
         sandbox_user: None,
         preload: vec![],
-        limits,
+        limits: OutputLimits::default(),
         max_warm_instances: 4,
         warm_memory_mb: 4096,
         build: flowd_runtime::BuildConfig::default(),
         reuse_pool_size: 2,
         sandbox: Default::default(),
     };
+    let mut config = config;
+    adjust(&mut config);
     let runtime = Runtime::start(config, &|_| {})
         .await
         .expect("runtime starts");

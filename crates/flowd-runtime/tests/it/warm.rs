@@ -1,0 +1,109 @@
+//! Warm instances: kept in an LRU bounded by a memory budget, started again on their next use;
+//! a requirement set gets its own base process, whose imports come from its own environment.
+
+use std::sync::Arc;
+
+use flowd_core::requirements::Requirements;
+
+use crate::{body_of, job, runtime_configured};
+
+/// Holds about `mb` MiB of its own (written, so really resident), and answers its process id.
+fn holding(mb: u32) -> String {
+    format!(
+        "import os\nBLOB = b'x' * ({mb} << 20)\ndef workflow(_request, settings):\n    return {{'status_code': 200, 'body': str(os.getpid())}}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_beyond_the_memory_budget_are_stopped_least_recently_used_first() {
+    let h = runtime_configured(|config| {
+        config.warm_memory_mb = 50;
+        config.max_warm_instances = 16;
+    })
+    .await;
+    let a = job("a", &holding(30));
+    let b = job("b", &holding(30));
+    body_of(h.runtime.execute(&a).await);
+    assert_eq!(h.runtime.warm_instances(), 1);
+    body_of(h.runtime.execute(&b).await);
+    assert_eq!(
+        h.runtime.warm_instances(),
+        1,
+        "two 30 MiB instances do not fit in 50 MiB: the older one was stopped"
+    );
+    assert!(h.runtime.warm_memory_kb() <= 50 * 1024 + 8 * 1024);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_within_the_memory_budget_are_kept() {
+    let h = runtime_configured(|config| {
+        config.warm_memory_mb = 512;
+        config.max_warm_instances = 16;
+    })
+    .await;
+    for key in ["a", "b", "c"] {
+        body_of(h.runtime.execute(&job(key, &holding(10))).await);
+    }
+    assert_eq!(h.runtime.warm_instances(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_evicted_version_is_warmed_again_on_its_next_call() {
+    let h = runtime_configured(|config| config.warm_memory_mb = 50).await;
+    // In reuse mode the answer is the instance's own pid: a new pid is a new instance.
+    let a = crate::reuse_job("a", &holding(30));
+    let first = body_of(h.runtime.execute(&a).await);
+    assert_eq!(body_of(h.runtime.execute(&a).await), first, "still warm");
+    body_of(
+        h.runtime
+            .execute(&crate::reuse_job("b", &holding(30)))
+            .await,
+    );
+    let again = body_of(h.runtime.execute(&a).await);
+    assert_ne!(again, first, "started again after its eviction");
+    assert_eq!(
+        body_of(h.runtime.execute(&a).await),
+        again,
+        "and warm again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pinned_version_is_not_shadowed_by_a_module_the_base_process_preloads() {
+    let h = runtime_configured(|config| config.preload = vec!["requests".to_string()]).await;
+    let code = "import requests\ndef workflow(_request, settings):\n    return {'status_code': 200, 'body': requests.__version__}\n";
+    let base = body_of(h.runtime.execute(&job("base", code)).await);
+    let pinned = Requirements::parse_lines(&["requests==2.31.0".to_string()]).unwrap();
+    assert_ne!(base, "2.31.0", "the base environment has a newer requests");
+    let built = h.runtime.build_environment(&pinned).await.expect("built");
+    let with_pin = flowd_runtime::Job {
+        requirements: Some(Arc::new(pinned)),
+        ..job("pinned", code)
+    };
+    assert_eq!(body_of(h.runtime.execute(&with_pin).await), "2.31.0");
+    assert!(built.id.starts_with("python3"));
+    // Both keep answering with their own version.
+    assert_eq!(body_of(h.runtime.execute(&job("base", code)).await), base);
+    assert_eq!(body_of(h.runtime.execute(&with_pin).await), "2.31.0");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warm_up_reports_a_failing_import_and_keeps_nothing_warm() {
+    let h = runtime_configured(|_| {}).await;
+    let failing = job(
+        "broken",
+        "import no_such_module_x\ndef workflow(_request, settings):\n    return None\n",
+    );
+    match h.runtime.warm_up(&failing).await {
+        Err(flowd_runtime::WarmUpFailure::Init(failure)) => {
+            assert_eq!(failure.error.kind, "ModuleNotFoundError");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.runtime.warm_instances(), 0);
+    h.runtime
+        .warm_up(&job("fine", &holding(1)))
+        .await
+        .expect("a clean import warms up");
+    assert_eq!(h.runtime.warm_instances(), 1);
+}
