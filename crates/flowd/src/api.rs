@@ -73,6 +73,17 @@ impl Api {
 
     /// Calls `/api/v1{path}`; answers the JSON body (`null` for an empty one).
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
+        self.call_within(method, path, body, None).await
+    }
+
+    /// [`Api::call`], given up after `timeout` when one is given.
+    async fn call_within(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+    ) -> Result<Value> {
         let url = self.url(&format!("/api/v1{path}"));
         let mut request = self
             .http
@@ -82,15 +93,21 @@ impl Api {
         if let Some(body) = body {
             request = request.json(body);
         }
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
         let response = request
             .send()
             .await
             .map_err(|e| unreachable(&self.server, &e))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| anyhow!("the server's answer could not be read: {}", cause(&e)))?;
+        let bytes = response.bytes().await.map_err(|e| {
+            if e.is_timeout() {
+                TimedOut(self.server.clone()).into()
+            } else {
+                anyhow!("the server's answer could not be read: {}", cause(&e))
+            }
+        })?;
         if status.is_success() {
             if bytes.is_empty() {
                 return Ok(Value::Null);
@@ -107,6 +124,18 @@ impl Api {
 
     pub async fn get(&self, path: &str) -> Result<Value> {
         self.call(Method::GET, path, None).await
+    }
+
+    /// A GET for a long poll: `None` when the server has not answered within `timeout`.
+    pub async fn get_within(&self, path: &str, timeout: Duration) -> Result<Option<Value>> {
+        match self
+            .call_within(Method::GET, path, None, Some(timeout))
+            .await
+        {
+            Ok(value) => Ok(Some(value)),
+            Err(error) if error.downcast_ref::<TimedOut>().is_some() => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
@@ -147,10 +176,22 @@ impl Api {
     }
 }
 
+/// A request given up after its time limit.
+#[derive(Debug)]
+pub struct TimedOut(String);
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the flowd server at {} did not answer in time", self.0)
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
 /// The error for a server that could not be reached.
 pub fn unreachable(server: &str, error: &reqwest::Error) -> anyhow::Error {
     if error.is_timeout() {
-        anyhow!("the flowd server at {server} did not answer in time")
+        TimedOut(server.to_string()).into()
     } else if error.is_connect() {
         anyhow!(
             "cannot reach the flowd server at {server}: {}",

@@ -12,7 +12,7 @@ mod ui;
 
 use clap::{Args, Parser, Subcommand};
 
-use commands::{deploy, executions, invoke, login, run, settings, workflows};
+use commands::{deploy, executions, invoke, login, run, settings, versions, workflows};
 
 /// flowd: a self-hosted, serverless runtime for HR data workflows.
 #[derive(Parser)]
@@ -70,11 +70,14 @@ enum Command {
         after_help = "Examples:\n  flowd ls\n  flowd ls --json | jq '.[].name'"
     )]
     Ls(workflows::LsArgs),
-    /// Show a workflow: mode, hook URL or schedule, limits, and its versions.
+    /// Show a workflow: its active version (or why it has none), hook URL or schedule, limits, and its versions.
     #[command(
         after_help = "Examples:\n  flowd show hello\n  flowd show hello --code --version 1 > hello_v1.py"
     )]
     Show(workflows::ShowArgs),
+    /// List a workflow's versions: state (active, failed, …), requirements, environment, error.
+    #[command(after_help = versions::EXAMPLES)]
+    Versions(versions::VersionsArgs),
     /// Delete a workflow, its versions, settings and executions.
     #[command(after_help = "Example:\n  flowd rm hello --yes")]
     Rm(workflows::RmArgs),
@@ -140,6 +143,7 @@ fn main() -> std::process::ExitCode {
             Command::Deploy(args) => deploy::deploy(&global, args).await,
             Command::Ls(args) => workflows::ls(&global, args).await,
             Command::Show(args) => workflows::show(&global, args).await,
+            Command::Versions(args) => versions::versions(&global, args).await,
             Command::Rm(args) => workflows::rm(&global, args).await,
             Command::Pause(args) => workflows::set_enabled(&global, args, false).await,
             Command::Resume(args) => workflows::set_enabled(&global, args, true).await,

@@ -88,9 +88,9 @@ pub fn http_status(code: u16, text: &str, color: bool) -> String {
 
 fn status_color(text: &str) -> Option<Color> {
     match text {
-        "success" | "enabled" => Some(Color::Green),
-        "error" | "timeout" | "killed" | "interrupted" => Some(Color::Red),
-        "running" | "skipped" | "paused" => Some(Color::Yellow),
+        "success" | "enabled" | "active" => Some(Color::Green),
+        "error" | "timeout" | "killed" | "interrupted" | "failed" => Some(Color::Red),
+        "running" | "skipped" | "paused" | "building" => Some(Color::Yellow),
         _ => None,
     }
 }

@@ -363,7 +363,7 @@ fn deploy_invoke_logs_settings_update_rollback_rm() {
         "30",
     ]);
     assert!(
-        out.contains("Created hello: version 1 (catch, python"),
+        out.contains("Created hello: version 1 is active (catch, python"),
         "{out}"
     );
     let hook_prefix = format!("Hook URL: {}/teams/default/hello/python", user.url());
@@ -436,7 +436,10 @@ fn deploy_invoke_logs_settings_update_rollback_rm() {
     // Update: a new version, which the hook runs at once.
     user.write("hello.py", HELLO_V2);
     let out = user.ok(&["deploy", "hello.py"]);
-    assert!(out.contains("Updated hello: version 2 (was 1)"), "{out}");
+    assert!(
+        out.contains("Updated hello: version 2 is active (was 1)"),
+        "{out}"
+    );
     user.flowd()
         .args(["invoke", "hello"])
         .assert()
@@ -454,7 +457,7 @@ fn deploy_invoke_logs_settings_update_rollback_rm() {
         "20",
     ]);
     assert!(
-        out.contains("Updated the limits, settings of hello (the code is unchanged: version 2)"),
+        out.contains("Updated the limits, settings of hello (the code and requirements are unchanged: version 2)"),
         "{out}"
     );
     let settings = user.json(&["settings", "hello"]);
@@ -479,7 +482,7 @@ fn deploy_invoke_logs_settings_update_rollback_rm() {
     user.write("hello.py", &old);
     let out = user.ok(&["deploy", "hello.py"]);
     assert!(
-        out.contains("Updated hello: version 3 (was 2; same code as version 1)"),
+        out.contains("Updated hello: version 3 is active (was 2; same code as version 1)"),
         "{out}"
     );
     user.flowd()
@@ -571,7 +574,7 @@ fn pause_resume_trigger_and_pull_schedules() {
     assert!(line.contains("--every"), "{line}");
     let out = user.ok(&["deploy", "sync.py", "--every", "2h"]);
     assert!(
-        out.contains("Created sync: version 1 (pull, python"),
+        out.contains("Created sync: version 1 is active (pull, python"),
         "{out}"
     );
     assert!(out.contains("Schedule: every 2h"), "{out}");
@@ -651,31 +654,6 @@ fn deploy_refuses_bad_code_and_reports_the_server_errors() {
         "deploy", "hello.py", "--name", "big", "--memory", "1", "--every", "1h",
     ]);
     assert!(line.contains("memory_mb"), "{line}");
-
-    // Requirements are sent only when asked; a server that refuses them says so clearly.
-    user.write("requirements.txt", "# tools\nrequests>=2\n\n");
-    let output = user
-        .flowd()
-        .args([
-            "deploy",
-            "hello.py",
-            "--name",
-            "with-reqs",
-            "--requirements",
-            "requirements.txt",
-            "--every",
-            "1h",
-        ])
-        .output()
-        .unwrap();
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-        assert!(
-            stderr.starts_with("flowd: ") && stderr.contains("requirements"),
-            "{stderr}"
-        );
-    }
 }
 
 #[test]
@@ -889,6 +867,24 @@ fn bad_inputs_give_one_clear_line() {
     assert!(line.contains("must be a JSON object"), "{line}");
     let line = user.fails(&["deploy", "hello.py", "--secret", "NOVALUE"]);
     assert!(line.contains("is not KEY=VALUE"), "{line}");
+    // A requirements file is read and checked before anything is sent (no server here).
+    let line = user.fails(&["deploy", "hello.py", "--requirements", "missing.txt"]);
+    assert!(
+        line.contains("cannot read the requirements file missing.txt"),
+        "{line}"
+    );
+    user.write("evil.txt", "# ok so far\nrequests\n-r /etc/passwd\n");
+    let line = user.fails(&["deploy", "hello.py", "--requirements", "evil.txt"]);
+    assert!(
+        line.starts_with("flowd: evil.txt:3: `-r /etc/passwd` is a pip option"),
+        "{line}"
+    );
+    user.write("path.txt", "../my-package\n");
+    let line = user.fails(&["deploy", "hello.py", "--requirements", "path.txt"]);
+    assert!(
+        line.starts_with("flowd: path.txt:1: `../my-package` is a local path"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -931,6 +927,7 @@ fn every_command_has_help_with_an_example() {
         "execution",
         "settings",
         "run",
+        "versions",
     ] {
         user.flowd()
             .args([command, "--help"])
@@ -964,4 +961,190 @@ fn deploy_sets_environment_variables_that_reach_the_module() {
     assert_eq!(user.ok(&["invoke", "envy"]).trim(), "s3");
     let line = user.fails(&["deploy", "envy.py", "--env", "1BAD=x"]);
     assert!(line.contains("env"), "{line}");
+}
+
+const DATEUTIL: &str = r#"import json
+import dateutil
+
+def workflow(_request, settings):
+    return {"status_code": 200, "body": json.dumps({"dateutil": dateutil.__version__})}
+"#;
+
+/// A name no package index has.
+fn no_such_package() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("flowd-no-such-package-{}-{nanos}", std::process::id())
+}
+
+/// Runs `flowd ARGS`, expects a failure; answers (stdout, the last line of stderr).
+fn deploy_fails(user: &User, args: &[&str]) -> (String, String) {
+    let output = user.flowd().args(args).output().expect("flowd runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let last = stderr.lines().last().unwrap_or("").to_string();
+    assert!(last.starts_with("flowd: "), "the error line: {stderr:?}");
+    (stdout, last)
+}
+
+#[test]
+fn deploy_with_requirements_and_a_failed_build_that_leaves_the_previous_version_serving() {
+    let user = User::with_server();
+    user.write("dt.py", DATEUTIL);
+    user.write("requirements.txt", "python-dateutil==2.8.2  # dates\n");
+
+    let out = user.ok(&["deploy", "dt.py", "--requirements", "requirements.txt"]);
+    assert!(
+        out.contains("Created dt: version 1 is active (catch, python"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Requirements installed: python-dateutil==2.8.2 (environment python"),
+        "{out}"
+    );
+    let body: Value = serde_json::from_str(&user.ok(&["invoke", "dt"])).unwrap();
+    assert_eq!(body["dateutil"], "2.8.2");
+
+    // The same code and requirements (spelt otherwise): nothing is sent.
+    user.write("requirements.txt", "# pinned\nPython_Dateutil == 2.8.2\n");
+    let out = user.ok(&["deploy", "dt.py", "--requirements", "requirements.txt"]);
+    assert!(
+        out.contains("dt is up to date: version 1 already has this code and these requirements"),
+        "{out}"
+    );
+
+    // A package that does not exist: the build fails, the deploy says so, version 1 serves on.
+    let missing = no_such_package();
+    user.write(
+        "requirements.txt",
+        &format!("python-dateutil==2.8.2\n{missing}\n"),
+    );
+    let (out, line) = deploy_fails(
+        &user,
+        &["deploy", "dt.py", "--requirements", "requirements.txt"],
+    );
+    assert!(out.contains("Version 2 of dt failed: "), "{out}");
+    assert!(out.contains(&missing), "the error names the package: {out}");
+    assert!(out.contains("Build log"), "{out}");
+    assert!(
+        out.contains("Version 1 is still active: dt keeps serving it"),
+        "{out}"
+    );
+    assert!(
+        line.starts_with("flowd: the deploy of dt failed: version 2 was not deployed (")
+            && line.contains(&missing)
+            && line.ends_with("version 1 keeps serving"),
+        "{line}"
+    );
+    let body: Value = serde_json::from_str(&user.ok(&["invoke", "dt"])).unwrap();
+    assert_eq!(body["dateutil"], "2.8.2", "version 1 still answers");
+
+    // The versions, their states, and the failed one's build log.
+    let versions = user.json(&["versions", "dt"]);
+    let states: Vec<(u64, &str)> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["version"].as_u64().unwrap(), v["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, vec![(2, "failed"), (1, "active")]);
+    let table = user.ok(&["versions", "dt"]);
+    assert!(table.starts_with("VERSION"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("2 ") && l.contains("failed") && l.contains("+1 more")),
+        "{table}"
+    );
+    assert!(
+        table.lines().any(|l| l.starts_with("1 ")
+            && l.contains("active")
+            && l.contains("python-dateutil==2.8.2")
+            && l.contains("python3")),
+        "{table}"
+    );
+    let log = user.ok(&["versions", "dt", "--log", "2"]);
+    assert!(log.contains("Version 2 of dt: failed"), "{log}");
+    assert!(log.contains(&missing), "{log}");
+    let line = user.fails(&["versions", "dt", "--log", "7"]);
+    assert!(line.contains("dt has no version 7"), "{line}");
+    let shown = user.ok(&["show", "dt"]);
+    assert!(shown.contains("version:       1 (active)"), "{shown}");
+    assert!(
+        shown.contains("requirements:  python-dateutil==2.8.2 (environment python"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("latest:        version 2 failed: "),
+        "{shown}"
+    );
+
+    // --json carries the deployment, and the exit code still says it failed.
+    let output = user
+        .flowd()
+        .args([
+            "deploy",
+            "dt.py",
+            "--requirements",
+            "requirements.txt",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let record: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(record["version"], 1);
+    assert_eq!(record["deployment"]["version"], 3);
+    assert_eq!(record["deployment"]["state"], "failed");
+    assert_eq!(record["deployment"]["active"], false);
+}
+
+#[test]
+fn a_first_deploy_that_fails_leaves_no_active_version_until_one_succeeds() {
+    let user = User::with_server();
+    user.write(
+        "imports.py",
+        "import no_such_module_here\n\ndef workflow(_request, settings):\n    return {'status_code': 200, 'body': 'ok'}\n",
+    );
+    let (out, line) = deploy_fails(&user, &["deploy", "imports.py"]);
+    assert!(
+        out.contains(
+            "Version 1 of imports failed: importing the module failed: ModuleNotFoundError"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("No module named 'no_such_module_here'"),
+        "{out}"
+    );
+    assert!(
+        out.contains("imports has no active version: its hook answers 503"),
+        "{out}"
+    );
+    assert!(line.ends_with("imports has no active version"), "{line}");
+    let shown = user.ok(&["show", "imports"]);
+    assert!(
+        shown.contains("version:       none: version 1 failed: "),
+        "{shown}"
+    );
+    assert!(user.ok(&["ls"]).contains("none"));
+    let line = user.fails(&["invoke", "imports"]);
+    assert!(line.contains("503"), "{line}");
+
+    user.write(
+        "imports.py",
+        "def workflow(_request, settings):\n    return {'status_code': 200, 'body': 'fixed'}\n",
+    );
+    let out = user.ok(&["deploy", "imports.py"]);
+    assert!(
+        out.contains("Updated imports: version 2 is active (no version was active)"),
+        "{out}"
+    );
+    assert_eq!(user.ok(&["invoke", "imports"]).trim(), "fixed");
+    let versions = user.json(&["versions", "imports"]);
+    assert_eq!(versions["versions"][0]["state"], "active");
+    assert_eq!(versions["versions"][1]["state"], "failed");
 }

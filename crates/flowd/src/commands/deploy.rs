@@ -1,12 +1,19 @@
 //! `flowd deploy FILE.py`: creates the workflow, or adds a new version to the one of that name.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::{Args, ValueEnum};
+use flowd_core::requirements::Requirements;
 use flowd_core::workflow::{Mode, Name, MAX_NAME_LEN};
+use indicatif::ProgressBar;
 use serde_json::{json, Map, Value};
 
+use super::versions::{
+    count, environment_short, requirements_key, requirements_of, requirements_short,
+};
+use super::workflows::text;
 use super::{code_error, key_values, read_file, settings_file};
 use crate::api::{self, Api, ApiError};
 use crate::{signature, ui, Global};
@@ -18,8 +25,13 @@ Examples:
   flowd deploy report.py --cron '0 8 * * 1-5' --tz Europe/Paris
   flowd deploy hello.py --name hello-staging --timeout 30 --memory 256
 
-Deploying a file again under the same name adds a new version (the code is validated first;
-nothing changes if it is refused). To roll back, deploy the old file again:
+  flowd deploy hello.py --requirements requirements.txt
+
+Deploying a file again under the same name adds a new version when its code or requirements
+changed. The version goes live only once its requirements are installed and its module imported
+in the sandbox; if either fails, the deploy exits 1 with the error and the build log's last lines,
+and the previous version keeps serving (`flowd versions hello` lists every version).
+To roll back, deploy the old file again:
   flowd show hello --code --version 1 > hello_v1.py && flowd deploy hello_v1.py --name hello";
 
 /// A workflow's mode on the command line.
@@ -70,7 +82,9 @@ pub struct DeployArgs {
     /// repeatable. Given on an update, these replace the workflow's variables.
     #[arg(long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
-    /// A requirements.txt of packages the workflow needs.
+    /// A requirements.txt of packages the workflow needs (pip requirement lines; options such
+    /// as -r or --index-url and local paths are refused). Without it, the requirements of the
+    /// latest version are kept.
     #[arg(long, value_name = "FILE")]
     pub requirements: Option<PathBuf>,
     /// Time limit of one execution, in seconds [server default: 60].
@@ -79,9 +93,12 @@ pub struct DeployArgs {
     /// Memory limit of one execution, in MiB [server default: 512].
     #[arg(long, value_name = "MB")]
     pub memory: Option<u32>,
-    /// Print the deployed workflow as JSON.
+    /// Print the deployed workflow, with how the deploy went (`deployment`), as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Show the whole build log (installer output, import traceback), not only its last lines.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
@@ -111,30 +128,24 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
         settings.insert(key.clone(), Value::String(value.clone()));
     }
     let requirements = match &args.requirements {
-        Some(path) => Some(requirements(path)?),
+        Some(path) => Some(read_requirements(path)?),
         None => None,
     };
 
     let api = Api::new(global)?;
     let existing = api.find_workflow(&name).await?;
-    let spinner = ui::spinner(match &requirements {
-        Some(_) => {
-            format!("Deploying {name}: validating the code and installing its requirements…")
-        }
-        None => format!("Deploying {name}: validating the code…"),
-    });
     if existing.is_none() && mode == Mode::Pull && schedule.is_none() {
-        spinner.finish_and_clear();
         return Err(anyhow!(
             "{} is a pull workflow (def workflow(settings)): give it a schedule with --every 5m or --cron \"0 8 * * *\" [--tz Europe/Paris]",
             args.file.display()
         ));
     }
-    let outcome = match existing {
+    let spinner = ui::spinner(format!("Deploying {name}: validating the code…"));
+    let sent = match existing {
         None => {
             let mut body = json!({"name": name, "mode": mode.as_str(), "code": code});
             if !settings.is_empty() {
-                body["settings"] = Value::Object(settings);
+                body["settings"] = Value::Object(settings.clone());
             }
             if !secrets.is_empty() {
                 body["secrets"] = json!(secrets.iter().map(|(k, _)| k).collect::<Vec<_>>());
@@ -152,9 +163,15 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
                 body["env"] = Value::Object(env.clone());
             }
             if let Some(requirements) = &requirements {
-                body["requirements"] = json!(requirements);
+                body["requirements"] = json!(requirements.lines());
             }
-            api.post("/workflows", &body).await.map(Deployed::Created)
+            let settled_settings = !settings.is_empty();
+            api.post(NO_WAIT_CREATE, &body).await.map(|record| Sent {
+                kind: Kind::Created,
+                requirements: requirements.as_ref().map(|r| r.lines().len()).unwrap_or(0),
+                record,
+                settings_sent: settled_settings,
+            })
         }
         Some(current) => {
             update(
@@ -166,32 +183,105 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
                     schedule,
                     secrets: &secrets,
                     env,
-                    settings,
-                    requirements,
+                    requirements: requirements.as_ref(),
                     args: &args,
                 },
             )
             .await
         }
     };
+    let sent = match sent {
+        Ok(sent) => sent,
+        Err(error) => {
+            spinner.finish_and_clear();
+            return Err(explain(error, &args));
+        }
+    };
+    let id = api::id(&sent.record)?;
+    // Follow the new version's build until it settles (a server without deploy checks answers
+    // no `deployment`: its version is active at once).
+    let deployment = match sent.record["deployment"]["version"].as_u64() {
+        Some(number) if !matches!(sent.kind, Kind::Unchanged { .. }) => {
+            let settled = settle(&api, &id, &name, number, sent.requirements, &spinner).await;
+            match settled {
+                Ok(version) => Some(version),
+                Err(error) => {
+                    spinner.finish_and_clear();
+                    return Err(error);
+                }
+            }
+        }
+        _ => None,
+    };
     spinner.finish_and_clear();
-    let outcome = outcome.map_err(|error| explain(error, &args))?;
-    report(&api, &outcome, &args);
-    Ok(())
+    let record = if deployment.is_some() {
+        api.get(&format!("/workflows/{id}")).await?
+    } else {
+        sent.record.clone()
+    };
+    let went_live = deployment
+        .as_ref()
+        .is_none_or(|d| d["state"] == "active" || d["state"] == "ready");
+    // Settings are for the new code: set only once it serves.
+    let mut settings_held_back = false;
+    if !settings.is_empty() && !sent.settings_sent {
+        if went_live {
+            api.patch(
+                &format!("/workflows/{id}/settings"),
+                &json!({"settings": settings}),
+            )
+            .await?;
+        } else {
+            settings_held_back = true;
+        }
+    }
+    report(
+        &api,
+        &Report {
+            kind: &sent.kind,
+            record,
+            deployment: deployment.as_ref(),
+            settings_held_back,
+        },
+        &args,
+    )
 }
 
-enum Deployed {
-    Created(Value),
+/// `POST /workflows` answering once the new version is stored: its build is followed apart.
+const NO_WAIT_CREATE: &str = "/workflows?wait=false";
+
+/// How long a deploy waits for its version to settle: the server's own limit (20 min) and a
+/// margin.
+const SETTLE_LIMIT: Duration = Duration::from_secs(21 * 60);
+
+/// What was sent, and what the server answered.
+struct Sent {
+    kind: Kind,
+    record: Value,
+    /// Requirements of the new version.
+    requirements: usize,
+    /// Whether the settings went with the request (a new workflow's initial settings).
+    settings_sent: bool,
+}
+
+#[derive(Debug, PartialEq)]
+enum Kind {
+    Created,
+    /// A new version; `previous` is the version that was active.
     Updated {
-        record: Value,
-        previous: u64,
-        /// An older version with the same code (a rollback).
-        same_as: Option<u64>,
+        previous: Option<u64>,
+        code_changed: bool,
+        requirements_changed: bool,
+        /// An older version with the same code (and whether it also had these requirements).
+        same_as: Option<(u64, bool)>,
+        /// Whether the new version has requirements.
+        with_requirements: bool,
     },
-    /// The code is the active version's; `changed` lists what else was updated.
+    /// Nothing new to build: `changed` lists what else was updated.
     Unchanged {
-        record: Value,
         changed: Vec<&'static str>,
+        /// Whether the deploy brought requirements, which the active version has.
+        with_requirements: bool,
     },
 }
 
@@ -201,12 +291,11 @@ struct UpdateInput<'a> {
     schedule: Option<Value>,
     secrets: &'a [(String, String)],
     env: Map<String, Value>,
-    settings: Map<String, Value>,
-    requirements: Option<Vec<String>>,
+    requirements: Option<&'a Requirements>,
     args: &'a DeployArgs,
 }
 
-async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Deployed> {
+async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sent> {
     let name = current["name"].as_str().unwrap_or_default().to_string();
     let current_mode = current["mode"].as_str().unwrap_or_default();
     if current_mode != input.mode.as_str() {
@@ -217,22 +306,43 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Dep
         ));
     }
     let id = api::id(&current)?;
-    let previous = current["version"].as_u64().unwrap_or(0);
     let versions = api.get(&format!("/workflows/{id}/versions")).await?;
     let versions = versions["versions"].as_array().cloned().unwrap_or_default();
-    let active_code = versions
-        .iter()
-        .find(|v| v["active"] == json!(true))
-        .and_then(|v| v["code"].as_str())
-        .map(str::to_string);
-    let same_as = versions
-        .iter()
-        .find(|v| v["code"].as_str() == Some(input.code.as_str()))
-        .and_then(|v| v["version"].as_u64());
+    let latest = versions.first();
+    let active = versions.iter().find(|v| v["active"] == json!(true));
+    let code = input.code.as_str();
+    // The new version's requirements: the file's, else the latest version's (the server carries
+    // over what is not sent).
+    let latest_requirements = latest.map(requirements_of).unwrap_or_default();
+    let wanted_lines = match input.requirements {
+        Some(requirements) => requirements.lines().to_vec(),
+        None => latest_requirements.clone(),
+    };
+    let wanted_key = requirements_key(&wanted_lines);
+    let has = |version: &Value| {
+        version["code"].as_str() == Some(code)
+            && requirements_key(&requirements_of(version)) == wanted_key
+    };
+    let new_version = !active.is_some_and(has);
 
     let mut patch = Map::new();
-    if active_code.as_deref() != Some(input.code.as_str()) {
-        patch.insert("code".into(), json!(input.code));
+    let mut requirements_changed = false;
+    let mut code_changed = false;
+    if new_version {
+        let active_code = active.and_then(|v| v["code"].as_str());
+        let active_key = active.map(|v| requirements_key(&requirements_of(v)));
+        code_changed = active_code != Some(code);
+        requirements_changed = active_key.as_deref() != Some(wanted_key.as_str());
+        let code_differs = latest.and_then(|v| v["code"].as_str()) != Some(code);
+        let requirements_differ = requirements_key(&latest_requirements) != wanted_key;
+        if requirements_differ {
+            patch.insert("requirements".into(), json!(wanted_lines));
+        }
+        // The code too when it differs from the latest version's, or to deploy again what the
+        // latest version holds (it failed, say, on an index that was down).
+        if code_differs || !requirements_differ {
+            patch.insert("code".into(), json!(code));
+        }
     }
     if let Some(schedule) = input.schedule {
         patch.insert("schedule".into(), schedule);
@@ -262,10 +372,6 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Dep
     if !input.env.is_empty() && current["env"] != Value::Object(input.env.clone()) {
         patch.insert("env".into(), Value::Object(input.env));
     }
-    if let Some(requirements) = input.requirements {
-        patch.insert("requirements".into(), json!(requirements));
-    }
-    let code_changed = patch.contains_key("code");
     let mut changed: Vec<&'static str> = Vec::new();
     if patch.contains_key("schedule") {
         changed.push("schedule");
@@ -276,34 +382,101 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Dep
     if patch.contains_key("timeout_s") || patch.contains_key("memory_mb") {
         changed.push("limits");
     }
-    if patch.contains_key("requirements") {
-        changed.push("requirements");
-    }
-    if !input.settings.is_empty() {
+    if input.args.settings.is_some() || !input.secrets.is_empty() {
         changed.push("settings");
     }
-    let mut record = current;
-    if !patch.is_empty() {
-        record = api
-            .patch(&format!("/workflows/{id}"), &Value::Object(patch))
-            .await?;
-    }
-    if !input.settings.is_empty() {
-        api.patch(
-            &format!("/workflows/{id}/settings"),
-            &json!({"settings": input.settings}),
-        )
-        .await?;
-    }
-    Ok(if code_changed {
-        Deployed::Updated {
-            record,
-            previous,
+    let kind = if new_version {
+        let same_as = versions
+            .iter()
+            .filter(|v| {
+                code_changed
+                    && Some(*v) != active
+                    && v["state"] != "failed"
+                    && v["code"].as_str() == Some(code)
+            })
+            .map(|v| (v["version"].as_u64().unwrap_or(0), has(v)))
+            .max_by_key(|(number, same_requirements)| (*same_requirements, *number));
+        Kind::Updated {
+            previous: active.and_then(|v| v["version"].as_u64()),
+            code_changed,
+            requirements_changed,
             same_as,
+            with_requirements: !wanted_lines.is_empty(),
         }
     } else {
-        Deployed::Unchanged { record, changed }
+        Kind::Unchanged {
+            changed,
+            with_requirements: !wanted_lines.is_empty(),
+        }
+    };
+    let record = if patch.is_empty() {
+        current
+    } else {
+        let path = if new_version {
+            format!("/workflows/{id}?wait=false")
+        } else {
+            format!("/workflows/{id}")
+        };
+        api.patch(&path, &Value::Object(patch)).await?
+    };
+    Ok(Sent {
+        kind,
+        record,
+        requirements: wanted_lines.len(),
+        settings_sent: false,
     })
+}
+
+/// Waits until version `number` is built and its module imported (or either failed): answers
+/// its record. The server answers a long poll once the version settles; each poll is cut after
+/// a while (proxies close idle connections) and the next one follows.
+async fn settle(
+    api: &Api,
+    id: &str,
+    name: &str,
+    number: u64,
+    requirements: usize,
+    spinner: &ProgressBar,
+) -> Result<Value> {
+    let doing = if requirements > 0 {
+        format!(
+            "Deploying {name} version {number}: building its environment ({}), then importing the module…",
+            count(requirements, "requirement")
+        )
+    } else {
+        format!("Deploying {name} version {number}: importing the module in the sandbox…")
+    };
+    spinner.set_message(doing.clone());
+    let path = format!("/workflows/{id}/versions/{number}?wait=true");
+    let started = Instant::now();
+    let mut poll = Duration::from_secs(10);
+    let waiting = async {
+        loop {
+            let left = SETTLE_LIMIT.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(anyhow!(
+                    "version {number} of {name} is still building after {} minutes; the previous version keeps serving meanwhile (`flowd versions {name}` shows how it ends)",
+                    SETTLE_LIMIT.as_secs() / 60
+                ));
+            }
+            match api.get_within(&path, poll.min(left)).await? {
+                Some(version) if version["state"] != "building" => return Ok(version),
+                // The server stopped waiting before the build ended: ask again shortly.
+                Some(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                None => {}
+            }
+            if poll < Duration::from_secs(25) {
+                poll = Duration::from_secs(25);
+                spinner.set_message(format!("{doing} (Ctrl-C stops waiting; the build goes on)"));
+            }
+        }
+    };
+    tokio::select! {
+        settled = waiting => settled,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!(
+            "stopped waiting: version {number} of {name} goes on building on the server, and the previous version serves until it is ready (`flowd versions {name}` shows how it ends)"
+        )),
+    }
 }
 
 /// Turns the server's refusals into lines that name what to fix.
@@ -319,53 +492,174 @@ fn explain(error: anyhow::Error, args: &DeployArgs) -> anyhow::Error {
             &api_error.message,
         );
     }
-    if args.requirements.is_some() && api_error.message.contains("requirements") {
-        return anyhow!(
-            "the server refused --requirements (it may not support dependencies yet): {}",
-            api_error.message
-        );
+    if let Some(path) = &args.requirements {
+        if api_error.message.contains("unknown field") && api_error.message.contains("requirements")
+        {
+            return anyhow!(
+                "the server does not support --requirements (it is older than this flowd): {}",
+                api_error.message
+            );
+        }
+        if api_error.message.starts_with("requirements") {
+            return anyhow!(
+                "the server refused the requirements of {}: {}",
+                path.display(),
+                api_error.message
+            );
+        }
     }
     error
 }
 
-fn report(api: &Api, outcome: &Deployed, args: &DeployArgs) {
-    let record = match outcome {
-        Deployed::Created(record)
-        | Deployed::Updated { record, .. }
-        | Deployed::Unchanged { record, .. } => record,
-    };
-    if args.json {
-        ui::print_json(record);
-        return;
-    }
+struct Report<'a> {
+    kind: &'a Kind,
+    /// The workflow as it is now.
+    record: Value,
+    /// The new version's record, once settled.
+    deployment: Option<&'a Value>,
+    settings_held_back: bool,
+}
+
+fn report(api: &Api, report: &Report<'_>, args: &DeployArgs) -> Result<()> {
+    let record = &report.record;
     let name = record["name"].as_str().unwrap_or_default();
-    let version = record["version"].as_u64().unwrap_or(0);
+    let failed = report
+        .deployment
+        .filter(|d| d["state"] != "active" && d["state"] != "ready");
+    if args.json {
+        let mut record = record.clone();
+        if let Some(deployment) = report.deployment {
+            let mut deployment = deployment.clone();
+            if let Some(fields) = deployment.as_object_mut() {
+                fields.remove("code");
+            }
+            record["deployment"] = deployment;
+        }
+        ui::print_json(&record);
+    } else {
+        match failed {
+            Some(deployment) => print_failure(name, record, deployment, report, args),
+            None => print_success(api, name, record, report, args),
+        }
+    }
+    match failed {
+        Some(deployment) => Err(anyhow!(
+            "the deploy of {name} failed: version {} {}; {}",
+            text(&deployment["version"]),
+            match deployment["error"].as_str() {
+                Some(error) => format!("was not deployed ({error})"),
+                None => format!("is {}", text(&deployment["state"])),
+            },
+            match record["version"].as_u64() {
+                Some(active) => format!("version {active} keeps serving"),
+                None => format!("{name} has no active version"),
+            }
+        )),
+        None => Ok(()),
+    }
+}
+
+fn print_success(api: &Api, name: &str, record: &Value, report: &Report<'_>, args: &DeployArgs) {
+    let version = text(&record["version"]);
     let mode = record["mode"].as_str().unwrap_or_default();
     let runtime = record["runtime"].as_str().unwrap_or_default();
-    match outcome {
-        Deployed::Created(_) => println!(
-            "Created {}: version {version} ({mode}, {runtime}).",
+    match report.kind {
+        Kind::Created => println!(
+            "Created {}: version {version} is active ({mode}, {runtime}).",
             ui::bold(name)
         ),
-        Deployed::Updated {
-            previous, same_as, ..
-        } => println!(
-            "Updated {}: version {version} (was {previous}{}).",
-            ui::bold(name),
-            match same_as {
-                Some(old) => format!("; same code as version {old}"),
-                None => String::new(),
+        Kind::Updated {
+            previous,
+            code_changed,
+            requirements_changed,
+            same_as,
+            with_requirements,
+        } => {
+            let mut notes = vec![match previous {
+                Some(previous) => format!("was {previous}"),
+                None => "no version was active".to_string(),
+            }];
+            match (same_as, code_changed, requirements_changed) {
+                (Some((old, true)), _, _) if *with_requirements => {
+                    notes.push(format!("same code and requirements as version {old}"))
+                }
+                (Some((old, true)), _, _) => notes.push(format!("same code as version {old}")),
+                (Some((old, false)), _, true) => {
+                    notes.push(format!("same code as version {old}, new requirements"))
+                }
+                (Some((old, false)), _, false) => notes.push(format!("same code as version {old}")),
+                (None, false, true) => notes.push("new requirements, same code".into()),
+                (None, true, true) => notes.push("new code and requirements".into()),
+                _ => {}
             }
-        ),
-        Deployed::Unchanged { changed, .. } if changed.is_empty() => println!(
-            "{} is up to date: version {version} already has this code.",
-            ui::bold(name)
-        ),
-        Deployed::Unchanged { changed, .. } => println!(
-            "Updated the {} of {} (the code is unchanged: version {version}).",
-            changed.join(", "),
-            ui::bold(name)
-        ),
+            println!(
+                "Updated {}: version {version} is active ({}).",
+                ui::bold(name),
+                notes.join("; ")
+            );
+        }
+        Kind::Unchanged {
+            changed,
+            with_requirements,
+        } => {
+            let what = if *with_requirements {
+                "this code and these requirements"
+            } else {
+                "this code"
+            };
+            if changed.is_empty() {
+                println!(
+                    "{} is up to date: version {version} already has {what}.",
+                    ui::bold(name)
+                );
+            } else {
+                println!(
+                    "Updated the {} of {} (the code and requirements are unchanged: version {version}).",
+                    changed.join(", "),
+                    ui::bold(name)
+                );
+            }
+        }
+    }
+    if let Some(deployment) = report.deployment {
+        let requirements = requirements_of(deployment);
+        let log = deployment["build_log"].as_str().unwrap_or("");
+        if !requirements.is_empty() {
+            let how = if log.contains("is already built: reused") {
+                ", already built: reused".to_string()
+            } else {
+                log.lines()
+                    .rev()
+                    .find_map(|line| line.split_once(" built in "))
+                    .map(|(_, time)| format!(", built in {time}"))
+                    .unwrap_or_default()
+            };
+            let which = match requirements.len() {
+                1..=3 => requirements_short(&requirements, 80),
+                n => format!("{n} ({})", requirements_short(&requirements, 50)),
+            };
+            println!(
+                "Requirements installed: {which} (environment {}{how}).",
+                environment_short(deployment),
+            );
+        } else if matches!(
+            report.kind,
+            Kind::Updated {
+                requirements_changed: true,
+                ..
+            }
+        ) {
+            println!("Requirements: none (the base environment).");
+        }
+        if deployment["state"] == "ready" {
+            ui::warn(&format!(
+                "version {} built, but a newer version became active meanwhile: version {version} serves",
+                text(&deployment["version"])
+            ));
+        }
+        if args.verbose {
+            print_build_log(name, deployment, None);
+        }
     }
     if record["enabled"] == json!(false) {
         ui::warn(&format!(
@@ -389,6 +683,83 @@ fn report(api: &Api, outcome: &Deployed, args: &DeployArgs) {
                 println!("Next run: {}", ui::time(next));
             }
         }
+    }
+}
+
+/// Lines of the build log shown when a deploy fails (all of them with --verbose).
+const LOG_TAIL: usize = 30;
+
+fn print_failure(
+    name: &str,
+    record: &Value,
+    deployment: &Value,
+    report: &Report<'_>,
+    args: &DeployArgs,
+) {
+    let number = text(&deployment["version"]);
+    println!(
+        "{} {}",
+        ui::bold(&format!("Version {number} of {name} failed:")),
+        deployment["error"]
+            .as_str()
+            .unwrap_or("(no error recorded)")
+    );
+    let requirements = requirements_of(deployment);
+    if !requirements.is_empty() {
+        println!("Requirements: {}", requirements_short(&requirements, 60));
+    }
+    print_build_log(name, deployment, (!args.verbose).then_some(LOG_TAIL));
+    match record["version"].as_u64() {
+        Some(active) => println!(
+            "Version {active} is still active: {name} keeps serving it, nothing changed for its callers."
+        ),
+        None if record["hook_url"].is_string() => println!(
+            "{name} has no active version: its hook answers 503 (no_active_version) until a deploy succeeds."
+        ),
+        None => println!(
+            "{name} has no active version: it does not run until a deploy succeeds."
+        ),
+    }
+    if report.settings_held_back {
+        println!(
+            "The settings of {} were not applied (they are for the new code): deploy again once it builds.",
+            args.settings
+                .as_ref()
+                .map_or_else(|| "--secret".to_string(), |p| p.display().to_string())
+        );
+    }
+}
+
+/// The build log, or its last `tail` lines with where to read the rest.
+fn print_build_log(name: &str, version: &Value, tail: Option<usize>) {
+    let number = text(&version["version"]);
+    let log = version["build_log"].as_str().unwrap_or("").trim_end();
+    if log.is_empty() {
+        println!("{} {}", ui::bold("Build log:"), ui::dim("(empty)"));
+        return;
+    }
+    let lines: Vec<&str> = log.lines().collect();
+    let skip = match tail {
+        Some(tail) if lines.len() > tail => lines.len() - tail,
+        _ => 0,
+    };
+    if skip > 0 {
+        println!(
+            "{} {}",
+            ui::bold(&format!(
+                "Build log (last {} of {} lines):",
+                lines.len() - skip,
+                lines.len()
+            )),
+            ui::dim(&format!(
+                "all of it with --verbose, or `flowd versions {name} --log {number}`"
+            ))
+        );
+    } else {
+        println!("{}", ui::bold("Build log:"));
+    }
+    for line in &lines[skip..] {
+        println!("  {line}");
     }
 }
 
@@ -463,14 +834,28 @@ pub fn name_from_file(path: &Path) -> Result<String> {
         })
 }
 
-/// The packages of a requirements file: its non-empty, non-comment lines.
-fn requirements(path: &Path) -> Result<Vec<String>> {
-    Ok(read_file(path)?
-        .lines()
-        .map(|line| line.split(" #").next().unwrap_or("").trim())
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(str::to_string)
-        .collect())
+/// The requirements file, checked as the server checks it (so a refused line is named with
+/// the file's own line number, before anything is sent).
+fn read_requirements(path: &Path) -> Result<Requirements> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the requirements file {}", path.display()))?;
+    Requirements::parse_text(&text).map_err(|error| requirements_error(path, &error.to_string()))
+}
+
+/// `requirements line 3: …` → `requirements.txt:3: …`.
+fn requirements_error(path: &Path, message: &str) -> anyhow::Error {
+    if let Some(rest) = message.strip_prefix("requirements line ") {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if !digits.is_empty() {
+            let after = &rest[digits.len()..];
+            let after = match after.strip_prefix(": ") {
+                Some(after) => after.to_string(),
+                None => format!("the line{after}"),
+            };
+            return anyhow!("{}:{digits}: {after}", path.display());
+        }
+    }
+    anyhow!("{}: {message}", path.display())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod invoke;
 pub mod login;
 pub mod run;
 pub mod settings;
+pub mod versions;
 pub mod workflows;
 
 use std::path::Path;

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::deploy::schedule_text;
 use super::executions::{ensure_success, print_execution};
 use super::json_object_arg;
+use super::versions::{environment_short, requirements_of, requirements_short};
 use crate::api::{self, Api};
 use crate::{ui, Global};
 
@@ -76,7 +77,10 @@ pub async fn ls(global: &Global, args: LsArgs) -> Result<()> {
         table.add_row(vec![
             Cell::new(text(&workflow["name"])),
             Cell::new(text(&workflow["mode"])),
-            Cell::new(text(&workflow["version"])),
+            Cell::new(match &workflow["version"] {
+                Value::Null => "none".to_string(),
+                version => text(version),
+            }),
             ui::status_cell(state(workflow)),
             Cell::new(runs_on(workflow)),
             Cell::new(ui::time(workflow["updated_at"].as_str().unwrap_or(""))),
@@ -124,10 +128,16 @@ pub async fn show(global: &Global, args: ShowArgs) -> Result<()> {
     let versions = api.get(&format!("/workflows/{id}/versions")).await?;
     let versions = versions["versions"].as_array().cloned().unwrap_or_default();
     if args.code {
-        let wanted = args
-            .version
-            .or_else(|| workflow["version"].as_u64())
-            .unwrap_or(0);
+        let wanted = match args.version.or_else(|| workflow["version"].as_u64()) {
+            Some(wanted) => wanted,
+            None => {
+                return Err(anyhow!(
+                    "{} has no active version: pass --version N (`flowd versions {}` lists them)",
+                    args.name,
+                    args.name
+                ))
+            }
+        };
         let version = versions
             .iter()
             .find(|v| v["version"].as_u64() == Some(wanted))
@@ -141,7 +151,7 @@ pub async fn show(global: &Global, args: ShowArgs) -> Result<()> {
     }
     let name = text(&workflow["name"]);
     println!("{}", ui::bold(&name));
-    let field = |label: &str, value: String| println!("  {:<13}{value}", format!("{label}:"));
+    let field = |label: &str, value: String| println!("  {:<15}{value}", format!("{label}:"));
     field("id", text(&workflow["id"]));
     field(
         "mode",
@@ -152,7 +162,49 @@ pub async fn show(global: &Global, args: ShowArgs) -> Result<()> {
         ),
     );
     field("state", ui::status(state(&workflow)));
-    field("version", text(&workflow["version"]));
+    let active = versions.iter().find(|v| v["active"] == json!(true));
+    match active {
+        Some(version) => {
+            field(
+                "version",
+                format!("{} ({})", text(&version["version"]), ui::status("active")),
+            );
+            let requirements = requirements_of(version);
+            if !requirements.is_empty() {
+                field(
+                    "requirements",
+                    format!(
+                        "{} (environment {})",
+                        requirements_short(&requirements, 60),
+                        environment_short(version)
+                    ),
+                );
+            }
+        }
+        None => field(
+            "version",
+            format!("none: {}", no_active_version(&name, &workflow, &versions)),
+        ),
+    }
+    // A newer version that is not serving (yet): say so.
+    if let Some(latest) = versions
+        .first()
+        .filter(|v| active.is_some_and(|a| a["version"].as_u64() < v["version"].as_u64()))
+    {
+        let number = text(&latest["version"]);
+        match latest["state"].as_str() {
+            Some("building") => field("latest", format!("version {number} is being built")),
+            Some("failed") => field(
+                "latest",
+                format!(
+                    "version {number} {}: {} (`flowd versions {name} --log {number}`)",
+                    ui::status("failed"),
+                    latest["error"].as_str().unwrap_or("see its build log")
+                ),
+            ),
+            _ => {}
+        }
+    }
     match workflow["hook_url"].as_str() {
         Some(path) => field("hook URL", api.url(path)),
         None => {
@@ -193,22 +245,39 @@ pub async fn show(global: &Global, args: ShowArgs) -> Result<()> {
         ui::time(workflow["updated_at"].as_str().unwrap_or("")),
     );
     println!();
-    let mut table = ui::table(&["version", "", "deployed", "lines"]);
+    let mut table = ui::table(&["version", "state", "deployed", "lines", "requirements"]);
     for version in &versions {
-        let active = version["active"] == json!(true);
         table.add_row(vec![
             Cell::new(text(&version["version"])),
-            if active {
-                ui::status_cell("active").fg(comfy_table::Color::Green)
-            } else {
-                Cell::new("")
-            },
+            ui::status_cell(version["state"].as_str().unwrap_or("-")),
             Cell::new(ui::time(version["created_at"].as_str().unwrap_or(""))),
             Cell::new(version["code"].as_str().map_or(0, |c| c.lines().count())),
+            Cell::new(requirements_short(&requirements_of(version), 40)),
         ]);
     }
     ui::print_table(&table);
     Ok(())
+}
+
+/// Why a workflow has no active version, from its newest version.
+fn no_active_version(name: &str, workflow: &Value, versions: &[Value]) -> String {
+    let Some(latest) = versions.first() else {
+        return "the workflow has no version".into();
+    };
+    let number = text(&latest["version"]);
+    let consequence = if workflow["hook_url"].is_string() {
+        "its hook answers 503 until a deploy succeeds"
+    } else {
+        "it does not run until a deploy succeeds"
+    };
+    match latest["state"].as_str() {
+        Some("building") => format!("version {number} is being built; {consequence}"),
+        _ => format!(
+            "version {number} {}: {}; {consequence} (`flowd versions {name} --log {number}`)",
+            ui::status("failed"),
+            latest["error"].as_str().unwrap_or("see its build log")
+        ),
+    }
 }
 
 pub async fn rm(global: &Global, args: RmArgs) -> Result<()> {
