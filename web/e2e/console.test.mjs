@@ -109,6 +109,13 @@ def workflow(_request, settings):
     }
 `;
 
+const DATES = `import dateutil
+
+
+def workflow(_request, settings):
+    return {"status_code": 200, "body": dateutil.__version__}
+`;
+
 try {
   await step('a wrong API key is refused on the sign-in page, with the API error', async () => {
     await page.goto(`${base}/`);
@@ -220,8 +227,10 @@ try {
     await page.click('#save-properties');
     await page.getByText('Properties saved.').waitFor();
     await page.waitForFunction(() => [...document.querySelectorAll('table.properties input')].some((i) => i.value === 'us'));
-    assert.match(await page.locator('#requirements-note').innerText(), /not install per-workflow requirements/);
-    assert.ok(await page.locator('#requirements').isDisabled());
+    // The Requirements card: an editor, empty for a workflow without requirements.
+    assert.equal(await page.locator('#requirements').inputValue(), '');
+    assert.ok(await page.locator('#requirements').isEditable());
+    await page.waitForFunction(() => /Python 3\.\d+/.test(document.querySelector('#requirements-note').textContent));
     await shot('workflow', { fullPage: true });
   });
 
@@ -311,7 +320,9 @@ try {
     await page.click('nav.tabs >> text=Versions');
     await page.locator('.version').nth(2).waitFor();
     assert.equal(await page.locator('.version').count(), 3);
-    assert.match(await page.locator('.version-active').innerText(), /Version 3[\s\S]*active[\s\S]*ready/);
+    assert.match(await page.locator('.version-active').innerText(), /Version 3[\s\S]*active/);
+    assert.equal(await page.locator('.version-active [data-state]').first().getAttribute('data-state'), 'active');
+    assert.equal(await page.locator('.version[data-state=ready]').count(), 2, 'the older versions are ready');
   });
 
   await step('leaving unsaved code asks first', async () => {
@@ -405,6 +416,78 @@ try {
     await api('POST', `/workflows/${nightlyId}/runs`, {});
     await page.locator('tbody tr', { hasText: 'nightly-sync' }).waitFor({ timeout: 20_000 });
     await shot('executions');
+  });
+
+  let datesId;
+  let datesHook;
+  const callDates = async () => {
+    const response = await fetch(`${base}${datesHook}`, { method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json' } });
+    return { status: response.status, body: await response.text() };
+  };
+  await step('a first deploy whose import fails leaves no active version: the page says so, the hook answers 503', async () => {
+    const created = await api('POST', '/workflows', { name: 'dates', mode: 'catch', code: DATES });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(created.body.deployment.state, 'failed');
+    assert.equal(created.body.version, null);
+    datesId = created.body.id;
+    datesHook = created.body.hook_url;
+    assert.equal((await callDates()).status, 503);
+    await page.goto(`${base}/workflows/${datesId}`);
+    assert.equal(await page.locator('#active-version').innerText(), 'no active version');
+    const failure = page.locator('#deploy-result .deploy-failed');
+    await failure.waitFor();
+    assert.match(await failure.innerText(), /Version 1 failed to deploy[\s\S]*No module named 'dateutil'[\s\S]*hook answers 503/);
+    assert.match(await failure.locator('.build-log pre').innerText(), /Traceback[\s\S]*ModuleNotFoundError/);
+  });
+
+  await step('requirements: python-dateutil==2.8.2 is installed, the version becomes active and the hook uses it', async () => {
+    // A refused line is named, nothing is deployed.
+    await page.fill('#requirements', '--index-url http://example.invalid/simple');
+    await page.click('#save-requirements');
+    await page.locator('#requirements-result .alert-error').waitFor();
+    assert.match(await page.locator('#requirements-result').innerText(), /422 invalid_request[\s\S]*line 1/);
+    assert.equal(await page.locator('#requirements').getAttribute('aria-invalid'), 'true');
+    await page.fill('#requirements', 'python-dateutil==2.8.2');
+    await page.click('#save-requirements');
+    await page.locator('#requirements-result').getByText('Deployed version 2.').waitFor();
+    assert.equal(await page.locator('#active-version').innerText(), 'v2');
+    assert.equal(await page.locator('#deploy-result').innerText(), '', 'the failure of version 1 is no longer shown');
+    assert.deepEqual(await callDates(), { status: 200, body: '2.8.2' });
+  });
+
+  await step('a requirement that does not exist fails the deploy with its build log; the previous version keeps serving', async () => {
+    const missing = `flowd-no-such-package-${Math.random().toString(36).slice(2, 10)}`;
+    await page.fill('#requirements', `python-dateutil==2.8.2\n${missing}`);
+    await page.click('#save-requirements');
+    const failure = page.locator('#requirements-result .deploy-failed');
+    await failure.waitFor();
+    const text = await failure.innerText();
+    assert.match(text, /Version 3 failed to deploy/);
+    assert.ok(text.includes(missing), `the error names the package: ${text}`);
+    assert.match(text, /Version 2 is still serving/);
+    const log = failure.locator('.build-log pre');
+    assert.ok(await log.isVisible(), 'the build log is open');
+    assert.ok((await log.innerText()).includes(missing), 'the build log has the installer output');
+    assert.equal(await page.locator('#active-version').innerText(), 'v2');
+    assert.deepEqual(await callDates(), { status: 200, body: '2.8.2' });
+    await failure.scrollIntoViewIfNeeded();
+    await shot('workflow-requirements-failed', { top: false });
+  });
+
+  await step('the versions list shows each version\'s state, requirements, environment and build log', async () => {
+    await page.click('nav.tabs >> text=Versions');
+    await page.locator('.version').nth(2).waitFor();
+    const state = (n) => page.locator(`.version[data-version="${n}"]`).getAttribute('data-state');
+    assert.deepEqual([await state(3), await state(2), await state(1)], ['failed', 'active', 'failed']);
+    const failed = page.locator('.version[data-version="3"]');
+    assert.match(await failed.locator('.version-requirements').innerText(), /python-dateutil==2\.8\.2[\s\S]*flowd-no-such-package-/);
+    assert.match(await failed.locator('.version-error').innerText(), /flowd-no-such-package-/);
+    await failed.locator('.build-log summary').click();
+    assert.ok(await failed.locator('.build-log pre').isVisible());
+    const active = page.locator('.version[data-version="2"]');
+    assert.match(await active.locator('.version-environment').innerText(), /^python3\.\d+-[0-9a-f]+$/);
+    assert.match(await page.locator('.version[data-version="1"] .version-error').innerText(), /No module named 'dateutil'/);
+    await shot('workflow-versions', { fullPage: true });
   });
 
   await step('errors from the API show in place: an unknown execution', async () => {

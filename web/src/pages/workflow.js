@@ -1,5 +1,5 @@
 // The workflow page: Function (code, Environment Properties, requirements), Hook or Schedule
-// (with run now), Executions and Versions.
+// (with run now), Executions and Versions (with their build state).
 
 import { del, get, patch, post } from '../api.js';
 import { copyButton, fill, h } from '../dom.js';
@@ -9,6 +9,7 @@ import { liveExecutions } from '../live.js';
 import { navigate, scrollToHash, setLeaveGuard } from '../router.js';
 import { fireTimes, scheduleEditor } from '../schedule.js';
 import { card, enabledBadge, errorBox, loading, modeBadge, notice, pageHeader, statusBadge, toast } from '../ui.js';
+import { buildLog, building, deployOutcome, noActiveVersion, settleVersion, versionBadge } from '../deploy.js';
 
 const MASK = '****';
 
@@ -80,7 +81,9 @@ export async function workflowPage(ctx) {
       header,
       pageHeader(w.name, {
         crumbs: [h('a', { href: '/workflows' }, 'Workflows')],
-        badges: [modeBadge(w.mode), h('span', { class: 'badge' }, w.runtime), h('span', { class: 'badge', id: 'active-version' }, `v${w.version}`), enabledBadge(w.enabled)],
+        badges: [modeBadge(w.mode), h('span', { class: 'badge' }, w.runtime), w.version === null
+            ? h('span', { class: 'badge build-failed', id: 'active-version', title: 'No version has deployed: the workflow does not run (its hook answers 503).' }, 'no active version')
+            : h('span', { class: 'badge', id: 'active-version', title: `Version ${w.version} is active` }, `v${w.version}`), enabledBadge(w.enabled)],
         actions: [
           h('a', { href: `/workflows/${w.id}/trigger#run-now`, class: 'btn' }, '▶ Run now'),
           toggle,
@@ -113,11 +116,11 @@ export async function workflowPage(ctx) {
 async function functionTab(ctx, page, body) {
   const w = page.workflow;
   const codeBox = h('div', { class: 'editor-box' }, loading('Loading the code…'));
-  const codeMessage = h('div', { class: 'code-message', 'aria-live': 'polite' });
+  const codeMessage = h('div', { class: 'code-message', id: 'deploy-result', 'aria-live': 'polite' });
   const state = h('span', { class: 'muted small', id: 'code-state' });
   const save = h('button', { type: 'button', class: 'btn btn-primary', id: 'save-code', disabled: true }, 'Save & deploy');
   const propertiesBox = h('div', null, loading('Loading the properties…'));
-  const requirementsBox = h('div');
+  const requirementsBox = h('div', null, loading('Loading the requirements…'));
   fill(
     body,
     h(
@@ -129,77 +132,182 @@ async function functionTab(ctx, page, body) {
         h('h2', { class: 'card-title' }, 'Code'),
         h('span', { class: 'card-head-side' }, state, save),
       ),
-      h('p', { class: 'muted small' }, w.mode === 'catch' ? 'def workflow(_request, settings) runs on every call of the hook URL.' : 'def workflow(settings) runs on the schedule.', ' Saving deploys a new version after checking that the code compiles; Ctrl+S (⌘S) saves.'),
+      h(
+        'p',
+        { class: 'muted small' },
+        w.mode === 'catch' ? 'def workflow(_request, settings) runs on every call of the hook URL.' : 'def workflow(settings) runs on the schedule.',
+        ' Saving deploys a new version: its requirements are installed and its module imported before it goes live, and a version that fails leaves the previous one serving. Ctrl+S (⌘S) saves.',
+      ),
       codeMessage,
       codeBox,
     ),
     card('Environment Properties', h('p', { class: 'muted small' }, 'The ', h('code', null, 'settings'), ' dict your code receives. Secret values are never shown again after saving, and are masked in the captured output.'), propertiesBox),
-    card('Requirements', requirementsBox),
+    h('section', { class: 'card', id: 'requirements-card' }, h('h2', { class: 'card-title' }, 'Requirements'), requirementsBox),
   );
 
-  // The code of the active version.
+  // The latest version: what the editors show, and what a deploy changes (what is not sent is
+  // carried over from it). It may not be the active one when its deploy failed.
   const versions = await get(`/workflows/${w.id}/versions`);
   if (!ctx.alive()) return;
-  const active = versions.versions.find((v) => v.active) ?? versions.versions[0];
-  let saved = active ? active.code : '';
-  let dirty = false;
+  const latest = versions.versions[0] ?? null;
+  let savedCode = latest ? latest.code : '';
+  let savedRequirements = latest ? latest.requirements.join('\n') : '';
   let saving = false;
-  fill(codeBox);
-  const editor = createEditor(codeBox, {
-    doc: saved,
-    onChange: (code) => {
-      dirty = code !== saved;
-      save.disabled = !dirty || saving;
-      state.textContent = dirty ? 'Unsaved changes' : `Version ${page.workflow.version} deployed`;
-    },
-    onSave: () => deploy(),
-  });
-  state.textContent = `Version ${page.workflow.version} deployed`;
-  page.addGuard(() => (dirty ? 'The code has unsaved changes. Leave without deploying them?' : null));
-  save.addEventListener('click', () => deploy());
+  const lines = (text) => text.split('\n').map((line) => line.trim()).filter(Boolean).join('\n');
+  const codeDirty = () => editor.get() !== savedCode;
+  const requirementsDirty = () => lines(area.value) !== lines(savedRequirements);
 
-  async function deploy() {
-    if (!dirty || saving) return;
-    saving = true;
-    save.disabled = true;
-    save.textContent = 'Deploying…';
-    const code = editor.get();
+  const area = h('textarea', {
+    class: 'input mono requirements-input',
+    id: 'requirements',
+    rows: 4,
+    placeholder: 'One requirement per line, e.g.\nrequests==2.32.3\npython-dateutil>=2.8',
+    'aria-describedby': 'requirements-note',
+    spellcheck: false,
+    autocomplete: 'off',
+  });
+  area.value = savedRequirements;
+  const requirementsMessage = h('div', { class: 'requirements-message', id: 'requirements-result', 'aria-live': 'polite' });
+  const saveRequirements = h('button', { type: 'button', class: 'btn btn-primary', id: 'save-requirements', disabled: true }, 'Save & deploy');
+  const runtimeNote = h('span', null, 'the runtime’s environment');
+  fill(
+    requirementsBox,
+    h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'pip requirements, one per line (as in requirements.txt)'), area),
+    h(
+      'p',
+      { class: 'muted small', id: 'requirements-note' },
+      'Installed into an environment of this version’s own when you deploy, on top of ',
+      runtimeNote,
+      '. Pin versions (',
+      h('code', null, 'name==1.2.3'),
+      ') so that every deploy gets the same packages. Comments are allowed; pip options (',
+      h('code', null, '-r'),
+      ', ',
+      h('code', null, '--index-url'),
+      '), paths and ',
+      h('code', null, 'file:'),
+      ' URLs are not.',
+    ),
+    requirementsMessage,
+    h('div', { class: 'form-actions' }, saveRequirements),
+  );
+  get('/runtimes')
+    .then((answer) => {
+      const runtime = answer.runtimes.find((r) => r.name === page.workflow.runtime) ?? answer.runtimes.find((r) => r.default) ?? answer.runtimes[0];
+      if (!runtime) return;
+      const list = Object.entries(runtime.packages ?? {}).map(([name, version]) => `${name} ${version}`);
+      runtimeNote.textContent = `Python ${runtime.version}${list.length ? ' with ' + list.join(', ') : ''}${runtime.installer ? `, with ${runtime.installer}` : ''}`;
+    })
+    .catch(() => {});
+
+  fill(codeBox);
+  const editor = createEditor(codeBox, { doc: savedCode, onChange: () => refreshState(), onSave: () => deploy(codeMessage) });
+  area.addEventListener('input', () => {
+    area.removeAttribute('aria-invalid');
+    refreshState();
+  });
+  area.addEventListener('keydown', (event) => {
+    if ((event.ctrlKey || event.metaKey) && event.key === 's') {
+      event.preventDefault();
+      deploy(requirementsMessage);
+    }
+  });
+  page.addGuard(() => (codeDirty() || requirementsDirty() ? 'The code or the requirements have unsaved changes. Leave without deploying them?' : null));
+  save.addEventListener('click', () => deploy(codeMessage));
+  saveRequirements.addEventListener('click', () => deploy(requirementsMessage));
+
+  function refreshState() {
+    const changed = [codeDirty() && 'code', requirementsDirty() && 'requirements'].filter(Boolean);
+    save.disabled = saveRequirements.disabled = saving || !changed.length;
+    if (saving) state.textContent = 'Deploying…';
+    else if (changed.length) state.textContent = `Unsaved changes (${changed.join(' and ')})`;
+    else if (page.workflow.version === null) state.textContent = 'No version active';
+    else state.textContent = `Version ${page.workflow.version} active`;
+  }
+
+  // The latest version did not go live (yet): say so where the deploy result goes.
+  if (latest && latest.state === 'building') {
+    showSettling(latest.version, codeMessage);
+  } else if (latest && !latest.active) {
+    fill(codeMessage, deployOutcome(latest, page.workflow));
+  } else if (page.workflow.version === null) {
+    fill(codeMessage, noActiveVersion(page.workflow));
+  }
+  refreshState();
+
+  async function showSettling(n, where) {
+    fill(where, building(n));
     try {
-      const updated = await patch(`/workflows/${page.workflow.id}`, { code });
-      saved = code;
-      dirty = editor.get() !== saved;
+      const version = await settleVersion(ctx, page.workflow.id, n);
+      if (!version) return;
+      page.setWorkflow(await get(`/workflows/${page.workflow.id}`));
+      if (!ctx.alive()) return;
+      fill(where, deployOutcome(version, page.workflow));
+    } catch (error) {
+      fill(where, errorBox(error, { title: `The state of version ${n} could not be read` }));
+    } finally {
+      refreshState();
+    }
+  }
+
+  /** Deploys what changed (code, requirements or both, in one PATCH); `where` shows the result. */
+  async function deploy(where) {
+    const sendCode = codeDirty();
+    const sendRequirements = requirementsDirty();
+    if ((!sendCode && !sendRequirements) || saving) return;
+    saving = true;
+    save.textContent = saveRequirements.textContent = 'Deploying…';
+    refreshState();
+    const code = editor.get();
+    const requirementsText = area.value;
+    const patchBody = {};
+    if (sendCode) patchBody.code = code;
+    if (sendRequirements) patchBody.requirements = requirementsText;
+    fill(codeMessage);
+    fill(requirementsMessage);
+    let settling = null;
+    try {
+      // Answered once the version is stored; its build is then followed here.
+      const updated = await patch(`/workflows/${page.workflow.id}?wait=false`, patchBody);
+      savedCode = code;
+      savedRequirements = requirementsText;
       editor.clearError();
       page.setWorkflow(updated);
-      state.textContent = `Version ${updated.version} deployed`;
-      fill(codeMessage, notice('success', `Deployed version ${updated.version}.`));
+      const deployment = updated.deployment;
+      if (deployment.state === 'building') settling = showSettling(deployment.version, where);
+      else fill(where, deployOutcome(deployment, page.workflow));
     } catch (error) {
       if (error.code === 'invalid_code') {
         const { line, column } = error.details;
-        const where = line ? `Line ${line}, column ${column}: ` : '';
+        const at = line ? `Line ${line}, column ${column}: ` : '';
         if (line) editor.showError(line, column, error.message);
         fill(
           codeMessage,
           h(
             'div',
             { class: 'alert alert-error code-error', role: 'alert', 'data-line': line ?? '' },
-            h('strong', null, where),
+            h('strong', null, at),
             error.message,
-            h('div', { class: 'small' }, `Nothing was deployed: version ${page.workflow.version} keeps running.`),
+            h('div', { class: 'small' }, page.workflow.version === null ? 'Nothing was deployed.' : `Nothing was deployed: version ${page.workflow.version} keeps running.`),
           ),
         );
         editor.view.focus();
+      } else if (error.code === 'invalid_request' && /requirement/i.test(error.message)) {
+        area.setAttribute('aria-invalid', 'true');
+        fill(requirementsMessage, errorBox(error, { title: 'The requirements were refused: nothing was deployed' }));
+        area.focus();
       } else {
-        fill(codeMessage, errorBox(error, { title: 'The code was not deployed' }));
+        fill(where, errorBox(error, { title: 'Nothing was deployed' }));
       }
     } finally {
       saving = false;
-      save.textContent = 'Save & deploy';
-      save.disabled = !dirty;
+      save.textContent = saveRequirements.textContent = 'Save & deploy';
+      refreshState();
     }
+    await settling;
   }
 
   await propertiesEditor(ctx, page, propertiesBox);
-  requirements(requirementsBox);
 }
 
 async function propertiesEditor(ctx, page, box) {
@@ -365,29 +473,6 @@ async function propertiesEditor(ctx, page, box) {
   }
 }
 
-function requirements(box) {
-  const area = h('textarea', { class: 'input mono', rows: 3, disabled: true, placeholder: 'One requirement per line, e.g. requests==2.32.3', 'aria-label': 'Requirements', id: 'requirements' });
-  const packages = h('span', { class: 'muted' }, '…');
-  fill(
-    box,
-    area,
-    h(
-      'p',
-      { class: 'muted small', id: 'requirements-note' },
-      'Not available yet: flowd does not install per-workflow requirements. Every workflow runs in the server’s shared environment, which provides ',
-      packages,
-      '.',
-    ),
-  );
-  get('/runtimes')
-    .then((answer) => {
-      const runtime = answer.runtimes.find((r) => r.default) ?? answer.runtimes[0];
-      const list = Object.entries(runtime?.packages ?? {}).map(([name, version]) => `${name} ${version}`);
-      packages.textContent = `Python ${runtime.version}${list.length ? ' with ' + list.join(', ') : ''}`;
-    })
-    .catch(() => (packages.textContent = 'the packages of the runtime'));
-}
-
 // --- Hook (catch) or Schedule (pull), and run now -----------------------------------------------
 
 async function triggerTab(ctx, page, body) {
@@ -413,6 +498,7 @@ async function triggerTab(ctx, page, body) {
         h('p', { class: 'muted small' }, 'POST JSON, a form or a multipart upload to this URL; the body, headers and query string reach your code as ', h('code', null, '_request'), '. Keep it secret: anyone with the URL can call the workflow.'),
         h('div', { class: 'copy-row' }, h('input', { class: 'input mono', readonly: true, value: url, id: 'hook-url', 'aria-label': 'Hook URL', onclick: (e) => e.target.select() }), copyButton(() => url), rotate),
         page.workflow.enabled ? null : notice('warning', 'The workflow is paused: its hook answers 503 until you resume it.'),
+        page.workflow.version === null ? noActiveVersion(page.workflow) : null,
         h('div', { class: 'field-label spaced' }, 'Try it with curl'),
         h('div', { class: 'code-block' }, h('pre', { id: 'curl-example' }, curl), copyButton(() => curl)),
         h('p', { class: 'muted small' }, 'Every answer carries an ', h('code', null, 'X-Execution-Id'), ' header: the execution appears under Executions.'),
@@ -456,7 +542,7 @@ async function triggerTab(ctx, page, body) {
       }
     });
     page.onEnabledChange = loadCurrent;
-    fill(body, card('Schedule', current), card('Change the schedule', editor.el, message, h('div', { class: 'form-actions' }, save)), runNow(ctx, page, {}));
+    fill(body, page.workflow.version === null ? noActiveVersion(page.workflow) : null, card('Schedule', current), card('Change the schedule', editor.el, message, h('div', { class: 'form-actions' }, save)), runNow(ctx, page, {}));
     await loadCurrent();
   }
   scrollToHash();
@@ -523,60 +609,133 @@ async function executionsTab(ctx, page, body) {
 
 async function versionsTab(ctx, page, body) {
   fill(body, loading());
-  const answer = await get(`/workflows/${page.workflow.id}/versions`);
-  if (!ctx.alive()) return;
   const list = h('div', { class: 'versions' });
-  for (const version of answer.versions) {
+  const banner = h('div', { 'aria-live': 'polite' });
+  const waiting = new Set();
+  let sequence = 0;
+
+  async function refresh() {
+    const mine = ++sequence;
+    let answer;
+    try {
+      const [versions, workflow] = await Promise.all([get(`/workflows/${page.workflow.id}/versions`), get(`/workflows/${page.workflow.id}`)]);
+      answer = versions;
+      if (!ctx.alive() || mine !== sequence) return;
+      page.setWorkflow(workflow);
+    } catch (error) {
+      if (ctx.alive()) fill(list, errorBox(error, { title: 'The versions could not be loaded', retry: refresh }));
+      return;
+    }
+    draw(answer.versions);
+    // Versions still building: wait for each to settle, then show the list again.
+    for (const version of answer.versions) {
+      if (version.state !== 'building' || waiting.has(version.version)) continue;
+      waiting.add(version.version);
+      settleVersion(ctx, page.workflow.id, version.version)
+        .then((settled) => {
+          waiting.delete(version.version);
+          if (settled && ctx.alive()) refresh();
+        })
+        .catch(() => waiting.delete(version.version));
+    }
+  }
+
+  function draw(versions) {
+    fill(banner, page.workflow.version === null ? noActiveVersion(page.workflow) : null);
+    fill(list, versions.length ? versions.map(versionItem) : h('div', { class: 'empty' }, 'No version yet.'));
+  }
+
+  function versionItem(version) {
     const codeBox = h('div', { class: 'version-code', hidden: true });
     let shown = false;
-    const view = h('button', { type: 'button', class: 'btn btn-small' }, 'View code');
+    const view = h('button', { type: 'button', class: 'btn btn-small', 'aria-expanded': 'false' }, 'View code');
     view.addEventListener('click', () => {
       if (!shown) {
         createEditor(codeBox, { doc: version.code, readOnly: true, maxHeight: '50vh' });
         shown = true;
       }
       codeBox.hidden = !codeBox.hidden;
+      view.setAttribute('aria-expanded', String(!codeBox.hidden));
       view.textContent = codeBox.hidden ? 'View code' : 'Hide code';
     });
-    const restore = version.active
-      ? null
-      : h(
-          'button',
-          {
-            type: 'button',
-            class: 'btn btn-small',
-            onclick: async (event) => {
-              if (!window.confirm(`Deploy the code of version ${version.version} again, as a new version?`)) return;
-              event.target.disabled = true;
-              try {
-                const updated = await patch(`/workflows/${page.workflow.id}`, { code: version.code });
-                page.setWorkflow(updated);
-                toast(`Deployed as version ${updated.version}`);
-                versionsTab(ctx, page, body);
-              } catch (error) {
-                toast(`${error.code}: ${error.message}`);
-                event.target.disabled = false;
-              }
+    const restore =
+      version.active || version.state === 'building'
+        ? null
+        : h(
+            'button',
+            {
+              type: 'button',
+              class: 'btn btn-small',
+              title: 'Deploy this version’s code and requirements again, as a new version',
+              onclick: async (event) => {
+                if (!window.confirm(`Deploy the code and requirements of version ${version.version} again, as a new version?`)) return;
+                event.target.disabled = true;
+                try {
+                  const updated = await patch(`/workflows/${page.workflow.id}?wait=false`, { code: version.code, requirements: version.requirements });
+                  page.setWorkflow(updated);
+                  toast(updated.deployment.state === 'building' ? `Deploying as version ${updated.deployment.version}…` : `Version ${updated.deployment.version}: ${updated.deployment.state}`);
+                  refresh();
+                } catch (error) {
+                  toast(`${error.code}: ${error.message}`);
+                  event.target.disabled = false;
+                }
+              },
             },
-          },
-          'Deploy again',
-        );
-    list.append(
+            'Deploy again',
+          );
+    const requirements = version.requirements.length
+      ? h('ul', { class: 'requirement-list' }, version.requirements.map((line) => h('li', null, h('code', null, line))))
+      : h('span', { class: 'muted' }, 'none');
+    const environment = version.environment
+      ? h('code', { class: 'environment-id' }, version.environment)
+      : h('span', { class: 'muted' }, version.state === 'failed' && version.requirements.length ? 'not built' : `the runtime’s (${page.workflow.runtime})`);
+    return h(
+      'div',
+      { class: ['version', `version-${version.state}`, version.active && 'version-active'], 'data-version': version.version, 'data-state': version.state },
       h(
         'div',
-        { class: ['version', version.active && 'version-active'] },
-        h(
-          'div',
-          { class: 'version-row' },
-          h('strong', null, `Version ${version.version}`),
-          version.active ? h('span', { class: 'badge state-active' }, 'active') : null,
-          h('span', { class: 'badge build-ready', title: 'Checked when deployed: the code compiles and defines workflow() with the right parameters. flowd has no per-workflow requirements to build.' }, 'ready'),
-          h('span', { class: 'muted small', title: dateTime(version.created_at) }, `deployed ${dateTime(version.created_at)} · ${relative(version.created_at)}`),
-          h('span', { class: 'version-actions' }, view, restore),
-        ),
-        codeBox,
+        { class: 'version-row' },
+        h('strong', null, `Version ${version.version}`),
+        versionBadge(version.state),
+        h('span', { class: 'muted small', title: dateTime(version.created_at) }, `deployed ${dateTime(version.created_at)} · ${relative(version.created_at)}`),
+        h('span', { class: 'version-actions' }, view, restore),
       ),
+      h(
+        'dl',
+        { class: 'version-facts' },
+        h('div', null, h('dt', null, 'Requirements'), h('dd', { class: 'version-requirements' }, requirements)),
+        h('div', null, h('dt', null, 'Environment'), h('dd', { class: 'version-environment' }, environment)),
+      ),
+      version.state === 'building'
+        ? building(version.version)
+        : version.state === 'failed'
+          ? h('div', { class: 'alert alert-error version-error' }, h('div', { class: 'deploy-error mono' }, version.error ?? 'the build failed'), buildLog(version.build_log))
+          : buildLog(version.build_log),
+      codeBox,
     );
   }
-  fill(body, card('Versions', h('p', { class: 'muted small' }, 'Every deployed change of the code is a version; each execution records the version it ran. A version is “ready” once its code passed the checks at deploy.'), list));
+
+  fill(
+    body,
+    banner,
+    card(
+      'Versions',
+      h(
+        'p',
+        { class: 'muted small' },
+        'Every deployed change of the code or the requirements is a version; each execution records the version it ran. A version is built (its requirements installed) and its module imported before it goes live: ',
+        versionBadge('active'),
+        ' serves, ',
+        versionBadge('ready'),
+        ' passed and can be deployed again, ',
+        versionBadge('failed'),
+        ' never served (the previous version kept serving), ',
+        versionBadge('building'),
+        ' is on its way.',
+      ),
+      list,
+    ),
+  );
+  fill(list, loading());
+  await refresh();
 }

@@ -48,7 +48,16 @@ export async function workflowsPage(ctx) {
           { title: 'Name', class: 'name', cell: (w) => link(`/workflows/${w.id}`, h('strong', null, w.name)) },
           { title: 'Mode', cell: (w) => modeBadge(w.mode) },
           { title: 'Runtime', cell: (w) => h('code', null, w.runtime) },
-          { title: 'State', cell: (w) => enabledBadge(w.enabled) },
+          {
+            title: 'State',
+            cell: (w) =>
+              h(
+                'span',
+                { class: 'badges' },
+                enabledBadge(w.enabled),
+                w.version === null ? h('span', { class: 'badge build-failed', title: 'No version has deployed: the workflow does not run (its hook answers 503).' }, 'no active version') : null,
+              ),
+          },
           {
             title: 'Last execution',
             cell: (w) => {
