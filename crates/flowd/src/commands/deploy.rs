@@ -331,8 +331,9 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
     if new_version {
         let active_code = active.and_then(|v| v["code"].as_str());
         let active_key = active.map(|v| requirements_key(&requirements_of(v)));
-        code_changed = active_code != Some(code);
-        requirements_changed = active_key.as_deref() != Some(wanted_key.as_str());
+        // Compared with the version that was serving, if any.
+        code_changed = active_code.is_some_and(|c| c != code);
+        requirements_changed = active_key.is_some_and(|k| k != wanted_key);
         let code_differs = latest.and_then(|v| v["code"].as_str()) != Some(code);
         let requirements_differ = requirements_key(&latest_requirements) != wanted_key;
         if requirements_differ {
