@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flowd_core::workflow::VersionState;
-use flowd_runtime::{Runtime, WarmUpFailure};
+use flowd_runtime::{Runtimes, WarmUpFailure};
 use flowd_store::{Store, StoreError, VersionOutcome, VersionRecord, WorkflowRecord};
 use tokio::sync::watch;
 
@@ -44,17 +44,17 @@ type Waiters = watch::Receiver<Option<Deployment>>;
 /// Runs builds in the background and lets callers wait for them.
 pub struct Deployer {
     store: Arc<dyn Store>,
-    runtime: Arc<Runtime>,
+    runtimes: Arc<Runtimes>,
     cache: Arc<HotCache>,
     /// Builds going, by (workflow id, version).
     going: Mutex<HashMap<(String, u32), Waiters>>,
 }
 
 impl Deployer {
-    pub fn new(store: Arc<dyn Store>, runtime: Arc<Runtime>, cache: Arc<HotCache>) -> Deployer {
+    pub fn new(store: Arc<dyn Store>, runtimes: Arc<Runtimes>, cache: Arc<HotCache>) -> Deployer {
         Deployer {
             store,
-            runtime,
+            runtimes,
             cache,
             going: Mutex::new(HashMap::new()),
         }
@@ -132,23 +132,28 @@ impl Deployer {
         let started = Instant::now();
         let outcome = self.build(workflow, version).await;
         let key = version_key(workflow, version.version);
+        let forget = |key: &str| {
+            if let Some(runtime) = self.runtimes.get(&workflow.runtime) {
+                runtime.forget(key);
+            }
+        };
         let active = match self.store.settle_version(&outcome).await {
             Ok(active) => active,
             Err(error) => {
                 // Deleted meanwhile, or the store failed: the version's instance is not needed.
                 tracing::warn!(workflow = %workflow.id, version = version.version, %error, "the end of a build could not be recorded");
-                self.runtime.forget(&key);
+                forget(&key);
                 false
             }
         };
         if active {
             self.cache.invalidate(&workflow.id);
             if let Some(previous) = workflow.version {
-                self.runtime.forget(&version_key(workflow, previous));
+                forget(&version_key(workflow, previous));
             }
         } else if outcome.state == VersionState::Ready {
             // Ready but superseded by a newer active version meanwhile: nothing will run it.
-            self.runtime.forget(&key);
+            forget(&key);
         }
         tracing::info!(
             workflow = %workflow.name,
@@ -185,9 +190,17 @@ impl Deployer {
             Ok(requirements) => requirements,
             Err(error) => return failed(error.to_string(), log, None),
         };
+        let Some(runtime) = self.runtimes.get(&workflow.runtime) else {
+            let error = format!(
+                "the runtime {} is not available on this server (it has {})",
+                workflow.runtime,
+                self.runtimes.names()
+            );
+            return failed(error, log, None);
+        };
         let mut environment = None;
         if let Some(requirements) = &requirements {
-            match self.runtime.build_environment(requirements).await {
+            match runtime.build_environment(requirements).await {
                 Ok(built) => {
                     if built.reused {
                         log.push_str(&format!(
@@ -219,7 +232,7 @@ impl Deployer {
             "{}".to_string(),
         );
         let started = Instant::now();
-        match self.runtime.warm_up(&job).await {
+        match runtime.warm_up(&job).await {
             Ok(()) => {
                 log.push_str(&format!(
                     "module imported in the sandbox in {} ms\n",

@@ -123,7 +123,13 @@ impl Engine {
 
         // Short executions are written once, at their end; a longer one is recorded as running
         // meanwhile, so that a crash leaves a trace (marked interrupted at the next start).
-        let run = self.runtime.execute(&job);
+        let runtime = self.runtimes.get(&hot.record.runtime).cloned();
+        let run = async {
+            match runtime {
+                Some(runtime) => runtime.execute(&job).await,
+                None => self.runtime_missing(&hot.record.runtime),
+            }
+        };
         tokio::pin!(run);
         let execution = tokio::select! {
             execution = &mut run => execution,
@@ -180,10 +186,26 @@ impl Engine {
 
     /// Starts the warm instance of a workflow's current version ahead of a run.
     pub async fn prewarm(&self, hot: &HotWorkflow) {
-        if let Ok(active) = &hot.active {
-            self.runtime
+        if let (Ok(active), Some(runtime)) = (&hot.active, self.runtimes.get(&hot.record.runtime)) {
+            runtime
                 .prewarm(&job_for(hot, active, None, "{}".to_string()))
                 .await;
+        }
+    }
+
+    /// The execution of a workflow whose runtime this server does not have (any more).
+    fn runtime_missing(&self, name: &str) -> flowd_runtime::Execution {
+        flowd_runtime::Execution {
+            outcome: Outcome::Failed(ErrorInfo::new(
+                "RuntimeUnavailable",
+                format!(
+                    "the workflow's runtime {name} is not available on this server (it has {})",
+                    self.runtimes.names()
+                ),
+            )),
+            logs: Vec::new(),
+            logs_truncated: false,
+            duration: Duration::ZERO,
         }
     }
 

@@ -16,7 +16,7 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flowd_runtime::Runtime;
+use flowd_runtime::{Runtime, Runtimes};
 use flowd_store::Store;
 
 pub use auth::{Bootstrap, Principal};
@@ -62,7 +62,10 @@ impl Default for EngineConfig {
 
 pub struct Engine {
     pub store: Arc<dyn Store>,
+    /// The default runtime.
     pub runtime: Arc<Runtime>,
+    /// Every runtime of the server.
+    pub runtimes: Arc<Runtimes>,
     pub config: EngineConfig,
     cache: Arc<HotCache>,
     deployer: Arc<Deployer>,
@@ -76,7 +79,7 @@ impl Engine {
     /// Starts the engine: executions left `running` by a previous process become `interrupted`.
     pub async fn start(
         store: Arc<dyn Store>,
-        runtime: Arc<Runtime>,
+        runtimes: Arc<Runtimes>,
         config: EngineConfig,
     ) -> Result<Engine> {
         let interrupted = store.interrupt_running_executions(clock::now_ms()).await?;
@@ -88,7 +91,11 @@ impl Engine {
         }
         let (writer, _task) = Writer::start(store.clone());
         let cache = Arc::new(HotCache::default());
-        let deployer = Arc::new(Deployer::new(store.clone(), runtime.clone(), cache.clone()));
+        let deployer = Arc::new(Deployer::new(
+            store.clone(),
+            runtimes.clone(),
+            cache.clone(),
+        ));
         let resumed = deployer.resume().await?;
         if resumed > 0 {
             tracing::info!(
@@ -103,7 +110,8 @@ impl Engine {
                 config.queue_timeout,
             ),
             store,
-            runtime,
+            runtime: runtimes.default_runtime().clone(),
+            runtimes,
             config,
             cache,
             deployer,

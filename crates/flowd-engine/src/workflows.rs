@@ -124,7 +124,7 @@ impl Engine {
             None => Requirements::default(),
         };
         let settings = new.settings.unwrap_or_default();
-        self.check_code(&new.code, new.mode).await?;
+        self.check_code(&runtime, &new.code, new.mode).await?;
         let now = now_ms();
         let record = WorkflowRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -176,7 +176,12 @@ impl Engine {
             record.name = parse_name(name)?.as_str().to_string();
         }
         if let Some(runtime) = &patch.runtime {
-            record.runtime = self.check_runtime(Some(runtime))?;
+            if *runtime != record.runtime {
+                return Err(EngineError::Invalid(format!(
+                    "runtime: a workflow keeps the runtime it was created with ({}; it is part of its hook URL): create a new workflow to move it to {runtime}",
+                    record.runtime
+                )));
+            }
         }
         if let Some(secrets) = patch.secrets {
             record.secret_keys = check_secrets(secrets)?;
@@ -217,7 +222,7 @@ impl Engine {
             record.next_fire_at = first_fire_time(stored_schedule(&record).as_ref(), true, now);
         }
         if let Some(code) = &patch.code {
-            self.check_code(code, record.mode).await?;
+            self.check_code(&record.runtime, code, record.mode).await?;
         }
         let new_requirements = patch
             .requirements
@@ -473,14 +478,18 @@ impl Engine {
         Ok((report, hot.record.clone()))
     }
 
-    async fn check_code(&self, code: &str, mode: Mode) -> Result<()> {
+    async fn check_code(&self, runtime: &str, code: &str, mode: Mode) -> Result<()> {
         if code.len() > self.config.max_code_bytes {
             return Err(EngineError::Invalid(format!(
                 "code is larger than the {}-byte limit",
                 self.config.max_code_bytes
             )));
         }
-        match self.runtime.validate(code, mode).await {
+        let runtime = self
+            .runtimes
+            .get(runtime)
+            .unwrap_or_else(|| self.runtimes.default_runtime());
+        match runtime.validate(code, mode).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(EngineError::InvalidCode {
                 message: error.message,
@@ -492,12 +501,12 @@ impl Engine {
     }
 
     fn check_runtime(&self, runtime: Option<&str>) -> Result<String> {
-        let available = self.runtime.name();
         match runtime {
-            None => Ok(available.to_string()),
-            Some(name) if name == available => Ok(name.to_string()),
+            None => Ok(self.runtimes.default_runtime().name().to_string()),
+            Some(name) if self.runtimes.get(name).is_some() => Ok(name.to_string()),
             Some(name) => Err(EngineError::Invalid(format!(
-                "unknown runtime {name:?}: this server has {available}"
+                "runtime: unknown runtime {name:?}: this server has {}",
+                self.runtimes.names()
             ))),
         }
     }

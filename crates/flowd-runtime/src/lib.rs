@@ -12,6 +12,7 @@ mod instance;
 mod memory;
 pub mod protocol;
 pub mod provision;
+mod runtimes;
 pub mod sandbox;
 mod zygote;
 
@@ -28,6 +29,7 @@ use flowd_core::PyValue;
 pub use envs::{BuildConfig, BuildError, BuildFailure, BuiltEnv, InstallerChoice};
 pub use instance::{ChildExit, InitFailure};
 pub use provision::{Environment, Interpreter, ProvisionError};
+pub use runtimes::Runtimes;
 pub use sandbox::SandboxUser;
 
 use bases::BaseProcess;
@@ -131,6 +133,8 @@ pub enum RuntimeError {
     Unreachable { dir: PathBuf, uid: u32 },
     #[error("I/O error in the Python runtime: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the default runtime {name:?} is not among the interpreters found: {available} (give its interpreter with --python)")]
+    UnknownDefault { name: String, available: String },
     #[error("the environment of the workflow's requirements could not be built: {0}")]
     Build(#[source] BuildError),
 }
@@ -305,7 +309,6 @@ pub struct Runtime {
     env_bases: Mutex<HashMap<String, Arc<BaseProcess>>>,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     clock: AtomicU64,
-    instance_counter: AtomicU64,
     pids: Option<cgroup::PidsHierarchy>,
     /// The layers each instance applies to itself.
     instance_layers: Vec<String>,
@@ -322,6 +325,16 @@ impl Runtime {
         let user = sandbox::choose_user(config.sandbox_user);
         let interpreter =
             provision::find_interpreter(config.python.as_deref(), user.is_some()).await?;
+        Runtime::start_with(config, interpreter, progress).await
+    }
+
+    /// Provisions the environment of an interpreter already found and starts its base process.
+    pub async fn start_with(
+        config: RuntimeConfig,
+        interpreter: Interpreter,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Runtime, RuntimeError> {
+        let user = sandbox::choose_user(config.sandbox_user);
         let environment = provision::provision(&interpreter, &config.runtime_dir, progress).await?;
         if let Some(user) = user {
             if !provision::reachable_by_others(&environment.dir) {
@@ -362,7 +375,6 @@ impl Runtime {
             zygote_spec,
             slots: Mutex::new(HashMap::new()),
             clock: AtomicU64::new(0),
-            instance_counter: AtomicU64::new(0),
         })
     }
 
@@ -703,7 +715,9 @@ impl Runtime {
         base: &BaseProcess,
         job: &Job,
     ) -> Result<Result<Instance, InitFailure>, RuntimeError> {
-        let n = self.instance_counter.fetch_add(1, Ordering::Relaxed);
+        // Process-wide: the runtimes of one flowd share the temporary directory.
+        static INSTANCES: AtomicU64 = AtomicU64::new(0);
+        let n = INSTANCES.fetch_add(1, Ordering::Relaxed);
         let tmp = PrivateTmp::create(
             &self.config.tmp_dir,
             &format!("instance-{}-{n}", std::process::id()),

@@ -124,6 +124,86 @@ pub async fn find_interpreter(
     })
 }
 
+/// Every interpreter to provision a runtime for: the `preferred` ones (each must be usable), or
+/// else every usable `python3` and `python3.N` found in `/usr/bin`, `/usr/local/bin` and on `PATH`
+/// — one per version (`python3.11`, `python3.12`, …), the system's `python3` first. Two paths to
+/// one interpreter are one runtime; two interpreters of one version given explicitly are refused.
+pub async fn find_interpreters(
+    preferred: &[PathBuf],
+    must_be_world_readable: bool,
+) -> Result<Vec<Interpreter>, ProvisionError> {
+    let mut found: Vec<Interpreter> = Vec::new();
+    if !preferred.is_empty() {
+        for path in preferred {
+            let interpreter = find_interpreter(Some(path), must_be_world_readable).await?;
+            match found
+                .iter()
+                .find(|i| i.runtime_name == interpreter.runtime_name)
+            {
+                Some(same) if same.executable == interpreter.executable => {}
+                Some(same) => {
+                    return Err(ProvisionError::BadInterpreter {
+                        path: path.clone(),
+                        reason: format!(
+                            "it is {} like {}: give one interpreter per Python version",
+                            interpreter.runtime_name,
+                            same.executable.display()
+                        ),
+                    })
+                }
+                None => found.push(interpreter),
+            }
+        }
+        return Ok(found);
+    }
+    let first = find_interpreter(None, must_be_world_readable).await?;
+    found.push(first);
+    for candidate in versioned_candidates() {
+        let Ok(interpreter) = probe(&candidate, must_be_world_readable).await else {
+            continue;
+        };
+        if !found
+            .iter()
+            .any(|i| i.runtime_name == interpreter.runtime_name)
+        {
+            found.push(interpreter);
+        }
+    }
+    Ok(found)
+}
+
+/// `python3.N` executables in the usual places and on `PATH`.
+fn versioned_candidates() -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")];
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    let mut out: Vec<PathBuf> = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|name| is_versioned_python(name))
+            .collect();
+        names.sort();
+        for name in names {
+            let path = dir.join(name);
+            if !out.contains(&path) {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// `python3.11`, not `python3.11-config` or `python3.11m`.
+fn is_versioned_python(name: &str) -> bool {
+    name.strip_prefix("python3.")
+        .is_some_and(|minor| !minor.is_empty() && minor.chars().all(|c| c.is_ascii_digit()))
+}
+
 async fn probe(
     candidate: &Path,
     must_be_world_readable: bool,
@@ -395,4 +475,24 @@ pub(crate) fn lock_file(path: &Path) -> std::io::Result<nix::fcntl::Flock<std::f
 pub(crate) fn last_lines(text: &str, count: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(count)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versioned_python_names_are_recognised() {
+        assert!(is_versioned_python("python3.11"));
+        assert!(is_versioned_python("python3.13"));
+        for name in [
+            "python3",
+            "python3.11-config",
+            "python3.11m",
+            "python3.",
+            "python2.7",
+        ] {
+            assert!(!is_versioned_python(name), "{name}");
+        }
+    }
 }

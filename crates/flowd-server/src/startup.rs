@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use flowd_engine::{Bootstrap, Engine, EngineConfig};
 use flowd_runtime::{
-    BuildConfig, OutputLimits, Runtime, RuntimeConfig, SandboxLimits, SandboxUser,
+    BuildConfig, OutputLimits, RuntimeConfig, Runtimes, SandboxLimits, SandboxUser,
 };
 use flowd_store::SqliteStore;
 
@@ -20,7 +20,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Where Python environments are built (default `<data_dir>/runtimes`).
     pub runtime_dir: Option<PathBuf>,
-    pub python: Option<PathBuf>,
+    /// The interpreters to build runtimes from (every usable one found when empty).
+    pub pythons: Vec<PathBuf>,
+    /// The runtime of workflows that pick none (the first found when `None`).
+    pub default_runtime: Option<String>,
     pub admin_api_key: Option<String>,
     pub sandbox_user: Option<SandboxUser>,
     pub preload: Vec<String>,
@@ -43,7 +46,8 @@ impl Config {
         Config {
             data_dir: data_dir.into(),
             runtime_dir: None,
-            python: None,
+            pythons: Vec::new(),
+            default_runtime: None,
             admin_api_key: None,
             sandbox_user: None,
             preload: vec!["requests".into()],
@@ -122,7 +126,7 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
             .clone()
             .unwrap_or_else(|| sandbox_root.join("runtimes")),
         tmp_dir: sandbox_root.join("sandbox-tmp"),
-        python: config.python.clone(),
+        python: None,
         sandbox_user: config.sandbox_user,
         preload: config
             .preload
@@ -141,15 +145,25 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
         sandbox: config.sandbox,
     };
     let progress = |line: &str| tracing::info!("{line}");
-    let runtime = Runtime::start(runtime_config, &progress).await?;
-    let environment = runtime.environment();
-    tracing::info!(
-        runtime = runtime.name(),
-        interpreter = %environment.interpreter.executable.display(),
-        environment = %environment.dir.display(),
-        "python runtime ready"
-    );
-    for layer in runtime.isolation_layers() {
+    let runtimes = Runtimes::start(
+        runtime_config,
+        &config.pythons,
+        config.default_runtime.as_deref(),
+        &progress,
+    )
+    .await?;
+    for runtime in runtimes.all() {
+        let environment = runtime.environment();
+        tracing::info!(
+            runtime = runtime.name(),
+            interpreter = %environment.interpreter.executable.display(),
+            environment = %environment.dir.display(),
+            installer = runtime.installer(),
+            default = runtime.name() == runtimes.default_runtime().name(),
+            "python runtime ready"
+        );
+    }
+    for layer in runtimes.default_runtime().isolation_layers() {
         if layer.active {
             tracing::info!(layer = layer.name, "isolation: {}", layer.detail);
         } else {
@@ -160,7 +174,7 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
             );
         }
     }
-    let engine = Engine::start(Arc::new(store), Arc::new(runtime), config.engine.clone()).await?;
+    let engine = Engine::start(Arc::new(store), Arc::new(runtimes), config.engine.clone()).await?;
     match engine
         .bootstrap(config.admin_api_key.as_deref(), &data_dir)
         .await?

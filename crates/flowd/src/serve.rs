@@ -21,9 +21,13 @@ pub struct ServeArgs {
     /// Where Python environments are built [default: <data-dir>/runtimes].
     #[arg(long, env = "FLOWD_RUNTIME_DIR")]
     pub runtime_dir: Option<PathBuf>,
-    /// The Python interpreter to build the runtime from [default: the first usable python3].
-    #[arg(long, env = "FLOWD_PYTHON")]
-    pub python: Option<PathBuf>,
+    /// The Python interpreters to build runtimes from, comma-separated or repeated
+    /// [default: every usable python3.N found, the system's python3 first].
+    #[arg(long, env = "FLOWD_PYTHON", value_delimiter = ',')]
+    pub python: Vec<PathBuf>,
+    /// The runtime of workflows that do not pick one, e.g. `python3.11` [default: the first found].
+    #[arg(long, env = "FLOWD_DEFAULT_RUNTIME")]
+    pub default_runtime: Option<String>,
     /// The admin API key to create on first start [default: generated and printed once].
     #[arg(long, env = "FLOWD_ADMIN_API_KEY", hide_env_values = true)]
     pub admin_api_key: Option<String>,
@@ -107,7 +111,13 @@ impl ServeArgs {
     pub fn config(&self) -> Config {
         let mut config = Config::new(&self.data_dir);
         config.runtime_dir = self.runtime_dir.clone();
-        config.python = self.python.clone();
+        config.pythons = self
+            .python
+            .iter()
+            .filter(|path| !path.as_os_str().is_empty())
+            .cloned()
+            .collect();
+        config.default_runtime = self.default_runtime.clone().filter(|name| !name.is_empty());
         config.admin_api_key = self.admin_api_key.clone();
         config.sandbox_user = self.sandbox_user;
         config.preload = self.preload.clone();

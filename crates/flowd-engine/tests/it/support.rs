@@ -63,9 +63,13 @@ pub async fn open_engine(dir: &Path) -> Arc<Engine> {
     .await
     .expect("runtime");
     Arc::new(
-        Engine::start(Arc::new(store), Arc::new(runtime), EngineConfig::default())
-            .await
-            .expect("engine"),
+        Engine::start(
+            Arc::new(store),
+            Arc::new(flowd_runtime::Runtimes::single(Arc::new(runtime))),
+            EngineConfig::default(),
+        )
+        .await
+        .expect("engine"),
     )
 }
 

@@ -15,11 +15,21 @@ use crate::AppState;
 pub const OPENAPI: &str = include_str!("../../openapi.json");
 
 pub async fn runtimes(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<Value> {
-    Json(json!({ "runtimes": [runtime_view(&state)] }))
+    Json(json!({ "runtimes": runtime_views(&state) }))
 }
 
-fn runtime_view(state: &AppState) -> Value {
-    let runtime = &state.engine.runtime;
+/// Every runtime, the default first.
+fn runtime_views(state: &AppState) -> Vec<Value> {
+    let default = state.engine.runtimes.default_runtime().name();
+    state
+        .engine
+        .runtimes
+        .all()
+        .map(|runtime| runtime_view(runtime, runtime.name() == default))
+        .collect()
+}
+
+fn runtime_view(runtime: &flowd_runtime::Runtime, default: bool) -> Value {
     let environment = runtime.environment();
     let packages: serde_json::Map<String, Value> = environment
         .packages
@@ -33,7 +43,7 @@ fn runtime_view(state: &AppState) -> Value {
         "environment": environment.dir,
         "packages": packages,
         "installer": runtime.installer(),
-        "default": true,
+        "default": default,
     })
 }
 
@@ -41,7 +51,7 @@ pub async fn system(State(state): State<Arc<AppState>>, _caller: Caller) -> Json
     let user = state.engine.runtime.sandbox_user();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "runtimes": [runtime_view(&state)],
+        "runtimes": runtime_views(&state),
         "isolation": {
             "unprivileged_user": user.map(|u| json!({"uid": u.uid, "gid": u.gid})),
             "layers": state.engine.runtime.isolation_layers().iter().map(|layer| json!({

@@ -20,4 +20,5 @@ mod env;
 mod executions;
 mod isolation;
 mod openapi;
+mod runtimes;
 mod settings;
