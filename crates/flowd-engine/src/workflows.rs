@@ -10,7 +10,7 @@ use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::workflow::{limits, ExecutionStatus, Isolation, Mode, Name, Trigger, VersionState};
 use flowd_core::PyValue;
 use flowd_store::{
-    ClaimOutcome, ExecutionQuery, ExecutionRecord, RunClaim, StoreWrite, VersionRecord,
+    ClaimOutcome, ExecutionQuery, ExecutionRecord, RunClaim, StoreError, StoreWrite, VersionRecord,
     WorkflowRecord,
 };
 use rand::RngCore;
@@ -235,28 +235,37 @@ impl Engine {
         if patch.code.is_none() && new_requirements.is_none() {
             return Ok((record, None));
         }
-        // A new version: what was not sent is the latest version's.
-        let latest = self.store.list_versions(&record.id).await?;
-        let latest = latest.first();
-        let code = match (patch.code, latest) {
-            (Some(code), _) => code,
-            (None, Some(latest)) => latest.code.clone(),
-            (None, None) => {
-                return Err(EngineError::Invalid(
-                    "code: the workflow has no version yet".into(),
-                ))
+        // A new version: what was not sent is the latest version's. Two changes at once may pick
+        // the same number: the one that loses takes the next.
+        let mut attempts = 0;
+        let version = loop {
+            let latest = self.store.list_versions(&record.id).await?;
+            let latest = latest.first();
+            let code = match (&patch.code, latest) {
+                (Some(code), _) => code.clone(),
+                (None, Some(latest)) => latest.code.clone(),
+                (None, None) => {
+                    return Err(EngineError::Invalid(
+                        "code: the workflow has no version yet".into(),
+                    ))
+                }
+            };
+            let requirements = match (&new_requirements, latest) {
+                (Some(requirements), _) => requirements.clone(),
+                (None, Some(latest)) => {
+                    Requirements::parse_lines(&latest.requirements).unwrap_or_default()
+                }
+                (None, None) => Requirements::default(),
+            };
+            let number = latest.map_or(1, |v| v.version + 1);
+            let version = building_version(&record.id, number, code, &requirements, now);
+            match self.store.add_version(&version, now).await {
+                Ok(()) => break version,
+                Err(StoreError::Conflict(_)) if attempts < 8 => attempts += 1,
+                Err(error) => return Err(error.into()),
             }
         };
-        let requirements = match (new_requirements, latest) {
-            (Some(requirements), _) => requirements,
-            (None, Some(latest)) => {
-                Requirements::parse_lines(&latest.requirements).unwrap_or_default()
-            }
-            (None, None) => Requirements::default(),
-        };
-        let number = latest.map_or(1, |v| v.version + 1);
-        let version = building_version(&record.id, number, code, &requirements, now);
-        self.store.add_version(&version, now).await?;
+        let number = version.version;
         self.deployer.start(record.clone(), version);
         let deployment = self.deployer.wait(&record.id, number, wait).await;
         let record = self

@@ -1,4 +1,5 @@
 //! The engine against a real store and real Python, with the scheduler driven by hand.
 
+mod deploys;
 mod scheduler;
 mod support;
