@@ -135,6 +135,26 @@ async fn conflicting_pins_are_a_failed_build_naming_the_conflict() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_package_that_fails_to_build_is_a_failed_build_naming_it() {
+    let app = spawn_app().await;
+    // `sklearn` on PyPI is a deprecated source distribution whose build always fails.
+    let workflow = app
+        .create_workflow(json!({
+            "name": "unbuildable", "mode": "catch", "code": returning("never"),
+            "requirements": ["sklearn"],
+        }))
+        .await;
+    let deployment = &workflow["deployment"];
+    assert_eq!(deployment["state"], "failed", "{workflow}");
+    let error = deployment["error"].as_str().unwrap();
+    assert!(error.contains("sklearn") && error.contains("build"), "{error}");
+    assert!(
+        deployment["build_log"].as_str().unwrap().contains("scikit-learn"),
+        "the build's own output explains it: {deployment}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_new_version_whose_import_fails_leaves_the_old_one_serving() {
     let app = spawn_app().await;
     let workflow = app
