@@ -287,6 +287,23 @@ mod tests {
     }
 
     #[test]
+    fn a_long_poll_that_gets_no_answer_in_time_is_none() {
+        // A server that accepts the connection and never answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = format!("http://{}", listener.local_addr().unwrap());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let api = Api::with(server, "key".into()).unwrap();
+        let answer = runtime
+            .block_on(api.get_within("/anything", Duration::from_millis(200)))
+            .unwrap();
+        assert!(answer.is_none());
+        drop(listener);
+    }
+
+    #[test]
     fn segments_are_encoded() {
         assert_eq!(segment("0192-ab_c.d"), "0192-ab_c.d");
         assert_eq!(segment("a/b c"), "a%2Fb%20c");

@@ -441,16 +441,17 @@ async fn settle(
 ) -> Result<Value> {
     let doing = if requirements > 0 {
         format!(
-            "Deploying {name} version {number}: building its environment ({}), then importing the module…",
+            "Deploying {name} version {number}: building environment ({})…",
             count(requirements, "requirement")
         )
     } else {
-        format!("Deploying {name} version {number}: importing the module in the sandbox…")
+        format!("Deploying {name} version {number}: importing the module…")
     };
-    spinner.set_message(doing.clone());
+    spinner.set_message(doing);
     let path = format!("/workflows/{id}/versions/{number}?wait=true");
     let started = Instant::now();
-    let mut poll = Duration::from_secs(10);
+    let hint_after = Duration::from_secs(10);
+    let mut hinted = false;
     let waiting = async {
         loop {
             let left = SETTLE_LIMIT.saturating_sub(started.elapsed());
@@ -460,15 +461,26 @@ async fn settle(
                     SETTLE_LIMIT.as_secs() / 60
                 ));
             }
+            // Polls end at the hint's time, then every 25 s (idle connections get cut).
+            let poll = hint_after
+                .saturating_sub(started.elapsed())
+                .max(if hinted {
+                    Duration::from_secs(25)
+                } else {
+                    Duration::ZERO
+                })
+                .max(Duration::from_secs(1));
             match api.get_within(&path, poll.min(left)).await? {
                 Some(version) if version["state"] != "building" => return Ok(version),
                 // The server stopped waiting before the build ended: ask again shortly.
                 Some(_) => tokio::time::sleep(Duration::from_secs(1)).await,
                 None => {}
             }
-            if poll < Duration::from_secs(25) {
-                poll = Duration::from_secs(25);
-                spinner.set_message(format!("{doing} (Ctrl-C stops waiting; the build goes on)"));
+            if !hinted && started.elapsed() >= hint_after {
+                hinted = true;
+                spinner.println(ui::dim(
+                    "Ctrl-C stops waiting; the build goes on, and the previous version serves until it ends.",
+                ));
             }
         }
     };
