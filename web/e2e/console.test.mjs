@@ -447,11 +447,19 @@ try {
     await page.locator('#requirements-result .alert-error').waitFor();
     assert.match(await page.locator('#requirements-result').innerText(), /422 invalid_request[\s\S]*line 1/);
     assert.equal(await page.locator('#requirements').getAttribute('aria-invalid'), 'true');
+    // Code and requirements edited together deploy as one version.
+    await page.locator('.cm-content').click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.insertText('# needs python-dateutil\n');
     await page.fill('#requirements', 'python-dateutil==2.8.2');
+    assert.equal(await page.locator('#code-state').innerText(), 'Unsaved changes (code and requirements)');
     await page.click('#save-requirements');
     await page.locator('#requirements-result').getByText('Deployed version 2.').waitFor();
     assert.equal(await page.locator('#active-version').innerText(), 'v2');
     assert.equal(await page.locator('#deploy-result').innerText(), '', 'the failure of version 1 is no longer shown');
+    const v2 = await api('GET', `/workflows/${datesId}/versions/2`);
+    assert.deepEqual(v2.body.requirements, ['python-dateutil==2.8.2']);
+    assert.match(v2.body.code, /# needs python-dateutil\n$/);
     assert.deepEqual(await callDates(), { status: 200, body: '2.8.2' });
   });
 
@@ -470,7 +478,7 @@ try {
     assert.ok((await log.innerText()).includes(missing), 'the build log has the installer output');
     assert.equal(await page.locator('#active-version').innerText(), 'v2');
     assert.deepEqual(await callDates(), { status: 200, body: '2.8.2' });
-    await failure.scrollIntoViewIfNeeded();
+    await page.locator('#requirements-card').evaluate((card) => window.scrollTo(0, card.getBoundingClientRect().top + window.scrollY - 70));
     await shot('workflow-requirements-failed', { top: false });
   });
 
@@ -505,6 +513,8 @@ try {
       [`${base}/workflows/${greetId}`, 'phone-workflow'],
       [`${base}/executions`, null],
       [`${base}/workflows/${nightlyId}/trigger`, null],
+      [`${base}/workflows/${datesId}`, null],
+      [`${base}/workflows/${datesId}/versions`, null],
     ]) {
       await page.goto(target);
       await page.locator('.page-header h1').waitFor();

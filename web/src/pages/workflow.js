@@ -688,7 +688,7 @@ async function versionsTab(ctx, page, body) {
       : h('span', { class: 'muted' }, 'none');
     const environment = version.environment
       ? h('code', { class: 'environment-id' }, version.environment)
-      : h('span', { class: 'muted' }, version.state === 'failed' && version.requirements.length ? 'not built' : `the runtime’s (${page.workflow.runtime})`);
+      : h('span', { class: 'muted' }, !version.requirements.length ? `the runtime’s (${page.workflow.runtime})` : version.state === 'building' ? 'being built' : 'not built');
     return h(
       'div',
       { class: ['version', `version-${version.state}`, version.active && 'version-active'], 'data-version': version.version, 'data-state': version.state },
