@@ -165,12 +165,12 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
             if let Some(requirements) = &requirements {
                 body["requirements"] = json!(requirements.lines());
             }
-            let settled_settings = !settings.is_empty();
+            let settings_sent = !settings.is_empty();
             api.post(NO_WAIT_CREATE, &body).await.map(|record| Sent {
                 kind: Kind::Created,
                 requirements: requirements.as_ref().map(|r| r.lines().len()).unwrap_or(0),
                 record,
-                settings_sent: settled_settings,
+                settings_sent,
             })
         }
         Some(current) => {
