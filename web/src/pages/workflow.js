@@ -153,6 +153,7 @@ async function functionTab(ctx, page, body) {
   let savedCode = latest ? latest.code : '';
   let savedRequirements = latest ? latest.requirements.join('\n') : '';
   let saving = false;
+  let shown = 0; // The deploy whose result is shown: one deployed meanwhile replaces it.
   const lines = (text) => text.split('\n').map((line) => line.trim()).filter(Boolean).join('\n');
   const codeDirty = () => editor.get() !== savedCode;
   const requirementsDirty = () => lines(area.value) !== lines(savedRequirements);
@@ -236,15 +237,16 @@ async function functionTab(ctx, page, body) {
   refreshState();
 
   async function showSettling(n, where) {
+    const mine = ++shown;
     fill(where, building(n));
     try {
       const version = await settleVersion(ctx, page.workflow.id, n);
       if (!version) return;
       page.setWorkflow(await get(`/workflows/${page.workflow.id}`));
-      if (!ctx.alive()) return;
+      if (!ctx.alive() || mine !== shown) return;
       fill(where, deployOutcome(version, page.workflow));
     } catch (error) {
-      fill(where, errorBox(error, { title: `The state of version ${n} could not be read` }));
+      if (mine === shown) fill(where, errorBox(error, { title: `The state of version ${n} could not be read` }));
     } finally {
       refreshState();
     }
@@ -263,6 +265,7 @@ async function functionTab(ctx, page, body) {
     const patchBody = {};
     if (sendCode) patchBody.code = code;
     if (sendRequirements) patchBody.requirements = requirementsText;
+    shown += 1;
     fill(codeMessage);
     fill(requirementsMessage);
     let settling = null;
