@@ -159,6 +159,13 @@ pub async fn find_interpreters(
     let first = find_interpreter(None, must_be_world_readable).await?;
     found.push(first);
     for candidate in versioned_candidates() {
+        // Cheap checks first: starting an interpreter (or a shim such as pyenv's) costs 15–150 ms.
+        let real = std::fs::canonicalize(&candidate).unwrap_or_else(|_| candidate.clone());
+        if found.iter().any(|i| i.executable == real)
+            || (must_be_world_readable && !others_can_execute(&candidate))
+        {
+            continue;
+        }
         let Ok(interpreter) = probe(&candidate, must_be_world_readable).await else {
             continue;
         };
