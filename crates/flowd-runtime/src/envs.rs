@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
-use crate::provision::{last_lines, lock_file, make_world_readable, Environment};
+use crate::provision::{last_lines, lock_file, make_world_readable, Environment, PIP_INSTALL};
 
 /// The installer output kept in a [`BuildError`] or [`BuiltEnv`]: its tail, this many bytes.
 const LOG_CAP: usize = 256 * 1024;
@@ -345,19 +345,8 @@ impl EnvBuilder {
                 if !requirements.is_empty() {
                     let mut install = self.command(&staging.join("bin").join("python"));
                     install
-                        .args([
-                            "-I",
-                            "-m",
-                            "pip",
-                            "install",
-                            "--disable-pip-version-check",
-                            "--no-input",
-                            "--progress-bar",
-                            "off",
-                            "--index-url",
-                            self.index_url(),
-                            "-r",
-                        ])
+                        .args(PIP_INSTALL)
+                        .args(["--index-url", self.index_url(), "-r"])
                         .arg(&requirements_file);
                     log.push_str(&self.run(install, deadline).await?);
                 }
@@ -487,19 +476,9 @@ impl EnvBuilder {
             ));
         }
         let mut install = self.command(&staging.path().join("bin").join("python"));
-        install.args([
-            "-I",
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--progress-bar",
-            "off",
-            "--index-url",
-            self.index_url(),
-            "uv",
-        ]);
+        install
+            .args(PIP_INSTALL)
+            .args(["--index-url", self.index_url(), "uv"]);
         let (status, output) = run_captured(install, deadline).await.map_err(failed)?;
         if !status.success() {
             let (_, summary) = classify(&output, self.index_url());

@@ -17,6 +17,18 @@ use tokio::process::Command;
 /// The packages every runtime environment has: what HrFlow's Workflows offered.
 pub const BASE_PACKAGES: [&str; 2] = ["requests", "hrflow"];
 
+/// `python` arguments of a quiet, non-interactive `pip install` (packages follow).
+pub(crate) const PIP_INSTALL: [&str; 8] = [
+    "-I",
+    "-m",
+    "pip",
+    "install",
+    "--disable-pip-version-check",
+    "--no-input",
+    "--progress-bar",
+    "off",
+];
+
 /// How long installing the base packages may take.
 const INSTALL_TIME_LIMIT: Duration = Duration::from_secs(900);
 
@@ -369,16 +381,7 @@ async fn build(
     let packages = BASE_PACKAGES.join(", ");
     progress(&format!("installing {packages} from PyPI …"));
     let install = Command::new(staging.join("bin").join("python"))
-        .args([
-            "-I",
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--progress-bar",
-            "off",
-        ])
+        .args(PIP_INSTALL)
         .args(BASE_PACKAGES)
         .stdin(Stdio::null())
         .kill_on_drop(true)
