@@ -100,3 +100,45 @@ async fn deploys_in_quick_succession_end_with_the_newest_active() {
         .unwrap();
     assert!(newest.contains(std::str::from_utf8(&report.reply.body).unwrap()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pull_workflow_without_an_active_version_records_its_ticks_as_skipped() {
+    let h = engine().await;
+    let new: flowd_engine::NewWorkflow = serde_json::from_value(json!({
+        "name": "p", "mode": "pull", "schedule": {"every": "1h"},
+        "code": "import no_such_module_q\ndef workflow(settings):\n    pass\n",
+    }))
+    .unwrap();
+    let (workflow, deployment) = h
+        .engine
+        .create_workflow(&h.principal, new, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(deployment.state, VersionState::Failed);
+    assert_eq!(workflow.version, None);
+    let fire = workflow.next_fire_at.unwrap();
+    let scheduler = flowd_engine::scheduler::Scheduler::new(
+        h.engine.clone(),
+        std::sync::Arc::new(flowd_engine::scheduler::SystemClock),
+    );
+    let tick = scheduler.tick(fire).await.unwrap();
+    for run in tick.started {
+        run.await.unwrap();
+    }
+    h.engine.flush().await;
+    let runs = h
+        .engine
+        .executions(&h.principal, &workflow.id, None, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].status,
+        flowd_core::workflow::ExecutionStatus::Skipped
+    );
+    assert!(
+        runs[0].warnings[0].contains("no active version"),
+        "{:?}",
+        runs[0].warnings
+    );
+}
