@@ -175,7 +175,7 @@ def zygote_main(config):
             if pid == 0:
                 try:
                     control.sock.close()
-                    instance_main(message, fds[0])
+                    instance_main(message, fds)
                 finally:
                     os._exit(70)
             for fd in fds:
@@ -207,10 +207,15 @@ class WorkflowModule:
         self.function = function
 
 
-def instance_main(spawn, instance_fd):
+def instance_main(spawn, fds):
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setsid()
-    channel = Channel(socket.socket(fileno=instance_fd))
+    channel = Channel(socket.socket(fileno=fds[0]))
+    # `isolation: "reuse"`: the write end of the instance's output pipe, kept for its lifetime.
+    output_fd = fds[1] if len(fds) > 1 else None
+    for fd in fds:
+        # Neither the control socket nor the output pipe goes to a program a workflow runs.
+        os.set_inheritable(fd, False)
     try:
         enter_sandbox(spawn)
     except BaseException as error:
@@ -246,6 +251,9 @@ def instance_main(spawn, instance_fd):
     gc.collect()
     gc.freeze()
     channel.send({"t": "ready", "pid": os.getpid(), "output": captured.getvalue()})
+    if spawn.get("isolation") == "reuse" and output_fd is not None:
+        serve_reuse(workflow, channel, output_fd)
+        os._exit(0)
 
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
@@ -270,9 +278,6 @@ def instance_main(spawn, instance_fd):
                     message, fds = channel.receive()
                 except EOFError:
                     os._exit(0)
-                if message.get("op") == "run" and len(fds) == 2 and spawn.get("isolation") == "reuse":
-                    serve_in_process(workflow, fds[0], fds[1])
-                    continue
                 if message.get("op") == "run" and len(fds) == 2:
                     pid = os.fork()
                     if pid == 0:
@@ -564,41 +569,61 @@ def execution_main(workflow, exec_fd, log_fd):
     os._exit(0)
 
 
-def serve_in_process(workflow, exec_fd, log_fd):
-    """`isolation: "reuse"`: runs the execution in this warm process itself, like a serverless
-    container. Module globals persist from one execution to the next; executions sent to this
-    process run one after another."""
-    channel = Channel(socket.socket(fileno=exec_fd))
-    try:
-        channel.send({"t": "hello", "pid": os.getpid(), "reuse": True})
+def serve_reuse(workflow, channel, output_fd):
+    """`isolation: "reuse"`: this warm process runs the executions itself, one after another, like
+    a serverless container; module globals persist from one execution to the next.
+
+    One round trip per call on the instance's control socket: a job frame in, a result frame out.
+    During a call, fds 1 and 2 are the output pipe flowd gave this instance when it started (so C
+    code and child processes are captured too); the result frame is sent only once the output is
+    flushed, so everything the call wrote is in the pipe before flowd reads the result, and flowd
+    needs no marker in the output, which a workflow could print. Between calls, fds 1 and 2 are
+    what they were before (what a leftover thread prints then is no execution's output)."""
+    sock_fd = channel.sock.detach()
+    buffer = channel.buffer
+    idle_out, idle_err = os.dup(1), os.dup(2)
+    while True:
         try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except Exception:
-            pass
-        saved_stdout, saved_stderr = os.dup(1), os.dup(2)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        os.close(log_fd)
+            job = read_buffered_frame(sock_fd, buffer)
+        except (EOFError, OSError):
+            return
+        os.dup2(output_fd, 1)
+        os.dup2(output_fd, 2)
         try:
-            job, _ = channel.receive()
             result = run_job(workflow, job)
+        finally:
             try:
                 sys.stdout.flush()
                 sys.stderr.flush()
             except Exception:
                 pass
-        finally:
-            # Closing the last copy of the pipe tells flowd the output is complete.
-            os.dup2(saved_stdout, 1)
-            os.dup2(saved_stderr, 2)
-            os.close(saved_stdout)
-            os.close(saved_stderr)
-        channel.send(result)
-    except (EOFError, OSError):
-        pass
-    finally:
-        channel.sock.close()
+            os.dup2(idle_out, 1)
+            os.dup2(idle_err, 2)
+        try:
+            send_raw(sock_fd, result)
+        except OSError:
+            return
+
+
+def read_buffered_frame(fd, buffer):
+    """The next frame on `fd` (a bytearray keeps what was read beyond it)."""
+    while len(buffer) < HEADER.size:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            raise EOFError
+        buffer += chunk
+    (length,) = HEADER.unpack_from(buffer)
+    if length > MAX_CONTROL_FRAME:
+        raise ValueError("frame too large")
+    end = HEADER.size + length
+    while len(buffer) < end:
+        chunk = os.read(fd, max(1 << 16, end - len(buffer)))
+        if not chunk:
+            raise EOFError
+        buffer += chunk
+    payload = bytes(buffer[HEADER.size : end])
+    del buffer[:end]
+    return marshal.loads(payload)
 
 
 def run_job(workflow, job):

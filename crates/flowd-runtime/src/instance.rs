@@ -1,8 +1,10 @@
 //! A warm instance: one Python process per code version that ran the module's top level once and
-//! forks once per execution.
+//! forks once per execution (`isolation: "fork"`), or runs the executions itself, one after
+//! another, with one round trip per call on its control socket (`isolation: "reuse"`).
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,7 +12,8 @@ use std::time::{Duration, Instant};
 use flowd_core::PyValue;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::pipe;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::{oneshot, Notify};
@@ -35,11 +38,17 @@ const PARKED_PER_INSTANCE: usize = 1;
 const PARK_HELLO_WAIT: Duration = Duration::from_secs(10);
 /// Largest control frame an instance sends (ready / init_failed / exit).
 const CONTROL_LIMIT: usize = 8 << 20;
+/// Bytes read from a reuse instance's output pipe at a time.
+const OUTPUT_CHUNK: usize = 64 * 1024;
+/// Reads at most of a reuse instance's output pipe once a call ended: more than a full pipe.
+const DRAIN_READS: usize = 32;
 
 /// An instance the base process has forked, still starting.
 pub struct PendingInstance {
-    stream: std::os::unix::net::UnixStream,
+    stream: StdUnixStream,
     pid: i32,
+    /// `isolation: "reuse"`: the read end of the output pipe the instance keeps for its lifetime.
+    output: Option<OwnedFd>,
 }
 
 /// What the module's top level printed and, if it failed, why.
@@ -86,6 +95,8 @@ pub struct Instance {
     shared: Arc<Shared>,
     /// Forks made ahead of need, each waiting for its job (hello already received).
     parked: Mutex<Vec<ExecutionRun>>,
+    /// `isolation: "reuse"`: the instance's side of the conversation (one call at a time).
+    reuse: Option<tokio::sync::Mutex<ReuseIo>>,
     _tmp: PrivateTmp,
     /// Dropped after the instance is killed: kills whatever it left behind.
     _pids: Option<PidsGroup>,
@@ -114,8 +125,18 @@ impl Instance {
         tmp: &PrivateTmp,
         pids: Option<&PidsGroup>,
     ) -> Result<PendingInstance, ProtocolError> {
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let (ours, theirs) = StdUnixStream::pair()?;
         ours.set_nonblocking(true)?;
+        let mut fds = vec![OwnedFd::from(theirs)];
+        // A reuse instance writes every execution's output into one pipe, made here once.
+        let output = if spec.isolation == "reuse" {
+            let (read_end, write_end) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+            fds.push(write_end);
+            Some(read_end)
+        } else {
+            None
+        };
         let env = PyValue::Dict(
             spec.env
                 .iter()
@@ -124,7 +145,7 @@ impl Instance {
         );
         let request = message([
             ("op", str_value("spawn")),
-            ("nfds", PyValue::Int(1)),
+            ("nfds", PyValue::Int(fds.len() as i64)),
             ("code", str_value(spec.code)),
             ("mode", str_value(spec.mode)),
             (
@@ -155,12 +176,18 @@ impl Instance {
             ),
             ("isolation", str_value(spec.isolation)),
         ]);
-        let reply = zygote.request(&request, &[OwnedFd::from(theirs)]).await?;
+        let reply = zygote.request(&request, &fds).await?;
+        // The instance holds the write end now: flowd's copy would hide the pipe's end.
+        drop(fds);
         let pid = reply.int_field("pid").unwrap_or(0) as i32;
         if pid <= 0 {
             return Err(ProtocolError::Unexpected(format!("spawn reply {reply:?}")));
         }
-        Ok(PendingInstance { stream: ours, pid })
+        Ok(PendingInstance {
+            stream: ours,
+            pid,
+            output,
+        })
     }
 
     /// Waits for a requested instance to run its module's top level.
@@ -170,7 +197,11 @@ impl Instance {
         tmp: PrivateTmp,
         pids: Option<PidsGroup>,
     ) -> Result<Result<Instance, InitFailure>, ProtocolError> {
-        let PendingInstance { stream: ours, pid } = pending;
+        let PendingInstance {
+            stream: ours,
+            pid,
+            output: output_pipe,
+        } = pending;
         let stream = UnixStream::from_std(ours)?;
         let (mut reader, writer) = stream.into_split();
         let first = match tokio::time::timeout(init_timeout, read_frame(&mut reader, CONTROL_LIMIT))
@@ -215,20 +246,49 @@ impl Instance {
         if !output.is_empty() {
             tracing::debug!(pid, output = %output, "warm instance printed while starting");
         }
-        tokio::spawn(watch(reader, shared.clone()));
+        let reuse = match output_pipe {
+            // A reuse instance forks no execution: nothing to watch, its socket carries results.
+            Some(output) => Some(tokio::sync::Mutex::new(ReuseIo {
+                reader: BufReader::with_capacity(OUTPUT_CHUNK, reader),
+                output: pipe::Receiver::from_owned_fd(output)?,
+                chunk: vec![0u8; OUTPUT_CHUNK],
+            })),
+            None => {
+                tokio::spawn(watch(reader, shared.clone()));
+                None
+            }
+        };
         Ok(Ok(Instance {
             init_memory_kb: u32::try_from(pid).map_or(0, crate::memory::private_kb),
             pid,
             writer: tokio::sync::Mutex::new(writer),
             shared,
             parked: Mutex::new(Vec::new()),
+            reuse,
             _tmp: tmp,
             _pids: pids,
         }))
     }
 
     pub fn is_alive(&self) -> bool {
-        self.shared.alive.load(Ordering::Acquire)
+        if !self.shared.alive.load(Ordering::Acquire) {
+            return false;
+        }
+        // An idle reuse instance says nothing between calls: if its socket has something to
+        // read (its end, or bytes it should not have sent), it can no longer serve.
+        if let Some(io) = self.reuse.as_ref().and_then(|io| io.try_lock().ok()) {
+            if io.has_pending() {
+                self.stop();
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Kills the instance and what it started (its process group), for good.
+    fn stop(&self) {
+        let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+        self.shared.alive.store(false, Ordering::Release);
     }
 
     /// What the instance holds alone (not shared with its base process), in KiB: measured when
@@ -245,7 +305,7 @@ impl Instance {
     /// Forks one execution ahead of need, if none is parked yet: the fork and the child's
     /// start-up then happen while the instance is idle, not while a caller waits.
     pub async fn park(&self, limits: &crate::OutputLimits) {
-        if !self.is_alive() || self.parked_count() >= PARKED_PER_INSTANCE {
+        if self.reuse.is_some() || !self.is_alive() || self.parked_count() >= PARKED_PER_INSTANCE {
             return;
         }
         let mut run = ExecutionRun::default();
@@ -283,8 +343,14 @@ impl Instance {
         }
     }
 
-    /// Runs one execution in a fresh fork of this instance (one parked ahead, if there is one).
+    /// Runs one execution in a fresh fork of this instance (one parked ahead, if there is one),
+    /// or, for a reuse instance, in the instance itself.
     pub async fn run(&self, job: &Job, limits: &crate::OutputLimits) -> Execution {
+        if let Some(io) = &self.reuse {
+            return self
+                .run_in_instance(&mut *io.lock().await, job, limits)
+                .await;
+        }
         let started = Instant::now();
         let mut run = ExecutionRun::default();
         let forked = match self.take_parked() {
@@ -356,6 +422,78 @@ impl Instance {
         }
     }
 
+    /// `isolation: "reuse"`: one round trip on the instance's socket — the job out, the result in
+    /// — while its output pipe is drained. The instance flushes its output before it sends the
+    /// result, so once the result is in, this call's output is in the pipe: no marker in the
+    /// output stream is needed (a workflow could print one), and what arrives after the result (a
+    /// child process still writing) is dropped before the next call.
+    async fn run_in_instance(
+        &self,
+        io: &mut ReuseIo,
+        job: &Job,
+        limits: &crate::OutputLimits,
+    ) -> Execution {
+        let started = Instant::now();
+        let mut logs = Logs::new(limits.max_log_bytes);
+        if !self.is_alive_flag() {
+            return Execution {
+                outcome: Outcome::Failed(ErrorInfo::new(
+                    "RuntimeUnavailable",
+                    "the warm instance is no longer running".to_string(),
+                )),
+                logs: Vec::new(),
+                logs_truncated: false,
+                duration: started.elapsed(),
+            };
+        }
+        io.discard_output();
+        let frame = encode_frame(&job_message(job, limits));
+        let exchange = async {
+            self.writer.lock().await.write_all(&frame).await?;
+            io.result_draining_output(limits.max_result_bytes, &mut logs)
+                .await
+        };
+        let outcome = match tokio::time::timeout(job.timeout, exchange).await {
+            Ok(Ok(result)) => Outcome::from_result(&result),
+            Ok(Err(ProtocolError::TooLarge { size, limit })) => Outcome::Killed(ErrorInfo::new(
+                "ResultTooLarge",
+                format!("the execution's result ({size} bytes) is over the {limit}-byte limit"),
+            )),
+            // The instance died under the call (`os._exit`, a signal, the memory limit). Its exit
+            // status goes to the base process, not to flowd.
+            Ok(Err(ProtocolError::Closed)) | Ok(Err(ProtocolError::Io(_))) => {
+                Outcome::Killed(ErrorInfo::new(
+                    "Crashed",
+                    "the execution process ended before returning".to_string(),
+                ))
+            }
+            Ok(Err(error)) => Outcome::Killed(ErrorInfo::new(
+                "ProtocolError",
+                format!("the execution process sent an invalid result: {error}"),
+            )),
+            Err(_) => Outcome::Timeout,
+        };
+        let finished = matches!(outcome, Outcome::Returned { .. } | Outcome::Raised(_));
+        if !finished {
+            // Cut short, ended or out of step: the instance, with what it started, is stopped
+            // (the pool starts another).
+            self.stop();
+        }
+        // What the call wrote before its result (or before it was stopped) is in the pipe now.
+        io.drain_now(&mut logs);
+        let (logs, logs_truncated) = logs.finish();
+        Execution {
+            outcome,
+            logs,
+            logs_truncated,
+            duration: started.elapsed(),
+        }
+    }
+
+    fn is_alive_flag(&self) -> bool {
+        self.shared.alive.load(Ordering::Acquire)
+    }
+
     async fn start_fork(
         &self,
         limits: &crate::OutputLimits,
@@ -364,7 +502,7 @@ impl Instance {
         if !self.is_alive() {
             return Err(ProtocolError::Closed);
         }
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let (ours, theirs) = StdUnixStream::pair()?;
         let (log_read, log_write) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
         {
@@ -450,6 +588,14 @@ async fn converse(
     let Some(stream) = run.stream.as_mut() else {
         return Err(ProtocolError::Closed);
     };
+    let frame = encode_frame(&job_message(job, limits));
+    stream.write_all(&frame).await?;
+    let result = read_frame(stream, limits.max_result_bytes).await?;
+    Ok(Outcome::from_result(&result))
+}
+
+/// The job as the runner reads it.
+fn job_message(job: &Job, limits: &crate::OutputLimits) -> PyValue {
     let mut fields = vec![
         (str_value("settings"), str_value(job.settings_json.as_str())),
         (
@@ -468,10 +614,7 @@ async fn converse(
     if let Some(request) = &job.request {
         fields.push((str_value("request"), request.clone()));
     }
-    let frame = encode_frame(&PyValue::Dict(fields));
-    stream.write_all(&frame).await?;
-    let result = read_frame(stream, limits.max_result_bytes).await?;
-    Ok(Outcome::from_result(&result))
+    PyValue::Dict(fields)
 }
 
 /// Reads the execution's hello: its pid, and whether it runs inside the instance.
@@ -570,5 +713,129 @@ impl LogCollector {
                 task.await.unwrap_or_default()
             }
         }
+    }
+}
+
+/// A reuse instance's side of its calls: results come on its control socket, output through the
+/// pipe it was given when it started.
+struct ReuseIo {
+    reader: BufReader<OwnedReadHalf>,
+    output: pipe::Receiver,
+    /// Scratch space for reading the output.
+    chunk: Vec<u8>,
+}
+
+impl ReuseIo {
+    /// Whether the socket has something to read while no call is under way (the instance
+    /// ended, or sent what it should not have).
+    fn has_pending(&self) -> bool {
+        if !self.reader.buffer().is_empty() {
+            return true;
+        }
+        let mut probe = [0u8; 1];
+        let fd = self.reader.get_ref().as_ref().as_raw_fd();
+        let peeked = nix::sys::socket::recv(
+            fd,
+            &mut probe,
+            nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+        );
+        // Nothing to read (EAGAIN) is the healthy case; an end (0), bytes or an error are not.
+        !matches!(
+            peeked,
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR)
+        )
+    }
+
+    /// Reads the result frame, keeping the output the instance writes meanwhile (a call that
+    /// prints more than the pipe holds would otherwise block before answering).
+    async fn result_draining_output(
+        &mut self,
+        limit: usize,
+        logs: &mut Logs,
+    ) -> Result<PyValue, ProtocolError> {
+        let ReuseIo {
+            reader,
+            output,
+            chunk,
+        } = self;
+        let result = read_frame(reader, limit);
+        tokio::pin!(result);
+        let mut output_open = true;
+        loop {
+            tokio::select! {
+                biased;
+                frame = &mut result => return frame,
+                ready = output.readable(), if output_open => {
+                    if ready.is_err() {
+                        output_open = false;
+                        continue;
+                    }
+                    loop {
+                        match output.try_read(chunk) {
+                            Ok(0) => {
+                                output_open = false;
+                                break;
+                            }
+                            Ok(n) => logs.push(&chunk[..n]),
+                            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                            Err(_) => {
+                                output_open = false;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads what the pipe holds now, without waiting (a direct read: the reactor may not have
+    /// seen the last writes yet). Bounded: a child process left writing cannot keep it going.
+    fn drain_now(&mut self, logs: &mut Logs) {
+        let fd = self.output.as_raw_fd();
+        for _ in 0..DRAIN_READS {
+            match nix::unistd::read(fd, &mut self.chunk) {
+                Ok(0) => return,
+                Ok(n) => logs.push(&self.chunk[..n]),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Drops what was written to the pipe since the last call ended: no execution's output.
+    fn discard_output(&mut self) {
+        let mut dropped = Logs::new(0);
+        self.drain_now(&mut dropped);
+    }
+}
+
+/// An execution's output, capped.
+struct Logs {
+    kept: Vec<u8>,
+    cap: usize,
+    truncated: bool,
+}
+
+impl Logs {
+    fn new(cap: usize) -> Logs {
+        Logs {
+            kept: Vec::new(),
+            cap,
+            truncated: false,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let room = self.cap.saturating_sub(self.kept.len());
+        if bytes.len() > room {
+            self.truncated = true;
+        }
+        self.kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    fn finish(self) -> (Vec<u8>, bool) {
+        (self.kept, self.truncated)
     }
 }

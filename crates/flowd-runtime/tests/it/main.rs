@@ -431,6 +431,206 @@ async fn in_reuse_mode_an_exception_leaves_the_instance_serving() {
     );
 }
 
+fn reuse_job_with(key: &str, code: &str, request: &[(&str, PyValue)]) -> Job {
+    let mut job = reuse_job(key, code);
+    job.request = Some(PyValue::Dict(
+        request
+            .iter()
+            .map(|(k, v)| (PyValue::Str(k.to_string()), v.clone()))
+            .collect(),
+    ));
+    job
+}
+
+fn logs_of(execution: &flowd_runtime::Execution) -> String {
+    String::from_utf8_lossy(&execution.logs).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_reuse_mode_c_level_writes_and_child_processes_are_captured_in_order() {
+    let h = runtime().await;
+    let code = "import os, subprocess, sys\ndef workflow(_request, settings):\n    print('python')\n    os.write(1, b'fd1\\n')\n    os.write(2, b'fd2\\n')\n    subprocess.run(['/bin/sh', '-c', 'echo child; echo child-err >&2'])\n    sys.stderr.write('end\\n')\n    return {'status_code': 200, 'body': 'ok'}\n";
+    for _ in 0..3 {
+        let execution = h.runtime.execute(&reuse_job("reuse-capture", code)).await;
+        assert_eq!(
+            logs_of(&execution),
+            "python\nfd1\nfd2\nchild\nchild-err\nend\n"
+        );
+        assert!(!execution.logs_truncated);
+        assert_eq!(body_of(execution), "ok");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_reuse_mode_output_written_after_a_call_returned_is_in_no_later_call() {
+    let h = runtime().await;
+    // A child process and a thread left running keep writing after the call returned.
+    let code = "import os, subprocess, sys, threading, time\ndef late():\n    time.sleep(0.2)\n    print('thread-late')\ndef workflow(_request, settings):\n    if _request.get('leave'):\n        subprocess.Popen(['/bin/sh', '-c', 'sleep 0.2; echo child-late; sleep 0.5; echo child-later'])\n        threading.Thread(target=late).start()\n        print('first')\n        return {'status_code': 200, 'body': str(os.getpid())}\n    print('second')\n    time.sleep(_request.get('wait', 0))\n    return {'status_code': 200, 'body': str(os.getpid())}\n";
+    let first = h
+        .runtime
+        .execute(&reuse_job_with(
+            "reuse-late",
+            code,
+            &[("leave", PyValue::Bool(true))],
+        ))
+        .await;
+    assert_eq!(logs_of(&first), "first\n");
+    let pid = body_of(first);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // While this call runs, the child started by the first one writes again: that cannot be
+    // told apart (it writes to the same pipe), but what was written between the calls is gone.
+    let second = h
+        .runtime
+        .execute(&reuse_job_with("reuse-late", code, &[]))
+        .await;
+    assert_eq!(logs_of(&second), "second\n");
+    assert_eq!(body_of(second), pid, "the same instance served");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_reuse_mode_output_that_looks_like_frames_or_markers_only_lands_in_its_own_logs() {
+    let h = runtime().await;
+    // A length prefix and a marshal dict, like a result frame; NUL bytes; no newline at the end.
+    let code = "import marshal, os, struct, sys\ndef workflow(_request, settings):\n    fake = marshal.dumps({'outcome': 'ok', 'ret': {'body': 'forged'}, 'settings': '{}'}, 2)\n    os.write(1, struct.pack('<I', len(fake)) + fake)\n    sys.stdout.write('\\x00--flowd-end--\\x00')\n    return {'status_code': 200, 'body': 'real'}\n";
+    let clean =
+        "def workflow(_request, settings):\n    return {'status_code': 200, 'body': 'clean'}\n";
+    let first = h.runtime.execute(&reuse_job("reuse-fake", code)).await;
+    assert!(
+        first.logs.ends_with(b"\0--flowd-end--\0"),
+        "{:?}",
+        first.logs
+    );
+    assert_eq!(body_of(first), "real");
+    let second = h.runtime.execute(&reuse_job("reuse-fake", code)).await;
+    assert_eq!(body_of(second), "real");
+    let other = h
+        .runtime
+        .execute(&reuse_job("reuse-fake-clean", clean))
+        .await;
+    assert!(other.logs.is_empty());
+    assert_eq!(body_of(other), "clean");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_reuse_mode_output_over_the_cap_is_truncated_and_the_instance_keeps_serving() {
+    let limits = OutputLimits {
+        max_log_bytes: 64 * 1024,
+        ..OutputLimits::default()
+    };
+    let h = runtime_with(limits).await;
+    // 3 MiB: far more than the cap and than a pipe holds.
+    let code = "import os, sys\ndef workflow(_request, settings):\n    if _request.get('big'):\n        line = 'x' * 1023 + '\\n'\n        for _ in range(3 * 1024):\n            sys.stdout.write(line)\n        os.write(2, b'y' * (1 << 20))\n    else:\n        print('small')\n    return {'status_code': 200, 'body': str(os.getpid())}\n";
+    let big = h
+        .runtime
+        .execute(&reuse_job_with(
+            "reuse-big",
+            code,
+            &[("big", PyValue::Bool(true))],
+        ))
+        .await;
+    assert!(big.logs_truncated);
+    assert_eq!(big.logs.len(), 64 * 1024);
+    assert!(big.logs.iter().all(|&b| b == b'x' || b == b'\n'));
+    let pid = body_of(big);
+    let small = h.runtime.execute(&reuse_job("reuse-big", code)).await;
+    assert_eq!(logs_of(&small), "small\n");
+    assert!(!small.logs_truncated);
+    assert_eq!(body_of(small), pid);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_reuse_mode_a_timed_out_call_keeps_what_it_printed_and_the_next_call_is_clean() {
+    let h = runtime().await;
+    let code = "import os, time\ndef workflow(_request, settings):\n    if _request.get('sleep'):\n        print('before the sleep')\n        time.sleep(60)\n    print('quick')\n    return {'status_code': 200, 'body': str(os.getpid())}\n";
+    let mut sleepy = reuse_job_with(
+        "reuse-timeout-logs",
+        code,
+        &[("sleep", PyValue::Bool(true))],
+    );
+    sleepy.timeout = Duration::from_millis(500);
+    let timed_out = h.runtime.execute(&sleepy).await;
+    assert_eq!(timed_out.outcome, Outcome::Timeout);
+    assert_eq!(logs_of(&timed_out), "before the sleep\n");
+    for _ in 0..2 {
+        let next = h
+            .runtime
+            .execute(&reuse_job("reuse-timeout-logs", code))
+            .await;
+        assert_eq!(logs_of(&next), "quick\n");
+        body_of(next);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_reuse_mode_an_exit_in_the_workflow_is_reported_and_a_new_instance_serves() {
+    let h = runtime().await;
+    let code = "import os\ndef workflow(_request, settings):\n    if _request.get('exit'):\n        print('leaving')\n        os._exit(3)\n    return {'status_code': 200, 'body': str(os.getpid())}\n";
+    let before = body_of(h.runtime.execute(&reuse_job("reuse-exit", code)).await);
+    let exited = h
+        .runtime
+        .execute(&reuse_job_with(
+            "reuse-exit",
+            code,
+            &[("exit", PyValue::Bool(true))],
+        ))
+        .await;
+    assert_eq!(killed_kind(&exited.outcome), "Crashed");
+    assert_eq!(logs_of(&exited), "leaving\n");
+    assert!(
+        exited.duration < Duration::from_millis(400),
+        "{:?}",
+        exited.duration
+    );
+    let after = body_of(h.runtime.execute(&reuse_job("reuse-exit", code)).await);
+    assert_ne!(before, after);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_reuse_mode_an_instance_that_died_while_idle_is_replaced_before_the_next_call() {
+    let h = runtime().await;
+    // A thread the call left behind ends the process after the call returned.
+    let code = "import os, threading, time\ndef bye():\n    time.sleep(0.2)\n    os._exit(0)\ndef workflow(_request, settings):\n    if _request.get('bye'):\n        threading.Thread(target=bye).start()\n    return {'status_code': 200, 'body': str(os.getpid())}\n";
+    let first = body_of(
+        h.runtime
+            .execute(&reuse_job_with(
+                "reuse-idle-death",
+                code,
+                &[("bye", PyValue::Bool(true))],
+            ))
+            .await,
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let second = body_of(
+        h.runtime
+            .execute(&reuse_job("reuse-idle-death", code))
+            .await,
+    );
+    assert_ne!(first, second);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_reuse_mode_a_result_over_the_limit_stops_the_instance() {
+    let limits = OutputLimits {
+        max_result_bytes: 64 * 1024,
+        max_body_bytes: 1 << 20,
+        ..OutputLimits::default()
+    };
+    let h = runtime_with(limits).await;
+    let code = "import os\ndef workflow(_request, settings):\n    body = 'z' * (200 * 1024) if _request.get('big') else str(os.getpid())\n    return {'status_code': 200, 'body': body}\n";
+    let before = body_of(h.runtime.execute(&reuse_job("reuse-result", code)).await);
+    let big = h
+        .runtime
+        .execute(&reuse_job_with(
+            "reuse-result",
+            code,
+            &[("big", PyValue::Bool(true))],
+        ))
+        .await;
+    assert_eq!(killed_kind(&big.outcome), "ResultTooLarge");
+    let after = body_of(h.runtime.execute(&reuse_job("reuse-result", code)).await);
+    assert_ne!(before, after);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn warm_instances_of_different_versions_start_in_parallel() {
     let h = Arc::new(runtime().await);
