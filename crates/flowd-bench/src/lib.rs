@@ -434,8 +434,19 @@ fn instance_set(flowd: &Flowd) -> HashSet<u32> {
     flowd.python_tree().instances.into_iter().collect()
 }
 
-/// The first call of a fresh workflow, timed; answers its latency and the instance it started.
+/// A first call that has to start the workflow's warm instance, timed; answers its latency and
+/// the instance it started. A deploy already started one (its import check): a new environment
+/// variable makes the version's next call start another, as after an eviction.
 async fn cold_call(flowd: &Flowd, created: &Created) -> anyhow::Result<(Duration, Option<u32>)> {
+    static COLD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COLD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    flowd
+        .api
+        .patch(
+            &created.id,
+            &json!({"env": {"FLOWD_BENCH_COLD": n.to_string()}}),
+        )
+        .await?;
     let before = instance_set(flowd);
     let (status, latency) =
         load::single(&flowd.hook_json(created, &json!({"name": "bench"}))).await?;

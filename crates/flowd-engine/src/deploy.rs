@@ -48,7 +48,17 @@ pub struct Deployer {
     cache: Arc<HotCache>,
     /// Builds going, by (workflow id, version).
     going: Mutex<HashMap<(String, u32), Waiters>>,
+    /// Environments built at once: many deploys at once (`?wait=false`, a restart resuming
+    /// builds) queue here instead of starting every installer together.
+    building: tokio::sync::Semaphore,
+    /// Import checks (warm instances starting) at once.
+    importing: tokio::sync::Semaphore,
 }
+
+/// Environments built at once.
+const PARALLEL_BUILDS: usize = 2;
+/// Import checks at once.
+const PARALLEL_IMPORTS: usize = 4;
 
 impl Deployer {
     pub fn new(store: Arc<dyn Store>, runtimes: Arc<Runtimes>, cache: Arc<HotCache>) -> Deployer {
@@ -57,6 +67,8 @@ impl Deployer {
             runtimes,
             cache,
             going: Mutex::new(HashMap::new()),
+            building: tokio::sync::Semaphore::new(PARALLEL_BUILDS),
+            importing: tokio::sync::Semaphore::new(PARALLEL_IMPORTS),
         }
     }
 
@@ -200,6 +212,7 @@ impl Deployer {
         };
         let mut environment = None;
         if let Some(requirements) = &requirements {
+            let _turn = self.building.acquire().await;
             match runtime.build_environment(requirements).await {
                 Ok(built) => {
                     if built.reused {
@@ -231,6 +244,7 @@ impl Deployer {
             None,
             "{}".to_string(),
         );
+        let _turn = self.importing.acquire().await;
         let started = Instant::now();
         match runtime.warm_up(&job).await {
             Ok(()) => {
