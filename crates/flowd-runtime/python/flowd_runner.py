@@ -594,19 +594,26 @@ def serve_reuse(workflow, channel, output_fd):
     a serverless container; module globals persist from one execution to the next.
 
     One round trip per call on the instance's control socket: a job frame in, a result frame out.
-    During a call, fds 1 and 2 are the output pipe flowd gave this instance when it started (so C
-    code and child processes are captured too); the result frame is sent only once the output is
-    flushed, so everything the call wrote is in the pipe before flowd reads the result, and flowd
-    needs no marker in the output, which a workflow could print. Between calls, fds 1 and 2 are
-    what they were before (what a leftover thread prints then is no execution's output)."""
-    sock_fd = channel.sock.detach()
+    During a call, fds 1 and 2 are the output pipe flowd gave this instance (so C code and child
+    processes are captured too); the result frame is sent only once the output is flushed, so
+    everything the call wrote is in the pipe before flowd reads the result, and flowd needs no
+    marker in the output, which a workflow could print. Between calls, fds 1 and 2 are what they
+    were before (what a leftover thread prints then is no execution's output). When a call leaves
+    child processes behind, the result says so and flowd sends a new pipe with the next job: what
+    they write later goes to the old pipe, which nobody reads, not into a later call's output."""
+    sock = channel.sock
     buffer = channel.buffer
     idle_out, idle_err = os.dup(1), os.dup(2)
     while True:
         try:
-            job = read_buffered_frame(sock_fd, buffer)
-        except (EOFError, OSError):
+            job, fds = receive_job(sock, buffer)
+        except (EOFError, OSError, ValueError):
             return
+        if fds:
+            for fd in fds[:-1]:
+                os.close(fd)
+            os.close(output_fd)
+            output_fd = fds[-1]
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
         try:
@@ -619,31 +626,58 @@ def serve_reuse(workflow, channel, output_fd):
                 pass
             os.dup2(idle_out, 1)
             os.dup2(idle_err, 2)
+        if has_children():
+            result["children"] = True
         try:
-            send_raw(sock_fd, result)
+            sock.sendall(frame_bytes(result))
         except OSError:
             return
 
 
-def read_buffered_frame(fd, buffer):
-    """The next frame on `fd` (a bytearray keeps what was read beyond it)."""
-    while len(buffer) < HEADER.size:
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
+_FD_SPACE = socket.CMSG_SPACE(4 * 4)
+
+
+def receive_job(sock, buffer):
+    """The next frame on the reuse instance's socket (a bytearray keeps what was read beyond it),
+    and the fds that came with it (received close-on-exec)."""
+    fds = []
+    while True:
+        if len(buffer) >= HEADER.size:
+            (length,) = HEADER.unpack_from(buffer)
+            if length > MAX_CONTROL_FRAME:
+                raise ValueError("frame too large")
+            end = HEADER.size + length
+            if len(buffer) >= end:
+                break
+            wanted = max(1 << 16, end - len(buffer))
+        else:
+            wanted = 1 << 16
+        data, ancillary, _flags, _addr = sock.recvmsg(wanted, _FD_SPACE, socket.MSG_CMSG_CLOEXEC)
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.extend(struct.unpack("%di" % (len(payload) // 4), payload[: len(payload) // 4 * 4]))
+        if not data:
+            for fd in fds:
+                os.close(fd)
             raise EOFError
-        buffer += chunk
-    (length,) = HEADER.unpack_from(buffer)
-    if length > MAX_CONTROL_FRAME:
-        raise ValueError("frame too large")
-    end = HEADER.size + length
-    while len(buffer) < end:
-        chunk = os.read(fd, max(1 << 16, end - len(buffer)))
-        if not chunk:
-            raise EOFError
-        buffer += chunk
+        buffer += data
     payload = bytes(buffer[HEADER.size : end])
     del buffer[:end]
-    return marshal.loads(payload)
+    return marshal.loads(payload), fds
+
+
+def has_children():
+    """Whether this process has a child process, running or exited (none is reaped here)."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
+def frame_bytes(message):
+    data = marshal.dumps(message, 2)
+    return HEADER.pack(len(data)) + data
 
 
 def run_job(workflow, job):

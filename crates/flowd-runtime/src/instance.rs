@@ -252,6 +252,7 @@ impl Instance {
                 reader: BufReader::with_capacity(OUTPUT_CHUNK, reader),
                 output: pipe::Receiver::from_owned_fd(output)?,
                 chunk: vec![0u8; OUTPUT_CHUNK],
+                rotate_output: false,
             })),
             None => {
                 tokio::spawn(watch(reader, shared.clone()));
@@ -447,14 +448,27 @@ impl Instance {
             };
         }
         io.discard_output();
-        let frame = encode_frame(&job_message(job, limits));
+        let message = job_message(job, limits);
         let exchange = async {
-            self.writer.lock().await.write_all(&frame).await?;
+            if std::mem::take(&mut io.rotate_output) {
+                // The old pipe is closed here: a leftover process writing to it gets EPIPE.
+                let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                    .map_err(std::io::Error::from)?;
+                io.output = pipe::Receiver::from_owned_fd(read_end)?;
+                let writer = self.writer.lock().await;
+                send_frame_with_fds(writer.as_ref(), &message, &[write_end.as_raw_fd()]).await?;
+            } else {
+                let frame = encode_frame(&message);
+                self.writer.lock().await.write_all(&frame).await?;
+            }
             io.result_draining_output(limits.max_result_bytes, &mut logs)
                 .await
         };
         let outcome = match tokio::time::timeout(job.timeout, exchange).await {
-            Ok(Ok(result)) => Outcome::from_result(&result),
+            Ok(Ok(result)) => {
+                io.rotate_output = matches!(result.field("children"), Some(PyValue::Bool(true)));
+                Outcome::from_result(&result)
+            }
             Ok(Err(ProtocolError::TooLarge { size, limit })) => Outcome::Killed(ErrorInfo::new(
                 "ResultTooLarge",
                 format!("the execution's result ({size} bytes) is over the {limit}-byte limit"),
@@ -723,6 +737,9 @@ struct ReuseIo {
     output: pipe::Receiver,
     /// Scratch space for reading the output.
     chunk: Vec<u8>,
+    /// The last call left child processes behind: the next one gets a new pipe, so that what
+    /// they write later is in no later call's output.
+    rotate_output: bool,
 }
 
 impl ReuseIo {
@@ -757,6 +774,7 @@ impl ReuseIo {
             reader,
             output,
             chunk,
+            ..
         } = self;
         let result = read_frame(reader, limit);
         tokio::pin!(result);

@@ -465,7 +465,7 @@ async fn in_reuse_mode_c_level_writes_and_child_processes_are_captured_in_order(
 async fn in_reuse_mode_output_written_after_a_call_returned_is_in_no_later_call() {
     let h = runtime().await;
     // A child process and a thread left running keep writing after the call returned.
-    let code = "import os, subprocess, sys, threading, time\ndef late():\n    time.sleep(0.2)\n    print('thread-late')\ndef workflow(_request, settings):\n    if _request.get('leave'):\n        subprocess.Popen(['/bin/sh', '-c', 'sleep 0.2; echo child-late; sleep 0.5; echo child-later'])\n        threading.Thread(target=late).start()\n        print('first')\n        return {'status_code': 200, 'body': str(os.getpid())}\n    print('second')\n    time.sleep(_request.get('wait', 0))\n    return {'status_code': 200, 'body': str(os.getpid())}\n";
+    let code = "import os, subprocess, sys, threading, time\ndef late():\n    time.sleep(0.2)\n    print('thread-late')\ndef workflow(_request, settings):\n    if _request.get('leave'):\n        subprocess.Popen(['/bin/sh', '-c', 'sleep 0.2; echo child-late; sleep 0.4; echo child-later; sleep 0.4; echo child-last'])\n        threading.Thread(target=late).start()\n        print('first')\n        return {'status_code': 200, 'body': str(os.getpid())}\n    print('second')\n    time.sleep(_request.get('wait', 0))\n    return {'status_code': 200, 'body': str(os.getpid())}\n";
     let first = h
         .runtime
         .execute(&reuse_job_with(
@@ -477,14 +477,29 @@ async fn in_reuse_mode_output_written_after_a_call_returned_is_in_no_later_call(
     assert_eq!(logs_of(&first), "first\n");
     let pid = body_of(first);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    // While this call runs, the child started by the first one writes again: that cannot be
-    // told apart (it writes to the same pipe), but what was written between the calls is gone.
+    // The child started by the first call writes while this one runs (at 0.6 s): not into its
+    // output, since the first call's result said it left a child and this call has a new pipe.
     let second = h
         .runtime
-        .execute(&reuse_job_with("reuse-late", code, &[]))
+        .execute(&reuse_job_with(
+            "reuse-late",
+            code,
+            &[("wait", PyValue::Float(0.5))],
+        ))
         .await;
     assert_eq!(logs_of(&second), "second\n");
     assert_eq!(body_of(second), pid, "the same instance served");
+    // And again while the one after runs (at 1 s).
+    let third = h
+        .runtime
+        .execute(&reuse_job_with(
+            "reuse-late",
+            code,
+            &[("wait", PyValue::Float(0.3))],
+        ))
+        .await;
+    assert_eq!(logs_of(&third), "second\n");
+    assert_eq!(body_of(third), pid);
 }
 
 #[tokio::test(flavor = "multi_thread")]
