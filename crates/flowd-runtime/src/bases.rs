@@ -3,6 +3,8 @@
 //! environment, so that a package preloaded for one never shadows the version another pins.
 //! Started on first need, restarted when they die.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::protocol::ProtocolError;
 use crate::zygote::{Zygote, ZygoteSpec};
 use crate::RuntimeError;
@@ -12,6 +14,8 @@ pub struct BaseProcess {
     pub environment: Option<String>,
     spec: ZygoteSpec,
     process: tokio::sync::Mutex<Option<Zygote>>,
+    /// Its private memory when it last started, in KiB.
+    memory_kb: AtomicU64,
 }
 
 impl BaseProcess {
@@ -21,15 +25,18 @@ impl BaseProcess {
             environment,
             spec,
             process: tokio::sync::Mutex::new(None),
+            memory_kb: AtomicU64::new(0),
         }
     }
 
     /// One already started (the runtime's own, which probes the isolation layers at start).
     pub fn running(spec: ZygoteSpec, zygote: Zygote) -> BaseProcess {
+        let memory_kb = AtomicU64::new(zygote.pid().map_or(0, crate::memory::private_kb));
         BaseProcess {
             environment: None,
             spec,
             process: tokio::sync::Mutex::new(Some(zygote)),
+            memory_kb,
         }
     }
 
@@ -48,26 +55,22 @@ impl BaseProcess {
             if guard.is_some() {
                 tracing::warn!(environment = ?self.environment, "restarting a Python base process");
             }
-            *guard = Some(
-                Zygote::start(&self.spec)
-                    .await
-                    .map_err(RuntimeError::Zygote)?,
+            let zygote = Zygote::start(&self.spec)
+                .await
+                .map_err(RuntimeError::Zygote)?;
+            self.memory_kb.store(
+                zygote.pid().map_or(0, crate::memory::private_kb),
+                Ordering::Relaxed,
             );
+            *guard = Some(zygote);
         }
         guard
             .as_mut()
             .ok_or(RuntimeError::Zygote(ProtocolError::Closed))
     }
 
-    /// Private memory of the process, in KiB (0 when it is not running).
+    /// Private memory of the process when it started, in KiB (0 before it ever started).
     pub fn memory_kb(&self) -> u64 {
-        match self.process.try_lock() {
-            Ok(guard) => guard
-                .as_ref()
-                .and_then(|zygote| zygote.pid())
-                .map_or(0, crate::memory::private_kb),
-            // Busy starting an instance: it is in use, its size does not decide anything.
-            Err(_) => 0,
-        }
+        self.memory_kb.load(Ordering::Relaxed)
     }
 }

@@ -292,15 +292,17 @@ impl Instance {
         self.shared.alive.store(false, Ordering::Release);
     }
 
-    /// What the instance holds alone (not shared with its base process), in KiB: measured when
-    /// its module's top level has run, or now if it grew since. (Measured later only, a parked
-    /// fork would hide it: the pages it shares with the instance count as shared, not private.)
+    /// What the instance holds alone (not shared with its base process), in KiB, as measured
+    /// when its module's top level had run — what the init cost, which is what keeping it warm
+    /// saves. Measured once: reading `/proc/<pid>/smaps_rollup` walks the process's page tables
+    /// (a parked fork would also hide it later, the pages it shares counting as shared). An
+    /// instance that was stopped holds nothing.
     pub fn memory_kb(&self) -> u64 {
-        if !self.is_alive() {
-            return 0;
+        if self.is_alive() {
+            self.init_memory_kb
+        } else {
+            0
         }
-        let now = u32::try_from(self.pid).map_or(0, crate::memory::private_kb);
-        now.max(self.init_memory_kb)
     }
 
     /// Forks one execution ahead of need, if none is parked yet: the fork and the child's
