@@ -147,9 +147,15 @@ async fn a_package_that_fails_to_build_is_a_failed_build_naming_it() {
     let deployment = &workflow["deployment"];
     assert_eq!(deployment["state"], "failed", "{workflow}");
     let error = deployment["error"].as_str().unwrap();
-    assert!(error.contains("sklearn") && error.contains("build"), "{error}");
     assert!(
-        deployment["build_log"].as_str().unwrap().contains("scikit-learn"),
+        error.contains("sklearn") && error.contains("build"),
+        "{error}"
+    );
+    assert!(
+        deployment["build_log"]
+            .as_str()
+            .unwrap()
+            .contains("scikit-learn"),
         "the build's own output explains it: {deployment}"
     );
 }
