@@ -26,11 +26,12 @@ pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 /// A checked requirement set: the user's lines (comments and blank lines removed, trimmed), in
 /// their order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Requirements {
     lines: Vec<String>,
-    /// Each line's canonical form, for the digest.
-    canonical: Vec<String>,
+    /// See [`Requirements::digest`]: computed once, when parsed (it names the set's environment
+    /// on every execution of a workflow that has one).
+    digest: String,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -91,22 +92,23 @@ impl Requirements {
     fn parse<'a>(
         numbered: impl Iterator<Item = (usize, &'a str)>,
     ) -> Result<Requirements, RequirementsError> {
-        let mut parsed = Requirements::default();
+        let mut lines = Vec::new();
+        let mut canonical = Vec::new();
         for (number, raw) in numbered {
             let line = strip_comment(raw).trim();
             if line.is_empty() {
                 continue;
             }
-            let canonical = parse_line(number, line)?;
-            parsed.lines.push(line.to_string());
-            parsed.canonical.push(canonical);
-            if parsed.lines.len() > MAX_REQUIREMENTS {
-                return Err(RequirementsError::TooMany {
-                    count: parsed.lines.len(),
-                });
+            canonical.push(parse_line(number, line)?);
+            lines.push(line.to_string());
+            if lines.len() > MAX_REQUIREMENTS {
+                return Err(RequirementsError::TooMany { count: lines.len() });
             }
         }
-        Ok(parsed)
+        Ok(Requirements {
+            lines,
+            digest: digest_of(canonical),
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -126,17 +128,31 @@ impl Requirements {
     /// normalized, extras and specifier clauses sorted, whitespace removed (collapsed in markers),
     /// and the lines sorted and deduplicated; the same set in another order or spelling has the
     /// same digest.
-    pub fn digest(&self) -> String {
-        let mut canonical: Vec<&str> = self.canonical.iter().map(String::as_str).collect();
-        canonical.sort_unstable();
-        canonical.dedup();
-        let mut hash = Sha256::new();
-        for line in canonical {
-            hash.update(line.as_bytes());
-            hash.update(b"\n");
-        }
-        hex::encode(hash.finalize())
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
+}
+
+impl Default for Requirements {
+    /// The empty set.
+    fn default() -> Requirements {
+        Requirements {
+            lines: Vec::new(),
+            digest: digest_of(Vec::new()),
+        }
+    }
+}
+
+/// The digest of canonical lines: sorted and deduplicated, then hashed.
+fn digest_of(mut canonical: Vec<String>) -> String {
+    canonical.sort_unstable();
+    canonical.dedup();
+    let mut hash = Sha256::new();
+    for line in canonical {
+        hash.update(line.as_bytes());
+        hash.update(b"\n");
+    }
+    hex::encode(hash.finalize())
 }
 
 /// pip's rule: `#` starts a comment at the start of a line or after whitespace (so a URL's
@@ -584,6 +600,12 @@ mod tests {
     #[test]
     fn an_empty_text_is_an_empty_set() {
         assert!(ok("\n# nothing\n").is_empty());
+    }
+
+    #[test]
+    fn the_default_is_the_empty_set_with_its_digest() {
+        assert_eq!(Requirements::default(), ok("# nothing\n"));
+        assert_eq!(Requirements::default().digest(), ok("").digest());
     }
 
     #[test]

@@ -162,7 +162,7 @@ pub fn requirements_of(version: &Value) -> Vec<String> {
 /// the lines themselves if they do not parse.
 pub fn requirements_key(lines: &[String]) -> String {
     match Requirements::parse_lines(lines) {
-        Ok(requirements) => requirements.digest(),
+        Ok(requirements) => requirements.digest().to_string(),
         Err(_) => lines.join("\n"),
     }
 }
