@@ -82,6 +82,9 @@ impl SqliteStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            // A file opened by this process: nothing to probe before each write (a probe is one
+            // more round trip to SQLite's worker thread per group commit).
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         Ok(SqliteStore { writer, ..store })
@@ -832,8 +835,15 @@ impl Store for SqliteStore {
     // --- executions ---
 
     async fn commit(&self, writes: &[StoreWrite]) -> Result<()> {
-        if writes.is_empty() {
-            return Ok(());
+        match writes {
+            [] => return Ok(()),
+            // One statement is atomic by itself: no BEGIN and COMMIT round trips (the common case
+            // of a group commit at low load: one execution that changed no settings).
+            [StoreWrite::PutExecution(execution)] => {
+                let mut conn = self.writer.acquire().await?;
+                return put_execution(&mut conn, execution).await;
+            }
+            _ => {}
         }
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         for write in writes {
