@@ -735,69 +735,55 @@ async fn baselines_phase(
         }
     };
     let workers = 2;
-    let name = "gunicorn+Flask, 2 sync workers, in-process";
-    match &venv {
-        Some(python) => {
-            crate::progress!("baseline: {name} …");
-            match baselines::gunicorn(python, &apps, workers).await {
-                Ok(server) => {
-                    let target = Target::post(
-                        server.addr,
-                        "/hook",
-                        "application/json",
-                        json!({"name": "bench"}).to_string(),
-                    );
-                    let (c1, c16) = measure(&target, budget).await;
-                    report.rows.push(measured_row(
-                        "gunicorn",
-                        name,
-                        "no keep-alive (sync workers close)".into(),
-                        &c1,
-                        &c16,
-                    ));
-                    drop(server);
-                }
-                Err(error) => report.rows.push(failed_row("gunicorn", name, &error)),
-            }
-        }
-        None => report.rows.push(Row {
-            key: "gunicorn",
-            name: name.into(),
-            outcome: Outcome::Failed("no virtualenv".into()),
-            note: String::new(),
-        }),
+    /// The hand-rolled servers: the same function called in-process.
+    enum HandRolled {
+        Gunicorn,
+        Uvicorn,
     }
-    let name = "uvicorn+Starlette, 2 workers, in-process";
-    match &venv {
-        Some(python) => {
-            crate::progress!("baseline: {name} …");
-            match baselines::uvicorn(python, &apps, workers).await {
-                Ok(server) => {
-                    let target = Target::post(
-                        server.addr,
-                        "/hook",
-                        "application/json",
-                        json!({"name": "bench"}).to_string(),
-                    );
-                    let (c1, c16) = measure(&target, budget).await;
-                    report.rows.push(measured_row(
-                        "uvicorn",
-                        name,
-                        "uvloop + httptools".into(),
-                        &c1,
-                        &c16,
-                    ));
-                    drop(server);
-                }
-                Err(error) => report.rows.push(failed_row("uvicorn", name, &error)),
+    for (server, key, name, note) in [
+        (
+            HandRolled::Gunicorn,
+            "gunicorn",
+            "gunicorn+Flask, 2 sync workers, in-process",
+            "no keep-alive (sync workers close)",
+        ),
+        (
+            HandRolled::Uvicorn,
+            "uvicorn",
+            "uvicorn+Starlette, 2 workers, in-process",
+            "uvloop + httptools",
+        ),
+    ] {
+        let Some(python) = &venv else {
+            report.rows.push(Row {
+                key,
+                name: name.into(),
+                outcome: Outcome::Failed("no virtualenv".into()),
+                note: String::new(),
+            });
+            continue;
+        };
+        crate::progress!("baseline: {name} …");
+        let started = match server {
+            HandRolled::Gunicorn => baselines::gunicorn(python, &apps, workers).await,
+            HandRolled::Uvicorn => baselines::uvicorn(python, &apps, workers).await,
+        };
+        match started {
+            Ok(server) => {
+                let target = Target::post(
+                    server.addr,
+                    "/hook",
+                    "application/json",
+                    json!({"name": "bench"}).to_string(),
+                );
+                let (c1, c16) = measure(&target, budget).await;
+                report
+                    .rows
+                    .push(measured_row(key, name, note.into(), &c1, &c16));
+                drop(server);
             }
+            Err(error) => report.rows.push(failed_row(key, name, &error)),
         }
-        None => report.rows.push(Row {
-            key: "uvicorn",
-            name: name.into(),
-            outcome: Outcome::Failed("no virtualenv".into()),
-            note: String::new(),
-        }),
     }
 
     let Some(floor) = floor else {
