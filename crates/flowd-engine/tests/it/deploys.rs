@@ -142,3 +142,29 @@ async fn a_pull_workflow_without_an_active_version_records_its_ticks_as_skipped(
         runs[0].warnings
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workflow_whose_runtime_is_gone_fails_its_runs_naming_it() {
+    // A server restarted without the interpreter a workflow was created with.
+    let h = engine().await;
+    let workflow = h
+        .create(json!({"name": "w", "mode": "catch", "code": returning("v1")}))
+        .await;
+    let mut moved = h.reload(&workflow).await;
+    moved.runtime = "python3.99".to_string();
+    h.engine.store.update_workflow(&moved).await.unwrap();
+    let restarted = open_engine(h.dir.path()).await;
+    let principal = restarted
+        .authenticate("engine-test-admin-key")
+        .await
+        .unwrap()
+        .unwrap();
+    let (report, _) = restarted
+        .run_now(&principal, &workflow.id, None)
+        .await
+        .unwrap();
+    assert_eq!(report.reply.status, 500);
+    let error = report.record.error.expect("an error is recorded");
+    assert_eq!(error.kind, "RuntimeUnavailable");
+    assert!(error.message.contains("python3.99"), "{}", error.message);
+}
