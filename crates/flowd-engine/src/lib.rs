@@ -89,7 +89,7 @@ impl Engine {
                 "executions left running by the previous process were marked interrupted"
             );
         }
-        let (writer, _task) = Writer::start(store.clone());
+        let writer = Writer::new(store.clone());
         let cache = Arc::new(HotCache::default());
         let deployer = Arc::new(Deployer::new(
             store.clone(),

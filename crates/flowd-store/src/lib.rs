@@ -4,9 +4,11 @@
 //! trait, so that a PostgreSQL backend can be added beside SQLite. Timestamps are epoch
 //! milliseconds (`i64`), ids are UUIDv7 strings (time-sortable), JSON values are stored as text.
 
+mod group_commit;
 mod model;
 mod sqlite;
 
+pub use group_commit::CommitTicket;
 pub use model::*;
 pub use sqlite::SqliteStore;
 
@@ -26,6 +28,12 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A write of the group commit failed in the database.
+    #[error("database error: {0}")]
+    Write(#[from] rusqlite::Error),
+    /// The store was closed: nothing more is written.
+    #[error("the store's writer has stopped")]
+    Stopped,
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
 }
@@ -149,11 +157,17 @@ pub trait Store: Send + Sync + 'static {
     async fn replace_settings(&self, workflow_id: &str, settings: &Settings) -> Result<()>;
 
     // --- executions ---
-    /// Commits all `writes` in one transaction, in order: if one fails, none is kept. A write
-    /// naming a workflow that does not exist fails the batch with `NotFound`, an execution
-    /// claiming a fire time already claimed with `Conflict`; the message names the workflow (and
-    /// the execution).
-    async fn commit(&self, writes: &[StoreWrite]) -> Result<()>;
+    /// Queues `writes` to be committed together, in one transaction, after everything queued
+    /// before them (the group commit: the writes of many calls may share a transaction, but a
+    /// failing call fails alone). If one of them fails, none is kept: a write naming a workflow
+    /// that does not exist fails with `NotFound`, an execution claiming a fire time already
+    /// claimed with `Conflict`; the message names the workflow (and the execution). Queueing is
+    /// immediate (the order of calls is the order of commits); the ticket waits for the commit.
+    fn submit(&self, writes: Vec<StoreWrite>) -> CommitTicket;
+    /// [`Store::submit`] and wait for the commit.
+    async fn commit(&self, writes: &[StoreWrite]) -> Result<()> {
+        self.submit(writes.to_vec()).wait().await
+    }
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>>;
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>>;
     /// How many executions of the workflow started at or after `since` (epoch ms), by status,

@@ -6,6 +6,8 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,9 +22,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
+use crate::group_commit::{file_uri, GroupCommit, PUT_EXECUTION};
 use crate::{
-    ApiKeyRecord, ClaimOutcome, ExecutionError, ExecutionQuery, ExecutionRecord, Result, RunClaim,
-    Store, StoreError, StoreWrite, TeamRecord, VersionOutcome, VersionRecord, WorkflowRecord,
+    ApiKeyRecord, ClaimOutcome, CommitTicket, ExecutionError, ExecutionQuery, ExecutionRecord,
+    Result, RunClaim, Store, StoreError, StoreWrite, TeamRecord, VersionOutcome, VersionRecord,
+    WorkflowRecord,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -50,14 +54,27 @@ const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, 
      finished_at, duration_ms, response_status, warnings, error, logs, logs_truncated, \
      settings_changed, fire_at";
 
+/// The condition of the partial index `executions_running`, written out: SQLite uses a partial
+/// index only for a query whose terms imply its condition, which a bound parameter does not.
+const IS_RUNNING: &str = "status = 'running'";
+
 /// The SQLite implementation of [`Store`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// One long-lived connection for the group-commit writes and run claims: its page cache stays
-    /// warm (a pooled connection would re-read what another one's writes invalidated) and writes
-    /// never wait on each other's busy timeout.
+    /// One long-lived connection for the API's writes and the scheduler's run claims: its page
+    /// cache stays warm (a pooled connection would re-read what another one's writes
+    /// invalidated) and these writes never wait on each other's busy timeout.
     writer: SqlitePool,
+    /// The executions' records and settings changes: a thread of its own with its own
+    /// connection (see [`crate::group_commit`]).
+    commits: Arc<GroupCommit>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
 }
 
 impl SqliteStore {
@@ -76,7 +93,7 @@ impl SqliteStore {
             .max_connections(POOL_SIZE)
             .connect_with(options.clone())
             .await?;
-        let store = SqliteStore::migrated(pool.clone(), pool).await?;
+        let store = SqliteStore::migrated(pool.clone(), pool, &file_uri(path)).await?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -90,11 +107,19 @@ impl SqliteStore {
         Ok(SqliteStore { writer, ..store })
     }
 
-    /// A store in memory, for tests: one connection (kept for the life of the store), so that
-    /// every query sees the same database.
+    /// A store in memory, for tests: SQLite's `memdb` database of a name of its own, shared by
+    /// one pooled connection (kept for the life of the store) and the group commit's.
     pub async fn open_in_memory() -> Result<SqliteStore> {
+        static STORES: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "/flowd-memory-{}-{}",
+            std::process::id(),
+            STORES.fetch_add(1, Ordering::Relaxed)
+        );
         let options = SqliteConnectOptions::new()
-            .in_memory(true)
+            .filename(&name)
+            .vfs("memdb")
+            .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
@@ -104,16 +129,24 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        SqliteStore::migrated(pool.clone(), pool).await
+        SqliteStore::migrated(pool.clone(), pool, &format!("file:{name}?vfs=memdb")).await
     }
 
-    async fn migrated(pool: SqlitePool, writer: SqlitePool) -> Result<SqliteStore> {
+    /// Brings the schema up to date, then starts the group commit on `uri` (the same database).
+    async fn migrated(pool: SqlitePool, writer: SqlitePool, uri: &str) -> Result<SqliteStore> {
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool, writer })
+        let commits = Arc::new(GroupCommit::start(uri, BUSY_TIMEOUT)?);
+        Ok(SqliteStore {
+            pool,
+            writer,
+            commits,
+        })
     }
 
-    /// Closes the pool's connections (checkpointing the WAL); the store is unusable afterwards.
+    /// Commits what is queued, then closes the connections (checkpointing the WAL); the store is
+    /// unusable afterwards.
     pub async fn close(&self) {
+        self.commits.stop().await;
         self.writer.close().await;
         self.pool.close().await;
     }
@@ -296,7 +329,7 @@ async fn workflow_exists(conn: &mut SqliteConnection, workflow_id: &str) -> Resu
     Ok(found.is_some())
 }
 
-fn workflow_not_found(workflow_id: &str) -> StoreError {
+pub(crate) fn workflow_not_found(workflow_id: &str) -> StoreError {
     StoreError::NotFound(format!("workflow {workflow_id}"))
 }
 
@@ -356,28 +389,6 @@ async fn upsert_setting(
     Ok(())
 }
 
-async fn apply_settings_change(
-    conn: &mut SqliteConnection,
-    workflow_id: &str,
-    change: &SettingsChange,
-) -> Result<()> {
-    // A change that only removes keys would not notice a missing workflow otherwise.
-    if !workflow_exists(conn, workflow_id).await? {
-        return Err(workflow_not_found(workflow_id));
-    }
-    for (key, value) in change.upserts() {
-        upsert_setting(conn, workflow_id, key, value).await?;
-    }
-    for key in &change.removed {
-        sqlx::query("DELETE FROM workflow_settings WHERE workflow_id = ? AND key = ?")
-            .bind(workflow_id)
-            .bind(key)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
 /// The columns of a workflow that an update replaces (all but `id`, `team_id`, `created_at` and
 /// the active `version`, which only `settle_version` moves), in the order [`bind_mutable_columns`]
 /// binds them.
@@ -411,74 +422,78 @@ fn bind_mutable_columns<'q>(
 }
 
 async fn put_execution(conn: &mut SqliteConnection, execution: &ExecutionRecord) -> Result<()> {
-    let warnings = to_json(&execution.warnings, "the execution's warnings")?;
-    let error = execution
-        .error
-        .as_ref()
-        .map(|error| to_json(error, "the execution's error"))
-        .transpose()?;
-    let settings_changed = execution
-        .settings_changed
-        .as_ref()
-        .map(|change| to_json(change, "the execution's settings change"))
-        .transpose()?;
-    sqlx::query(
-        "INSERT INTO executions (id, workflow_id, version, \"trigger\", status, started_at, \
-             finished_at, duration_ms, response_status, warnings, error, logs, logs_truncated, \
-             settings_changed, fire_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (id) DO UPDATE SET \
-             workflow_id = excluded.workflow_id, \
-             version = excluded.version, \
-             \"trigger\" = excluded.\"trigger\", \
-             status = excluded.status, \
-             started_at = excluded.started_at, \
-             finished_at = excluded.finished_at, \
-             duration_ms = excluded.duration_ms, \
-             response_status = excluded.response_status, \
-             warnings = excluded.warnings, \
-             error = excluded.error, \
-             logs = excluded.logs, \
-             logs_truncated = excluded.logs_truncated, \
-             settings_changed = excluded.settings_changed, \
-             fire_at = excluded.fire_at",
-    )
-    .bind(&execution.id)
-    .bind(&execution.workflow_id)
-    .bind(i64::from(execution.version))
-    .bind(execution.trigger.as_str())
-    .bind(execution.status.as_str())
-    .bind(execution.started_at)
-    .bind(execution.finished_at)
-    .bind(execution.duration_ms)
-    .bind(execution.response_status.map(i64::from))
-    .bind(warnings)
-    .bind(error)
-    .bind(&execution.logs)
-    .bind(execution.logs_truncated)
-    .bind(settings_changed)
-    .bind(execution.fire_at)
-    .execute(conn)
-    .await
-    .map_err(|err| {
-        if unique_violation(&err).is_some() {
-            // The id conflict is the upsert's: only (workflow_id, fire_at) can be left.
-            StoreError::Conflict(format!(
-                "workflow {} already has an execution for the fire time {} (execution {})",
-                execution.workflow_id,
-                execution.fire_at.unwrap_or_default(),
-                execution.id
-            ))
-        } else if is_foreign_key_violation(&err) {
-            StoreError::NotFound(format!(
-                "workflow {} (of execution {})",
-                execution.workflow_id, execution.id
-            ))
-        } else {
-            err.into()
-        }
-    })?;
+    let columns = ExecutionColumns::of(execution)?;
+    sqlx::query(PUT_EXECUTION)
+        .bind(&execution.id)
+        .bind(&execution.workflow_id)
+        .bind(i64::from(execution.version))
+        .bind(execution.trigger.as_str())
+        .bind(execution.status.as_str())
+        .bind(execution.started_at)
+        .bind(execution.finished_at)
+        .bind(execution.duration_ms)
+        .bind(execution.response_status.map(i64::from))
+        .bind(columns.warnings)
+        .bind(columns.error)
+        .bind(&execution.logs)
+        .bind(execution.logs_truncated)
+        .bind(columns.settings_changed)
+        .bind(execution.fire_at)
+        .execute(conn)
+        .await
+        .map_err(|err| {
+            if unique_violation(&err).is_some() {
+                fire_time_taken(execution)
+            } else if is_foreign_key_violation(&err) {
+                execution_workflow_missing(execution)
+            } else {
+                err.into()
+            }
+        })?;
     Ok(())
+}
+
+/// The JSON columns of an execution record, encoded.
+pub(crate) struct ExecutionColumns {
+    pub warnings: String,
+    pub error: Option<String>,
+    pub settings_changed: Option<String>,
+}
+
+impl ExecutionColumns {
+    pub(crate) fn of(execution: &ExecutionRecord) -> Result<ExecutionColumns> {
+        Ok(ExecutionColumns {
+            warnings: to_json(&execution.warnings, "the execution's warnings")?,
+            error: execution
+                .error
+                .as_ref()
+                .map(|error| to_json(error, "the execution's error"))
+                .transpose()?,
+            settings_changed: execution
+                .settings_changed
+                .as_ref()
+                .map(|change| to_json(change, "the execution's settings change"))
+                .transpose()?,
+        })
+    }
+}
+
+/// The unique violation of an execution insert: the id conflict is the upsert's, so only
+/// (workflow_id, fire_at) can be left.
+pub(crate) fn fire_time_taken(execution: &ExecutionRecord) -> StoreError {
+    StoreError::Conflict(format!(
+        "workflow {} already has an execution for the fire time {} (execution {})",
+        execution.workflow_id,
+        execution.fire_at.unwrap_or_default(),
+        execution.id
+    ))
+}
+
+pub(crate) fn execution_workflow_missing(execution: &ExecutionRecord) -> StoreError {
+    StoreError::NotFound(format!(
+        "workflow {} (of execution {})",
+        execution.workflow_id, execution.id
+    ))
 }
 
 #[async_trait]
@@ -834,29 +849,8 @@ impl Store for SqliteStore {
 
     // --- executions ---
 
-    async fn commit(&self, writes: &[StoreWrite]) -> Result<()> {
-        match writes {
-            [] => return Ok(()),
-            // One statement is atomic by itself: no BEGIN and COMMIT round trips (the common case
-            // of a group commit at low load: one execution that changed no settings).
-            [StoreWrite::PutExecution(execution)] => {
-                let mut conn = self.writer.acquire().await?;
-                return put_execution(&mut conn, execution).await;
-            }
-            _ => {}
-        }
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        for write in writes {
-            match write {
-                StoreWrite::PutExecution(execution) => put_execution(&mut tx, execution).await?,
-                StoreWrite::ApplySettingsChange {
-                    workflow_id,
-                    change,
-                } => apply_settings_change(&mut tx, workflow_id, change).await?,
-            }
-        }
-        tx.commit().await?;
-        Ok(())
+    fn submit(&self, writes: Vec<StoreWrite>) -> CommitTicket {
+        self.commits.submit(writes)
     }
 
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>> {
@@ -964,12 +958,12 @@ impl Store for SqliteStore {
                 return Ok(ClaimOutcome::AlreadyClaimed);
             }
         }
-        let running: Option<(i64,)> =
-            sqlx::query_as("SELECT 1 FROM executions WHERE workflow_id = ? AND status = ? LIMIT 1")
-                .bind(workflow_id)
-                .bind(ExecutionStatus::Running.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+        let running: Option<(i64,)> = sqlx::query_as(&format!(
+            "SELECT 1 FROM executions WHERE workflow_id = ? AND {IS_RUNNING} LIMIT 1"
+        ))
+        .bind(workflow_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let (outcome, record) = match (running, &claim.skip_warning) {
             (None, _) => {
                 let mut record = claim.execution.clone();
@@ -998,14 +992,13 @@ impl Store for SqliteStore {
     }
 
     async fn interrupt_running_executions(&self, now: i64) -> Result<u64> {
-        let result = sqlx::query(
+        let result = sqlx::query(&format!(
             "UPDATE executions SET status = ?, finished_at = ?, duration_ms = MAX(? - started_at, 0) \
-             WHERE status = ?",
-        )
+             WHERE {IS_RUNNING}"
+        ))
         .bind(ExecutionStatus::Interrupted.as_str())
         .bind(now)
         .bind(now)
-        .bind(ExecutionStatus::Running.as_str())
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected())

@@ -1,7 +1,7 @@
 //! What is particular to the SQLite backend: its file.
 
 use crate::common::*;
-use flowd_store::{SqliteStore, Store, StoreError, StoreWrite};
+use flowd_store::{ExecutionRecord, SqliteStore, Store, StoreError, StoreWrite};
 use sqlx::{Connection, SqliteConnection};
 use std::path::Path;
 use tempfile::TempDir;
@@ -113,4 +113,151 @@ async fn opening_in_a_missing_directory_fails() {
     let dir = TempDir::new().unwrap();
     let result = SqliteStore::open(&dir.path().join("missing").join("flowd.db")).await;
     assert!(result.is_err());
+}
+
+/// The query plan SQLite picks for `sql`, one line per step.
+async fn query_plan(conn: &mut SqliteConnection, sql: &str) -> String {
+    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .fetch_all(conn)
+        .await
+        .unwrap();
+    rows.into_iter()
+        .map(|(_, _, _, detail)| detail)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn looking_for_running_executions_reads_only_the_index_of_running_rows() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("flowd.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.close().await;
+    let mut conn = raw(&path).await;
+    let claim = "SELECT 1 FROM executions WHERE workflow_id = 'w' AND status = 'running' LIMIT 1";
+    let plan = query_plan(&mut conn, claim).await;
+    assert!(plan.contains("INDEX executions_running"), "{plan}");
+    let interrupt = "UPDATE executions SET status = 'interrupted' WHERE status = 'running'";
+    assert!(query_plan(&mut conn, interrupt)
+        .await
+        .contains("executions_running"));
+}
+
+#[tokio::test]
+async fn an_execution_row_is_written_to_one_index_unless_scheduled_or_running() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("flowd.db");
+    SqliteStore::open(&path).await.unwrap().close().await;
+    let mut conn = raw(&path).await;
+    let indexes: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'executions' \
+         ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let described: Vec<(&str, bool)> = indexes
+        .iter()
+        .map(|(name, sql)| {
+            let partial = sql.as_deref().is_some_and(|sql| sql.contains(" WHERE "));
+            (name.as_str(), partial)
+        })
+        .collect();
+    // The primary key's own index, the listing by workflow, and two partial ones.
+    assert_eq!(
+        described,
+        [
+            ("executions_fire_time", true),
+            ("executions_running", true),
+            ("executions_workflow_id", false),
+            ("sqlite_autoindex_executions_1", false),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn writes_queued_after_close_fail_as_stopped() {
+    let dir = TempDir::new().unwrap();
+    let store = SqliteStore::open(&dir.path().join("flowd.db"))
+        .await
+        .unwrap();
+    let (_, workflow) = given_team_with_workflow(&store).await;
+    store.close().await;
+    let error = store
+        .commit(&[StoreWrite::PutExecution(execution(&workflow.id, new_id()))])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Stopped), "{error:?}");
+}
+
+#[tokio::test]
+async fn writes_queued_before_close_are_committed_by_it() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("flowd.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let (_, workflow) = given_team_with_workflow(&store).await;
+    let records: Vec<_> = (0..50)
+        .map(|_| ExecutionRecord {
+            fire_at: None,
+            ..execution(&workflow.id, new_id())
+        })
+        .collect();
+    let tickets: Vec<_> = records
+        .iter()
+        .map(|record| store.submit(vec![StoreWrite::PutExecution(record.clone())]))
+        .collect();
+    store.close().await;
+    for ticket in tickets {
+        ticket.wait().await.unwrap();
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    for record in records {
+        assert_eq!(store.execution(&record.id).await.unwrap(), Some(record));
+    }
+}
+
+#[tokio::test]
+async fn executions_stored_before_the_index_migration_are_kept() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("flowd.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let (_, workflow) = given_team_with_workflow(&store).await;
+    store.close().await;
+    // The database as the previous schema left it: the executions table with its table-level
+    // UNIQUE (workflow_id, fire_at), a row in it, and migration 0004 not applied yet.
+    let mut conn = raw(&path).await;
+    for statement in [
+        "DROP TABLE executions",
+        "CREATE TABLE executions (id TEXT PRIMARY KEY NOT NULL, workflow_id TEXT NOT NULL \
+         REFERENCES workflows (id) ON DELETE CASCADE, version INTEGER NOT NULL, \"trigger\" TEXT \
+         NOT NULL, status TEXT NOT NULL, started_at INTEGER NOT NULL, finished_at INTEGER, \
+         duration_ms INTEGER, response_status INTEGER, warnings TEXT NOT NULL DEFAULT '[]', \
+         error TEXT, logs TEXT NOT NULL DEFAULT '', logs_truncated INTEGER NOT NULL DEFAULT 0, \
+         settings_changed TEXT, fire_at INTEGER, UNIQUE (workflow_id, fire_at))",
+        "DELETE FROM _sqlx_migrations WHERE version = 4",
+    ] {
+        sqlx::query(statement).execute(&mut conn).await.unwrap();
+    }
+    let old_id = new_id();
+    sqlx::query(
+        "INSERT INTO executions (id, workflow_id, version, \"trigger\", status, started_at, \
+         fire_at, logs) VALUES (?, ?, 1, 'pull', 'success', 5, 7, 'kept')",
+    )
+    .bind(&old_id)
+    .bind(&workflow.id)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let kept = store.execution(&old_id).await.unwrap().unwrap();
+    assert_eq!((kept.logs.as_str(), kept.fire_at), ("kept", Some(7)));
+    let mut again = execution(&workflow.id, new_id());
+    again.fire_at = Some(7);
+    let error = store
+        .commit(&[StoreWrite::PutExecution(again)])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
 }
