@@ -17,9 +17,10 @@ impl Writer {
         Writer { store }
     }
 
-    /// Queues writes without waiting for them (a failure is logged by the store).
+    /// Queues writes without waiting for them, nor for the disk (a failure is logged by the
+    /// store).
     pub fn enqueue(&self, writes: Vec<StoreWrite>) {
-        drop(self.store.submit(writes));
+        self.store.enqueue(writes);
     }
 
     /// Queues writes now (so that they commit in the order queued) and returns a ticket to wait

@@ -1,15 +1,24 @@
-//! SQLite's group commit: one thread owns a write connection and commits what executions queue
-//! (their records and settings changes), many at a time, one transaction per batch, in the order
-//! they were queued.
+//! SQLite's group commit: the executions' records and settings changes, committed many at a time,
+//! one transaction per batch, in the order they were queued, through a write connection of their
+//! own.
 //!
-//! The thread is there for the hot path: queueing is a channel send, the commit is plain SQLite
-//! calls on prepared statements (no round trip per statement to an async driver's worker), and
-//! the caller is woken once, when its batch is on disk. A dedicated OS thread, not a task: SQLite
-//! blocks (page writes, checkpoints) and must not hold up the async runtime's workers.
+//! Two ways through it, and the order of commits is the order of calls either way:
+//! - **Inline**, when nothing is queued and nothing is being committed (low load): the caller runs
+//!   the transaction itself, right away — no thread hand-off, which on these machines costs more
+//!   than the insert. If another connection holds SQLite's write lock, it does not wait (busy
+//!   timeout 0): its writes are queued instead.
+//! - **Queued**, otherwise: a thread of its own takes everything queued (up to [`MAX_BATCH`]
+//!   requests) and commits it as one transaction; if that fails, each request alone, so that only
+//!   the bad one fails. A dedicated OS thread, not a task: SQLite blocks (page writes, lock waits)
+//!   and must not hold up the async runtime's workers.
+//!
+//! The connection never checkpoints as part of a commit (`wal_autocheckpoint` off): the thread
+//! checkpoints the WAL through a second connection, when idle after [`CHECKPOINT_EVERY`] commits or
+//! at the latest after four times that, while commits go on.
 
+use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -21,83 +30,197 @@ use crate::{ExecutionRecord, Result, StoreError, StoreWrite};
 
 /// Most write requests committed in one transaction.
 const MAX_BATCH: usize = 512;
+/// Commits between two checkpoints of the WAL, when the thread is idle.
+const CHECKPOINT_EVERY: u64 = 256;
 
 /// Waits for the commit of writes queued with [`Store::submit`](crate::Store::submit).
 #[must_use = "a ticket does nothing unless awaited; drop it to not wait"]
 pub struct CommitTicket {
-    committed: Option<oneshot::Receiver<Result<()>>>,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    Done(Result<()>),
+    Queued(oneshot::Receiver<Result<()>>),
 }
 
 impl CommitTicket {
     /// Resolves once the writes are committed (all of them) or failed (none of them).
     pub async fn wait(self) -> Result<()> {
-        match self.committed {
-            Some(committed) => committed.await.map_err(|_| StoreError::Stopped)?,
-            None => Err(StoreError::Stopped),
+        match self.outcome {
+            Outcome::Done(result) => result,
+            Outcome::Queued(committed) => committed.await.map_err(|_| StoreError::Stopped)?,
+        }
+    }
+
+    fn done(result: Result<()>) -> CommitTicket {
+        CommitTicket {
+            outcome: Outcome::Done(result),
         }
     }
 }
 
-enum Message {
-    Commit {
-        writes: Vec<StoreWrite>,
-        done: oneshot::Sender<Result<()>>,
-    },
-    /// Commit what came before, then end the thread.
-    Stop(oneshot::Sender<()>),
+struct Request {
+    writes: Vec<StoreWrite>,
+    done: Option<oneshot::Sender<Result<()>>>,
 }
 
-/// The handle to the commit thread, shared by the clones of a store.
+/// What the callers and the thread share.
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when there is something for the thread to do.
+    work: Condvar,
+    /// Used by whoever set `State::committing`.
+    connection: Mutex<Connection>,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Request>,
+    /// A transaction is going (inline or on the thread).
+    committing: bool,
+    /// Commit what is queued, answer, and end.
+    stop: Option<oneshot::Sender<()>>,
+    /// No more writes are taken.
+    closed: bool,
+    commits_since_checkpoint: u64,
+}
+
+/// The handle to the group commit, shared by the clones of a store. Dropping the last one ends
+/// the thread once the queue is committed.
 pub(crate) struct GroupCommit {
-    queue: Mutex<Option<mpsc::Sender<Message>>>,
+    shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl GroupCommit {
-    /// Opens a write connection to the database at `uri` (an SQLite URI filename) and starts the
-    /// thread that commits through it.
+    /// Opens two connections to the database at `uri` (an SQLite URI filename), one to commit and
+    /// one to checkpoint, and starts the thread.
     pub(crate) fn start(uri: &str, busy_timeout: Duration) -> Result<GroupCommit> {
         let connection = open(uri, busy_timeout)?;
-        let (queue, receiver) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("flowd-commit".into())
-            .spawn(move || run(connection, receiver))
-            .map_err(|err| StoreError::Database(sqlx::Error::Io(err)))?;
+        connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = open(uri, busy_timeout)?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            connection: Mutex::new(connection),
+        });
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("flowd-commit".into())
+                .spawn(move || run(&shared, &checkpointer, busy_timeout))
+                .map_err(|err| StoreError::Database(sqlx::Error::Io(err)))?
+        };
         Ok(GroupCommit {
-            queue: Mutex::new(Some(queue)),
+            shared,
             thread: Mutex::new(Some(thread)),
         })
     }
 
-    /// Queues `writes`; they commit after everything queued before them.
+    /// Commits `writes` after everything queued before them: inline when nothing is queued or
+    /// being committed, else through the thread.
     pub(crate) fn submit(&self, writes: Vec<StoreWrite>) -> CommitTicket {
-        let (done, committed) = oneshot::channel();
-        let queued = lock(&self.queue)
-            .as_ref()
-            .is_some_and(|queue| queue.send(Message::Commit { writes, done }).is_ok());
-        CommitTicket {
-            committed: queued.then_some(committed),
+        let mut state = lock(&self.shared.state);
+        if state.closed {
+            return CommitTicket::done(Err(StoreError::Stopped));
+        }
+        if !state.queue.is_empty() || state.committing {
+            return self.queue(state, writes, true);
+        }
+        state.committing = true;
+        drop(state);
+        let inline = commit_inline(&mut lock(&self.shared.connection), &writes);
+        let mut state = lock(&self.shared.state);
+        state.committing = false;
+        match inline {
+            Some(result) => {
+                state.commits_since_checkpoint += 1;
+                if !state.queue.is_empty() || state.stop.is_some() {
+                    self.shared.work.notify_one();
+                }
+                CommitTicket::done(result)
+            }
+            // Another connection is writing: first in line for the thread (whatever was queued
+            // meanwhile came after these writes).
+            None => self.queue_first(state, writes),
         }
     }
 
-    /// Commits what is queued and ends the thread; later submissions fail with `Stopped`.
-    pub(crate) async fn stop(&self) {
-        let Some(queue) = lock(&self.queue).take() else {
+    /// Queues `writes` for the thread without committing them here: for callers that must not
+    /// wait on the disk at all.
+    pub(crate) fn enqueue(&self, writes: Vec<StoreWrite>) {
+        let state = lock(&self.shared.state);
+        if state.closed {
+            tracing::error!("a store write was dropped: the store is closed");
             return;
-        };
-        let (done, stopped) = oneshot::channel();
-        if queue.send(Message::Stop(done)).is_ok() {
-            let _ = stopped.await;
         }
+        drop(self.queue(state, writes, false));
+    }
+
+    fn queue(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        writes: Vec<StoreWrite>,
+        answer: bool,
+    ) -> CommitTicket {
+        let (done, committed) = oneshot::channel();
+        state.queue.push_back(Request {
+            writes,
+            done: answer.then_some(done),
+        });
+        self.shared.work.notify_one();
+        CommitTicket {
+            outcome: Outcome::Queued(committed),
+        }
+    }
+
+    fn queue_first(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        writes: Vec<StoreWrite>,
+    ) -> CommitTicket {
+        let (done, committed) = oneshot::channel();
+        state.queue.push_front(Request {
+            writes,
+            done: Some(done),
+        });
+        self.shared.work.notify_one();
+        CommitTicket {
+            outcome: Outcome::Queued(committed),
+        }
+    }
+
+    /// Commits what is queued and ends the thread; later writes fail with `Stopped`.
+    pub(crate) async fn stop(&self) {
+        let (done, stopped) = oneshot::channel();
+        {
+            let mut state = lock(&self.shared.state);
+            if state.closed {
+                return;
+            }
+            state.closed = true;
+            state.stop = Some(done);
+            self.shared.work.notify_one();
+        }
+        let _ = stopped.await;
         let thread = lock(&self.thread).take();
         if let Some(thread) = thread {
-            // It has answered the stop: it is returning, and closes its connection.
+            // It has answered the stop: it is returning, and closes its connections.
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        let mut state = lock(&self.shared.state);
+        state.closed = true;
+        self.shared.work.notify_one();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -114,58 +237,111 @@ fn open(uri: &str, busy_timeout: Duration) -> Result<Connection> {
     Ok(connection)
 }
 
-/// The thread: waits for a request, takes what else is queued (up to [`MAX_BATCH`]), commits it
-/// as one transaction, answers; until a stop or every handle is gone.
-fn run(mut connection: Connection, receiver: mpsc::Receiver<Message>) {
-    let mut batch: Vec<(Vec<StoreWrite>, oneshot::Sender<Result<()>>)> = Vec::new();
-    while let Ok(first) = receiver.recv() {
-        let mut stop = None;
-        let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match message {
-                Message::Commit { writes, done } => batch.push((writes, done)),
-                Message::Stop(done) => {
-                    stop = Some(done);
-                    break;
+/// The inline attempt: `None` when another connection holds the write lock (nothing written).
+fn commit_inline(connection: &mut Connection, writes: &[StoreWrite]) -> Option<Result<()>> {
+    if connection.busy_timeout(Duration::ZERO).is_err() {
+        return None;
+    }
+    // The thread sets its busy timeout back before each batch: it does wait for locks.
+    let result = commit_writes(connection, writes.iter());
+    if is_busy(&result) {
+        return None;
+    }
+    Some(result)
+}
+
+fn is_busy(result: &Result<()>) -> bool {
+    matches!(
+        result,
+        Err(StoreError::Write(rusqlite::Error::SqliteFailure(failure, _)))
+            if matches!(failure.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// The thread: commits what is queued, a batch at a time, checkpoints when due, until stopped
+/// or abandoned with nothing left to commit.
+fn run(shared: &Shared, checkpointer: &Connection, busy_timeout: Duration) {
+    loop {
+        let mut state = lock(&shared.state);
+        let batch = loop {
+            if !state.committing && !state.queue.is_empty() {
+                let take = state.queue.len().min(MAX_BATCH);
+                state.committing = true;
+                break state.queue.drain(..take).collect::<Vec<_>>();
+            }
+            if !state.committing && state.queue.is_empty() {
+                let due = state.commits_since_checkpoint;
+                if due >= CHECKPOINT_EVERY {
+                    state.commits_since_checkpoint = 0;
+                    drop(state);
+                    checkpoint(checkpointer);
+                    state = lock(&shared.state);
+                    continue;
+                }
+                if state.closed {
+                    if let Some(stop) = state.stop.take() {
+                        let _ = stop.send(());
+                    }
+                    return;
                 }
             }
-            if batch.len() < MAX_BATCH {
-                next = receiver.try_recv().ok();
-            }
+            state = shared
+                .work
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        };
+        let overdue = state.commits_since_checkpoint >= 4 * CHECKPOINT_EVERY;
+        drop(state);
+        {
+            let mut connection = lock(&shared.connection);
+            let _ = connection.busy_timeout(busy_timeout);
+            commit_batch(&mut connection, batch);
         }
-        commit_batch(&mut connection, &mut batch);
-        if let Some(done) = stop {
-            let _ = done.send(());
-            return;
+        let mut state = lock(&shared.state);
+        state.committing = false;
+        state.commits_since_checkpoint += 1;
+        if overdue {
+            state.commits_since_checkpoint = 0;
+            drop(state);
+            checkpoint(checkpointer);
         }
     }
 }
 
-fn commit_batch(
-    connection: &mut Connection,
-    batch: &mut Vec<(Vec<StoreWrite>, oneshot::Sender<Result<()>>)>,
-) {
-    let all = batch.iter().flat_map(|(writes, _)| writes.iter());
+/// Copies the WAL's pages into the database file without blocking writers (`PASSIVE`).
+fn checkpoint(connection: &Connection) {
+    let result = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    if let Err(error) = result {
+        tracing::debug!(%error, "WAL checkpoint failed; the next one will retry");
+    }
+}
+
+fn commit_batch(connection: &mut Connection, mut batch: Vec<Request>) {
+    let all = batch.iter().flat_map(|request| request.writes.iter());
     match commit_writes(connection, all) {
         Ok(()) => {
-            for (_, done) in batch.drain(..) {
-                let _ = done.send(Ok(()));
+            for request in batch {
+                if let Some(done) = request.done {
+                    let _ = done.send(Ok(()));
+                }
             }
         }
         Err(error) if batch.len() > 1 => {
             // One request spoiled the batch: commit each alone, so that only it fails.
             tracing::debug!(%error, "batch commit failed, committing one by one");
-            for (writes, done) in batch.drain(..) {
-                let result = commit_writes(connection, writes.iter());
+            for request in batch {
+                let result = commit_writes(connection, request.writes.iter());
                 if let Err(error) = &result {
                     tracing::error!(%error, "a store write failed");
                 }
-                let _ = done.send(result);
+                if let Some(done) = request.done {
+                    let _ = done.send(result);
+                }
             }
         }
         Err(error) => {
             tracing::error!(%error, "a store write failed");
-            if let Some((_, done)) = batch.pop() {
+            if let Some(done) = batch.pop().and_then(|request| request.done) {
                 let _ = done.send(Err(error));
             }
         }

@@ -163,7 +163,13 @@ pub trait Store: Send + Sync + 'static {
     /// that does not exist fails with `NotFound`, an execution claiming a fire time already
     /// claimed with `Conflict`; the message names the workflow (and the execution). Queueing is
     /// immediate (the order of calls is the order of commits); the ticket waits for the commit.
+    /// A backend may commit before returning when it is idle (SQLite does: no hand-off at low
+    /// load), so the caller should not hold anything others wait for long.
     fn submit(&self, writes: Vec<StoreWrite>) -> CommitTicket;
+    /// Queues `writes` like [`Store::submit`], but never commits them before returning and
+    /// reports no outcome (a failure is logged): for writes nobody waits for, made where waiting
+    /// on the disk is not acceptable (refusals under overload).
+    fn enqueue(&self, writes: Vec<StoreWrite>);
     /// [`Store::submit`] and wait for the commit.
     async fn commit(&self, writes: &[StoreWrite]) -> Result<()> {
         self.submit(writes.to_vec()).wait().await

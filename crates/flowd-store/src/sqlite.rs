@@ -853,6 +853,10 @@ impl Store for SqliteStore {
         self.commits.submit(writes)
     }
 
+    fn enqueue(&self, writes: Vec<StoreWrite>) {
+        self.commits.enqueue(writes)
+    }
+
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>> {
         sqlx::query(&format!(
             "SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?"

@@ -261,3 +261,78 @@ async fn executions_stored_before_the_index_migration_are_kept() {
         .unwrap_err();
     assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
 }
+
+/// A settings change setting `key` to `value`.
+fn set(workflow_id: &str, key: &str, value: i64) -> StoreWrite {
+    StoreWrite::ApplySettingsChange {
+        workflow_id: workflow_id.to_string(),
+        change: flowd_core::settings::SettingsChange {
+            added: settings(serde_json::json!({ key: value })),
+            ..Default::default()
+        },
+    }
+}
+
+#[tokio::test]
+async fn writes_meeting_another_connections_write_lock_wait_for_it_and_commit_in_order() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("flowd.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let (_, workflow) = given_team_with_workflow(&store).await;
+    let mut holder = raw(&path).await;
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    // Queued behind the lock (not committed inline), then released together, in order.
+    let tickets: Vec<_> = (1..=20)
+        .map(|n| store.submit(vec![set(&workflow.id, "n", n)]))
+        .collect();
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    for ticket in tickets {
+        ticket.wait().await.unwrap();
+    }
+    assert_eq!(
+        store.settings(&workflow.id).await.unwrap()["n"],
+        serde_json::json!(20)
+    );
+}
+
+#[tokio::test]
+async fn a_failing_write_in_a_batch_fails_alone() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("flowd.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let (_, workflow) = given_team_with_workflow(&store).await;
+    let mut holder = raw(&path).await;
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let good: Vec<_> = (0..4)
+        .map(|_| ExecutionRecord {
+            fire_at: None,
+            ..execution(&workflow.id, new_id())
+        })
+        .collect();
+    let mut tickets = Vec::new();
+    for (n, record) in good.iter().enumerate() {
+        tickets.push(store.submit(vec![StoreWrite::PutExecution(record.clone())]));
+        if n == 1 {
+            tickets.push(store.submit(vec![set("no-such-workflow", "x", 1)]));
+        }
+    }
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    let mut outcomes = Vec::new();
+    for ticket in tickets {
+        outcomes.push(ticket.wait().await);
+    }
+    assert!(
+        matches!(outcomes.remove(2), Err(StoreError::NotFound(ref m)) if m.contains("no-such-workflow"))
+    );
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    for record in good {
+        assert_eq!(store.execution(&record.id).await.unwrap(), Some(record));
+    }
+}
