@@ -12,9 +12,10 @@
 //!   the bad one fails. A dedicated OS thread, not a task: SQLite blocks (page writes, lock waits)
 //!   and must not hold up the async runtime's workers.
 //!
-//! The connection never checkpoints as part of a commit (`wal_autocheckpoint` off): the thread
-//! checkpoints the WAL through a second connection, when idle after [`CHECKPOINT_EVERY`] commits or
-//! at the latest after four times that, while commits go on.
+//! The connection never checkpoints as part of a commit (`wal_autocheckpoint` off): after
+//! [`CHECKPOINT_EVERY`] requests (when idle; at the latest after four times that), the thread
+//! checkpoints the WAL through a second connection — most pages while commits go on, the last few
+//! with commits held for a moment, so that the checkpoint completes and the WAL starts over.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -32,6 +33,8 @@ use crate::{ExecutionRecord, Result, StoreError, StoreWrite};
 const MAX_BATCH: usize = 512;
 /// Commits between two checkpoints of the WAL, when the thread is idle.
 const CHECKPOINT_EVERY: u64 = 256;
+/// Bytes the WAL file is truncated to when it restarts.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
 
 /// Waits for the commit of writes queued with [`Store::submit`](crate::Store::submit).
 #[must_use = "a ticket does nothing unless awaited; drop it to not wait"]
@@ -99,6 +102,8 @@ impl GroupCommit {
     pub(crate) fn start(uri: &str, busy_timeout: Duration) -> Result<GroupCommit> {
         let connection = open(uri, busy_timeout)?;
         connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // Once checkpointed and restarted, the WAL file is cut back to this size.
+        connection.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         let checkpointer = open(uri, busy_timeout)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
@@ -136,7 +141,8 @@ impl GroupCommit {
         match inline {
             Some(result) => {
                 state.commits_since_checkpoint += 1;
-                if !state.queue.is_empty() || state.stop.is_some() {
+                let checkpoint_due = state.commits_since_checkpoint >= CHECKPOINT_EVERY;
+                if !state.queue.is_empty() || state.stop.is_some() || checkpoint_due {
                     self.shared.work.notify_one();
                 }
                 CommitTicket::done(result)
@@ -258,54 +264,83 @@ fn is_busy(result: &Result<()>) -> bool {
     )
 }
 
+/// What the thread does next.
+enum Task {
+    Commit(Vec<Request>),
+    Checkpoint,
+    Exit,
+}
+
 /// The thread: commits what is queued, a batch at a time, checkpoints when due, until stopped
 /// or abandoned with nothing left to commit.
 fn run(shared: &Shared, checkpointer: &Connection, busy_timeout: Duration) {
     loop {
-        let mut state = lock(&shared.state);
-        let batch = loop {
-            if !state.committing && !state.queue.is_empty() {
-                let take = state.queue.len().min(MAX_BATCH);
-                state.committing = true;
-                break state.queue.drain(..take).collect::<Vec<_>>();
-            }
-            if !state.committing && state.queue.is_empty() {
-                let due = state.commits_since_checkpoint;
-                if due >= CHECKPOINT_EVERY {
-                    state.commits_since_checkpoint = 0;
-                    drop(state);
-                    checkpoint(checkpointer);
-                    state = lock(&shared.state);
-                    continue;
+        match next_task(shared) {
+            Task::Commit(batch) => {
+                let writes = batch.len() as u64;
+                {
+                    let mut connection = lock(&shared.connection);
+                    let _ = connection.busy_timeout(busy_timeout);
+                    commit_batch(&mut connection, batch);
                 }
-                if state.closed {
-                    if let Some(stop) = state.stop.take() {
-                        let _ = stop.send(());
-                    }
-                    return;
-                }
+                let mut state = lock(&shared.state);
+                state.committing = false;
+                state.commits_since_checkpoint += writes;
             }
-            state = shared
-                .work
-                .wait(state)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-        };
-        let overdue = state.commits_since_checkpoint >= 4 * CHECKPOINT_EVERY;
-        drop(state);
-        {
-            let mut connection = lock(&shared.connection);
-            let _ = connection.busy_timeout(busy_timeout);
-            commit_batch(&mut connection, batch);
-        }
-        let mut state = lock(&shared.state);
-        state.committing = false;
-        state.commits_since_checkpoint += 1;
-        if overdue {
-            state.commits_since_checkpoint = 0;
-            drop(state);
-            checkpoint(checkpointer);
+            Task::Checkpoint => checkpoint_fully(shared, checkpointer),
+            Task::Exit => return,
         }
     }
+}
+
+fn next_task(shared: &Shared) -> Task {
+    let mut state = lock(&shared.state);
+    loop {
+        let due = state.commits_since_checkpoint;
+        // Due: when idle, or at the latest at four times the interval (under steady load).
+        if due >= CHECKPOINT_EVERY && (state.queue.is_empty() || due >= 4 * CHECKPOINT_EVERY) {
+            state.commits_since_checkpoint = 0;
+            return Task::Checkpoint;
+        }
+        if !state.committing {
+            if !state.queue.is_empty() {
+                let take = state.queue.len().min(MAX_BATCH);
+                state.committing = true;
+                return Task::Commit(state.queue.drain(..take).collect());
+            }
+            if state.closed {
+                if let Some(stop) = state.stop.take() {
+                    let _ = stop.send(());
+                }
+                return Task::Exit;
+            }
+        }
+        state = shared
+            .work
+            .wait(state)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    }
+}
+
+/// Checkpoints the WAL completely, so that the next commit starts it over from its beginning
+/// (a WAL checkpointed only while commits go on never catches up, and grows without end): the
+/// bulk of the pages while commits go on, then the few committed meanwhile with commits held.
+fn checkpoint_fully(shared: &Shared, checkpointer: &Connection) {
+    checkpoint(checkpointer);
+    {
+        let mut state = lock(&shared.state);
+        while state.committing {
+            // An inline commit (they do not signal the thread when they end): a short wait.
+            state = shared
+                .work
+                .wait_timeout(state, Duration::from_millis(1))
+                .map(|(state, _)| state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        }
+        state.committing = true;
+    }
+    checkpoint(checkpointer);
+    lock(&shared.state).committing = false;
 }
 
 /// Copies the WAL's pages into the database file without blocking writers (`PASSIVE`).
