@@ -3,7 +3,8 @@
 //! own.
 //!
 //! Two ways through it, and the order of commits is the order of calls either way:
-//! - **Inline**, when nothing is queued and nothing is being committed (low load): the caller runs
+//! - **Inline**, when nothing is queued, nothing is being committed and nothing had to be queued
+//!   for [`INLINE_AFTER_QUIET`] (calls that do not overlap): the caller runs
 //!   the transaction itself, right away — no thread hand-off, which on these machines costs more
 //!   than the insert. If another connection holds SQLite's write lock, it does not wait (busy
 //!   timeout 0): its writes are queued instead.
@@ -21,7 +22,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flowd_core::settings::SettingsChange;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
@@ -31,6 +32,10 @@ use crate::{ExecutionRecord, Result, StoreError, StoreWrite};
 
 /// Most write requests committed in one transaction.
 const MAX_BATCH: usize = 512;
+/// Writes are committed inline only when none had to be queued for this long: while calls
+/// overlap, they go to the thread, whose batches take many in one transaction and do not block
+/// the async runtime's workers.
+const INLINE_AFTER_QUIET: Duration = Duration::from_millis(2);
 /// Commits between two checkpoints of the WAL, when the thread is idle.
 const CHECKPOINT_EVERY: u64 = 256;
 /// Bytes the WAL file is truncated to when it restarts.
@@ -87,6 +92,8 @@ struct State {
     /// No more writes are taken.
     closed: bool,
     commits_since_checkpoint: u64,
+    /// When writes were last queued: under concurrent load, batches beat inline commits.
+    last_queued: Option<Instant>,
 }
 
 /// The handle to the group commit, shared by the clones of a store. Dropping the last one ends
@@ -130,7 +137,10 @@ impl GroupCommit {
         if state.closed {
             return CommitTicket::done(Err(StoreError::Stopped));
         }
-        if !state.queue.is_empty() || state.committing {
+        let concurrent = state
+            .last_queued
+            .is_some_and(|at| at.elapsed() < INLINE_AFTER_QUIET);
+        if !state.queue.is_empty() || state.committing || concurrent {
             return self.queue(state, writes, true);
         }
         state.committing = true;
@@ -171,6 +181,7 @@ impl GroupCommit {
         answer: bool,
     ) -> CommitTicket {
         let (done, committed) = oneshot::channel();
+        state.last_queued = Some(Instant::now());
         state.queue.push_back(Request {
             writes,
             done: answer.then_some(done),
