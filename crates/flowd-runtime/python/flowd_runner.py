@@ -681,16 +681,19 @@ def frame_bytes(message):
 
 
 def run_job(workflow, job):
-    settings = json.loads(job["settings"])
+    # Every page touched in a fresh fork is a copy-on-write fault: the common cases skip the
+    # general machinery (`json` for empty settings, `inspect`'s ABC checks for plain returns).
+    settings_json = job["settings"]
+    settings = {} if settings_json == "{}" else json.loads(settings_json)
     try:
         if workflow.mode == "catch":
             returned = workflow.function(job["request"], settings)
         else:
             returned = workflow.function(settings)
-        if _is_awaitable(returned):
+        if type(returned) not in _NEVER_AWAITABLE and _is_awaitable(returned):
             import asyncio
 
-            returned = asyncio.run(returned)
+            returned = asyncio.run(_awaited(returned))
     except MemoryError as error:
         return {"outcome": "killed", "error": {"type": "MemoryLimit", "message": "the execution ran out of its memory limit (%d MiB)" % (job.get("memory_mb", 0)), "traceback": format_traceback(error, 1)}}
     except BaseException as error:
@@ -705,13 +708,25 @@ def run_job(workflow, job):
         result["ret"] = None
         result["ret_warning"] = "the return value was not used: reading it raised %s" % type_name(error)
     try:
-        check_json(settings, [])
-        result["settings"] = json.dumps(settings, allow_nan=False, ensure_ascii=False)
+        if settings:
+            check_json(settings, [])
+            result["settings"] = json.dumps(settings, allow_nan=False, ensure_ascii=False)
+        else:
+            result["settings"] = "{}"
     except SettingsError as error:
         result["settings_error"] = str(error)
     except (ValueError, TypeError, RecursionError) as error:
         result["settings_error"] = "settings are not JSON serializable: %s" % error
     return result
+
+
+# Exact types whose instances are never awaitable (subclasses go through `inspect`).
+_NEVER_AWAITABLE = frozenset((dict, type(None), str, int, float, bool, bytes, list, tuple))
+
+
+async def _awaited(awaitable):
+    # `asyncio.run` takes coroutines only; any awaitable (a Future-like object) is awaited here.
+    return await awaitable
 
 
 def _is_awaitable(value):

@@ -694,3 +694,61 @@ async fn an_interpreter_without_venv_support_is_refused_with_the_reason() {
             .unwrap_err();
     assert!(error.to_string().contains("/bin/sh"), "{error}");
 }
+
+/// The settings a returned execution sends back, as JSON text.
+fn returned_settings(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Returned {
+            settings: Ok(json), ..
+        } => json.clone(),
+        other => panic!("expected a return with settings, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_async_workflow_is_run_to_completion() {
+    let h = runtime().await;
+    let code = "import asyncio\nasync def workflow(_request, settings):\n    await asyncio.sleep(0)\n    settings['ran'] = True\n    return {'status_code': 201, 'body': 'async'}\n";
+    let execution = h.runtime.execute(&job("async", code)).await;
+    assert_eq!(returned_settings(&execution.outcome), r#"{"ran": true}"#);
+    match execution.outcome {
+        Outcome::Returned { value, .. } => {
+            assert_eq!(value.get("status_code"), Some(&PyValue::Int(201)));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_returned_awaitable_subclass_of_a_plain_type_is_awaited() {
+    let h = runtime().await;
+    // A dict subclass that is awaitable: only exact plain types skip the awaitable check.
+    let code = "class Later(dict):\n    def __await__(self):\n        yield from []\n        return {'status_code': 202}\ndef workflow(_request, settings):\n    return Later()\n";
+    let execution = h.runtime.execute(&job("awaitable-dict", code)).await;
+    match execution.outcome {
+        Outcome::Returned { value, .. } => {
+            assert_eq!(value.get("status_code"), Some(&PyValue::Int(202)));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_emptied_by_the_workflow_come_back_empty() {
+    let h = runtime().await;
+    let mut emptied = job(
+        "empties",
+        "def workflow(_request, settings):\n    settings.clear()\n",
+    );
+    emptied.settings_json = r#"{"a": 1, "b": [2]}"#.into();
+    let execution = h.runtime.execute(&emptied).await;
+    assert_eq!(returned_settings(&execution.outcome), "{}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_filled_from_empty_come_back_filled() {
+    let h = runtime().await;
+    let code = "def workflow(_request, settings):\n    settings['cursor'] = 'x'\n";
+    let execution = h.runtime.execute(&job("fills", code)).await;
+    assert_eq!(returned_settings(&execution.outcome), r#"{"cursor": "x"}"#);
+}
