@@ -68,6 +68,17 @@ impl CommitTicket {
     }
 }
 
+/// Where writes join the queue.
+#[derive(PartialEq)]
+enum Place {
+    /// Behind everything queued, answered with their outcome.
+    Last,
+    /// Behind everything queued, outcome only logged.
+    LastUnanswered,
+    /// Before everything queued: writes that were already due when those were queued.
+    First,
+}
+
 struct Request {
     writes: Vec<StoreWrite>,
     done: Option<oneshot::Sender<Result<()>>>,
@@ -131,7 +142,7 @@ impl GroupCommit {
     }
 
     /// Commits `writes` after everything queued before them: inline when nothing is queued or
-    /// being committed, else through the thread.
+    /// being committed and calls do not overlap, else through the thread.
     pub(crate) fn submit(&self, writes: Vec<StoreWrite>) -> CommitTicket {
         let mut state = lock(&self.shared.state);
         if state.closed {
@@ -141,7 +152,7 @@ impl GroupCommit {
             .last_queued
             .is_some_and(|at| at.elapsed() < INLINE_AFTER_QUIET);
         if !state.queue.is_empty() || state.committing || concurrent {
-            return self.queue(state, writes, true);
+            return self.queue(state, writes, Place::Last);
         }
         state.committing = true;
         drop(state);
@@ -159,7 +170,7 @@ impl GroupCommit {
             }
             // Another connection is writing: first in line for the thread (whatever was queued
             // meanwhile came after these writes).
-            None => self.queue_first(state, writes),
+            None => self.queue(state, writes, Place::First),
         }
     }
 
@@ -171,37 +182,26 @@ impl GroupCommit {
             tracing::error!("a store write was dropped: the store is closed");
             return;
         }
-        drop(self.queue(state, writes, false));
+        drop(self.queue(state, writes, Place::LastUnanswered));
     }
 
     fn queue(
         &self,
         mut state: MutexGuard<'_, State>,
         writes: Vec<StoreWrite>,
-        answer: bool,
+        place: Place,
     ) -> CommitTicket {
         let (done, committed) = oneshot::channel();
-        state.last_queued = Some(Instant::now());
-        state.queue.push_back(Request {
+        let request = Request {
             writes,
-            done: answer.then_some(done),
-        });
-        self.shared.work.notify_one();
-        CommitTicket {
-            outcome: Outcome::Queued(committed),
+            done: (place != Place::LastUnanswered).then_some(done),
+        };
+        if place == Place::First {
+            state.queue.push_front(request);
+        } else {
+            state.last_queued = Some(Instant::now());
+            state.queue.push_back(request);
         }
-    }
-
-    fn queue_first(
-        &self,
-        mut state: MutexGuard<'_, State>,
-        writes: Vec<StoreWrite>,
-    ) -> CommitTicket {
-        let (done, committed) = oneshot::channel();
-        state.queue.push_front(Request {
-            writes,
-            done: Some(done),
-        });
         self.shared.work.notify_one();
         CommitTicket {
             outcome: Outcome::Queued(committed),
