@@ -127,6 +127,37 @@ async fn query_plan(conn: &mut SqliteConnection, sql: &str) -> String {
         .join("\n")
 }
 
+/// A file store in a fresh directory, with a team and a workflow.
+struct FileStore {
+    dir: TempDir,
+    path: std::path::PathBuf,
+    store: SqliteStore,
+    workflow: flowd_store::WorkflowRecord,
+}
+
+async fn file_store_with_workflow() -> FileStore {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("flowd.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let (_, workflow) = given_team_with_workflow(&store).await;
+    FileStore {
+        dir,
+        path,
+        store,
+        workflow,
+    }
+}
+
+/// Another connection holding SQLite's write lock until it commits.
+async fn write_lock_held(path: &Path) -> SqliteConnection {
+    let mut holder = raw(path).await;
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    holder
+}
+
 #[tokio::test]
 async fn looking_for_running_executions_reads_only_the_index_of_running_rows() {
     let dir = TempDir::new().unwrap();
@@ -192,10 +223,12 @@ async fn writes_queued_after_close_fail_as_stopped() {
 
 #[tokio::test]
 async fn writes_queued_before_close_are_committed_by_it() {
-    let dir = TempDir::new().unwrap();
-    let path = dir.path().join("flowd.db");
-    let store = SqliteStore::open(&path).await.unwrap();
-    let (_, workflow) = given_team_with_workflow(&store).await;
+    let FileStore {
+        dir: _dir,
+        path,
+        store,
+        workflow,
+    } = file_store_with_workflow().await;
     let records: Vec<_> = (0..50)
         .map(|_| ExecutionRecord {
             fire_at: None,
@@ -218,10 +251,12 @@ async fn writes_queued_before_close_are_committed_by_it() {
 
 #[tokio::test]
 async fn executions_stored_before_the_index_migration_are_kept() {
-    let dir = TempDir::new().unwrap();
-    let path = dir.path().join("flowd.db");
-    let store = SqliteStore::open(&path).await.unwrap();
-    let (_, workflow) = given_team_with_workflow(&store).await;
+    let FileStore {
+        dir: _dir,
+        path,
+        store,
+        workflow,
+    } = file_store_with_workflow().await;
     store.close().await;
     // The database as the previous schema left it: the executions table with its table-level
     // UNIQUE (workflow_id, fire_at), a row in it, and migration 0004 not applied yet.
@@ -275,15 +310,13 @@ fn set(workflow_id: &str, key: &str, value: i64) -> StoreWrite {
 
 #[tokio::test]
 async fn writes_meeting_another_connections_write_lock_wait_for_it_and_commit_in_order() {
-    let dir = TempDir::new().unwrap();
-    let path = dir.path().join("flowd.db");
-    let store = SqliteStore::open(&path).await.unwrap();
-    let (_, workflow) = given_team_with_workflow(&store).await;
-    let mut holder = raw(&path).await;
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let FileStore {
+        dir: _dir,
+        path,
+        store,
+        workflow,
+    } = file_store_with_workflow().await;
+    let mut holder = write_lock_held(&path).await;
 
     // Queued behind the lock (not committed inline), then released together, in order.
     let tickets: Vec<_> = (1..=20)
@@ -301,15 +334,13 @@ async fn writes_meeting_another_connections_write_lock_wait_for_it_and_commit_in
 
 #[tokio::test]
 async fn a_failing_write_in_a_batch_fails_alone() {
-    let dir = TempDir::new().unwrap();
-    let path = dir.path().join("flowd.db");
-    let store = SqliteStore::open(&path).await.unwrap();
-    let (_, workflow) = given_team_with_workflow(&store).await;
-    let mut holder = raw(&path).await;
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let FileStore {
+        dir: _dir,
+        path,
+        store,
+        workflow,
+    } = file_store_with_workflow().await;
+    let mut holder = write_lock_held(&path).await;
     let good: Vec<_> = (0..4)
         .map(|_| ExecutionRecord {
             fire_at: None,
@@ -339,10 +370,12 @@ async fn a_failing_write_in_a_batch_fails_alone() {
 
 #[tokio::test]
 async fn the_wal_is_checkpointed_and_reused_as_executions_are_committed() {
-    let dir = TempDir::new().unwrap();
-    let path = dir.path().join("flowd.db");
-    let store = SqliteStore::open(&path).await.unwrap();
-    let (_, workflow) = given_team_with_workflow(&store).await;
+    let FileStore {
+        dir: _dir,
+        path,
+        store,
+        workflow,
+    } = file_store_with_workflow().await;
     // One commit at a time, as at low load: each is committed by its caller, none by the thread,
     // which must still checkpoint in the background.
     let commits = 3000;
@@ -358,7 +391,7 @@ async fn the_wal_is_checkpointed_and_reused_as_executions_are_committed() {
     }
     // Each commit writes at least three pages (the row, the key, the workflow index): without
     // checkpoints the WAL would hold them all (over 36 MB); checkpointed, it starts over.
-    let wal_bytes = std::fs::metadata(dir.path().join("flowd.db-wal"))
+    let wal_bytes = std::fs::metadata(path.with_extension("db-wal"))
         .unwrap()
         .len();
     let unbounded = commits * 3 * 4096;
