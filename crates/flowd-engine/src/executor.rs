@@ -185,11 +185,11 @@ impl Engine {
     }
 
     /// Starts the warm instance of a workflow's current version ahead of a run, reserved for
-    /// that run for `hold` (see [`flowd_runtime::Runtime::prewarm`]).
-    pub async fn prewarm(&self, hot: &HotWorkflow, hold: Duration) {
+    /// that run (see [`flowd_runtime::Runtime::prewarm`]).
+    pub async fn prewarm(&self, hot: &HotWorkflow, reservation: flowd_runtime::Reservation) {
         if let (Ok(active), Some(runtime)) = (&hot.active, self.runtimes.get(&hot.record.runtime)) {
             runtime
-                .prewarm(&job_for(hot, active, None, "{}".to_string()), hold)
+                .prewarm(&job_for(hot, active, None, "{}".to_string()), reservation)
                 .await;
         }
     }

@@ -17,7 +17,7 @@
 //! reserved for that run, so that the run neither begins with the module's top level nor finds
 //! its instance evicted by the runs in between. The fire times coming up are read from the store
 //! a step ahead of need (once per [`PREWARM_STEP_MS`] under load, not on every wake-up), and each
-//! instance is started at its own moment.
+//! instance is started by the loop, after its tick, when its moment has come.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,7 +45,7 @@ const PREWARM_AHEAD_MS: i64 = 2_000;
 /// is asked again only once the time has moved on by about this much.
 const PREWARM_STEP_MS: i64 = 1_000;
 /// How long after its fire time a pre-warmed instance stays reserved for a run that starts late.
-const RESERVED_AFTER_FIRE_MS: i64 = 5_000;
+const RESERVED_GRACE: Duration = Duration::from_secs(5);
 
 /// The warning of a tick skipped because the previous run was still going.
 pub const OVERLAP_WARNING: &str = "not run: the previous run of this workflow was still going";
@@ -102,6 +102,9 @@ struct Prewarming {
     done: std::collections::HashSet<(String, i64)>,
     /// Fire times up to this one were read from the store (`None`: read again from now).
     horizon: Option<i64>,
+    /// Fire times read whose instance is not started yet: (fire time, workflow id), earliest
+    /// first.
+    waiting: std::collections::BTreeSet<(i64, String)>,
 }
 
 pub struct Scheduler {
@@ -183,16 +186,21 @@ impl Scheduler {
     }
 
     /// Pre-warms the workflows due within [`PREWARM_AHEAD_MS`] of `now` that were not pre-warmed
-    /// for that fire time yet: each warm instance is started, in the background,
-    /// [`PREWARM_AHEAD_MS`] before its fire time (at once if that is past) and reserved for its
-    /// run. The store is read only when the time has moved past what an earlier call read.
+    /// for that fire time yet: their warm instances are started in the background, each reserved
+    /// for its run. The coming fire times are read from the store only when the time has moved
+    /// past what an earlier call read; those read early wait for their moment.
     pub async fn prewarm(&self, now: i64) {
-        if self
+        let read_already = self
             .horizon()
-            .is_some_and(|horizon| now + PREWARM_AHEAD_MS < horizon)
-        {
-            return; // every fire time in the window was read already
+            .is_some_and(|horizon| now + PREWARM_AHEAD_MS < horizon);
+        if !read_already {
+            self.read_coming_fire_times(now).await;
         }
+        self.start_waiting(now);
+    }
+
+    /// Reads the fire times up to a step past the pre-warm window into the waiting list.
+    async fn read_coming_fire_times(&self, now: i64) {
         let until = now + PREWARM_AHEAD_MS + PREWARM_STEP_MS;
         let soon = match self.engine.store.due_workflows(until, TICK_BATCH).await {
             Ok(soon) => soon,
@@ -206,13 +214,39 @@ impl Scheduler {
         for workflow in soon {
             if let Some(fire_at) = workflow.next_fire_at.filter(|at| *at > now) {
                 if self.first_prewarm_of(&workflow.id, fire_at, now) {
-                    self.prewarm_before(workflow.id, fire_at, now);
+                    self.lock_prewarming()
+                        .waiting
+                        .insert((fire_at, workflow.id));
                 }
             }
         }
         // A full batch was cut at its last fire time: read on from there next time.
         let horizon = if read_all { Some(until) } else { last_read };
         self.lock_prewarming().horizon = horizon.map(|at| at.max(now));
+    }
+
+    /// Starts the instances whose pre-warm time has come (in the loop, after its tick: never
+    /// competing with a claim).
+    fn start_waiting(&self, now: i64) {
+        let due: Vec<(i64, String)> = {
+            let mut prewarming = self.lock_prewarming();
+            let later = prewarming
+                .waiting
+                .split_off(&(now + PREWARM_AHEAD_MS + 1, String::new()));
+            std::mem::replace(&mut prewarming.waiting, later)
+                .into_iter()
+                .collect()
+        };
+        for (fire_at, workflow_id) in due {
+            self.prewarm_for(workflow_id, fire_at);
+        }
+    }
+
+    /// When the next instance read but not started yet is to be started.
+    fn next_prewarm_at(&self) -> Option<i64> {
+        let prewarming = self.lock_prewarming();
+        let (fire_at, _) = prewarming.waiting.first()?;
+        Some(fire_at - PREWARM_AHEAD_MS)
     }
 
     /// Records that `workflow_id` is pre-warmed for `fire_at`; false if it already was.
@@ -224,14 +258,12 @@ impl Scheduler {
         prewarming.done.insert((workflow_id.to_string(), fire_at))
     }
 
-    /// Starts the warm instance of `workflow_id` [`PREWARM_AHEAD_MS`] before `fire_at`, held for
-    /// that run until [`RESERVED_AFTER_FIRE_MS`] after it.
-    fn prewarm_before(&self, workflow_id: String, fire_at: i64, now: i64) {
+    /// Starts the warm instance of `workflow_id` in the background, held for its run at
+    /// `fire_at` (at most [`RESERVED_GRACE`] past it).
+    fn prewarm_for(&self, workflow_id: String, fire_at: i64) {
         let engine = self.engine.clone();
         let clock = self.clock.clone();
-        let delay = Duration::from_millis((fire_at - PREWARM_AHEAD_MS - now).max(0) as u64);
         tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
             let Ok(hot) = engine
                 .cache
                 .load_by_id(engine.store.as_ref(), &workflow_id)
@@ -239,10 +271,11 @@ impl Scheduler {
             else {
                 return;
             };
-            let hold = fire_at + RESERVED_AFTER_FIRE_MS - clock.now_ms();
-            engine
-                .prewarm(&hot, Duration::from_millis(hold.max(0) as u64))
-                .await;
+            let reservation = flowd_runtime::Reservation {
+                run_in: Duration::from_millis((fire_at - clock.now_ms()).max(0) as u64),
+                grace: RESERVED_GRACE,
+            };
+            engine.prewarm(&hot, reservation).await;
         });
     }
 
@@ -252,7 +285,10 @@ impl Scheduler {
 
     /// A schedule changed: the coming fire times are read again on the next pre-warm.
     fn forget_horizon(&self) {
-        self.lock_prewarming().horizon = None;
+        let mut prewarming = self.lock_prewarming();
+        prewarming.horizon = None;
+        prewarming.waiting.clear(); // read again, with the fire times as they are now
+        prewarming.done.clear();
     }
 
     fn lock_prewarming(&self) -> MutexGuard<'_, Prewarming> {
@@ -300,7 +336,8 @@ impl Scheduler {
                 return Duration::from_secs(1);
             }
         };
-        let Some(wake) = wake_at(earliest, self.horizon()) else {
+        let wake = wake_at(earliest, self.horizon());
+        let Some(wake) = min_some(wake, self.next_prewarm_at()) else {
             return MAX_SLEEP;
         };
         if earliest.is_some_and(|at| at <= ticked_at) {
@@ -320,6 +357,13 @@ fn wake_at(earliest: Option<i64>, horizon: Option<i64>) -> Option<i64> {
     match horizon {
         Some(horizon) if earliest <= horizon => Some(earliest.min(horizon - PREWARM_AHEAD_MS)),
         _ => Some(earliest - PREWARM_AHEAD_MS),
+    }
+}
+
+fn min_some(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -271,6 +271,25 @@ pub struct Execution {
     pub duration: Duration,
 }
 
+/// What [`Runtime::prewarm`] holds an instance for: a run expected `run_in` from now, and how
+/// long past that the instance stays held if the run starts late (or never comes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    pub run_in: Duration,
+    pub grace: Duration,
+}
+
+/// A slot's reservation: the run it is held for, and when it ends at the latest.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    run_at: Instant,
+    until: Instant,
+}
+
+/// An execution this close before the time a reservation was made for is that run (the
+/// scheduler never starts a run early; this absorbs the rounding of its millisecond clock).
+const RUN_AT_TOLERANCE: Duration = Duration::from_millis(100);
+
 /// A warm instance slot: one per code version.
 struct Slot {
     /// `isolation: "fork"`: the one instance every execution forks from.
@@ -279,28 +298,51 @@ struct Slot {
     idle: Mutex<Vec<Arc<Instance>>>,
     reuse_capacity: tokio::sync::Semaphore,
     last_used: AtomicU64,
-    /// Set by a pre-warm: the slot is held for a coming run until then, and evicted only when
-    /// no slot without a reservation is left to evict. An execution clears it.
-    reserved_until: Mutex<Option<Instant>>,
+    /// Set by a pre-warm: the slot is held for a coming run, and evicted only when no slot
+    /// without a reservation is left to evict. The run it was held for clears it.
+    held: Mutex<Option<Held>>,
     /// The base process its instances are forked from.
     base: Arc<BaseProcess>,
 }
 
 impl Slot {
-    /// Holds the slot for a coming run until `until` (or later, if held longer already).
-    fn reserve_until(&self, until: Instant) {
-        let mut reserved = lock(&self.reserved_until);
-        *reserved = Some(reserved.map_or(until, |held| held.max(until)));
+    /// Holds the slot for a coming run (and, if it was held for another already, until the
+    /// later of the two).
+    fn reserve(&self, reservation: Reservation, now: Instant) {
+        let wanted = Held {
+            run_at: now + reservation.run_in,
+            until: now + reservation.run_in + reservation.grace,
+        };
+        let mut held = lock(&self.held);
+        *held = Some(match *held {
+            Some(earlier) => Held {
+                run_at: earlier.run_at.max(wanted.run_at),
+                until: earlier.until.max(wanted.until),
+            },
+            None => wanted,
+        });
     }
 
-    /// The run the slot was held for came.
-    fn release(&self) {
-        *lock(&self.reserved_until) = None;
+    /// An execution starts at `now`: the reservation ends if this is the run it was made for,
+    /// not when it is an earlier run with the reserved one still to come.
+    fn release_if_due(&self, now: Instant) {
+        let mut held = lock(&self.held);
+        if held.is_some_and(|held| held.run_at <= now + RUN_AT_TOLERANCE) {
+            *held = None;
+        }
+    }
+
+    /// Whether its `isolation: "fork"` instance is running, or being started or used right now.
+    fn has_live_instance(&self) -> bool {
+        match self.instance.try_lock() {
+            Ok(instance) => instance.as_ref().is_some_and(|i| i.is_alive()),
+            Err(_) => true,
+        }
     }
 
     /// Whether the slot is held for a coming run at `now` (an expired reservation is not).
     fn is_reserved(&self, now: Instant) -> bool {
-        lock(&self.reserved_until).is_some_and(|until| until > now)
+        lock(&self.held).is_some_and(|held| held.until > now)
     }
 
     /// What its warm instances hold alone, in KiB.
@@ -525,7 +567,7 @@ impl Runtime {
             Err(error) => return not_started(Err(error)),
         };
         let slot = self.slot(&job.version_key, &base);
-        slot.release();
+        slot.release_if_due(Instant::now());
         match job.isolation {
             Isolation::Fork => self.execute_forked(&slot, job).await,
             Isolation::Reuse => self.execute_in_instance(&slot, job).await,
@@ -579,16 +621,19 @@ impl Runtime {
 
     /// Starts the warm instance of a job's version ahead of its first execution (a scheduled run
     /// about to fire), so that the run does not begin with the module's top level, and reserves
-    /// it for that run for `hold`: until the version's next execution or the end of `hold`, the
-    /// LRU stops it only when no instance without a reservation is left to stop. Whether it
-    /// worked does not matter here: the execution reports any failure.
-    pub async fn prewarm(&self, job: &Job, hold: Duration) {
+    /// it for that run: until the run comes (or its grace ends), the LRU stops it only when no
+    /// instance without a reservation is left to stop. Whether it worked does not matter here:
+    /// the execution reports any failure.
+    pub async fn prewarm(&self, job: &Job, reservation: Reservation) {
         let Ok(base) = self.base_for(job).await else {
             return;
         };
         let slot = self.slot(&job.version_key, &base);
-        slot.reserve_until(Instant::now() + hold);
+        slot.reserve(reservation, Instant::now());
         match job.isolation {
+            // Warm already (or being started): its executions keep a fork parked; forking here
+            // too would race the run it was pre-warmed for.
+            Isolation::Fork if slot.has_live_instance() => {}
             Isolation::Fork => {
                 if let Ok(instance) = self.forkable_instance(&slot, job).await {
                     instance.park(&self.config.limits).await;
@@ -688,7 +733,7 @@ impl Runtime {
                     idle: Mutex::new(Vec::new()),
                     reuse_capacity: tokio::sync::Semaphore::new(self.config.reuse_pool_size.max(1)),
                     last_used: AtomicU64::new(now),
-                    reserved_until: Mutex::new(None),
+                    held: Mutex::new(None),
                     base: base.clone(),
                 })
             })

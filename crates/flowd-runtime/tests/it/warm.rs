@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowd_core::requirements::Requirements;
+use flowd_runtime::Reservation;
 
 use crate::{body_of, job, runtime_configured};
 
@@ -28,12 +29,20 @@ fn started_by(key: &str, who: &str) -> flowd_runtime::Job {
 
 const AN_HOUR: Duration = Duration::from_secs(3600);
 
+/// A reservation for a run expected `run_in` from now, held `grace` past it.
+fn reservation(run_in: Duration, grace: Duration) -> Reservation {
+    Reservation { run_in, grace }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_instance_prewarmed_for_a_coming_run_outlives_more_newer_executions_than_instances_are_kept(
 ) {
     let h = runtime_configured(|config| config.max_warm_instances = 2).await;
     h.runtime
-        .prewarm(&started_by("scheduled", "prewarm"), AN_HOUR)
+        .prewarm(
+            &started_by("scheduled", "prewarm"),
+            reservation(Duration::ZERO, AN_HOUR),
+        )
         .await;
     for key in ["a", "b", "c"] {
         body_of(h.runtime.execute(&job(key, &holding(1))).await);
@@ -50,7 +59,10 @@ async fn an_instance_prewarmed_for_a_coming_run_outlives_more_newer_executions_t
 async fn an_expired_reservation_does_not_protect_a_prewarmed_instance() {
     let h = runtime_configured(|config| config.max_warm_instances = 2).await;
     h.runtime
-        .prewarm(&started_by("scheduled", "prewarm"), Duration::ZERO)
+        .prewarm(
+            &started_by("scheduled", "prewarm"),
+            reservation(Duration::ZERO, Duration::ZERO),
+        )
         .await;
     for key in ["a", "b"] {
         body_of(h.runtime.execute(&job(key, &holding(1))).await);
@@ -66,7 +78,9 @@ async fn an_expired_reservation_does_not_protect_a_prewarmed_instance() {
 async fn the_run_a_prewarmed_instance_was_reserved_for_ends_its_reservation() {
     let h = runtime_configured(|config| config.max_warm_instances = 2).await;
     let scheduled = started_by("scheduled", "prewarm");
-    h.runtime.prewarm(&scheduled, AN_HOUR).await;
+    h.runtime
+        .prewarm(&scheduled, reservation(Duration::ZERO, AN_HOUR))
+        .await;
     assert_eq!(body_of(h.runtime.execute(&scheduled).await), "prewarm");
     for key in ["a", "b"] {
         body_of(h.runtime.execute(&job(key, &holding(1))).await);
@@ -75,6 +89,51 @@ async fn the_run_a_prewarmed_instance_was_reserved_for_ends_its_reservation() {
         body_of(h.runtime.execute(&started_by("scheduled", "again")).await),
         "again",
         "no longer reserved, it was stopped as the least recently used"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prewarming_a_version_already_warm_keeps_its_instance_and_reserves_it() {
+    let h = runtime_configured(|config| config.max_warm_instances = 2).await;
+    assert_eq!(
+        body_of(
+            h.runtime
+                .execute(&started_by("scheduled", "first run"))
+                .await
+        ),
+        "first run"
+    );
+    h.runtime
+        .prewarm(
+            &started_by("scheduled", "prewarm"),
+            reservation(Duration::ZERO, AN_HOUR),
+        )
+        .await;
+    for key in ["a", "b", "c"] {
+        body_of(h.runtime.execute(&job(key, &holding(1))).await);
+    }
+    assert_eq!(
+        body_of(h.runtime.execute(&started_by("scheduled", "run")).await),
+        "first run"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_before_the_one_an_instance_is_reserved_for_keeps_the_reservation() {
+    let h = runtime_configured(|config| config.max_warm_instances = 2).await;
+    let scheduled = started_by("scheduled", "prewarm");
+    h.runtime
+        .prewarm(&scheduled, reservation(AN_HOUR, AN_HOUR))
+        .await;
+    // An earlier run (a schedule firing more often than the pre-warm lead) uses the instance.
+    assert_eq!(body_of(h.runtime.execute(&scheduled).await), "prewarm");
+    for key in ["a", "b", "c"] {
+        body_of(h.runtime.execute(&job(key, &holding(1))).await);
+    }
+    assert_eq!(
+        body_of(h.runtime.execute(&started_by("scheduled", "run")).await),
+        "prewarm",
+        "still reserved for the run an hour away"
     );
 }
 
