@@ -39,6 +39,21 @@ use crate::flowd::{catch_spec, Created, Flowd};
 use crate::load::{Load, Target};
 use crate::report::{MemoryReport, Outcome, Point, Report, Row};
 
+/// A scenario that can be run alone (`--only`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// Many schedules on one node and how late their runs start.
+    Pull,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Pull => "pull",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// The whole suite (a few minutes).
@@ -181,6 +196,8 @@ pub struct Options {
     pub runtime_dir: Option<PathBuf>,
     /// Keep the run's scratch dir (logs, databases).
     pub keep: bool,
+    /// Run only this scenario (with the mode's budget); every scenario when `None`.
+    pub only: Option<Scenario>,
 }
 
 impl Options {
@@ -191,6 +208,7 @@ impl Options {
             scratch: default_scratch(),
             runtime_dir: None,
             keep: false,
+            only: None,
         }
     }
 }
@@ -246,50 +264,21 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let binary = flowd::binary(options.flowd.as_deref())?;
     report.flowd = format!("{} (flowd serve, default options)", binary.display());
 
-    crate::progress!("ceiling: axum answering a fixed 200 …");
-    report.rows.push(ceiling_row(&budget).await);
-
-    let catch = catch_phase(
-        &binary,
-        &run_dir.join("flowd-catch"),
-        &runtime_dir,
-        &budget,
-        &mut report,
-    )
-    .await;
-    let floor_spec = match catch {
-        Ok(spec) => Some(spec),
-        Err(error) => {
-            report
-                .notes
-                .push(format!("the flowd catch scenarios failed: {error:#}"));
-            None
-        }
-    };
-
-    if budget.baselines {
-        baselines_phase(
-            &options.scratch,
+    if let Some(only) = options.only {
+        report.notes.push(format!(
+            "only the {} scenario was run (--only)",
+            only.name()
+        ));
+    } else {
+        request_response_phases(
+            &binary,
             &run_dir,
-            floor_spec.as_ref(),
+            &runtime_dir,
+            &options.scratch,
             &budget,
             &mut report,
         )
         .await;
-    } else {
-        for (key, name) in [
-            ("gunicorn", "gunicorn+Flask, 2 sync workers"),
-            ("uvicorn", "uvicorn+Starlette, 2 workers"),
-            ("spawn", "spawn per call (python -c)"),
-            ("floor", "fork floor (Python microbenchmark)"),
-        ] {
-            report.rows.push(Row {
-                key,
-                name: name.into(),
-                outcome: Outcome::Skipped(format!("not in a {} run", report.mode)),
-                note: String::new(),
-            });
-        }
     }
 
     crate::progress!("pull …");
@@ -316,6 +305,56 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         let _ = std::fs::remove_dir_all(&run_dir);
     }
     Ok(report)
+}
+
+/// The ceiling, flowd's catch scenarios and (in a full run) the baselines: every row of the
+/// latency and throughput table.
+async fn request_response_phases(
+    binary: &Path,
+    run_dir: &Path,
+    runtime_dir: &Path,
+    scratch: &Path,
+    budget: &Budget,
+    report: &mut Report,
+) {
+    crate::progress!("ceiling: axum answering a fixed 200 …");
+    report.rows.push(ceiling_row(budget).await);
+
+    let catch = catch_phase(
+        binary,
+        &run_dir.join("flowd-catch"),
+        runtime_dir,
+        budget,
+        report,
+    )
+    .await;
+    let floor_spec = match catch {
+        Ok(spec) => Some(spec),
+        Err(error) => {
+            report
+                .notes
+                .push(format!("the flowd catch scenarios failed: {error:#}"));
+            None
+        }
+    };
+
+    if budget.baselines {
+        baselines_phase(scratch, run_dir, floor_spec.as_ref(), budget, report).await;
+    } else {
+        for (key, name) in [
+            ("gunicorn", "gunicorn+Flask, 2 sync workers"),
+            ("uvicorn", "uvicorn+Starlette, 2 workers"),
+            ("spawn", "spawn per call (python -c)"),
+            ("floor", "fork floor (Python microbenchmark)"),
+        ] {
+            report.rows.push(Row {
+                key,
+                name: name.into(),
+                outcome: Outcome::Skipped(format!("not in a {} run", report.mode)),
+                note: String::new(),
+            });
+        }
+    }
 }
 
 /// A directory every user can traverse (flowd's sandbox user must reach the runtime under it).

@@ -1,9 +1,9 @@
-//! `cargo run --release -p flowd-bench -- [--quick]`: see BENCHMARKS.md.
+//! `cargo run --release -p flowd-bench -- [--quick] [--only pull]`: see BENCHMARKS.md.
 
 use std::path::PathBuf;
 
 use clap::Parser;
-use flowd_bench::{load, Mode, Options};
+use flowd_bench::{load, Mode, Options, Scenario};
 
 /// flowd's benchmark suite: flowd side by side with gunicorn+Flask, uvicorn+Starlette, a fresh
 /// interpreter per call, the fork floor and the HTTP ceiling, on 127.0.0.1. Prints one Markdown
@@ -29,6 +29,10 @@ struct Args {
     /// Keep the run's scratch directory (flowd's logs and databases).
     #[arg(long)]
     keep: bool,
+    /// Run only this scenario, with the mode's budget (`pull`: the 10,000 schedules of a full
+    /// run in about two minutes).
+    #[arg(long, value_enum, value_name = "SCENARIO")]
+    only: Option<OnlyScenario>,
     /// Also write the report to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -48,6 +52,20 @@ struct Args {
     /// With `--drive`: time cap in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+}
+
+/// The scenarios `--only` accepts.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum OnlyScenario {
+    Pull,
+}
+
+impl From<OnlyScenario> for Scenario {
+    fn from(only: OnlyScenario) -> Scenario {
+        match only {
+            OnlyScenario::Pull => Scenario::Pull,
+        }
+    }
 }
 
 fn drive(args: &Args, url: &str) -> anyhow::Result<()> {
@@ -110,6 +128,7 @@ fn main() -> anyhow::Result<()> {
     }
     options.runtime_dir = args.runtime_dir;
     options.keep = args.keep;
+    options.only = args.only.map(Scenario::from);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

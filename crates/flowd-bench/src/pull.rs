@@ -30,6 +30,9 @@ use crate::Budget;
 
 /// Concurrent creation requests.
 const CREATE_CONCURRENCY: usize = 8;
+/// The idle measurement ends this long before the cold window opens: before the scheduler's
+/// pre-warming of the window's first runs (2 s ahead of each fire time) begins.
+const IDLE_ENDS_BEFORE_WINDOW_MS: i64 = 2_500;
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -211,8 +214,10 @@ pub async fn run(
         ));
     }
 
-    // Idle: every schedule loaded, nothing due before the window.
-    let until_window = Duration::from_millis((window_start - now_ms() - 300).max(0) as u64);
+    // Idle: every schedule loaded, nothing due before the window — and nothing pre-warmed for it
+    // yet: flowd starts the instances of the window's first runs 2 s (its pre-warm lead) ahead.
+    let until_window =
+        Duration::from_millis((window_start - now_ms() - IDLE_ENDS_BEFORE_WINDOW_MS).max(0) as u64);
     if until_window >= Duration::from_millis(500) {
         report.idle_window_s = until_window.as_secs_f64();
         report.idle_cpu = procfs::cpu_share(pid, until_window).await;

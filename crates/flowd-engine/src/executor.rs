@@ -184,11 +184,12 @@ impl Engine {
         Report { record, reply }
     }
 
-    /// Starts the warm instance of a workflow's current version ahead of a run.
-    pub async fn prewarm(&self, hot: &HotWorkflow) {
+    /// Starts the warm instance of a workflow's current version ahead of a run, reserved for
+    /// that run (see [`flowd_runtime::Runtime::prewarm`]).
+    pub async fn prewarm(&self, hot: &HotWorkflow, reservation: flowd_runtime::Reservation) {
         if let (Ok(active), Some(runtime)) = (&hot.active, self.runtimes.get(&hot.record.runtime)) {
             runtime
-                .prewarm(&job_for(hot, active, None, "{}".to_string()))
+                .prewarm(&job_for(hot, active, None, "{}".to_string()), reservation)
                 .await;
         }
     }

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flowd_core::requirements::Requirements;
 use flowd_core::workflow::{Isolation, Mode};
@@ -55,7 +55,8 @@ pub struct RuntimeConfig {
     /// Modules the base process imports once, shared by every instance.
     pub preload: Vec<String>,
     pub limits: OutputLimits,
-    /// How many warm instances to keep; the least recently used beyond it are stopped.
+    /// How many warm instances to keep; the least recently used beyond it are stopped, those
+    /// reserved for a coming run (see [`Runtime::prewarm`]) last.
     pub max_warm_instances: usize,
     /// How much memory (MiB) warm instances and the base processes of requirement sets may hold
     /// together (what each holds alone, not what it shares with its base process); the least
@@ -270,6 +271,25 @@ pub struct Execution {
     pub duration: Duration,
 }
 
+/// What [`Runtime::prewarm`] holds an instance for: a run expected `run_in` from now, and how
+/// long past that the instance stays held if the run starts late (or never comes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    pub run_in: Duration,
+    pub grace: Duration,
+}
+
+/// A slot's reservation: the run it is held for, and when it ends at the latest.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    run_at: Instant,
+    until: Instant,
+}
+
+/// An execution this close before the time a reservation was made for is that run (the
+/// scheduler never starts a run early; this absorbs the rounding of its millisecond clock).
+const RUN_AT_TOLERANCE: Duration = Duration::from_millis(100);
+
 /// A warm instance slot: one per code version.
 struct Slot {
     /// `isolation: "fork"`: the one instance every execution forks from.
@@ -278,11 +298,53 @@ struct Slot {
     idle: Mutex<Vec<Arc<Instance>>>,
     reuse_capacity: tokio::sync::Semaphore,
     last_used: AtomicU64,
+    /// Set by a pre-warm: the slot is held for a coming run, and evicted only when no slot
+    /// without a reservation is left to evict. The run it was held for clears it.
+    held: Mutex<Option<Held>>,
     /// The base process its instances are forked from.
     base: Arc<BaseProcess>,
 }
 
 impl Slot {
+    /// Holds the slot for a coming run (and, if it was held for another already, until the
+    /// later of the two).
+    fn reserve(&self, reservation: Reservation, now: Instant) {
+        let wanted = Held {
+            run_at: now + reservation.run_in,
+            until: now + reservation.run_in + reservation.grace,
+        };
+        let mut held = lock(&self.held);
+        *held = Some(match *held {
+            Some(earlier) => Held {
+                run_at: earlier.run_at.max(wanted.run_at),
+                until: earlier.until.max(wanted.until),
+            },
+            None => wanted,
+        });
+    }
+
+    /// An execution starts at `now`: the reservation ends if this is the run it was made for,
+    /// not when it is an earlier run with the reserved one still to come.
+    fn release_if_due(&self, now: Instant) {
+        let mut held = lock(&self.held);
+        if held.is_some_and(|held| held.run_at <= now + RUN_AT_TOLERANCE) {
+            *held = None;
+        }
+    }
+
+    /// Whether its `isolation: "fork"` instance is running, or being started or used right now.
+    fn has_live_instance(&self) -> bool {
+        match self.instance.try_lock() {
+            Ok(instance) => instance.as_ref().is_some_and(|i| i.is_alive()),
+            Err(_) => true,
+        }
+    }
+
+    /// Whether the slot is held for a coming run at `now` (an expired reservation is not).
+    fn is_reserved(&self, now: Instant) -> bool {
+        lock(&self.held).is_some_and(|held| held.until > now)
+    }
+
     /// What its warm instances hold alone, in KiB.
     fn memory_kb(&self) -> u64 {
         let forked = self
@@ -505,6 +567,7 @@ impl Runtime {
             Err(error) => return not_started(Err(error)),
         };
         let slot = self.slot(&job.version_key, &base);
+        slot.release_if_due(Instant::now());
         match job.isolation {
             Isolation::Fork => self.execute_forked(&slot, job).await,
             Isolation::Reuse => self.execute_in_instance(&slot, job).await,
@@ -557,14 +620,20 @@ impl Runtime {
     }
 
     /// Starts the warm instance of a job's version ahead of its first execution (a scheduled run
-    /// about to fire), so that the run does not begin with the module's top level. Whether it
-    /// worked does not matter here: the execution reports any failure.
-    pub async fn prewarm(&self, job: &Job) {
+    /// about to fire), so that the run does not begin with the module's top level, and reserves
+    /// it for that run: until the run comes (or its grace ends), the LRU stops it only when no
+    /// instance without a reservation is left to stop. Whether it worked does not matter here:
+    /// the execution reports any failure.
+    pub async fn prewarm(&self, job: &Job, reservation: Reservation) {
         let Ok(base) = self.base_for(job).await else {
             return;
         };
         let slot = self.slot(&job.version_key, &base);
+        slot.reserve(reservation, Instant::now());
         match job.isolation {
+            // Warm already (or being started): its executions keep a fork parked; forking here
+            // too would race the run it was pre-warmed for.
+            Isolation::Fork if slot.has_live_instance() => {}
             Isolation::Fork => {
                 if let Ok(instance) = self.forkable_instance(&slot, job).await {
                     instance.park(&self.config.limits).await;
@@ -664,6 +733,7 @@ impl Runtime {
                     idle: Mutex::new(Vec::new()),
                     reuse_capacity: tokio::sync::Semaphore::new(self.config.reuse_pool_size.max(1)),
                     last_used: AtomicU64::new(now),
+                    held: Mutex::new(None),
                     base: base.clone(),
                 })
             })
@@ -675,25 +745,19 @@ impl Runtime {
     /// Stops the least recently used warm instances while there are more than
     /// `max_warm_instances`, or while they (with `busy_kb` held by an instance in use, not in
     /// its slot) and the base processes of requirement sets hold more than `warm_memory_mb` —
-    /// never the instances of `keep` (the version just started).
+    /// those reserved for a coming run only once no other is left, and never the instances of
+    /// `keep` (the version just started).
     fn evict_beyond_capacity(&self, keep: &str, busy_kb: u64) {
         let budget_kb = self.config.warm_memory_mb.saturating_mul(1024);
         let mut slots = lock(&self.slots);
-        let mut by_age: Vec<(u64, String, u64)> = slots
-            .iter()
-            .map(|(key, slot)| {
-                (
-                    slot.last_used.load(Ordering::Relaxed),
-                    key.clone(),
-                    slot.memory_kb(),
-                )
-            })
-            .collect();
-        by_age.sort();
+        let candidates = eviction_order(&slots);
         let bases_kb: u64 = lock(&self.env_bases).values().map(|b| b.memory_kb()).sum();
-        let mut total_kb = by_age.iter().map(|(_, _, kb)| kb).sum::<u64>() + bases_kb + busy_kb;
+        let mut total_kb = candidates.iter().map(|c| c.memory_kb).sum::<u64>() + bases_kb + busy_kb;
         let mut count = slots.len();
-        for (_, key, kb) in by_age {
+        for EvictionCandidate {
+            key, memory_kb: kb, ..
+        } in candidates
+        {
             let over_count = count > self.config.max_warm_instances.max(1);
             let over_memory = total_kb > budget_kb;
             if !over_count && !over_memory {
@@ -756,6 +820,33 @@ impl Runtime {
             .await
             .map_err(RuntimeError::Zygote)
     }
+}
+
+/// A warm instance slot as the LRU ranks it.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct EvictionCandidate {
+    /// Held for a coming run: evicted after every slot that is not.
+    reserved: bool,
+    last_used: u64,
+    key: String,
+    memory_kb: u64,
+}
+
+/// The slots in the order they are evicted: without a reservation first, least recently used
+/// first within each group.
+fn eviction_order(slots: &HashMap<String, Arc<Slot>>) -> Vec<EvictionCandidate> {
+    let now = Instant::now();
+    let mut candidates: Vec<EvictionCandidate> = slots
+        .iter()
+        .map(|(key, slot)| EvictionCandidate {
+            reserved: slot.is_reserved(now),
+            last_used: slot.last_used.load(Ordering::Relaxed),
+            key: key.clone(),
+            memory_kb: slot.memory_kb(),
+        })
+        .collect();
+    candidates.sort();
+    candidates
 }
 
 /// Writes the runner next to the environment (content-addressed, so concurrent writers agree).

@@ -77,7 +77,8 @@ pub struct FireAdvance {
     pub next_fire_at: Option<i64>,
 }
 
-/// A run of a workflow whose runs must not overlap (pull mode), claimed with [`Store::claim_run`].
+/// A run of a workflow whose runs must not overlap (pull mode), claimed with [`Store::claim_run`]
+/// (or, with others, [`Store::claim_runs`]).
 #[derive(Debug, Clone)]
 pub struct RunClaim {
     /// The execution to record, with status `running`.
@@ -197,6 +198,11 @@ pub trait Store: Send + Sync + 'static {
     /// otherwise it is recorded as `running` and the answer is `Started`. A fire time already
     /// recorded for the workflow (`UNIQUE(workflow_id, fire_at)`) is `AlreadyClaimed` too.
     async fn claim_run(&self, claim: &RunClaim) -> Result<ClaimOutcome>;
+    /// Claims several runs in one transaction: the outcome of each, in order, is what
+    /// [`Store::claim_run`] would have answered for it called after the ones before it (a claim
+    /// found already made writes nothing and does not undo the others). On an error nothing of
+    /// the batch is kept. The scheduler claims every workflow due at one tick this way.
+    async fn claim_runs(&self, claims: &[RunClaim]) -> Result<Vec<ClaimOutcome>>;
 
     /// Marks every execution still `running` as `interrupted` (finished at `now`, its duration
     /// running from its start to `now`), returning how many: called at start, after a crash or a

@@ -421,6 +421,73 @@ fn bind_mutable_columns<'q>(
         .bind(to_json(&workflow.env, "the environment variables")?))
 }
 
+/// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave
+/// a write behind (the schedule moved on before the fire time turned out to be recorded): the
+/// caller rolls back.
+async fn claim_in(conn: &mut SqliteConnection, claim: &RunClaim) -> Result<ClaimOutcome> {
+    let workflow_id = &claim.execution.workflow_id;
+    if let Some(advance) = claim.advance {
+        let moved =
+            sqlx::query("UPDATE workflows SET next_fire_at = ? WHERE id = ? AND next_fire_at = ?")
+                .bind(advance.next_fire_at)
+                .bind(workflow_id)
+                .bind(advance.fire_at)
+                .execute(&mut *conn)
+                .await?;
+        if moved.rows_affected() == 0 {
+            return Ok(ClaimOutcome::AlreadyClaimed);
+        }
+    }
+    let running: Option<(i64,)> = sqlx::query_as(&format!(
+        "SELECT 1 FROM executions WHERE workflow_id = ? AND {IS_RUNNING} LIMIT 1"
+    ))
+    .bind(workflow_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (outcome, record) = claimed_record(claim, running.is_some());
+    if let Some(record) = record {
+        match put_execution(conn, &record).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => return Ok(ClaimOutcome::AlreadyClaimed),
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(outcome)
+}
+
+/// One claim of [`Store::claim_runs`] in a savepoint of the batch's transaction: a claim found
+/// already made leaves nothing behind, and the others are kept.
+async fn claim_in_savepoint(conn: &mut SqliteConnection, claim: &RunClaim) -> Result<ClaimOutcome> {
+    let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
+    let outcome = claim_in(&mut savepoint, claim).await?;
+    if outcome == ClaimOutcome::AlreadyClaimed {
+        savepoint.rollback().await?;
+    } else {
+        savepoint.commit().await?;
+    }
+    Ok(outcome)
+}
+
+/// What a claim records: its execution `running`, or (when a run of the workflow is going)
+/// `skipped` with the claim's warning, or nothing.
+fn claimed_record(claim: &RunClaim, run_going: bool) -> (ClaimOutcome, Option<ExecutionRecord>) {
+    let mut record = claim.execution.clone();
+    match (run_going, &claim.skip_warning) {
+        (false, _) => {
+            record.status = ExecutionStatus::Running;
+            (ClaimOutcome::Started, Some(record))
+        }
+        (true, Some(warning)) => {
+            record.status = ExecutionStatus::Skipped;
+            record.finished_at = Some(record.started_at);
+            record.duration_ms = Some(0);
+            record.warnings.push(warning.clone());
+            (ClaimOutcome::Overlapped, Some(record))
+        }
+        (true, None) => (ClaimOutcome::Overlapped, None),
+    }
+}
+
 async fn put_execution(conn: &mut SqliteConnection, execution: &ExecutionRecord) -> Result<()> {
     let columns = ExecutionColumns::of(execution)?;
     sqlx::query(PUT_EXECUTION)
@@ -947,52 +1014,28 @@ impl Store for SqliteStore {
     }
 
     async fn claim_run(&self, claim: &RunClaim) -> Result<ClaimOutcome> {
-        let workflow_id = &claim.execution.workflow_id;
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        if let Some(advance) = claim.advance {
-            let moved = sqlx::query(
-                "UPDATE workflows SET next_fire_at = ? WHERE id = ? AND next_fire_at = ?",
-            )
-            .bind(advance.next_fire_at)
-            .bind(workflow_id)
-            .bind(advance.fire_at)
-            .execute(&mut *tx)
-            .await?;
-            if moved.rows_affected() == 0 {
-                return Ok(ClaimOutcome::AlreadyClaimed);
-            }
+        let outcome = claim_in(&mut tx, claim).await?;
+        if outcome != ClaimOutcome::AlreadyClaimed {
+            tx.commit().await?;
+        } // else dropped: rolled back, nothing written
+        Ok(outcome)
+    }
+
+    async fn claim_runs(&self, claims: &[RunClaim]) -> Result<Vec<ClaimOutcome>> {
+        match claims {
+            [] => return Ok(Vec::new()),
+            // One claim needs no savepoint.
+            [claim] => return Ok(vec![self.claim_run(claim).await?]),
+            _ => {}
         }
-        let running: Option<(i64,)> = sqlx::query_as(&format!(
-            "SELECT 1 FROM executions WHERE workflow_id = ? AND {IS_RUNNING} LIMIT 1"
-        ))
-        .bind(workflow_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (outcome, record) = match (running, &claim.skip_warning) {
-            (None, _) => {
-                let mut record = claim.execution.clone();
-                record.status = ExecutionStatus::Running;
-                (ClaimOutcome::Started, Some(record))
-            }
-            (Some(_), Some(warning)) => {
-                let mut record = claim.execution.clone();
-                record.status = ExecutionStatus::Skipped;
-                record.finished_at = Some(record.started_at);
-                record.duration_ms = Some(0);
-                record.warnings.push(warning.clone());
-                (ClaimOutcome::Overlapped, Some(record))
-            }
-            (Some(_), None) => (ClaimOutcome::Overlapped, None),
-        };
-        if let Some(record) = record {
-            match put_execution(&mut tx, &record).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict(_)) => return Ok(ClaimOutcome::AlreadyClaimed),
-                Err(error) => return Err(error),
-            }
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let mut outcomes = Vec::with_capacity(claims.len());
+        for claim in claims {
+            outcomes.push(claim_in_savepoint(&mut tx, claim).await?);
         }
         tx.commit().await?;
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     async fn interrupt_running_executions(&self, now: i64) -> Result<u64> {

@@ -410,3 +410,30 @@ async fn a_workflow_due_soon_is_prewarmed_once() {
         "the instance is started ahead of the fire time"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_tick_claims_and_starts_every_workflow_due() {
+    let h = engine().await;
+    let mut workflows = Vec::new();
+    for name in ["a", "b", "c"] {
+        workflows.push(
+            h.create(json!({"name": name, "mode": "pull", "code": counter_code(), "schedule": {"every": "1h"}}))
+                .await,
+        );
+    }
+    let last_due = workflows
+        .iter()
+        .filter_map(|w| w.next_fire_at)
+        .max()
+        .unwrap();
+    let tick = scheduler(&h).tick(last_due).await.unwrap();
+    assert_eq!(tick.started.len(), 3);
+    for run in tick.started {
+        assert_eq!(run.await.unwrap().record.status, ExecutionStatus::Success);
+    }
+    for workflow in &workflows {
+        let runs = executions(&h, &workflow.id).await;
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].fire_at, workflow.next_fire_at);
+    }
+}

@@ -1,9 +1,12 @@
 //! Warm instances: kept in an LRU bounded by a memory budget, started again on their next use;
-//! a requirement set gets its own base process, whose imports come from its own environment.
+//! one pre-warmed for a coming run is reserved for it; a requirement set gets its own base
+//! process, whose imports come from its own environment.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use flowd_core::requirements::Requirements;
+use flowd_runtime::Reservation;
 
 use crate::{body_of, job, runtime_configured};
 
@@ -12,6 +15,126 @@ fn holding(mb: u32) -> String {
     format!(
         "import os\nBLOB = b'x' * ({mb} << 20)\ndef workflow(_request, settings):\n    return {{'status_code': 200, 'body': str(os.getpid())}}\n"
     )
+}
+
+/// Answers the `STARTED_BY` environment variable its instance was started with (read by the
+/// module's top level): which start made the instance an execution runs in.
+fn started_by(key: &str, who: &str) -> flowd_runtime::Job {
+    let code = "import os\nSTARTED_BY = os.environ.get('STARTED_BY', '')\ndef workflow(_request, settings):\n    return {'status_code': 200, 'body': STARTED_BY}\n";
+    flowd_runtime::Job {
+        env: vec![("STARTED_BY".to_string(), who.to_string())],
+        ..job(key, code)
+    }
+}
+
+const AN_HOUR: Duration = Duration::from_secs(3600);
+
+/// A reservation for a run expected `run_in` from now, held `grace` past it.
+fn reservation(run_in: Duration, grace: Duration) -> Reservation {
+    Reservation { run_in, grace }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_prewarmed_for_a_coming_run_outlives_more_newer_executions_than_instances_are_kept(
+) {
+    let h = runtime_configured(|config| config.max_warm_instances = 2).await;
+    h.runtime
+        .prewarm(
+            &started_by("scheduled", "prewarm"),
+            reservation(Duration::ZERO, AN_HOUR),
+        )
+        .await;
+    for key in ["a", "b", "c"] {
+        body_of(h.runtime.execute(&job(key, &holding(1))).await);
+    }
+    assert_eq!(h.runtime.warm_instances(), 2);
+    assert_eq!(
+        body_of(h.runtime.execute(&started_by("scheduled", "run")).await),
+        "prewarm",
+        "the run found the instance pre-warmed for it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_reservation_does_not_protect_a_prewarmed_instance() {
+    let h = runtime_configured(|config| config.max_warm_instances = 2).await;
+    h.runtime
+        .prewarm(
+            &started_by("scheduled", "prewarm"),
+            reservation(Duration::ZERO, Duration::ZERO),
+        )
+        .await;
+    for key in ["a", "b"] {
+        body_of(h.runtime.execute(&job(key, &holding(1))).await);
+    }
+    assert_eq!(
+        body_of(h.runtime.execute(&started_by("scheduled", "run")).await),
+        "run",
+        "the least recently used instance was stopped and started again for the run"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_run_a_prewarmed_instance_was_reserved_for_ends_its_reservation() {
+    let h = runtime_configured(|config| config.max_warm_instances = 2).await;
+    let scheduled = started_by("scheduled", "prewarm");
+    h.runtime
+        .prewarm(&scheduled, reservation(Duration::ZERO, AN_HOUR))
+        .await;
+    assert_eq!(body_of(h.runtime.execute(&scheduled).await), "prewarm");
+    for key in ["a", "b"] {
+        body_of(h.runtime.execute(&job(key, &holding(1))).await);
+    }
+    assert_eq!(
+        body_of(h.runtime.execute(&started_by("scheduled", "again")).await),
+        "again",
+        "no longer reserved, it was stopped as the least recently used"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prewarming_a_version_already_warm_keeps_its_instance_and_reserves_it() {
+    let h = runtime_configured(|config| config.max_warm_instances = 2).await;
+    assert_eq!(
+        body_of(
+            h.runtime
+                .execute(&started_by("scheduled", "first run"))
+                .await
+        ),
+        "first run"
+    );
+    h.runtime
+        .prewarm(
+            &started_by("scheduled", "prewarm"),
+            reservation(Duration::ZERO, AN_HOUR),
+        )
+        .await;
+    for key in ["a", "b", "c"] {
+        body_of(h.runtime.execute(&job(key, &holding(1))).await);
+    }
+    assert_eq!(
+        body_of(h.runtime.execute(&started_by("scheduled", "run")).await),
+        "first run"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_before_the_one_an_instance_is_reserved_for_keeps_the_reservation() {
+    let h = runtime_configured(|config| config.max_warm_instances = 2).await;
+    let scheduled = started_by("scheduled", "prewarm");
+    h.runtime
+        .prewarm(&scheduled, reservation(AN_HOUR, AN_HOUR))
+        .await;
+    // An earlier run (a schedule firing more often than the pre-warm lead) uses the instance.
+    assert_eq!(body_of(h.runtime.execute(&scheduled).await), "prewarm");
+    for key in ["a", "b", "c"] {
+        body_of(h.runtime.execute(&job(key, &holding(1))).await);
+    }
+    assert_eq!(
+        body_of(h.runtime.execute(&started_by("scheduled", "run")).await),
+        "prewarm",
+        "still reserved for the run an hour away"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

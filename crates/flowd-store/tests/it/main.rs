@@ -108,6 +108,12 @@ macro_rules! conformance_suite {
                     a_tick_while_a_run_is_going_is_recorded_as_skipped_and_consumed,
                     a_manual_claim_while_a_run_is_going_records_nothing,
                     a_finished_run_no_longer_blocks_the_next_claim,
+                    an_empty_batch_of_claims_claims_nothing,
+                    claiming_a_batch_starts_each_run_and_advances_each_schedule,
+                    a_batch_answers_each_claim_as_claim_run_would_have,
+                    a_batch_claim_of_a_fire_time_already_recorded_undoes_only_that_claim,
+                    claims_of_one_workflow_in_a_batch_see_the_ones_before_them,
+                    concurrent_batches_of_the_same_fire_times_start_each_run_once,
                 ],
             );
         }

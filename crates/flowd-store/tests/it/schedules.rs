@@ -192,3 +192,136 @@ pub async fn a_finished_run_no_longer_blocks_the_next_claim(store: &dyn Store) {
         ClaimOutcome::Started
     );
 }
+
+/// A finished run of `workflow` that already holds `fire_at` (UNIQUE(workflow_id, fire_at)).
+async fn recorded_run_at(store: &dyn Store, workflow: &WorkflowRecord, fire_at: i64) {
+    let finished = ExecutionRecord {
+        status: ExecutionStatus::Success,
+        finished_at: Some(fire_at + 10),
+        ..tick(workflow, fire_at, fire_at + 1_000).execution
+    };
+    store
+        .commit(&[flowd_store::StoreWrite::PutExecution(finished)])
+        .await
+        .unwrap();
+}
+
+pub async fn an_empty_batch_of_claims_claims_nothing(store: &dyn Store) {
+    assert_eq!(store.claim_runs(&[]).await.unwrap(), vec![]);
+}
+
+pub async fn claiming_a_batch_starts_each_run_and_advances_each_schedule(store: &dyn Store) {
+    let team = given_team(store, "t").await;
+    let a = pull_workflow(store, &team.id, "a", Some(FIRE)).await;
+    let b = pull_workflow(store, &team.id, "b", Some(FIRE)).await;
+    let claims = [tick(&a, FIRE, FIRE + 1_000), tick(&b, FIRE, FIRE + 2_000)];
+    assert_eq!(
+        store.claim_runs(&claims).await.unwrap(),
+        vec![ClaimOutcome::Started, ClaimOutcome::Started]
+    );
+    for (claim, next) in claims.iter().zip([FIRE + 1_000, FIRE + 2_000]) {
+        let stored = store.execution(&claim.execution.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, ExecutionStatus::Running);
+        let workflow = store
+            .workflow_by_id(&claim.execution.workflow_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(workflow.next_fire_at, Some(next));
+    }
+}
+
+pub async fn a_batch_answers_each_claim_as_claim_run_would_have(store: &dyn Store) {
+    let team = given_team(store, "t").await;
+    let fresh = pull_workflow(store, &team.id, "fresh", Some(FIRE)).await;
+    let stale = pull_workflow(store, &team.id, "stale", Some(FIRE + 5)).await;
+    let busy = pull_workflow(store, &team.id, "busy", Some(FIRE)).await;
+    store
+        .claim_run(&tick(&busy, FIRE, FIRE + 1_000))
+        .await
+        .unwrap();
+    let claims = [
+        tick(&fresh, FIRE, FIRE + 1_000),
+        tick(&stale, FIRE, FIRE + 1_000),
+        tick(&busy, FIRE + 1_000, FIRE + 2_000),
+    ];
+    assert_eq!(
+        store.claim_runs(&claims).await.unwrap(),
+        vec![
+            ClaimOutcome::Started,
+            ClaimOutcome::AlreadyClaimed,
+            ClaimOutcome::Overlapped
+        ]
+    );
+    assert_eq!(
+        store.execution(&claims[1].execution.id).await.unwrap(),
+        None
+    );
+    let skipped = store
+        .execution(&claims[2].execution.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(skipped.status, ExecutionStatus::Skipped);
+    let stale = store.workflow_by_id(&stale.id).await.unwrap().unwrap();
+    assert_eq!(stale.next_fire_at, Some(FIRE + 5), "left alone");
+}
+
+pub async fn a_batch_claim_of_a_fire_time_already_recorded_undoes_only_that_claim(
+    store: &dyn Store,
+) {
+    let team = given_team(store, "t").await;
+    let recorded = pull_workflow(store, &team.id, "recorded", Some(FIRE)).await;
+    let other = pull_workflow(store, &team.id, "other", Some(FIRE)).await;
+    recorded_run_at(store, &recorded, FIRE).await;
+    let claims = [
+        tick(&recorded, FIRE, FIRE + 1_000),
+        tick(&other, FIRE, FIRE + 1_000),
+    ];
+    assert_eq!(
+        store.claim_runs(&claims).await.unwrap(),
+        vec![ClaimOutcome::AlreadyClaimed, ClaimOutcome::Started]
+    );
+    assert_eq!(
+        store.execution(&claims[0].execution.id).await.unwrap(),
+        None
+    );
+    let recorded = store.workflow_by_id(&recorded.id).await.unwrap().unwrap();
+    assert_eq!(
+        recorded.next_fire_at,
+        Some(FIRE),
+        "its schedule did not move"
+    );
+    let other = store.workflow_by_id(&other.id).await.unwrap().unwrap();
+    assert_eq!(other.next_fire_at, Some(FIRE + 1_000));
+}
+
+pub async fn claims_of_one_workflow_in_a_batch_see_the_ones_before_them(store: &dyn Store) {
+    let team = given_team(store, "t").await;
+    let workflow = pull_workflow(store, &team.id, "w", Some(FIRE)).await;
+    let claims = [
+        tick(&workflow, FIRE, FIRE + 1_000),
+        tick(&workflow, FIRE + 1_000, FIRE + 2_000),
+    ];
+    assert_eq!(
+        store.claim_runs(&claims).await.unwrap(),
+        vec![ClaimOutcome::Started, ClaimOutcome::Overlapped]
+    );
+}
+
+pub async fn concurrent_batches_of_the_same_fire_times_start_each_run_once(store: &dyn Store) {
+    let team = given_team(store, "t").await;
+    let a = pull_workflow(store, &team.id, "a", Some(FIRE)).await;
+    let b = pull_workflow(store, &team.id, "b", Some(FIRE)).await;
+    let batches: Vec<[RunClaim; 2]> = (0..4)
+        .map(|_| [tick(&a, FIRE, FIRE + 1_000), tick(&b, FIRE, FIRE + 1_000)])
+        .collect();
+    let outcomes =
+        futures::future::join_all(batches.iter().map(|batch| store.claim_runs(batch))).await;
+    let started = outcomes
+        .into_iter()
+        .flat_map(|outcome| outcome.unwrap())
+        .filter(|outcome| *outcome == ClaimOutcome::Started)
+        .count();
+    assert_eq!(started, 2);
+}
