@@ -341,8 +341,11 @@ impl Slot {
     }
 
     /// Whether the slot is held for a coming run at `now` (an expired reservation is not).
-    fn is_reserved(&self, now: Instant) -> bool {
-        lock(&self.held).is_some_and(|held| held.until > now)
+    /// When the run it is held for is due, if it is held.
+    fn reserved_for(&self, now: Instant) -> Option<Instant> {
+        lock(&self.held)
+            .filter(|held| held.until > now)
+            .map(|held| held.run_at)
     }
 
     /// What its warm instances hold alone, in KiB.
@@ -825,22 +828,34 @@ impl Runtime {
 /// A warm instance slot as the LRU ranks it.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct EvictionCandidate {
-    /// Held for a coming run: evicted after every slot that is not.
-    reserved: bool,
-    last_used: u64,
+    rank: EvictionRank,
     key: String,
     memory_kb: u64,
 }
 
-/// The slots in the order they are evicted: without a reservation first, least recently used
-/// first within each group.
+/// The order of eviction: slots nobody holds, least recently used first; then, only if that is
+/// not enough, held ones, the one whose run comes last first (it can be started again before
+/// its run more easily than the one about to fire).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum EvictionRank {
+    Unheld { last_used: u64 },
+    Held { run_at: std::cmp::Reverse<Instant> },
+}
+
+/// The slots in the order they are evicted (see [`EvictionRank`]).
 fn eviction_order(slots: &HashMap<String, Arc<Slot>>) -> Vec<EvictionCandidate> {
     let now = Instant::now();
     let mut candidates: Vec<EvictionCandidate> = slots
         .iter()
         .map(|(key, slot)| EvictionCandidate {
-            reserved: slot.is_reserved(now),
-            last_used: slot.last_used.load(Ordering::Relaxed),
+            rank: match slot.reserved_for(now) {
+                Some(run_at) => EvictionRank::Held {
+                    run_at: std::cmp::Reverse(run_at),
+                },
+                None => EvictionRank::Unheld {
+                    last_used: slot.last_used.load(Ordering::Relaxed),
+                },
+            },
             key: key.clone(),
             memory_kb: slot.memory_kb(),
         })

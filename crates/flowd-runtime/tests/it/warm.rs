@@ -56,6 +56,33 @@ async fn an_instance_prewarmed_for_a_coming_run_outlives_more_newer_executions_t
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn when_only_held_instances_are_left_the_one_whose_run_comes_last_is_stopped() {
+    let h = runtime_configured(|config| config.max_warm_instances = 2).await;
+    let soon = reservation(Duration::from_secs(1), AN_HOUR);
+    let later = reservation(Duration::from_secs(600), AN_HOUR);
+    h.runtime
+        .prewarm(&started_by("fires-soon", "prewarm"), soon)
+        .await;
+    h.runtime
+        .prewarm(&started_by("fires-later", "prewarm"), later)
+        .await;
+    h.runtime
+        .prewarm(&started_by("fires-next", "prewarm"), soon)
+        .await;
+    assert_eq!(h.runtime.warm_instances(), 2);
+    assert_eq!(
+        body_of(h.runtime.execute(&started_by("fires-soon", "run")).await),
+        "prewarm",
+        "the instance held for the earliest run was kept"
+    );
+    assert_eq!(
+        body_of(h.runtime.execute(&started_by("fires-next", "run")).await),
+        "prewarm",
+        "the instance just pre-warmed was kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_expired_reservation_does_not_protect_a_prewarmed_instance() {
     let h = runtime_configured(|config| config.max_warm_instances = 2).await;
     h.runtime
