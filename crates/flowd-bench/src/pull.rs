@@ -38,6 +38,40 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Runs `op(i)` for every `i` in `0..count`, `CREATE_CONCURRENCY` at a time; answers the
+/// results in order.
+async fn concurrently<T, F, Fut>(count: usize, op: F) -> anyhow::Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<T>> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let op = Arc::new(op);
+    let mut tasks = Vec::new();
+    for _ in 0..CREATE_CONCURRENCY {
+        let next = next.clone();
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return Ok::<_, anyhow::Error>(done);
+                }
+                done.push((i, op(i).await?));
+            }
+        }));
+    }
+    let mut results: Vec<Option<T>> = (0..count).map(|_| None).collect();
+    for task in tasks {
+        for (i, result) in task.await?? {
+            results[i] = Some(result);
+        }
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
 /// Creates every spec `make(i)` for `i` in `0..count`, `CREATE_CONCURRENCY` at a time; answers
 /// the ids in order.
 async fn create_many(
@@ -45,31 +79,26 @@ async fn create_many(
     count: usize,
     make: Arc<dyn Fn(usize) -> Value + Send + Sync>,
 ) -> anyhow::Result<Vec<String>> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..CREATE_CONCURRENCY {
+    let api = api.clone();
+    concurrently(count, move |i| {
         let api = api.clone();
-        let next = next.clone();
-        let make = make.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut made = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    return Ok::<_, anyhow::Error>(made);
-                }
-                let created = api.create_ok(&make(i)).await?;
-                made.push((i, created.id));
-            }
-        }));
-    }
-    let mut ids = vec![String::new(); count];
-    for task in tasks {
-        for (i, id) in task.await?? {
-            ids[i] = id;
-        }
-    }
-    Ok(ids)
+        let spec = make(i);
+        async move { Ok(api.create_ok(&spec).await?.id) }
+    })
+    .await
+}
+
+/// Pauses the workflows `ids`, `CREATE_CONCURRENCY` at a time.
+async fn pause_all(api: &Api, ids: &[String]) -> anyhow::Result<()> {
+    let api = api.clone();
+    let ids: Arc<Vec<String>> = Arc::new(ids.to_vec());
+    concurrently(ids.len(), move |i| {
+        let api = api.clone();
+        let ids = ids.clone();
+        async move { api.patch(&ids[i], &json!({"enabled": false})).await }
+    })
+    .await?;
+    Ok(())
 }
 
 fn millis(text: &Value) -> Option<i64> {
@@ -233,8 +262,12 @@ pub async fn run(
     .await;
     crate::progress!("pull: cold window ({} s) …", budget.pull_window.as_secs());
     report.busy_cpu = procfs::cpu_share(pid, budget.pull_window).await;
-    // Let the last runs finish.
+    // Let the last runs finish; then pause the window's workflows: each was to fire once, and
+    // their next fire times (one interval on) would otherwise land in the warm window.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    pause_all(&flowd.api, &firing_ids)
+        .await
+        .context("pause the firing schedules")?;
 
     // The warm window: enable the hot ones, let each run once (cold), then measure.
     let mut hot_window = (0, 0);

@@ -540,7 +540,7 @@ impl Report {
             let p99 = |q: &Option<Quantiles>| q.as_ref().map_or("n/a".into(), |q| fmt_ms(q.p99_ms));
             let met = |q: &Option<Quantiles>| q.as_ref().map(|q| q.p99_ms <= 10.0);
             line(
-                &format!("pull: lateness p99 ≤ 10 ms with {} schedules, fire → workflow() start, cold (a new instance per run)", pull.schedules),
+                &format!("pull: lateness p99 ≤ 10 ms with {} schedules, fire → workflow() start, cold (a different workflow per run, its instance started for it)", pull.schedules),
                 format!("{} ({} to the record's started_at)", p99(&pull.function), p99(&pull.claim)),
                 met(&pull.function),
             );
@@ -643,7 +643,7 @@ fn render_pull(out: &mut String, pull: &PullReport) {
     );
     let _ = writeln!(
         out,
-        "| cold: fire_at → workflow() start (each run starts a warm instance) | {} |",
+        "| cold: fire_at → workflow() start (a different workflow per run: its instance started by the scheduler 2 s ahead) | {} |",
         q(&pull.function)
     );
     if pull.hot > 0 {
