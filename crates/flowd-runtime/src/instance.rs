@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -95,6 +95,8 @@ pub struct Instance {
     shared: Arc<Shared>,
     /// Forks made ahead of need, each waiting for its job (hello already received).
     parked: Mutex<Vec<ExecutionRun>>,
+    /// Forks being made ahead of need (not said hello yet).
+    parking: AtomicUsize,
     /// `isolation: "reuse"`: the instance's side of the conversation (one call at a time).
     reuse: Option<tokio::sync::Mutex<ReuseIo>>,
     _tmp: PrivateTmp,
@@ -265,6 +267,7 @@ impl Instance {
             writer: tokio::sync::Mutex::new(writer),
             shared,
             parked: Mutex::new(Vec::new()),
+            parking: AtomicUsize::new(0),
             reuse,
             _tmp: tmp,
             _pids: pids,
@@ -305,10 +308,16 @@ impl Instance {
         }
     }
 
-    /// Forks one execution ahead of need, if none is parked yet: the fork and the child's
-    /// start-up then happen while the instance is idle, not while a caller waits.
+    /// Forks one execution ahead of need, if none is parked or being parked: the fork and the
+    /// child's start-up then happen while the instance is idle, not while a caller waits.
     pub async fn park(&self, limits: &crate::OutputLimits) {
-        if self.reuse.is_some() || !self.is_alive() || self.parked_count() >= PARKED_PER_INSTANCE {
+        if self.reuse.is_some() || !self.is_alive() {
+            return;
+        }
+        // Counted as parking from here, so that concurrent calls do not fork one each.
+        if self.parking.fetch_add(1, Ordering::AcqRel) + self.parked_count() >= PARKED_PER_INSTANCE
+        {
+            self.parking.fetch_sub(1, Ordering::AcqRel);
             return;
         }
         let mut run = ExecutionRun::default();
@@ -323,6 +332,19 @@ impl Instance {
         } else if let Some(pid) = run.pid {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         }
+        self.parking.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// [`Instance::park`] in a task of its own, unless a fork is parked or being parked already
+    /// (the common case under steady load: no task to spawn).
+    pub fn park_in_background(self: &Arc<Self>, limits: crate::OutputLimits) {
+        if self.reuse.is_some()
+            || self.parking.load(Ordering::Acquire) + self.parked_count() >= PARKED_PER_INSTANCE
+        {
+            return;
+        }
+        let instance = self.clone();
+        tokio::spawn(async move { instance.park(&limits).await });
     }
 
     pub fn parked_count(&self) -> usize {
@@ -348,7 +370,7 @@ impl Instance {
 
     /// Runs one execution in a fresh fork of this instance (one parked ahead, if there is one),
     /// or, for a reuse instance, in the instance itself.
-    pub async fn run(&self, job: &Job, limits: &crate::OutputLimits) -> Execution {
+    pub async fn run(self: &Arc<Self>, job: &Job, limits: &crate::OutputLimits) -> Execution {
         if let Some(io) = &self.reuse {
             return self
                 .run_in_instance(&mut *io.lock().await, job, limits)
@@ -356,7 +378,10 @@ impl Instance {
         }
         let started = Instant::now();
         let mut run = ExecutionRun::default();
-        let forked = match self.take_parked() {
+        let taken = self.take_parked();
+        // The next call's fork is made while this one runs: ready by the time it comes.
+        self.park_in_background(*limits);
+        let forked = match taken {
             Some(parked) => {
                 run = parked;
                 Ok(())

@@ -581,12 +581,7 @@ impl Runtime {
     async fn execute_forked(&self, slot: &Slot, job: &Job) -> Execution {
         let instance = self.forkable_instance(slot, job).await;
         match instance {
-            Ok(instance) => {
-                let execution = instance.run(job, &self.config.limits).await;
-                // The next call finds a fork ready (made while this one is answered).
-                self.park_in_background(&instance);
-                execution
-            }
+            Ok(instance) => instance.run(job, &self.config.limits).await,
             Err(execution) => execution,
         }
     }
@@ -611,15 +606,6 @@ impl Runtime {
                 }
             }
         }
-    }
-
-    fn park_in_background(&self, instance: &Arc<Instance>) {
-        if instance.parked_count() > 0 {
-            return; // the common case under steady load: no task to spawn
-        }
-        let instance = instance.clone();
-        let limits = self.config.limits;
-        tokio::spawn(async move { instance.park(&limits).await });
     }
 
     /// Starts the warm instance of a job's version ahead of its first execution (a scheduled run

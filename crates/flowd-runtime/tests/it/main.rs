@@ -752,3 +752,66 @@ async fn settings_filled_from_empty_come_back_filled() {
     let execution = h.runtime.execute(&job("fills", code)).await;
     assert_eq!(returned_settings(&execution.outcome), r#"{"cursor": "x"}"#);
 }
+
+/// The live (not zombie) child processes of `pid`.
+fn live_children(pid: u32) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|children| {
+            children
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat")).is_ok_and(|stat| {
+                !stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warm_instance_keeps_one_fork_parked_however_many_calls_overlapped() {
+    let h = Arc::new(runtime().await);
+    // In a fork, the parent process is the warm instance.
+    let code = "import os, time\ndef workflow(_request, settings):\n    time.sleep(0.2)\n    return {'status_code': 200, 'body': str(os.getppid())}\n";
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let h = h.clone();
+            let code = code.to_string();
+            tokio::spawn(async move { body_of(h.runtime.execute(&job("parking", &code)).await) })
+        })
+        .collect();
+    let mut instance = 0u32;
+    for run in runs {
+        instance = run.await.unwrap().parse().unwrap();
+    }
+    // The executions' forks end (killed with their group); the one parked for the next call stays.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let children = live_children(instance);
+        if children == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{children} live forks under the warm instance, expected the one parked"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And the instance goes on serving.
+    assert_eq!(
+        body_of(h.runtime.execute(&job("parking", code)).await),
+        instance.to_string()
+    );
+}
