@@ -340,8 +340,8 @@ impl Slot {
         }
     }
 
-    /// Whether the slot is held for a coming run at `now` (an expired reservation is not).
-    /// When the run it is held for is due, if it is held.
+    /// When the run it is held for is due, if it is held at `now` (an expired reservation is
+    /// not).
     fn reserved_for(&self, now: Instant) -> Option<Instant> {
         lock(&self.held)
             .filter(|held| held.until > now)
