@@ -438,7 +438,15 @@ impl Engine {
         id: &str,
     ) -> Result<(ExecutionRecord, WorkflowRecord)> {
         let not_found = || EngineError::NotFound(format!("execution {id}"));
-        let record = self.store.execution(id).await?.ok_or_else(not_found)?;
+        let record = match self.store.execution(id).await? {
+            Some(record) => record,
+            // A refusal is answered before its record is committed (under overload the caller
+            // must not wait on the disk): an id just handed out is there once the queue is.
+            None => {
+                self.flush().await;
+                self.store.execution(id).await?.ok_or_else(not_found)?
+            }
+        };
         let workflow = self
             .workflow(principal, &record.workflow_id)
             .await
