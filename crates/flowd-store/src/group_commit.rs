@@ -285,6 +285,7 @@ enum Task {
 /// The thread: commits what is queued, a batch at a time, checkpoints when due, until stopped
 /// or abandoned with nothing left to commit.
 fn run(shared: &Shared, checkpointer: &Connection, busy_timeout: Duration) {
+    let _ending = Ending(shared);
     loop {
         match next_task(shared) {
             Task::Commit(batch) => {
@@ -300,6 +301,26 @@ fn run(shared: &Shared, checkpointer: &Connection, busy_timeout: Duration) {
             }
             Task::Checkpoint => checkpoint_fully(shared, checkpointer),
             Task::Exit => return,
+        }
+    }
+}
+
+/// However the thread ends (a panic included), nothing waits for it afterwards: the store is
+/// closed and what is still queued is answered `Stopped`.
+struct Ending<'a>(&'a Shared);
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.0.state);
+        state.closed = true;
+        state.committing = false;
+        for request in state.queue.drain(..) {
+            if let Some(done) = request.done {
+                let _ = done.send(Err(StoreError::Stopped));
+            }
+        }
+        if let Some(stop) = state.stop.take() {
+            let _ = stop.send(());
         }
     }
 }
