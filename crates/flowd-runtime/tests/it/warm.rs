@@ -29,6 +29,14 @@ fn started_by(key: &str, who: &str) -> flowd_runtime::Job {
 
 const AN_HOUR: Duration = Duration::from_secs(3600);
 
+/// Runs one execution of each of the versions `keys` (each holding 1 MiB): newer uses, which
+/// push older instances out of the LRU.
+async fn run_other_versions(h: &crate::Harness, keys: &[&str]) {
+    for key in keys {
+        body_of(h.runtime.execute(&job(key, &holding(1))).await);
+    }
+}
+
 /// A reservation for a run expected `run_in` from now, held `grace` past it.
 fn reservation(run_in: Duration, grace: Duration) -> Reservation {
     Reservation { run_in, grace }
@@ -44,9 +52,7 @@ async fn an_instance_prewarmed_for_a_coming_run_outlives_more_newer_executions_t
             reservation(Duration::ZERO, AN_HOUR),
         )
         .await;
-    for key in ["a", "b", "c"] {
-        body_of(h.runtime.execute(&job(key, &holding(1))).await);
-    }
+    run_other_versions(&h, &["a", "b", "c"]).await;
     assert_eq!(h.runtime.warm_instances(), 2);
     assert_eq!(
         body_of(h.runtime.execute(&started_by("scheduled", "run")).await),
@@ -91,9 +97,7 @@ async fn an_expired_reservation_does_not_protect_a_prewarmed_instance() {
             reservation(Duration::ZERO, Duration::ZERO),
         )
         .await;
-    for key in ["a", "b"] {
-        body_of(h.runtime.execute(&job(key, &holding(1))).await);
-    }
+    run_other_versions(&h, &["a", "b"]).await;
     assert_eq!(
         body_of(h.runtime.execute(&started_by("scheduled", "run")).await),
         "run",
@@ -109,9 +113,7 @@ async fn the_run_a_prewarmed_instance_was_reserved_for_ends_its_reservation() {
         .prewarm(&scheduled, reservation(Duration::ZERO, AN_HOUR))
         .await;
     assert_eq!(body_of(h.runtime.execute(&scheduled).await), "prewarm");
-    for key in ["a", "b"] {
-        body_of(h.runtime.execute(&job(key, &holding(1))).await);
-    }
+    run_other_versions(&h, &["a", "b"]).await;
     assert_eq!(
         body_of(h.runtime.execute(&started_by("scheduled", "again")).await),
         "again",
@@ -136,9 +138,7 @@ async fn prewarming_a_version_already_warm_keeps_its_instance_and_reserves_it() 
             reservation(Duration::ZERO, AN_HOUR),
         )
         .await;
-    for key in ["a", "b", "c"] {
-        body_of(h.runtime.execute(&job(key, &holding(1))).await);
-    }
+    run_other_versions(&h, &["a", "b", "c"]).await;
     assert_eq!(
         body_of(h.runtime.execute(&started_by("scheduled", "run")).await),
         "first run"
@@ -154,9 +154,7 @@ async fn a_run_before_the_one_an_instance_is_reserved_for_keeps_the_reservation(
         .await;
     // An earlier run (a schedule firing more often than the pre-warm lead) uses the instance.
     assert_eq!(body_of(h.runtime.execute(&scheduled).await), "prewarm");
-    for key in ["a", "b", "c"] {
-        body_of(h.runtime.execute(&job(key, &holding(1))).await);
-    }
+    run_other_versions(&h, &["a", "b", "c"]).await;
     assert_eq!(
         body_of(h.runtime.execute(&started_by("scheduled", "run")).await),
         "prewarm",
