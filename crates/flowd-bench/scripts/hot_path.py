@@ -3,10 +3,9 @@
 `perf record` with scheduler and system-call tracepoints (no ptrace, a few µs of overhead per
 event), then lines up, per call, the moments that mark each stage:
 
-  load generator sends → flowd reads → flowd sends the run command to the warm instance
-  → fork (isolation "fork") → the execution says hello → flowd sends the job → the result comes
-  back → (the fork exits) → SQLite writes the WAL → flowd writes the response → the load
-  generator reads it.
+  load generator sends → flowd sends the job (to a fork parked ahead of need, isolation "fork",
+  or to the warm instance itself, "reuse") → the result comes back → SQLite writes the WAL (the
+  group commit) → flowd writes the response → the load generator reads it.
 
 Needs root (or perf_event_paranoid ≤ -1) and `perf`. Usage, with flowd running:
 
@@ -115,7 +114,6 @@ def main():
 
     bench_sent = times(lambda p, e, t: p == bench_pid and e in ("syscalls:sys_enter_writev", "syscalls:sys_enter_write", "syscalls:sys_enter_sendto") and "fd: 0x00000001" not in t)
     bench_read = times(lambda p, e, t: p == bench_pid and e == "syscalls:sys_exit_recvfrom" and returned_data(t))
-    dispatched = times(lambda p, e, t: p == args.flowd_pid and e == "syscalls:sys_enter_sendmsg")
     flowd_sent = times(lambda p, e, t: p == args.flowd_pid and e == "syscalls:sys_enter_sendto")
     wal = times(lambda p, e, t: p == args.flowd_pid and e == "syscalls:sys_enter_pwrite64")
     answered = times(lambda p, e, t: p == args.flowd_pid and e == "syscalls:sys_enter_writev")
@@ -123,7 +121,8 @@ def main():
     exits = {}
     for at, pid, event, trace in events:
         if pid in forks or pid in instances:
-            if event == "syscalls:sys_enter_sendto":
+            # Frames go out with send() or write() (the forks write theirs with os.write).
+            if event in ("syscalls:sys_enter_sendto", "syscalls:sys_enter_write"):
                 python_sent.setdefault(pid, []).append(at)
             elif event == "sched:sched_process_exit":
                 exits[pid] = at
@@ -144,48 +143,56 @@ def main():
             sends = python_sent.get(child, [])
             if len(sends) < 2 or child not in exits:
                 continue
-            row = {"dispatch": before(dispatched, forked), "fork": forked, "hello": sends[0], "result": sends[1], "exit": exits[child]}
-            row["sent"] = before(bench_sent, row["dispatch"] or forked)
-            row["job"] = after(flowd_sent, row["hello"])
+            # A fork is parked ahead of need: it says hello, then waits for a job; the job is the
+            # last thing flowd sent before the fork's result.
+            # Its first frame is its hello, its last one its result (a workflow that prints writes
+            # in between).
+            row = {"fork": forked, "hello": sends[0], "result": sends[-1], "exit": exits[child]}
+            row["job"] = before(flowd_sent, row["result"])
+            row["sent"] = before(bench_sent, row["job"]) if row["job"] else None
             row["wal"] = after(wal, row["result"])
             row["answer"] = after(answered, row["result"])
-            row["read"] = after(bench_read, row["answer"] or forked)
-            if None not in row.values() and row["sent"] < row["dispatch"] < row["fork"] and row["wal"] < row["answer"]:
+            row["read"] = after(bench_read, row["answer"]) if row["answer"] else None
+            if (
+                None not in row.values()
+                and row["hello"] < row["job"] < row["result"]
+                and row["sent"] < row["job"]
+                and row["wal"] < row["answer"] < row["read"]
+            ):
                 rows.append(row)
+        parked = sum(1 for row in rows if row["hello"] < row["sent"])
+        mode += ", %d of the calls found their fork parked" % parked
         stages = [
-            ("sent", "dispatch", "HTTP request in, flowd's hook handler and engine, run command sent"),
-            ("dispatch", "fork", "instance reads the command, fork() copies the page tables"),
-            ("fork", "hello", "child start-up: Python's after-fork work, fd set-up, copy-on-write faults"),
-            ("hello", "job", "flowd reads the hello, sends the job"),
-            ("job", "result", "child: job decoded, settings parsed, workflow(), result encoded"),
-            ("result", "exit", "child exits (its memory is torn down after this mark)"),
-            ("exit", "wal", "flowd waits for the output pipe's EOF, concludes, SQLite transaction begins"),
-            ("wal", "answer", "SQLite WAL write and commit, response built"),
+            ("sent", "job", "HTTP request in, hook handler and engine, the job written to the fork"),
+            ("job", "result", "fork: job decoded, settings parsed, workflow(), result encoded and sent"),
+            ("result", "wal", "flowd reads the result, stops the fork's group, concludes; the commit writes the WAL"),
+            ("wal", "answer", "commit ends, response built"),
             ("answer", "read", "HTTP response out"),
         ]
     else:
         mode = "reuse (no fork seen)"
-        for dispatch in dispatched:
-            row = {"dispatch": dispatch, "sent": before(bench_sent, dispatch)}
-            row["hello"] = after(all_python_sent, dispatch)
-            row["job"] = after(flowd_sent, row["hello"]) if row["hello"] else None
-            row["result"] = after(all_python_sent, row["job"]) if row["job"] else None
-            row["wal"] = after(wal, row["result"]) if row["result"] else None
-            row["answer"] = after(answered, row["result"]) if row["result"] else None
+        for result in all_python_sent:
+            row = {"result": result, "job": before(flowd_sent, result)}
+            row["sent"] = before(bench_sent, row["job"]) if row["job"] else None
+            row["wal"] = after(wal, result)
+            row["answer"] = after(answered, result)
             row["read"] = after(bench_read, row["answer"]) if row["answer"] else None
-            if None not in row.values() and row["wal"] < row["answer"]:
+            if None not in row.values() and row["sent"] < row["job"] < result < row["wal"] < row["answer"] < row["read"]:
                 rows.append(row)
         stages = [
-            ("sent", "dispatch", "HTTP request in, flowd's hook handler and engine, run command sent"),
-            ("dispatch", "hello", "instance reads the command, sets up the execution, says hello"),
-            ("hello", "job", "flowd reads the hello, sends the job"),
-            ("job", "result", "instance: job decoded, settings parsed, workflow(), result encoded"),
-            ("result", "wal", "flowd waits for the output pipe's EOF, concludes, SQLite transaction begins"),
-            ("wal", "answer", "SQLite WAL write and commit, response built"),
+            ("sent", "job", "HTTP request in, hook handler and engine, the job frame written to the instance"),
+            ("job", "result", "instance: job decoded, settings parsed, workflow(), output flushed, result sent"),
+            ("result", "wal", "flowd reads the result and drains the output pipe, concludes; the commit writes the WAL"),
+            ("wal", "answer", "commit ends, response built"),
             ("answer", "read", "HTTP response out"),
         ]
     if not rows:
-        sys.exit("no complete call found in the trace (is --flowd-pid right?)")
+        sys.exit(
+            "no complete call found in the trace (is --flowd-pid right?): %d forks, %d with two sends, "
+            "%d bench sends, %d flowd sends, %d WAL writes, %d answers"
+            % (len(forks), sum(1 for c in forks if len(python_sent.get(c, [])) >= 2), len(bench_sent),
+               len(flowd_sent), len(wal), len(answered))
+        )
     total = [(row["read"] - row["sent"]) * 1e3 for row in rows]
     print("%d calls traced, isolation %s; end to end: median %.3f ms" % (len(rows), mode, statistics.median(total)))
     print("%10s %10s  stage" % ("median", "p90"))
