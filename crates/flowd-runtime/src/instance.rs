@@ -32,8 +32,10 @@ const EXIT_MEMORY: usize = 256;
 const EXIT_STATUS_WAIT: Duration = Duration::from_millis(500);
 /// How long to wait for the rest of the output once the result is in.
 const OUTPUT_GRACE: Duration = Duration::from_millis(200);
-/// Forks kept parked per warm instance, ready for the next call.
+/// Forks kept parked per warm instance, ready for the next call: one, and a second once a call
+/// found none ready (calls coming back to back, faster than one fork is made and says hello).
 const PARKED_PER_INSTANCE: usize = 1;
+const PARKED_PER_BUSY_INSTANCE: usize = 2;
 /// How long a parked fork may take to say hello.
 const PARK_HELLO_WAIT: Duration = Duration::from_secs(10);
 /// Largest control frame an instance sends (ready / init_failed / exit).
@@ -97,6 +99,8 @@ pub struct Instance {
     parked: Mutex<Vec<ExecutionRun>>,
     /// Forks being made ahead of need (not said hello yet).
     parking: AtomicUsize,
+    /// How many forks to keep parked (see [`PARKED_PER_INSTANCE`]).
+    park_depth: AtomicUsize,
     /// `isolation: "reuse"`: the instance's side of the conversation (one call at a time).
     reuse: Option<tokio::sync::Mutex<ReuseIo>>,
     _tmp: PrivateTmp,
@@ -268,6 +272,7 @@ impl Instance {
             shared,
             parked: Mutex::new(Vec::new()),
             parking: AtomicUsize::new(0),
+            park_depth: AtomicUsize::new(PARKED_PER_INSTANCE),
             reuse,
             _tmp: tmp,
             _pids: pids,
@@ -315,8 +320,8 @@ impl Instance {
             return;
         }
         // Counted as parking from here, so that concurrent calls do not fork one each.
-        if self.parking.fetch_add(1, Ordering::AcqRel) + self.parked_count() >= PARKED_PER_INSTANCE
-        {
+        let depth = self.park_depth.load(Ordering::Acquire);
+        if self.parking.fetch_add(1, Ordering::AcqRel) + self.parked_count() >= depth {
             self.parking.fetch_sub(1, Ordering::AcqRel);
             return;
         }
@@ -338,13 +343,15 @@ impl Instance {
     /// [`Instance::park`] in a task of its own, unless a fork is parked or being parked already
     /// (the common case under steady load: no task to spawn).
     pub fn park_in_background(self: &Arc<Self>, limits: crate::OutputLimits) {
-        if self.reuse.is_some()
-            || self.parking.load(Ordering::Acquire) + self.parked_count() >= PARKED_PER_INSTANCE
-        {
+        if self.reuse.is_some() {
             return;
         }
-        let instance = self.clone();
-        tokio::spawn(async move { instance.park(&limits).await });
+        let depth = self.park_depth.load(Ordering::Acquire);
+        let ready_or_coming = self.parking.load(Ordering::Acquire) + self.parked_count();
+        for _ in ready_or_coming..depth {
+            let instance = self.clone();
+            tokio::spawn(async move { instance.park(&limits).await });
+        }
     }
 
     pub fn parked_count(&self) -> usize {
@@ -379,6 +386,12 @@ impl Instance {
         let started = Instant::now();
         let mut run = ExecutionRun::default();
         let taken = self.take_parked();
+        if taken.is_none() && self.parking.load(Ordering::Acquire) > 0 {
+            // A fork was being parked but not ready yet: calls come faster than a fork is made
+            // and says hello. Keep one more ready.
+            self.park_depth
+                .store(PARKED_PER_BUSY_INSTANCE, Ordering::Release);
+        }
         // The next call's fork is made while this one runs: ready by the time it comes.
         self.park_in_background(*limits);
         let forked = match taken {

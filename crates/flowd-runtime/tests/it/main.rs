@@ -781,7 +781,7 @@ fn live_children(pid: u32) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_warm_instance_keeps_one_fork_parked_however_many_calls_overlapped() {
+async fn a_warm_instance_keeps_at_most_two_forks_parked_however_many_calls_overlapped() {
     let h = Arc::new(runtime().await);
     // In a fork, the parent process is the warm instance.
     let code = "import os, time\ndef workflow(_request, settings):\n    time.sleep(0.2)\n    return {'status_code': 200, 'body': str(os.getppid())}\n";
@@ -796,16 +796,17 @@ async fn a_warm_instance_keeps_one_fork_parked_however_many_calls_overlapped() {
     for run in runs {
         instance = run.await.unwrap().parse().unwrap();
     }
-    // The executions' forks end (killed with their group); the one parked for the next call stays.
+    // The executions' forks end (killed with their group); those parked for the next calls stay:
+    // one, or two once calls came faster than a fork is parked (they did here).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let children = live_children(instance);
-        if children == 1 {
+        if (1..=2).contains(&children) {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "{children} live forks under the warm instance, expected the one parked"
+            "{children} live forks under the warm instance, expected one or two parked"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
