@@ -809,12 +809,7 @@ async fn baselines_phase(
         };
         match started {
             Ok(server) => {
-                let target = Target::post(
-                    server.addr,
-                    "/hook",
-                    "application/json",
-                    json!({"name": "bench"}).to_string(),
-                );
+                let target = baseline_hook(server.addr);
                 let (c1, c16) = measure(&target, budget).await;
                 report
                     .rows
@@ -848,12 +843,7 @@ async fn baselines_phase(
         crate::progress!("baseline: {name} …");
         match baselines::spawn_per_call(&floor.python, code) {
             Ok(server) => {
-                let target = Target::post(
-                    server.addr,
-                    "/hook",
-                    "application/json",
-                    json!({"name": "bench"}).to_string(),
-                );
+                let target = baseline_hook(server.addr);
                 let small = Budget {
                     warmup: budget.warmup.min(5),
                     ..budget.clone()
@@ -909,4 +899,14 @@ async fn baselines_phase(
         }
         Err(error) => report.rows.push(failed_row("floor", name, &error)),
     }
+}
+
+/// The request every baseline server is driven with: a POST of the same JSON body to `/hook`.
+fn baseline_hook(addr: std::net::SocketAddr) -> Target {
+    Target::post(
+        addr,
+        "/hook",
+        "application/json",
+        json!({"name": "bench"}).to_string(),
+    )
 }
