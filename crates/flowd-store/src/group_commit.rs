@@ -66,6 +66,15 @@ impl CommitTicket {
             outcome: Outcome::Done(result),
         }
     }
+
+    /// A ticket for writes another backend commits later, and the sender that answers it.
+    pub(crate) fn pending() -> (oneshot::Sender<Result<()>>, CommitTicket) {
+        let (done, committed) = oneshot::channel();
+        let ticket = CommitTicket {
+            outcome: Outcome::Queued(committed),
+        };
+        (done, ticket)
+    }
 }
 
 /// Where writes join the queue.

@@ -1,15 +1,20 @@
-//! flowd's persistence: the [`Store`] trait and its backends (SQLite, embedded, by default).
+//! flowd's persistence: the [`Store`] trait and its backends: SQLite (embedded, the default) and
+//! PostgreSQL (a server several nodes can share), chosen by a [`DatabaseUrl`].
 //!
 //! Everything above this crate talks to a `dyn Store`; nothing backend-specific leaks through the
-//! trait, so that a PostgreSQL backend can be added beside SQLite. Timestamps are epoch
-//! milliseconds (`i64`), ids are UUIDv7 strings (time-sortable), JSON values are stored as text.
+//! trait. Timestamps are epoch milliseconds (`i64`), ids are UUIDv7 strings (time-sortable), JSON
+//! values are stored as text (SQLite) or `json` (PostgreSQL).
 
+mod database_url;
 mod group_commit;
 mod model;
+mod postgres;
 mod sqlite;
 
+pub use database_url::{DatabaseUrl, DatabaseUrlError};
 pub use group_commit::CommitTicket;
 pub use model::*;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -36,6 +41,12 @@ pub enum StoreError {
     Stopped,
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// The database was migrated by a newer flowd: this binary does not know its schema.
+    #[error(
+        "the database's schema is version {database}, newer than this flowd's ({binary}): \
+         run the flowd that migrated it, or a newer one"
+    )]
+    SchemaTooNew { database: i64, binary: i64 },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

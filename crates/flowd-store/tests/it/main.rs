@@ -8,6 +8,8 @@
 mod common;
 mod execution_counts;
 mod executions;
+mod postgres_only;
+mod postgres_server;
 mod schedules;
 mod settings;
 mod sqlite;
@@ -75,6 +77,7 @@ macro_rules! conformance_suite {
                 executions: [
                     puts_and_reads_back_every_field_of_an_execution,
                     puts_and_reads_back_an_execution_without_optional_fields,
+                    an_execution_keeps_every_character_its_workflow_produced,
                     unknown_execution_reads_as_none,
                     put_execution_upsert_finishes_a_running_row,
                     commit_stores_an_execution_and_its_settings_change_together,
@@ -133,3 +136,4 @@ macro_rules! conformance_suite {
 
 conformance_suite!(sqlite_file, crate::common::sqlite_file);
 conformance_suite!(sqlite_memory, crate::common::sqlite_memory);
+conformance_suite!(postgres, crate::common::postgres);
