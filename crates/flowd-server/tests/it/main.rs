@@ -20,5 +20,6 @@ mod env;
 mod executions;
 mod isolation;
 mod openapi;
+mod postgres;
 mod runtimes;
 mod settings;

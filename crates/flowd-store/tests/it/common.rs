@@ -14,7 +14,7 @@ use uuid::{NoContext, Timestamp, Uuid};
 pub struct Backend {
     store: Box<dyn Store>,
     _dir: Option<TempDir>,
-    _database: Option<crate::postgres_server::DatabaseGuard>,
+    _database: Option<flowd_test_postgres::TestDatabase>,
 }
 
 impl Backend {
@@ -46,10 +46,12 @@ pub async fn sqlite_memory() -> Backend {
     }
 }
 
-/// A PostgreSQL store in a fresh database (see [`crate::postgres_server`]).
+/// A PostgreSQL store in a fresh database of the test server (see [`flowd_test_postgres`]).
 pub async fn postgres() -> Backend {
-    let (url, database) = crate::postgres_server::fresh_database().await;
-    let store = PostgresStore::connect(&url).await.expect("open the store");
+    let database = flowd_test_postgres::fresh_database().await;
+    let store = PostgresStore::connect(database.url())
+        .await
+        .expect("open the store");
     Backend {
         store: Box::new(store),
         _dir: None,

@@ -9,7 +9,6 @@ mod common;
 mod execution_counts;
 mod executions;
 mod postgres_only;
-mod postgres_server;
 mod schedules;
 mod settings;
 mod sqlite;

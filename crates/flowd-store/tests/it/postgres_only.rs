@@ -1,22 +1,17 @@
 //! What is particular to the PostgreSQL backend: its schema version and its batched commit.
 
 use crate::common::*;
-use crate::postgres_server::{fresh_database, DatabaseGuard};
 use flowd_core::settings::SettingsChange;
 use flowd_store::{ExecutionRecord, PostgresStore, Store, StoreError, StoreWrite};
+use flowd_test_postgres::{fresh_database, TestDatabase};
 use sqlx::{Connection, PgConnection};
 
-/// A store on a fresh database, with a team and a workflow, and the database's URL.
-async fn store_with_workflow() -> (
-    PostgresStore,
-    flowd_store::WorkflowRecord,
-    String,
-    DatabaseGuard,
-) {
-    let (url, guard) = fresh_database().await;
-    let store = PostgresStore::connect(&url).await.unwrap();
+/// A store on a fresh database, with a team and a workflow, and the database.
+async fn store_with_workflow() -> (PostgresStore, flowd_store::WorkflowRecord, TestDatabase) {
+    let database = fresh_database().await;
+    let store = PostgresStore::connect(database.url()).await.unwrap();
     let (_, workflow) = given_team_with_workflow(&store).await;
-    (store, workflow, url, guard)
+    (store, workflow, database)
 }
 
 /// A finished catch execution (no fire time: any number of them can be stored).
@@ -40,7 +35,7 @@ fn set(workflow_id: &str, key: &str, value: i64) -> StoreWrite {
 
 #[tokio::test]
 async fn reconnecting_keeps_the_data() {
-    let (store, workflow, url, _guard) = store_with_workflow().await;
+    let (store, workflow, database) = store_with_workflow().await;
     let execution = catch_execution(&workflow.id);
     store
         .commit(&[StoreWrite::PutExecution(execution.clone())])
@@ -48,7 +43,7 @@ async fn reconnecting_keeps_the_data() {
         .unwrap();
     store.close().await;
 
-    let store = PostgresStore::connect(&url).await.unwrap();
+    let store = PostgresStore::connect(database.url()).await.unwrap();
     assert_eq!(
         store.workflow_by_id(&workflow.id).await.unwrap(),
         Some(workflow.clone())
@@ -62,9 +57,9 @@ async fn reconnecting_keeps_the_data() {
 
 #[tokio::test]
 async fn a_database_migrated_by_a_newer_flowd_is_refused_naming_both_versions() {
-    let (store, _, url, _guard) = store_with_workflow().await;
+    let (store, _, database) = store_with_workflow().await;
     store.close().await;
-    let mut raw = PgConnection::connect(&url).await.unwrap();
+    let mut raw = PgConnection::connect(database.url()).await.unwrap();
     sqlx::query(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
          VALUES (9999, 'from the future', TRUE, '\\x00', 0)",
@@ -73,7 +68,7 @@ async fn a_database_migrated_by_a_newer_flowd_is_refused_naming_both_versions() 
     .await
     .unwrap();
 
-    match PostgresStore::connect(&url).await {
+    match PostgresStore::connect(database.url()).await {
         Err(
             error @ StoreError::SchemaTooNew {
                 database: 9999,
@@ -91,7 +86,7 @@ async fn a_database_migrated_by_a_newer_flowd_is_refused_naming_both_versions() 
 
 #[tokio::test]
 async fn commits_queued_together_share_one_transaction() {
-    let (store, workflow, url, _guard) = store_with_workflow().await;
+    let (store, workflow, database) = store_with_workflow().await;
     // Queued before the commit task runs (the test's runtime has one thread): one batch.
     let tickets: Vec<_> = (0..20)
         .map(|_| {
@@ -104,7 +99,7 @@ async fn commits_queued_together_share_one_transaction() {
         ticket.wait().await.unwrap();
     }
     // Rows written by one transaction carry its id.
-    let mut raw = PgConnection::connect(&url).await.unwrap();
+    let mut raw = PgConnection::connect(database.url()).await.unwrap();
     let (rows, transactions): (i64, i64) =
         sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT xmin::TEXT) FROM executions")
             .fetch_one(&mut raw)
@@ -115,7 +110,7 @@ async fn commits_queued_together_share_one_transaction() {
 
 #[tokio::test]
 async fn commits_of_one_batch_apply_in_the_order_of_their_calls() {
-    let (store, workflow, _url, _guard) = store_with_workflow().await;
+    let (store, workflow, _database) = store_with_workflow().await;
     let tickets: Vec<_> = (1..=20)
         .map(|n| store.submit(vec![set(&workflow.id, "n", n)]))
         .collect();
@@ -130,7 +125,7 @@ async fn commits_of_one_batch_apply_in_the_order_of_their_calls() {
 
 #[tokio::test]
 async fn a_failing_write_in_a_batch_fails_alone() {
-    let (store, workflow, _url, _guard) = store_with_workflow().await;
+    let (store, workflow, _database) = store_with_workflow().await;
     let good: Vec<_> = (0..4).map(|_| catch_execution(&workflow.id)).collect();
     let mut tickets = Vec::new();
     for (n, record) in good.iter().enumerate() {
@@ -154,14 +149,14 @@ async fn a_failing_write_in_a_batch_fails_alone() {
 
 #[tokio::test]
 async fn writes_queued_before_close_are_committed_by_it() {
-    let (store, workflow, url, _guard) = store_with_workflow().await;
+    let (store, workflow, database) = store_with_workflow().await;
     let execution = catch_execution(&workflow.id);
     store.enqueue(vec![StoreWrite::PutExecution(execution.clone())]);
     let ticket = store.submit(vec![set(&workflow.id, "n", 1)]);
     store.close().await;
     ticket.wait().await.unwrap();
     // The pool is closed: look through a new store.
-    let store = PostgresStore::connect(&url).await.unwrap();
+    let store = PostgresStore::connect(database.url()).await.unwrap();
     assert_eq!(
         store.execution(&execution.id).await.unwrap(),
         Some(execution)
@@ -170,7 +165,7 @@ async fn writes_queued_before_close_are_committed_by_it() {
 
 #[tokio::test]
 async fn writes_queued_after_close_fail_as_stopped() {
-    let (store, workflow, _url, _guard) = store_with_workflow().await;
+    let (store, workflow, _database) = store_with_workflow().await;
     store.close().await;
     let outcome = store
         .submit(vec![StoreWrite::PutExecution(catch_execution(

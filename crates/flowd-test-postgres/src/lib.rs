@@ -1,4 +1,5 @@
-//! A real PostgreSQL server for the tests, and a fresh database on it per test.
+//! A real PostgreSQL server for flowd's tests, and a fresh database on it per test:
+//! `let database = flowd_test_postgres::fresh_database().await;` then `database.url()`.
 //!
 //! With `FLOWD_TEST_DATABASE_URL` set (`postgres://user:password@host/db`, a user allowed to
 //! create databases), the tests use that server. Otherwise the first test that needs one starts
@@ -35,8 +36,32 @@ static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
 /// the template: several MiB).
 static ENDED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// A fresh, empty database for one test: its URL, and a guard that has it dropped after the test.
-pub async fn fresh_database() -> (String, DatabaseGuard) {
+/// A fresh, empty database for one test; dropped once the test has ended (by the next test of
+/// the binary that asks for one: the store's connections must be gone first).
+pub struct TestDatabase {
+    url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// Its URL, for `PostgresStore::connect` or `flowd serve --database`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        ENDED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(std::mem::take(&mut self.name));
+    }
+}
+
+/// Creates a database for one test on the test server, starting that server first if this is
+/// the binary's first. Panics, saying why, where no server can be had.
+pub async fn fresh_database() -> TestDatabase {
     let server = match SERVER.get_or_init(start) {
         Ok(server) => server,
         Err(why) => panic!("{why}"),
@@ -61,23 +86,14 @@ pub async fn fresh_database() -> (String, DatabaseGuard) {
         .await
         .unwrap_or_else(|err| panic!("cannot create the test database {name}: {err}"));
     let _ = admin.close().await;
-    (with_database(&server.url, &name), DatabaseGuard(name))
-}
-
-/// Has its database dropped once the test has ended (by the next test that creates one).
-pub struct DatabaseGuard(String);
-
-impl Drop for DatabaseGuard {
-    fn drop(&mut self) {
-        ENDED
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(std::mem::take(&mut self.0));
+    TestDatabase {
+        url: with_database(&server.url, &name),
+        name,
     }
 }
 
 /// `url` naming the database `name` instead of its own.
-pub fn with_database(url: &str, name: &str) -> String {
+fn with_database(url: &str, name: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
     let (before_query, query) = match rest.split_once('?') {
         Some((before, query)) => (before, format!("?{query}")),
@@ -260,6 +276,7 @@ fn remove_stale_clusters() {
     }
 }
 
+#[cfg(test)]
 #[test]
 fn with_database_replaces_only_the_database() {
     assert_eq!(
