@@ -9,6 +9,7 @@ mod database_url;
 mod group_commit;
 mod model;
 mod postgres;
+mod schema_version;
 mod sqlite;
 
 pub use database_url::{DatabaseUrl, DatabaseUrlError};

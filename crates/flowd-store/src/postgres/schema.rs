@@ -4,18 +4,9 @@
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
-use crate::{Result, StoreError};
+use crate::Result;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
-
-/// The newest schema version this binary knows.
-fn binary_version() -> i64 {
-    MIGRATOR
-        .iter()
-        .map(|migration| migration.version)
-        .max()
-        .unwrap_or(0)
-}
 
 /// The newest schema version applied to the database (`None`: never migrated).
 async fn database_version(pool: &PgPool) -> Result<Option<i64>> {
@@ -36,12 +27,7 @@ async fn database_version(pool: &PgPool) -> Result<Option<i64>> {
 /// schema has what this binary does not know). Nodes starting at once take turns: the migrator
 /// holds an advisory lock while it runs.
 pub(super) async fn migrate(pool: &PgPool) -> Result<()> {
-    let binary = binary_version();
-    if let Some(database) = database_version(pool).await? {
-        if database > binary {
-            return Err(StoreError::SchemaTooNew { database, binary });
-        }
-    }
+    crate::schema_version::refuse_newer(&MIGRATOR, database_version(pool).await?)?;
     MIGRATOR.run(pool).await?;
     Ok(())
 }

@@ -129,15 +129,15 @@ pub(super) async fn apply_all<'a>(
     conn: &mut PgConnection,
     writes: impl Iterator<Item = &'a StoreWrite>,
 ) -> Result<()> {
-    let Encoded {
-        writes,
-        log_bytes,
-        documents,
-    } = encode(writes)?;
+    execute(conn, encode(writes)?).await?;
+    Ok(())
+}
+
+async fn execute(conn: &mut PgConnection, encoded: Encoded<'_>) -> sqlx::Result<()> {
     sqlx::query(APPLY_WRITES)
-        .bind(writes)
-        .bind(log_bytes)
-        .bind(documents)
+        .bind(encoded.writes)
+        .bind(encoded.log_bytes)
+        .bind(encoded.documents)
         .execute(conn)
         .await?;
     Ok(())
@@ -148,7 +148,8 @@ pub(super) async fn apply_all<'a>(
 /// not exist `NotFound`.
 pub(super) async fn apply_each(conn: &mut PgConnection, writes: &[StoreWrite]) -> Result<()> {
     for write in writes {
-        apply_all(conn, std::iter::once(write))
+        let encoded = encode(std::iter::once(write))?;
+        execute(conn, encoded)
             .await
             .map_err(|err| explained(err, write))?;
     }
@@ -156,21 +157,18 @@ pub(super) async fn apply_each(conn: &mut PgConnection, writes: &[StoreWrite]) -
 }
 
 /// `err`, from applying `write` alone, in the terms of the store.
-fn explained(err: StoreError, write: &StoreWrite) -> StoreError {
-    let StoreError::Database(db_err) = &err else {
-        return err;
-    };
+fn explained(err: sqlx::Error, write: &StoreWrite) -> StoreError {
     match write {
-        StoreWrite::PutExecution(execution) if unique_violation(db_err).is_some() => {
+        StoreWrite::PutExecution(execution) if unique_violation(&err).is_some() => {
             fire_time_taken(execution)
         }
-        StoreWrite::PutExecution(execution) if is_foreign_key_violation(db_err) => {
+        StoreWrite::PutExecution(execution) if is_foreign_key_violation(&err) => {
             execution_workflow_missing(execution)
         }
-        StoreWrite::ApplySettingsChange { workflow_id, .. } if is_foreign_key_violation(db_err) => {
+        StoreWrite::ApplySettingsChange { workflow_id, .. } if is_foreign_key_violation(&err) => {
             workflow_not_found(workflow_id)
         }
-        _ => err,
+        _ => err.into(),
     }
 }
 
