@@ -58,6 +58,43 @@ HELLO_TAIL = _HELLO_SAMPLE[_HELLO_AT + _PID.size :]
 # --------------------------------------------------------------------------- framing
 
 
+# Room for the fds one read may bring (SCM_RIGHTS): a frame carries at most two.
+_FD_SPACE = socket.CMSG_SPACE(8 * 4)
+
+
+def read_frame(receive, buffer):
+    """The next frame's value. `receive(wanted)` reads up to `wanted` more bytes (none at the
+    end); `buffer`, a bytearray, keeps what was read beyond the frame for the next one."""
+    while True:
+        if len(buffer) >= HEADER.size:
+            (length,) = HEADER.unpack_from(buffer)
+            if length > MAX_CONTROL_FRAME:
+                raise ValueError("frame too large")
+            end = HEADER.size + length
+            if len(buffer) >= end:
+                break
+            wanted = min(max(1 << 16, end - len(buffer)), 1 << 20)
+        else:
+            wanted = 1 << 16
+        had = len(buffer)
+        buffer += receive(wanted)
+        if len(buffer) == had:
+            raise EOFError
+    # Decoded in place: a large frame (an upload) is not copied once more.
+    message = marshal.loads(memoryview(buffer)[HEADER.size : end])
+    del buffer[:end]
+    return message
+
+
+def write_frame(fd, message):
+    """Sends one frame on `fd` with write(): no socket object is needed (an execution fork has
+    none), and every frame leaves a process the same way."""
+    payload = marshal.dumps(message, 2)
+    frame = memoryview(HEADER.pack(len(payload)) + payload)
+    while frame:
+        frame = frame[os.write(fd, frame) :]
+
+
 class Channel:
     """A framed, fd-carrying connection over a Unix stream socket."""
 
@@ -66,24 +103,17 @@ class Channel:
         self.buffer = bytearray()
         self.fds = []
 
-    def _fill(self, need):
-        while len(self.buffer) < need:
-            data, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 16, 8)
-            self.fds.extend(fds)
-            if not data:
-                raise EOFError
-            self.buffer += data
+    def _receive(self, wanted):
+        # The fds come close-on-exec: none of them goes to a program a workflow runs.
+        data, ancillary, _flags, _addr = self.sock.recvmsg(wanted, _FD_SPACE, socket.MSG_CMSG_CLOEXEC)
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                self.fds.extend(struct.unpack("%di" % (len(payload) // 4), payload[: len(payload) // 4 * 4]))
+        return data
 
     def receive(self):
         """The next frame's value, and the fds it carries (``nfds`` in the frame)."""
-        self._fill(HEADER.size)
-        (length,) = HEADER.unpack_from(self.buffer)
-        if length > MAX_CONTROL_FRAME:
-            raise ValueError("frame too large")
-        self._fill(HEADER.size + length)
-        payload = bytes(self.buffer[HEADER.size : HEADER.size + length])
-        del self.buffer[: HEADER.size + length]
-        message = marshal.loads(payload)
+        message = read_frame(self._receive, self.buffer)
         nfds = message.get("nfds", 0) if isinstance(message, dict) else 0
         fds, self.fds = self.fds[:nfds], self.fds[nfds:]
         return message, fds
@@ -95,8 +125,7 @@ class Channel:
         return len(self.buffer) >= HEADER.size + length
 
     def send(self, message):
-        payload = marshal.dumps(message, 2)
-        self.sock.sendall(HEADER.pack(len(payload)) + payload)
+        write_frame(self.sock.fileno(), message)
 
 
 # --------------------------------------------------------------------------- validation
@@ -527,39 +556,6 @@ class SettingsError(Exception):
     pass
 
 
-def send_raw(fd, message):
-    data = marshal.dumps(message, 2)
-    data = HEADER.pack(len(data)) + data
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def receive_raw(fd):
-    """One frame from `fd`, the only frame on it (an execution's job): usually one read."""
-    data = os.read(fd, 1 << 16)
-    if len(data) < HEADER.size:
-        data += read_exactly(fd, HEADER.size - len(data))
-    (length,) = HEADER.unpack_from(data)
-    if length > MAX_CONTROL_FRAME:
-        raise ValueError("frame too large")
-    missing = HEADER.size + length - len(data)
-    if missing > 0:
-        data += read_exactly(fd, missing)
-    return marshal.loads(memoryview(data)[HEADER.size : HEADER.size + length])
-
-
-def read_exactly(fd, count):
-    chunks = []
-    while count:
-        chunk = os.read(fd, min(count, 1 << 20))
-        if not chunk:
-            raise EOFError
-        chunks.append(chunk)
-        count -= len(chunk)
-    return b"".join(chunks)
-
-
 def execution_main(workflow, exec_fd, log_fd):
     """One execution, in a fresh fork of the warm instance. Kept lean: every object created and
     every page written between the fork and the call is paid on every call."""
@@ -570,7 +566,7 @@ def execution_main(workflow, exec_fd, log_fd):
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
-    job = receive_raw(exec_fd)
+    job = read_frame(lambda wanted: os.read(exec_fd, wanted), bytearray())
     cpu_seconds = job.get("cpu_seconds")
     if cpu_seconds:
         # CPU time can outrun the wall clock with threads: bound it too.
@@ -585,7 +581,7 @@ def execution_main(workflow, exec_fd, log_fd):
     # process's memory to be torn down.
     os.close(1)
     os.close(2)
-    send_raw(exec_fd, result)
+    write_frame(exec_fd, result)
     os._exit(0)
 
 
@@ -601,12 +597,10 @@ def serve_reuse(workflow, channel, output_fd):
     were before (what a leftover thread prints then is no execution's output). When a call leaves
     child processes behind, the result says so and flowd sends a new pipe with the next job: what
     they write later goes to the old pipe, which nobody reads, not into a later call's output."""
-    sock = channel.sock
-    buffer = channel.buffer
     idle_out, idle_err = os.dup(1), os.dup(2)
     while True:
         try:
-            job, fds = receive_job(sock, buffer)
+            job, fds = channel.receive()
         except (EOFError, OSError, ValueError):
             return
         if fds:
@@ -629,41 +623,9 @@ def serve_reuse(workflow, channel, output_fd):
         if has_children():
             result["children"] = True
         try:
-            sock.sendall(frame_bytes(result))
+            channel.send(result)
         except OSError:
             return
-
-
-_FD_SPACE = socket.CMSG_SPACE(4 * 4)
-
-
-def receive_job(sock, buffer):
-    """The next frame on the reuse instance's socket (a bytearray keeps what was read beyond it),
-    and the fds that came with it (received close-on-exec)."""
-    fds = []
-    while True:
-        if len(buffer) >= HEADER.size:
-            (length,) = HEADER.unpack_from(buffer)
-            if length > MAX_CONTROL_FRAME:
-                raise ValueError("frame too large")
-            end = HEADER.size + length
-            if len(buffer) >= end:
-                break
-            wanted = max(1 << 16, end - len(buffer))
-        else:
-            wanted = 1 << 16
-        data, ancillary, _flags, _addr = sock.recvmsg(wanted, _FD_SPACE, socket.MSG_CMSG_CLOEXEC)
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.extend(struct.unpack("%di" % (len(payload) // 4), payload[: len(payload) // 4 * 4]))
-        if not data:
-            for fd in fds:
-                os.close(fd)
-            raise EOFError
-        buffer += data
-    payload = bytes(buffer[HEADER.size : end])
-    del buffer[:end]
-    return marshal.loads(payload), fds
 
 
 def has_children():
@@ -673,11 +635,6 @@ def has_children():
     except ChildProcessError:
         return False
     return True
-
-
-def frame_bytes(message):
-    data = marshal.dumps(message, 2)
-    return HEADER.pack(len(data)) + data
 
 
 def run_job(workflow, job):

@@ -484,9 +484,10 @@ impl Instance {
             };
         }
         io.discard_output();
-        let message = job_message(job, limits);
+        let rotate_output = std::mem::take(&mut io.rotate_output);
+        let message = job_message(job, limits, usize::from(rotate_output));
         let exchange = async {
-            if std::mem::take(&mut io.rotate_output) {
+            if rotate_output {
                 // The old pipe is closed here: a leftover process writing to it gets EPIPE.
                 let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
                     .map_err(std::io::Error::from)?;
@@ -630,14 +631,14 @@ async fn converse(
     let Some(stream) = run.stream.as_mut() else {
         return Err(ProtocolError::Closed);
     };
-    let frame = encode_frame(&job_message(job, limits));
+    let frame = encode_frame(&job_message(job, limits, 0));
     stream.write_all(&frame).await?;
     let result = read_frame(stream, limits.max_result_bytes).await?;
     Ok(Outcome::from_result(&result))
 }
 
-/// The job as the runner reads it.
-fn job_message(job: &Job, limits: &OutputLimits) -> PyValue {
+/// The job as the runner reads it, sent with `nfds` file descriptors.
+fn job_message(job: &Job, limits: &OutputLimits, nfds: usize) -> PyValue {
     let mut fields = vec![
         (str_value("settings"), str_value(job.settings_json.as_str())),
         (
@@ -655,6 +656,9 @@ fn job_message(job: &Job, limits: &OutputLimits) -> PyValue {
     ];
     if let Some(request) = &job.request {
         fields.push((str_value("request"), request.clone()));
+    }
+    if nfds > 0 {
+        fields.push((str_value("nfds"), PyValue::Int(nfds as i64)));
     }
     PyValue::Dict(fields)
 }
