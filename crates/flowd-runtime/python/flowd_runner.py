@@ -62,28 +62,33 @@ HELLO_TAIL = _HELLO_SAMPLE[_HELLO_AT + _PID.size :]
 _FD_SPACE = socket.CMSG_SPACE(8 * 4)
 
 
-def read_frame(receive, buffer):
-    """The next frame's value. `receive(wanted)` reads up to `wanted` more bytes (none at the
-    end); `buffer`, a bytearray, keeps what was read beyond the frame for the next one."""
-    while True:
-        if len(buffer) >= HEADER.size:
-            (length,) = HEADER.unpack_from(buffer)
-            if length > MAX_CONTROL_FRAME:
-                raise ValueError("frame too large")
-            end = HEADER.size + length
-            if len(buffer) >= end:
-                break
-            wanted = min(max(1 << 16, end - len(buffer)), 1 << 20)
-        else:
-            wanted = 1 << 16
-        had = len(buffer)
-        buffer += receive(wanted)
-        if len(buffer) == had:
+def read_frame(receive, source, pending=b""):
+    """The next frame's value, and what was read beyond it (the start of the next frame).
+    `receive(source, wanted)` reads up to `wanted` more bytes (none at the end): `os.read` on a
+    raw fd, as an execution fork reads its job (no object to make in the fork: each costs it
+    copy-on-write faults), or `Channel._receive` on a channel. `pending`: what the previous call
+    read beyond its frame."""
+    data = pending
+    while len(data) < HEADER.size:
+        more = receive(source, 1 << 16)
+        if not more:
             raise EOFError
-    # Decoded in place: a large frame (an upload) is not copied once more.
-    message = marshal.loads(memoryview(buffer)[HEADER.size : end])
-    del buffer[:end]
-    return message
+        data += more
+    (length,) = HEADER.unpack_from(data)
+    if length > MAX_CONTROL_FRAME:
+        raise ValueError("frame too large")
+    end = HEADER.size + length
+    if len(data) < end:
+        chunks = [data]
+        missing = end - len(data)
+        while missing > 0:
+            more = receive(source, min(max(missing, 1 << 16), 1 << 20))
+            if not more:
+                raise EOFError
+            chunks.append(more)
+            missing -= len(more)
+        data = b"".join(chunks)
+    return marshal.loads(memoryview(data)[HEADER.size : end]), data[end:]
 
 
 def write_frame(fd, message):
@@ -100,7 +105,8 @@ class Channel:
 
     def __init__(self, sock):
         self.sock = sock
-        self.buffer = bytearray()
+        # What was read beyond the last frame.
+        self.pending = b""
         self.fds = []
 
     def _receive(self, wanted):
@@ -113,16 +119,16 @@ class Channel:
 
     def receive(self):
         """The next frame's value, and the fds it carries (``nfds`` in the frame)."""
-        message = read_frame(self._receive, self.buffer)
+        message, self.pending = read_frame(Channel._receive, self, self.pending)
         nfds = message.get("nfds", 0) if isinstance(message, dict) else 0
         fds, self.fds = self.fds[:nfds], self.fds[nfds:]
         return message, fds
 
     def has_frame(self):
-        if len(self.buffer) < HEADER.size:
+        if len(self.pending) < HEADER.size:
             return False
-        (length,) = HEADER.unpack_from(self.buffer)
-        return len(self.buffer) >= HEADER.size + length
+        (length,) = HEADER.unpack_from(self.pending)
+        return len(self.pending) >= HEADER.size + length
 
     def send(self, message):
         write_frame(self.sock.fileno(), message)
@@ -566,7 +572,7 @@ def execution_main(workflow, exec_fd, log_fd):
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
-    job = read_frame(lambda wanted: os.read(exec_fd, wanted), bytearray())
+    job, _ = read_frame(os.read, exec_fd)
     cpu_seconds = job.get("cpu_seconds")
     if cpu_seconds:
         # CPU time can outrun the wall clock with threads: bound it too.
