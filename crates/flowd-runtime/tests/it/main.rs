@@ -263,6 +263,16 @@ async fn a_child_process_left_behind_is_killed_with_the_execution() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_program_an_execution_runs_inherits_no_socket_to_flowd() {
+    let h = runtime().await;
+    // `close_fds=False`: the program gets every fd not marked close-on-exec.
+    let code = "import subprocess\ndef workflow(_request, settings):\n    listing = subprocess.run(['/bin/sh', '-c', 'ls -l /proc/$$/fd'], close_fds=False, capture_output=True, text=True).stdout\n    return {'status_code': 200, 'body': listing}\n";
+    let listing = body_of(h.runtime.execute(&job("inherited-fds", code)).await);
+    assert!(listing.contains("-> "), "no fds listed: {listing}");
+    assert!(!listing.contains("socket:"), "{listing}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_module_that_fails_to_import_reports_init_failure() {
     let h = runtime().await;
     let execution = h
