@@ -235,3 +235,109 @@ fn eviction_order(slots: &HashMap<String, Arc<Slot>>) -> Vec<EvictionCandidate> 
     candidates.sort();
     candidates
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zygote::ZygoteSpec;
+
+    /// A base process that is never started: the slots only hold it.
+    fn base() -> Arc<BaseProcess> {
+        Arc::new(BaseProcess::new(
+            None,
+            ZygoteSpec {
+                python: "/nonexistent/python3".into(),
+                runner: "/nonexistent/flowd_runner.py".into(),
+                preload: Vec::new(),
+                user: None,
+            },
+        ))
+    }
+
+    /// Slots used in the order of `keys`.
+    fn used(keys: &[&str]) -> Slots {
+        let base = base();
+        let mut slots = Slots::default();
+        for key in keys {
+            slots.use_slot(key, &base, 1);
+        }
+        slots
+    }
+
+    fn kept(slots: &Slots) -> Vec<String> {
+        let mut keys: Vec<String> = slots.by_version.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    fn at_most(max_instances: usize) -> Capacity {
+        Capacity {
+            max_instances,
+            memory_kb: u64::MAX,
+        }
+    }
+
+    fn reserve(slots: &Slots, key: &str, run_in: Duration) {
+        slots.by_version[key].reserve(
+            Reservation {
+                run_in,
+                grace: Duration::from_secs(5),
+            },
+            Instant::now(),
+        );
+    }
+
+    #[test]
+    fn beyond_the_count_the_least_recently_used_are_stopped_first() {
+        let mut slots = used(&["a", "b", "c", "a"]);
+
+        slots.evict_beyond(at_most(2), 0, "a");
+
+        assert_eq!(kept(&slots), ["a", "c"]);
+    }
+
+    #[test]
+    fn the_version_just_started_is_never_stopped() {
+        let mut slots = used(&["a", "b"]);
+
+        slots.evict_beyond(at_most(1), 0, "a");
+
+        assert_eq!(kept(&slots), ["a"]);
+    }
+
+    #[test]
+    fn a_reserved_slot_is_stopped_after_every_unreserved_one() {
+        let mut slots = used(&["a", "b", "c"]);
+        reserve(&slots, "a", Duration::from_secs(60));
+
+        slots.evict_beyond(at_most(2), 0, "c");
+
+        assert_eq!(kept(&slots), ["a", "c"]);
+    }
+
+    #[test]
+    fn among_reserved_slots_the_one_whose_run_comes_last_is_stopped_first() {
+        let mut slots = used(&["a", "b", "c"]);
+        reserve(&slots, "a", Duration::from_secs(10));
+        reserve(&slots, "b", Duration::from_secs(60));
+
+        slots.evict_beyond(at_most(2), 0, "c");
+
+        assert_eq!(kept(&slots), ["a", "c"]);
+    }
+
+    #[test]
+    fn memory_held_outside_the_slots_counts_against_the_budget() {
+        let mut slots = used(&["a", "b"]);
+        let capacity = Capacity {
+            max_instances: 10,
+            memory_kb: 1024,
+        };
+
+        slots.evict_beyond(capacity, 1024, "b");
+        assert_eq!(kept(&slots), ["a", "b"]);
+
+        slots.evict_beyond(capacity, 1025, "b");
+        assert_eq!(kept(&slots), ["b"]);
+    }
+}
