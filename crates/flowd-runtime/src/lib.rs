@@ -14,6 +14,7 @@ pub mod protocol;
 pub mod provision;
 mod runtimes;
 pub mod sandbox;
+mod seccomp;
 mod zygote;
 
 use std::collections::HashMap;
@@ -377,6 +378,8 @@ pub struct Runtime {
     pids: Option<cgroup::PidsHierarchy>,
     /// The layers each instance applies to itself.
     instance_layers: Vec<String>,
+    /// The seccomp programs, when `instance_layers` has `seccomp`.
+    seccomp_programs: Vec<Vec<u8>>,
     layers: Vec<IsolationLayer>,
 }
 
@@ -425,12 +428,21 @@ impl Runtime {
         } else {
             None
         };
-        let (layers, instance_layers) = isolation_layers(&zygote, user, pids.is_some(), &config);
+        let seccomp = seccomp::InstanceFilter::native();
+        let (layers, instance_layers) =
+            isolation_layers(&zygote, user, pids.is_some(), &seccomp, &config);
+        let seccomp_programs = match seccomp {
+            Ok(filter) if instance_layers.iter().any(|name| name == "seccomp") => {
+                filter.programs_as_bytes()
+            }
+            _ => Vec::new(),
+        };
         let builder =
             EnvBuilder::new(&environment, &config.runtime_dir, config.build.clone()).await;
         Ok(Runtime {
             pids,
             instance_layers,
+            seccomp_programs,
             layers,
             environment,
             config,
@@ -791,6 +803,7 @@ impl Runtime {
             env: &job.env,
             init_timeout: job.timeout,
             layers: &self.instance_layers,
+            seccomp_programs: &self.seccomp_programs,
             limits: &self.config.sandbox,
             isolation: job.isolation.as_str(),
         };
@@ -900,6 +913,7 @@ fn isolation_layers(
     zygote: &Zygote,
     user: Option<SandboxUser>,
     pids: bool,
+    seccomp: &Result<seccomp::InstanceFilter, seccomp::SeccompError>,
     config: &RuntimeConfig,
 ) -> (Vec<IsolationLayer>, Vec<String>) {
     let probed = |name: &str| {
@@ -972,23 +986,29 @@ fn isolation_layers(
             false,
         )
     });
+    // Landlock: the runner's own; seccomp: the kernel's support probed by the runner, the
+    // filter compiled here.
+    let seccomp = match seccomp {
+        Ok(filter) => probed("seccomp")
+            .map(|_| filter.describe())
+            .ok_or_else(|| "the kernel offers no seccomp filters".to_string()),
+        Err(error) => Err(error.detail()),
+    };
+    let landlock = probed("landlock").ok_or_else(|| {
+        "the kernel offers no Landlock: the filesystem is protected by the unprivileged uid only"
+            .to_string()
+    });
     let mut instance_layers = Vec::new();
-    for (name, missing) in [
-        (
-            "landlock",
-            "the kernel offers no Landlock: the filesystem is protected by the unprivileged uid only",
-        ),
-        ("seccomp", "no seccomp deny list for this architecture"),
-    ] {
-        match probed(name) {
-            Some(_) if !config.sandbox.kernel_layers => {
+    for (name, offered) in [("landlock", landlock), ("seccomp", seccomp)] {
+        match offered {
+            Ok(_) if !config.sandbox.kernel_layers => {
                 layers.push(layer(name, "turned off by configuration".into(), false))
             }
-            Some(detail) => {
+            Ok(detail) => {
                 instance_layers.push(name.to_string());
                 layers.push(layer(name, detail, true));
             }
-            None => layers.push(layer(name, missing.into(), false)),
+            Err(missing) => layers.push(layer(name, missing, false)),
         }
     }
     (layers, instance_layers)
