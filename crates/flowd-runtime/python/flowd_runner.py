@@ -390,22 +390,7 @@ FS_REFER, FS_TRUNCATE, FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
 FS_READ = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
 FS_FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
 
-# What no workflow needs (x86_64 numbers): tracing other processes, namespaces and mounts, kernel
-# keyrings, BPF, io_uring, modules, kexec, reboot, swap, clocks, perf, userfaultfd and reading or
-# writing other processes' memory.
-SECCOMP_DENIED_X86_64 = {
-    "ptrace": 101, "mount": 165, "umount2": 166, "unshare": 272, "setns": 308, "bpf": 321,
-    "keyctl": 250, "add_key": 248, "request_key": 249, "io_uring_setup": 425,
-    "io_uring_enter": 426, "io_uring_register": 427, "init_module": 175, "finit_module": 313,
-    "delete_module": 176, "kexec_load": 246, "kexec_file_load": 320, "reboot": 169,
-    "swapon": 167, "swapoff": 168, "pivot_root": 155, "chroot": 161, "acct": 163,
-    "settimeofday": 164, "clock_settime": 227, "clock_adjtime": 305, "adjtimex": 159,
-    "perf_event_open": 298, "userfaultfd": 323, "process_vm_readv": 310,
-    "process_vm_writev": 311, "open_by_handle_at": 304, "name_to_handle_at": 303,
-    "quotactl": 179, "lookup_dcookie": 212, "fsopen": 430, "fsmount": 432, "move_mount": 429,
-    "open_tree": 428, "mount_setattr": 442, "personality": 135, "vhangup": 153,
-}
-AUDIT_ARCH_X86_64 = 0xC000003E
+PR_GET_SECCOMP = 21
 
 
 def landlock_abi():
@@ -420,7 +405,7 @@ def probe_layers():
     abi = landlock_abi()
     return {
         "landlock": ("ABI %d" % abi) if abi else None,
-        "seccomp": "deny list of %d system calls" % len(SECCOMP_DENIED_X86_64) if platform.machine() == "x86_64" else None,
+        "seccomp": "filter mode" if seccomp_available() else None,
         "rlimits": "memory (DATA), CPU time, file size, open files, core dumps",
     }
 
@@ -485,31 +470,26 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def apply_seccomp():
-    """Installs the deny list: those system calls fail with EPERM (x86_64 only)."""
-    if platform.machine() != "x86_64":
-        return False
-    load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
-    allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ERRNO | EPERM
-    numbers = sorted(SECCOMP_DENIED_X86_64.values())
-    n = len(numbers)
-    program = [
-        (load, 0, 0, 4),  # arch
-        (jeq, 1, 0, AUDIT_ARCH_X86_64),
-        (ret, 0, 0, allow),
-        (load, 0, 0, 0),  # syscall number
-        (jge, n + 1, 0, 0x40000000),  # the x32 ABI: refused whole
-    ]
-    for index, number in enumerate(numbers):
-        program.append((jeq, n - index, 0, number))
-    program.append((ret, 0, 0, allow))
-    program.append((ret, 0, 0, deny))
-    filters = (_SockFilter * len(program))(*[_SockFilter(*instruction) for instruction in program])
-    fprog = _SockFprog(len(program), filters)
+def seccomp_available():
+    """Whether this kernel accepts seccomp filters (flowd compiles the filter itself)."""
+    return _libc.prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0
+
+
+def apply_seccomp(programs):
+    """Installs the BPF programs flowd compiled (flowd-runtime/src/seccomp.rs), in order: each an
+    array of `struct sock_filter` in native byte order."""
+    if not programs:
+        raise ValueError("flowd sent no seccomp program")
     if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
-    if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP failed")
+    for program in programs:
+        count, rest = divmod(len(program), ctypes.sizeof(_SockFilter))
+        if rest or not count:
+            raise ValueError("a seccomp program of %d bytes is not whole instructions" % len(program))
+        instructions = (_SockFilter * count).from_buffer_copy(program)
+        fprog = _SockFprog(count, instructions)
+        if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP failed")
     return True
 
 
@@ -539,7 +519,7 @@ def enter_sandbox(spawn):
         read_write = [spawn["tmp_dir"]] if spawn.get("tmp_dir") else []
         apply_landlock(readable_roots(), read_write, DEVICES)
     if "seccomp" in layers:
-        apply_seccomp()
+        apply_seccomp(spawn.get("seccomp_programs"))
 
 
 def apply_limits(spawn):

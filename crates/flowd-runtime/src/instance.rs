@@ -120,6 +120,8 @@ pub struct InstanceSpec<'a> {
     pub init_timeout: Duration,
     /// The layers the instance must apply to itself (`landlock`, `seccomp`).
     pub layers: &'a [String],
+    /// The seccomp filter's BPF programs, installed in order (see `seccomp`).
+    pub seccomp_programs: &'a [Vec<u8>],
     pub limits: &'a SandboxLimits,
     pub isolation: &'a str,
 }
@@ -166,6 +168,15 @@ impl Instance {
             (
                 "layers",
                 PyValue::List(spec.layers.iter().map(|l| str_value(l.as_str())).collect()),
+            ),
+            (
+                "seccomp_programs",
+                PyValue::List(
+                    spec.seccomp_programs
+                        .iter()
+                        .map(|program| PyValue::Bytes(program.clone()))
+                        .collect(),
+                ),
             ),
             (
                 "cgroup_procs",

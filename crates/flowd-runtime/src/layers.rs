@@ -20,6 +20,7 @@ pub(crate) fn isolation_layers(
     zygote: &Zygote,
     user: Option<SandboxUser>,
     pids: bool,
+    seccomp: &Result<crate::seccomp::InstanceFilter, crate::seccomp::SeccompError>,
     config: &RuntimeConfig,
 ) -> (Vec<IsolationLayer>, Vec<String>) {
     let probed = |name: &str| {
@@ -92,23 +93,29 @@ pub(crate) fn isolation_layers(
             false,
         )
     });
+    // Landlock: the runner's own; seccomp: the kernel's support probed by the runner, the
+    // filter compiled here.
+    let seccomp = match seccomp {
+        Ok(filter) => probed("seccomp")
+            .map(|_| filter.describe())
+            .ok_or_else(|| "the kernel offers no seccomp filters".to_string()),
+        Err(error) => Err(error.detail()),
+    };
+    let landlock = probed("landlock").ok_or_else(|| {
+        "the kernel offers no Landlock: the filesystem is protected by the unprivileged uid only"
+            .to_string()
+    });
     let mut instance_layers = Vec::new();
-    for (name, missing) in [
-        (
-            "landlock",
-            "the kernel offers no Landlock: the filesystem is protected by the unprivileged uid only",
-        ),
-        ("seccomp", "no seccomp deny list for this architecture"),
-    ] {
-        match probed(name) {
-            Some(_) if !config.sandbox.kernel_layers => {
+    for (name, offered) in [("landlock", landlock), ("seccomp", seccomp)] {
+        match offered {
+            Ok(_) if !config.sandbox.kernel_layers => {
                 layers.push(layer(name, "turned off by configuration".into(), false))
             }
-            Some(detail) => {
+            Ok(detail) => {
                 instance_layers.push(name.to_string());
                 layers.push(layer(name, detail, true));
             }
-            None => layers.push(layer(name, missing.into(), false)),
+            Err(missing) => layers.push(layer(name, missing, false)),
         }
     }
     (layers, instance_layers)

@@ -39,6 +39,7 @@ pub mod provision;
 mod runtime;
 mod runtimes;
 pub mod sandbox;
+mod seccomp;
 mod slots;
 mod sync;
 mod zygote;

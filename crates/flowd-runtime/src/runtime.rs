@@ -44,6 +44,8 @@ pub struct Runtime {
     pids: Option<cgroup::PidsHierarchy>,
     /// The layers each instance applies to itself.
     instance_layers: Vec<String>,
+    /// The seccomp programs, when `instance_layers` has `seccomp`.
+    seccomp_programs: Vec<Vec<u8>>,
     layers: Vec<IsolationLayer>,
 }
 
@@ -92,12 +94,21 @@ impl Runtime {
         } else {
             None
         };
-        let (layers, instance_layers) = isolation_layers(&zygote, user, pids.is_some(), &config);
+        let seccomp = crate::seccomp::InstanceFilter::native();
+        let (layers, instance_layers) =
+            isolation_layers(&zygote, user, pids.is_some(), &seccomp, &config);
+        let seccomp_programs = match seccomp {
+            Ok(filter) if instance_layers.iter().any(|name| name == "seccomp") => {
+                filter.programs_as_bytes()
+            }
+            _ => Vec::new(),
+        };
         let builder =
             EnvBuilder::new(&environment, &config.runtime_dir, config.build.clone()).await;
         Ok(Runtime {
             pids,
             instance_layers,
+            seccomp_programs,
             layers,
             environment,
             config,
@@ -416,6 +427,7 @@ impl Runtime {
             env: &job.env,
             init_timeout: job.timeout,
             layers: &self.instance_layers,
+            seccomp_programs: &self.seccomp_programs,
             limits: &self.config.sandbox,
             isolation: job.isolation.as_str(),
         };
