@@ -62,6 +62,11 @@ impl Gate {
         *self.taken.borrow()
     }
 
+    /// How many calls wait in the line now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
     /// Returns once no slot is taken.
     pub async fn until_idle(&self) {
         let mut taken = self.taken.subscribe();

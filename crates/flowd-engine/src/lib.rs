@@ -139,4 +139,9 @@ impl Engine {
     pub fn executions_in_flight(&self) -> usize {
         self.gate.in_use()
     }
+
+    /// Executions waiting for a slot of the server now.
+    pub fn executions_queued(&self) -> usize {
+        self.gate.waiting()
+    }
 }
