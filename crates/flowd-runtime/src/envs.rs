@@ -717,6 +717,8 @@ mod tests {
         ));
         assert!(matches!(result, Err(RunError::TimedOut(_))));
         assert!(started.elapsed() < Duration::from_secs(2));
+        // An interval in which nothing may happen: the grandchild, had it survived, would write
+        // its marker 2 s after it started.
         std::thread::sleep(Duration::from_millis(2500));
         assert!(!marker.exists(), "the grandchild outlived the timeout");
     }
