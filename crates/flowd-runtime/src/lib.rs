@@ -14,6 +14,7 @@ pub mod protocol;
 pub mod provision;
 mod runtimes;
 pub mod sandbox;
+mod settings_error;
 mod zygote;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ pub use instance::{ChildExit, InitFailure};
 pub use provision::{Environment, Interpreter, ProvisionError};
 pub use runtimes::Runtimes;
 pub use sandbox::SandboxUser;
+pub use settings_error::SettingsError;
 
 use bases::BaseProcess;
 use envs::EnvBuilder;
@@ -222,7 +224,7 @@ pub enum Outcome {
         /// Set when the runner could not pass the return value on (too large, unreadable).
         warning: Option<String>,
         /// The settings after the run as a JSON object, or why they cannot be persisted.
-        settings: Result<String, String>,
+        settings: Result<String, SettingsError>,
     },
     /// `workflow()` raised.
     Raised(ErrorInfo),
@@ -246,9 +248,9 @@ impl Outcome {
                     result.str_field("settings"),
                     result.str_field("settings_error"),
                 ) {
-                    (_, Some(error)) => Err(error.to_string()),
+                    (_, Some(error)) => Err(SettingsError::NotJson(error.to_string())),
                     (Some(json), None) => Ok(json.to_string()),
-                    (None, None) => Err("the runner sent no settings".to_string()),
+                    (None, None) => Err(SettingsError::Missing),
                 },
             },
             Some("error") => Outcome::Raised(ErrorInfo::from_message(result.field("error"))),

@@ -53,3 +53,27 @@ impl CommitCompleter {
         let _ = self.0.send(result);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pending_ticket_resolves_to_what_its_completer_answers() {
+        let (completer, ticket) = CommitTicket::pending();
+        completer.complete(Err(StoreError::Conflict("taken".into())));
+        assert!(matches!(ticket.wait().await, Err(StoreError::Conflict(_))));
+    }
+
+    #[tokio::test]
+    async fn a_ticket_whose_completer_is_dropped_resolves_to_stopped() {
+        let (completer, ticket) = CommitTicket::pending();
+        drop(completer);
+        assert!(matches!(ticket.wait().await, Err(StoreError::Stopped)));
+    }
+
+    #[tokio::test]
+    async fn a_done_ticket_resolves_to_its_result() {
+        assert!(CommitTicket::done(Ok(())).wait().await.is_ok());
+    }
+}

@@ -101,3 +101,40 @@ pub(super) fn execution_workflow_missing(execution: &ExecutionRecord) -> StoreEr
         execution.workflow_id, execution.id
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_unavailable() {
+        assert_eq!(condition_of_code(ffi::SQLITE_FULL), Condition::Unavailable);
+    }
+
+    #[test]
+    fn an_extended_io_error_is_unavailable() {
+        assert_eq!(
+            condition_of_code(ffi::SQLITE_IOERR_WRITE),
+            Condition::Unavailable
+        );
+    }
+
+    #[test]
+    fn a_database_busy_past_its_timeout_is_unavailable() {
+        assert_eq!(condition_of_code(ffi::SQLITE_BUSY), Condition::Unavailable);
+    }
+
+    #[test]
+    fn a_damaged_file_is_corrupt() {
+        assert_eq!(condition_of_code(ffi::SQLITE_CORRUPT), Condition::Corrupt);
+        assert_eq!(condition_of_code(ffi::SQLITE_NOTADB), Condition::Corrupt);
+    }
+
+    #[test]
+    fn a_broken_constraint_is_a_failure_of_the_statement() {
+        assert_eq!(
+            condition_of_code(ffi::SQLITE_CONSTRAINT_CHECK),
+            Condition::Failed
+        );
+    }
+}
