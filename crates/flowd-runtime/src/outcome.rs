@@ -6,6 +6,7 @@ use std::time::Duration;
 use flowd_core::PyValue;
 
 use crate::protocol::{MessageExt, ProtocolError};
+use crate::SettingsError;
 
 /// An exception or a failure, as recorded.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,7 +52,7 @@ pub enum Outcome {
         /// Set when the runner could not pass the return value on (too large, unreadable).
         warning: Option<String>,
         /// The settings after the run as a JSON object, or why they cannot be persisted.
-        settings: Result<String, String>,
+        settings: Result<String, SettingsError>,
     },
     /// `workflow()` raised.
     Raised(ErrorInfo),
@@ -76,9 +77,9 @@ impl Outcome {
                     result.str_field("settings"),
                     result.str_field("settings_error"),
                 ) {
-                    (_, Some(error)) => Err(error.to_string()),
+                    (_, Some(error)) => Err(SettingsError::NotJson(error.to_string())),
                     (Some(json), None) => Ok(json.to_string()),
-                    (None, None) => Err("the runner sent no settings".to_string()),
+                    (None, None) => Err(SettingsError::Missing),
                 },
             },
             Some("error") => Outcome::Raised(ErrorInfo::from_message(result.field("error"))),

@@ -7,7 +7,7 @@ use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::workflow::{ExecutionStatus, Mode};
 use flowd_core::PyValue;
 use flowd_engine::executor::{conclude, Context};
-use flowd_runtime::{ErrorInfo, Execution, Outcome};
+use flowd_runtime::{ErrorInfo, Execution, Outcome, SettingsError};
 use serde_json::{json, Value};
 
 const EXECUTION_ID: &str = "0190-test-execution";
@@ -32,7 +32,9 @@ fn returned(value: PyValue, after: Result<&str, &str>) -> Outcome {
     Outcome::Returned {
         value,
         warning: None,
-        settings: after.map(str::to_string).map_err(str::to_string),
+        settings: after
+            .map(str::to_string)
+            .map_err(|why| SettingsError::NotJson(why.to_string())),
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use flowd_core::workflow::Mode;
 use flowd_core::PyValue;
-use flowd_runtime::{Job, Outcome, OutputLimits, Runtime, RuntimeConfig};
+use flowd_runtime::{Job, Outcome, OutputLimits, Runtime, RuntimeConfig, SettingsError};
 
 struct Harness {
     runtime: Runtime,
@@ -330,7 +330,7 @@ async fn invalid_settings_are_reported_with_the_key_and_type() {
         .await;
     match execution.outcome {
         Outcome::Returned {
-            settings: Err(message),
+            settings: Err(SettingsError::NotJson(message)),
             ..
         } => {
             assert!(
