@@ -23,3 +23,4 @@ mod openapi;
 mod postgres;
 mod runtimes;
 mod settings;
+mod store_faults;

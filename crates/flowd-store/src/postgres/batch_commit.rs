@@ -10,11 +10,11 @@
 use std::sync::Mutex;
 
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::writes::{apply_all, apply_each};
-use crate::{CommitTicket, Result, StoreError, StoreWrite};
+use crate::{CommitCompleter, CommitTicket, Result, StoreError, StoreWrite};
 
 /// Most write requests committed in one statement.
 const MAX_BATCH: usize = 256;
@@ -22,7 +22,7 @@ const MAX_BATCH: usize = 256;
 struct Request {
     writes: Vec<StoreWrite>,
     /// `None`: nobody waits (a failure is logged).
-    done: Option<oneshot::Sender<Result<()>>>,
+    done: Option<CommitCompleter>,
 }
 
 /// The queue and its task, shared by the clones of a store. Dropping it lets the task commit
@@ -87,9 +87,7 @@ impl BatchCommit {
 
 fn answer(request: Request, result: Result<()>) {
     match request.done {
-        Some(done) => {
-            let _ = done.send(result);
-        }
+        Some(done) => done.complete(result),
         None => {
             if let Err(error) = result {
                 tracing::error!(%error, "a store write was lost");

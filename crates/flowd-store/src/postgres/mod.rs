@@ -11,7 +11,7 @@
 //! SHARE`), so that the outcome is the same as SQLite's single writer, whichever node writes.
 
 mod batch_commit;
-mod errors;
+pub(crate) mod errors;
 mod rows;
 mod schema;
 mod writes;
