@@ -7,8 +7,8 @@
 -- JSON columns are `json`, not `jsonb`: `json` keeps the document as written, so a settings
 -- value comes back with its keys in the order the workflow's dict had them, and a string holding
 -- U+0000 (which `jsonb` refuses) is stored. Nothing queries into these documents.
--- Text that a workflow prints (its logs, the import check's output) is BYTEA holding UTF-8:
--- PostgreSQL's text types cannot hold U+0000, which a workflow can print.
+-- Text that user code produces (an execution's logs, the import check's output and error) is
+-- BYTEA holding UTF-8: PostgreSQL's text types cannot hold U+0000, which a workflow can print.
 
 CREATE TABLE teams (
     id          TEXT COLLATE "C" PRIMARY KEY,
@@ -65,7 +65,8 @@ CREATE TABLE workflow_versions (
     requirements JSON NOT NULL DEFAULT '[]',
     state        TEXT NOT NULL,
     build_log    BYTEA NOT NULL,
-    error        TEXT,
+    -- Why it failed, in one line (which may quote the import's exception): UTF-8.
+    error        BYTEA,
     environment  TEXT,
     created_at   BIGINT NOT NULL,
     settled_at   BIGINT,

@@ -68,7 +68,11 @@ mod tests {
         for code in [
             "08006", "53300", "53100", "57P01", "57P03", "40001", "40P01", "55P03", "57014",
         ] {
-            assert_eq!(condition_of_sqlstate(code), Condition::Unavailable, "{code}");
+            assert_eq!(
+                condition_of_sqlstate(code),
+                Condition::Unavailable,
+                "{code}"
+            );
         }
     }
 

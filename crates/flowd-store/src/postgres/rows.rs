@@ -53,6 +53,16 @@ fn utf8_column(row: &PgRow, table: &str, column: &str) -> Result<String> {
         .map_err(|_| StoreError::Corrupt(format!("{table}.{column} is not UTF-8")))
 }
 
+fn optional_utf8_column(row: &PgRow, table: &str, column: &str) -> Result<Option<String>> {
+    let bytes: Option<Vec<u8>> = row.try_get(column)?;
+    bytes
+        .map(|bytes| {
+            String::from_utf8(bytes)
+                .map_err(|_| StoreError::Corrupt(format!("{table}.{column} is not UTF-8")))
+        })
+        .transpose()
+}
+
 fn enum_column<T: FromStr<Err = String>>(row: &PgRow, table: &str, column: &str) -> Result<T> {
     let text: String = row.try_get(column)?;
     text.parse()
@@ -133,7 +143,7 @@ pub(super) fn version_from_row(row: &PgRow) -> Result<VersionRecord> {
         requirements: json_column(row, T, "requirements")?,
         state: enum_column(row, T, "state")?,
         build_log: utf8_column(row, T, "build_log")?,
-        error: row.try_get("error")?,
+        error: optional_utf8_column(row, T, "error")?,
         environment: row.try_get("environment")?,
         created_at: row.try_get("created_at")?,
         settled_at: row.try_get("settled_at")?,

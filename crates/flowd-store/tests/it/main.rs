@@ -47,6 +47,7 @@ macro_rules! conformance_suite {
                     a_ready_version_becomes_active,
                     a_failed_version_leaves_the_active_one,
                     a_workflow_created_building_has_no_active_version,
+                    a_settled_version_keeps_every_character_of_its_build_log,
                     an_older_version_ready_late_does_not_replace_a_newer_active_one,
                     settling_twice_is_a_conflict,
                     settling_an_unknown_version_is_not_found,
