@@ -124,17 +124,19 @@ CREATE INDEX executions_running ON executions (workflow_id) WHERE status = 'runn
 --     the key-level merge of a settings change (keys not named are left as they are).
 -- What user code produced travels beside `writes`, in place of which `writes` has its 1-based
 -- index (a value of `upserts` included): the execution's `logs` in `log_bytes`, its JSON
--- columns and the settings values in `documents` (JSON text). Inside `writes` a string holding U+0000 would make the JSON operators fail.
+-- columns and the settings values in `documents` (JSON text). `writes` is JSONB, parsed once
+-- rather than at each `->>`: it holds flowd's own values (ids, names, numbers), not user text,
+-- which could hold U+0000 that JSONB refuses.
 -- Errors are the database's own: 23505 (unique_violation) for a fire time already claimed,
 -- 23503 (foreign_key_violation) for a workflow that does not exist.
-CREATE FUNCTION flowd_apply_writes(writes JSON, log_bytes BYTEA[], documents TEXT[])
+CREATE FUNCTION flowd_apply_writes(writes JSONB, log_bytes BYTEA[], documents TEXT[])
     RETURNS VOID LANGUAGE plpgsql AS $$
 DECLARE
-    w JSON;
-    e JSON;
-    s JSON;
+    w JSONB;
+    e JSONB;
+    s JSONB;
 BEGIN
-    FOR w IN SELECT value FROM json_array_elements(writes) LOOP
+    FOR w IN SELECT value FROM jsonb_array_elements(writes) LOOP
         e := w -> 'execution';
         s := w -> 'settings';
         IF e IS NOT NULL THEN
@@ -172,14 +174,19 @@ BEGIN
                 RAISE foreign_key_violation USING MESSAGE = 'workflow '
                     || (s ->> 'workflow_id') || ' does not exist';
             END IF;
-            INSERT INTO workflow_settings (workflow_id, key, value)
-            SELECT s ->> 'workflow_id', upsert ->> 0, documents[(upsert ->> 1)::INTEGER]::JSON
-            FROM json_array_elements(s -> 'upserts') WITH ORDINALITY AS upserts (upsert, n)
-            ORDER BY n
-            ON CONFLICT (workflow_id, key) DO UPDATE SET value = excluded.value;
-            DELETE FROM workflow_settings
-            WHERE workflow_id = s ->> 'workflow_id'
-              AND key IN (SELECT json_array_elements_text(s -> 'removed'));
+            IF jsonb_array_length(s -> 'upserts') > 0 THEN
+                INSERT INTO workflow_settings (workflow_id, key, value)
+                SELECT s ->> 'workflow_id', upsert ->> 0,
+                    documents[(upsert ->> 1)::INTEGER]::JSON
+                FROM jsonb_array_elements(s -> 'upserts') WITH ORDINALITY AS upserts (upsert, n)
+                ORDER BY n
+                ON CONFLICT (workflow_id, key) DO UPDATE SET value = excluded.value;
+            END IF;
+            IF jsonb_array_length(s -> 'removed') > 0 THEN
+                DELETE FROM workflow_settings
+                WHERE workflow_id = s ->> 'workflow_id'
+                  AND key IN (SELECT jsonb_array_elements_text(s -> 'removed'));
+            END IF;
         ELSE
             RAISE invalid_parameter_value USING MESSAGE = 'unknown store write: ' || w::TEXT;
         END IF;

@@ -9,7 +9,8 @@
 
 use std::sync::Mutex;
 
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -98,18 +99,33 @@ fn answer(request: Request, result: Result<()>) {
 
 /// The task: a batch at a time, until every sender is gone and the queue is empty.
 async fn run(pool: PgPool, mut requests: mpsc::UnboundedReceiver<Request>) {
+    // A connection of the pool kept between batches (taking one from the pool and giving it back
+    // costs a round trip of its own); given back when a batch fails, in case it is the cause.
+    let mut kept: Option<PoolConnection<Postgres>> = None;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit_batch(&pool, std::mem::take(&mut batch)).await;
+        let batch = std::mem::take(&mut batch);
+        let result = match kept.take() {
+            Some(conn) => Ok(conn),
+            None => pool.acquire().await,
+        };
+        let result = match result {
+            Ok(mut conn) => {
+                let all = batch.iter().flat_map(|request| request.writes.iter());
+                let result = apply_all(&mut conn, all).await;
+                if result.is_ok() {
+                    kept = Some(conn);
+                }
+                result
+            }
+            Err(err) => Err(err.into()),
+        };
+        settle_batch(&pool, batch, result).await;
     }
 }
 
-async fn commit_batch(pool: &PgPool, batch: Vec<Request>) {
-    let all = batch.iter().flat_map(|request| request.writes.iter());
-    let result = match pool.acquire().await {
-        Ok(mut conn) => apply_all(&mut conn, all).await,
-        Err(err) => Err(err.into()),
-    };
+/// Answers a batch that `result` says was committed, or commits its requests one by one.
+async fn settle_batch(pool: &PgPool, batch: Vec<Request>, result: Result<()>) {
     match result {
         Ok(()) => {
             for request in batch {

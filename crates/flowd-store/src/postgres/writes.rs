@@ -11,7 +11,7 @@ use super::errors::{execution_workflow_missing, fire_time_taken, is_foreign_key_
 use super::errors::{unique_violation, workflow_not_found};
 use crate::{ExecutionRecord, Result, StoreError, StoreWrite};
 
-const APPLY_WRITES: &str = "SELECT flowd_apply_writes($1::JSON, $2, $3)";
+const APPLY_WRITES: &str = "SELECT flowd_apply_writes($1::JSONB, $2, $3)";
 
 /// One element of the function's `writes`.
 #[derive(Serialize)]
