@@ -99,29 +99,34 @@ fn answer(request: Request, result: Result<()>) {
 
 /// The task: a batch at a time, until every sender is gone and the queue is empty.
 async fn run(pool: PgPool, mut requests: mpsc::UnboundedReceiver<Request>) {
-    // A connection of the pool kept between batches (taking one from the pool and giving it back
-    // costs a round trip of its own); given back when a batch fails, in case it is the cause.
-    let mut kept: Option<PoolConnection<Postgres>> = None;
+    let mut kept = None;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let batch = std::mem::take(&mut batch);
-        let result = match kept.take() {
-            Some(conn) => Ok(conn),
-            None => pool.acquire().await,
-        };
-        let result = match result {
-            Ok(mut conn) => {
-                let all = batch.iter().flat_map(|request| request.writes.iter());
-                let result = apply_all(&mut conn, all).await;
-                if result.is_ok() {
-                    kept = Some(conn);
-                }
-                result
-            }
-            Err(err) => Err(err.into()),
-        };
+        let result = commit_batch(&pool, &mut kept, &batch).await;
         settle_batch(&pool, batch, result).await;
     }
+}
+
+/// Applies every write of `batch` in one statement. The connection is kept between batches
+/// (taking one from the pool and giving it back costs a round trip of its own) and given back
+/// when a batch fails, in case it is the cause.
+async fn commit_batch(
+    pool: &PgPool,
+    kept: &mut Option<PoolConnection<Postgres>>,
+    batch: &[Request],
+) -> Result<()> {
+    let mut conn = match kept.take() {
+        Some(conn) => conn,
+        None => pool.acquire().await?,
+    };
+    apply_all(
+        &mut conn,
+        batch.iter().flat_map(|request| request.writes.iter()),
+    )
+    .await?;
+    *kept = Some(conn);
+    Ok(())
 }
 
 /// Answers a batch that `result` says was committed, or commits its requests one by one.
