@@ -2,7 +2,8 @@
 //! `let database = flowd_test_postgres::fresh_database().await;` then `database.url()`.
 //!
 //! With `FLOWD_TEST_DATABASE_URL` set (`postgres://user:password@host/db`, a user allowed to
-//! create databases), the tests use that server. Otherwise the first test that needs one starts
+//! create databases), the tests use that server (the databases `flowd_test_<pid>_<n>` of a run's
+//! last tests are left there). Otherwise the first test that needs one starts
 //! a throwaway cluster for the whole test binary: `initdb` from Debian's `postgresql` package
 //! (`/usr/lib/postgresql/<version>/bin`, the newest) into a directory under the temp dir, run as
 //! the `postgres` user when the tests run as root, listening on a Unix socket in that directory

@@ -71,9 +71,6 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            // sqlx pings a connection when it is released (off the caller's path) and drops it if
-            // broken: one more ping before each use would be a round trip on every call's path.
-            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         schema::migrate(&pool).await?;

@@ -175,3 +175,30 @@ async fn writes_queued_after_close_fail_as_stopped() {
         .await;
     assert!(matches!(outcome, Err(StoreError::Stopped)), "{outcome:?}");
 }
+
+#[tokio::test]
+async fn a_commit_whose_connection_was_lost_is_committed_on_another() {
+    let (store, workflow, database) = store_with_workflow().await;
+    let first = catch_execution(&workflow.id);
+    store
+        .commit(&[StoreWrite::PutExecution(first)])
+        .await
+        .unwrap();
+    // What a server restart or a proxy's idle timeout does to the store's connections.
+    let mut admin = PgConnection::connect(database.url()).await.unwrap();
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!terminated.is_empty());
+
+    let second = catch_execution(&workflow.id);
+    store
+        .commit(&[StoreWrite::PutExecution(second.clone())])
+        .await
+        .unwrap();
+    assert_eq!(store.execution(&second.id).await.unwrap(), Some(second));
+}
