@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::EngineError;
-
 /// A limit on concurrent work with a bounded waiting line in front of it.
 pub struct Gate {
     slots: Arc<Semaphore>,
@@ -31,24 +29,21 @@ impl Gate {
         }
     }
 
-    /// A slot, now or after a bounded wait; `saturated` when the line is full or the wait too long.
-    pub async fn enter(
-        &self,
-        saturated: impl Fn() -> EngineError,
-    ) -> Result<OwnedSemaphorePermit, EngineError> {
+    /// A slot, now or after a bounded wait; `None` when the line is full or the wait too long.
+    pub async fn enter(&self) -> Option<OwnedSemaphorePermit> {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Ok(permit);
+            return Some(permit);
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue_depth {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(saturated());
+            return None;
         }
         let acquired =
             tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         match acquired {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err(saturated()),
+            Ok(Ok(permit)) => Some(permit),
+            _ => None,
         }
     }
 

@@ -3,6 +3,8 @@
 
 use flowd_store::StoreError;
 
+use crate::refusal::Refusal;
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("{0} not found")]
@@ -19,17 +21,12 @@ pub enum EngineError {
     /// A field of a request is wrong; the message names it and says why.
     #[error("{0}")]
     Invalid(String),
-    /// The workflow is paused.
-    #[error("the workflow is paused")]
-    Paused,
-    /// Every execution slot and the queue in front of them are taken.
-    #[error("the server is at its execution capacity, try again shortly")]
-    Saturated,
+    /// The execution was refused before running (paused, saturated, …); the client may retry.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// A run cannot start now (e.g. one is already running where runs must not overlap).
     #[error("{0}")]
     Busy(String),
-    #[error("the server is shutting down")]
-    ShuttingDown,
     #[error("the Python runtime is unavailable: {0}")]
     Runtime(String),
     #[error("storage error: {0}")]
@@ -54,10 +51,8 @@ impl EngineError {
             EngineError::Conflict(_) => "conflict",
             EngineError::InvalidCode { .. } => "invalid_code",
             EngineError::Invalid(_) => "invalid_request",
-            EngineError::Paused => "workflow_paused",
-            EngineError::Saturated => "saturated",
+            EngineError::Refused(refusal) => refusal.code(),
             EngineError::Busy(_) => "busy",
-            EngineError::ShuttingDown => "shutting_down",
             EngineError::Runtime(_) => "runtime_unavailable",
             EngineError::Store(_) => "internal",
         }

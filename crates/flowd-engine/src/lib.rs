@@ -9,6 +9,7 @@ pub mod deploy;
 mod error;
 pub mod executor;
 pub mod hot;
+mod refusal;
 pub mod scheduler;
 mod workflows;
 mod writer;
@@ -23,6 +24,7 @@ pub use auth::{Bootstrap, Principal};
 pub use deploy::{Deployment, DEFAULT_DEPLOY_WAIT};
 pub use error::{EngineError, Result};
 pub use executor::{Reply, Report};
+pub use refusal::{Refusal, Saturation};
 pub use workflows::{generate_hook_token, NewWorkflow, RequirementsInput, WorkflowPatch};
 
 use admission::Gate;
@@ -61,12 +63,12 @@ impl Default for EngineConfig {
 }
 
 pub struct Engine {
-    pub store: Arc<dyn Store>,
+    store: Arc<dyn Store>,
     /// The default runtime.
-    pub runtime: Arc<Runtime>,
+    runtime: Arc<Runtime>,
     /// Every runtime of the server.
-    pub runtimes: Arc<Runtimes>,
-    pub config: EngineConfig,
+    runtimes: Arc<Runtimes>,
+    config: EngineConfig,
     cache: Arc<HotCache>,
     deployer: Arc<Deployer>,
     gate: Gate,
@@ -138,6 +140,25 @@ impl Engine {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         true
+    }
+
+    /// The store the engine reads and writes.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The server's default runtime.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Every runtime of the server.
+    pub fn runtimes(&self) -> &Runtimes {
+        &self.runtimes
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
     }
 
     /// Executions running now.
