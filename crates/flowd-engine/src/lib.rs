@@ -2,6 +2,8 @@
 //! in the Python runtime, the response, one commit of record and settings change), and manages
 //! workflows, settings and API keys on top of the store.
 
+#![forbid(unsafe_code)]
+
 mod admission;
 pub mod auth;
 pub mod clock;

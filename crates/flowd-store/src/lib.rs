@@ -4,6 +4,8 @@
 //! trait, so that a PostgreSQL backend can be added beside SQLite. Timestamps are epoch
 //! milliseconds (`i64`), ids are UUIDv7 strings (time-sortable), JSON values are stored as text.
 
+#![forbid(unsafe_code)]
+
 mod group_commit;
 mod model;
 mod sqlite;
