@@ -3,8 +3,6 @@
 
 use flowd_store::StoreError;
 
-use crate::refusal::Refusal;
-
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("{0} not found")]
@@ -21,9 +19,6 @@ pub enum EngineError {
     /// A field of a request is wrong; the message names it and says why.
     #[error("{0}")]
     Invalid(String),
-    /// The execution was refused before running (paused, saturated, …); the client may retry.
-    #[error(transparent)]
-    Refused(#[from] Refusal),
     /// A run cannot start now (e.g. one is already running where runs must not overlap).
     #[error("{0}")]
     Busy(String),
@@ -51,7 +46,6 @@ impl EngineError {
             EngineError::Conflict(_) => "conflict",
             EngineError::InvalidCode { .. } => "invalid_code",
             EngineError::Invalid(_) => "invalid_request",
-            EngineError::Refused(refusal) => refusal.code(),
             EngineError::Busy(_) => "busy",
             EngineError::Runtime(_) => "runtime_unavailable",
             EngineError::Store(_) => "internal",

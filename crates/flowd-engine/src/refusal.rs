@@ -56,3 +56,37 @@ impl Refusal {
         RETRY_AFTER
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_has_its_code_status_word_and_message() {
+        let cases = [
+            (
+                Refusal::Paused,
+                "workflow_paused",
+                "paused",
+                "the workflow is paused",
+            ),
+            (
+                Refusal::Saturated(Saturation::Workflow),
+                "saturated",
+                "saturated",
+                "the workflow's max_concurrency slots and queue were full",
+            ),
+            (
+                Refusal::NoActiveVersion("its first version is being built".into()),
+                "no_active_version",
+                "unavailable",
+                "its first version is being built",
+            ),
+        ];
+        for (refusal, code, word, message) in cases {
+            assert_eq!(refusal.code(), code);
+            assert_eq!(refusal.status_word(), word);
+            assert_eq!(refusal.to_string(), message);
+        }
+    }
+}

@@ -89,7 +89,6 @@ impl From<EngineError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
             EngineError::Busy(message) => ApiError::new(StatusCode::CONFLICT, code, message),
-            EngineError::Refused(refusal) => ApiError::from(refusal),
             EngineError::Runtime(_) => {
                 tracing::error!(%error, "runtime error");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, error.to_string())
@@ -143,3 +142,24 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowd_engine::Saturation;
+
+    #[test]
+    fn a_refusal_is_503_with_retry_after_and_its_code() {
+        let error = ApiError::from(Refusal::Saturated(Saturation::Server));
+        assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.code, "saturated");
+        assert_eq!(
+            error.message,
+            "the server's execution slots and queue were full"
+        );
+        assert_eq!(
+            error.headers,
+            [(header::RETRY_AFTER, HeaderValue::from_static("1"))]
+        );
+    }
+}
