@@ -2,6 +2,8 @@
 //! the web console at `/`.
 //! Only this crate knows HTTP.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod auth;
 pub mod error;
@@ -10,6 +12,7 @@ mod startup;
 pub mod views;
 pub mod web;
 
+pub use flowd_store::{DatabaseUrl, DatabaseUrlError};
 pub use startup::{start, Config, StartError};
 
 use std::future::Future;

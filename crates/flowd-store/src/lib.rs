@@ -11,6 +11,8 @@
 //! (`schema_version`), the choice of a backend (`database_url`). Each backend is a module of its
 //! own that depends on these and on no other backend (`sqlite`, `postgres`).
 
+#![forbid(unsafe_code)]
+
 mod commit;
 mod database_url;
 mod error;

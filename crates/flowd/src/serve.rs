@@ -8,8 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use flowd_engine::EngineConfig;
 use flowd_runtime::{BuildConfig, InstallerChoice, SandboxUser};
-use flowd_server::Config;
-use flowd_store::{DatabaseUrl, DatabaseUrlError};
+use flowd_server::{Config, DatabaseUrl, DatabaseUrlError};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
