@@ -67,14 +67,14 @@ mod tests {
 
     const WAIT: Duration = Duration::from_millis(100);
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn reservation_within_the_budget_is_granted_at_once() {
         let budget = BodyBudget::new(10 << 10, WAIT);
         let _held = budget.reserve(4 << 10).await.expect("room");
         assert_eq!(budget.in_flight_bytes(), 4 << 10);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn reservation_beyond_what_is_left_is_refused_after_the_wait() {
         let budget = BodyBudget::new(10 << 10, WAIT);
         let _held = budget.reserve(8 << 10).await.expect("room");
@@ -82,20 +82,17 @@ mod tests {
         assert_eq!(refused.total, 10 << 10);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn reservation_waits_for_room_given_back_within_the_wait() {
         let budget = BodyBudget::new(10 << 10, Duration::from_secs(5));
         let held = budget.reserve(8 << 10).await.expect("room");
-        let waiting = tokio::spawn({
-            let budget = budget.clone();
-            async move { budget.reserve(4 << 10).await.is_ok() }
-        });
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut waiting = Box::pin(budget.reserve(4 << 10));
+        assert!(futures::poll!(&mut waiting).is_pending(), "no room yet");
         drop(held);
-        assert!(waiting.await.expect("task"));
+        assert!(waiting.await.is_ok());
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn body_larger_than_the_budget_takes_the_whole_budget() {
         let budget = BodyBudget::new(10 << 10, WAIT);
         let _held = budget.reserve(50 << 10).await.expect("the whole budget");

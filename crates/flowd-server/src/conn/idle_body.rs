@@ -122,23 +122,24 @@ mod tests {
         http_body_util::StreamBody::new(Box::pin(chunks))
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn body_that_keeps_coming_is_read_whole() {
         let chunks = futures::stream::unfold(0, |sent| async move {
-            (sent < 3).then_some(())?;
-            tokio::time::sleep(Duration::from_secs(4)).await;
+            (sent < 10).then_some(())?;
+            tokio::time::sleep(Duration::from_millis(40)).await;
             Some((Ok(Frame::data(Bytes::from_static(b"ab"))), sent + 1))
         });
-        let body = with_idle_timeout(stream_body(chunks), Duration::from_secs(5));
+        // Slower than the idle time in all, each read within it.
+        let body = with_idle_timeout(stream_body(chunks), Duration::from_millis(300));
         let bytes = body.collect().await.expect("read whole").to_bytes();
-        assert_eq!(bytes, &b"ababab"[..]);
+        assert_eq!(bytes, "ab".repeat(10).as_bytes());
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn body_that_stalls_fails_with_body_read_timeout() {
         let chunks = futures::stream::once(async { Ok(Frame::data(Bytes::from_static(b"ab"))) })
             .chain(futures::stream::pending());
-        let body = with_idle_timeout(stream_body(chunks), Duration::from_secs(5));
+        let body = with_idle_timeout(stream_body(chunks), Duration::from_millis(50));
         let error = body.collect().await.expect_err("stalls");
         assert!(BodyReadTimeout::is_cause_of(&error), "{error}");
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
+use std::time::Instant;
 
 pub struct RateLimited {
     every: Duration,
@@ -16,7 +16,10 @@ impl RateLimited {
 
     /// Whether to log now: the first time, and then once per period.
     pub fn allow(&mut self) -> bool {
-        let now = Instant::now();
+        self.allow_at(Instant::now())
+    }
+
+    fn allow_at(&mut self, now: Instant) -> bool {
         if self.last.is_some_and(|last| now < last + self.every) {
             return false;
         }
@@ -29,12 +32,12 @@ impl RateLimited {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn first_occurrence_is_logged_and_repeats_within_the_period_are_not() {
+    #[test]
+    fn first_occurrence_is_logged_and_repeats_within_the_period_are_not() {
         let mut limited = RateLimited::new(Duration::from_secs(10));
-        assert!(limited.allow());
-        assert!(!limited.allow());
-        tokio::time::advance(Duration::from_secs(10)).await;
-        assert!(limited.allow());
+        let start = Instant::now();
+        assert!(limited.allow_at(start));
+        assert!(!limited.allow_at(start + Duration::from_secs(9)));
+        assert!(limited.allow_at(start + Duration::from_secs(10)));
     }
 }
