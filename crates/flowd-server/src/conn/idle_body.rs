@@ -114,11 +114,11 @@ mod tests {
     use super::*;
     use std::convert::Infallible;
 
+    type Frames = Pin<Box<dyn futures::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send>>;
+
     fn stream_body(
         chunks: impl futures::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send + 'static,
-    ) -> http_body_util::StreamBody<
-        Pin<Box<dyn futures::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send>>,
-    > {
+    ) -> http_body_util::StreamBody<Frames> {
         http_body_util::StreamBody::new(Box::pin(chunks))
     }
 

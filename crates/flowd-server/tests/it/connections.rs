@@ -98,13 +98,16 @@ async fn healthz_answers_with_2000_slow_clients_connected() {
     let mut slow = Vec::with_capacity(2000);
     for i in 0..2000 {
         let mut stream = connect(&app).await;
-        // Half of them stop in their headers, half in their body.
-        let partial: &[u8] = if i % 2 == 0 {
-            b"POST /healthz HTTP/1.1\r\nHost: flowd\r\nX-Slow: "
+        // Half of them stop in their headers, half in a body the server is reading.
+        let partial = if i % 2 == 0 {
+            "POST /healthz HTTP/1.1\r\nHost: flowd\r\nX-Slow: ".to_string()
         } else {
-            b"POST /healthz HTTP/1.1\r\nHost: flowd\r\nContent-Length: 1000\r\n\r\n{"
+            format!(
+                "POST /api/v1/workflows HTTP/1.1\r\nHost: flowd\r\nAuthorization: Bearer {ADMIN_KEY}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+            )
         };
-        stream.write_all(partial).await.expect("write");
+        stream.write_all(partial.as_bytes()).await.expect("write");
         slow.push(stream);
     }
     healthz_answers_within(&app, Duration::from_secs(2)).await;
