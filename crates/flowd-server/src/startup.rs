@@ -13,7 +13,7 @@ use flowd_runtime::{
 };
 use flowd_store::DatabaseUrl;
 
-use crate::{AppState, ServerConfig};
+use crate::{AppState, ConnectionLimits, ServerConfig};
 
 /// Everything `flowd serve` can be told.
 #[derive(Debug, Clone)]
@@ -31,6 +31,10 @@ pub struct Config {
     pub sandbox_user: Option<SandboxUser>,
     pub preload: Vec<String>,
     pub max_body_bytes: usize,
+    /// Hook request bodies held in memory at once, in bytes.
+    pub max_inflight_body_bytes: usize,
+    /// The connection cap and the read timeouts.
+    pub connections: ConnectionLimits,
     pub max_log_bytes: usize,
     pub max_warm_instances: usize,
     /// Memory (MiB) warm instances may hold together before the least recently used stop.
@@ -56,6 +60,8 @@ impl Config {
             sandbox_user: None,
             preload: vec!["requests".into()],
             max_body_bytes: ServerConfig::default().max_body_bytes,
+            max_inflight_body_bytes: ServerConfig::default().max_inflight_body_bytes,
+            connections: ConnectionLimits::default(),
             max_log_bytes: OutputLimits::default().max_log_bytes,
             max_warm_instances: 64,
             warm_memory_mb: 2048,
@@ -169,11 +175,13 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
             data_dir.join(flowd_engine::auth::ADMIN_KEY_FILE).display()
         ),
     }
-    Ok(Arc::new(AppState {
-        engine: Arc::new(engine),
-        config: ServerConfig {
+    Ok(Arc::new(AppState::new(
+        Arc::new(engine),
+        ServerConfig {
             max_body_bytes: config.max_body_bytes,
+            max_inflight_body_bytes: config.max_inflight_body_bytes,
             shutdown_grace: config.shutdown_grace,
+            connections: config.connections,
         },
-    }))
+    )))
 }

@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::Args;
 use flowd_engine::EngineConfig;
 use flowd_runtime::{BuildConfig, InstallerChoice, SandboxUser};
-use flowd_server::{Config, DatabaseUrl, DatabaseUrlError};
+use flowd_server::conn::fd_limit;
+use flowd_server::{Config, ConnectionLimits, DatabaseUrl, DatabaseUrlError};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -49,6 +50,21 @@ pub struct ServeArgs {
     /// Largest hook request body, in MiB.
     #[arg(long, env = "FLOWD_MAX_BODY_MB", default_value_t = 25)]
     pub max_body_mb: usize,
+    /// Hook request bodies held in memory at once, in MiB; a call that finds no room within 2 s
+    /// gets `503` with `Retry-After`.
+    #[arg(long, env = "FLOWD_MAX_INFLIGHT_BODY_MB", default_value_t = 256)]
+    pub max_inflight_body_mb: usize,
+    /// Client connections open at once; beyond, new ones wait until one closes
+    /// [default: the open-file limit less 1024].
+    #[arg(long, env = "FLOWD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds a client may take to send a request's headers, from the connection's start or
+    /// the previous response (the keep-alive idle timeout); then the connection is closed.
+    #[arg(long, env = "FLOWD_HEADER_READ_TIMEOUT_S", default_value_t = 10)]
+    pub header_read_timeout_s: u64,
+    /// Seconds a client may send nothing while its request body is read (`408`).
+    #[arg(long, env = "FLOWD_BODY_READ_TIMEOUT_S", default_value_t = 10)]
+    pub body_read_timeout_s: u64,
     /// Executions running at once.
     #[arg(long, env = "FLOWD_MAX_CONCURRENCY", default_value_t = 64)]
     pub max_concurrency: usize,
@@ -132,6 +148,14 @@ impl ServeArgs {
         config.sandbox_user = self.sandbox_user;
         config.preload = self.preload.clone();
         config.max_body_bytes = self.max_body_mb << 20;
+        config.max_inflight_body_bytes = self.max_inflight_body_mb << 20;
+        config.connections = ConnectionLimits {
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(fd_limit::current_default_max_connections),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_s.max(1)),
+            body_read_timeout: Duration::from_secs(self.body_read_timeout_s.max(1)),
+        };
         config.max_log_bytes = self.max_log_kb << 10;
         config.max_warm_instances = self.max_warm_instances;
         config.warm_memory_mb = self.warm_memory_mb;
@@ -165,10 +189,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?,
         )
         .init();
+    match fd_limit::raise_to_hard_limit() {
+        Ok(limit) if limit.now > limit.before => tracing::info!(
+            from = limit.before,
+            to = limit.now,
+            "raised the open-file limit to its hard limit"
+        ),
+        Ok(limit) => tracing::info!(open_files = limit.now, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot read or raise the open-file limit"),
+    }
+    crate::memory::spawn_periodic_trim();
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let state = flowd_server::start(&args.config()).await?;
+    let config = args.config();
+    tracing::info!(
+        max_connections = config.connections.max_connections,
+        "connection cap"
+    );
+    let state = flowd_server::start(&config).await?;
     tracing::info!(address = %listener.local_addr()?, "flowd is listening");
     flowd_server::serve(listener, state, shutdown_signal())
         .await

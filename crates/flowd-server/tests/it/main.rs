@@ -12,6 +12,7 @@ mod api_auth;
 mod api_workflows;
 mod attacks;
 mod backpressure;
+mod connections;
 mod console;
 mod deploys;
 mod e2e;
