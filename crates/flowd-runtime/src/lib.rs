@@ -978,6 +978,10 @@ fn isolation_layers(
             "landlock",
             "the kernel offers no Landlock: the filesystem is protected by the unprivileged uid only",
         ),
+        (
+            "landlock_scope",
+            "the kernel's Landlock is older than ABI 6: workflows can signal each other's processes and reach their abstract Unix sockets",
+        ),
         ("seccomp", "no seccomp deny list for this architecture"),
     ] {
         match probed(name) {

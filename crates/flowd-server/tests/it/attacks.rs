@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
+mod between_workflows;
+
 fn running_as_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
