@@ -406,7 +406,7 @@ class _PathBeneath(ctypes.Structure):
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
-def apply_landlock(read_only, read_write, devices, scoped="landlock_scope" in layers):
+def apply_landlock(read_only, read_write, devices, scoped=False):
     """Restricts the filesystem to `read_only` and `read_write` trees and `devices` files; with
     `scoped`, also signals and abstract Unix sockets to this new domain."""
     abi = landlock_abi()
