@@ -18,7 +18,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::{oneshot, Notify};
 
-use crate::cgroup::PidsGroup;
+use crate::cgroup::InstanceCgroup;
 use crate::protocol::{
     encode_frame, message, read_frame, send_frame_with_fds, str_value, MessageExt, ProtocolError,
 };
@@ -105,7 +105,7 @@ pub struct Instance {
     reuse: Option<tokio::sync::Mutex<ReuseIo>>,
     _tmp: PrivateTmp,
     /// Dropped after the instance is killed: kills whatever it left behind.
-    _pids: Option<PidsGroup>,
+    _cgroup: Option<InstanceCgroup>,
 }
 
 /// What an instance is made from.
@@ -129,7 +129,7 @@ impl Instance {
         zygote: &mut Zygote,
         spec: &InstanceSpec<'_>,
         tmp: &PrivateTmp,
-        pids: Option<&PidsGroup>,
+        cgroup: Option<&InstanceCgroup>,
     ) -> Result<PendingInstance, ProtocolError> {
         let (ours, theirs) = StdUnixStream::pair()?;
         ours.set_nonblocking(true)?;
@@ -167,7 +167,8 @@ impl Instance {
             (
                 "cgroup_procs",
                 PyValue::List(
-                    pids.iter()
+                    cgroup
+                        .iter()
                         .map(|group| str_value(group.procs_file().to_string_lossy()))
                         .collect(),
                 ),
@@ -201,7 +202,7 @@ impl Instance {
         pending: PendingInstance,
         init_timeout: Duration,
         tmp: PrivateTmp,
-        pids: Option<PidsGroup>,
+        cgroup: Option<InstanceCgroup>,
     ) -> Result<Result<Instance, InitFailure>, ProtocolError> {
         let PendingInstance {
             stream: ours,
@@ -275,7 +276,7 @@ impl Instance {
             park_depth: AtomicUsize::new(PARKED_PER_INSTANCE),
             reuse,
             _tmp: tmp,
-            _pids: pids,
+            _cgroup: cgroup,
         }))
     }
 

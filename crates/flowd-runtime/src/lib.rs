@@ -79,7 +79,7 @@ pub struct SandboxLimits {
     pub max_file_bytes: u64,
     /// Open files per process (`RLIMIT_NOFILE`).
     pub max_open_files: u32,
-    /// Landlock, seccomp and the pids cgroup. Turned off only to measure what they cost.
+    /// Landlock, seccomp and the cgroups. Turned off only to measure what they cost.
     pub kernel_layers: bool,
 }
 
@@ -374,7 +374,7 @@ pub struct Runtime {
     env_bases: Mutex<HashMap<String, Arc<BaseProcess>>>,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     clock: AtomicU64,
-    pids: Option<cgroup::PidsHierarchy>,
+    cgroups: Option<cgroup::InstanceCgroups>,
     /// The layers each instance applies to itself.
     instance_layers: Vec<String>,
     layers: Vec<IsolationLayer>,
@@ -420,16 +420,12 @@ impl Runtime {
         let zygote = Zygote::start(&zygote_spec)
             .await
             .map_err(RuntimeError::Zygote)?;
-        let pids = if config.sandbox.kernel_layers {
-            cgroup::PidsHierarchy::open()
-        } else {
-            None
-        };
-        let (layers, instance_layers) = isolation_layers(&zygote, user, pids.is_some(), &config);
+        let cgroups = cgroup::InstanceCgroups::open(config.sandbox.kernel_layers, user);
+        let (layers, instance_layers) = isolation_layers(&zygote, user, cgroups.as_ref(), &config);
         let builder =
             EnvBuilder::new(&environment, &config.runtime_dir, config.build.clone()).await;
         Ok(Runtime {
-            pids,
+            cgroups: cgroups.ok(),
             instance_layers,
             layers,
             environment,
@@ -776,12 +772,14 @@ impl Runtime {
             &format!("instance-{}-{n}", std::process::id()),
             self.zygote_spec.user,
         )?;
-        let pids = match &self.pids {
-            Some(hierarchy) => Some(hierarchy.create(
-                &format!("instance-{n}"),
-                self.config.sandbox.max_processes,
-                self.zygote_spec.user,
-            )?),
+        let limits = cgroup::InstanceLimits {
+            max_processes: self.config.sandbox.max_processes,
+            memory_mb: job.memory_mb,
+        };
+        let cgroup = match &self.cgroups {
+            Some(cgroups) => {
+                Some(cgroups.create(&format!("instance-{n}"), limits, self.zygote_spec.user)?)
+            }
             None => None,
         };
         let spec = InstanceSpec {
@@ -797,7 +795,10 @@ impl Runtime {
         let pending = {
             let mut guard = base.lock().await;
             let zygote = base.live(&mut guard).await?;
-            match Instance::request(zygote, &spec, &tmp, pids.as_ref()).await {
+            if let (Some(cgroups), Some(pid)) = (&self.cgroups, zygote.pid()) {
+                cgroups.adopt_base(pid)?;
+            }
+            match Instance::request(zygote, &spec, &tmp, cgroup.as_ref()).await {
                 Ok(pending) => pending,
                 Err(error) => {
                     *guard = None;
@@ -805,7 +806,7 @@ impl Runtime {
                 }
             }
         };
-        Instance::await_ready(pending, spec.init_timeout, tmp, pids)
+        Instance::await_ready(pending, spec.init_timeout, tmp, cgroup)
             .await
             .map_err(RuntimeError::Zygote)
     }
@@ -899,7 +900,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn isolation_layers(
     zygote: &Zygote,
     user: Option<SandboxUser>,
-    pids: bool,
+    cgroups: Result<&cgroup::InstanceCgroups, &cgroup::CgroupsUnavailable>,
     config: &RuntimeConfig,
 ) -> (Vec<IsolationLayer>, Vec<String>) {
     let probed = |name: &str| {
@@ -955,23 +956,7 @@ fn isolation_layers(
         Some(detail) => layer("rlimits", detail, true),
         None => layer("rlimits", "not reported by the base process".into(), false),
     });
-    layers.push(if pids {
-        layer(
-            "pids_cgroup",
-            format!(
-                "at most {} processes and threads per warm instance (cgroup v1 pids); what executions leave behind dies with their instance",
-                config.sandbox.max_processes
-            ),
-            true,
-        )
-    } else {
-        layer(
-            "pids_cgroup",
-            "no usable cgroup pids controller (needs root and cgroup v1 pids): fork bombs are not contained"
-                .into(),
-            false,
-        )
-    });
+    layers.extend(cgroup::layers(cgroups, config.sandbox.max_processes));
     let mut instance_layers = Vec::new();
     for (name, missing) in [
         (
