@@ -278,10 +278,25 @@ impl InstanceCgroup {
         self.path.join("cgroup.procs")
     }
 
+    /// How many times the kernel's OOM killer killed a process in this group (cgroup v2's
+    /// `memory.events`); `None` without the memory controller.
+    pub fn oom_kills(&self) -> Option<u64> {
+        let events = std::fs::read_to_string(self.path.join("memory.events")).ok()?;
+        oom_kills_in(&events)
+    }
+
     fn remove(path: &Path) -> std::io::Result<()> {
         kill_all_in(path);
         std::fs::remove_dir(path)
     }
+}
+
+/// The `oom_kill` count of a `memory.events` file.
+fn oom_kills_in(events: &str) -> Option<u64> {
+    events.lines().find_map(|line| {
+        let (key, value) = line.split_once(' ')?;
+        (key == "oom_kill").then(|| value.trim().parse().ok())?
+    })
 }
 
 /// Kills every process in the group: at once with cgroup v2's `cgroup.kill`, else one by one
@@ -343,6 +358,25 @@ mod tests {
         std::fs::write(root.path().join("cgroup.controllers"), "cpu memory pids").expect("write");
         std::fs::write(root.path().join("cgroup.subtree_control"), "").expect("write");
         root
+    }
+
+    #[test]
+    fn the_oom_kill_count_is_read_from_memory_events() {
+        let events = "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n";
+        assert_eq!(oom_kills_in(events), Some(2));
+        assert_eq!(oom_kills_in("low 0\nmax 1\n"), None);
+    }
+
+    #[test]
+    fn an_instance_group_without_the_memory_controller_counts_no_oom_kills() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let group = InstanceCgroup {
+            path: dir.path().join("instance-1"),
+        };
+        std::fs::create_dir(&group.path).expect("mkdir");
+        assert_eq!(group.oom_kills(), None);
+        std::fs::write(group.path.join("memory.events"), "oom 1\noom_kill 1\n").expect("write");
+        assert_eq!(group.oom_kills(), Some(1));
     }
 
     #[test]
