@@ -74,21 +74,25 @@ impl UnifiedHierarchy {
                 offered: offered.into_iter().collect::<Vec<_>>().join(" "),
             });
         }
-        let cpu = OPTIONAL.iter().all(|c| offered.contains(*c));
-        let enable = REQUIRED
-            .iter()
-            .chain(if cpu { &OPTIONAL[..] } else { &[] })
-            .map(|c| format!("+{c}"))
-            .collect::<Vec<_>>()
-            .join(" ");
         remove_stale_groups(root);
-        std::fs::write(root.join("cgroup.subtree_control"), &enable).map_err(setup(root))?;
+        // The cpu controller can be refused (real-time threads outside the root group): then
+        // the others are enabled without it.
+        let mut cpu = OPTIONAL.iter().all(|c| offered.contains(*c));
+        if cpu {
+            if let Err(error) = enable_controllers(root, true) {
+                tracing::debug!(%error, "cgroup v2 cpu controller refused");
+                cpu = false;
+            }
+        }
+        if !cpu {
+            enable_controllers(root, false).map_err(setup(root))?;
+        }
         let parent = root.join(name);
         std::fs::create_dir_all(&parent).map_err(setup(&parent))?;
         // From here the parent is removed if a step fails.
         let hierarchy = UnifiedHierarchy { parent, cpu };
         let parent = &hierarchy.parent;
-        std::fs::write(parent.join("cgroup.subtree_control"), &enable).map_err(setup(parent))?;
+        enable_controllers(parent, cpu).map_err(setup(parent))?;
         std::fs::create_dir_all(parent.join("base")).map_err(setup(parent))?;
         delegate(parent, "cgroup.procs", user).map_err(setup(parent))?;
         Ok(hierarchy)
@@ -144,6 +148,17 @@ impl Drop for UnifiedHierarchy {
     fn drop(&mut self) {
         remove_tree(&self.parent);
     }
+}
+
+/// Enables the controllers flowd uses (the `cpu` one if `cpu`) for the children of `group`.
+fn enable_controllers(group: &Path, cpu: bool) -> std::io::Result<()> {
+    let enable = REQUIRED
+        .iter()
+        .chain(if cpu { &OPTIONAL[..] } else { &[] })
+        .map(|c| format!("+{c}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    std::fs::write(group.join("cgroup.subtree_control"), enable)
 }
 
 /// The names in a `cgroup.controllers` file (one line, separated by spaces).
