@@ -305,8 +305,10 @@ impl<'a> Reader<'a> {
             TYPE_LIST | TYPE_TUPLE => {
                 let depth = self.enter(depth)?;
                 let count = self.len(1)?;
-                // Every item takes at least one byte, but do not trust the count with memory.
-                let mut items = Vec::with_capacity(count.min(1024));
+                // Grows with the items actually read, not the declared count: the count is only
+                // checked against the bytes left, and nested lists each declaring that many would
+                // together reserve many times the frame's size.
+                let mut items = Vec::new();
                 for _ in 0..count {
                     items.push(self.value(depth)?);
                 }

@@ -6,14 +6,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::EngineError;
 
 /// A limit on concurrent work with a bounded waiting line in front of it.
 pub struct Gate {
     slots: Arc<Semaphore>,
-    capacity: usize,
+    /// How many slots are taken, watched by [`Gate::until_idle`].
+    taken: Arc<watch::Sender<usize>>,
     waiting: AtomicUsize,
     queue_depth: usize,
     queue_timeout: Duration,
@@ -21,10 +22,9 @@ pub struct Gate {
 
 impl Gate {
     pub fn new(capacity: usize, queue_depth: usize, queue_timeout: Duration) -> Gate {
-        let capacity = capacity.max(1);
         Gate {
-            slots: Arc::new(Semaphore::new(capacity)),
-            capacity,
+            slots: Arc::new(Semaphore::new(capacity.max(1))),
+            taken: Arc::new(watch::Sender::new(0)),
             waiting: AtomicUsize::new(0),
             queue_depth,
             queue_timeout,
@@ -32,12 +32,9 @@ impl Gate {
     }
 
     /// A slot, now or after a bounded wait; `saturated` when the line is full or the wait too long.
-    pub async fn enter(
-        &self,
-        saturated: impl Fn() -> EngineError,
-    ) -> Result<OwnedSemaphorePermit, EngineError> {
+    pub async fn enter(&self, saturated: impl Fn() -> EngineError) -> Result<Slot, EngineError> {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Ok(permit);
+            return Ok(self.take(permit));
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue_depth {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
@@ -47,13 +44,103 @@ impl Gate {
             tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         match acquired {
-            Ok(Ok(permit)) => Ok(permit),
+            Ok(Ok(permit)) => Ok(self.take(permit)),
             _ => Err(saturated()),
+        }
+    }
+
+    fn take(&self, permit: OwnedSemaphorePermit) -> Slot {
+        self.taken.send_modify(|taken| *taken += 1);
+        Slot {
+            permit: Some(permit),
+            taken: self.taken.clone(),
         }
     }
 
     /// How many slots are taken now.
     pub fn in_use(&self) -> usize {
-        self.capacity - self.slots.available_permits()
+        *self.taken.borrow()
+    }
+
+    /// How many calls wait in the line now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// Returns once no slot is taken.
+    pub async fn until_idle(&self) {
+        let mut taken = self.taken.subscribe();
+        // The sender lives as long as `self`, so the wait ends only when the count is zero.
+        let _ = taken.wait_for(|taken| *taken == 0).await;
+    }
+}
+
+/// A taken slot of a [`Gate`], given back when dropped.
+pub struct Slot {
+    /// Always `Some` until dropped: the permit goes back before the count goes down, so a
+    /// slot counted as free can be taken.
+    permit: Option<OwnedSemaphorePermit>,
+    taken: Arc<watch::Sender<usize>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        self.taken.send_modify(|taken| *taken -= 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(capacity: usize) -> Gate {
+        Gate::new(capacity, 0, Duration::from_secs(1))
+    }
+
+    #[tokio::test]
+    async fn slots_taken_are_counted_until_dropped() {
+        let gate = gate(2);
+        let first = gate.enter(|| EngineError::Saturated).await.ok();
+        let second = gate.enter(|| EngineError::Saturated).await.ok();
+        assert_eq!(gate.in_use(), 2);
+        drop(first);
+        assert_eq!(gate.in_use(), 1);
+        drop(second);
+        assert_eq!(gate.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_gate_without_a_queue_refuses_at_once() {
+        let gate = gate(1);
+        let _taken = gate.enter(|| EngineError::Saturated).await.ok();
+        let refused = gate.enter(|| EngineError::Saturated).await;
+        assert!(matches!(refused, Err(EngineError::Saturated)));
+    }
+
+    #[tokio::test]
+    async fn until_idle_returns_at_once_when_no_slot_is_taken() {
+        let waited = tokio::time::timeout(Duration::from_secs(5), gate(1).until_idle()).await;
+        assert!(waited.is_ok(), "until_idle waited on an idle gate");
+    }
+
+    #[tokio::test]
+    async fn until_idle_waits_for_the_last_slot_to_be_given_back() {
+        let gate = Arc::new(gate(2));
+        let first = gate.enter(|| EngineError::Saturated).await.ok();
+        let second = gate.enter(|| EngineError::Saturated).await.ok();
+        let idle = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.until_idle().await }
+        });
+        drop(first);
+        tokio::task::yield_now().await;
+        assert!(!idle.is_finished(), "idle while a slot is still taken");
+        drop(second);
+        let waited = tokio::time::timeout(Duration::from_secs(5), idle).await;
+        assert!(
+            matches!(waited, Ok(Ok(()))),
+            "not idle once every slot was given back"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The engine's errors: each has a stable machine-readable code that the HTTP layer maps to a
 //! status in one table.
 
-use flowd_store::StoreError;
+use flowd_store::{BoxError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -32,8 +32,19 @@ pub enum EngineError {
     ShuttingDown,
     #[error("the Python runtime is unavailable: {0}")]
     Runtime(String),
+    /// The store failed: [`StoreError::is_unavailable`] tells a condition that passes (disk
+    /// full, I/O error, a lock held too long) from a fault.
     #[error("storage error: {0}")]
-    Store(StoreError),
+    Store(#[source] StoreError),
+    /// Data read back from the store that cannot be used (it breaks a rule it was checked
+    /// against when written): a fault of the server, not of the request. `what` says what is
+    /// wrong with which data.
+    #[error("{what}: {source}")]
+    CorruptData {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl From<StoreError> for EngineError {
@@ -59,9 +70,70 @@ impl EngineError {
             EngineError::Busy(_) => "busy",
             EngineError::ShuttingDown => "shutting_down",
             EngineError::Runtime(_) => "runtime_unavailable",
-            EngineError::Store(_) => "internal",
+            EngineError::Store(error) if error.is_unavailable() => "store_unavailable",
+            EngineError::Store(_) | EngineError::CorruptData { .. } => "internal",
         }
     }
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io_error() -> BoxError {
+        Box::new(std::io::Error::other("disk full"))
+    }
+
+    #[test]
+    fn an_unavailable_store_is_store_unavailable() {
+        let error = EngineError::from(StoreError::Unavailable(io_error()));
+        assert_eq!(error.code(), "store_unavailable");
+    }
+
+    #[test]
+    fn a_stopped_store_is_store_unavailable() {
+        assert_eq!(
+            EngineError::from(StoreError::Stopped).code(),
+            "store_unavailable"
+        );
+    }
+
+    #[test]
+    fn a_failing_backend_is_internal() {
+        let error = EngineError::from(StoreError::Backend(io_error()));
+        assert_eq!(error.code(), "internal");
+    }
+
+    #[test]
+    fn corrupt_stored_data_is_internal() {
+        let error = EngineError::from(StoreError::Corrupt("workflows.mode".into()));
+        assert_eq!(error.code(), "internal");
+    }
+
+    #[test]
+    fn stored_data_the_engine_cannot_use_is_internal_and_keeps_its_cause() {
+        let error = EngineError::CorruptData {
+            what: "the stored requirements".into(),
+            source: io_error(),
+        };
+        assert_eq!(error.code(), "internal");
+        let source = std::error::Error::source(&error).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("disk full"));
+    }
+
+    #[test]
+    fn a_store_conflict_is_the_engines_conflict() {
+        let error = EngineError::from(StoreError::Conflict("name taken".into()));
+        assert_eq!(error.code(), "conflict");
+    }
+
+    #[test]
+    fn a_store_failure_keeps_the_backends_error_as_its_source() {
+        let error = EngineError::from(StoreError::Unavailable(io_error()));
+        let store = std::error::Error::source(&error).expect("the store's error");
+        let backend = store.source().map(ToString::to_string);
+        assert_eq!(backend.as_deref(), Some("disk full"));
+    }
+}

@@ -9,7 +9,7 @@ use flowd_core::response::{self, ReturnMapping};
 use flowd_core::settings::{self, Settings, SettingsChange};
 use flowd_core::workflow::{ExecutionStatus, Mode, Trigger};
 use flowd_core::PyValue;
-use flowd_runtime::{ErrorInfo, Job, Outcome};
+use flowd_runtime::{ErrorInfo, Job, Outcome, SettingsError};
 use flowd_store::{ExecutionError, ExecutionRecord, StoreWrite, WorkflowRecord};
 
 use crate::clock::now_ms;
@@ -327,12 +327,12 @@ pub fn conclude(execution: flowd_runtime::Execution, context: &Context<'_>) -> C
                         conclusion.persist = Some(diff);
                     }
                 }
-                Err(message) => {
+                Err(invalid) => {
                     conclusion.status = ExecutionStatus::Error;
                     conclusion.error = Some(ExecutionError {
                         kind: "InvalidSettings".into(),
                         message: format!(
-                            "{message}: nothing of this execution's settings changes was saved"
+                            "{invalid}: nothing of this execution's settings changes was saved"
                         ),
                         traceback: None,
                     });
@@ -472,12 +472,24 @@ pub fn claimable_record(
     }
 }
 
-fn parse_settings(settings: Result<String, String>) -> Result<Settings, String> {
+/// Why the settings an execution left are not persisted.
+#[derive(Debug, thiserror::Error)]
+enum InvalidSettings {
+    /// The runner could not send them.
+    #[error(transparent)]
+    Runner(#[from] SettingsError),
+    #[error("settings are no longer a dict")]
+    NotAnObject,
+    #[error("settings could not be read back: {0}")]
+    Unreadable(#[source] serde_json::Error),
+}
+
+fn parse_settings(settings: Result<String, SettingsError>) -> Result<Settings, InvalidSettings> {
     let json = settings?;
     match serde_json::from_str::<serde_json::Value>(&json) {
         Ok(serde_json::Value::Object(map)) => Ok(map),
-        Ok(_) => Err("settings are no longer a dict".to_string()),
-        Err(error) => Err(format!("settings could not be read back: {error}")),
+        Ok(_) => Err(InvalidSettings::NotAnObject),
+        Err(error) => Err(InvalidSettings::Unreadable(error)),
     }
 }
 

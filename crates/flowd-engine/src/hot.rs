@@ -61,11 +61,12 @@ pub fn version_requirements(version: &VersionRecord) -> Result<Option<Arc<Requir
     }
     Requirements::parse_lines(&version.requirements)
         .map(|requirements| Some(Arc::new(requirements)))
-        .map_err(|error| {
-            EngineError::Runtime(format!(
-                "the stored requirements of version {} of workflow {} are invalid: {error}",
+        .map_err(|error| EngineError::CorruptData {
+            what: format!(
+                "the stored requirements of version {} of workflow {} are invalid",
                 version.version, version.workflow_id
-            ))
+            ),
+            source: Box::new(error),
         })
 }
 

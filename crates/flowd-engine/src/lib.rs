@@ -130,18 +130,18 @@ impl Engine {
     /// Waits (at most `limit`) until no execution is running: for a graceful shutdown, which must
     /// also let scheduled runs finish.
     pub async fn wait_idle(&self, limit: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
-        while self.gate.in_use() > 0 {
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        true
+        tokio::time::timeout(limit, self.gate.until_idle())
+            .await
+            .is_ok()
     }
 
     /// Executions running now.
     pub fn executions_in_flight(&self) -> usize {
         self.gate.in_use()
+    }
+
+    /// Executions waiting for a slot of the server now.
+    pub fn executions_queued(&self) -> usize {
+        self.gate.waiting()
     }
 }

@@ -374,7 +374,7 @@ impl Engine {
                 change,
             }])
         });
-        ticket.wait().await.map_err(EngineError::Runtime)?;
+        ticket.wait().await?;
         Ok((record, cell.current()))
     }
 
@@ -407,7 +407,7 @@ impl Engine {
             change: change.clone(),
         }];
         let ticket = cell.apply(&change, || self.writer.submit(writes));
-        ticket.wait().await.map_err(EngineError::Runtime)?;
+        ticket.wait().await?;
         Ok((record, cell.current()))
     }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use flowd_store::{Store, StoreWrite};
+use flowd_store::{Store, StoreError, StoreWrite};
 
 /// A handle to queue writes. Cloning is cheap.
 #[derive(Clone)]
@@ -30,7 +30,7 @@ impl Writer {
     }
 
     /// Queues writes and waits until they are committed.
-    pub async fn commit(&self, writes: Vec<StoreWrite>) -> Result<(), String> {
+    pub async fn commit(&self, writes: Vec<StoreWrite>) -> Result<(), StoreError> {
         self.submit(writes).wait().await
     }
 }
@@ -39,7 +39,8 @@ impl Writer {
 pub struct CommitTicket(flowd_store::CommitTicket);
 
 impl CommitTicket {
-    pub async fn wait(self) -> Result<(), String> {
-        self.0.wait().await.map_err(|error| error.to_string())
+    /// Resolves once the writes are committed (all of them) or failed (none of them).
+    pub async fn wait(self) -> Result<(), StoreError> {
+        self.0.wait().await
     }
 }

@@ -58,45 +58,80 @@ HELLO_TAIL = _HELLO_SAMPLE[_HELLO_AT + _PID.size :]
 # --------------------------------------------------------------------------- framing
 
 
+# Room for the fds one read may bring (SCM_RIGHTS): a frame carries at most two.
+_FD_SPACE = socket.CMSG_SPACE(8 * 4)
+
+
+def read_frame(receive, source, pending=b""):
+    """The next frame's value, and what was read beyond it (the start of the next frame).
+    `receive(source, wanted)` reads up to `wanted` more bytes (none at the end): `os.read` on a
+    raw fd, as an execution fork reads its job (no object to make in the fork: each costs it
+    copy-on-write faults), or `Channel._receive` on a channel. `pending`: what the previous call
+    read beyond its frame."""
+    data = pending
+    while len(data) < HEADER.size:
+        more = receive(source, 1 << 16)
+        if not more:
+            raise EOFError
+        data += more
+    (length,) = HEADER.unpack_from(data)
+    if length > MAX_CONTROL_FRAME:
+        raise ValueError("frame too large")
+    end = HEADER.size + length
+    if len(data) < end:
+        chunks = [data]
+        missing = end - len(data)
+        while missing > 0:
+            more = receive(source, min(max(missing, 1 << 16), 1 << 20))
+            if not more:
+                raise EOFError
+            chunks.append(more)
+            missing -= len(more)
+        data = b"".join(chunks)
+    return marshal.loads(memoryview(data)[HEADER.size : end]), data[end:]
+
+
+def write_frame(fd, message):
+    """Sends one frame on `fd` with write(): no socket object is needed (an execution fork has
+    none), and every frame leaves a process the same way."""
+    payload = marshal.dumps(message, 2)
+    frame = memoryview(HEADER.pack(len(payload)) + payload)
+    while frame:
+        frame = frame[os.write(fd, frame) :]
+
+
 class Channel:
     """A framed, fd-carrying connection over a Unix stream socket."""
 
     def __init__(self, sock):
         self.sock = sock
-        self.buffer = bytearray()
+        # What was read beyond the last frame.
+        self.pending = b""
         self.fds = []
 
-    def _fill(self, need):
-        while len(self.buffer) < need:
-            data, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 16, 8)
-            self.fds.extend(fds)
-            if not data:
-                raise EOFError
-            self.buffer += data
+    def _receive(self, wanted):
+        # The fds come close-on-exec: none of them goes to a program a workflow runs.
+        data, ancillary, _flags, _addr = self.sock.recvmsg(wanted, _FD_SPACE, socket.MSG_CMSG_CLOEXEC)
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                self.fds.extend(struct.unpack("%di" % (len(payload) // 4), payload[: len(payload) // 4 * 4]))
+        return data
 
     def receive(self):
         """The next frame's value, and the fds it carries (``nfds`` in the frame)."""
-        self._fill(HEADER.size)
-        (length,) = HEADER.unpack_from(self.buffer)
-        if length > MAX_CONTROL_FRAME:
-            raise ValueError("frame too large")
-        self._fill(HEADER.size + length)
-        payload = bytes(self.buffer[HEADER.size : HEADER.size + length])
-        del self.buffer[: HEADER.size + length]
-        message = marshal.loads(payload)
+        message, self.pending = read_frame(Channel._receive, self, self.pending)
         nfds = message.get("nfds", 0) if isinstance(message, dict) else 0
         fds, self.fds = self.fds[:nfds], self.fds[nfds:]
         return message, fds
 
     def has_frame(self):
-        if len(self.buffer) < HEADER.size:
+        if len(self.pending) < HEADER.size:
             return False
-        (length,) = HEADER.unpack_from(self.buffer)
-        return len(self.buffer) >= HEADER.size + length
+        (length,) = HEADER.unpack_from(self.pending)
+        return len(self.pending) >= HEADER.size + length
 
     def send(self, message):
-        payload = marshal.dumps(message, 2)
-        self.sock.sendall(HEADER.pack(len(payload)) + payload)
+        write_frame(self.sock.fileno(), message)
 
 
 # --------------------------------------------------------------------------- validation
@@ -361,22 +396,7 @@ FS_FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IO
 SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
 LANDLOCK_SCOPE_ABI = 6
 
-# What no workflow needs (x86_64 numbers): tracing other processes, namespaces and mounts, kernel
-# keyrings, BPF, io_uring, modules, kexec, reboot, swap, clocks, perf, userfaultfd and reading or
-# writing other processes' memory.
-SECCOMP_DENIED_X86_64 = {
-    "ptrace": 101, "mount": 165, "umount2": 166, "unshare": 272, "setns": 308, "bpf": 321,
-    "keyctl": 250, "add_key": 248, "request_key": 249, "io_uring_setup": 425,
-    "io_uring_enter": 426, "io_uring_register": 427, "init_module": 175, "finit_module": 313,
-    "delete_module": 176, "kexec_load": 246, "kexec_file_load": 320, "reboot": 169,
-    "swapon": 167, "swapoff": 168, "pivot_root": 155, "chroot": 161, "acct": 163,
-    "settimeofday": 164, "clock_settime": 227, "clock_adjtime": 305, "adjtimex": 159,
-    "perf_event_open": 298, "userfaultfd": 323, "process_vm_readv": 310,
-    "process_vm_writev": 311, "open_by_handle_at": 304, "name_to_handle_at": 303,
-    "quotactl": 179, "lookup_dcookie": 212, "fsopen": 430, "fsmount": 432, "move_mount": 429,
-    "open_tree": 428, "mount_setattr": 442, "personality": 135, "vhangup": 153,
-}
-AUDIT_ARCH_X86_64 = 0xC000003E
+PR_GET_SECCOMP = 21
 
 
 def landlock_abi():
@@ -392,7 +412,7 @@ def probe_layers():
     return {
         "landlock": ("ABI %d" % abi) if abi else None,
         "landlock_scope": "signals and abstract Unix sockets (Landlock ABI %d)" % abi if abi >= LANDLOCK_SCOPE_ABI else None,
-        "seccomp": "deny list of %d system calls" % len(SECCOMP_DENIED_X86_64) if platform.machine() == "x86_64" else None,
+        "seccomp": "filter mode" if seccomp_available() else None,
         "rlimits": "memory (DATA), CPU time, file size, open files, core dumps",
     }
 
@@ -460,31 +480,26 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def apply_seccomp():
-    """Installs the deny list: those system calls fail with EPERM (x86_64 only)."""
-    if platform.machine() != "x86_64":
-        return False
-    load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
-    allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ERRNO | EPERM
-    numbers = sorted(SECCOMP_DENIED_X86_64.values())
-    n = len(numbers)
-    program = [
-        (load, 0, 0, 4),  # arch
-        (jeq, 1, 0, AUDIT_ARCH_X86_64),
-        (ret, 0, 0, allow),
-        (load, 0, 0, 0),  # syscall number
-        (jge, n + 1, 0, 0x40000000),  # the x32 ABI: refused whole
-    ]
-    for index, number in enumerate(numbers):
-        program.append((jeq, n - index, 0, number))
-    program.append((ret, 0, 0, allow))
-    program.append((ret, 0, 0, deny))
-    filters = (_SockFilter * len(program))(*[_SockFilter(*instruction) for instruction in program])
-    fprog = _SockFprog(len(program), filters)
+def seccomp_available():
+    """Whether this kernel accepts seccomp filters (flowd compiles the filter itself)."""
+    return _libc.prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0
+
+
+def apply_seccomp(programs):
+    """Installs the BPF programs flowd compiled (flowd-runtime/src/seccomp.rs), in order: each an
+    array of `struct sock_filter` in native byte order."""
+    if not programs:
+        raise ValueError("flowd sent no seccomp program")
     if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
-    if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP failed")
+    for program in programs:
+        count, rest = divmod(len(program), ctypes.sizeof(_SockFilter))
+        if rest or not count:
+            raise ValueError("a seccomp program of %d bytes is not whole instructions" % len(program))
+        instructions = (_SockFilter * count).from_buffer_copy(program)
+        fprog = _SockFprog(count, instructions)
+        if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP failed")
     return True
 
 
@@ -514,7 +529,7 @@ def enter_sandbox(spawn):
         read_write = [spawn["tmp_dir"]] if spawn.get("tmp_dir") else []
         apply_landlock(readable_roots(), read_write, DEVICES, scoped="landlock_scope" in layers)
     if "seccomp" in layers:
-        apply_seccomp()
+        apply_seccomp(spawn.get("seccomp_programs"))
 
 
 def apply_limits(spawn):
@@ -537,39 +552,6 @@ class SettingsError(Exception):
     pass
 
 
-def send_raw(fd, message):
-    data = marshal.dumps(message, 2)
-    data = HEADER.pack(len(data)) + data
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def receive_raw(fd):
-    """One frame from `fd`, the only frame on it (an execution's job): usually one read."""
-    data = os.read(fd, 1 << 16)
-    if len(data) < HEADER.size:
-        data += read_exactly(fd, HEADER.size - len(data))
-    (length,) = HEADER.unpack_from(data)
-    if length > MAX_CONTROL_FRAME:
-        raise ValueError("frame too large")
-    missing = HEADER.size + length - len(data)
-    if missing > 0:
-        data += read_exactly(fd, missing)
-    return marshal.loads(memoryview(data)[HEADER.size : HEADER.size + length])
-
-
-def read_exactly(fd, count):
-    chunks = []
-    while count:
-        chunk = os.read(fd, min(count, 1 << 20))
-        if not chunk:
-            raise EOFError
-        chunks.append(chunk)
-        count -= len(chunk)
-    return b"".join(chunks)
-
-
 def execution_main(workflow, exec_fd, log_fd):
     """One execution, in a fresh fork of the warm instance. Kept lean: every object created and
     every page written between the fork and the call is paid on every call."""
@@ -580,7 +562,7 @@ def execution_main(workflow, exec_fd, log_fd):
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
-    job = receive_raw(exec_fd)
+    job, _ = read_frame(os.read, exec_fd)
     cpu_seconds = job.get("cpu_seconds")
     if cpu_seconds:
         # CPU time can outrun the wall clock with threads: bound it too.
@@ -595,7 +577,7 @@ def execution_main(workflow, exec_fd, log_fd):
     # process's memory to be torn down.
     os.close(1)
     os.close(2)
-    send_raw(exec_fd, result)
+    write_frame(exec_fd, result)
     os._exit(0)
 
 
@@ -611,12 +593,10 @@ def serve_reuse(workflow, channel, output_fd):
     were before (what a leftover thread prints then is no execution's output). When a call leaves
     child processes behind, the result says so and flowd sends a new pipe with the next job: what
     they write later goes to the old pipe, which nobody reads, not into a later call's output."""
-    sock = channel.sock
-    buffer = channel.buffer
     idle_out, idle_err = os.dup(1), os.dup(2)
     while True:
         try:
-            job, fds = receive_job(sock, buffer)
+            job, fds = channel.receive()
         except (EOFError, OSError, ValueError):
             return
         if fds:
@@ -639,41 +619,9 @@ def serve_reuse(workflow, channel, output_fd):
         if has_children():
             result["children"] = True
         try:
-            sock.sendall(frame_bytes(result))
+            channel.send(result)
         except OSError:
             return
-
-
-_FD_SPACE = socket.CMSG_SPACE(4 * 4)
-
-
-def receive_job(sock, buffer):
-    """The next frame on the reuse instance's socket (a bytearray keeps what was read beyond it),
-    and the fds that came with it (received close-on-exec)."""
-    fds = []
-    while True:
-        if len(buffer) >= HEADER.size:
-            (length,) = HEADER.unpack_from(buffer)
-            if length > MAX_CONTROL_FRAME:
-                raise ValueError("frame too large")
-            end = HEADER.size + length
-            if len(buffer) >= end:
-                break
-            wanted = max(1 << 16, end - len(buffer))
-        else:
-            wanted = 1 << 16
-        data, ancillary, _flags, _addr = sock.recvmsg(wanted, _FD_SPACE, socket.MSG_CMSG_CLOEXEC)
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.extend(struct.unpack("%di" % (len(payload) // 4), payload[: len(payload) // 4 * 4]))
-        if not data:
-            for fd in fds:
-                os.close(fd)
-            raise EOFError
-        buffer += data
-    payload = bytes(buffer[HEADER.size : end])
-    del buffer[:end]
-    return marshal.loads(payload), fds
 
 
 def has_children():
@@ -683,11 +631,6 @@ def has_children():
     except ChildProcessError:
         return False
     return True
-
-
-def frame_bytes(message):
-    data = marshal.dumps(message, 2)
-    return HEADER.pack(len(data)) + data
 
 
 def run_job(workflow, job):

@@ -5,9 +5,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::error::RuntimeError;
 use crate::protocol::ProtocolError;
 use crate::zygote::{Zygote, ZygoteSpec};
-use crate::RuntimeError;
 
 pub struct BaseProcess {
     /// The environment's content address (`None`: the runtime's own environment).

@@ -19,12 +19,15 @@ use tokio::net::UnixStream;
 use tokio::sync::{oneshot, Notify};
 
 use crate::cgroup::InstanceCgroup;
+use crate::config::{OutputLimits, SandboxLimits};
+use crate::job::Job;
+use crate::outcome::{ErrorInfo, Execution, Outcome};
 use crate::protocol::{
     encode_frame, message, read_frame, send_frame_with_fds, str_value, MessageExt, ProtocolError,
 };
 use crate::sandbox::PrivateTmp;
+use crate::sync::lock;
 use crate::zygote::Zygote;
-use crate::{ErrorInfo, Execution, Job, Outcome};
 
 /// How many recent child exits an instance remembers (to explain a crash).
 const EXIT_MEMORY: usize = 256;
@@ -119,7 +122,9 @@ pub struct InstanceSpec<'a> {
     pub init_timeout: Duration,
     /// The layers the instance must apply to itself (`landlock`, `seccomp`).
     pub layers: &'a [String],
-    pub limits: &'a crate::SandboxLimits,
+    /// The seccomp filter's BPF programs, installed in order (see `seccomp`).
+    pub seccomp_programs: &'a [Vec<u8>],
+    pub limits: &'a SandboxLimits,
     pub isolation: &'a str,
 }
 
@@ -165,6 +170,15 @@ impl Instance {
             (
                 "layers",
                 PyValue::List(spec.layers.iter().map(|l| str_value(l.as_str())).collect()),
+            ),
+            (
+                "seccomp_programs",
+                PyValue::List(
+                    spec.seccomp_programs
+                        .iter()
+                        .map(|program| PyValue::Bytes(program.clone()))
+                        .collect(),
+                ),
             ),
             (
                 "cgroup_procs",
@@ -324,7 +338,7 @@ impl Instance {
 
     /// Forks one execution ahead of need, if none is parked or being parked: the fork and the
     /// child's start-up then happen while the instance is idle, not while a caller waits.
-    pub async fn park(&self, limits: &crate::OutputLimits) {
+    pub async fn park(&self, limits: &OutputLimits) {
         if self.reuse.is_some() || !self.is_alive() {
             return;
         }
@@ -351,7 +365,7 @@ impl Instance {
 
     /// [`Instance::park`] in a task of its own, unless a fork is parked or being parked already
     /// (the common case under steady load: no task to spawn).
-    pub fn park_in_background(self: &Arc<Self>, limits: crate::OutputLimits) {
+    pub fn park_in_background(self: &Arc<Self>, limits: OutputLimits) {
         if self.reuse.is_some() {
             return;
         }
@@ -386,7 +400,7 @@ impl Instance {
 
     /// Runs one execution in a fresh fork of this instance (one parked ahead, if there is one),
     /// or, for a reuse instance, in the instance itself.
-    pub async fn run(self: &Arc<Self>, job: &Job, limits: &crate::OutputLimits) -> Execution {
+    pub async fn run(self: &Arc<Self>, job: &Job, limits: &OutputLimits) -> Execution {
         if let Some(io) = &self.reuse {
             return self
                 .run_in_instance(&mut *io.lock().await, job, limits)
@@ -415,17 +429,10 @@ impl Instance {
                 let conversation = converse(&mut run, job, limits);
                 match tokio::time::timeout(job.timeout, conversation).await {
                     Ok(Ok(outcome)) => outcome,
-                    Ok(Err(ProtocolError::TooLarge { size, limit })) => Outcome::Killed(ErrorInfo::new(
-                        "ResultTooLarge",
-                        format!("the execution's result ({size} bytes) is over the {limit}-byte limit"),
-                    )),
-                    Ok(Err(ProtocolError::Closed)) | Ok(Err(ProtocolError::Io(_))) => {
-                        self.explain_vanished(run.pid).await
-                    }
-                    Ok(Err(error)) => Outcome::Killed(ErrorInfo::new(
-                        "ProtocolError",
-                        format!("the execution process sent an invalid result: {error}"),
-                    )),
+                    Ok(Err(error)) => match Outcome::from_unreadable_result(error) {
+                        Some(outcome) => outcome,
+                        None => self.explain_vanished(run.pid).await,
+                    },
                     Err(_) => {
                         if run.pid.is_none() || run.in_instance {
                             // The fork never reported: the instance itself is stuck.
@@ -481,7 +488,7 @@ impl Instance {
         &self,
         io: &mut ReuseIo,
         job: &Job,
-        limits: &crate::OutputLimits,
+        limits: &OutputLimits,
     ) -> Execution {
         let started = Instant::now();
         let mut logs = Logs::new(limits.max_log_bytes);
@@ -497,9 +504,10 @@ impl Instance {
             };
         }
         io.discard_output();
-        let message = job_message(job, limits);
+        let rotate_output = std::mem::take(&mut io.rotate_output);
+        let message = job_message(job, limits, usize::from(rotate_output));
         let exchange = async {
-            if std::mem::take(&mut io.rotate_output) {
+            if rotate_output {
                 // The old pipe is closed here: a leftover process writing to it gets EPIPE.
                 let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
                     .map_err(std::io::Error::from)?;
@@ -518,13 +526,9 @@ impl Instance {
                 io.rotate_output = matches!(result.field("children"), Some(PyValue::Bool(true)));
                 Outcome::from_result(&result)
             }
-            Ok(Err(ProtocolError::TooLarge { size, limit })) => Outcome::Killed(ErrorInfo::new(
-                "ResultTooLarge",
-                format!("the execution's result ({size} bytes) is over the {limit}-byte limit"),
-            )),
-            // The instance died under the call (`os._exit`, a signal, the memory limit). Its exit
-            // status goes to the base process, not to flowd.
-            Ok(Err(ProtocolError::Closed)) | Ok(Err(ProtocolError::Io(_))) => {
+            Ok(Err(error)) => Outcome::from_unreadable_result(error).unwrap_or_else(|| {
+                // The instance died under the call (`os._exit`, a signal, the memory limit). Its
+                // exit status goes to the base process, not to flowd.
                 if self.went_over_memory() {
                     Outcome::Killed(memory_limit_error())
                 } else {
@@ -533,11 +537,7 @@ impl Instance {
                         "the execution process ended before returning".to_string(),
                     ))
                 }
-            }
-            Ok(Err(error)) => Outcome::Killed(ErrorInfo::new(
-                "ProtocolError",
-                format!("the execution process sent an invalid result: {error}"),
-            )),
+            }),
             Err(_) => Outcome::Timeout,
         };
         let finished = matches!(outcome, Outcome::Returned { .. } | Outcome::Raised(_));
@@ -563,7 +563,7 @@ impl Instance {
 
     async fn start_fork(
         &self,
-        limits: &crate::OutputLimits,
+        limits: &OutputLimits,
         run: &mut ExecutionRun,
     ) -> Result<(), ProtocolError> {
         if !self.is_alive() {
@@ -666,7 +666,7 @@ struct ExecutionRun {
 async fn converse(
     run: &mut ExecutionRun,
     job: &Job,
-    limits: &crate::OutputLimits,
+    limits: &OutputLimits,
 ) -> Result<Outcome, ProtocolError> {
     if run.pid.is_none() {
         hello(run).await?;
@@ -674,14 +674,14 @@ async fn converse(
     let Some(stream) = run.stream.as_mut() else {
         return Err(ProtocolError::Closed);
     };
-    let frame = encode_frame(&job_message(job, limits));
+    let frame = encode_frame(&job_message(job, limits, 0));
     stream.write_all(&frame).await?;
     let result = read_frame(stream, limits.max_result_bytes).await?;
     Ok(Outcome::from_result(&result))
 }
 
-/// The job as the runner reads it.
-fn job_message(job: &Job, limits: &crate::OutputLimits) -> PyValue {
+/// The job as the runner reads it, sent with `nfds` file descriptors.
+fn job_message(job: &Job, limits: &OutputLimits, nfds: usize) -> PyValue {
     let mut fields = vec![
         (str_value("settings"), str_value(job.settings_json.as_str())),
         (
@@ -699,6 +699,9 @@ fn job_message(job: &Job, limits: &crate::OutputLimits) -> PyValue {
     ];
     if let Some(request) = &job.request {
         fields.push((str_value("request"), request.clone()));
+    }
+    if nfds > 0 {
+        fields.push((str_value("nfds"), PyValue::Int(nfds as i64)));
     }
     PyValue::Dict(fields)
 }
@@ -718,13 +721,6 @@ async fn hello(run: &mut ExecutionRun) -> Result<(), ProtocolError> {
     run.pid = Some(pid);
     run.in_instance = matches!(hello.field("reuse"), Some(PyValue::Bool(true)));
     Ok(())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }
 
 /// Reads the exit notifications of an instance until it closes.

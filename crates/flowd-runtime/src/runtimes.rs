@@ -4,8 +4,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::config::RuntimeConfig;
+use crate::error::RuntimeError;
 use crate::provision;
-use crate::{sandbox, Runtime, RuntimeConfig, RuntimeError};
+use crate::runtime::Runtime;
+use crate::sandbox;
 
 pub struct Runtimes {
     /// In the order found: the system's `python3` first.

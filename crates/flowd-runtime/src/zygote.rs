@@ -117,7 +117,7 @@ impl Zygote {
         &mut self,
         code: &str,
         arity: usize,
-    ) -> Result<Result<(), crate::CodeError>, ProtocolError> {
+    ) -> Result<Result<(), crate::error::CodeError>, ProtocolError> {
         let reply = self
             .request(
                 &message([
@@ -131,7 +131,7 @@ impl Zygote {
         if matches!(reply.field("ok"), Some(PyValue::Bool(true))) {
             return Ok(Ok(()));
         }
-        Ok(Err(crate::CodeError {
+        Ok(Err(crate::error::CodeError {
             message: reply
                 .str_field("message")
                 .unwrap_or("the code was refused")

@@ -92,7 +92,12 @@ impl From<EngineError> for ApiError {
                 tracing::error!(%error, "runtime error");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, error.to_string())
             }
-            EngineError::Store(_) => {
+            EngineError::Store(ref store) if store.is_unavailable() => {
+                tracing::error!(error = %store, "the store is unavailable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, error.to_string())
+                    .header(header::RETRY_AFTER, "1")
+            }
+            EngineError::Store(_) | EngineError::CorruptData { .. } => {
                 tracing::error!(%error, "internal error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -121,3 +126,60 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use flowd_store::StoreError;
+
+    use super::*;
+
+    fn io_error() -> flowd_store::BoxError {
+        Box::new(std::io::Error::other("No space left on device"))
+    }
+
+    #[test]
+    fn an_unavailable_store_is_503_store_unavailable_with_retry_after() {
+        let error = ApiError::from(EngineError::from(StoreError::Unavailable(io_error())));
+        assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.code, "store_unavailable");
+        let retry_after = error
+            .headers
+            .iter()
+            .find(|(name, _)| name == header::RETRY_AFTER)
+            .map(|(_, value)| value.clone());
+        assert_eq!(retry_after, Some(HeaderValue::from_static("1")));
+    }
+
+    #[test]
+    fn corrupt_stored_data_is_500_internal_without_its_cause() {
+        let corrupt = StoreError::Corrupt("workflows.secret_keys is not valid JSON".into());
+        let error = ApiError::from(EngineError::from(corrupt));
+        assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error.code, "internal");
+        assert!(!error.message.contains("secret_keys"), "{}", error.message);
+    }
+
+    #[test]
+    fn stored_data_the_engine_cannot_use_is_500_internal() {
+        let error = ApiError::from(EngineError::CorruptData {
+            what: "the stored requirements of version 1 of workflow w are invalid".into(),
+            source: io_error(),
+        });
+        assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error.code, "internal");
+    }
+
+    #[test]
+    fn a_failing_backend_is_500_internal() {
+        let error = ApiError::from(EngineError::from(StoreError::Backend(io_error())));
+        assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error.code, "internal");
+    }
+
+    #[test]
+    fn a_runtime_failure_stays_503_runtime_unavailable() {
+        let error = ApiError::from(EngineError::Runtime("no python".into()));
+        assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.code, "runtime_unavailable");
+    }
+}

@@ -2,11 +2,12 @@
 //! bootstrap, from one [`Config`]. The binary and the tests both start flowd through here.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use flowd_engine::{Bootstrap, Engine, EngineConfig};
+use flowd_runtime::sandbox::SandboxDirs;
 use flowd_runtime::{
     BuildConfig, OutputLimits, RuntimeConfig, Runtimes, SandboxLimits, SandboxUser,
 };
@@ -80,32 +81,6 @@ pub enum StartError {
     Engine(#[from] flowd_engine::EngineError),
 }
 
-/// Where the runtime environments and the instances' temporary directories go: inside the data
-/// dir when the user code's uid can reach it, otherwise (a data dir under `/root`, say, when flowd
-/// runs as root) under `/var/lib/flowd/<digest of the data dir>`, so that `flowd serve` works from
-/// any checkout.
-fn sandbox_root(data_dir: &Path) -> std::io::Result<PathBuf> {
-    let root = nix::unistd::geteuid().is_root();
-    if !root || flowd_runtime::provision::reachable_by_others(data_dir) {
-        return Ok(data_dir.to_path_buf());
-    }
-    use sha2::Digest;
-    let digest = hex::encode(sha2::Sha256::digest(
-        data_dir.as_os_str().as_encoded_bytes(),
-    ));
-    let dir = Path::new("/var/lib/flowd").join(&digest[..16]);
-    std::fs::create_dir_all(&dir)?;
-    for path in [Path::new("/var/lib/flowd"), dir.as_path()] {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o711))?;
-    }
-    tracing::info!(
-        data_dir = %data_dir.display(),
-        sandbox_dir = %dir.display(),
-        "the data dir is not reachable by the sandbox user: runtime environments and temporary directories go to the sandbox dir"
-    );
-    Ok(dir)
-}
-
 /// Starts everything but the listener.
 pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
     let dir_error = |source| StartError::DataDir {
@@ -119,13 +94,11 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
         .map_err(dir_error)?;
     let data_dir = std::fs::canonicalize(&config.data_dir).map_err(dir_error)?;
     let store = SqliteStore::open(&data_dir.join("flowd.db")).await?;
-    let sandbox_root = sandbox_root(&data_dir).map_err(dir_error)?;
+    let sandbox_dirs =
+        SandboxDirs::for_data_dir(&data_dir, config.runtime_dir.clone()).map_err(dir_error)?;
     let runtime_config = RuntimeConfig {
-        runtime_dir: config
-            .runtime_dir
-            .clone()
-            .unwrap_or_else(|| sandbox_root.join("runtimes")),
-        tmp_dir: sandbox_root.join("sandbox-tmp"),
+        runtime_dir: sandbox_dirs.runtime_dir,
+        tmp_dir: sandbox_dirs.tmp_dir,
         python: None,
         sandbox_user: config.sandbox_user,
         preload: config

@@ -51,7 +51,7 @@ impl Server {
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
-            .args(["--log", "warn", "--shutdown-grace-s", "2"])
+            .args(["--log", &log_filter(), "--shutdown-grace-s", "2"])
             .env("FLOWD_ADMIN_API_KEY", ADMIN_KEY)
             .env("FLOWD_RUNTIME_DIR", shared_runtime_dir())
             .stdin(Stdio::null())
@@ -69,24 +69,22 @@ impl Server {
     }
 
     fn wait_healthy(&mut self) {
-        // The first start of all may build the shared Python environment.
-        let deadline = Instant::now() + Duration::from_secs(600);
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()
             .expect("client");
-        while Instant::now() < deadline {
+        let healthz = format!("{}/healthz", self.url);
+        // The first start of all may build the shared Python environment.
+        let healthy = poll_until(Duration::from_secs(600), || {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("flowd serve exited ({status}):\n{}", self.log());
             }
-            if let Ok(response) = client.get(format!("{}/healthz", self.url)).send() {
-                if response.status().is_success() {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            let response = client.get(&healthz).send().ok()?;
+            response.status().is_success().then_some(())
+        });
+        if healthy.is_none() {
+            panic!("flowd serve did not become healthy:\n{}", self.log());
         }
-        panic!("flowd serve did not become healthy:\n{}", self.log());
     }
 
     fn log(&self) -> String {
@@ -100,16 +98,48 @@ impl Drop for Server {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let exited = poll_until(Duration::from_secs(5), || {
+            self.child.try_wait().ok().flatten().map(|_| ())
+        });
+        if exited.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if std::env::var_os("TEST_LOG").is_some() {
+            eprintln!("--- the log of flowd serve ---\n{}", self.log());
+        }
     }
+}
+
+/// `flowd serve`'s log filter: `warn`, or what `TEST_LOG` asks for (`1` for `info`, or a filter
+/// such as `flowd_engine=debug`); the log is then shown when the test's server stops (for a
+/// failing test, or for all with `--nocapture`).
+fn log_filter() -> String {
+    match std::env::var("TEST_LOG") {
+        Ok(filter) if filter == "1" => "info".into(),
+        Ok(filter) => filter,
+        Err(_) => "warn".into(),
+    }
+}
+
+/// Polls `check` until it answers `Some` and returns that, or `None` once `within` has passed.
+fn poll_until<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `check` until it answers `Some` and returns that; fails the test, naming `what`, when
+/// `within` has passed first.
+fn eventually<T>(within: Duration, what: &str, check: impl FnMut() -> Option<T>) -> T {
+    poll_until(within, check).unwrap_or_else(|| panic!("not within {within:?}: {what}"))
 }
 
 /// A user of the CLI: a private HOME (config and cache dirs) and a work dir with their files.
@@ -709,14 +739,9 @@ fn logs_follow_streams_new_executions_until_ctrl_c() {
         .args(["-INT", &follow.id().to_string()])
         .status()
         .expect("kill runs");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = follow.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "--follow did not stop on Ctrl-C");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = eventually(Duration::from_secs(10), "--follow stops on Ctrl-C", || {
+        follow.try_wait().unwrap()
+    });
     assert!(status.success(), "Ctrl-C is a clean stop: {status}");
 }
 

@@ -44,8 +44,14 @@ async fn a_refused_call_is_readable_by_its_id_as_soon_as_it_is_answered() {
     let engine = h.engine.clone();
     let principal = h.principal.clone();
     let id = report.record.id.clone();
-    let read = tokio::spawn(async move { engine.execution(&principal, &id).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut read = tokio::spawn(async move { engine.execution(&principal, &id).await });
+    // An interval in which nothing may happen: the read waits for the queued record rather than
+    // answering (or failing) without it while the lock is held.
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut read).await;
+    assert!(
+        early.is_err(),
+        "the read answered while its record could not be committed"
+    );
     sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
 
     let (record, _) = read.await.unwrap().expect("found by its id");

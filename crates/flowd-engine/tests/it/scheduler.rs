@@ -266,7 +266,12 @@ async fn run_now_starts_a_manual_run_and_refuses_while_one_is_going() {
     let principal = h.principal.clone();
     let id = workflow.id.clone();
     let first = tokio::spawn(async move { engine.run_now(&principal, &id, None).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually(
+        Duration::from_secs(10),
+        "the first run is going",
+        || async { (h.engine.executions_in_flight() == 1).then_some(()) },
+    )
+    .await;
     let second = h.engine.run_now(&h.principal, &workflow.id, None).await;
     assert!(
         matches!(second, Err(EngineError::Busy(_))),
@@ -363,7 +368,10 @@ async fn e2e_the_scheduler_loop_fires_a_one_second_schedule_on_time() {
     let loop_task = tokio::spawn(scheduler(&h).run(async move {
         let _ = stopped.await;
     }));
-    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    eventually(Duration::from_secs(10), "the loop fired twice", || async {
+        (executions(&h, &workflow.id).await.len() >= 2).then_some(())
+    })
+    .await;
     let _ = stop.send(());
     loop_task.await.unwrap();
     assert!(h.engine.wait_idle(Duration::from_secs(5)).await);
@@ -391,6 +399,8 @@ async fn a_workflow_due_soon_is_prewarmed_once() {
     h.engine.runtime.forget_all();
     assert_eq!(h.engine.runtime.warm_instances(), 0);
     scheduler.prewarm(fire - 10_000).await;
+    // An interval in which nothing may happen: an instance is started in the background, so
+    // its absence is only seen by giving it the time to appear.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         h.engine.runtime.warm_instances(),
@@ -398,17 +408,12 @@ async fn a_workflow_due_soon_is_prewarmed_once() {
         "not yet: the fire time is 10 s away"
     );
     scheduler.prewarm(fire - 1_000).await;
-    for _ in 0..50 {
-        if h.engine.runtime.warm_instances() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(
-        h.engine.runtime.warm_instances(),
-        1,
-        "the instance is started ahead of the fire time"
-    );
+    eventually(
+        Duration::from_secs(5),
+        "the instance is started ahead of the fire time",
+        || async { (h.engine.runtime.warm_instances() == 1).then_some(()) },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,7 +1,10 @@
-//! An engine on a file-backed SQLite store in a temp dir, with the shared Python runtime.
+//! An engine on a file-backed SQLite store in a temp dir, with the shared Python runtime; and
+//! what the tests share: waiting for a condition, and the engine's log under `TEST_LOG`.
 
+use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
 
 use flowd_engine::{Engine, EngineConfig, NewWorkflow, Principal};
 use flowd_runtime::{OutputLimits, Runtime, RuntimeConfig};
@@ -38,6 +41,7 @@ pub async fn engine() -> Harness {
 
 /// An engine on the store in `dir` (a restart when called again on the same dir).
 pub async fn open_engine(dir: &Path) -> Arc<Engine> {
+    init_test_log();
     let uid = std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
         .unwrap_or(0);
@@ -96,4 +100,38 @@ impl Harness {
             .expect("store")
             .expect("exists")
     }
+}
+
+/// Polls `check` until it answers `Some` and returns that; fails the test, naming `what`, when
+/// `within` has passed first.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// With `TEST_LOG` set (`1` for `info`, or a filter such as `flowd_engine=debug`), the engine's
+/// log goes to the test's output: shown for a failing test, or for all with `--nocapture`.
+pub fn init_test_log() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let Ok(filter) = std::env::var("TEST_LOG") else {
+            return;
+        };
+        let filter = if filter == "1" { "info".into() } else { filter };
+        // Another subscriber already set (none is, in these tests) keeps its place.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    });
 }

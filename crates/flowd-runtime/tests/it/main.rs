@@ -3,12 +3,14 @@
 mod envs;
 mod warm;
 
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flowd_core::workflow::Mode;
 use flowd_core::PyValue;
-use flowd_runtime::{Job, Outcome, OutputLimits, Runtime, RuntimeConfig};
+use flowd_runtime::{Job, Outcome, OutputLimits, Runtime, RuntimeConfig, SettingsError};
 
 struct Harness {
     runtime: Runtime,
@@ -51,6 +53,34 @@ async fn runtime_configured(adjust: impl FnOnce(&mut RuntimeConfig)) -> Harness 
         .await
         .expect("runtime starts");
     Harness { runtime, _tmp: tmp }
+}
+
+/// Polls `check` until it answers `Some` and returns that; fails the test, naming `what`, when
+/// `within` has passed first.
+async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).
+fn has_ended(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
 }
 
 fn job(key: &str, code: &str) -> Job {
@@ -255,11 +285,21 @@ async fn a_child_process_left_behind_is_killed_with_the_execution() {
             .unwrap(),
         other => panic!("{other:?}"),
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| !stat.contains(") Z "))
-        .unwrap_or(false);
-    assert!(!alive, "the child {pid} outlived its execution");
+    let what = format!("the child {pid} ended with its execution");
+    eventually(Duration::from_secs(5), &what, || async {
+        has_ended(&pid.to_string()).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_program_an_execution_runs_inherits_no_socket_to_flowd() {
+    let h = runtime().await;
+    // `close_fds=False`: the program gets every fd not marked close-on-exec.
+    let code = "import subprocess\ndef workflow(_request, settings):\n    listing = subprocess.run(['/bin/sh', '-c', 'ls -l /proc/$$/fd'], close_fds=False, capture_output=True, text=True).stdout\n    return {'status_code': 200, 'body': listing}\n";
+    let listing = body_of(h.runtime.execute(&job("inherited-fds", code)).await);
+    assert!(listing.contains("-> "), "no fds listed: {listing}");
+    assert!(!listing.contains("socket:"), "{listing}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -290,7 +330,7 @@ async fn invalid_settings_are_reported_with_the_key_and_type() {
         .await;
     match execution.outcome {
         Outcome::Returned {
-            settings: Err(message),
+            settings: Err(SettingsError::NotJson(message)),
             ..
         } => {
             assert!(
@@ -461,11 +501,50 @@ async fn in_reuse_mode_c_level_writes_and_child_processes_are_captured_in_order(
     }
 }
 
+/// Waits until a file named `name` is in `dir`.
+async fn file_appears(dir: &Path, name: &str) {
+    let path = dir.join(name);
+    let what = format!("{} is written", path.display());
+    eventually(Duration::from_secs(10), &what, || async {
+        path.exists().then_some(())
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn in_reuse_mode_output_written_after_a_call_returned_is_in_no_later_call() {
     let h = runtime().await;
-    // A child process and a thread left running keep writing after the call returned.
-    let code = "import os, subprocess, sys, threading, time\ndef late():\n    time.sleep(0.2)\n    print('thread-late')\ndef workflow(_request, settings):\n    if _request.get('leave'):\n        subprocess.Popen(['/bin/sh', '-c', 'sleep 0.2; echo child-late; sleep 0.4; echo child-later; sleep 0.4; echo child-last'])\n        threading.Thread(target=late).start()\n        print('first')\n        return {'status_code': 200, 'body': str(os.getpid())}\n    print('second')\n    time.sleep(_request.get('wait', 0))\n    return {'status_code': 200, 'body': str(os.getpid())}\n";
+    // A child process and a thread left running keep writing after the call returned; each of
+    // their steps waits for a marker file in the instance's working directory, so the test
+    // orders their writes: between the calls, then during the second call, then the third. The
+    // child ignores SIGPIPE: its writes may fail once its pipe is closed, and it goes on.
+    let code = r#"import os, subprocess, threading, time
+CHILD = """
+trap '' PIPE
+until [ -e returned ]; do sleep 0.01; done; echo child-late
+until [ -e during-2 ]; do sleep 0.01; done; echo child-later; touch written-2
+until [ -e during-3 ]; do sleep 0.01; done; echo child-last; touch written-3
+"""
+def wait_for(name):
+    while not os.path.exists(name):
+        time.sleep(0.01)
+def late():
+    wait_for('returned')
+    print('thread-late', flush=True)
+    open('thread-written', 'w').close()
+def workflow(_request, settings):
+    body = f'{os.getpid()} {os.getcwd()}'
+    if _request.get('leave'):
+        subprocess.Popen(['/bin/sh', '-c', CHILD])
+        threading.Thread(target=late).start()
+        print('first')
+        return {'status_code': 200, 'body': body}
+    print('second')
+    n = _request['call']
+    open(f'during-{n}', 'w').close()
+    wait_for(f'written-{n}')
+    return {'status_code': 200, 'body': body}
+"#;
     let first = h
         .runtime
         .execute(&reuse_job_with(
@@ -475,31 +554,34 @@ async fn in_reuse_mode_output_written_after_a_call_returned_is_in_no_later_call(
         ))
         .await;
     assert_eq!(logs_of(&first), "first\n");
-    let pid = body_of(first);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    // The child started by the first call writes while this one runs (at 0.6 s): not into its
-    // output, since the first call's result said it left a child and this call has a new pipe.
+    let instance = body_of(first);
+    let workdir = PathBuf::from(instance.split_once(' ').expect("pid and dir").1);
+    std::fs::write(workdir.join("returned"), "").expect("a marker in the instance's dir");
+    // The thread writes between the calls: that output is dropped.
+    file_appears(&workdir, "thread-written").await;
+    // The child started by the first call writes while this one runs: not into its output,
+    // since the first call's result said it left a child and this call has a new pipe.
     let second = h
         .runtime
         .execute(&reuse_job_with(
             "reuse-late",
             code,
-            &[("wait", PyValue::Float(0.5))],
+            &[("call", PyValue::Int(2))],
         ))
         .await;
     assert_eq!(logs_of(&second), "second\n");
-    assert_eq!(body_of(second), pid, "the same instance served");
-    // And again while the one after runs (at 1 s).
+    assert_eq!(body_of(second), instance, "the same instance served");
+    // And again while the one after runs.
     let third = h
         .runtime
         .execute(&reuse_job_with(
             "reuse-late",
             code,
-            &[("wait", PyValue::Float(0.3))],
+            &[("call", PyValue::Int(3))],
         ))
         .await;
     assert_eq!(logs_of(&third), "second\n");
-    assert_eq!(body_of(third), pid);
+    assert_eq!(body_of(third), instance);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -614,7 +696,12 @@ async fn in_reuse_mode_an_instance_that_died_while_idle_is_replaced_before_the_n
             ))
             .await,
     );
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    eventually(
+        Duration::from_secs(5),
+        "the instance ended while idle",
+        || async { has_ended(&first).then_some(()) },
+    )
+    .await;
     let second = body_of(
         h.runtime
             .execute(&reuse_job("reuse-idle-death", code))
@@ -767,16 +854,7 @@ fn live_children(pid: u32) -> usize {
                 .map(str::to_string)
                 .collect::<Vec<_>>()
         })
-        .filter(|child| {
-            std::fs::read_to_string(format!("/proc/{child}/stat")).is_ok_and(|stat| {
-                !stat
-                    .rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-        })
+        .filter(|child| !has_ended(child))
         .count()
 }
 
@@ -798,18 +876,12 @@ async fn a_warm_instance_keeps_at_most_two_forks_parked_however_many_calls_overl
     }
     // The executions' forks end (killed with their group); those parked for the next calls stay:
     // one, or two once calls came faster than a fork is parked (they did here).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let children = live_children(instance);
-        if (1..=2).contains(&children) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{children} live forks under the warm instance, expected one or two parked"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        "one or two live forks under the warm instance, those parked",
+        || async { (1..=2).contains(&live_children(instance)).then_some(()) },
+    )
+    .await;
     // And the instance goes on serving.
     assert_eq!(
         body_of(h.runtime.execute(&job("parking", code)).await),

@@ -1,9 +1,6 @@
 //! Helpers of the REST API tests: plain calls that answer status, headers and JSON body, so that
 //! a test can look at refusals as closely as at successes.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
-
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -126,23 +123,4 @@ pub fn is_rfc3339_utc(text: &Value) -> bool {
         chrono::DateTime::parse_from_rfc3339(text).is_ok_and(|t| t.offset().local_minus_utc() == 0)
             && (text.ends_with('Z') || text.ends_with("+00:00"))
     })
-}
-
-/// Polls `check` until it answers `Some`, for at most `within`.
-pub async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "condition not met within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

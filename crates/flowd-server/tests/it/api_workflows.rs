@@ -484,10 +484,15 @@ async fn patch_changes_the_fields_given_and_keeps_the_others() {
 async fn patch_moves_updated_at_forward() {
     let app = spawn_app().await;
     let created = app.create_catch("later", &catch_code("return None")).await;
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let patched = patch_ok(&app, &created, &json!({"timeout_s": 9})).await;
     let time = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
-    assert!(time(&patched["updated_at"]) > time(&created["updated_at"]));
+    let created_at = time(&created["updated_at"]);
+    // Times are kept to the millisecond: a patch in the same one could not move it.
+    let now_ms = || chrono::Utc::now().timestamp_millis();
+    let a_later_millisecond = || async { (now_ms() > created_at.timestamp_millis()).then_some(()) };
+    let within = std::time::Duration::from_secs(1);
+    eventually(within, "a later millisecond", a_later_millisecond).await;
+    let patched = patch_ok(&app, &created, &json!({"timeout_s": 9})).await;
+    assert!(time(&patched["updated_at"]) > created_at);
     app.stop().await;
 }
 

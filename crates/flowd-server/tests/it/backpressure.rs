@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::api_support::{call, create_pull, eventually, hook_answer, id, Answer};
+use crate::api_support::{call, create_pull, hook_answer, id, Answer};
 use crate::support::*;
 
 /// A catch workflow that sleeps `_request["sleep"]` seconds (default 0).
@@ -16,14 +16,6 @@ async fn sleeper(app: &TestApp) -> Value {
         &catch_code("import time\ntime.sleep(_request.get('sleep', 0))\nreturn {'status_code': 200, 'body': 'done'}"),
     )
     .await
-}
-
-/// Waits until `count` executions run.
-async fn wait_in_flight(app: &TestApp, count: usize) {
-    eventually(Duration::from_secs(10), || async {
-        (app.state.engine.executions_in_flight() >= count).then_some(())
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -37,7 +29,7 @@ async fn a_hook_call_beyond_capacity_gets_503_with_retry_after_at_once() {
     let (long, short) = (json!({"sleep": 2}), json!({}));
     let busy = hook_answer(&app, &workflow, &long);
     let refused = async {
-        wait_in_flight(&app, 1).await;
+        app.wait_in_flight(1).await;
         let started = Instant::now();
         let answer = hook_answer(&app, &workflow, &short).await;
         (answer, started.elapsed())
@@ -62,7 +54,7 @@ async fn a_refused_hook_call_is_recorded_as_skipped() {
     let (long, short) = (json!({"sleep": 1}), json!({}));
     let busy = hook_answer(&app, &workflow, &long);
     let refused = async {
-        wait_in_flight(&app, 1).await;
+        app.wait_in_flight(1).await;
         hook_answer(&app, &workflow, &short).await
     };
     let (_, refused) = tokio::join!(busy, refused);
@@ -87,7 +79,7 @@ async fn a_hook_call_that_fits_in_the_queue_waits_and_runs() {
     let (long, short) = (json!({"sleep": 1}), json!({}));
     let busy = hook_answer(&app, &workflow, &long);
     let queued = async {
-        wait_in_flight(&app, 1).await;
+        app.wait_in_flight(1).await;
         hook_answer(&app, &workflow, &short).await
     };
     let (busy, queued) = tokio::join!(busy, queued);
@@ -108,13 +100,17 @@ async fn a_hook_call_beyond_the_queue_gets_503() {
     let (long, short) = (json!({"sleep": 1.5}), json!({}));
     let busy = hook_answer(&app, &workflow, &long);
     let queued = async {
-        wait_in_flight(&app, 1).await;
+        app.wait_in_flight(1).await;
         hook_answer(&app, &workflow, &short).await
     };
     let refused = async {
-        wait_in_flight(&app, 1).await;
-        // Let the queued call take the queue's one place.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.wait_in_flight(1).await;
+        eventually(
+            Duration::from_secs(10),
+            "a call waits in the queue's one place",
+            || async { (app.state.engine.executions_queued() == 1).then_some(()) },
+        )
+        .await;
         hook_answer(&app, &workflow, &short).await
     };
     let (_, queued, refused) = tokio::join!(busy, queued, refused);
@@ -135,7 +131,7 @@ async fn a_queued_hook_call_gets_503_when_its_wait_is_too_long() {
     let (long, short) = (json!({"sleep": 3}), json!({}));
     let busy = hook_answer(&app, &workflow, &long);
     let queued = async {
-        wait_in_flight(&app, 1).await;
+        app.wait_in_flight(1).await;
         let started = Instant::now();
         (
             hook_answer(&app, &workflow, &short).await,
@@ -160,7 +156,7 @@ async fn calls_run_again_once_the_load_has_passed() {
     let (long, short) = (json!({"sleep": 1}), json!({}));
     let busy = hook_answer(&app, &workflow, &long);
     let refused = async {
-        wait_in_flight(&app, 1).await;
+        app.wait_in_flight(1).await;
         hook_answer(&app, &workflow, &short).await
     };
     let (_, refused) = tokio::join!(busy, refused);
@@ -207,7 +203,7 @@ async fn a_manual_run_beyond_capacity_gets_503_with_retry_after() {
     let long = json!({"sleep": 1.5});
     let busy = hook_answer(&app, &workflow, &long);
     let refused = async {
-        wait_in_flight(&app, 1).await;
+        app.wait_in_flight(1).await;
         call(
             &app,
             Method::POST,

@@ -1,7 +1,5 @@
 //! Slower end-to-end cases (skip them with `cargo test -- --skip e2e`).
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::support::*;
@@ -18,7 +16,7 @@ async fn graceful_shutdown_finishes_executions_in_flight() {
     let client = app.client.clone();
     let url = app.url(hook_path(&workflow));
     let call = tokio::spawn(async move { client.post(url).json(&json!({})).send().await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.wait_in_flight(1).await;
     let state = app.state.clone();
     app.stop().await;
     let response = call

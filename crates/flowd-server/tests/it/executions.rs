@@ -590,10 +590,14 @@ async fn a_long_execution_is_listed_as_running_while_it_runs() {
     let empty = json!({});
     let run = run_now(&app, &workflow, &empty);
     let watch = async {
-        crate::api_support::eventually(Duration::from_secs(5), || async {
-            let listed = app.executions(&workflow).await;
-            listed.first().filter(|e| e["status"] == "running").cloned()
-        })
+        eventually(
+            Duration::from_secs(5),
+            "the run is listed as running",
+            || async {
+                let listed = app.executions(&workflow).await;
+                listed.first().filter(|e| e["status"] == "running").cloned()
+            },
+        )
         .await
     };
     let (record, running) = tokio::join!(run, watch);

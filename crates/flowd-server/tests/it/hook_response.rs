@@ -1278,15 +1278,8 @@ async fn saturated_server_gives_503_with_retry_after_without_waiting() {
         let request = app.hook(&slow).json(&json!({}));
         async move { request.send().await.unwrap().status() }
     });
-    // Wait until the slow execution holds the only slot.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app.state.engine.executions_in_flight() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the slow execution never started"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // The slow execution holds the only slot.
+    app.wait_in_flight(1).await;
     let started = Instant::now();
     let response = call(&app, &fast).await;
     assert!(

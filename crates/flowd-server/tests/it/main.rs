@@ -22,3 +22,4 @@ mod isolation;
 mod openapi;
 mod runtimes;
 mod settings;
+mod store_faults;

@@ -552,7 +552,7 @@ async fn max_concurrency_one_holds_across_a_patch() {
     let (empty, patch) = (json!({}), json!({"timeout_s": 30}));
     let first = hook_answer(&app, &workflow, &empty);
     let second = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.wait_in_flight(1).await;
         crate::api_support::patch_ok(&app, &workflow, &patch).await;
         hook_answer(&app, &workflow, &empty).await
     };
@@ -575,7 +575,12 @@ async fn an_api_change_during_an_execution_merges_with_its_changes() {
     let (empty, patch) = (json!({}), json!({"settings": {"from_api": 2}}));
     let call = hook_answer(&app, &workflow, &empty);
     let change = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Listed as running: past its snapshot of the settings.
+        eventually(Duration::from_secs(10), "the execution runs", || async {
+            let listed = app.executions(&workflow).await;
+            listed.first().filter(|e| e["status"] == "running").cloned()
+        })
+        .await;
         patch_settings(&app, &workflow, &patch).await
     };
     let (answer, _) = tokio::join!(call, change);

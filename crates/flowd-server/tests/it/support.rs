@@ -1,8 +1,10 @@
 //! The test harness: a real flowd (store, Python runtime, engine, HTTP) started in-process on port
-//! 0 with a fresh data dir, and typed helpers to call it.
+//! 0 with a fresh data dir, and typed helpers to call it; waiting for a condition; the server's
+//! log under `TEST_LOG`.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::future::Future;
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
 
 use flowd_server::{AppState, Config};
 use serde_json::{json, Value};
@@ -37,6 +39,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts flowd after `configure` adjusted its configuration.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    init_test_log();
     let data_dir = tempfile::Builder::new()
         .prefix("flowd-test-")
         .tempdir_in(std::env::temp_dir())
@@ -390,24 +393,64 @@ async fn read_raw_response(stream: &mut tokio::net::TcpStream) -> RawResponse {
 
 impl TestApp {
     /// An execution's record once it is in the store: records of refused executions (paused,
-    /// saturated) are written after the response, not before. Panics after 10 s.
+    /// saturated) are written after the response, not before.
     pub async fn wait_for_execution(&self, id: &str) -> Value {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
+        let what = format!("execution {id} is recorded");
+        eventually(Duration::from_secs(10), &what, || async {
             let response = self
                 .api(reqwest::Method::GET, &format!("/executions/{id}"))
                 .send()
                 .await
                 .expect("request");
             if response.status().is_success() {
-                return response.json().await.expect("json");
+                return Some(response.json().await.expect("json"));
             }
             assert_eq!(response.status(), 404, "GET /executions/{id}");
-            assert!(
-                std::time::Instant::now() < deadline,
-                "execution {id} was never recorded"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            None
+        })
+        .await
     }
+
+    /// Waits until `count` executions hold a slot of the server.
+    pub async fn wait_in_flight(&self, count: usize) {
+        let what = format!("{count} executions in flight");
+        eventually(Duration::from_secs(10), &what, || async {
+            (self.state.engine.executions_in_flight() >= count).then_some(())
+        })
+        .await
+    }
+}
+
+/// Polls `check` until it answers `Some` and returns that; fails the test, naming `what`, when
+/// `within` has passed first.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// With `TEST_LOG` set (`1` for `info`, or a filter such as `flowd_engine=debug`), the server's
+/// log goes to the test's output: shown for a failing test, or for all with `--nocapture`.
+pub fn init_test_log() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let Ok(filter) = std::env::var("TEST_LOG") else {
+            return;
+        };
+        let filter = if filter == "1" { "info".into() } else { filter };
+        // Another subscriber already set (none is, in these tests) keeps its place.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    });
 }

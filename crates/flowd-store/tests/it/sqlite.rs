@@ -397,3 +397,42 @@ async fn the_wal_is_checkpointed_and_reused_as_executions_are_committed() {
     let unbounded = commits * 3 * 4096;
     assert!(wal_bytes < unbounded / 2, "WAL of {wal_bytes} bytes");
 }
+
+/// A connection holding the file's write lock, as another process writing would.
+async fn write_lock(path: &Path) -> SqliteConnection {
+    let mut connection = raw(path).await;
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    connection
+}
+
+#[tokio::test]
+async fn a_commit_finding_the_file_locked_past_the_busy_timeout_is_unavailable() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("flowd.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let (_, workflow) = given_team_with_workflow(&store).await;
+    let _lock = write_lock(&path).await;
+
+    let error = store
+        .commit(&[StoreWrite::PutExecution(execution(&workflow.id, new_id()))])
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(error.is_unavailable());
+}
+
+#[tokio::test]
+async fn an_api_write_finding_the_file_locked_past_the_busy_timeout_is_unavailable() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("flowd.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let _lock = write_lock(&path).await;
+
+    let error = store.create_team(&team("late")).await.unwrap_err();
+
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+}

@@ -25,10 +25,18 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use flowd_core::settings::SettingsChange;
-use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use crate::{ExecutionRecord, Result, StoreError, StoreWrite};
+use super::columns::{ExecutionColumns, PUT_EXECUTION};
+use super::errors::{
+    constraint, execution_workflow_missing, fire_time_taken, from_rusqlite, is_busy,
+    workflow_not_found, Constraint,
+};
+use crate::commit::{CommitCompleter, CommitTicket};
+use crate::error::{Result, StoreError};
+use crate::model::ExecutionRecord;
+use crate::store::StoreWrite;
 
 /// Most write requests committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -40,33 +48,6 @@ const INLINE_AFTER_QUIET: Duration = Duration::from_millis(2);
 const CHECKPOINT_EVERY: u64 = 256;
 /// Bytes the WAL file is truncated to when it restarts.
 const WAL_SIZE_LIMIT: i64 = 64 << 20;
-
-/// Waits for the commit of writes queued with [`Store::submit`](crate::Store::submit).
-#[must_use = "a ticket does nothing unless awaited; drop it to not wait"]
-pub struct CommitTicket {
-    outcome: Outcome,
-}
-
-enum Outcome {
-    Done(Result<()>),
-    Queued(oneshot::Receiver<Result<()>>),
-}
-
-impl CommitTicket {
-    /// Resolves once the writes are committed (all of them) or failed (none of them).
-    pub async fn wait(self) -> Result<()> {
-        match self.outcome {
-            Outcome::Done(result) => result,
-            Outcome::Queued(committed) => committed.await.map_err(|_| StoreError::Stopped)?,
-        }
-    }
-
-    fn done(result: Result<()>) -> CommitTicket {
-        CommitTicket {
-            outcome: Outcome::Done(result),
-        }
-    }
-}
 
 /// Where writes join the queue.
 #[derive(PartialEq)]
@@ -81,8 +62,39 @@ enum Place {
 
 struct Request {
     writes: Vec<StoreWrite>,
-    done: Option<oneshot::Sender<Result<()>>>,
+    done: Option<CommitCompleter>,
 }
+
+/// Why a transaction of the group commit failed: SQLite's error (kept as it is, to tell a busy
+/// database from the rest), or a rule of the store a write broke.
+#[derive(Debug)]
+enum WriteError {
+    Sqlite(rusqlite::Error),
+    Refused(StoreError),
+}
+
+impl From<rusqlite::Error> for WriteError {
+    fn from(error: rusqlite::Error) -> WriteError {
+        WriteError::Sqlite(error)
+    }
+}
+
+impl From<StoreError> for WriteError {
+    fn from(error: StoreError) -> WriteError {
+        WriteError::Refused(error)
+    }
+}
+
+impl From<WriteError> for StoreError {
+    fn from(error: WriteError) -> StoreError {
+        match error {
+            WriteError::Sqlite(error) => from_rusqlite(error),
+            WriteError::Refused(error) => error,
+        }
+    }
+}
+
+type WriteResult = std::result::Result<(), WriteError>;
 
 /// What the callers and the thread share.
 struct Shared {
@@ -118,11 +130,14 @@ impl GroupCommit {
     /// Opens two connections to the database at `uri` (an SQLite URI filename), one to commit and
     /// one to checkpoint, and starts the thread.
     pub(crate) fn start(uri: &str, busy_timeout: Duration) -> Result<GroupCommit> {
-        let connection = open(uri, busy_timeout)?;
-        connection.pragma_update(None, "wal_autocheckpoint", 0)?;
-        // Once checkpointed and restarted, the WAL file is cut back to this size.
-        connection.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
-        let checkpointer = open(uri, busy_timeout)?;
+        let connections = || -> rusqlite::Result<(Connection, Connection)> {
+            let connection = open(uri, busy_timeout)?;
+            connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+            // Once checkpointed and restarted, the WAL file is cut back to this size.
+            connection.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
+            Ok((connection, open(uri, busy_timeout)?))
+        };
+        let (connection, checkpointer) = connections().map_err(from_rusqlite)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             work: Condvar::new(),
@@ -133,7 +148,7 @@ impl GroupCommit {
             std::thread::Builder::new()
                 .name("flowd-commit".into())
                 .spawn(move || run(&shared, &checkpointer, busy_timeout))
-                .map_err(|err| StoreError::Database(sqlx::Error::Io(err)))?
+                .map_err(|err| StoreError::Unavailable(Box::new(err)))?
         };
         Ok(GroupCommit {
             shared,
@@ -191,7 +206,7 @@ impl GroupCommit {
         writes: Vec<StoreWrite>,
         place: Place,
     ) -> CommitTicket {
-        let (done, committed) = oneshot::channel();
+        let (done, committed) = CommitTicket::pending();
         let request = Request {
             writes,
             done: (place != Place::LastUnanswered).then_some(done),
@@ -203,9 +218,7 @@ impl GroupCommit {
             state.queue.push_back(request);
         }
         self.shared.work.notify_one();
-        CommitTicket {
-            outcome: Outcome::Queued(committed),
-        }
+        committed
     }
 
     /// Commits what is queued and ends the thread; later writes fail with `Stopped`.
@@ -243,7 +256,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn open(uri: &str, busy_timeout: Duration) -> Result<Connection> {
+fn open(uri: &str, busy_timeout: Duration) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -260,19 +273,10 @@ fn commit_inline(connection: &mut Connection, writes: &[StoreWrite]) -> Option<R
         return None;
     }
     // The thread sets its busy timeout back before each batch: it does wait for locks.
-    let result = commit_writes(connection, writes.iter());
-    if is_busy(&result) {
-        return None;
+    match commit_writes(connection, writes.iter()) {
+        Err(WriteError::Sqlite(error)) if is_busy(&error) => None,
+        result => Some(result.map_err(StoreError::from)),
     }
-    Some(result)
-}
-
-fn is_busy(result: &Result<()>) -> bool {
-    matches!(
-        result,
-        Err(StoreError::Write(rusqlite::Error::SqliteFailure(failure, _)))
-            if matches!(failure.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-    )
 }
 
 /// What the thread does next.
@@ -316,7 +320,7 @@ impl Drop for Ending<'_> {
         state.committing = false;
         for request in state.queue.drain(..) {
             if let Some(done) = request.done {
-                let _ = done.send(Err(StoreError::Stopped));
+                done.complete(Err(StoreError::Stopped));
             }
         }
         if let Some(stop) = state.stop.take() {
@@ -389,27 +393,30 @@ fn commit_batch(connection: &mut Connection, mut batch: Vec<Request>) {
         Ok(()) => {
             for request in batch {
                 if let Some(done) = request.done {
-                    let _ = done.send(Ok(()));
+                    done.complete(Ok(()));
                 }
             }
         }
         Err(error) if batch.len() > 1 => {
             // One request spoiled the batch: commit each alone, so that only it fails.
+            let error = StoreError::from(error);
             tracing::debug!(%error, "batch commit failed, committing one by one");
             for request in batch {
-                let result = commit_writes(connection, request.writes.iter());
+                let result =
+                    commit_writes(connection, request.writes.iter()).map_err(StoreError::from);
                 if let Err(error) = &result {
                     tracing::error!(%error, "a store write failed");
                 }
                 if let Some(done) = request.done {
-                    let _ = done.send(result);
+                    done.complete(result);
                 }
             }
         }
         Err(error) => {
+            let error = StoreError::from(error);
             tracing::error!(%error, "a store write failed");
             if let Some(done) = batch.pop().and_then(|request| request.done) {
-                let _ = done.send(Err(error));
+                done.complete(Err(error));
             }
         }
     }
@@ -419,7 +426,7 @@ fn commit_batch(connection: &mut Connection, mut batch: Vec<Request>) {
 fn commit_writes<'a>(
     connection: &mut Connection,
     writes: impl Iterator<Item = &'a StoreWrite>,
-) -> Result<()> {
+) -> WriteResult {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for write in writes {
         match write {
@@ -434,30 +441,8 @@ fn commit_writes<'a>(
     Ok(())
 }
 
-/// The upsert of an execution record (a `running` row is replaced when the execution ends).
-pub(crate) const PUT_EXECUTION: &str =
-    "INSERT INTO executions (id, workflow_id, version, \"trigger\", status, started_at, \
-         finished_at, duration_ms, response_status, warnings, error, logs, logs_truncated, \
-         settings_changed, fire_at) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-     ON CONFLICT (id) DO UPDATE SET \
-         workflow_id = excluded.workflow_id, \
-         version = excluded.version, \
-         \"trigger\" = excluded.\"trigger\", \
-         status = excluded.status, \
-         started_at = excluded.started_at, \
-         finished_at = excluded.finished_at, \
-         duration_ms = excluded.duration_ms, \
-         response_status = excluded.response_status, \
-         warnings = excluded.warnings, \
-         error = excluded.error, \
-         logs = excluded.logs, \
-         logs_truncated = excluded.logs_truncated, \
-         settings_changed = excluded.settings_changed, \
-         fire_at = excluded.fire_at";
-
-fn put_execution(connection: &Connection, execution: &ExecutionRecord) -> Result<()> {
-    let columns = crate::sqlite::ExecutionColumns::of(execution)?;
+fn put_execution(connection: &Connection, execution: &ExecutionRecord) -> WriteResult {
+    let columns = ExecutionColumns::of(execution)?;
     let mut statement = connection.prepare_cached(PUT_EXECUTION)?;
     statement
         .execute(params![
@@ -478,9 +463,11 @@ fn put_execution(connection: &Connection, execution: &ExecutionRecord) -> Result
             execution.fire_at,
         ])
         .map_err(|err| match constraint(&err) {
-            Some(Constraint::Unique) => crate::sqlite::fire_time_taken(execution),
-            Some(Constraint::ForeignKey) => crate::sqlite::execution_workflow_missing(execution),
-            None => err.into(),
+            Some(Constraint::Unique) => WriteError::Refused(fire_time_taken(execution)),
+            Some(Constraint::ForeignKey) => {
+                WriteError::Refused(execution_workflow_missing(execution))
+            }
+            None => WriteError::Sqlite(err),
         })?;
     Ok(())
 }
@@ -489,13 +476,13 @@ fn apply_settings_change(
     connection: &Connection,
     workflow_id: &str,
     change: &SettingsChange,
-) -> Result<()> {
+) -> WriteResult {
     // A change that only removes keys would not notice a missing workflow otherwise.
     let exists = connection
         .prepare_cached("SELECT 1 FROM workflows WHERE id = ?")?
         .exists([workflow_id])?;
     if !exists {
-        return Err(crate::sqlite::workflow_not_found(workflow_id));
+        return Err(workflow_not_found(workflow_id).into());
     }
     let mut upsert = connection.prepare_cached(
         "INSERT INTO workflow_settings (workflow_id, key, value) VALUES (?, ?, ?) \
@@ -510,27 +497,6 @@ fn apply_settings_change(
         delete.execute(params![workflow_id, key])?;
     }
     Ok(())
-}
-
-enum Constraint {
-    Unique,
-    ForeignKey,
-}
-
-fn constraint(err: &rusqlite::Error) -> Option<Constraint> {
-    match err {
-        rusqlite::Error::SqliteFailure(failure, _)
-            if failure.code == ErrorCode::ConstraintViolation =>
-        {
-            match failure.extended_code {
-                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => Some(Constraint::Unique),
-                rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => Some(Constraint::ForeignKey),
-                _ => None,
-            }
-        }
-        _ => None,
-    }
 }
 
 /// The SQLite URI of a database file, for [`GroupCommit::start`].

@@ -14,20 +14,29 @@ use async_trait::async_trait;
 use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::workflow::{ExecutionStatus, VersionState};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
-use sqlx::error::ErrorKind;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
-use crate::group_commit::{file_uri, GroupCommit, PUT_EXECUTION};
-use crate::{
-    ApiKeyRecord, ClaimOutcome, CommitTicket, ExecutionError, ExecutionQuery, ExecutionRecord,
-    Result, RunClaim, Store, StoreError, StoreWrite, TeamRecord, VersionOutcome, VersionRecord,
+mod columns;
+pub(crate) mod errors;
+mod group_commit;
+
+use self::columns::{from_json, to_json, ExecutionColumns, PUT_EXECUTION};
+use self::errors::{
+    execution_workflow_missing, fire_time_taken, is_foreign_key_violation, unique_violation,
+    workflow_not_found,
+};
+use self::group_commit::{file_uri, GroupCommit};
+use crate::commit::CommitTicket;
+use crate::error::{Result, StoreError};
+use crate::model::{
+    ApiKeyRecord, ExecutionError, ExecutionRecord, TeamRecord, VersionOutcome, VersionRecord,
     WorkflowRecord,
 };
+use crate::store::{ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -67,7 +76,7 @@ pub struct SqliteStore {
     /// invalidated) and these writes never wait on each other's busy timeout.
     writer: SqlitePool,
     /// The executions' records and settings changes: a thread of its own with its own
-    /// connection (see [`crate::group_commit`]).
+    /// connection (see [`group_commit`]).
     commits: Arc<GroupCommit>,
 }
 
@@ -165,36 +174,11 @@ fn create_private_file(path: &Path) -> Result<()> {
     match options.open(path) {
         Ok(_) => Ok(()),
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(err) => Err(StoreError::Database(sqlx::Error::Io(err))),
+        Err(err) => Err(StoreError::from(sqlx::Error::Io(err))),
     }
-}
-
-// --- errors ---
-
-/// What a uniqueness violation says about itself (SQLite: "UNIQUE constraint failed:
-/// workflows.team_id, workflows.name"), or `None` if `err` is not one.
-fn unique_violation(err: &sqlx::Error) -> Option<&str> {
-    match err {
-        sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => Some(db.message()),
-        _ => None,
-    }
-}
-
-fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation)
 }
 
 // --- encoding and decoding ---
-
-fn to_json<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<String> {
-    serde_json::to_string(value)
-        .map_err(|err| StoreError::Corrupt(format!("cannot encode {what} as JSON: {err}")))
-}
-
-fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
-    serde_json::from_str(text)
-        .map_err(|err| StoreError::Corrupt(format!("{what} is not valid JSON: {err}")))
-}
 
 fn json_column<T: DeserializeOwned>(row: &SqliteRow, table: &str, column: &str) -> Result<T> {
     let text: String = row.try_get(column)?;
@@ -327,10 +311,6 @@ async fn workflow_exists(conn: &mut SqliteConnection, workflow_id: &str) -> Resu
         .fetch_optional(conn)
         .await?;
     Ok(found.is_some())
-}
-
-pub(crate) fn workflow_not_found(workflow_id: &str) -> StoreError {
-    StoreError::NotFound(format!("workflow {workflow_id}"))
 }
 
 async fn insert_version(conn: &mut SqliteConnection, version: &VersionRecord) -> Result<()> {
@@ -518,49 +498,6 @@ async fn put_execution(conn: &mut SqliteConnection, execution: &ExecutionRecord)
             }
         })?;
     Ok(())
-}
-
-/// The JSON columns of an execution record, encoded.
-pub(crate) struct ExecutionColumns {
-    pub warnings: String,
-    pub error: Option<String>,
-    pub settings_changed: Option<String>,
-}
-
-impl ExecutionColumns {
-    pub(crate) fn of(execution: &ExecutionRecord) -> Result<ExecutionColumns> {
-        Ok(ExecutionColumns {
-            warnings: to_json(&execution.warnings, "the execution's warnings")?,
-            error: execution
-                .error
-                .as_ref()
-                .map(|error| to_json(error, "the execution's error"))
-                .transpose()?,
-            settings_changed: execution
-                .settings_changed
-                .as_ref()
-                .map(|change| to_json(change, "the execution's settings change"))
-                .transpose()?,
-        })
-    }
-}
-
-/// The unique violation of an execution insert: the id conflict is the upsert's, so only
-/// (workflow_id, fire_at) can be left.
-pub(crate) fn fire_time_taken(execution: &ExecutionRecord) -> StoreError {
-    StoreError::Conflict(format!(
-        "workflow {} already has an execution for the fire time {} (execution {})",
-        execution.workflow_id,
-        execution.fire_at.unwrap_or_default(),
-        execution.id
-    ))
-}
-
-pub(crate) fn execution_workflow_missing(execution: &ExecutionRecord) -> StoreError {
-    StoreError::NotFound(format!(
-        "workflow {} (of execution {})",
-        execution.workflow_id, execution.id
-    ))
 }
 
 #[async_trait]

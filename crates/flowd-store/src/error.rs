@@ -1,0 +1,67 @@
+//! The store's errors, the same for every backend: what a caller can do about a failure is told
+//! by the variant, and the backend's own error is kept as the source.
+
+/// A backend's own error, kept as the source of a [`StoreError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (a workflow name already taken in the team, …).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The row to update or delete does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Stored data that cannot be read back (a corrupt JSON column, an unknown enum value, a
+    /// database file the backend reports damaged).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The store cannot take reads or writes now, for a reason outside the request (disk full,
+    /// an I/O error, a lock held past the backend's bound, the connection lost): the same request
+    /// may succeed later.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The backend failed in a way no retry cures (a statement it refused, a type it could not
+    /// convert): a bug rather than a condition.
+    #[error("database error: {0}")]
+    Backend(#[source] BoxError),
+    /// The store was closed: nothing more is written.
+    #[error("the store's writer has stopped")]
+    Stopped,
+    /// The schema could not be brought up to date at open.
+    #[error("database migration failed: {0}")]
+    Migration(#[source] BoxError),
+}
+
+impl StoreError {
+    /// Whether the failure is the store's condition rather than the request's: answered "try
+    /// again later", not "internal error".
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Stopped)
+    }
+}
+
+/// What a backend's error means for its caller, whatever the backend: how the backends sort
+/// their own errors before wrapping them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Condition {
+    /// See [`StoreError::Unavailable`].
+    Unavailable,
+    /// See [`StoreError::Corrupt`].
+    Corrupt,
+    /// See [`StoreError::Backend`].
+    Failed,
+}
+
+impl StoreError {
+    /// The backend's `error`, wrapped as its condition says.
+    pub(crate) fn from_backend(condition: Condition, error: BoxError) -> StoreError {
+        match condition {
+            Condition::Unavailable => StoreError::Unavailable(error),
+            Condition::Corrupt => StoreError::Corrupt(error.to_string()),
+            Condition::Failed => StoreError::Backend(error),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

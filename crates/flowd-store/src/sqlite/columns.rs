@@ -1,0 +1,65 @@
+//! How records are written into columns: JSON text for structured values, and the upsert of an
+//! execution shared by the API's connection and the group commit.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Result, StoreError};
+use crate::model::ExecutionRecord;
+
+/// The upsert of an execution record (a `running` row is replaced when the execution ends).
+pub(crate) const PUT_EXECUTION: &str =
+    "INSERT INTO executions (id, workflow_id, version, \"trigger\", status, started_at, \
+         finished_at, duration_ms, response_status, warnings, error, logs, logs_truncated, \
+         settings_changed, fire_at) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     ON CONFLICT (id) DO UPDATE SET \
+         workflow_id = excluded.workflow_id, \
+         version = excluded.version, \
+         \"trigger\" = excluded.\"trigger\", \
+         status = excluded.status, \
+         started_at = excluded.started_at, \
+         finished_at = excluded.finished_at, \
+         duration_ms = excluded.duration_ms, \
+         response_status = excluded.response_status, \
+         warnings = excluded.warnings, \
+         error = excluded.error, \
+         logs = excluded.logs, \
+         logs_truncated = excluded.logs_truncated, \
+         settings_changed = excluded.settings_changed, \
+         fire_at = excluded.fire_at";
+
+pub(super) fn to_json<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|err| StoreError::Corrupt(format!("cannot encode {what} as JSON: {err}")))
+}
+
+pub(super) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    serde_json::from_str(text)
+        .map_err(|err| StoreError::Corrupt(format!("{what} is not valid JSON: {err}")))
+}
+
+/// The JSON columns of an execution record, encoded.
+pub(super) struct ExecutionColumns {
+    pub warnings: String,
+    pub error: Option<String>,
+    pub settings_changed: Option<String>,
+}
+
+impl ExecutionColumns {
+    pub(super) fn of(execution: &ExecutionRecord) -> Result<ExecutionColumns> {
+        Ok(ExecutionColumns {
+            warnings: to_json(&execution.warnings, "the execution's warnings")?,
+            error: execution
+                .error
+                .as_ref()
+                .map(|error| to_json(error, "the execution's error"))
+                .transpose()?,
+            settings_changed: execution
+                .settings_changed
+                .as_ref()
+                .map(|change| to_json(change, "the execution's settings change"))
+                .transpose()?,
+        })
+    }
+}
