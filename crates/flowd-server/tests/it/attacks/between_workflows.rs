@@ -3,7 +3,8 @@
 //!
 //! Both workflows run as the same sandbox user, so what stops these attacks is each warm
 //! instance's own Landlock domain (filesystem rules, ptrace rules, and ABI 6's scoping of
-//! signals and abstract Unix sockets).
+//! signals and abstract Unix sockets), and for resource limits, nice values and CPU affinity,
+//! the seccomp filter's rule that those calls name no process but the caller.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use crate::support::*;
 /// top level (run once per warm instance) it listens on an abstract Unix socket, stream and
 /// datagram, named after the workflow.
 const TWO_FACED: &str = r#"
-import json, os, signal, socket, time
+import json, os, resource, signal, socket, time
 
 NAME = __NAME__
 _stream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -127,7 +128,49 @@ def trespass(request):
     return outcomes
 
 
-ATTACKS = {'assassin': assassin, 'regicide': regicide, 'snoop': snoop, 'knock': knock, 'trespass': trespass}
+def attempt_all(pids, actions):
+    outcomes = []
+    for pid in pids:
+        for action in actions:
+            try:
+                action(pid)
+                outcomes.append('changed %d' % pid)
+            except PermissionError:
+                outcomes.append('denied')
+            except ProcessLookupError:
+                outcomes.append('gone')
+    return outcomes
+
+
+def victims(request):
+    # The victim's warm instance and its forks (its parked one at least).
+    instance = request['victim_instance']
+    return [instance] + children_of(instance)
+
+
+def starve(request):
+    # Three open files and one second of CPU would make every call of the victim fail.
+    actions = [
+        lambda pid: resource.prlimit(pid, resource.RLIMIT_NOFILE, (3, 3)),
+        lambda pid: resource.prlimit(pid, resource.RLIMIT_CPU, (1, 1)),
+    ]
+    return {'outcomes': attempt_all(victims(request), actions)}
+
+
+def renice(request):
+    actions = [lambda pid: os.setpriority(os.PRIO_PROCESS, pid, 19)]
+    outcomes = attempt_all(victims(request), actions)
+    # Every process of the shared uid at once, the victim's among them.
+    outcomes += attempt_all([0], [lambda who: os.setpriority(os.PRIO_USER, who, 19)])
+    return {'outcomes': outcomes}
+
+
+def pin(request):
+    actions = [lambda pid: os.sched_setaffinity(pid, {min(os.sched_getaffinity(0))})]
+    return {'outcomes': attempt_all(victims(request), actions)}
+
+
+ATTACKS = {'starve': starve, 'renice': renice, 'pin': pin, 'assassin': assassin, 'regicide': regicide, 'snoop': snoop, 'knock': knock, 'trespass': trespass}
 
 
 def workflow(_request, settings):
@@ -317,4 +360,74 @@ async fn a_workflow_cannot_write_into_another_workflows_temporary_directory() {
     assert!(!std::path::Path::new(&victim.tmp)
         .join("planted.py")
         .exists());
+}
+
+/// What the kernel says of `pid` in `/proc/<pid>/{file}`, read by the test (root, outside the
+/// sandbox).
+fn proc_file(pid: u64, file: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}")).expect("the victim's instance runs")
+}
+
+/// The open-files and CPU-time lines of `/proc/<pid>/limits`.
+fn limits_an_attacker_would_lower(pid: u64) -> Vec<String> {
+    proc_file(pid, "limits")
+        .lines()
+        .filter(|line| line.starts_with("Max open files") || line.starts_with("Max cpu time"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The nice value of `/proc/<pid>/stat` (its 19th field; the command, 2nd, is in parentheses).
+fn nice_value(pid: u64) -> String {
+    let stat = proc_file(pid, "stat");
+    let after_command = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+    after_command
+        .split_whitespace()
+        .nth(16)
+        .expect("a nice value")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workflow_cannot_lower_another_workflows_resource_limits() {
+    let app = spawn_app().await;
+    let attacker = deploy(&app, "starve").await;
+    let victim = deploy(&app, "starved").await;
+    let before = limits_an_attacker_would_lower(victim.instance);
+    let found =
+        attack_while_the_victim_answers(&app, &attacker, &victim, json!({"attack": "starve"}))
+            .await;
+    assert!(all_denied(&found["outcomes"]), "{found}");
+    assert_eq!(limits_an_attacker_would_lower(victim.instance), before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workflow_cannot_renice_another_workflows_processes_nor_every_process_of_its_uid() {
+    let app = spawn_app().await;
+    let attacker = deploy(&app, "renice").await;
+    let victim = deploy(&app, "reniced").await;
+    let before = nice_value(victim.instance);
+    let found =
+        attack_while_the_victim_answers(&app, &attacker, &victim, json!({"attack": "renice"}))
+            .await;
+    assert!(all_denied(&found["outcomes"]), "{found}");
+    assert_eq!(nice_value(victim.instance), before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workflow_cannot_pin_another_workflows_processes_to_one_cpu() {
+    let app = spawn_app().await;
+    let attacker = deploy(&app, "pin").await;
+    let victim = deploy(&app, "pinned").await;
+    let allowed_cpus = |status: String| {
+        status
+            .lines()
+            .find(|line| line.starts_with("Cpus_allowed_list:"))
+            .map(str::to_string)
+    };
+    let before = allowed_cpus(proc_file(victim.instance, "status"));
+    let found =
+        attack_while_the_victim_answers(&app, &attacker, &victim, json!({"attack": "pin"})).await;
+    assert!(all_denied(&found["outcomes"]), "{found}");
+    assert_eq!(allowed_cpus(proc_file(victim.instance, "status")), before);
 }
