@@ -8,6 +8,8 @@
 //! - [`settings`]: settings snapshots, change sets, merging and masking of secrets.
 //! - [`workflow`]: workflow names, modes, limits.
 
+#![forbid(unsafe_code)]
+
 pub mod marshal;
 pub mod request;
 pub mod requirements;

@@ -205,6 +205,11 @@ fn quote(text: &str) -> String {
     serde_json::Value::String(cut(text)).to_string()
 }
 
+/// The status of the answer to a call refused before running (a paused workflow, no active
+/// version, every slot and the queue taken): the caller is to come back later. The server sends
+/// it, and the refused execution's record keeps it as the status sent.
+pub const REFUSED_STATUS: u16 = 503;
+
 /// The body of the default response: `{"status": "success", "execution_id": "<id>"}`.
 pub fn default_success_body(execution_id: &str) -> String {
     serde_json::json!({"status": "success", "execution_id": execution_id}).to_string()

@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::error::EngineError;
-
 /// A limit on concurrent work with a bounded waiting line in front of it.
 pub struct Gate {
     slots: Arc<Semaphore>,
@@ -31,21 +29,21 @@ impl Gate {
         }
     }
 
-    /// A slot, now or after a bounded wait; `saturated` when the line is full or the wait too long.
-    pub async fn enter(&self, saturated: impl Fn() -> EngineError) -> Result<Slot, EngineError> {
+    /// A slot, now or after a bounded wait; `None` when the line is full or the wait too long.
+    pub async fn enter(&self) -> Option<Slot> {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Ok(self.take(permit));
+            return Some(self.take(permit));
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue_depth {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(saturated());
+            return None;
         }
         let acquired =
             tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         match acquired {
-            Ok(Ok(permit)) => Ok(self.take(permit)),
-            _ => Err(saturated()),
+            Ok(Ok(permit)) => Some(self.take(permit)),
+            _ => None,
         }
     }
 
@@ -101,8 +99,8 @@ mod tests {
     #[tokio::test]
     async fn slots_taken_are_counted_until_dropped() {
         let gate = gate(2);
-        let first = gate.enter(|| EngineError::Saturated).await.ok();
-        let second = gate.enter(|| EngineError::Saturated).await.ok();
+        let first = gate.enter().await;
+        let second = gate.enter().await;
         assert_eq!(gate.in_use(), 2);
         drop(first);
         assert_eq!(gate.in_use(), 1);
@@ -113,9 +111,9 @@ mod tests {
     #[tokio::test]
     async fn a_full_gate_without_a_queue_refuses_at_once() {
         let gate = gate(1);
-        let _taken = gate.enter(|| EngineError::Saturated).await.ok();
-        let refused = gate.enter(|| EngineError::Saturated).await;
-        assert!(matches!(refused, Err(EngineError::Saturated)));
+        let _taken = gate.enter().await;
+        let refused = gate.enter().await;
+        assert!(refused.is_none());
     }
 
     #[tokio::test]
@@ -127,8 +125,8 @@ mod tests {
     #[tokio::test]
     async fn until_idle_waits_for_the_last_slot_to_be_given_back() {
         let gate = Arc::new(gate(2));
-        let first = gate.enter(|| EngineError::Saturated).await.ok();
-        let second = gate.enter(|| EngineError::Saturated).await.ok();
+        let first = gate.enter().await;
+        let second = gate.enter().await;
         let idle = tokio::spawn({
             let gate = gate.clone();
             async move { gate.until_idle().await }

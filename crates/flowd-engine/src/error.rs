@@ -19,17 +19,9 @@ pub enum EngineError {
     /// A field of a request is wrong; the message names it and says why.
     #[error("{0}")]
     Invalid(String),
-    /// The workflow is paused.
-    #[error("the workflow is paused")]
-    Paused,
-    /// Every execution slot and the queue in front of them are taken.
-    #[error("the server is at its execution capacity, try again shortly")]
-    Saturated,
     /// A run cannot start now (e.g. one is already running where runs must not overlap).
     #[error("{0}")]
     Busy(String),
-    #[error("the server is shutting down")]
-    ShuttingDown,
     #[error("the Python runtime is unavailable: {0}")]
     Runtime(String),
     /// The store failed: [`StoreError::is_unavailable`] tells a condition that passes (disk
@@ -65,10 +57,7 @@ impl EngineError {
             EngineError::Conflict(_) => "conflict",
             EngineError::InvalidCode { .. } => "invalid_code",
             EngineError::Invalid(_) => "invalid_request",
-            EngineError::Paused => "workflow_paused",
-            EngineError::Saturated => "saturated",
             EngineError::Busy(_) => "busy",
-            EngineError::ShuttingDown => "shutting_down",
             EngineError::Runtime(_) => "runtime_unavailable",
             EngineError::Store(error) if error.is_unavailable() => "store_unavailable",
             EngineError::Store(_) | EngineError::CorruptData { .. } => "internal",

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flowd_core::response::{self, ReturnMapping};
+use flowd_core::response::{self, ReturnMapping, REFUSED_STATUS};
 use flowd_core::settings::{self, Settings, SettingsChange};
 use flowd_core::workflow::{ExecutionStatus, Mode, Trigger};
 use flowd_core::PyValue;
@@ -14,6 +14,7 @@ use flowd_store::{ExecutionError, ExecutionRecord, StoreWrite, WorkflowRecord};
 
 use crate::clock::now_ms;
 use crate::hot::{ActiveVersion, HotWorkflow};
+use crate::refusal::{Refusal, Saturation};
 use crate::Engine;
 
 /// What the caller of a hook gets.
@@ -34,16 +35,17 @@ impl Reply {
     }
 }
 
-/// A finished execution: its record, and the reply for a hook caller.
+/// A finished execution: its record, and the reply for a hook caller — or, for an execution
+/// that was not run, why.
 #[derive(Debug, Clone)]
 pub struct Report {
     pub record: ExecutionRecord,
-    pub reply: Reply,
+    pub reply: Result<Reply, Refusal>,
 }
 
 impl Engine {
     /// Runs `hot` once. Refused before running (paused, saturated): a `skipped` record is
-    /// kept and the reply says why.
+    /// kept and the report carries the refusal.
     pub async fn execute(
         &self,
         hot: Arc<HotWorkflow>,
@@ -78,21 +80,18 @@ impl Engine {
             }
         };
         let _workflow_slot = match &hot.limiter {
-            Some(gate) => match gate.enter(|| crate::EngineError::Saturated).await {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    let why = "the workflow's max_concurrency slots and queue were full";
-                    return self.skip(&hot, record, Refusal::Saturated(why)).await;
+            Some(gate) => match gate.enter().await {
+                Some(permit) => Some(permit),
+                None => {
+                    let refusal = Refusal::Saturated(Saturation::Workflow);
+                    return self.skip(&hot, record, refusal).await;
                 }
             },
             None => None,
         };
-        let _slot = match self.gate.enter(|| crate::EngineError::Saturated).await {
-            Ok(permit) => permit,
-            Err(_) => {
-                let why = "the server's execution slots and queue were full";
-                return self.skip(&hot, record, Refusal::Saturated(why)).await;
-            }
+        let Some(_slot) = self.gate.enter().await else {
+            let refusal = Refusal::Saturated(Saturation::Server);
+            return self.skip(&hot, record, refusal).await;
         };
         self.run_admitted(hot, active, record, request, recorded)
             .await
@@ -181,7 +180,10 @@ impl Engine {
         if let Err(error) = ticket.wait().await {
             tracing::error!(execution = %id, %error, "the execution record could not be saved");
         }
-        Report { record, reply }
+        Report {
+            record,
+            reply: Ok(reply),
+        }
     }
 
     /// Starts the warm instance of a workflow's current version ahead of a run, reserved for
@@ -210,58 +212,26 @@ impl Engine {
         }
     }
 
-    /// Records an execution that did not run, and the reply that says why.
+    /// Records an execution that did not run, and reports why.
     async fn skip(
         &self,
         hot: &HotWorkflow,
         mut record: ExecutionRecord,
         refusal: Refusal,
     ) -> Report {
-        let (why, status, reason, code) = refusal.explained();
         let now = now_ms();
-        let id = record.id.clone();
         record.status = ExecutionStatus::Skipped;
         record.finished_at = Some(now);
         record.duration_ms = Some(now - record.started_at);
-        record.response_status = (hot.record.mode == Mode::Catch).then_some(status);
-        record.warnings.push(format!("not run: {why}"));
+        record.response_status = (hot.record.mode == Mode::Catch).then_some(REFUSED_STATUS);
+        record.warnings.push(format!("not run: {refusal}"));
         // Refusals are recorded without waiting: under overload, the caller must not wait on the
         // disk to be told to come back later.
         self.writer
             .enqueue(vec![StoreWrite::PutExecution(record.clone())]);
-        let body = serde_json::json!({
-            "status": reason,
-            "execution_id": id,
-            "error": {"code": code, "message": why},
-        });
         Report {
             record,
-            reply: Reply::json(status, body.to_string()),
-        }
-    }
-}
-
-/// Why an execution was not run.
-enum Refusal {
-    Paused,
-    /// The workflow's or the server's slots and queue were full.
-    Saturated(&'static str),
-    /// The workflow's first version is being built, or failed to deploy.
-    NoActiveVersion(String),
-}
-
-impl Refusal {
-    /// The reason in words, the HTTP status, the body's `status` and its error code.
-    fn explained(self) -> (String, u16, &'static str, &'static str) {
-        match self {
-            Refusal::Paused => (
-                "the workflow is paused".into(),
-                503,
-                "paused",
-                "workflow_paused",
-            ),
-            Refusal::Saturated(why) => (why.into(), 503, "saturated", "saturated"),
-            Refusal::NoActiveVersion(why) => (why, 503, "unavailable", "no_active_version"),
+            reply: Err(refusal),
         }
     }
 }

@@ -2,6 +2,8 @@
 //! in the Python runtime, the response, one commit of record and settings change), and manages
 //! workflows, settings and API keys on top of the store.
 
+#![forbid(unsafe_code)]
+
 mod admission;
 pub mod auth;
 pub mod clock;
@@ -9,6 +11,7 @@ pub mod deploy;
 mod error;
 pub mod executor;
 pub mod hot;
+mod refusal;
 pub mod scheduler;
 mod workflows;
 mod writer;
@@ -23,6 +26,7 @@ pub use auth::{Bootstrap, Principal};
 pub use deploy::{Deployment, DEFAULT_DEPLOY_WAIT};
 pub use error::{EngineError, Result};
 pub use executor::{Reply, Report};
+pub use refusal::{Refusal, Saturation};
 pub use workflows::{generate_hook_token, NewWorkflow, RequirementsInput, WorkflowPatch};
 
 use admission::Gate;
@@ -61,12 +65,12 @@ impl Default for EngineConfig {
 }
 
 pub struct Engine {
-    pub store: Arc<dyn Store>,
+    store: Arc<dyn Store>,
     /// The default runtime.
-    pub runtime: Arc<Runtime>,
+    runtime: Arc<Runtime>,
     /// Every runtime of the server.
-    pub runtimes: Arc<Runtimes>,
-    pub config: EngineConfig,
+    runtimes: Arc<Runtimes>,
+    config: EngineConfig,
     cache: Arc<HotCache>,
     deployer: Arc<Deployer>,
     gate: Gate,
@@ -133,6 +137,25 @@ impl Engine {
         tokio::time::timeout(limit, self.gate.until_idle())
             .await
             .is_ok()
+    }
+
+    /// The store the engine reads and writes.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The server's default runtime.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Every runtime of the server.
+    pub fn runtimes(&self) -> &Runtimes {
+        &self.runtimes
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
     }
 
     /// Executions running now.

@@ -25,6 +25,9 @@
 //!
 //! `python/flowd_runner.py` is the Python half of every process.
 
+// No unsafe code in the library; its unit tests may fork a child to try a sandbox layer in.
+#![cfg_attr(not(test), forbid(unsafe_code))]
+
 mod bases;
 mod cgroup;
 mod config;

@@ -1,9 +1,10 @@
 //! The one shape of every API error, `{"error": {"code", "message", ...}}`, and the table from
-//! engine errors to HTTP statuses.
+//! engine errors and refusals to HTTP statuses.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use flowd_engine::EngineError;
+use flowd_core::response::REFUSED_STATUS;
+use flowd_engine::{EngineError, Refusal};
 use serde_json::{json, Value};
 
 #[derive(Debug)]
@@ -32,8 +33,12 @@ impl ApiError {
         self
     }
 
-    pub fn header(mut self, name: header::HeaderName, value: &'static str) -> ApiError {
-        self.headers.push((name, HeaderValue::from_static(value)));
+    pub fn header(self, name: header::HeaderName, value: &'static str) -> ApiError {
+        self.header_value(name, HeaderValue::from_static(value))
+    }
+
+    pub fn header_value(mut self, name: header::HeaderName, value: HeaderValue) -> ApiError {
+        self.headers.push((name, value));
         self
     }
 
@@ -84,10 +89,6 @@ impl From<EngineError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
             EngineError::Busy(message) => ApiError::new(StatusCode::CONFLICT, code, message),
-            EngineError::Paused | EngineError::Saturated | EngineError::ShuttingDown => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, error.to_string())
-                    .header(header::RETRY_AFTER, "1")
-            }
             EngineError::Runtime(_) => {
                 tracing::error!(%error, "runtime error");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, error.to_string())
@@ -107,6 +108,26 @@ impl From<EngineError> for ApiError {
             }
         }
     }
+}
+
+/// A refused execution: the status of every refusal, with `Retry-After`.
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> ApiError {
+        ApiError::new(refused_status(), refusal.code(), refusal.to_string())
+            .header_value(header::RETRY_AFTER, retry_after(&refusal))
+    }
+}
+
+/// The status that answers a call refused before running.
+pub fn refused_status() -> StatusCode {
+    StatusCode::from_u16(REFUSED_STATUS).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+}
+
+/// `Retry-After` for a refusal: whole seconds, rounded up, at least 1.
+pub fn retry_after(refusal: &Refusal) -> HeaderValue {
+    let wait = refusal.retry_after();
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    HeaderValue::from(seconds.max(1))
 }
 
 impl IntoResponse for ApiError {
@@ -132,6 +153,7 @@ mod tests {
     use flowd_store::StoreError;
 
     use super::*;
+    use flowd_engine::Saturation;
 
     fn io_error() -> flowd_store::BoxError {
         Box::new(std::io::Error::other("No space left on device"))
@@ -181,5 +203,20 @@ mod tests {
         let error = ApiError::from(EngineError::Runtime("no python".into()));
         assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(error.code, "runtime_unavailable");
+    }
+
+    #[test]
+    fn a_refusal_is_503_with_retry_after_and_its_code() {
+        let error = ApiError::from(Refusal::Saturated(Saturation::Server));
+        assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.code, "saturated");
+        assert_eq!(
+            error.message,
+            "the server's execution slots and queue were full"
+        );
+        assert_eq!(
+            error.headers,
+            [(header::RETRY_AFTER, HeaderValue::from_static("1"))]
+        );
     }
 }

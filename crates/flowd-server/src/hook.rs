@@ -5,41 +5,67 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use flowd_core::request::{build_request, IncomingRequest, RequestError, ACCEPTED_CONTENT_TYPES};
-use flowd_core::workflow::{ExecutionStatus, Mode, Trigger};
-use flowd_engine::Reply;
+use flowd_core::workflow::{Mode, Trigger};
+use flowd_engine::{Refusal, Reply};
 use http_body_util::BodyExt;
+use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
+use crate::error::{refused_status, retry_after, ApiError};
 use crate::AppState;
 
 pub const EXECUTION_ID_HEADER: &str = "x-execution-id";
 
-pub async fn hook(
-    State(state): State<Arc<AppState>>,
-    Path((team, workflow, runtime, token)): Path<(String, String, String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let mut body = Some(body);
-    match handle(
-        &state, &team, &workflow, &runtime, &token, method, uri, headers, &mut body,
-    )
-    .await
-    {
+/// A hook call as the handler reads it: the URL's parts, the method, the query string, the
+/// headers and the body.
+pub struct HookCall {
+    pub path: HookPath,
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    /// Taken when read; what a refused call leaves of it is read and thrown away.
+    pub body: Option<Body>,
+}
+
+/// The parts of a hook URL, `/teams/{team}/{workflow}/{runtime}/{token}`.
+#[derive(Debug, Deserialize)]
+pub struct HookPath {
+    pub team: String,
+    pub workflow: String,
+    pub runtime: String,
+    pub token: String,
+}
+
+impl<S: Send + Sync> FromRequest<S> for HookCall {
+    type Rejection = PathRejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<HookCall, PathRejection> {
+        let (mut parts, body) = request.into_parts();
+        let Path(path) = Path::<HookPath>::from_request_parts(&mut parts, state).await?;
+        Ok(HookCall {
+            path,
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            body: Some(body),
+        })
+    }
+}
+
+pub async fn hook(State(state): State<Arc<AppState>>, mut call: HookCall) -> Response {
+    match handle(&state, &mut call).await {
         Ok(response) => response,
         Err(error) => {
             // Refused before its body was read (or read to the end): let the client finish
             // sending, so that it reads the answer instead of a broken connection.
-            if let Some(body) = body {
+            if let Some(body) = call.body.take() {
                 linger(body);
             }
             error.into_response()
@@ -71,18 +97,13 @@ fn linger(body: Body) {
     });
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn handle(
-    state: &AppState,
-    team: &str,
-    workflow: &str,
-    runtime: &str,
-    token: &str,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: &mut Option<Body>,
-) -> Result<Response, ApiError> {
+async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiError> {
+    let HookPath {
+        team,
+        workflow,
+        runtime,
+        token,
+    } = &call.path;
     let not_found = || ApiError::not_found("hook");
     let hot = state
         .engine
@@ -95,9 +116,10 @@ async fn handle(
         .as_bytes()
         .ct_eq(token.as_bytes())
         .into();
-    if !token_matches || hot.record.runtime != runtime || hot.record.mode != Mode::Catch {
+    if !token_matches || hot.record.runtime != *runtime || hot.record.mode != Mode::Catch {
         return Err(not_found());
     }
+    let method = &call.method;
     if method != Method::POST {
         return Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -106,7 +128,8 @@ async fn handle(
         )
         .header(header::ALLOW, "POST"));
     }
-    check_content_type(&headers)?;
+    let headers = &call.headers;
+    check_content_type(headers)?;
     let limit = state.config.max_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -115,14 +138,14 @@ async fn handle(
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large(limit));
     }
-    let body = read_body(body, limit).await?;
+    let body = read_body(&mut call.body, limit).await?;
     let header_list: Vec<(&str, &[u8])> = headers
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
         .collect();
     let request = build_request(&IncomingRequest {
         headers: header_list,
-        query: uri.query(),
+        query: call.uri.query(),
         body: &body,
     })
     .map_err(request_error)?;
@@ -130,10 +153,10 @@ async fn handle(
         .engine
         .execute(hot, Trigger::Catch, Some(request))
         .await;
-    // A skipped execution was refused before running (paused, saturated): the caller is told
-    // when to come back. A 503 the function returned is its own and sent as it is.
-    let refused = report.record.status == ExecutionStatus::Skipped;
-    Ok(reply_response(report.reply, &report.record.id, refused))
+    Ok(match report.reply {
+        Ok(reply) => reply_response(reply, &report.record.id),
+        Err(refusal) => refusal_response(&refusal, &report.record.id),
+    })
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -200,12 +223,12 @@ async fn read_body(slot: &mut Option<Body>, limit: usize) -> Result<Bytes, ApiEr
     Ok(buffer.freeze())
 }
 
-/// The HTTP response for an execution's reply, with `X-Execution-Id`. `refused`: the execution
-/// was not run (paused workflow, saturated server), and the response gets `Retry-After`.
+/// The HTTP response for an execution's reply, with `X-Execution-Id`. A `503` the function
+/// returned is its own and sent as it is (no `Retry-After` added).
 ///
 /// Header values are sent as Latin-1 bytes, not UTF-8: the core allows characters up to U+00FF
 /// in them, and `José` is sent as `Jos\xE9`, as Python's HTTP servers do.
-pub fn reply_response(reply: Reply, execution_id: &str, refused: bool) -> Response {
+pub fn reply_response(reply: Reply, execution_id: &str) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     let mut response = (status, reply.body).into_response();
     let headers = response.headers_mut();
@@ -222,13 +245,30 @@ pub fn reply_response(reply: Reply, execution_id: &str, refused: bool) -> Respon
             headers.append(name, value);
         }
     }
-    if refused && status == StatusCode::SERVICE_UNAVAILABLE {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
+    set_execution_id(headers, execution_id);
+    response
+}
+
+/// The answer to a call refused before running (CONTRACT.md §7): the refusal's status with
+/// `Retry-After` and `X-Execution-Id`, and `{"status", "execution_id", "error": {"code",
+/// "message"}}`.
+pub fn refusal_response(refusal: &Refusal, execution_id: &str) -> Response {
+    let body = json!({
+        "status": refusal.status_word(),
+        "execution_id": execution_id,
+        "error": {"code": refusal.code(), "message": refusal.to_string()},
+    });
+    let mut response = (refused_status(), axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, retry_after(refusal));
+    set_execution_id(headers, execution_id);
+    response
+}
+
+fn set_execution_id(headers: &mut HeaderMap, execution_id: &str) {
     if let Ok(value) = HeaderValue::from_str(execution_id) {
         headers.insert(HeaderName::from_static(EXECUTION_ID_HEADER), value);
     }
-    response
 }
 
 /// `text` as Latin-1 bytes; `None` when a character is beyond U+00FF.
@@ -286,44 +326,46 @@ mod tests {
 
     #[test]
     fn latin1_header_value_is_sent_as_latin1_bytes() {
-        let response = reply_response(reply(200, &[("X-Name", "José ÿ")]), "e1", false);
+        let response = reply_response(reply(200, &[("X-Name", "José ÿ")]), "e1");
         assert_eq!(values(&response, "x-name"), [b"Jos\xe9 \xff"]);
     }
 
     #[test]
     fn header_value_beyond_latin1_is_dropped() {
-        let response = reply_response(reply(200, &[("X-A", "✓"), ("X-B", "ok")]), "e1", false);
+        let response = reply_response(reply(200, &[("X-A", "✓"), ("X-B", "ok")]), "e1");
         assert!(values(&response, "x-a").is_empty());
         assert_eq!(values(&response, "x-b"), [b"ok"]);
     }
 
     #[test]
     fn returned_503_keeps_the_function_s_retry_after() {
-        let response = reply_response(reply(503, &[("Retry-After", "120")]), "e1", false);
+        let response = reply_response(reply(503, &[("Retry-After", "120")]), "e1");
         assert_eq!(values(&response, "retry-after"), [b"120"]);
     }
 
     #[test]
     fn returned_503_gets_no_retry_after_added() {
-        let response = reply_response(reply(503, &[]), "e1", false);
+        let response = reply_response(reply(503, &[]), "e1");
         assert!(values(&response, "retry-after").is_empty());
     }
 
     #[test]
-    fn refused_execution_gets_retry_after() {
-        let response = reply_response(reply(503, &[]), "e1", true);
+    fn refused_call_gets_503_with_retry_after_and_its_execution_id() {
+        let response = refusal_response(&Refusal::Paused, "e1");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(values(&response, "retry-after"), [b"1"]);
+        assert_eq!(values(&response, EXECUTION_ID_HEADER), [b"e1"]);
     }
 
     #[test]
     fn execution_id_replaces_one_the_function_gave() {
-        let response = reply_response(reply(200, &[("X-Execution-Id", "forged")]), "e1", false);
+        let response = reply_response(reply(200, &[("X-Execution-Id", "forged")]), "e1");
         assert_eq!(values(&response, EXECUTION_ID_HEADER), [b"e1"]);
     }
 
     #[test]
     fn only_the_reply_s_content_type_is_sent() {
-        let response = reply_response(reply(200, &[("content-type", "text/csv")]), "e1", false);
+        let response = reply_response(reply(200, &[("content-type", "text/csv")]), "e1");
         assert_eq!(values(&response, "content-type"), [b"text/csv"]);
     }
 }

@@ -2,6 +2,8 @@
 //! the web console at `/`.
 //! Only this crate knows HTTP.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod auth;
 pub mod error;

@@ -9,6 +9,8 @@
 //! as the store's (`sqlx_error`). Each backend is a module of its own that depends on these and
 //! on no other backend (`sqlite`).
 
+#![forbid(unsafe_code)]
+
 mod commit;
 mod error;
 mod model;

@@ -24,7 +24,7 @@ async fn a_build_left_going_by_a_stopped_process_is_resumed_at_start() {
         .await;
     // What a process that stopped in the middle of a deploy leaves: a version still building.
     h.engine
-        .store
+        .store()
         .add_version(
             &VersionRecord {
                 workflow_id: workflow.id.clone(),
@@ -59,7 +59,7 @@ async fn a_build_left_going_by_a_stopped_process_is_resumed_at_start() {
         .run_now(&principal, &workflow.id, None)
         .await
         .unwrap();
-    assert_eq!(report.reply.body, b"v2");
+    assert_eq!(report.reply.unwrap().body, b"v2");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -98,7 +98,7 @@ async fn deploys_in_quick_succession_end_with_the_newest_active() {
         .run_now(&h.principal, &workflow.id, None)
         .await
         .unwrap();
-    assert!(newest.contains(std::str::from_utf8(&report.reply.body).unwrap()));
+    assert!(newest.contains(std::str::from_utf8(&report.reply.unwrap().body).unwrap()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -152,7 +152,7 @@ async fn a_workflow_whose_runtime_is_gone_fails_its_runs_naming_it() {
         .await;
     let mut moved = h.reload(&workflow).await;
     moved.runtime = "python3.99".to_string();
-    h.engine.store.update_workflow(&moved).await.unwrap();
+    h.engine.store().update_workflow(&moved).await.unwrap();
     let restarted = open_engine(h.dir.path()).await;
     let principal = restarted
         .authenticate("engine-test-admin-key")
@@ -163,7 +163,7 @@ async fn a_workflow_whose_runtime_is_gone_fails_its_runs_naming_it() {
         .run_now(&principal, &workflow.id, None)
         .await
         .unwrap();
-    assert_eq!(report.reply.status, 500);
+    assert_eq!(report.reply.unwrap().status, 500);
     let error = report.record.error.expect("an error is recorded");
     assert_eq!(error.kind, "RuntimeUnavailable");
     assert!(error.message.contains("python3.99"), "{}", error.message);

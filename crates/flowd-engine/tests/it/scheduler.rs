@@ -19,7 +19,7 @@ fn scheduler(h: &Harness) -> Scheduler {
 
 async fn executions(h: &Harness, workflow_id: &str) -> Vec<ExecutionRecord> {
     h.engine
-        .store
+        .store()
         .list_executions(&ExecutionQuery {
             workflow_id: Some(workflow_id.to_string()),
             ..Default::default()
@@ -62,7 +62,7 @@ async fn a_due_tick_runs_the_workflow_and_persists_its_settings() {
         }
         fire += MINUTE;
     }
-    let settings = h.engine.store.settings(&workflow.id).await.unwrap();
+    let settings = h.engine.store().settings(&workflow.id).await.unwrap();
     assert_eq!(settings["runs"], json!(2));
 }
 
@@ -251,7 +251,7 @@ async fn deleting_a_workflow_stops_its_schedule() {
         .unwrap()
         .started
         .is_empty());
-    assert_eq!(h.engine.store.earliest_fire_at().await.unwrap(), None);
+    assert_eq!(h.engine.store().earliest_fire_at().await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -282,7 +282,7 @@ async fn run_now_starts_a_manual_run_and_refuses_while_one_is_going() {
     assert_eq!(report.record.trigger, Trigger::Manual);
     assert_eq!(report.record.status, ExecutionStatus::Success);
     assert_eq!(
-        h.engine.store.settings(&workflow.id).await.unwrap()["manual"],
+        h.engine.store().settings(&workflow.id).await.unwrap()["manual"],
         json!(true)
     );
 }
@@ -296,7 +296,7 @@ async fn a_restart_keeps_the_persisted_next_fire_time() {
     let next = workflow.next_fire_at.unwrap();
     let restarted = open_engine(h.dir.path()).await;
     let stored = restarted
-        .store
+        .store()
         .workflow_by_id(&workflow.id)
         .await
         .unwrap()
@@ -329,7 +329,7 @@ async fn a_raising_pull_run_persists_nothing() {
         assert_eq!(report.record.status, ExecutionStatus::Error);
         assert_eq!(report.record.error.unwrap().kind, "RuntimeError");
     }
-    let settings = h.engine.store.settings(&workflow.id).await.unwrap();
+    let settings = h.engine.store().settings(&workflow.id).await.unwrap();
     assert_eq!(serde_json::Value::Object(settings), json!({"kept": 1}));
 }
 
@@ -396,14 +396,14 @@ async fn a_workflow_due_soon_is_prewarmed_once() {
     let scheduler = scheduler(&h);
     let fire = workflow.next_fire_at.unwrap();
     // The deploy started the version's instance (its import check): start from none.
-    h.engine.runtime.forget_all();
-    assert_eq!(h.engine.runtime.warm_instances(), 0);
+    h.engine.runtime().forget_all();
+    assert_eq!(h.engine.runtime().warm_instances(), 0);
     scheduler.prewarm(fire - 10_000).await;
     // An interval in which nothing may happen: an instance is started in the background, so
     // its absence is only seen by giving it the time to appear.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        h.engine.runtime.warm_instances(),
+        h.engine.runtime().warm_instances(),
         0,
         "not yet: the fire time is 10 s away"
     );
@@ -411,7 +411,7 @@ async fn a_workflow_due_soon_is_prewarmed_once() {
     eventually(
         Duration::from_secs(5),
         "the instance is started ahead of the fire time",
-        || async { (h.engine.runtime.warm_instances() == 1).then_some(()) },
+        || async { (h.engine.runtime().warm_instances() == 1).then_some(()) },
     )
     .await;
 }

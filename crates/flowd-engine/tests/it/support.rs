@@ -94,7 +94,7 @@ impl Harness {
 
     pub async fn reload(&self, workflow: &WorkflowRecord) -> WorkflowRecord {
         self.engine
-            .store
+            .store()
             .workflow_by_id(&workflow.id)
             .await
             .expect("store")

@@ -61,7 +61,7 @@ async fn list_executions(
         loop {
             let page = state
                 .engine
-                .store
+                .store()
                 .list_executions(&ExecutionQuery {
                     workflow_id: None,
                     status,
@@ -121,13 +121,13 @@ async fn stats(state: &AppState, record: &WorkflowRecord, now: i64) -> ApiResult
     let since = now - STATS_WINDOW_MS;
     let counts = state
         .engine
-        .store
+        .store()
         .count_executions(&record.id, since)
         .await
         .map_err(EngineError::from)?;
     let last = state
         .engine
-        .store
+        .store()
         .list_executions(&ExecutionQuery {
             workflow_id: Some(record.id.clone()),
             limit: 1,

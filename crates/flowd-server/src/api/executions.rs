@@ -107,11 +107,10 @@ pub async fn run_now(
         .request
         .map(|map| PyValue::from_json(&Value::Object(map)));
     let (report, _) = state.engine.run_now(&principal, &id, request).await?;
-    if report.record.status == ExecutionStatus::Skipped {
-        // Refused before running (the server's slots and queue were full): the same answer as
-        // any saturated call, naming the `skipped` record kept of it.
-        return Err(ApiError::from(flowd_engine::EngineError::Saturated)
-            .with("execution_id", json!(report.record.id)));
+    if let Err(refusal) = report.reply {
+        // Refused before running (the slots and queue were full, no active version): the same
+        // answer as any refused call, naming the `skipped` record kept of it.
+        return Err(ApiError::from(refusal).with("execution_id", json!(report.record.id)));
     }
     Ok(Json(views::execution(&report.record)))
 }

@@ -20,10 +20,10 @@ pub async fn runtimes(State(state): State<Arc<AppState>>, _caller: Caller) -> Js
 
 /// Every runtime, the default first.
 fn runtime_views(state: &AppState) -> Vec<Value> {
-    let default = state.engine.runtimes.default_runtime().name();
+    let default = state.engine.runtimes().default_runtime().name();
     state
         .engine
-        .runtimes
+        .runtimes()
         .all()
         .map(|runtime| runtime_view(runtime, runtime.name() == default))
         .collect()
@@ -48,26 +48,26 @@ fn runtime_view(runtime: &flowd_runtime::Runtime, default: bool) -> Value {
 }
 
 pub async fn system(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<Value> {
-    let user = state.engine.runtime.sandbox_user();
+    let user = state.engine.runtime().sandbox_user();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "runtimes": runtime_views(&state),
         "isolation": {
             "unprivileged_user": user.map(|u| json!({"uid": u.uid, "gid": u.gid})),
-            "layers": state.engine.runtime.isolation_layers().iter().map(|layer| json!({
+            "layers": state.engine.runtime().isolation_layers().iter().map(|layer| json!({
                 "name": layer.name,
                 "active": layer.active,
                 "detail": layer.detail,
             })).collect::<Vec<_>>(),
         },
         "executions_in_flight": state.engine.executions_in_flight(),
-        "warm_instances": state.engine.runtime.warm_instances(),
+        "warm_instances": state.engine.runtime().warm_instances(),
         "limits": {
             "max_body_bytes": state.config.max_body_bytes,
-            "max_concurrent_executions": state.engine.config.max_concurrent_executions,
-            "queue_depth": state.engine.config.queue_depth,
-            "max_timeout_s": state.engine.config.max_timeout_s,
-            "max_memory_mb": state.engine.config.max_memory_mb,
+            "max_concurrent_executions": state.engine.config().max_concurrent_executions,
+            "queue_depth": state.engine.config().queue_depth,
+            "max_timeout_s": state.engine.config().max_timeout_s,
+            "max_memory_mb": state.engine.config().max_memory_mb,
         },
     }))
 }

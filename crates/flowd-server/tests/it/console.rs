@@ -259,7 +259,7 @@ async fn executions_of_another_team_are_not_listed() {
     let mine = app.create_catch("mine", &catch_code("return None")).await;
     app.call_hook_json(&mine, &json!({})).await;
     // Another team, with a workflow and executions newer than ours, straight in the store.
-    let store = app.state.engine.store.clone();
+    let store = app.state.engine.store().clone();
     let team = TeamRecord {
         id: uuid_v7(),
         name: "other".into(),
@@ -269,7 +269,7 @@ async fn executions_of_another_team_are_not_listed() {
     let mut theirs = app
         .state
         .engine
-        .store
+        .store()
         .workflow_by_id(mine["id"].as_str().unwrap())
         .await
         .unwrap()

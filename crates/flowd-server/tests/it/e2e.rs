@@ -27,7 +27,7 @@ async fn graceful_shutdown_finishes_executions_in_flight() {
     assert_eq!(response.text().await.unwrap(), "finished");
     let settings = state
         .engine
-        .store
+        .store()
         .settings(workflow["id"].as_str().unwrap())
         .await
         .unwrap();

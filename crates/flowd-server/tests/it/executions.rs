@@ -150,6 +150,27 @@ async fn run_now_of_an_unknown_workflow_is_404() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn run_now_of_a_workflow_without_an_active_version_is_503_no_active_version() {
+    let app = spawn_app().await;
+    let failed = create_pull(
+        &app,
+        "p",
+        &format!("import does_not_exist\n\n{}", pull_code("pass")),
+    )
+    .await;
+    assert_eq!(failed["deployment"]["state"], "failed", "{failed}");
+    let refused = run_answer(&app, &failed, &json!({})).await;
+    refused.assert_error(503, "no_active_version");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    let execution_id = refused.body["error"]["execution_id"]
+        .as_str()
+        .expect("the skipped execution's id");
+    app.state.engine.flush().await;
+    assert_eq!(app.execution(execution_id).await["status"], "skipped");
+    app.stop().await;
+}
+
 // --- the record -----------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,17 +4,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use flowd_core::requirements::Requirements;
 use flowd_core::workflow::{Mode, Name, MAX_NAME_LEN};
 use indicatif::ProgressBar;
 use serde_json::{json, Map, Value};
 
-use super::versions::{
-    count, environment_short, requirements_key, requirements_of, requirements_short,
+use super::args::{key_values, read_file, settings_file, ModeArg};
+use super::format::{
+    code_error, count, environment_short, requirements_key, requirements_of, requirements_short,
+    schedule_text, text,
 };
-use super::workflows::text;
-use super::{code_error, key_values, read_file, settings_file};
 use crate::api::{self, Api, ApiError};
 use crate::{signature, ui, Global};
 
@@ -33,24 +33,6 @@ in the sandbox; if either fails, the deploy exits 1 with the error and the build
 and the previous version keeps serving (`flowd versions hello` lists every version).
 To roll back, deploy the old file again:
   flowd show hello --code --version 1 > hello_v1.py && flowd deploy hello_v1.py --name hello";
-
-/// A workflow's mode on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModeArg {
-    /// `def workflow(_request, settings)`: runs when its hook URL is called.
-    Catch,
-    /// `def workflow(settings)`: runs on a schedule.
-    Pull,
-}
-
-impl From<ModeArg> for Mode {
-    fn from(mode: ModeArg) -> Mode {
-        match mode {
-            ModeArg::Catch => Mode::Catch,
-            ModeArg::Pull => Mode::Pull,
-        }
-    }
-}
 
 #[derive(Args, Debug)]
 pub struct DeployArgs {
@@ -774,18 +756,6 @@ fn print_build_log(name: &str, version: &Value, tail: Option<usize>) {
     for line in &lines[skip..] {
         println!("  {line}");
     }
-}
-
-/// `every 5m`, `cron 0 8 * * 1-5 (Europe/Paris)`.
-pub fn schedule_text(schedule: &Value) -> Option<String> {
-    if let Some(every) = schedule["every"].as_str() {
-        return Some(format!("every {every}"));
-    }
-    let cron = schedule["cron"].as_str()?;
-    Some(match schedule["timezone"].as_str() {
-        Some(zone) => format!("cron {cron} ({zone})"),
-        None => format!("cron {cron} (UTC)"),
-    })
 }
 
 fn schedule(args: &DeployArgs) -> Option<Value> {

@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use clap::Args;
 use comfy_table::Cell;
 use serde_json::Value;
 
-use super::workflows::text;
+use super::format::{print_execution, text};
 use crate::api::{self, Api, ApiError};
 use crate::{ui, Global};
 
@@ -243,139 +243,4 @@ pub async fn execution(global: &Global, args: ExecutionArgs) -> Result<()> {
     };
     print_execution(&record, name.as_deref());
     Ok(())
-}
-
-/// One execution in full, for people.
-pub fn print_execution(record: &Value, workflow_name: Option<&str>) {
-    let id = text(&record["id"]);
-    let of = match workflow_name {
-        Some(name) => format!(" of {name}, version {}", text(&record["version"])),
-        None => format!(", version {}", text(&record["version"])),
-    };
-    println!("{}{}", ui::bold(&format!("Execution {id}")), of);
-    let field = |label: &str, value: String| println!("  {:<11}{value}", format!("{label}:"));
-    field("status", ui::status(&text(&record["status"])));
-    field("trigger", text(&record["trigger"]));
-    field(
-        "started",
-        ui::time(record["started_at"].as_str().unwrap_or("")),
-    );
-    if let Some(ms) = record["duration_ms"].as_u64() {
-        field("duration", ui::duration_ms(ms));
-    }
-    if let Some(status) = record["response_status"].as_u64() {
-        field("response", status.to_string());
-    }
-    field("settings", settings_changed(record));
-    if let Some(warnings) = record["warnings"].as_array().filter(|w| !w.is_empty()) {
-        println!("{}", ui::bold("Warnings:"));
-        for warning in warnings {
-            println!("  - {}", text(warning));
-        }
-    }
-    let error = &record["error"];
-    if error.is_object() {
-        println!(
-            "{} {}: {}",
-            ui::bold("Error:"),
-            error["type"].as_str().unwrap_or("error"),
-            error["message"].as_str().unwrap_or("")
-        );
-        if let Some(traceback) = error["traceback"].as_str() {
-            for line in traceback.trim_end().lines() {
-                println!("  {line}");
-            }
-        }
-    }
-    if let Some(logs) = record["logs"].as_str() {
-        if logs.is_empty() {
-            println!("{} {}", ui::bold("Output:"), ui::dim("(none)"));
-        } else {
-            println!("{}", ui::bold("Output:"));
-            for line in logs.trim_end_matches('\n').lines() {
-                println!("  {line}");
-            }
-        }
-    }
-    if record["logs_truncated"] == Value::Bool(true) {
-        println!(
-            "  {}",
-            ui::dim("(output truncated: the server's output cap was reached)")
-        );
-    }
-}
-
-/// `added a, b; changed c; removed d`, `unchanged`, or why nothing was saved.
-fn settings_changed(record: &Value) -> String {
-    let change = &record["settings_changed"];
-    if !change.is_object() {
-        return match record["status"].as_str() {
-            Some("running") => "-".into(),
-            Some("success") => "unchanged".into(),
-            _ => "not saved (the execution did not succeed)".into(),
-        };
-    }
-    let part = |key: &str| -> Option<String> {
-        let keys: Vec<String> = change[key].as_array()?.iter().map(text).collect();
-        (!keys.is_empty()).then(|| format!("{key} {}", keys.join(", ")))
-    };
-    let parts: Vec<String> = ["added", "changed", "removed"]
-        .iter()
-        .filter_map(|key| part(key))
-        .collect();
-    if parts.is_empty() {
-        "unchanged".into()
-    } else {
-        parts.join("; ")
-    }
-}
-
-/// An error line unless the execution succeeded.
-pub fn ensure_success(record: &Value) -> Result<()> {
-    let status = record["status"].as_str().unwrap_or("unknown");
-    if status == "success" {
-        return Ok(());
-    }
-    let id = text(&record["id"]);
-    let error = &record["error"];
-    let reason = if error.is_object() {
-        format!(
-            ": {}: {}",
-            error["type"].as_str().unwrap_or("error"),
-            ui::truncate(error["message"].as_str().unwrap_or(""), 200)
-        )
-    } else {
-        match record["warnings"].as_array().and_then(|w| w.first()) {
-            Some(warning) => format!(": {}", text(warning)),
-            None => String::new(),
-        }
-    };
-    Err(anyhow!("execution {id} ended with status {status}{reason}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn settings_changes_read_well() {
-        let record = json!({"status": "success", "settings_changed": {"added": ["a", "b"], "changed": [], "removed": ["c"]}});
-        assert_eq!(settings_changed(&record), "added a, b; removed c");
-        let record = json!({"status": "error", "settings_changed": null});
-        assert_eq!(
-            settings_changed(&record),
-            "not saved (the execution did not succeed)"
-        );
-    }
-
-    #[test]
-    fn failures_are_one_line() {
-        let record = json!({"id": "x", "status": "error", "error": {"type": "KeyError", "message": "'a'\nmore"}});
-        assert_eq!(
-            ensure_success(&record).unwrap_err().to_string(),
-            "execution x ended with status error: KeyError: 'a'…"
-        );
-        assert!(ensure_success(&json!({"status": "success"})).is_ok());
-    }
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 
-use super::{parse_json, read_file};
+use super::args::{parse_json, read_file};
 use crate::api::{self, Api};
 use crate::{ui, Global};
 
@@ -253,7 +253,7 @@ fn content_type(path: &Path) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::json_arg;
+    use crate::commands::args::json_arg;
 
     #[test]
     fn content_types_by_extension() {

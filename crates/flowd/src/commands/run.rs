@@ -15,8 +15,8 @@ use flowd_engine::executor::{conclude, Conclusion, Context};
 use flowd_runtime::{Job, OutputLimits, Runtime, RuntimeConfig};
 use serde_json::{json, Map, Value};
 
-use super::deploy::ModeArg;
-use super::{code_error, json_object_arg, key_values, read_file};
+use super::args::{json_object_arg, key_values, read_file, ModeArg};
+use super::format::code_error;
 use crate::{signature, ui};
 
 pub const EXAMPLES: &str = "\

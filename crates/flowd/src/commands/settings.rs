@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use comfy_table::Cell;
 use serde_json::{json, Value};
 
-use super::parse_json;
+use super::args::parse_json;
 use crate::api::{self, Api};
 use crate::{ui, Global};
 

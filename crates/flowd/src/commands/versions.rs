@@ -4,10 +4,9 @@
 use anyhow::{anyhow, Result};
 use clap::Args;
 use comfy_table::Cell;
-use flowd_core::requirements::Requirements;
 use serde_json::Value;
 
-use super::workflows::text;
+use super::format::{environment_short, requirements_of, requirements_short, text};
 use crate::api::{self, Api, ApiError};
 use crate::{ui, Global};
 
@@ -142,117 +141,5 @@ fn print_log(name: &str, record: &Value) {
         if !log.ends_with('\n') {
             println!();
         }
-    }
-}
-
-/// A version's requirement lines.
-pub fn requirements_of(version: &Value) -> Vec<String> {
-    version["requirements"]
-        .as_array()
-        .map(|lines| {
-            lines
-                .iter()
-                .filter_map(|l| l.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// What identifies a requirement set whatever its order and spelling (the server's digest), or
-/// the lines themselves if they do not parse.
-pub fn requirements_key(lines: &[String]) -> String {
-    match Requirements::parse_lines(lines) {
-        Ok(requirements) => requirements.digest().to_string(),
-        Err(_) => lines.join("\n"),
-    }
-}
-
-/// `-`, `requests>=2, pyyaml`, or `pandas==2.2.0 +3 more` within about `max` characters.
-pub fn requirements_short(lines: &[String], max: usize) -> String {
-    if lines.is_empty() {
-        return "-".into();
-    }
-    let mut shown: Vec<&str> = Vec::new();
-    let mut width = 0;
-    for line in lines {
-        let more = if shown.is_empty() { 0 } else { 2 } + line.chars().count();
-        if width + more > max {
-            break;
-        }
-        width += more;
-        shown.push(line);
-    }
-    match (shown.len(), lines.len()) {
-        (0, n) => format!("{n} packages"),
-        (s, n) if s == n => shown.join(", "),
-        (s, n) => format!("{} +{} more", shown.join(", "), n - s),
-    }
-}
-
-/// The version's environment (`python3.11-c98fb68f5145`, cut at 32 characters); `base` for a
-/// version without requirements; `-` when none was built.
-pub fn environment_short(version: &Value) -> String {
-    match version["environment"].as_str() {
-        Some(id) if id.chars().count() > 32 => ui::truncate(id, 32),
-        Some(id) => id.to_string(),
-        None if requirements_of(version).is_empty() && version["state"] != "failed" => {
-            "base".into()
-        }
-        None => "-".into(),
-    }
-}
-
-/// `1 requirement`, `3 requirements`.
-pub fn count(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn requirements_are_short() {
-        let lines = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(requirements_short(&[], 40), "-");
-        assert_eq!(
-            requirements_short(&lines(&["requests>=2", "pyyaml"]), 40),
-            "requests>=2, pyyaml"
-        );
-        assert_eq!(
-            requirements_short(&lines(&["pandas==2.2.0", "numpy", "scipy", "requests"]), 24),
-            "pandas==2.2.0, numpy +2 more"
-        );
-        assert_eq!(
-            requirements_short(&lines(&["a-very-long-package-name==1.0", "b"]), 10),
-            "2 packages"
-        );
-    }
-
-    #[test]
-    fn requirement_sets_compare_by_content() {
-        let a = vec!["Requests >= 2".to_string(), "pyyaml".to_string()];
-        let b = vec!["PyYAML".to_string(), "requests>=2".to_string()];
-        assert_eq!(requirements_key(&a), requirements_key(&b));
-        assert_ne!(requirements_key(&a), requirements_key(&[]));
-    }
-
-    #[test]
-    fn environments_are_short() {
-        let built = json!({"environment": "python3.11-c98fb68f5145", "requirements": ["x"]});
-        assert_eq!(environment_short(&built), "python3.11-c98fb68f5145");
-        assert_eq!(
-            environment_short(&json!({"requirements": [], "state": "active"})),
-            "base"
-        );
-        assert_eq!(
-            environment_short(&json!({"requirements": ["x"], "state": "failed"})),
-            "-"
-        );
     }
 }

@@ -5,10 +5,11 @@ use clap::Args;
 use comfy_table::Cell;
 use serde_json::{json, Value};
 
-use super::deploy::schedule_text;
-use super::executions::{ensure_success, print_execution};
-use super::json_object_arg;
-use super::versions::{environment_short, requirements_of, requirements_short};
+use super::args::json_object_arg;
+use super::format::{
+    ensure_success, environment_short, print_execution, requirements_of, requirements_short,
+    schedule_text, text,
+};
 use crate::api::{self, Api};
 use crate::{ui, Global};
 
@@ -109,15 +110,6 @@ fn runs_on(workflow: &Value) -> String {
             None => text,
         },
         None => "trigger only".into(),
-    }
-}
-
-/// A JSON scalar as plain text (`-` for null).
-pub fn text(value: &Value) -> String {
-    match value {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
     }
 }
 

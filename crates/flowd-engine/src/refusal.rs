@@ -1,0 +1,92 @@
+//! Why an execution was not run. The engine records the refusal and hands it to its caller, which
+//! tells the client when to come back (the server: `503` with `Retry-After`).
+
+use std::time::Duration;
+
+/// How long a refused client is told to wait before trying again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// An execution refused before running.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The workflow is paused (hook calls only: a paused pull workflow does not fire).
+    #[error("the workflow is paused")]
+    Paused,
+    /// The slots and the queue in front of them were full.
+    #[error("{0}")]
+    Saturated(Saturation),
+    /// The workflow's first version is being built, or failed to deploy; says which.
+    #[error("{0}")]
+    NoActiveVersion(String),
+}
+
+/// Whose slots were full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Saturation {
+    /// The workflow's `max_concurrency`.
+    #[error("the workflow's max_concurrency slots and queue were full")]
+    Workflow,
+    /// The server's `max_concurrent_executions`.
+    #[error("the server's execution slots and queue were full")]
+    Server,
+}
+
+impl Refusal {
+    /// The stable code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Paused => "workflow_paused",
+            Refusal::Saturated(_) => "saturated",
+            Refusal::NoActiveVersion(_) => "no_active_version",
+        }
+    }
+
+    /// The word a hook's answer gives as its `status` (`success`, `error`… for executions that
+    /// ran).
+    pub fn status_word(&self) -> &'static str {
+        match self {
+            Refusal::Paused => "paused",
+            Refusal::Saturated(_) => "saturated",
+            Refusal::NoActiveVersion(_) => "unavailable",
+        }
+    }
+
+    /// When the client may try again.
+    pub fn retry_after(&self) -> Duration {
+        RETRY_AFTER
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_has_its_code_status_word_and_message() {
+        let cases = [
+            (
+                Refusal::Paused,
+                "workflow_paused",
+                "paused",
+                "the workflow is paused",
+            ),
+            (
+                Refusal::Saturated(Saturation::Workflow),
+                "saturated",
+                "saturated",
+                "the workflow's max_concurrency slots and queue were full",
+            ),
+            (
+                Refusal::NoActiveVersion("its first version is being built".into()),
+                "no_active_version",
+                "unavailable",
+                "its first version is being built",
+            ),
+        ];
+        for (refusal, code, word, message) in cases {
+            assert_eq!(refusal.code(), code);
+            assert_eq!(refusal.status_word(), word);
+            assert_eq!(refusal.to_string(), message);
+        }
+    }
+}
