@@ -12,6 +12,7 @@ mod startup;
 pub mod views;
 pub mod web;
 
+pub use flowd_store::{DatabaseUrl, DatabaseUrlError};
 pub use startup::{start, Config, StartError};
 
 use std::future::Future;

@@ -11,7 +11,7 @@ use flowd_runtime::sandbox::SandboxDirs;
 use flowd_runtime::{
     BuildConfig, OutputLimits, RuntimeConfig, Runtimes, SandboxLimits, SandboxUser,
 };
-use flowd_store::SqliteStore;
+use flowd_store::DatabaseUrl;
 
 use crate::{AppState, ServerConfig};
 
@@ -19,6 +19,8 @@ use crate::{AppState, ServerConfig};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// The store's database (default: the SQLite file `<data_dir>/flowd.db`).
+    pub database: Option<DatabaseUrl>,
     /// Where Python environments are built (default `<data_dir>/runtimes`).
     pub runtime_dir: Option<PathBuf>,
     /// The interpreters to build runtimes from (every usable one found when empty).
@@ -46,6 +48,7 @@ impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Config {
         Config {
             data_dir: data_dir.into(),
+            database: None,
             runtime_dir: None,
             pythons: Vec::new(),
             default_runtime: None,
@@ -93,7 +96,12 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
     std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o711))
         .map_err(dir_error)?;
     let data_dir = std::fs::canonicalize(&config.data_dir).map_err(dir_error)?;
-    let store = SqliteStore::open(&data_dir.join("flowd.db")).await?;
+    let database = config
+        .database
+        .clone()
+        .unwrap_or_else(|| DatabaseUrl::Sqlite(data_dir.join("flowd.db")));
+    let store = database.open().await?;
+    tracing::info!(%database, "store open");
     let sandbox_dirs =
         SandboxDirs::for_data_dir(&data_dir, config.runtime_dir.clone()).map_err(dir_error)?;
     let runtime_config = RuntimeConfig {
@@ -147,7 +155,7 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
             );
         }
     }
-    let engine = Engine::start(Arc::new(store), Arc::new(runtimes), config.engine.clone()).await?;
+    let engine = Engine::start(store, Arc::new(runtimes), config.engine.clone()).await?;
     match engine
         .bootstrap(config.admin_api_key.as_deref(), &data_dir)
         .await?

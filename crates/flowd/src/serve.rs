@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use flowd_engine::EngineConfig;
 use flowd_runtime::{BuildConfig, InstallerChoice, SandboxUser};
-use flowd_server::Config;
+use flowd_server::{Config, DatabaseUrl, DatabaseUrlError};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -18,6 +18,10 @@ pub struct ServeArgs {
     /// Where flowd keeps its database, keys and runtime environments.
     #[arg(long, env = "FLOWD_DATA_DIR", default_value = "./flowd-data")]
     pub data_dir: PathBuf,
+    /// The store: `sqlite:PATH`, or `postgres://user:password@host:port/database` for a
+    /// PostgreSQL server [default: sqlite:<data-dir>/flowd.db].
+    #[arg(long, env = "FLOWD_DATABASE_URL", hide_env_values = true, value_parser = parse_database)]
+    pub database: Option<DatabaseUrl>,
     /// Where Python environments are built [default: <data-dir>/runtimes].
     #[arg(long, env = "FLOWD_RUNTIME_DIR")]
     pub runtime_dir: Option<PathBuf>,
@@ -95,6 +99,11 @@ pub struct ServeArgs {
     pub log: String,
 }
 
+fn parse_database(text: &str) -> Result<DatabaseUrl, String> {
+    text.parse()
+        .map_err(|err: DatabaseUrlError| err.to_string())
+}
+
 fn parse_user(text: &str) -> Result<SandboxUser, String> {
     let (uid, gid) = text.split_once(':').unwrap_or((text, text));
     let parse = |s: &str| {
@@ -111,6 +120,7 @@ fn parse_user(text: &str) -> Result<SandboxUser, String> {
 impl ServeArgs {
     pub fn config(&self) -> Config {
         let mut config = Config::new(&self.data_dir);
+        config.database = self.database.clone();
         config.runtime_dir = self.runtime_dir.clone();
         config.pythons = self
             .python

@@ -20,6 +20,7 @@ mod env;
 mod executions;
 mod isolation;
 mod openapi;
+mod postgres;
 mod runtimes;
 mod settings;
 mod store_faults;
