@@ -106,7 +106,8 @@ pub struct ServeArgs {
     /// Processes and threads per warm instance, with all its executions (cgroup pids).
     #[arg(long, env = "FLOWD_MAX_PROCESSES", default_value_t = 256)]
     pub max_processes: u32,
-    /// Landlock, seccomp and the pids cgroup: `on`, or `off` only to measure what they cost.
+    /// Landlock (with its scoping), seccomp and the cgroups: `on`, or `off` only to measure what
+    /// they cost.
     #[arg(long, env = "FLOWD_KERNEL_SANDBOX", default_value = "on", value_parser = ["on", "off"])]
     pub kernel_sandbox: String,
     /// Log filter (e.g. `info`, `flowd=debug`).
