@@ -149,10 +149,12 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
         body: &body,
     })
     .map_err(request_error)?;
+    // On a task of its own: a caller who hangs up drops this handler, not the execution.
     let report = state
         .engine
-        .execute(hot, Trigger::Catch, Some(request))
-        .await;
+        .execute_detached(hot, Trigger::Catch, Some(request))
+        .report()
+        .await?;
     Ok(match report.reply {
         Ok(reply) => reply_response(reply, &report.record.id),
         Err(refusal) => refusal_response(&refusal, &report.record.id),
