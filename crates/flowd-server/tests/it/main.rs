@@ -14,6 +14,7 @@ mod attacks;
 mod backpressure;
 mod console;
 mod deploys;
+mod disconnects;
 mod e2e;
 mod e2e_console;
 mod env;
