@@ -38,8 +38,7 @@ async fn finished_executions(app: &TestApp, workflow: &Value, count: usize) -> V
     let what = format!("{count} executions recorded, none running");
     eventually(Duration::from_secs(60), &what, || async {
         let executions = app.executions(workflow).await;
-        let done = executions.len() == count
-            && executions.iter().all(|e| e["status"] != "running");
+        let done = executions.len() == count && executions.iter().all(|e| e["status"] != "running");
         done.then_some(executions)
     })
     .await
@@ -77,8 +76,7 @@ fn warned_of_the_caller_leaving(execution: &Value) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn callers_that_hang_up_leave_their_executions_under_their_time_limit_and_max_concurrency()
-{
+async fn callers_that_hang_up_leave_their_executions_under_their_time_limit_and_max_concurrency() {
     let app = spawn_app().await;
     let workflow = app
         .create_workflow(json!({
@@ -99,7 +97,10 @@ async fn callers_that_hang_up_leave_their_executions_under_their_time_limit_and_
         assert!(warned_of_the_caller_leaving(execution), "{execution}");
     }
     let most = most_at_once(&executions);
-    assert!(most <= 2, "{most} executions ran at once under max_concurrency 2");
+    assert!(
+        most <= 2,
+        "{most} executions ran at once under max_concurrency 2"
+    );
     app.stop().await;
 }
 
