@@ -220,10 +220,7 @@ impl Engine {
                 record,
                 reply: Ok(reply),
             },
-            Err(not_saved) if not_saved.is_unavailable() => {
-                self.not_saved(hot.record.mode, record, not_saved)
-            }
-            Err(not_saved) => {
+            Err(not_saved) if not_saved.workflow_gone() => {
                 // The workflow was deleted while it ran: its records went with it.
                 tracing::warn!(execution = %id, error = %not_saved, "the execution record was not saved");
                 Report {
@@ -231,6 +228,7 @@ impl Engine {
                     reply: Ok(reply),
                 }
             }
+            Err(not_saved) => self.not_saved(hot.record.mode, record, not_saved),
         }
     }
 

@@ -28,13 +28,10 @@ pub enum NotSaved {
 }
 
 impl NotSaved {
-    /// Whether the failure is the store's condition (try again later), as opposed to a change
-    /// refused for what it names (its workflow deleted meanwhile).
-    pub fn is_unavailable(&self) -> bool {
-        match self {
-            NotSaved::Store(error) => !matches!(error, StoreError::NotFound(_)),
-            NotSaved::BasisLost => true,
-        }
+    /// Whether the store refused the change because its workflow no longer exists (deleted while
+    /// the execution ran), rather than because it could not write.
+    pub fn workflow_gone(&self) -> bool {
+        matches!(self, NotSaved::Store(StoreError::NotFound(_)))
     }
 }
 
@@ -241,5 +238,103 @@ impl Link {
 impl Drop for Link {
     fn drop(&mut self) {
         self.settle_failed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flowd_store::SqliteStore;
+    use serde_json::json;
+
+    use super::*;
+
+    async fn writer() -> Writer {
+        let store = SqliteStore::open_in_memory().await.expect("a store");
+        Writer::new(Arc::new(store))
+    }
+
+    fn settings(value: serde_json::Value) -> Settings {
+        match value {
+            serde_json::Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    fn set_n(n: i64) -> SettingsChange {
+        SettingsChange {
+            changed: settings(json!({ "n": n })),
+            ..SettingsChange::default()
+        }
+    }
+
+    /// A write the store refuses: the workflow does not exist.
+    fn refused_write(change: &SettingsChange) -> Vec<StoreWrite> {
+        vec![StoreWrite::ApplySettingsChange {
+            workflow_id: "no-such-workflow".into(),
+            change: change.clone(),
+        }]
+    }
+
+    fn commit(
+        cell: &Arc<SettingsCell>,
+        writer: &Writer,
+        change: SettingsChange,
+        writes: Vec<StoreWrite>,
+    ) -> PendingCommit {
+        let basis = cell.snapshot(&[]);
+        match cell.commit_change(writer, &basis, change, writes) {
+            Ok(pending) => pending,
+            Err(error) => panic!("refused at once: {error}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_committed_change_is_what_memory_goes_back_to() {
+        let writer = writer().await;
+        let cell = Arc::new(SettingsCell::new(settings(json!({"n": 0}))));
+        let saved = commit(&cell, &writer, set_n(1), Vec::new());
+        assert!(saved.wait().await.is_ok());
+
+        let lost = commit(&cell, &writer, set_n(2), refused_write(&set_n(2)));
+        assert!(matches!(lost.wait().await, Err(NotSaved::Store(_))));
+        assert_eq!(cell.current(), settings(json!({"n": 1})));
+    }
+
+    #[tokio::test]
+    async fn a_change_made_on_top_of_a_lost_one_is_lost_with_it_unsubmitted() {
+        let writer = writer().await;
+        let cell = Arc::new(SettingsCell::new(settings(json!({"n": 0}))));
+        let first = commit(&cell, &writer, set_n(1), refused_write(&set_n(1)));
+        // Would be committed on its own (it writes nothing).
+        let second = commit(&cell, &writer, set_n(2), Vec::new());
+
+        assert!(matches!(first.wait().await, Err(NotSaved::Store(_))));
+        assert!(matches!(second.wait().await, Err(NotSaved::BasisLost)));
+        assert_eq!(cell.current(), settings(json!({"n": 0})));
+    }
+
+    #[tokio::test]
+    async fn a_change_built_on_settings_rolled_back_since_is_refused_at_once() {
+        let writer = writer().await;
+        let cell = Arc::new(SettingsCell::new(settings(json!({"n": 0}))));
+        let stale = cell.snapshot(&[]);
+        let lost = commit(&cell, &writer, set_n(1), refused_write(&set_n(1)));
+        assert!(lost.wait().await.is_err());
+
+        let refused = cell.commit_change(&writer, &stale, set_n(5), Vec::new());
+        assert!(matches!(refused, Err(NotSaved::BasisLost)));
+        assert_eq!(cell.current(), settings(json!({"n": 0})));
+    }
+
+    #[tokio::test]
+    async fn changes_after_a_rollback_are_committed_again() {
+        let writer = writer().await;
+        let cell = Arc::new(SettingsCell::new(settings(json!({"n": 0}))));
+        let lost = commit(&cell, &writer, set_n(1), refused_write(&set_n(1)));
+        assert!(lost.wait().await.is_err());
+
+        let saved = commit(&cell, &writer, set_n(2), Vec::new());
+        assert!(saved.wait().await.is_ok());
+        assert_eq!(cell.current(), settings(json!({"n": 2})));
     }
 }
