@@ -222,7 +222,11 @@ impl Engine {
             },
             Err(not_saved) if not_saved.workflow_gone() => {
                 // The workflow was deleted while it ran: its records went with it.
-                tracing::warn!(execution = %id, error = %not_saved, "the execution record was not saved");
+                tracing::warn!(
+                    execution = %id,
+                    error = %not_saved,
+                    "the execution record was not saved: its workflow is gone"
+                );
                 Report {
                     record,
                     reply: Ok(reply),
@@ -234,7 +238,8 @@ impl Engine {
 
     /// An execution whose record and settings change the store could not commit: the caller is
     /// told so instead of the execution's answer, and a record saying what happened is queued
-    /// (without the settings change), to be kept if the store takes it.
+    /// (without the settings change), to be kept if the store takes it. A successful execution
+    /// becomes an error (`NotSaved`); a failed one keeps its own error, with a warning.
     fn not_saved(&self, mode: Mode, mut record: ExecutionRecord, not_saved: NotSaved) -> Report {
         tracing::error!(
             execution = %record.id,
@@ -242,14 +247,19 @@ impl Engine {
             "the execution record could not be saved; the caller is answered store_unavailable"
         );
         let refusal = Refusal::NotSaved(not_saved.to_string());
-        record.status = ExecutionStatus::Error;
+        let message = format!("{refusal}; nothing of its settings changes was saved");
+        if record.status == ExecutionStatus::Success {
+            record.status = ExecutionStatus::Error;
+            record.error = Some(ExecutionError {
+                kind: "NotSaved".into(),
+                message,
+                traceback: None,
+            });
+        } else {
+            record.warnings.push(message);
+        }
         record.settings_changed = None;
         record.response_status = (mode == Mode::Catch).then_some(REFUSED_STATUS);
-        record.error = Some(ExecutionError {
-            kind: "NotSaved".into(),
-            message: format!("{refusal}; nothing of its settings changes was saved"),
-            traceback: None,
-        });
         self.writer
             .enqueue(vec![StoreWrite::PutExecution(record.clone())]);
         Report {
