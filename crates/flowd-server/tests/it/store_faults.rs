@@ -145,8 +145,8 @@ enum Answer {
     NotSaved,
 }
 
-async fn call_counter(app: &TestApp, workflow: &serde_json::Value) -> Answer {
-    let answer = app.call_hook_json(workflow, &json!({})).await;
+async fn call_hook(app: &TestApp, workflow: &serde_json::Value, body: serde_json::Value) -> Answer {
+    let answer = app.call_hook_json(workflow, &body).await;
     let id = execution_id(&answer);
     match answer.status() {
         StatusCode::OK => Answer::Acknowledged(id),
@@ -190,7 +190,7 @@ async fn on_a_full_disk_every_acknowledged_call_is_stored_and_the_rest_are_503_s
     disk.fill();
     // Four at a time: the calls queued behind one that is lost count only if they are saved.
     for _ in 0..15 {
-        let calls = (0..4).map(|_| call_counter(&app, &workflow));
+        let calls = (0..4).map(|_| call_hook(&app, &workflow, json!({})));
         for answer in futures::future::join_all(calls).await {
             match answer {
                 Answer::Acknowledged(id) => acknowledged.push(id),
@@ -201,7 +201,7 @@ async fn on_a_full_disk_every_acknowledged_call_is_stored_and_the_rest_are_503_s
     assert!(not_saved > 0, "every call on a full disk was acknowledged");
     disk.free();
     for _ in 0..5 {
-        match call_counter(&app, &workflow).await {
+        match call_hook(&app, &workflow, json!({})).await {
             Answer::Acknowledged(id) => acknowledged.push(id),
             Answer::NotSaved => panic!("a call was not saved once there was room again"),
         }
@@ -224,5 +224,54 @@ async fn on_a_full_disk_every_acknowledged_call_is_stored_and_the_rest_are_503_s
         );
     }
     assert_eq!(app.settings(&workflow).await, count, "after a restart");
+    app.stop().await;
+}
+
+/// Concurrent executions of a workflow, each adding its own key, on a disk that fills up: the
+/// settings in memory (read before a restart) and in the store (after) hold exactly the keys of
+/// the calls answered `200`, however the lost changes and those made on top of them interleave.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_full_disk_the_settings_hold_exactly_the_changes_of_acknowledged_calls() {
+    let Some(disk) = SmallDisk::mount(16) else {
+        return;
+    };
+    let data_dir = disk.path().join("data");
+    let on_the_disk = |config: &mut flowd_server::Config| config.data_dir = data_dir.clone();
+    let app = spawn_app_with(on_the_disk).await;
+    let code = catch_code("settings[_request['key']] = True");
+    let workflow = app.create_catch("keys", &code).await;
+    let mut acknowledged = serde_json::Map::new();
+    let mut not_saved = 0;
+
+    disk.fill();
+    for round in 0..8 {
+        let keys: Vec<String> = (0..8).map(|i| format!("k{round}-{i}")).collect();
+        let calls = keys
+            .iter()
+            .map(|key| call_hook(&app, &workflow, json!({ "key": key })));
+        let answers = futures::future::join_all(calls).await;
+        for (key, answer) in keys.into_iter().zip(answers) {
+            match answer {
+                Answer::Acknowledged(_) => {
+                    acknowledged.insert(key, json!(true));
+                }
+                Answer::NotSaved => not_saved += 1,
+            }
+        }
+    }
+    assert!(not_saved > 0, "every call on a full disk was acknowledged");
+    disk.free();
+    let after = call_hook(&app, &workflow, json!({"key": "after"})).await;
+    assert!(
+        matches!(after, Answer::Acknowledged(_)),
+        "once there is room"
+    );
+    acknowledged.insert("after".into(), json!(true));
+
+    let keys = serde_json::Value::Object(acknowledged);
+    assert_eq!(app.settings(&workflow).await, keys, "in memory");
+    app.stop().await;
+    let app = spawn_app_with(on_the_disk).await;
+    assert_eq!(app.settings(&workflow).await, keys, "in the store");
     app.stop().await;
 }
