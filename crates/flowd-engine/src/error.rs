@@ -3,6 +3,8 @@
 
 use flowd_store::{BoxError, StoreError};
 
+use crate::settings_cell::NotSaved;
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("{0} not found")]
@@ -45,6 +47,17 @@ impl From<StoreError> for EngineError {
             StoreError::Conflict(message) => EngineError::Conflict(message),
             StoreError::NotFound(what) => EngineError::NotFound(what),
             other => EngineError::Store(other),
+        }
+    }
+}
+
+impl From<NotSaved> for EngineError {
+    fn from(error: NotSaved) -> Self {
+        match error {
+            NotSaved::Store(error) => EngineError::from(error),
+            lost @ NotSaved::BasisLost => {
+                EngineError::Store(StoreError::Unavailable(Box::new(lost)))
+            }
         }
     }
 }

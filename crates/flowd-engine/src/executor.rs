@@ -13,8 +13,10 @@ use flowd_runtime::{ErrorInfo, Job, Outcome, SettingsError};
 use flowd_store::{ExecutionError, ExecutionRecord, StoreWrite, WorkflowRecord};
 
 use crate::clock::now_ms;
+use crate::detached::{Caller, CALLER_LEFT_WARNING};
 use crate::hot::{ActiveVersion, HotWorkflow};
 use crate::refusal::{Refusal, Saturation};
+use crate::settings_cell::NotSaved;
 use crate::Engine;
 
 /// What the caller of a hook gets.
@@ -36,7 +38,7 @@ impl Reply {
 }
 
 /// A finished execution: its record, and the reply for a hook caller — or, for an execution
-/// that was not run, why.
+/// that was not run or not saved, why.
 #[derive(Debug, Clone)]
 pub struct Report {
     pub record: ExecutionRecord,
@@ -45,23 +47,47 @@ pub struct Report {
 
 impl Engine {
     /// Runs `hot` once. Refused before running (paused, saturated): a `skipped` record is
-    /// kept and the report carries the refusal.
+    /// kept and the report carries the refusal. Its reply is `Ok` only once its record and
+    /// settings change are committed; else the report carries [`Refusal::NotSaved`].
     pub async fn execute(
         &self,
         hot: Arc<HotWorkflow>,
         trigger: Trigger,
         request: Option<PyValue>,
     ) -> Report {
+        self.execute_for(hot, trigger, request, &Caller::default())
+            .await
+    }
+
+    /// [`Engine::execute`], for `caller`: its record says whether the caller left before the end.
+    pub(crate) async fn execute_for(
+        &self,
+        hot: Arc<HotWorkflow>,
+        trigger: Trigger,
+        request: Option<PyValue>,
+        caller: &Caller,
+    ) -> Report {
         let record = new_record(&hot, trigger);
         if trigger == Trigger::Catch && !hot.record.enabled {
-            return self.skip(&hot, record, Refusal::Paused).await;
+            return self.skip(&hot, record, Refusal::Paused, caller).await;
         }
-        self.admit_and_run(hot, record, request, false).await
+        self.admit_and_run(hot, record, request, false, caller)
+            .await
     }
 
     /// Runs an execution whose `running` record the store already holds (a claimed pull run).
     pub async fn run_claimed(&self, hot: Arc<HotWorkflow>, record: ExecutionRecord) -> Report {
-        self.admit_and_run(hot, record, None, true).await
+        self.run_claimed_for(hot, record, &Caller::default()).await
+    }
+
+    /// [`Engine::run_claimed`], for `caller`.
+    pub(crate) async fn run_claimed_for(
+        &self,
+        hot: Arc<HotWorkflow>,
+        record: ExecutionRecord,
+        caller: &Caller,
+    ) -> Report {
+        self.admit_and_run(hot, record, None, true, caller).await
     }
 
     /// Takes an execution slot (the workflow's, then the server's), then runs.
@@ -71,12 +97,14 @@ impl Engine {
         record: ExecutionRecord,
         request: Option<PyValue>,
         recorded: bool,
+        caller: &Caller,
     ) -> Report {
         let active = match &hot.active {
             Ok(active) => active.clone(),
             Err(none) => {
                 let why = none.why.clone();
-                return self.skip(&hot, record, Refusal::NoActiveVersion(why)).await;
+                let refusal = Refusal::NoActiveVersion(why);
+                return self.skip(&hot, record, refusal, caller).await;
             }
         };
         let _workflow_slot = match &hot.limiter {
@@ -84,16 +112,16 @@ impl Engine {
                 Some(permit) => Some(permit),
                 None => {
                     let refusal = Refusal::Saturated(Saturation::Workflow);
-                    return self.skip(&hot, record, refusal).await;
+                    return self.skip(&hot, record, refusal, caller).await;
                 }
             },
             None => None,
         };
         let Some(_slot) = self.gate.enter().await else {
             let refusal = Refusal::Saturated(Saturation::Server);
-            return self.skip(&hot, record, refusal).await;
+            return self.skip(&hot, record, refusal, caller).await;
         };
-        self.run_admitted(hot, active, record, request, recorded)
+        self.run_admitted(hot, active, record, request, recorded, caller)
             .await
     }
 
@@ -104,6 +132,7 @@ impl Engine {
         mut record: ExecutionRecord,
         request: Option<PyValue>,
         recorded: bool,
+        caller: &Caller,
     ) -> Report {
         let id = record.id.clone();
         if !recorded {
@@ -111,13 +140,13 @@ impl Engine {
             record.started_at = now_ms();
         }
         let started_at = record.started_at;
-        let (snapshot, secrets) = hot.settings.snapshot(&hot.record.secret_keys);
+        let snapshot = hot.settings.snapshot(&hot.record.secret_keys);
         let job = job_for(
             &hot,
             &active,
             request,
             // A map of JSON values always serialises; no copy of the snapshot is made for it.
-            serde_json::to_string(&snapshot).unwrap_or_else(|_| "{}".to_string()),
+            serde_json::to_string(&snapshot.settings).unwrap_or_else(|_| "{}".to_string()),
         );
 
         // Short executions are written once, at their end; a longer one is recorded as running
@@ -147,8 +176,8 @@ impl Engine {
                 execution_id: &id,
                 mode: hot.record.mode,
                 timeout_s: hot.record.timeout_s,
-                snapshot: &snapshot,
-                secrets: &secrets,
+                snapshot: &snapshot.settings,
+                secrets: &snapshot.secrets,
             },
         );
         record.status = conclusion.status;
@@ -158,31 +187,84 @@ impl Engine {
         record.logs_truncated = conclusion.logs_truncated;
         record.settings_changed = conclusion.settings_changed;
         record.response_status = conclusion.response_status;
+        if caller.has_left() {
+            record.warnings.push(CALLER_LEFT_WARNING.into());
+        }
         let reply = conclusion.reply;
-        let change = conclusion.persist;
 
-        let ticket = match change {
+        let saved = match conclusion.persist {
             Some(change) => {
-                let workflow_id = hot.record.id.clone();
                 let writes = vec![
                     StoreWrite::ApplySettingsChange {
-                        workflow_id,
+                        workflow_id: hot.record.id.clone(),
                         change: change.clone(),
                     },
                     StoreWrite::PutExecution(record.clone()),
                 ];
-                hot.settings.apply(&change, || self.writer.submit(writes))
+                match hot
+                    .settings
+                    .commit_change(&self.writer, &snapshot, change, writes)
+                {
+                    Ok(pending) => pending.wait().await,
+                    Err(not_saved) => Err(not_saved),
+                }
             }
             None => self
                 .writer
-                .submit(vec![StoreWrite::PutExecution(record.clone())]),
+                .commit(vec![StoreWrite::PutExecution(record.clone())])
+                .await
+                .map_err(NotSaved::Store),
         };
-        if let Err(error) = ticket.wait().await {
-            tracing::error!(execution = %id, %error, "the execution record could not be saved");
+        match saved {
+            Ok(()) => Report {
+                record,
+                reply: Ok(reply),
+            },
+            Err(not_saved) if not_saved.workflow_gone() => {
+                // The workflow was deleted while it ran: its records went with it.
+                tracing::warn!(
+                    execution = %id,
+                    error = %not_saved,
+                    "the execution record was not saved: its workflow is gone"
+                );
+                Report {
+                    record,
+                    reply: Ok(reply),
+                }
+            }
+            Err(not_saved) => self.not_saved(hot.record.mode, record, not_saved),
         }
+    }
+
+    /// An execution whose record and settings change the store could not commit: the caller is
+    /// told so instead of the execution's answer, and a record saying what happened is queued
+    /// (without the settings change), to be kept if the store takes it. A successful execution
+    /// becomes an error (`NotSaved`); a failed one keeps its own error, with a warning.
+    fn not_saved(&self, mode: Mode, mut record: ExecutionRecord, not_saved: NotSaved) -> Report {
+        tracing::error!(
+            execution = %record.id,
+            error = %not_saved,
+            "the execution record could not be saved; the caller is answered store_unavailable"
+        );
+        let refusal = Refusal::NotSaved(not_saved.to_string());
+        let message = format!("{refusal}; nothing of its settings changes was saved");
+        if record.status == ExecutionStatus::Success {
+            record.status = ExecutionStatus::Error;
+            record.error = Some(ExecutionError {
+                kind: "NotSaved".into(),
+                message,
+                traceback: None,
+            });
+        } else {
+            record.warnings.push(message);
+        }
+        record.settings_changed = None;
+        record.response_status = (mode == Mode::Catch).then_some(REFUSED_STATUS);
+        self.writer
+            .enqueue(vec![StoreWrite::PutExecution(record.clone())]);
         Report {
             record,
-            reply: Ok(reply),
+            reply: Err(refusal),
         }
     }
 
@@ -218,6 +300,7 @@ impl Engine {
         hot: &HotWorkflow,
         mut record: ExecutionRecord,
         refusal: Refusal,
+        caller: &Caller,
     ) -> Report {
         let now = now_ms();
         record.status = ExecutionStatus::Skipped;
@@ -225,6 +308,9 @@ impl Engine {
         record.duration_ms = Some(now - record.started_at);
         record.response_status = (hot.record.mode == Mode::Catch).then_some(REFUSED_STATUS);
         record.warnings.push(format!("not run: {refusal}"));
+        if caller.has_left() {
+            record.warnings.push(CALLER_LEFT_WARNING.into());
+        }
         // Refusals are recorded without waiting: under overload, the caller must not wait on the
         // disk to be told to come back later.
         self.writer

@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use flowd_core::requirements::Requirements;
-use flowd_core::settings::{self, Settings, SettingsChange};
 use flowd_core::workflow::VersionState;
 use flowd_store::{Store, VersionRecord, WorkflowRecord};
 
 use crate::admission::Gate;
 use crate::error::{EngineError, Result};
+use crate::settings_cell::SettingsCell;
 
 /// A workflow ready to run.
 pub struct HotWorkflow {
@@ -117,53 +117,6 @@ async fn no_active_version(store: &dyn Store, workflow_id: &str) -> Result<NoAct
         latest: latest.version,
         why,
     })
-}
-
-/// The current settings of one workflow.
-pub struct SettingsCell {
-    current: Mutex<Settings>,
-}
-
-impl SettingsCell {
-    fn new(settings: Settings) -> SettingsCell {
-        SettingsCell {
-            current: Mutex::new(settings),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Settings> {
-        match self.current.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
-    /// A copy for one execution, and the secret texts to mask in its output.
-    pub fn snapshot(&self, secret_keys: &[String]) -> (Settings, Vec<String>) {
-        let current = self.lock();
-        let secrets = settings::secret_texts(&current, secret_keys);
-        (current.clone(), secrets)
-    }
-
-    pub fn current(&self) -> Settings {
-        self.lock().clone()
-    }
-
-    /// Applies `change` to the current settings and, while still holding them, calls `persist`
-    /// (which queues the store write), so that the store sees changes in the order memory did.
-    pub fn apply<T>(&self, change: &SettingsChange, persist: impl FnOnce() -> T) -> T {
-        let mut current = self.lock();
-        change.apply_to(&mut current);
-        persist()
-    }
-
-    /// Replaces the settings; `persist` gets the change this makes, under the same lock.
-    pub fn replace<T>(&self, new: Settings, persist: impl FnOnce(SettingsChange) -> T) -> T {
-        let mut current = self.lock();
-        let change = SettingsChange::between(&current, &new);
-        *current = new;
-        persist(change)
-    }
 }
 
 /// The cache of hot workflows.

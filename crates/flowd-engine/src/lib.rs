@@ -8,11 +8,13 @@ mod admission;
 pub mod auth;
 pub mod clock;
 pub mod deploy;
+mod detached;
 mod error;
 pub mod executor;
 pub mod hot;
 mod refusal;
 pub mod scheduler;
+mod settings_cell;
 mod workflows;
 mod writer;
 
@@ -24,6 +26,7 @@ use flowd_store::Store;
 
 pub use auth::{Bootstrap, Principal};
 pub use deploy::{Deployment, DEFAULT_DEPLOY_WAIT};
+pub use detached::{Detached, CALLER_LEFT_WARNING};
 pub use error::{EngineError, Result};
 pub use executor::{Reply, Report};
 pub use refusal::{Refusal, Saturation};

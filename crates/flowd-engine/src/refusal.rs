@@ -1,12 +1,13 @@
-//! Why an execution was not run. The engine records the refusal and hands it to its caller, which
-//! tells the client when to come back (the server: `503` with `Retry-After`).
+//! Why a call is not acknowledged: its execution was not run, or ran but could not be saved. The
+//! engine records the refusal (when it can) and hands it to its caller, which tells the client
+//! when to come back (the server: `503` with `Retry-After`).
 
 use std::time::Duration;
 
 /// How long a refused client is told to wait before trying again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// An execution refused before running.
+/// A call not acknowledged: refused before running, or run but not saved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// The workflow is paused (hook calls only: a paused pull workflow does not fire).
@@ -18,6 +19,11 @@ pub enum Refusal {
     /// The workflow's first version is being built, or failed to deploy; says which.
     #[error("{0}")]
     NoActiveVersion(String),
+    /// The execution ran, but the store could not commit its record and settings change: nothing
+    /// of it counts (the settings are as they were), and the same call may succeed later. Says
+    /// why.
+    #[error("the execution ran but could not be saved, so it did not count: {0}")]
+    NotSaved(String),
 }
 
 /// Whose slots were full.
@@ -38,6 +44,7 @@ impl Refusal {
             Refusal::Paused => "workflow_paused",
             Refusal::Saturated(_) => "saturated",
             Refusal::NoActiveVersion(_) => "no_active_version",
+            Refusal::NotSaved(_) => "store_unavailable",
         }
     }
 
@@ -48,6 +55,7 @@ impl Refusal {
             Refusal::Paused => "paused",
             Refusal::Saturated(_) => "saturated",
             Refusal::NoActiveVersion(_) => "unavailable",
+            Refusal::NotSaved(_) => "not_saved",
         }
     }
 
@@ -81,6 +89,13 @@ mod tests {
                 "no_active_version",
                 "unavailable",
                 "its first version is being built",
+            ),
+            (
+                Refusal::NotSaved("database or disk is full".into()),
+                "store_unavailable",
+                "not_saved",
+                "the execution ran but could not be saved, so it did not count: \
+                 database or disk is full",
             ),
         ];
         for (refusal, code, word, message) in cases {

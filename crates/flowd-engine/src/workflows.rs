@@ -367,14 +367,13 @@ impl Engine {
                 }
             }
         }
-        let workflow_id = record.id.clone();
-        let ticket = cell.replace(settings, |change| {
-            self.writer.submit(vec![StoreWrite::ApplySettingsChange {
-                workflow_id,
-                change,
-            }])
+        let pending = cell.commit_replacement(&self.writer, settings, |change| {
+            vec![StoreWrite::ApplySettingsChange {
+                workflow_id: record.id.clone(),
+                change: change.clone(),
+            }]
         });
-        ticket.wait().await?;
+        pending.wait().await?;
         Ok((record, cell.current()))
     }
 
@@ -402,12 +401,13 @@ impl Engine {
                 change.changed.insert(key, value);
             }
         }
-        let writes = vec![StoreWrite::ApplySettingsChange {
-            workflow_id: record.id.clone(),
-            change: change.clone(),
-        }];
-        let ticket = cell.apply(&change, || self.writer.submit(writes));
-        ticket.wait().await?;
+        let pending = cell.commit_patch(&self.writer, change, |change| {
+            vec![StoreWrite::ApplySettingsChange {
+                workflow_id: record.id.clone(),
+                change: change.clone(),
+            }]
+        });
+        pending.wait().await?;
         Ok((record, cell.current()))
     }
 
@@ -455,9 +455,9 @@ impl Engine {
     }
 
     /// Runs a workflow now (`trigger: manual`); for catch, `request` becomes `_request` (a pull
-    /// workflow takes none).
+    /// workflow takes none). The run goes on to its end if the caller stops waiting.
     pub async fn run_now(
-        &self,
+        self: &Arc<Self>,
         principal: &Principal,
         id: &str,
         request: Option<PyValue>,
@@ -483,7 +483,8 @@ impl Engine {
             };
             return match self.store.claim_run(&claim).await? {
                 ClaimOutcome::Started => {
-                    let report = self.run_claimed(hot.clone(), execution).await;
+                    let run = self.run_claimed_detached(hot.clone(), execution);
+                    let report = run.report().await?;
                     Ok((report, hot.record.clone()))
                 }
                 _ => Err(EngineError::Busy(
@@ -491,7 +492,8 @@ impl Engine {
                 )),
             };
         }
-        let report = self.execute(hot.clone(), Trigger::Manual, request).await;
+        let run = self.execute_detached(hot.clone(), Trigger::Manual, request, ());
+        let report = run.report().await?;
         Ok((report, hot.record.clone()))
     }
 

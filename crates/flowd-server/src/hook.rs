@@ -143,7 +143,7 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
     // over (the body's bytes live on in `_request` until then); a body of unknown length takes
     // room for the largest allowed.
     let expected = declared.map_or(limit, |length| length as usize);
-    let _reservation = state
+    let reservation = state
         .body_budget
         .reserve(expected)
         .await
@@ -159,10 +159,13 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
         body,
     })
     .map_err(request_error)?;
+    // On a task of its own: a caller who hangs up drops this handler, not the execution, which
+    // keeps the room its body takes until it ends.
     let report = state
         .engine
-        .execute(hot, Trigger::Catch, Some(request))
-        .await;
+        .execute_detached(hot, Trigger::Catch, Some(request), reservation)
+        .report()
+        .await?;
     Ok(match report.reply {
         Ok(reply) => reply_response(reply, &report.record.id),
         Err(refusal) => refusal_response(&refusal, &report.record.id),

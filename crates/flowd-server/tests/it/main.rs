@@ -15,6 +15,7 @@ mod backpressure;
 mod connections;
 mod console;
 mod deploys;
+mod disconnects;
 mod e2e;
 mod e2e_console;
 mod env;
