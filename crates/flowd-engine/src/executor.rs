@@ -111,7 +111,9 @@ impl Engine {
             record.started_at = now_ms();
         }
         let started_at = record.started_at;
-        let (snapshot, secrets) = hot.settings.snapshot(&hot.record.secret_keys);
+        let (snapshot, secrets) = hot
+            .settings
+            .snapshot(&hot.record.secret_keys, &hot.record.env);
         let job = job_for(
             &hot,
             &active,

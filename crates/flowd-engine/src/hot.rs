@@ -3,7 +3,7 @@
 //! the settings live in their own cells, which survive invalidation (an execution finishing after a
 //! redeploy still merges its changes into the one current copy).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -138,10 +138,15 @@ impl SettingsCell {
         }
     }
 
-    /// A copy for one execution, and the secret texts to mask in its output.
-    pub fn snapshot(&self, secret_keys: &[String]) -> (Settings, Vec<String>) {
+    /// A copy for one execution, and the secret texts to mask in its output: the secret
+    /// settings' values and those of the secret variables of `env`.
+    pub fn snapshot(
+        &self,
+        secret_keys: &[String],
+        env: &BTreeMap<String, String>,
+    ) -> (Settings, Vec<String>) {
         let current = self.lock();
-        let secrets = settings::secret_texts(&current, secret_keys);
+        let secrets = settings::secret_texts_with_env(&current, env, secret_keys);
         (current.clone(), secrets)
     }
 
