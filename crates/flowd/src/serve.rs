@@ -10,6 +10,8 @@ use flowd_engine::EngineConfig;
 use flowd_runtime::{BuildConfig, InstallerChoice, SandboxUser};
 use flowd_server::Config;
 
+use crate::secret_input;
+
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -28,9 +30,14 @@ pub struct ServeArgs {
     /// The runtime of workflows that do not pick one, e.g. `python3.11` [default: the first found].
     #[arg(long, env = "FLOWD_DEFAULT_RUNTIME")]
     pub default_runtime: Option<String>,
-    /// The admin API key to create on first start [default: generated and printed once].
-    #[arg(long, env = "FLOWD_ADMIN_API_KEY", hide_env_values = true)]
-    pub admin_api_key: Option<String>,
+    /// A file holding the admin API key to create on first start [default: $FLOWD_ADMIN_API_KEY,
+    /// else generated, printed once and written to <data-dir>/admin-api-key].
+    #[arg(long, env = "FLOWD_ADMIN_API_KEY_FILE", value_name = "PATH")]
+    pub admin_api_key_file: Option<PathBuf>,
+    /// Refused: use --admin-api-key-file or FLOWD_ADMIN_API_KEY (a key on the command line is
+    /// readable by every process of the machine, the workflows included).
+    #[arg(long = "admin-api-key", hide = true, value_name = "KEY")]
+    pub admin_api_key_on_command_line: Option<String>,
     /// Run user code as this UID:GID (when flowd runs as root) [default: 65534:65534, nobody].
     #[arg(long, env = "FLOWD_SANDBOX_USER", value_parser = parse_user)]
     pub sandbox_user: Option<SandboxUser>,
@@ -108,7 +115,21 @@ fn parse_user(text: &str) -> Result<SandboxUser, String> {
 }
 
 impl ServeArgs {
-    pub fn config(&self) -> Config {
+    /// The admin key given: the content of `--admin-api-key-file`, else `FLOWD_ADMIN_API_KEY`.
+    fn admin_api_key(&self) -> anyhow::Result<Option<String>> {
+        if self.admin_api_key_on_command_line.is_some() {
+            return Err(secret_input::refused_on_command_line(
+                "--admin-api-key",
+                "--admin-api-key-file PATH or the environment variable FLOWD_ADMIN_API_KEY",
+            ));
+        }
+        match &self.admin_api_key_file {
+            Some(path) => secret_input::read_secret_file(path).map(Some),
+            None => Ok(secret_input::from_env("FLOWD_ADMIN_API_KEY")),
+        }
+    }
+
+    pub fn config(&self) -> anyhow::Result<Config> {
         let mut config = Config::new(&self.data_dir);
         config.runtime_dir = self.runtime_dir.clone();
         config.pythons = self
@@ -118,7 +139,7 @@ impl ServeArgs {
             .cloned()
             .collect();
         config.default_runtime = self.default_runtime.clone().filter(|name| !name.is_empty());
-        config.admin_api_key = self.admin_api_key.clone();
+        config.admin_api_key = self.admin_api_key()?;
         config.sandbox_user = self.sandbox_user;
         config.preload = self.preload.clone();
         config.max_body_bytes = self.max_body_mb << 20;
@@ -145,7 +166,7 @@ impl ServeArgs {
             max_memory_mb: self.max_memory_mb,
             ..EngineConfig::default()
         };
-        config
+        Ok(config)
     }
 }
 
@@ -155,10 +176,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?,
         )
         .init();
+    let config = args.config()?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let state = flowd_server::start(&args.config()).await?;
+    let state = flowd_server::start(&config).await?;
     tracing::info!(address = %listener.local_addr()?, "flowd is listening");
     flowd_server::serve(listener, state, shutdown_signal())
         .await
