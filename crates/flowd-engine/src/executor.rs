@@ -319,6 +319,7 @@ pub fn conclude(execution: flowd_runtime::Execution, context: &Context<'_>) -> C
             };
             match mapping {
                 ReturnMapping::Custom(custom) => {
+                    conclusion.warnings.extend(custom.warning);
                     conclusion.reply = Reply {
                         status: custom.status,
                         headers: custom.headers,
