@@ -21,5 +21,6 @@ mod executions;
 mod isolation;
 mod openapi;
 mod runtimes;
+mod schemathesis;
 mod settings;
 mod store_faults;
