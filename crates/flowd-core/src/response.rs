@@ -11,7 +11,28 @@ pub struct HookResponse {
     pub headers: Vec<(String, String)>,
     /// Empty for 204 and 304.
     pub body: String,
+    /// Why some of the function's headers were not sent (over [`HeaderCaps`]), for the
+    /// execution's warnings.
+    pub warning: Option<String>,
 }
+
+/// The most a function's response headers may hold; headers beyond are dropped, in the dict's
+/// order (a header over the per-header size is dropped alone, the others are kept until the
+/// count or the total is reached). A size is the name's bytes plus the value's characters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeaderCaps {
+    pub count: usize,
+    pub bytes_each: usize,
+    pub bytes_total: usize,
+}
+
+/// 64 headers, 8 KiB each, 64 KiB in all. With the headers the server adds, a response stays
+/// under the 100 headers many HTTP clients accept (hyper's default among them).
+pub const HEADER_CAPS: HeaderCaps = HeaderCaps {
+    count: 64,
+    bytes_each: 8 << 10,
+    bytes_total: 64 << 10,
+};
 
 /// The outcome of mapping a return value.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +64,7 @@ pub const SERVER_OWNED_HEADERS: [&str; 3] = ["content-length", "transfer-encodin
 /// headers ([`SERVER_OWNED_HEADERS`]) are checked like the others, then dropped. The checks run
 /// in the order `status_code`, `body`, `headers` (in the dict's order), and the warning names
 /// the first problem found. Names and values quoted in warnings are cut after 64 characters.
+/// Valid headers over [`HEADER_CAPS`] are dropped, and the response's `warning` says so.
 pub fn map_return(ret: &PyValue) -> ReturnMapping {
     match custom_response(ret) {
         Ok(Some(response)) => ReturnMapping::Custom(response),
@@ -128,6 +150,7 @@ fn custom_response(ret: &PyValue) -> Result<Option<HookResponse>, String> {
         }
         Some(other) => return Err(format!("headers is {}, not a dict", a_type(other))),
     }
+    let (mut headers, warning) = capped(headers, HEADER_CAPS);
     if !headers
         .iter()
         .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
@@ -147,7 +170,40 @@ fn custom_response(ret: &PyValue) -> Result<Option<HookResponse>, String> {
         status,
         headers,
         body,
+        warning,
     }))
+}
+
+/// The headers within `caps`, and a warning naming what was dropped, if anything was.
+fn capped(
+    headers: Vec<(String, String)>,
+    caps: HeaderCaps,
+) -> (Vec<(String, String)>, Option<String>) {
+    let mut kept = Vec::new();
+    let mut total = 0;
+    let mut dropped = 0;
+    let mut first_dropped = None;
+    for (name, value) in headers {
+        let size = name.len() + value.chars().count();
+        if size <= caps.bytes_each && kept.len() < caps.count && total + size <= caps.bytes_total {
+            total += size;
+            kept.push((name, value));
+        } else {
+            dropped += 1;
+            first_dropped.get_or_insert(name);
+        }
+    }
+    let warning = first_dropped.map(|name| {
+        format!(
+            "{dropped} response header(s) not sent, the first {}: over the limits of {} headers, \
+             {} bytes each, {} bytes in all",
+            quote(&name),
+            caps.count,
+            caps.bytes_each,
+            caps.bytes_total
+        )
+    });
+    (kept, warning)
 }
 
 /// "a list", "an int", "a Response" (the type name an opaque value carries), "None".
@@ -306,8 +362,62 @@ mod tests {
                 status: 201,
                 headers: headers(&[("Content-Type", "application/json"), ("X-Trace", "abc")]),
                 body: "created".to_string(),
+                warning: None,
             })
         );
+    }
+
+    fn numbered_headers(count: usize, value: &str) -> PyValue {
+        let names: Vec<String> = (0..count).map(|i| format!("X-H{i}")).collect();
+        let items: Vec<(&str, PyValue)> = names.iter().map(|n| (n.as_str(), s(value))).collect();
+        with_headers(&items)
+    }
+
+    #[test]
+    fn headers_beyond_the_count_are_dropped_with_a_warning() {
+        let response = custom(&numbered_headers(HEADER_CAPS.count + 5, "v"));
+        // The kept ones, and the Content-Type added for want of one.
+        assert_eq!(response.headers.len(), HEADER_CAPS.count + 1);
+        assert_eq!(response.headers[HEADER_CAPS.count - 1].0, "X-H63");
+        let warning = response.warning.expect("a warning");
+        assert!(
+            warning.starts_with("5 response header(s) not sent, the first \"X-H64\""),
+            "{warning}"
+        );
+    }
+
+    #[test]
+    fn a_header_over_the_size_of_one_is_dropped_alone() {
+        let big = "v".repeat(HEADER_CAPS.bytes_each);
+        let response = custom(&with_headers(&[("X-Big", s(&big)), ("X-Small", s("1"))]));
+        assert_eq!(
+            response.headers,
+            headers(&[
+                ("X-Small", "1"),
+                ("Content-Type", "text/plain; charset=utf-8")
+            ])
+        );
+        assert!(response.warning.expect("a warning").contains("\"X-Big\""));
+    }
+
+    #[test]
+    fn headers_beyond_the_total_size_are_dropped() {
+        let value = "v".repeat(HEADER_CAPS.bytes_each - 8);
+        let response = custom(&numbered_headers(10, &value));
+        let kept_size: usize = response
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len())
+            .sum();
+        assert!(response.headers.len() < 10);
+        assert!(kept_size <= HEADER_CAPS.bytes_total + 64, "{kept_size}");
+        assert!(response.warning.is_some());
+    }
+
+    #[test]
+    fn headers_within_the_caps_give_no_warning() {
+        let response = custom(&numbered_headers(HEADER_CAPS.count, "v"));
+        assert_eq!(response.warning, None);
     }
 
     #[test]

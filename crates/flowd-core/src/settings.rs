@@ -1,6 +1,8 @@
 //! Settings (a workflow's environment properties): snapshots, change sets, key-level merging and
 //! masking of secrets (CONTRACT.md §4).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -92,13 +94,26 @@ pub fn masked(settings: &Settings, secret_keys: &[String]) -> Settings {
 /// string value and as its JSON text otherwise. Values shorter than [`MIN_MASKED_LEN`] are
 /// left out: masking every `1` or `a` in the output would destroy it and protect nothing.
 pub fn secret_texts(settings: &Settings, secret_keys: &[String]) -> Vec<String> {
-    let mut texts: Vec<String> = secret_keys
+    secret_texts_with_env(settings, &BTreeMap::new(), secret_keys)
+}
+
+/// [`secret_texts`], and the value of each environment variable in `env` whose name is in
+/// `secret_keys` (a workflow's secret `env`).
+pub fn secret_texts_with_env(
+    settings: &Settings,
+    env: &BTreeMap<String, String>,
+    secret_keys: &[String],
+) -> Vec<String> {
+    let setting_texts = secret_keys
         .iter()
         .filter_map(|key| settings.get(key))
         .map(|value| match value {
             Value::String(s) => s.clone(),
             other => other.to_string(),
-        })
+        });
+    let env_texts = secret_keys.iter().filter_map(|name| env.get(name)).cloned();
+    let mut texts: Vec<String> = setting_texts
+        .chain(env_texts)
         .filter(|text| text.chars().count() >= MIN_MASKED_LEN)
         .collect();
     // Longest first, so that a secret containing another is masked whole.
@@ -131,6 +146,17 @@ mod tests {
             Value::Object(map) => map,
             _ => panic!("not an object"),
         }
+    }
+
+    #[test]
+    fn secret_env_values_are_secret_texts_and_other_env_values_are_not() {
+        let env: BTreeMap<String, String> = [
+            ("TOKEN".to_string(), "env-secret-value".to_string()),
+            ("REGION".to_string(), "eu-west".to_string()),
+        ]
+        .into();
+        let texts = secret_texts_with_env(&Settings::new(), &env, &["TOKEN".to_string()]);
+        assert_eq!(texts, vec!["env-secret-value".to_string()]);
     }
 
     #[test]

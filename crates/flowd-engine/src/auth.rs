@@ -29,11 +29,12 @@ pub struct Principal {
 /// What the bootstrap did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bootstrap {
-    /// The store already had a team: nothing to do.
+    /// The store already had a team with an admin key: nothing to do.
     AlreadyDone,
-    /// Created the default team with the admin key from the environment.
+    /// Gave the default team the admin key from the configuration.
     WithGivenKey,
-    /// Created the default team with a generated key (shown once, and written to the key file).
+    /// Gave the default team the key of the key file (shown once, and in the key file): generated
+    /// now, or by an earlier start that was interrupted before the key was stored.
     WithGeneratedKey(String),
 }
 
@@ -49,44 +50,50 @@ pub fn generate_key() -> String {
 }
 
 impl Engine {
-    /// On first start with an empty store: the team `default` and an admin key, `given` if set,
-    /// otherwise generated and written to `<data_dir>/admin-api-key` (mode 0600).
+    /// Makes sure the team `default` exists with an admin key: on first start, and on a start
+    /// after a first start that was interrupted (a team without a key). The key is `given` if
+    /// set, else the one in `<data_dir>/admin-api-key`, else a generated one, which is written to
+    /// that file (mode 0600, durably) before it is stored, so no stored key lacks its file.
     pub async fn bootstrap(&self, given: Option<&str>, data_dir: &Path) -> Result<Bootstrap> {
-        if self.store.count_teams().await? > 0 {
-            return Ok(Bootstrap::AlreadyDone);
-        }
-        if let Some(key) = given {
-            if key.trim().len() < 16 {
-                return Err(EngineError::Invalid(
-                    "FLOWD_ADMIN_API_KEY must be at least 16 characters".into(),
-                ));
+        let team = match self.store.team_by_name(DEFAULT_TEAM).await? {
+            Some(team) if self.store.count_admin_keys(&team.id).await? > 0 => {
+                return Ok(Bootstrap::AlreadyDone)
             }
-        }
-        let now = now_ms();
-        let team = TeamRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            name: DEFAULT_TEAM.into(),
-            created_at: now,
+            Some(team) => Some(team),
+            None if self.store.count_teams().await? > 0 => return Ok(Bootstrap::AlreadyDone),
+            None => None,
         };
-        let key = given.map(str::to_string).unwrap_or_else(generate_key);
-        self.store.create_team(&team).await?;
+        let (key, outcome) = match given {
+            Some(key) => (checked_given_key(key)?, Bootstrap::WithGivenKey),
+            None => {
+                let key = generated_key_file(&data_dir.join(ADMIN_KEY_FILE))?;
+                (key.clone(), Bootstrap::WithGeneratedKey(key))
+            }
+        };
+        let now = now_ms();
+        let team = match team {
+            Some(team) => team,
+            None => {
+                let team = TeamRecord {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    name: DEFAULT_TEAM.into(),
+                    created_at: now,
+                };
+                self.store.create_team(&team).await?;
+                team
+            }
+        };
         self.store
             .create_api_key(&ApiKeyRecord {
                 id: uuid::Uuid::now_v7().to_string(),
-                team_id: team.id.clone(),
+                team_id: team.id,
                 name: "admin".into(),
-                key_hash: hash_key(key.trim()),
+                key_hash: hash_key(&key),
                 is_admin: true,
                 created_at: now,
             })
             .await?;
-        if given.is_some() {
-            return Ok(Bootstrap::WithGivenKey);
-        }
-        write_secret_file(&data_dir.join(ADMIN_KEY_FILE), &key).map_err(|error| {
-            EngineError::Invalid(format!("cannot write the admin key file: {error}"))
-        })?;
-        Ok(Bootstrap::WithGeneratedKey(key))
+        Ok(outcome)
     }
 
     /// The principal an API key stands for, if it is a valid key.
@@ -107,12 +114,64 @@ impl Engine {
     }
 }
 
-fn write_secret_file(path: &Path, content: &str) -> std::io::Result<()> {
+/// The configured admin key, trimmed, if it is long enough.
+fn checked_given_key(key: &str) -> Result<String> {
+    let key = key.trim();
+    if key.len() < MIN_GIVEN_KEY_LEN {
+        return Err(EngineError::Invalid(format!(
+            "the admin API key must be at least {MIN_GIVEN_KEY_LEN} characters"
+        )));
+    }
+    Ok(key.to_string())
+}
+
+const MIN_GIVEN_KEY_LEN: usize = 16;
+
+/// The key in the key file at `path`, or a new one written there first.
+fn generated_key_file(path: &Path) -> Result<String> {
+    let file_error = |source| EngineError::AdminKeyFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(content) => {
+            let key = content.trim();
+            if key.len() < MIN_GIVEN_KEY_LEN {
+                return Err(file_error(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "holds no key: remove it to have a new one generated",
+                )));
+            }
+            Ok(key.to_string())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let key = generate_key();
+            write_secret_file_durably(path, &key).map_err(file_error)?;
+            Ok(key)
+        }
+        Err(error) => Err(file_error(error)),
+    }
+}
+
+/// Writes `content` to `path` (mode 0600) so that after a crash the file is either absent or
+/// complete: a temporary file, synced, renamed into place, and the directory synced.
+fn write_secret_file_durably(path: &Path, content: &str) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut staging = path.as_os_str().to_owned();
+    staging.push(".tmp");
+    let staging = std::path::PathBuf::from(staging);
+    match std::fs::remove_file(&staging) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(true)
         .mode(0o600)
-        .open(path)?;
-    writeln!(file, "{content}")
+        .open(&staging)?;
+    writeln!(file, "{content}")?;
+    file.sync_all()?;
+    std::fs::rename(&staging, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }

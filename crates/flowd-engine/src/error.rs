@@ -39,6 +39,13 @@ pub enum EngineError {
         #[source]
         source: BoxError,
     },
+    /// The admin key file in the data dir could not be read or written.
+    #[error("the admin key file {}: {source}", path.display())]
+    AdminKeyFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<StoreError> for EngineError {
@@ -73,7 +80,9 @@ impl EngineError {
             EngineError::Busy(_) => "busy",
             EngineError::Runtime(_) => "runtime_unavailable",
             EngineError::Store(error) if error.is_unavailable() => "store_unavailable",
-            EngineError::Store(_) | EngineError::CorruptData { .. } => "internal",
+            EngineError::Store(_)
+            | EngineError::CorruptData { .. }
+            | EngineError::AdminKeyFile { .. } => "internal",
         }
     }
 }

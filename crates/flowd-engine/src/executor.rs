@@ -140,7 +140,9 @@ impl Engine {
             record.started_at = now_ms();
         }
         let started_at = record.started_at;
-        let snapshot = hot.settings.snapshot(&hot.record.secret_keys);
+        let snapshot = hot
+            .settings
+            .snapshot(&hot.record.secret_keys, &hot.record.env);
         let job = job_for(
             &hot,
             &active,
@@ -403,6 +405,7 @@ pub fn conclude(execution: flowd_runtime::Execution, context: &Context<'_>) -> C
             };
             match mapping {
                 ReturnMapping::Custom(custom) => {
+                    conclusion.warnings.extend(custom.warning);
                     conclusion.reply = Reply {
                         status: custom.status,
                         headers: custom.headers,

@@ -8,6 +8,7 @@
 //! `stored` and every change made on top of the lost one fails with it: its execution built on
 //! settings that were never saved. Later executions see the stored settings again.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use flowd_core::settings::{self, Settings, SettingsChange};
@@ -79,11 +80,12 @@ impl SettingsCell {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A copy for one execution, and the secret texts to mask in its output.
-    pub fn snapshot(&self, secret_keys: &[String]) -> Snapshot {
+    /// A copy for one execution, and the secret texts to mask in its output: the secret settings'
+    /// values and those of the secret variables of `env`.
+    pub fn snapshot(&self, secret_keys: &[String], env: &BTreeMap<String, String>) -> Snapshot {
         let state = self.lock();
         Snapshot {
-            secrets: settings::secret_texts(&state.current, secret_keys),
+            secrets: settings::secret_texts_with_env(&state.current, env, secret_keys),
             settings: state.current.clone(),
             generation: state.generation,
         }
@@ -281,7 +283,7 @@ mod tests {
         change: SettingsChange,
         writes: Vec<StoreWrite>,
     ) -> PendingCommit {
-        let basis = cell.snapshot(&[]);
+        let basis = cell.snapshot(&[], &BTreeMap::new());
         match cell.commit_change(writer, &basis, change, writes) {
             Ok(pending) => pending,
             Err(error) => panic!("refused at once: {error}"),
@@ -317,7 +319,7 @@ mod tests {
     async fn a_change_built_on_settings_rolled_back_since_is_refused_at_once() {
         let writer = writer().await;
         let cell = Arc::new(SettingsCell::new(settings(json!({"n": 0}))));
-        let stale = cell.snapshot(&[]);
+        let stale = cell.snapshot(&[], &BTreeMap::new());
         let lost = commit(&cell, &writer, set_n(1), refused_write(&set_n(1)));
         assert!(lost.wait().await.is_err());
 

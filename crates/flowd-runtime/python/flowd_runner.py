@@ -770,6 +770,11 @@ def check_json(value, path):
                     "%s has a key of type %s (%r): settings keys must be str at every level"
                     % (describe_path(path), type_name(key), key)
                 )
+            if plain_str(key) is not key:
+                raise SettingsError(
+                    "%s has a key with a lone surrogate (%r), which JSON text cannot hold"
+                    % (describe_path(path), key)
+                )
             check_json(item, path + [key])
         return
     if isinstance(value, (list, tuple)):

@@ -98,7 +98,9 @@ impl From<EngineError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, error.to_string())
                     .header(header::RETRY_AFTER, "1")
             }
-            EngineError::Store(_) | EngineError::CorruptData { .. } => {
+            EngineError::Store(_)
+            | EngineError::CorruptData { .. }
+            | EngineError::AdminKeyFile { .. } => {
                 tracing::error!(%error, "internal error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

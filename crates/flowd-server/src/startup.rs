@@ -168,10 +168,10 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
     {
         Bootstrap::AlreadyDone => {}
         Bootstrap::WithGivenKey => {
-            tracing::info!("created team \"default\" with the admin key from FLOWD_ADMIN_API_KEY")
+            tracing::info!("team \"default\" has the configured admin key")
         }
         Bootstrap::WithGeneratedKey(key) => tracing::info!(
-            "created team \"default\"; admin API key (shown once, also in {}): {key}",
+            "team \"default\" has an admin API key (shown once, also in {}): {key}",
             data_dir.join(flowd_engine::auth::ADMIN_KEY_FILE).display()
         ),
     }

@@ -83,6 +83,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
     /// The key whose SHA-256 hex digest is `key_hash`.
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>>;
+    /// How many admin keys the team has (the first start's bootstrap repairs a team with none).
+    async fn count_admin_keys(&self, team_id: &str) -> Result<u64>;
 
     // --- workflows ---
     /// Stores a new workflow with its first version and its initial settings, in one

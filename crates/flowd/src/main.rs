@@ -7,6 +7,7 @@ mod api;
 mod commands;
 mod memory;
 mod profile;
+mod secret_input;
 mod serve;
 mod signature;
 mod ui;
@@ -21,7 +22,7 @@ use commands::{deploy, executions, invoke, login, run, settings, versions, workf
     name = "flowd",
     version,
     about,
-    after_help = "Start here:\n  flowd login --server http://localhost:8080 --api-key KEY\n  flowd run hello.py --request '{\"name\": \"Ada\"}'\n  flowd deploy hello.py\n  flowd invoke hello --json '{\"name\": \"Ada\"}'\n  flowd logs hello --follow"
+    after_help = "Start here:\n  flowd login --server http://localhost:8080 --api-key-file flowd-data/admin-api-key\n  flowd run hello.py --request '{\"name\": \"Ada\"}'\n  flowd deploy hello.py\n  flowd invoke hello --json '{\"name\": \"Ada\"}'\n  flowd logs hello --follow"
 )]
 struct Cli {
     #[command(flatten)]
@@ -36,15 +37,34 @@ pub struct Global {
     /// The flowd server's URL [default: the one saved by `flowd login`].
     #[arg(long, env = "FLOWD_SERVER", global = true, value_name = "URL")]
     pub server: Option<String>,
-    /// The API key [default: the one saved by `flowd login`].
-    #[arg(
-        long,
-        env = "FLOWD_API_KEY",
-        global = true,
-        hide_env_values = true,
-        value_name = "KEY"
-    )]
-    pub api_key: Option<String>,
+    /// A file holding the API key [default: $FLOWD_API_KEY, else the key saved by `flowd login`].
+    #[arg(long, env = "FLOWD_API_KEY_FILE", global = true, value_name = "PATH")]
+    pub api_key_file: Option<std::path::PathBuf>,
+    /// Refused: use --api-key-file or FLOWD_API_KEY (a key on the command line is readable by
+    /// every process of the machine).
+    #[arg(long = "api-key", global = true, hide = true, value_name = "KEY")]
+    pub api_key_on_command_line: Option<String>,
+}
+
+impl Global {
+    /// The API key given to this command: the content of `--api-key-file`, else `FLOWD_API_KEY`.
+    pub fn given_api_key(&self) -> anyhow::Result<Option<String>> {
+        self.refuse_a_key_on_the_command_line()?;
+        match &self.api_key_file {
+            Some(path) => secret_input::read_secret_file(path).map(Some),
+            None => Ok(secret_input::from_env("FLOWD_API_KEY")),
+        }
+    }
+
+    fn refuse_a_key_on_the_command_line(&self) -> anyhow::Result<()> {
+        match self.api_key_on_command_line {
+            Some(_) => Err(secret_input::refused_on_command_line(
+                "--api-key",
+                "--api-key-file PATH or the environment variable FLOWD_API_KEY",
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -56,7 +76,7 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Save the server URL and API key in your profile (checked against the server first).
     #[command(
-        after_help = "Example:\n  flowd login --server http://localhost:8080 --api-key \"$FLOWD_ADMIN_API_KEY\""
+        after_help = "Example:\n  flowd login --server http://localhost:8080 --api-key-file flowd-data/admin-api-key"
     )]
     Login(login::LoginArgs),
     /// Forget the saved profile.
@@ -140,6 +160,7 @@ fn main() -> std::process::ExitCode {
     };
     let global = cli.global;
     let result = runtime.block_on(async move {
+        global.refuse_a_key_on_the_command_line()?;
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Login(args) => login::login(&global, args).await,

@@ -74,7 +74,8 @@ pub fn remove() -> Result<bool> {
 
 /// The server and API key to use: the flags or environment first, the profile otherwise.
 pub fn resolve(global: &Global) -> Result<(String, String)> {
-    let saved = if global.server.is_some() && global.api_key.is_some() {
+    let given_api_key = global.given_api_key()?;
+    let saved = if global.server.is_some() && given_api_key.is_some() {
         Profile::default()
     } else {
         load()?
@@ -85,15 +86,13 @@ pub fn resolve(global: &Global) -> Result<(String, String)> {
         .or(saved.server)
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| {
-            anyhow!("no server given: run `flowd login --server URL --api-key KEY`, or set FLOWD_SERVER")
+            anyhow!("no server given: run `flowd login --server URL --api-key-file PATH`, or set FLOWD_SERVER")
         })?;
-    let api_key = global
-        .api_key
-        .clone()
+    let api_key = given_api_key
         .or(saved.api_key)
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| {
-            anyhow!("no API key given: run `flowd login --server URL --api-key KEY`, or set FLOWD_API_KEY")
+            anyhow!("no API key given: run `flowd login --server URL --api-key-file PATH`, or set FLOWD_API_KEY")
         })?;
     Ok((normalize_server(&server)?, api_key))
 }

@@ -11,6 +11,8 @@ use flowd_runtime::{BuildConfig, InstallerChoice, SandboxUser};
 use flowd_server::conn::fd_limit;
 use flowd_server::{Config, ConnectionLimits, DatabaseUrl, DatabaseUrlError};
 
+use crate::secret_input;
+
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -33,9 +35,14 @@ pub struct ServeArgs {
     /// The runtime of workflows that do not pick one, e.g. `python3.11` [default: the first found].
     #[arg(long, env = "FLOWD_DEFAULT_RUNTIME")]
     pub default_runtime: Option<String>,
-    /// The admin API key to create on first start [default: generated and printed once].
-    #[arg(long, env = "FLOWD_ADMIN_API_KEY", hide_env_values = true)]
-    pub admin_api_key: Option<String>,
+    /// A file holding the admin API key to create on first start [default: $FLOWD_ADMIN_API_KEY,
+    /// else generated, printed once and written to <data-dir>/admin-api-key].
+    #[arg(long, env = "FLOWD_ADMIN_API_KEY_FILE", value_name = "PATH")]
+    pub admin_api_key_file: Option<PathBuf>,
+    /// Refused: use --admin-api-key-file or FLOWD_ADMIN_API_KEY (a key on the command line is
+    /// readable by every process of the machine, the workflows included).
+    #[arg(long = "admin-api-key", hide = true, value_name = "KEY")]
+    pub admin_api_key_on_command_line: Option<String>,
     /// Run user code as this UID:GID (when flowd runs as root) [default: 65534:65534, nobody].
     #[arg(long, env = "FLOWD_SANDBOX_USER", value_parser = parse_user)]
     pub sandbox_user: Option<SandboxUser>,
@@ -134,7 +141,21 @@ fn parse_user(text: &str) -> Result<SandboxUser, String> {
 }
 
 impl ServeArgs {
-    pub fn config(&self) -> Config {
+    /// The admin key given: the content of `--admin-api-key-file`, else `FLOWD_ADMIN_API_KEY`.
+    fn admin_api_key(&self) -> anyhow::Result<Option<String>> {
+        if self.admin_api_key_on_command_line.is_some() {
+            return Err(secret_input::refused_on_command_line(
+                "--admin-api-key",
+                "--admin-api-key-file PATH or the environment variable FLOWD_ADMIN_API_KEY",
+            ));
+        }
+        match &self.admin_api_key_file {
+            Some(path) => secret_input::read_secret_file(path).map(Some),
+            None => Ok(secret_input::from_env("FLOWD_ADMIN_API_KEY")),
+        }
+    }
+
+    pub fn config(&self) -> anyhow::Result<Config> {
         let mut config = Config::new(&self.data_dir);
         config.database = self.database.clone();
         config.runtime_dir = self.runtime_dir.clone();
@@ -145,7 +166,7 @@ impl ServeArgs {
             .cloned()
             .collect();
         config.default_runtime = self.default_runtime.clone().filter(|name| !name.is_empty());
-        config.admin_api_key = self.admin_api_key.clone();
+        config.admin_api_key = self.admin_api_key()?;
         config.sandbox_user = self.sandbox_user;
         config.preload = self.preload.clone();
         config.max_body_bytes = self.max_body_mb << 20;
@@ -180,7 +201,7 @@ impl ServeArgs {
             max_memory_mb: self.max_memory_mb,
             ..EngineConfig::default()
         };
-        config
+        Ok(config)
     }
 }
 
@@ -203,7 +224,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let config = args.config();
+    let config = args.config()?;
     tracing::info!(
         max_connections = config.connections.max_connections,
         "connection cap"

@@ -36,8 +36,20 @@ struct Server {
     dir: tempfile::TempDir,
 }
 
+/// How a test's server is given its admin key.
+enum AdminKeyGiven {
+    /// In `FLOWD_ADMIN_API_KEY`.
+    Environment,
+    /// In a file named by `--admin-api-key-file`.
+    File,
+}
+
 impl Server {
     fn start() -> Server {
+        Server::start_with(AdminKeyGiven::Environment)
+    }
+
+    fn start_with(admin_key: AdminKeyGiven) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("flowd-cli-server-")
             .tempdir()
@@ -47,12 +59,22 @@ impl Server {
             .expect("a free port")
             .port();
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-        let child = std::process::Command::new(flowd_path())
+        let mut command = std::process::Command::new(flowd_path());
+        command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env_remove("FLOWD_ADMIN_API_KEY");
+        match admin_key {
+            AdminKeyGiven::Environment => command.env("FLOWD_ADMIN_API_KEY", ADMIN_KEY),
+            AdminKeyGiven::File => {
+                let path = dir.path().join("admin.key");
+                std::fs::write(&path, format!("{ADMIN_KEY}\n")).expect("the key file");
+                command.arg("--admin-api-key-file").arg(path)
+            }
+        };
+        let child = command
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(["--log", &log_filter(), "--shutdown-grace-s", "2"])
-            .env("FLOWD_ADMIN_API_KEY", ADMIN_KEY)
             .env("FLOWD_RUNTIME_DIR", shared_runtime_dir())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
@@ -154,6 +176,14 @@ impl User {
         User {
             home: home(),
             server: Some(Server::start()),
+        }
+    }
+
+    /// A user with a server given its admin key by `--admin-api-key-file`.
+    fn with_server_given_a_key_file() -> User {
+        User {
+            home: home(),
+            server: Some(Server::start_with(AdminKeyGiven::File)),
         }
     }
 
@@ -312,6 +342,90 @@ fn mode_of(path: &Path) -> u32 {
         & 0o777
 }
 
+/// Every process's command line and environment that a workflow of the server can read in
+/// `/proc`.
+const READ_EVERY_PROCESS: &str = "\
+import os
+
+def workflow(_request, settings):
+    lines = []
+    for pid in os.listdir('/proc'):
+        for name in ('cmdline', 'environ'):
+            try:
+                with open('/proc/%s/%s' % (pid, name), 'rb') as f:
+                    lines.append(f.read().replace(b'\\0', b' ').decode('utf-8', 'replace'))
+            except OSError:
+                pass
+    return {'status_code': 200, 'body': '\\n'.join(lines)}
+";
+
+/// What a workflow deployed by `user` reads of every process.
+fn what_a_workflow_reads_of_every_process(user: &User) -> String {
+    user.write("peek.py", READ_EVERY_PROCESS);
+    user.ok(&["deploy", "peek.py"]);
+    let output = user
+        .flowd()
+        .args(["invoke", "peek"])
+        .output()
+        .expect("flowd runs");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_workflow_reading_every_command_line_finds_no_admin_key() {
+    let user = User::with_server_given_a_key_file();
+    let seen = what_a_workflow_reads_of_every_process(&user);
+    assert!(
+        seen.contains("--admin-api-key-file"),
+        "the workflow sees flowd's command line: {seen}"
+    );
+    assert!(!seen.contains(ADMIN_KEY), "the key leaked: {seen}");
+}
+
+/// flowd runs as root in the tests, so user code runs as another uid, which cannot read
+/// `/proc/<flowd>/environ` (owner-only).
+#[test]
+fn a_workflow_reading_every_environment_finds_no_admin_key() {
+    let user = User::with_server();
+    let seen = what_a_workflow_reads_of_every_process(&user);
+    assert!(
+        seen.contains("serve --listen"),
+        "the workflow sees flowd's command line: {seen}"
+    );
+    assert!(!seen.contains(ADMIN_KEY), "the key leaked: {seen}");
+}
+
+#[test]
+fn secrets_given_on_the_command_line_are_refused_with_the_option_to_use_instead() {
+    let user = User::alone();
+    user.write("hello.py", HELLO_V1);
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["serve", "--admin-api-key", ADMIN_KEY],
+            "--admin-api-key-file PATH",
+        ),
+        (&["ls", "--api-key", ADMIN_KEY], "--api-key-file PATH"),
+        (
+            &["deploy", "hello.py", "--secret", "TOKEN=tok-1234"],
+            "--secret-file KEY=PATH",
+        ),
+        (
+            &["run", "hello.py", "--secret", "TOKEN=tok-1234"],
+            "--secret-file KEY=PATH",
+        ),
+        (
+            &["settings", "set", "hello", "TOKEN", "tok-1234", "--secret"],
+            "give the value on stdin",
+        ),
+    ];
+    for (args, instead) in cases {
+        let line = user.fails(args);
+        assert!(line.contains("not accepted"), "{args:?}: {line}");
+        assert!(line.contains(instead), "{args:?}: {line}");
+    }
+}
+
 #[test]
 fn login_writes_a_private_profile_that_later_commands_use() {
     let user = User::with_server();
@@ -321,7 +435,8 @@ fn login_writes_a_private_profile_that_later_commands_use() {
     let line = {
         let output = user
             .bare()
-            .args(["login", "--server", user.url(), "--api-key", "wrong-key"])
+            .env("FLOWD_API_KEY", "wrong-key")
+            .args(["login", "--server", user.url()])
             .output()
             .expect("runs");
         assert!(!output.status.success());
@@ -332,8 +447,9 @@ fn login_writes_a_private_profile_that_later_commands_use() {
     assert!(!profile.exists());
 
     let url = user.url().to_string();
+    user.write("admin.key", &format!("{ADMIN_KEY}\n"));
     user.bare()
-        .args(["login", "--server", &url, "--api-key", ADMIN_KEY])
+        .args(["login", "--server", &url, "--api-key-file", "admin.key"])
         .assert()
         .success()
         .stdout(predicate::str::contains(format!("Logged in to {url}")));
@@ -380,6 +496,7 @@ fn deploy_invoke_logs_settings_update_rollback_rm() {
     let user = User::with_server();
     user.write("hello.py", HELLO_V1);
     user.write("hello.settings.json", r#"{"GREETING": "Hi", "limit": 10}"#);
+    user.write("token.txt", "tok-3c1d9a\n");
 
     // Deploy: the mode is guessed, the name comes from the file.
     let out = user.ok(&[
@@ -387,8 +504,8 @@ fn deploy_invoke_logs_settings_update_rollback_rm() {
         "hello.py",
         "--settings",
         "hello.settings.json",
-        "--secret",
-        "TOKEN=tok-3c1d9a",
+        "--secret-file",
+        "TOKEN=token.txt",
         "--timeout",
         "30",
     ]);
@@ -440,14 +557,11 @@ fn deploy_invoke_logs_settings_update_rollback_rm() {
     assert_eq!(settings["settings"]["TOKEN"], "****");
     user.ok(&["settings", "set", "hello", "GREETING", "Bonjour"]);
     user.ok(&["settings", "set", "hello", "limit", "25", "--json-value"]);
-    user.ok(&[
-        "settings",
-        "set",
-        "hello",
-        "API_SECRET",
-        "s3cr3t-value",
-        "--secret",
-    ]);
+    user.flowd()
+        .args(["settings", "set", "hello", "API_SECRET", "-", "--secret"])
+        .write_stdin("s3cr3t-value\n")
+        .assert()
+        .success();
     let settings = user.json(&["settings", "hello"]);
     assert_eq!(settings["settings"]["GREETING"], "Bonjour");
     assert_eq!(settings["settings"]["limit"], 25);
@@ -753,6 +867,7 @@ fn run_a_catch_file_locally_as_the_server_would() {
         "request.json",
         r#"{"name": "Ada", "Content-Type": "application/json"}"#,
     );
+    user.write("token.txt", "tok-77aa11\n");
     let out = user.ok(&[
         "run",
         "hello.py",
@@ -760,8 +875,8 @@ fn run_a_catch_file_locally_as_the_server_would() {
         "@request.json",
         "--settings",
         r#"{"count": 41, "GREETING": "Hey"}"#,
-        "--secret",
-        "TOKEN=tok-77aa11",
+        "--secret-file",
+        "TOKEN=token.txt",
     ]);
     assert!(out.contains("Status: success"), "{out}");
     assert!(out.contains("Response: 200 OK"), "{out}");
@@ -832,9 +947,10 @@ fn run_reports_a_syntax_error_as_file_line_column() {
 fn run_shows_the_500_of_a_workflow_that_raises() {
     let user = User::alone();
     user.write("raises.py", RAISES);
+    user.write("key.txt", "key-5f5f5f\n");
     let output = user
         .flowd()
-        .args(["run", "raises.py", "--secret", "API_KEY=key-5f5f5f"])
+        .args(["run", "raises.py", "--secret-file", "API_KEY=key.txt"])
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -863,6 +979,7 @@ fn run_shows_the_500_of_a_workflow_that_raises() {
 #[test]
 fn bad_inputs_give_one_clear_line() {
     let user = User::alone();
+    user.write("key.txt", "a-key-for-no-server\n");
     // A server that is not there.
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -872,8 +989,8 @@ fn bad_inputs_give_one_clear_line() {
         "ls",
         "--server",
         &format!("http://127.0.0.1:{port}"),
-        "--api-key",
-        "k",
+        "--api-key-file",
+        "key.txt",
     ]);
     assert!(
         line.contains("cannot reach the flowd server at http://127.0.0.1:"),
@@ -890,8 +1007,8 @@ fn bad_inputs_give_one_clear_line() {
     user.write("hello.py", HELLO_V1);
     let line = user.fails(&["run", "hello.py", "--request", "[1, 2]"]);
     assert!(line.contains("must be a JSON object"), "{line}");
-    let line = user.fails(&["deploy", "hello.py", "--secret", "NOVALUE"]);
-    assert!(line.contains("is not KEY=VALUE"), "{line}");
+    let line = user.fails(&["deploy", "hello.py", "--secret-file", "NOVALUE"]);
+    assert!(line.contains("is not KEY=PATH"), "{line}");
     // A requirements file is read and checked before anything is sent (no server here).
     let line = user.fails(&["deploy", "hello.py", "--requirements", "missing.txt"]);
     assert!(

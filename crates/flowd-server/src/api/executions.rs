@@ -32,12 +32,13 @@ pub struct Listing {
 }
 
 impl Listing {
-    /// `limit` 1–1000 (default 50), `status` one of the statuses, `before` an execution id;
-    /// anything else is a `422` naming the parameter.
+    /// `limit` 1–1000 (default 50), `status` one of the statuses, `before` an execution id (empty:
+    /// the first page); anything else, an empty `limit` or `status` included, is a `422` naming
+    /// the parameter, as openapi.json describes them.
     pub fn parse(query: Result<Query<ListQuery>, QueryRejection>) -> ApiResult<Listing> {
         let Query(query) = query.map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
         let limit = match query.limit.as_deref() {
-            None | Some("") => 50,
+            None => 50,
             Some(text) => text
                 .parse::<u32>()
                 .ok()
@@ -49,7 +50,7 @@ impl Listing {
                 })?,
         };
         let status = match query.status.as_deref() {
-            None | Some("") => None,
+            None => None,
             Some(text) => Some(text.parse::<ExecutionStatus>().map_err(ApiError::invalid)?),
         };
         Ok(Listing {

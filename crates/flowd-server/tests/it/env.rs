@@ -92,3 +92,50 @@ async fn an_environment_over_64_kib_is_refused() {
         "{body}"
     );
 }
+
+const SECRET_ENV_VALUE: &str = "env-secret-8f3a2c";
+
+/// A workflow with the secret variable `API_TOKEN`, running `body`, and the record of one call.
+async fn record_of_a_call_with_a_secret_env(body: &str) -> serde_json::Value {
+    let app = spawn_app().await;
+    let code = format!("import os\ndef workflow(_request, settings):\n    {body}\n");
+    let workflow = app
+        .create_workflow(json!({
+            "name": "secret-env", "mode": "catch", "code": code,
+            "env": {"API_TOKEN": SECRET_ENV_VALUE}, "secrets": ["API_TOKEN"],
+        }))
+        .await;
+    let response = app.call_hook_json(&workflow, &json!({})).await;
+    let record = app.wait_for_execution(&execution_id(&response)).await;
+    app.stop().await;
+    record
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_printed_secret_env_value_is_masked_in_the_logs() {
+    let record =
+        record_of_a_call_with_a_secret_env("print('token=' + os.environ['API_TOKEN'])").await;
+    let logs = record["logs"].as_str().expect("logs");
+    assert!(!logs.contains(SECRET_ENV_VALUE), "{logs}");
+    assert!(logs.contains("token=****"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_env_value_in_an_exception_is_masked_in_the_error_message() {
+    let record =
+        record_of_a_call_with_a_secret_env("raise ValueError('token=' + os.environ['API_TOKEN'])")
+            .await;
+    let message = record["error"]["message"].as_str().expect("message");
+    assert!(!message.contains(SECRET_ENV_VALUE), "{message}");
+    assert!(message.contains("token=****"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_env_value_in_an_exception_is_masked_in_the_traceback() {
+    let record =
+        record_of_a_call_with_a_secret_env("raise ValueError('token=' + os.environ['API_TOKEN'])")
+            .await;
+    let traceback = record["error"]["traceback"].as_str().expect("traceback");
+    assert!(!traceback.contains(SECRET_ENV_VALUE), "{traceback}");
+    assert!(traceback.contains("token=****"), "{traceback}");
+}

@@ -513,6 +513,7 @@ async fn list_with_a_bad_limit_is_422() {
         "?limit=abc",
         "?limit=1001",
         "?limit=1.5",
+        "?limit=",
     ] {
         let answer = list(&app, &workflow, query).await;
         assert_eq!(answer.status, 422, "{query}: {}", answer.body);
@@ -525,7 +526,7 @@ async fn list_with_a_bad_limit_is_422() {
 async fn list_with_a_bad_status_is_422() {
     let app = spawn_app().await;
     let workflow = create_pull(&app, "p", &pull_code("return None")).await;
-    for query in ["?status=done", "?status=SUCCESS"] {
+    for query in ["?status=done", "?status=SUCCESS", "?status="] {
         let answer = list(&app, &workflow, query).await;
         assert_eq!(answer.status, 422, "{query}: {}", answer.body);
         assert_eq!(answer.body["error"]["code"], "invalid_request", "{query}");

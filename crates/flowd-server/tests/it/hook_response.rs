@@ -1337,6 +1337,48 @@ async fn every_response_of_an_execution_carries_its_execution_id() {
     app.stop().await;
 }
 
+// --- response headers over the caps ---------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_headers_are_cut_to_sixty_four_with_a_warning() {
+    let (app, workflow) = app_with(&returning(
+        "{'status_code': 200, 'body': 'ok', 'headers': {'X-H%d' % i: 'v' for i in range(10000)}}",
+    ))
+    .await;
+    let response = call(&app, &workflow).await;
+    assert_eq!(response.status(), 200);
+    let from_the_function = response
+        .headers()
+        .keys()
+        .filter(|name| name.as_str().starts_with("x-h"))
+        .count();
+    assert_eq!(from_the_function, 64);
+    let record = app.execution(&execution_id(&response)).await;
+    let warnings = warnings(&record);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("9936 response header(s) not sent"),
+        "{warnings:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_megabyte_header_is_not_sent_and_the_others_are() {
+    let (app, workflow) = app_with(&returning(
+        "{'status_code': 200, 'body': 'ok', 'headers': {'X-Big': 'v' * (1 << 20), 'X-Small': '1'}}",
+    ))
+    .await;
+    let response = call(&app, &workflow).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-big"), None);
+    assert_eq!(header(&response, "x-small"), Some("1"));
+    let record = app.execution(&execution_id(&response)).await;
+    let warnings = warnings(&record);
+    assert!(warnings[0].contains("\"X-Big\""), "{warnings:?}");
+    app.stop().await;
+}
+
 // --- return values Python holds but HTTP cannot carry ----------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1374,6 +1416,36 @@ async fn settings_with_a_lone_surrogate_are_not_saved_and_the_run_is_an_error() 
         "{record}"
     );
     assert!(app.settings(&workflow).await.get("bad").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_settings_key_with_a_lone_surrogate_gives_the_response_and_invalid_settings() {
+    let code = catch_code(
+        "settings['\\ud800'] = 1\nreturn {'status_code': 201, 'body': 'the function answered'}",
+    );
+    let app = spawn_app().await;
+    let workflow = app.create_catch("surrogate-key", &code).await;
+    let response = app.call_hook_json(&workflow, &serde_json::json!({})).await;
+    assert_eq!(response.status(), 201);
+    let id = execution_id(&response);
+    assert_eq!(response.text().await.unwrap(), "the function answered");
+    let record = app.execution(&id).await;
+    assert_eq!(record["status"], "error", "{record}");
+    assert_eq!(record["error"]["type"], "InvalidSettings", "{record}");
+    assert!(
+        record["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("lone surrogate"),
+        "{record}"
+    );
+    assert!(app
+        .settings(&workflow)
+        .await
+        .as_object()
+        .unwrap()
+        .is_empty());
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -24,5 +24,6 @@ mod isolation;
 mod openapi;
 mod postgres;
 mod runtimes;
+mod schemathesis;
 mod settings;
 mod store_faults;

@@ -321,6 +321,16 @@ impl Store for PostgresStore {
             .map_err(|_| StoreError::Corrupt(format!("negative team count {count}")))
     }
 
+    async fn count_admin_keys(&self, team_id: &str) -> Result<u64> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE team_id = $1 AND is_admin")
+                .bind(team_id)
+                .fetch_one(&self.pool)
+                .await?;
+        u64::try_from(count)
+            .map_err(|_| StoreError::Corrupt(format!("negative admin key count {count}")))
+    }
+
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO api_keys (id, team_id, name, key_hash, is_admin, created_at) \

@@ -610,6 +610,16 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn count_admin_keys(&self, team_id: &str) -> Result<u64> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE team_id = ? AND is_admin")
+                .bind(team_id)
+                .fetch_one(&self.pool)
+                .await?;
+        u64::try_from(count)
+            .map_err(|_| StoreError::Corrupt(format!("negative admin key count {count}")))
+    }
+
     // --- workflows ---
 
     async fn create_workflow(

@@ -30,6 +30,7 @@ macro_rules! conformance_suite {
                     unknown_api_key_hash_reads_as_none,
                     api_key_hash_taken_is_a_conflict,
                     api_key_of_unknown_team_is_not_found,
+                    counts_the_admin_keys_of_a_team,
                 ],
                 workflows: [
                     creates_and_reads_back_every_field_of_a_workflow,

@@ -53,6 +53,25 @@ pub async fn creates_and_finds_an_api_key_by_hash(store: &dyn Store) {
     );
 }
 
+pub async fn counts_the_admin_keys_of_a_team(store: &dyn Store) {
+    let team = given_team(store, "acme").await;
+    let other_team = given_team(store, "other").await;
+    assert_eq!(store.count_admin_keys(&team.id).await.unwrap(), 0);
+    store
+        .create_api_key(&api_key(&team.id, &"ab".repeat(32)))
+        .await
+        .unwrap();
+    store
+        .create_api_key(&ApiKeyRecord {
+            is_admin: false,
+            ..api_key(&team.id, &"cd".repeat(32))
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.count_admin_keys(&team.id).await.unwrap(), 1);
+    assert_eq!(store.count_admin_keys(&other_team.id).await.unwrap(), 0);
+}
+
 pub async fn unknown_api_key_hash_reads_as_none(store: &dyn Store) {
     let team = given_team(store, "acme").await;
     store

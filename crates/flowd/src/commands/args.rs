@@ -1,4 +1,5 @@
-//! Parsing what the command line gives: files, JSON arguments, `KEY=VALUE` pairs, the mode.
+//! Parsing what the command line gives: files, JSON arguments, `KEY=VALUE` pairs, secret
+//! settings read from `KEY=PATH` files, the mode.
 
 use std::path::Path;
 
@@ -6,6 +7,8 @@ use anyhow::{anyhow, Context, Result};
 use clap::ValueEnum;
 use flowd_core::workflow::Mode;
 use serde_json::Value;
+
+use crate::secret_input;
 
 /// Reads a file given on the command line, naming it in the error.
 pub fn read_file(path: &Path) -> Result<String> {
@@ -61,6 +64,30 @@ pub fn key_values(pairs: &[String], flag: &str) -> Result<Vec<(String, String)>>
                 Ok((key.trim().to_string(), value.to_string()))
             }
             _ => Err(anyhow!("{flag} {pair:?} is not KEY=VALUE")),
+        })
+        .collect()
+}
+
+/// The secret settings of `--secret-file KEY=PATH` pairs: each key with the content of its file.
+/// Pairs given to the refused `--secret KEY=VALUE` are an error pointing to `--secret-file`.
+pub fn secret_settings(
+    from_files: &[String],
+    on_command_line: &[String],
+) -> Result<Vec<(String, String)>> {
+    if !on_command_line.is_empty() {
+        return Err(secret_input::refused_on_command_line(
+            "--secret KEY=VALUE",
+            "--secret-file KEY=PATH (a file holding the value)",
+        ));
+    }
+    from_files
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, path)) if !key.trim().is_empty() && !path.is_empty() => Ok((
+                key.trim().to_string(),
+                secret_input::read_secret_file(Path::new(path))?,
+            )),
+            _ => Err(anyhow!("--secret-file {pair:?} is not KEY=PATH")),
         })
         .collect()
 }

@@ -10,7 +10,7 @@ use flowd_core::workflow::{Mode, Name, MAX_NAME_LEN};
 use indicatif::ProgressBar;
 use serde_json::{json, Map, Value};
 
-use super::args::{key_values, read_file, settings_file, ModeArg};
+use super::args::{key_values, read_file, secret_settings, settings_file, ModeArg};
 use super::format::{
     code_error, count, environment_short, requirements_key, requirements_of, requirements_short,
     schedule_text, text,
@@ -21,7 +21,7 @@ use crate::{signature, ui, Global};
 pub const EXAMPLES: &str = "\
 Examples:
   flowd deploy hello.py                  # a catch workflow: prints its hook URL
-  flowd deploy sync.py --every 5m --settings sync.json --secret API_KEY=sk-123
+  flowd deploy sync.py --every 5m --settings sync.json --secret-file API_KEY=api_key.txt
   flowd deploy report.py --cron '0 8 * * 1-5' --tz Europe/Paris
   flowd deploy hello.py --name hello-staging --timeout 30 --memory 256
 
@@ -57,9 +57,13 @@ pub struct DeployArgs {
     /// its keys are set (others are kept; a null value removes the key).
     #[arg(long, value_name = "FILE.json")]
     pub settings: Option<PathBuf>,
-    /// A secret setting (masked everywhere flowd shows it); repeatable.
-    #[arg(long = "secret", value_name = "KEY=VALUE")]
-    pub secrets: Vec<String>,
+    /// A secret setting (masked everywhere flowd shows it): its key and a file holding its value; repeatable.
+    #[arg(long = "secret-file", value_name = "KEY=PATH")]
+    pub secret_files: Vec<String>,
+    /// Refused: use --secret-file (a value on the command line is readable by every process of
+    /// the machine).
+    #[arg(long = "secret", hide = true, value_name = "KEY=VALUE")]
+    pub secrets_on_command_line: Vec<String>,
     /// An environment variable of the workflow's processes, set before its module runs;
     /// repeatable. Given on an update, these replace the workflow's variables.
     #[arg(long = "env", value_name = "NAME=VALUE")]
@@ -97,7 +101,7 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
             args.file.display()
         ));
     }
-    let secrets = key_values(&args.secrets, "--secret")?;
+    let secrets = secret_settings(&args.secret_files, &args.secrets_on_command_line)?;
     let env: Map<String, Value> = key_values(&args.env, "--env")?
         .into_iter()
         .map(|(name, value)| (name, Value::String(value)))
@@ -720,7 +724,7 @@ fn print_failure(
             "The settings of {} were not applied (they are for the new code): deploy again once it builds.",
             args.settings
                 .as_ref()
-                .map_or_else(|| "--secret".to_string(), |p| p.display().to_string())
+                .map_or_else(|| "--secret-file".to_string(), |p| p.display().to_string())
         );
     }
 }

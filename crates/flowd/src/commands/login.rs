@@ -21,10 +21,8 @@ pub async fn login(global: &Global, args: LoginArgs) -> Result<()> {
         .ok_or_else(|| anyhow!("flowd login needs --server URL (or FLOWD_SERVER)"))?;
     let server = profile::normalize_server(server)?;
     let api_key = global
-        .api_key
-        .clone()
-        .filter(|k| !k.trim().is_empty())
-        .ok_or_else(|| anyhow!("flowd login needs --api-key KEY (or FLOWD_API_KEY)"))?;
+        .given_api_key()?
+        .ok_or_else(|| anyhow!("flowd login needs --api-key-file PATH (or FLOWD_API_KEY)"))?;
     let mut about = String::new();
     if !args.no_verify {
         let api = Api::with(server.clone(), api_key.clone())?;

@@ -15,7 +15,7 @@ use flowd_engine::executor::{conclude, Conclusion, Context};
 use flowd_runtime::{Job, OutputLimits, Runtime, RuntimeConfig};
 use serde_json::{json, Map, Value};
 
-use super::args::{json_object_arg, key_values, read_file, ModeArg};
+use super::args::{json_object_arg, read_file, secret_settings, ModeArg};
 use super::format::code_error;
 use crate::{signature, ui};
 
@@ -24,7 +24,7 @@ Examples:
   flowd run hello.py                                    # catch: _request is {}
   flowd run hello.py --request '{\"name\": \"Ada\", \"Content-Type\": \"application/json\"}'
   flowd run hello.py --request @event.json --settings @settings.json
-  flowd run sync.py --settings '{\"cursor\": 0}' --secret API_KEY=sk-123
+  flowd run sync.py --settings '{\"cursor\": 0}' --secret-file API_KEY=api_key.txt
   flowd run sync.py --json | jq .settings
 
 --request is the `_request` dict itself (headers and body fields merged, as a hook call would
@@ -45,9 +45,13 @@ pub struct RunArgs {
     /// The settings the execution starts from, as JSON or @file [default: {}].
     #[arg(long, value_name = "JSON|@FILE")]
     pub settings: Option<String>,
-    /// A secret setting (masked in what is shown); repeatable.
-    #[arg(long = "secret", value_name = "KEY=VALUE")]
-    pub secrets: Vec<String>,
+    /// A secret setting (masked in what is shown): its key and a file holding its value; repeatable.
+    #[arg(long = "secret-file", value_name = "KEY=PATH")]
+    pub secret_files: Vec<String>,
+    /// Refused: use --secret-file (a value on the command line is readable by every process of
+    /// the machine).
+    #[arg(long = "secret", hide = true, value_name = "KEY=VALUE")]
+    pub secrets_on_command_line: Vec<String>,
     /// catch or pull [default: guessed from the `workflow` signature].
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
@@ -97,7 +101,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         Some(text) => json_object_arg(text, "--settings")?,
         None => Map::new(),
     };
-    let secret_pairs = key_values(&args.secrets, "--secret")?;
+    let secret_pairs = secret_settings(&args.secret_files, &args.secrets_on_command_line)?;
     let secret_keys: Vec<String> = secret_pairs.iter().map(|(k, _)| k.clone()).collect();
     for (key, value) in secret_pairs {
         snapshot.insert(key, Value::String(value));

@@ -9,15 +9,15 @@ use serde_json::{json, Value};
 
 use super::args::parse_json;
 use crate::api::{self, Api};
-use crate::{ui, Global};
+use crate::{secret_input, ui, Global};
 
 pub const EXAMPLES: &str = "\
 Examples:
   flowd settings hello                             # list (secrets masked)
   flowd settings set hello GREETING Bonjour
   flowd settings set hello PAGE_SIZE 50 --json-value
-  flowd settings set hello API_KEY sk-123 --secret
-  printf %s \"$TOKEN\" | flowd settings set hello TOKEN - --secret   # value from stdin
+  flowd settings set hello API_KEY - --secret < api_key.txt      # a secret's value from stdin
+  printf %s \"$TOKEN\" | flowd settings set hello TOKEN - --secret
   flowd settings unset hello GREETING";
 
 #[derive(Args, Debug)]
@@ -54,9 +54,10 @@ pub enum Action {
         /// The setting's key.
         key: String,
         /// The value: a string (use --json-value for a number, a list, an object…); `-` reads
-        /// it from stdin.
+        /// it from stdin, which a secret's value must be.
         value: String,
-        /// Mark the key secret: masked in every answer, page and log.
+        /// Mark the key secret: masked in every answer, page and log. Its value is read from
+        /// stdin (VALUE `-`), never taken from the command line.
         #[arg(long)]
         secret: bool,
         /// Parse VALUE as JSON instead of taking it as a string.
@@ -142,6 +143,12 @@ async fn set(
 ) -> Result<()> {
     if key.is_empty() {
         return Err(anyhow!("the key cannot be empty"));
+    }
+    if secret && value != "-" {
+        return Err(secret_input::refused_on_command_line(
+            "a secret's VALUE",
+            "`-` and give the value on stdin",
+        ));
     }
     let value = if value == "-" {
         let mut text = String::new();
