@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod hook;
+mod readiness;
 mod startup;
 pub mod views;
 pub mod web;
@@ -55,6 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     ));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readiness::readyz))
         .route(
             "/teams/{team}/{workflow}/{runtime}/{token}",
             any(hook::hook),
