@@ -20,6 +20,7 @@ mod env;
 mod executions;
 mod isolation;
 mod openapi;
+mod process_faults;
 mod runtimes;
 mod settings;
 mod store_faults;
