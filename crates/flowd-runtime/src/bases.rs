@@ -133,16 +133,22 @@ impl BaseProcess {
 
     async fn record_death(&self, dead: Zygote) {
         let pid = dead.pid();
+        let unanswered = dead.is_out_of_step();
         let end = dead.end().await;
+        let what = if unanswered {
+            format!("it {end} (a request to it went unanswered)")
+        } else {
+            format!("it {end}")
+        };
         tracing::warn!(
             environment = self.environment.as_deref().unwrap_or("(runtime)"),
             pid,
-            "a Python base process {end} (or stopped answering); starting another"
+            "a Python base process is gone: {what}; starting another"
         );
         let mut health = lock(&self.health);
         health.state = BaseState::Restarting;
         health.pid = None;
-        health.last_error = Some(format!("it {end}"));
+        health.last_error = Some(what);
     }
 
     async fn start_with_retries(&self) -> Result<Zygote, RuntimeError> {

@@ -24,8 +24,8 @@ pub enum RuntimeError {
     Zygote(#[source] ProtocolError),
     #[error("the warm instance failed while starting: {0}")]
     Instance(#[source] ProtocolError),
-    #[error("the call's deadline passed before a warm instance was ready")]
-    NoInstanceInTime,
+    #[error("the version's pool of reuse instances is closed")]
+    PoolClosed,
     #[error("the runtime environment {dir} is not reachable by uid {uid}, which user code runs as: give every directory above it the x bit for others, or set FLOWD_RUNTIME_DIR to a directory that is (e.g. under /var/lib)")]
     Unreachable { dir: PathBuf, uid: u32 },
     #[error("I/O error in the Python runtime: {0}")]

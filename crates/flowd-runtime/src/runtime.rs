@@ -362,8 +362,8 @@ impl Runtime {
     /// execution at a time per instance, up to `reuse_pool_size` instances in parallel).
     async fn execute_in_instance(&self, slot: &Slot, job: &Job) -> Execution {
         let Ok(_turn) = slot.reuse_capacity.acquire().await else {
-            // The semaphore is never closed while the slot exists.
-            return not_started(Err(RuntimeError::NoInstanceInTime));
+            // Not closed while the slot exists.
+            return not_started(Err(RuntimeError::PoolClosed));
         };
         let idle = {
             let mut idle = lock(&slot.idle);

@@ -134,6 +134,11 @@ impl Zygote {
         })
     }
 
+    /// Whether a request went unanswered (timed out, abandoned, or the process died meanwhile).
+    pub fn is_out_of_step(&self) -> bool {
+        self.out_of_step
+    }
+
     /// How the process ended, once it has (killing it first if it still runs).
     pub async fn end(mut self) -> ProcessEnd {
         ended(&mut self.child).await

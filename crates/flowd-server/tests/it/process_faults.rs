@@ -221,3 +221,22 @@ async fn install_preload_module(app: &TestApp, name: &str, source: &str) {
     std::fs::write(&staging, source).expect("module written");
     std::fs::rename(&staging, site.join(format!("{name}.py"))).expect("module in place");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_whose_top_level_exits_fails_its_deploy_as_an_init_failure_not_a_base_process_one(
+) {
+    let app = spawn_app().await;
+    let workflow = app.create_catch("steady", &catch_code("return 'v1'")).await;
+    let exits = "import os\nos._exit(3)\ndef workflow(_request, settings):\n    return 'v2'\n";
+    let updated = app.patch_workflow(&workflow, json!({"code": exits})).await;
+    let deployment = &updated["deployment"];
+    assert_eq!(deployment["state"], "failed", "{deployment}");
+    let error = deployment["error"].as_str().unwrap_or("");
+    assert!(error.contains("InitExited"), "{deployment}");
+    assert!(!error.contains("base process"), "{deployment}");
+    assert_eq!(base_process(&app).await["restarts"], 0);
+    assert_eq!(
+        app.call_hook_json(&workflow, &json!({})).await.status(),
+        200
+    );
+}
