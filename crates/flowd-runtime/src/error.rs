@@ -6,13 +6,26 @@ use crate::envs::BuildError;
 use crate::instance::InitFailure;
 use crate::protocol::ProtocolError;
 use crate::provision::ProvisionError;
+use crate::zygote::StartError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error(transparent)]
     Provision(#[from] ProvisionError),
-    #[error("the Python base process could not start: {0}")]
+    #[error("the Python base process could not start ({attempts} tries): {source}")]
+    BaseProcess {
+        attempts: u32,
+        #[source]
+        source: StartError,
+    },
+    #[error("the Python base process is down: every try to start it failed, the last because {last_error}")]
+    BaseProcessFailed { last_error: String },
+    #[error("the Python base process failed: {0}")]
     Zygote(#[source] ProtocolError),
+    #[error("the warm instance failed while starting: {0}")]
+    Instance(#[source] ProtocolError),
+    #[error("the version's pool of reuse instances is closed")]
+    PoolClosed,
     #[error("the runtime environment {dir} is not reachable by uid {uid}, which user code runs as: give every directory above it the x bit for others, or set FLOWD_RUNTIME_DIR to a directory that is (e.g. under /var/lib)")]
     Unreachable { dir: PathBuf, uid: u32 },
     #[error("I/O error in the Python runtime: {0}")]

@@ -51,7 +51,8 @@ const DRAIN_READS: usize = 32;
 /// An instance the base process has forked, still starting.
 pub struct PendingInstance {
     stream: StdUnixStream,
-    pid: i32,
+    /// Killed if the start is abandoned (the caller's deadline passed).
+    process: KillOnDrop,
     /// `isolation: "reuse"`: the read end of the output pipe the instance keeps for its lifetime.
     output: Option<OwnedFd>,
 }
@@ -208,7 +209,7 @@ impl Instance {
         }
         Ok(PendingInstance {
             stream: ours,
-            pid,
+            process: KillOnDrop { pid: Some(pid) },
             output,
         })
     }
@@ -222,15 +223,29 @@ impl Instance {
     ) -> Result<Result<Instance, InitFailure>, ProtocolError> {
         let PendingInstance {
             stream: ours,
-            pid,
+            mut process,
             output: output_pipe,
         } = pending;
+        let pid = process.pid.unwrap_or(0);
         let stream = UnixStream::from_std(ours)?;
         let (mut reader, writer) = stream.into_split();
         let first = match tokio::time::timeout(init_timeout, read_frame(&mut reader, CONTROL_LIMIT))
             .await
         {
-            Ok(frame) => frame?,
+            Ok(Ok(frame)) => frame,
+            // It ended before saying ready: `os._exit` or a signal in the top level, a limit.
+            Ok(Err(ProtocolError::Closed | ProtocolError::Io(_))) => {
+                return Ok(Err(InitFailure {
+                    error: ErrorInfo::new(
+                        "InitExited",
+                        "the warm instance ended while the module's top level ran (os._exit, a \
+                         signal or a limit), before it was ready"
+                            .to_string(),
+                    ),
+                    output: String::new(),
+                }));
+            }
+            Ok(Err(error)) => return Err(error),
             Err(_) => {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                 return Ok(Err(InitFailure {
@@ -248,7 +263,7 @@ impl Instance {
         };
         let output = first.str_field("output").unwrap_or("").to_string();
         match first.str_field("t") {
-            Some("ready") => {}
+            Some("ready") => process.disarm(),
             Some("init_failed") => {
                 return Ok(Err(InitFailure {
                     error: ErrorInfo::from_message(first.field("error")),
@@ -355,10 +370,9 @@ impl Instance {
                 .is_ok_and(|hello| hello.is_ok()),
             Err(_) => false,
         };
+        // A fork that did not get ready is killed as `run` is dropped.
         if ready && !run.in_instance {
             lock(&self.parked).push(run);
-        } else if let Some(pid) = run.pid {
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         }
         self.parking.fetch_sub(1, Ordering::AcqRel);
     }
@@ -391,9 +405,6 @@ impl Instance {
             });
             if alive {
                 return Some(run);
-            }
-            if let Some(pid) = run.pid {
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
     }
@@ -521,7 +532,12 @@ impl Instance {
             io.result_draining_output(limits.max_result_bytes, &mut logs)
                 .await
         };
-        let outcome = match tokio::time::timeout(job.timeout, exchange).await {
+        let mut abandoned = StopUnlessFinished {
+            instance: Some(self),
+        };
+        let answered = tokio::time::timeout(job.timeout, exchange).await;
+        abandoned.finished();
+        let outcome = match answered {
             Ok(Ok(result)) => {
                 io.rotate_output = matches!(result.field("children"), Some(PyValue::Bool(true)));
                 Outcome::from_result(&result)
@@ -643,11 +659,8 @@ fn memory_limit_error() -> ErrorInfo {
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        for run in lock(&self.parked).drain(..) {
-            if let Some(pid) = run.pid {
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-        }
+        // Parked forks are killed as they are dropped.
+        lock(&self.parked).clear();
         // Closing the control socket ends the instance; make sure of it.
         let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
     }
@@ -660,6 +673,55 @@ struct ExecutionRun {
     /// The execution runs in the warm instance itself (`isolation: "reuse"`).
     in_instance: bool,
     logs: Option<LogCollector>,
+}
+
+impl Drop for ExecutionRun {
+    /// A forked execution, with what it started, ends with its run: also when the run is
+    /// abandoned (a parked fork never used, a call whose deadline passed).
+    fn drop(&mut self) {
+        if let (Some(pid), false) = (self.pid, self.in_instance) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Kills a process being started unless its start completed.
+struct KillOnDrop {
+    pid: Option<i32>,
+}
+
+impl KillOnDrop {
+    fn disarm(&mut self) {
+        self.pid = None;
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Stops a reuse instance whose call did not finish: abandoned mid-call (the caller's deadline
+/// passed), its reply would answer the next call.
+struct StopUnlessFinished<'a> {
+    instance: Option<&'a Instance>,
+}
+
+impl StopUnlessFinished<'_> {
+    fn finished(&mut self) {
+        self.instance = None;
+    }
+}
+
+impl Drop for StopUnlessFinished<'_> {
+    fn drop(&mut self) {
+        if let Some(instance) = self.instance {
+            instance.stop();
+        }
+    }
 }
 
 /// Talks to the execution fork: hello (its pid), the job, the result.

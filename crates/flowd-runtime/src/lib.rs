@@ -14,7 +14,8 @@
 //! - `slots`: one slot per code version holding its warm instances, the reservations pre-warms
 //!   make for coming runs, and the LRU that stops instances beyond the runtime's capacity.
 //! - `job` and `outcome`: what is run, and how it ended.
-//! - `bases` (one base process per environment in use, each a `zygote`), `instance` (a warm
+//! - `bases` (one base process per environment in use, each a `zygote`; started, restarted and
+//!   supervised with deadlines and bounded tries, their state a [`BaseStatus`]), `instance` (a warm
 //!   instance and its execution forks), [`protocol`] (the framed wire format), `memory` (what a
 //!   process holds alone).
 //! - [`provision`] (finding interpreters, building the runtime's own environment) and [`envs`]
@@ -49,6 +50,7 @@ mod slots;
 mod sync;
 mod zygote;
 
+pub use bases::{BaseState, BaseStatus};
 pub use config::{OutputLimits, RuntimeConfig, SandboxLimits};
 pub use envs::{BuildConfig, BuildError, BuildFailure, BuiltEnv, InstallerChoice};
 pub use error::{CodeError, RuntimeError, WarmUpFailure};
@@ -57,7 +59,7 @@ pub use job::Job;
 pub use layers::IsolationLayer;
 pub use outcome::{ErrorInfo, Execution, Outcome};
 pub use provision::{Environment, Interpreter, ProvisionError};
-pub use runtime::Runtime;
+pub use runtime::{Runtime, CALL_MARGIN};
 pub use runtimes::Runtimes;
 pub use sandbox::SandboxUser;
 pub use settings_error::SettingsError;

@@ -16,6 +16,8 @@ use tokio::net::UnixStream;
 pub enum ProtocolError {
     #[error("the Python process closed the connection")]
     Closed,
+    #[error("the Python process did not answer within {} s", .0.as_secs())]
+    NoReply(std::time::Duration),
     #[error("a frame of {size} bytes is over the {limit}-byte limit")]
     TooLarge { size: usize, limit: usize },
     #[error("undecodable frame: {0}")]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use flowd_core::requirements::Requirements;
 use flowd_core::workflow::{Isolation, Mode};
 
-use crate::bases::BaseProcess;
+use crate::bases::{self, BaseProcess, BaseStatus};
 use crate::cgroup;
 use crate::config::RuntimeConfig;
 use crate::envs::{BuildError, BuiltEnv, EnvBuilder};
@@ -19,12 +19,17 @@ use crate::instance::{InitFailure, Instance, InstanceSpec};
 use crate::job::Job;
 use crate::layers::{isolation_layers, IsolationLayer};
 use crate::outcome::{ErrorInfo, Execution, Outcome};
-use crate::protocol::ProtocolError;
 use crate::provision::{self, Environment, Interpreter};
 use crate::sandbox::{self, PrivateTmp, SandboxUser};
 use crate::slots::{Capacity, Reservation, Slot, Slots};
 use crate::sync::lock;
-use crate::zygote::{Zygote, ZygoteSpec};
+use crate::zygote::ZygoteSpec;
+
+/// How much longer than its `timeout_s` a call may take at most, whatever dies underneath:
+/// stopping the execution, reading its exit status and the rest of its output, and the pauses
+/// of a loaded machine. A call that must start its warm instance first (after a crash, an
+/// eviction) spends the same budget on the module's top level.
+pub const CALL_MARGIN: Duration = Duration::from_secs(2);
 
 /// The Python side of every process: this file is written next to the environment.
 const RUNNER_SOURCE: &str = include_str!("../python/flowd_runner.py");
@@ -86,13 +91,15 @@ impl Runtime {
             preload: config.preload.clone(),
             user,
         };
-        let zygote = Zygote::start(&zygote_spec)
-            .await
-            .map_err(RuntimeError::Zygote)?;
+        let base = Arc::new(BaseProcess::start_now(zygote_spec.clone()).await?);
         let cgroups = cgroup::InstanceCgroups::open(config.sandbox.kernel_layers, user);
         let seccomp = crate::seccomp::InstanceFilter::native();
-        let (layers, instance_layers) =
-            isolation_layers(&zygote, user, cgroups.as_ref(), &seccomp, &config);
+        let (layers, instance_layers) = {
+            let mut guard = base.lock().await;
+            let zygote = base.live(&mut guard).await?;
+            isolation_layers(zygote, user, cgroups.as_ref(), &seccomp, &config)
+        };
+        bases::supervise(&base);
         let seccomp_programs = match seccomp {
             Ok(filter) if instance_layers.iter().any(|name| name == "seccomp") => {
                 filter.programs_as_bytes()
@@ -108,7 +115,7 @@ impl Runtime {
             layers,
             environment,
             config,
-            base: Arc::new(BaseProcess::running(zygote_spec.clone(), zygote)),
+            base,
             builder,
             env_bases: Mutex::new(HashMap::new()),
             zygote_spec,
@@ -205,7 +212,11 @@ impl Runtime {
         let mut bases = lock(&self.env_bases);
         Ok(bases
             .entry(id.clone())
-            .or_insert_with(|| Arc::new(BaseProcess::new(Some(id), spec)))
+            .or_insert_with(|| {
+                let base = Arc::new(BaseProcess::new(Some(id), spec));
+                bases::supervise(&base);
+                base
+            })
             .clone())
     }
 
@@ -236,8 +247,38 @@ impl Runtime {
         }
     }
 
-    /// Runs a job in a fresh fork of the warm instance of its code version.
+    /// The state of its base processes: its own first, then those of requirement sets.
+    pub fn base_processes(&self) -> Vec<BaseStatus> {
+        let env_bases: Vec<Arc<BaseProcess>> = lock(&self.env_bases).values().cloned().collect();
+        std::iter::once(self.base.status())
+            .chain(env_bases.iter().map(|base| base.status()))
+            .collect()
+    }
+
+    /// Runs a job in a fresh fork of the warm instance of its code version. Whatever happens
+    /// underneath, it answers within the job's timeout and [`CALL_MARGIN`]: past that, the call
+    /// is abandoned (what it started is killed) and reported as timed out.
     pub async fn execute(&self, job: &Job) -> Execution {
+        let started = Instant::now();
+        match tokio::time::timeout(job.timeout + CALL_MARGIN, self.execute_unbounded(job)).await {
+            Ok(execution) => execution,
+            Err(_) => {
+                tracing::warn!(
+                    version = %job.version_key,
+                    "a call was abandoned at its deadline ({} s and the margin)",
+                    job.timeout.as_secs_f64()
+                );
+                Execution {
+                    outcome: Outcome::Timeout,
+                    logs: Vec::new(),
+                    logs_truncated: false,
+                    duration: started.elapsed(),
+                }
+            }
+        }
+    }
+
+    async fn execute_unbounded(&self, job: &Job) -> Execution {
         let base = match self.base_for(job).await {
             Ok(base) => base,
             Err(error) => return not_started(Err(error)),
@@ -317,7 +358,8 @@ impl Runtime {
     /// execution at a time per instance, up to `reuse_pool_size` instances in parallel).
     async fn execute_in_instance(&self, slot: &Slot, job: &Job) -> Execution {
         let Ok(_turn) = slot.reuse_capacity.acquire().await else {
-            return not_started(Err(RuntimeError::Zygote(ProtocolError::Closed)));
+            // Not closed while the slot exists.
+            return not_started(Err(RuntimeError::PoolClosed));
         };
         let idle = {
             let mut idle = lock(&slot.idle);
@@ -432,20 +474,18 @@ impl Runtime {
         let pending = {
             let mut guard = base.lock().await;
             let zygote = base.live(&mut guard).await?;
+            // A restarted base process joins the cgroup of base processes again.
             if let (Some(cgroups), Some(pid)) = (&self.cgroups, zygote.pid()) {
                 cgroups.adopt_base(pid)?;
             }
-            match Instance::request(zygote, &spec, &tmp, cgroup.as_ref()).await {
-                Ok(pending) => pending,
-                Err(error) => {
-                    *guard = None;
-                    return Err(RuntimeError::Zygote(error));
-                }
-            }
+            // A base process that did not answer is out of step: started again on its next use.
+            Instance::request(zygote, &spec, &tmp, cgroup.as_ref())
+                .await
+                .map_err(RuntimeError::Zygote)?
         };
         Instance::await_ready(pending, spec.init_timeout, tmp, cgroup)
             .await
-            .map_err(RuntimeError::Zygote)
+            .map_err(RuntimeError::Instance)
     }
 }
 

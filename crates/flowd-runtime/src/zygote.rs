@@ -1,9 +1,14 @@
 //! The base process of a runtime: started by flowd, it preloads libraries, parses code for
 //! validation and forks warm instances. It never runs user code.
+//!
+//! Every wait on it has a deadline: its start (up to its `ready` hello) and each request.
+//! A request that did not get its reply (timed out, or the caller gave up) leaves the process
+//! out of step, so it counts as dead from then on and is started again on its next use.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
 
 use flowd_core::PyValue;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -15,6 +20,59 @@ use crate::sandbox::SandboxUser;
 
 /// Largest reply the zygote sends (replies are small).
 const REPLY_LIMIT: usize = 1 << 20;
+/// How long a base process may take from its launch to its `ready` hello (importing the runner
+/// and the preloaded modules: well under a second on an idle machine).
+pub const START_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a request (parse some code, fork an instance) may wait for its reply.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// How long to wait for the exit status of a base process that failed to start.
+const EXIT_STATUS_WAIT: Duration = Duration::from_secs(2);
+
+/// Why a base process did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("it could not be launched: {0}")]
+    Launch(#[source] std::io::Error),
+    #[error("it {0} before it was ready")]
+    Died(ProcessEnd),
+    #[error("it was not ready within {} s (killed)", .0.as_secs())]
+    NoHello(Duration),
+    #[error("its hello could not be read: {0}")]
+    Hello(#[source] ProtocolError),
+}
+
+/// How a process flowd started ended, as its exit status says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessEnd {
+    Exited(i32),
+    Signalled(i32),
+    /// Its status could not be read.
+    Unknown,
+}
+
+impl ProcessEnd {
+    fn from_status(status: ExitStatus) -> ProcessEnd {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(code), _) => ProcessEnd::Exited(code),
+            (None, Some(signal)) => ProcessEnd::Signalled(signal),
+            (None, None) => ProcessEnd::Unknown,
+        }
+    }
+}
+
+impl std::fmt::Display for ProcessEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProcessEnd::Exited(code) => write!(f, "exited with code {code}"),
+            ProcessEnd::Signalled(signal) => match nix::sys::signal::Signal::try_from(*signal) {
+                Ok(name) => write!(f, "was killed by {}", name.as_str()),
+                Err(_) => write!(f, "was killed by signal {signal}"),
+            },
+            ProcessEnd::Unknown => write!(f, "ended"),
+        }
+    }
+}
 
 /// How to start a zygote.
 #[derive(Debug, Clone)]
@@ -28,49 +86,33 @@ pub struct ZygoteSpec {
 pub struct Zygote {
     control: UnixStream,
     child: Child,
+    /// A request was sent whose reply was not read: the next reply would be that one.
+    out_of_step: bool,
     /// The isolation layers the base process found: name → detail, `None` when missing.
     pub layers: Vec<(String, Option<String>)>,
 }
 
 impl Zygote {
-    pub async fn start(spec: &ZygoteSpec) -> Result<Zygote, ProtocolError> {
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
-        ours.set_nonblocking(true)?;
-        let config = serde_json::json!({ "preload": spec.preload }).to_string();
-        let mut command = Command::new(&spec.python);
-        command
-            .args(["-I", "-B"])
-            .arg(&spec.runner)
-            .arg("zygote")
-            .arg(config)
-            .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("LANG", "C.UTF-8")
-            .env("PYTHONHASHSEED", "random")
-            .current_dir("/")
-            .stdin(Stdio::from(OwnedFd::from(theirs)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if let Some(user) = &spec.user {
-            command.uid(user.uid).gid(user.gid);
-            command
-                .env("HOME", "/nonexistent")
-                .env("USER", "flowd-sandbox");
-        }
-        let mut child = command.spawn()?;
-        if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::warn!(target: "flowd::python", "{line}");
+    /// Launches a base process and waits, up to [`START_DEADLINE`], for its hello.
+    pub async fn start(spec: &ZygoteSpec) -> Result<Zygote, StartError> {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(StartError::Launch)?;
+        ours.set_nonblocking(true).map_err(StartError::Launch)?;
+        let mut child = launch(spec, theirs).map_err(StartError::Launch)?;
+        let mut control = UnixStream::from_std(ours).map_err(StartError::Launch)?;
+        let hello =
+            match tokio::time::timeout(START_DEADLINE, read_frame(&mut control, REPLY_LIMIT)).await
+            {
+                Ok(Ok(hello)) => hello,
+                Ok(Err(ProtocolError::Closed)) => {
+                    return Err(StartError::Died(ended(&mut child).await))
                 }
-            });
-        }
-        let mut control = UnixStream::from_std(ours)?;
-        let hello = read_frame(&mut control, REPLY_LIMIT).await?;
+                Ok(Err(error)) => return Err(StartError::Hello(error)),
+                Err(_) => return Err(StartError::NoHello(START_DEADLINE)),
+            };
         if hello.str_field("t") != Some("ready") {
-            return Err(ProtocolError::Unexpected(format!("zygote said {hello:?}")));
+            return Err(StartError::Hello(ProtocolError::Unexpected(format!(
+                "zygote said {hello:?}"
+            ))));
         }
         let layers = match hello.field("layers") {
             Some(PyValue::Dict(items)) => items
@@ -87,8 +129,19 @@ impl Zygote {
         Ok(Zygote {
             control,
             child,
+            out_of_step: false,
             layers,
         })
+    }
+
+    /// Whether a request went unanswered (timed out, abandoned, or the process died meanwhile).
+    pub fn is_out_of_step(&self) -> bool {
+        self.out_of_step
+    }
+
+    /// How the process ended, once it has (killing it first if it still runs).
+    pub async fn end(mut self) -> ProcessEnd {
+        ended(&mut self.child).await
     }
 
     /// Its process id, while it runs.
@@ -96,20 +149,29 @@ impl Zygote {
         self.child.id()
     }
 
-    /// Whether the process is still running.
+    /// Whether the process is still running and in step with flowd.
     pub fn is_alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        !self.out_of_step && matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Sends a request (with `fds` attached) and reads the reply.
+    /// Sends a request (with `fds` attached) and reads the reply, within [`REQUEST_DEADLINE`].
+    /// Unless the reply was read, the process is out of step from then on (see the module).
     pub async fn request(
         &mut self,
         request: &PyValue,
         fds: &[OwnedFd],
     ) -> Result<PyValue, ProtocolError> {
         let raw: Vec<_> = fds.iter().map(AsRawFd::as_raw_fd).collect();
-        protocol::send_frame_with_fds(&self.control, request, &raw).await?;
-        read_frame(&mut self.control, REPLY_LIMIT).await
+        self.out_of_step = true;
+        let exchange = async {
+            protocol::send_frame_with_fds(&self.control, request, &raw).await?;
+            read_frame(&mut self.control, REPLY_LIMIT).await
+        };
+        let reply = tokio::time::timeout(REQUEST_DEADLINE, exchange)
+            .await
+            .map_err(|_| ProtocolError::NoReply(REQUEST_DEADLINE))??;
+        self.out_of_step = false;
+        Ok(reply)
     }
 
     /// Asks the zygote to parse `code` and check its `workflow` signature.
@@ -139,5 +201,56 @@ impl Zygote {
             line: reply.int_field("line").unwrap_or(1).max(1) as u32,
             column: reply.int_field("column").unwrap_or(1).max(1) as u32,
         }))
+    }
+}
+
+/// Starts the process, its end of the control socket as its stdin.
+fn launch(spec: &ZygoteSpec, theirs: std::os::unix::net::UnixStream) -> std::io::Result<Child> {
+    let config = serde_json::json!({ "preload": spec.preload }).to_string();
+    let mut command = Command::new(&spec.python);
+    command
+        .args(["-I", "-B"])
+        .arg(&spec.runner)
+        .arg("zygote")
+        .arg(config)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("LANG", "C.UTF-8")
+        .env("PYTHONHASHSEED", "random")
+        .current_dir("/")
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(user) = &spec.user {
+        command.uid(user.uid).gid(user.gid);
+        command
+            .env("HOME", "/nonexistent")
+            .env("USER", "flowd-sandbox");
+    }
+    let mut child = command.spawn()?;
+    // `command` (dropped on return) holds a copy of the process's end of the socket: while it
+    // is open, the process's death would not close the socket, and the wait for its hello would
+    // not end.
+    if let Some(stderr) = child.stderr.take() {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::warn!(target: "flowd::python", "{line}");
+            }
+        });
+    }
+    Ok(child)
+}
+
+/// How `child` ended: killed first if it still runs, its status awaited a bounded time.
+async fn ended(child: &mut Child) -> ProcessEnd {
+    if let Ok(Some(status)) = child.try_wait() {
+        return ProcessEnd::from_status(status);
+    }
+    let _ = child.start_kill();
+    match tokio::time::timeout(EXIT_STATUS_WAIT, child.wait()).await {
+        Ok(Ok(status)) => ProcessEnd::from_status(status),
+        _ => ProcessEnd::Unknown,
     }
 }

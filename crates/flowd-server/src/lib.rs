@@ -9,6 +9,7 @@ pub mod auth;
 pub mod conn;
 pub mod error;
 pub mod hook;
+mod readiness;
 mod startup;
 pub mod views;
 pub mod web;
@@ -81,6 +82,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     ));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readiness::readyz))
         .route(
             "/teams/{team}/{workflow}/{runtime}/{token}",
             any(hook::hook),

@@ -26,7 +26,8 @@ pub async fn fallback(method: Method, uri: Uri, headers: HeaderMap) -> Response 
     let api_like = path == "/api"
         || path.starts_with("/api/")
         || path.starts_with("/teams/")
-        || path == "/healthz";
+        || path == "/healthz"
+        || path == "/readyz";
     if api_like || (method != Method::GET && method != Method::HEAD) {
         return ApiError::not_found("route").into_response();
     }

@@ -1,5 +1,6 @@
 //! The runtime against real Python: validation, warm instances, forks, limits and failures.
 
+mod deadlines;
 mod envs;
 mod warm;
 

@@ -44,6 +44,13 @@ fn runtime_view(runtime: &flowd_runtime::Runtime, default: bool) -> Value {
         "packages": packages,
         "installer": runtime.installer(),
         "default": default,
+        "base_processes": runtime.base_processes().iter().map(|base| json!({
+            "environment": base.environment,
+            "state": base.state.as_str(),
+            "pid": base.pid,
+            "restarts": base.restarts,
+            "last_error": base.last_error,
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -23,6 +23,7 @@ mod executions;
 mod isolation;
 mod openapi;
 mod postgres;
+mod process_faults;
 mod runtimes;
 mod schemathesis;
 mod settings;
