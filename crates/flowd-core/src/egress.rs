@@ -51,6 +51,14 @@ impl IpNetwork {
         (network.masked() == address).then_some(network)
     }
 
+    /// The network of one address (a /32 or a /128).
+    pub fn host(address: IpAddr) -> IpNetwork {
+        IpNetwork {
+            address,
+            prefix: max_prefix(address),
+        }
+    }
+
     pub fn address(&self) -> IpAddr {
         self.address
     }
@@ -119,9 +127,8 @@ impl FromStr for EgressRule {
         let text = text.trim();
         let malformed = || EgressRuleError::Malformed(text.to_string());
         if let Ok(address) = text.parse::<IpAddr>() {
-            let network = IpNetwork::new(address, max_prefix(address)).ok_or_else(malformed)?;
             return Ok(EgressRule::Network {
-                network,
+                network: IpNetwork::host(address),
                 port: None,
             });
         }
@@ -140,10 +147,8 @@ impl FromStr for EgressRule {
         }
         if let Ok(socket) = text.parse::<std::net::SocketAddr>() {
             let port = nonzero_port(socket.port(), text)?;
-            let address = socket.ip();
-            let network = IpNetwork::new(address, max_prefix(address)).ok_or_else(malformed)?;
             return Ok(EgressRule::Network {
-                network,
+                network: IpNetwork::host(socket.ip()),
                 port: Some(port),
             });
         }

@@ -20,7 +20,8 @@
 //! - [`provision`] (finding interpreters, building the runtime's own environment) and [`envs`]
 //!   (the environments of requirement sets, built with uv or pip).
 //! - [`sandbox`] (the user code runs as, where it may write), `cgroup` (the pids limit of an
-//!   instance), `layers` (which isolation layers are in force on this host).
+//!   instance), `layers` (which isolation layers are in force on this host), [`egress`] (where
+//!   user code may connect: an nftables table on the sandbox's uid).
 //!
 //! `python/flowd_runner.py` is the Python half of every process.
 
@@ -30,6 +31,7 @@
 mod bases;
 mod cgroup;
 mod config;
+pub mod egress;
 pub mod envs;
 mod error;
 mod instance;
@@ -50,6 +52,7 @@ mod zygote;
 
 pub use config::{OutputLimits, RuntimeConfig, SandboxLimits};
 pub use envs::{BuildConfig, BuildError, BuildFailure, BuiltEnv, InstallerChoice};
+pub use egress::{EgressConfig, EgressProxy};
 pub use error::{CodeError, RuntimeError, WarmUpFailure};
 pub use instance::{ChildExit, InitFailure};
 pub use job::Job;

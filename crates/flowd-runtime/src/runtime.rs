@@ -85,6 +85,7 @@ impl Runtime {
             runner,
             preload: config.preload.clone(),
             user,
+            proxy: config.egress.proxy.clone(),
         };
         let zygote = Zygote::start(&zygote_spec)
             .await

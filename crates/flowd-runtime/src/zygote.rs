@@ -23,6 +23,8 @@ pub struct ZygoteSpec {
     pub runner: PathBuf,
     pub preload: Vec<String>,
     pub user: Option<SandboxUser>,
+    /// The egress proxy user code is told to use.
+    pub proxy: Option<crate::egress::EgressProxy>,
 }
 
 pub struct Zygote {
@@ -57,6 +59,9 @@ impl Zygote {
             command
                 .env("HOME", "/nonexistent")
                 .env("USER", "flowd-sandbox");
+        }
+        if let Some(proxy) = &spec.proxy {
+            command.envs(proxy.environment());
         }
         let mut child = command.spawn()?;
         if let Some(stderr) = child.stderr.take() {
