@@ -15,7 +15,10 @@ use std::str::FromStr;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum EgressRule {
     /// A network (a single address is a /32 or /128), every port unless one is given.
-    Network { network: IpNetwork, port: Option<u16> },
+    Network {
+        network: IpNetwork,
+        port: Option<u16>,
+    },
     /// A host name and a port.
     Host { host: String, port: u16 },
 }
@@ -74,7 +77,9 @@ impl IpNetwork {
     fn masked(&self) -> IpAddr {
         match self.address {
             IpAddr::V4(v4) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 IpAddr::V4((u32::from(v4) & mask).into())
             }
             IpAddr::V6(v6) => {
@@ -268,7 +273,14 @@ mod tests {
             parse("db.internal:http"),
             Err(EgressRuleError::BadPort(_))
         ));
-        for text in ["", "10.0.0/8", "300.1.2.3", "a b:80", "-x:80", "http://x:80"] {
+        for text in [
+            "",
+            "10.0.0/8",
+            "300.1.2.3",
+            "a b:80",
+            "-x:80",
+            "http://x:80",
+        ] {
             assert!(
                 matches!(parse(text), Err(EgressRuleError::Malformed(_))),
                 "{text}"

@@ -51,8 +51,8 @@ mod sync;
 mod zygote;
 
 pub use config::{OutputLimits, RuntimeConfig, SandboxLimits};
-pub use envs::{BuildConfig, BuildError, BuildFailure, BuiltEnv, InstallerChoice};
 pub use egress::{EgressConfig, EgressProxy};
+pub use envs::{BuildConfig, BuildError, BuildFailure, BuiltEnv, InstallerChoice};
 pub use error::{CodeError, RuntimeError, WarmUpFailure};
 pub use instance::{ChildExit, InitFailure};
 pub use job::Job;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use crate::config::RuntimeConfig;
 use crate::egress::EgressLayer;
 use crate::error::RuntimeError;
-use crate::provision;
 use crate::layers::IsolationLayer;
+use crate::provision;
 use crate::runtime::Runtime;
 use crate::sandbox;
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use flowd_engine::EngineConfig;
 use flowd_core::egress::EgressRule;
+use flowd_engine::EngineConfig;
 use flowd_runtime::{BuildConfig, EgressConfig, EgressProxy, InstallerChoice, SandboxUser};
 use flowd_server::Config;
 

@@ -133,9 +133,9 @@ fn resolve(config: &EgressConfig) -> Result<(ResolvedPolicy, Vec<String>), Egres
         match rule {
             EgressRule::Network { network, port } => allow.push((*network, *port)),
             EgressRule::Host { host, port } => match (host.as_str(), *port).to_socket_addrs() {
-                Ok(addresses) => allow.extend(
-                    addresses.map(|a| (IpNetwork::host(a.ip()), Some(*port))),
-                ),
+                Ok(addresses) => {
+                    allow.extend(addresses.map(|a| (IpNetwork::host(a.ip()), Some(*port))))
+                }
                 Err(error) => {
                     tracing::warn!(%rule, "egress exception left closed: {error}");
                     unresolved.push(rule.to_string());
@@ -144,12 +144,14 @@ fn resolve(config: &EgressConfig) -> Result<(ResolvedPolicy, Vec<String>), Egres
         }
     }
     let proxy = match &config.proxy {
-        Some(proxy) => Some(proxy.resolve().map_err(|source| {
-            EgressError::ProxyUnresolved {
-                url: proxy.url().to_string(),
-                source,
-            }
-        })?),
+        Some(proxy) => Some(
+            proxy
+                .resolve()
+                .map_err(|source| EgressError::ProxyUnresolved {
+                    url: proxy.url().to_string(),
+                    source,
+                })?,
+        ),
         None => None,
     };
     let policy = ResolvedPolicy {

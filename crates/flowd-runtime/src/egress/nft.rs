@@ -87,9 +87,7 @@ fn run_nft(args: &[&str], input: Option<&str>) -> Result<String, NftError> {
         .map_err(NftError::Spawn)?;
     if let Some(mut stdin) = child.stdin.take() {
         if let Some(input) = input {
-            stdin
-                .write_all(input.as_bytes())
-                .map_err(NftError::Spawn)?;
+            stdin.write_all(input.as_bytes()).map_err(NftError::Spawn)?;
         }
     }
     let output = child.wait_with_output().map_err(NftError::Spawn)?;

@@ -110,6 +110,9 @@ mod tests {
         let proxy: EgressProxy = "http://203.0.113.2:3128".parse().unwrap();
 
         let names: Vec<&str> = proxy.environment().iter().map(|(name, _)| *name).collect();
-        assert_eq!(names, ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]);
+        assert_eq!(
+            names,
+            ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]
+        );
     }
 }

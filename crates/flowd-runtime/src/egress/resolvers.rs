@@ -35,10 +35,8 @@ mod tests {
     fn nameserver_lines_give_the_resolvers_once_each() {
         let text = "# generated\nsearch example.org\nnameserver 10.255.255.53\nnameserver fe80::1%eth0\nnameserver 10.255.255.53\nnameserver bogus\n";
 
-        let expected: Vec<IpAddr> = vec![
-            "10.255.255.53".parse().unwrap(),
-            "fe80::1".parse().unwrap(),
-        ];
+        let expected: Vec<IpAddr> =
+            vec!["10.255.255.53".parse().unwrap(), "fe80::1".parse().unwrap()];
         assert_eq!(nameservers(text), expected);
     }
 }
