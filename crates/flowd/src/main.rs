@@ -52,7 +52,7 @@ enum Command {
     #[command(
         after_help = "Example:\n  flowd serve --listen 0.0.0.0:8080 --data-dir /var/lib/flowd"
     )]
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Save the server URL and API key in your profile (checked against the server first).
     #[command(
         after_help = "Example:\n  flowd login --server http://localhost:8080 --api-key \"$FLOWD_ADMIN_API_KEY\""
@@ -137,7 +137,7 @@ fn main() -> std::process::ExitCode {
     let global = cli.global;
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Login(args) => login::login(&global, args).await,
             Command::Logout => login::logout(),
             Command::Deploy(args) => deploy::deploy(&global, args).await,
