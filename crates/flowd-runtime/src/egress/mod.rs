@@ -204,3 +204,58 @@ fn describe(
     detail.push_str(&format!(" (nftables table inet {table})"));
     detail
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_turned_off_is_reported_missing_and_installs_nothing() {
+        let config = EgressConfig {
+            enabled: false,
+            ..EgressConfig::default()
+        };
+
+        let installed =
+            EgressLayer::install(&config, Some(crate::sandbox::DEFAULT_SANDBOX_USER)).unwrap();
+
+        assert!(!installed.layer.active);
+        assert_eq!(installed.layer.detail, "turned off by configuration");
+        assert!(installed._table.is_none());
+    }
+
+    #[test]
+    fn without_a_sandbox_user_the_policy_is_reported_missing() {
+        let installed = EgressLayer::install(&EgressConfig::default(), None).unwrap();
+
+        assert!(!installed.layer.active);
+        assert!(
+            installed.layer.detail.contains("not root"),
+            "{}",
+            installed.layer.detail
+        );
+    }
+
+    #[test]
+    fn a_host_name_exception_opens_the_addresses_it_resolves_to_on_its_port() {
+        // `localhost` resolves from /etc/hosts: no DNS query leaves the machine.
+        let config = EgressConfig {
+            allow: vec![
+                "10.1.2.3:5432".parse().unwrap(),
+                "localhost:8080".parse().unwrap(),
+            ],
+            ..EgressConfig::default()
+        };
+
+        let (policy, unresolved) = resolve(&config).unwrap();
+
+        assert_eq!(
+            policy.allow[0],
+            (IpNetwork::host("10.1.2.3".parse().unwrap()), Some(5432))
+        );
+        let localhost = &policy.allow[1..];
+        assert!(localhost.contains(&(IpNetwork::host("127.0.0.1".parse().unwrap()), Some(8080))));
+        assert!(localhost.iter().all(|(_, port)| *port == Some(8080)));
+        assert!(unresolved.is_empty());
+    }
+}
