@@ -24,7 +24,8 @@ pub struct IncomingRequest<'a> {
     pub headers: Vec<(&'a str, &'a [u8])>,
     /// The raw query string, without the leading `?`.
     pub query: Option<&'a str>,
-    pub body: &'a [u8],
+    /// The body, shared: the multipart parser reads it in place.
+    pub body: bytes::Bytes,
 }
 
 /// Why a request cannot be turned into `_request`. The workflow is not run.
@@ -95,8 +96,8 @@ pub fn build_request(request: &IncomingRequest<'_>) -> Result<PyValue, RequestEr
     let (media_type, params) = parse_content_type(content_type);
 
     let body = match media_type.as_str() {
-        "application/json" => parse_json_body(request.body)?,
-        "application/x-www-form-urlencoded" => parse_form(request.body, "form field")?,
+        "application/json" => parse_json_body(&request.body)?,
+        "application/x-www-form-urlencoded" => parse_form(&request.body, "form field")?,
         "multipart/form-data" => {
             let boundary = params
                 .iter()
@@ -108,7 +109,7 @@ pub fn build_request(request: &IncomingRequest<'_>) -> Result<PyValue, RequestEr
                         "multipart/form-data needs a boundary parameter".to_string(),
                     )
                 })?;
-            parse_multipart(request.body, boundary)?
+            parse_multipart(request.body.clone(), boundary)?
         }
         _ => {
             return Err(RequestError::UnsupportedMediaType(Some(
@@ -453,9 +454,8 @@ fn hex_value(digit: u8) -> Option<u8> {
     }
 }
 
-fn parse_multipart(body: &[u8], boundary: &str) -> Result<OrderedDict, RequestError> {
-    let data = bytes::Bytes::copy_from_slice(body);
-    let stream = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(data) });
+fn parse_multipart(body: bytes::Bytes, boundary: &str) -> Result<OrderedDict, RequestError> {
+    let stream = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
     let mut multipart = multer::Multipart::new(stream, boundary);
     futures::executor::block_on(async move {
         let mut dict = OrderedDict::default();
@@ -553,7 +553,7 @@ mod tests {
         build_request(&IncomingRequest {
             headers: headers.to_vec(),
             query,
-            body,
+            body: bytes::Bytes::copy_from_slice(body),
         })
     }
 

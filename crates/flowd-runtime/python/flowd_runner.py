@@ -389,6 +389,12 @@ FS_ABI1_ALL = (1 << 13) - 1
 FS_REFER, FS_TRUNCATE, FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
 FS_READ = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
 FS_FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
+# ABI 6: a domain's processes may not signal, nor connect to the abstract Unix sockets of,
+# processes outside it. Each warm instance creates its own domain, so this keeps workflows (and
+# the base process, and flowd) out of each other's reach; ptrace and /proc/<pid>/{environ,mem,...}
+# across domains are refused by Landlock from ABI 1.
+SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
+LANDLOCK_SCOPE_ABI = 6
 
 PR_GET_SECCOMP = 21
 
@@ -405,6 +411,7 @@ def probe_layers():
     abi = landlock_abi()
     return {
         "landlock": ("ABI %d" % abi) if abi else None,
+        "landlock_scope": "signals and abstract Unix sockets (Landlock ABI %d)" % abi if abi >= LANDLOCK_SCOPE_ABI else None,
         "seccomp": "filter mode" if seccomp_available() else None,
         "rlimits": "memory (DATA), CPU time, file size, open files, core dumps",
     }
@@ -419,11 +426,14 @@ class _PathBeneath(ctypes.Structure):
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
-def apply_landlock(read_only, read_write, devices):
-    """Restricts the filesystem to `read_only` and `read_write` trees and `devices` files."""
+def apply_landlock(read_only, read_write, devices, scoped=False):
+    """Restricts the filesystem to `read_only` and `read_write` trees and `devices` files; with
+    `scoped`, also signals and abstract Unix sockets to this new domain."""
     abi = landlock_abi()
     if not abi:
         return False
+    if scoped and abi < LANDLOCK_SCOPE_ABI:
+        raise OSError("Landlock scoping needs ABI %d, the kernel has %d" % (LANDLOCK_SCOPE_ABI, abi))
     handled = FS_ABI1_ALL
     if abi >= 2:
         handled |= FS_REFER
@@ -431,7 +441,7 @@ def apply_landlock(read_only, read_write, devices):
         handled |= FS_TRUNCATE
     if abi >= 5:
         handled |= FS_IOCTL_DEV
-    attr = _RulesetAttr(handled, 0, 0)
+    attr = _RulesetAttr(handled, 0, SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if scoped else 0)
     size = 8 if abi < 4 else (16 if abi < 6 else 24)
     ruleset = _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0)
     if ruleset < 0:
@@ -517,7 +527,7 @@ def enter_sandbox(spawn):
     layers = spawn.get("layers", [])
     if "landlock" in layers:
         read_write = [spawn["tmp_dir"]] if spawn.get("tmp_dir") else []
-        apply_landlock(readable_roots(), read_write, DEVICES)
+        apply_landlock(readable_roots(), read_write, DEVICES, scoped="landlock_scope" in layers)
     if "seccomp" in layers:
         apply_seccomp(spawn.get("seccomp_programs"))
 

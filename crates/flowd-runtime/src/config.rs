@@ -46,7 +46,7 @@ pub struct SandboxLimits {
     pub max_file_bytes: u64,
     /// Open files per process (`RLIMIT_NOFILE`).
     pub max_open_files: u32,
-    /// Landlock, seccomp and the pids cgroup. Turned off only to measure what they cost.
+    /// Landlock, seccomp and the cgroups. Turned off only to measure what they cost.
     pub kernel_layers: bool,
 }
 

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::{oneshot, Notify};
 
-use crate::cgroup::PidsGroup;
+use crate::cgroup::InstanceCgroup;
 use crate::config::{OutputLimits, SandboxLimits};
 use crate::job::Job;
 use crate::outcome::{ErrorInfo, Execution, Outcome};
@@ -108,7 +108,9 @@ pub struct Instance {
     reuse: Option<tokio::sync::Mutex<ReuseIo>>,
     _tmp: PrivateTmp,
     /// Dropped after the instance is killed: kills whatever it left behind.
-    _pids: Option<PidsGroup>,
+    cgroup: Option<InstanceCgroup>,
+    /// The cgroup's count of OOM kills already attributed to an execution.
+    oom_kills_seen: AtomicU64,
 }
 
 /// What an instance is made from.
@@ -134,7 +136,7 @@ impl Instance {
         zygote: &mut Zygote,
         spec: &InstanceSpec<'_>,
         tmp: &PrivateTmp,
-        pids: Option<&PidsGroup>,
+        cgroup: Option<&InstanceCgroup>,
     ) -> Result<PendingInstance, ProtocolError> {
         let (ours, theirs) = StdUnixStream::pair()?;
         ours.set_nonblocking(true)?;
@@ -181,7 +183,8 @@ impl Instance {
             (
                 "cgroup_procs",
                 PyValue::List(
-                    pids.iter()
+                    cgroup
+                        .iter()
                         .map(|group| str_value(group.procs_file().to_string_lossy()))
                         .collect(),
                 ),
@@ -215,7 +218,7 @@ impl Instance {
         pending: PendingInstance,
         init_timeout: Duration,
         tmp: PrivateTmp,
-        pids: Option<PidsGroup>,
+        cgroup: Option<InstanceCgroup>,
     ) -> Result<Result<Instance, InitFailure>, ProtocolError> {
         let PendingInstance {
             stream: ours,
@@ -289,7 +292,13 @@ impl Instance {
             park_depth: AtomicUsize::new(PARKED_PER_INSTANCE),
             reuse,
             _tmp: tmp,
-            _pids: pids,
+            oom_kills_seen: AtomicU64::new(
+                cgroup
+                    .as_ref()
+                    .and_then(InstanceCgroup::oom_kills)
+                    .unwrap_or(0),
+            ),
+            cgroup,
         }))
     }
 
@@ -520,10 +529,14 @@ impl Instance {
             Ok(Err(error)) => Outcome::from_unreadable_result(error).unwrap_or_else(|| {
                 // The instance died under the call (`os._exit`, a signal, the memory limit). Its
                 // exit status goes to the base process, not to flowd.
-                Outcome::Killed(ErrorInfo::new(
-                    "Crashed",
-                    "the execution process ended before returning".to_string(),
-                ))
+                if self.went_over_memory() {
+                    Outcome::Killed(memory_limit_error())
+                } else {
+                    Outcome::Killed(ErrorInfo::new(
+                        "Crashed",
+                        "the execution process ended before returning".to_string(),
+                    ))
+                }
             }),
             Err(_) => Outcome::Timeout,
         };
@@ -587,6 +600,9 @@ impl Instance {
         loop {
             let notified = self.shared.exit_signal.notified();
             if let Some(exit) = self.find_exit(pid) {
+                if exit == ChildExit::Signal(Signal::SIGKILL as i32) && self.went_over_memory() {
+                    return Outcome::Killed(memory_limit_error());
+                }
                 let kind = match exit {
                     ChildExit::Signal(_) => "Crashed",
                     ChildExit::Code(_) => "Exited",
@@ -603,10 +619,26 @@ impl Instance {
         }
     }
 
+    /// Whether the kernel killed a process of this instance for going over its memory cgroup's
+    /// limit since the last time this answered `true` (cgroup v2 only).
+    fn went_over_memory(&self) -> bool {
+        let Some(kills) = self.cgroup.as_ref().and_then(InstanceCgroup::oom_kills) else {
+            return false;
+        };
+        self.oom_kills_seen.fetch_max(kills, Ordering::AcqRel) < kills
+    }
+
     fn find_exit(&self, pid: i32) -> Option<ChildExit> {
         let exits = self.shared.exits.lock().ok()?;
         exits.iter().rev().find(|(p, _)| *p == pid).map(|(_, e)| *e)
     }
+}
+
+fn memory_limit_error() -> ErrorInfo {
+    ErrorInfo::new(
+        "MemoryLimit",
+        "the execution went over its memory limit (the workflow's memory_mb, for its warm instance and executions together) and was killed".to_string(),
+    )
 }
 
 impl Drop for Instance {

@@ -1,6 +1,7 @@
 //! The isolation layers of a runtime: which are in force on this host, which are missing and
 //! why, and which the warm instances apply to themselves.
 
+use crate::cgroup::{self, CgroupsUnavailable, InstanceCgroups};
 use crate::config::RuntimeConfig;
 use crate::sandbox::SandboxUser;
 use crate::zygote::Zygote;
@@ -19,7 +20,7 @@ pub struct IsolationLayer {
 pub(crate) fn isolation_layers(
     zygote: &Zygote,
     user: Option<SandboxUser>,
-    pids: bool,
+    cgroups: Result<&InstanceCgroups, &CgroupsUnavailable>,
     seccomp: &Result<crate::seccomp::InstanceFilter, crate::seccomp::SeccompError>,
     config: &RuntimeConfig,
 ) -> (Vec<IsolationLayer>, Vec<String>) {
@@ -76,23 +77,7 @@ pub(crate) fn isolation_layers(
         Some(detail) => layer("rlimits", detail, true),
         None => layer("rlimits", "not reported by the base process".into(), false),
     });
-    layers.push(if pids {
-        layer(
-            "pids_cgroup",
-            format!(
-                "at most {} processes and threads per warm instance (cgroup v1 pids); what executions leave behind dies with their instance",
-                config.sandbox.max_processes
-            ),
-            true,
-        )
-    } else {
-        layer(
-            "pids_cgroup",
-            "no usable cgroup pids controller (needs root and cgroup v1 pids): fork bombs are not contained"
-                .into(),
-            false,
-        )
-    });
+    layers.extend(cgroup::layers(cgroups, config.sandbox.max_processes));
     // Landlock: the runner's own; seccomp: the kernel's support probed by the runner, the
     // filter compiled here.
     let seccomp = match seccomp {
@@ -105,8 +90,16 @@ pub(crate) fn isolation_layers(
         "the kernel offers no Landlock: the filesystem is protected by the unprivileged uid only"
             .to_string()
     });
+    let landlock_scope = probed("landlock_scope").ok_or_else(|| {
+        "the kernel's Landlock is older than ABI 6: workflows can signal each other's processes and reach their abstract Unix sockets"
+            .to_string()
+    });
     let mut instance_layers = Vec::new();
-    for (name, offered) in [("landlock", landlock), ("seccomp", seccomp)] {
+    for (name, offered) in [
+        ("landlock", landlock),
+        ("landlock_scope", landlock_scope),
+        ("seccomp", seccomp),
+    ] {
         match offered {
             Ok(_) if !config.sandbox.kernel_layers => {
                 layers.push(layer(name, "turned off by configuration".into(), false))

@@ -19,9 +19,10 @@
 //!   process holds alone).
 //! - [`provision`] (finding interpreters, building the runtime's own environment) and [`envs`]
 //!   (the environments of requirement sets, built with uv or pip).
-//! - [`sandbox`] (the user code runs as, where it may write), `cgroup` (the pids limit of an
-//!   instance), `layers` (which isolation layers are in force on this host), [`egress`] (where
-//!   user code may connect: an nftables table on the sandbox's uid).
+//! - [`sandbox`] (the user code runs as, where it may write), `cgroup` (an instance's cgroup:
+//!   its processes, memory and CPU weight), `layers` (which isolation layers are in force on
+//!   this host), [`egress`] (where user code may connect: an nftables table on the sandbox's
+//!   uid).
 //!
 //! `python/flowd_runner.py` is the Python half of every process.
 

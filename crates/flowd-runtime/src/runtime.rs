@@ -41,7 +41,7 @@ pub struct Runtime {
     /// The base processes of the requirement sets in use, by environment id.
     env_bases: Mutex<HashMap<String, Arc<BaseProcess>>>,
     slots: Mutex<Slots>,
-    pids: Option<cgroup::PidsHierarchy>,
+    cgroups: Option<cgroup::InstanceCgroups>,
     /// The layers each instance applies to itself.
     instance_layers: Vec<String>,
     /// The seccomp programs, when `instance_layers` has `seccomp`.
@@ -90,14 +90,10 @@ impl Runtime {
         let zygote = Zygote::start(&zygote_spec)
             .await
             .map_err(RuntimeError::Zygote)?;
-        let pids = if config.sandbox.kernel_layers {
-            cgroup::PidsHierarchy::open()
-        } else {
-            None
-        };
+        let cgroups = cgroup::InstanceCgroups::open(config.sandbox.kernel_layers, user);
         let seccomp = crate::seccomp::InstanceFilter::native();
         let (layers, instance_layers) =
-            isolation_layers(&zygote, user, pids.is_some(), &seccomp, &config);
+            isolation_layers(&zygote, user, cgroups.as_ref(), &seccomp, &config);
         let seccomp_programs = match seccomp {
             Ok(filter) if instance_layers.iter().any(|name| name == "seccomp") => {
                 filter.programs_as_bytes()
@@ -107,7 +103,7 @@ impl Runtime {
         let builder =
             EnvBuilder::new(&environment, &config.runtime_dir, config.build.clone()).await;
         Ok(Runtime {
-            pids,
+            cgroups: cgroups.ok(),
             instance_layers,
             seccomp_programs,
             layers,
@@ -413,12 +409,14 @@ impl Runtime {
             &format!("instance-{}-{n}", std::process::id()),
             self.zygote_spec.user,
         )?;
-        let pids = match &self.pids {
-            Some(hierarchy) => Some(hierarchy.create(
-                &format!("instance-{n}"),
-                self.config.sandbox.max_processes,
-                self.zygote_spec.user,
-            )?),
+        let limits = cgroup::InstanceLimits {
+            max_processes: self.config.sandbox.max_processes,
+            memory_mb: job.memory_mb,
+        };
+        let cgroup = match &self.cgroups {
+            Some(cgroups) => {
+                Some(cgroups.create(&format!("instance-{n}"), limits, self.zygote_spec.user)?)
+            }
             None => None,
         };
         let spec = InstanceSpec {
@@ -435,7 +433,10 @@ impl Runtime {
         let pending = {
             let mut guard = base.lock().await;
             let zygote = base.live(&mut guard).await?;
-            match Instance::request(zygote, &spec, &tmp, pids.as_ref()).await {
+            if let (Some(cgroups), Some(pid)) = (&self.cgroups, zygote.pid()) {
+                cgroups.adopt_base(pid)?;
+            }
+            match Instance::request(zygote, &spec, &tmp, cgroup.as_ref()).await {
                 Ok(pending) => pending,
                 Err(error) => {
                     *guard = None;
@@ -443,7 +444,7 @@ impl Runtime {
                 }
             }
         };
-        Instance::await_ready(pending, spec.init_timeout, tmp, pids)
+        Instance::await_ready(pending, spec.init_timeout, tmp, cgroup)
             .await
             .map_err(RuntimeError::Zygote)
     }

@@ -10,7 +10,8 @@
 //!    process — another architecture (`int 0x80` is i386) through seccompiler's arch check, the
 //!    x32 ABI (same arch value, numbers with [`X32_SYSCALL_BIT`]) through a guard in front of
 //!    seccompiler's program, which does not look at that bit (rust-vmm/seccompiler#74); the calls
-//!    of [`DENIED`] fail with EPERM, and so does a `clone` asking for any of [`NAMESPACE_FLAGS`];
+//!    of [`DENIED`] fail with EPERM, and so does a `clone` asking for any of [`NAMESPACE_FLAGS`],
+//!    and a call of [`SELF_ONLY`] aimed at any process but the caller (see there);
 //! 2. **`clone3` fails with ENOSYS**: its flags are in a struct that seccomp cannot read, and
 //!    ENOSYS makes the C library fall back to `clone`, which the deny list checks. A second
 //!    program because a seccompiler filter has one action for all its matches.
@@ -79,6 +80,63 @@ pub const DENIED: &[i64] = {
     ]
 };
 
+/// A system call that can act on processes other than the caller's: their resource limits, nice
+/// value, scheduling, I/O priority. Every workflow runs as the same uid, so the kernel's owner
+/// check lets a workflow change these for another workflow's processes (and with `PRIO_USER`, for
+/// all of them at once), and Landlock does not cover them. Under the filter such a call must name
+/// the caller the way every C library call that acts on itself does: `target` is 0 (not even the
+/// caller's own pid, which a filter shared by an instance and its forks cannot know), and `kind`,
+/// when the call has one (`setpriority`'s `which`), is the value for one process. Anything else
+/// fails with EPERM.
+#[derive(Debug, Clone, Copy)]
+pub struct SelfOnly {
+    pub number: i64,
+    /// The argument naming the process (or group, or user) acted on.
+    pub target: u8,
+    /// The argument saying what `target` is, and the value meaning "one process".
+    pub kind: Option<(u8, u32)>,
+}
+
+impl SelfOnly {
+    /// A call whose first argument is the pid it acts on.
+    const fn pid_first(number: i64) -> SelfOnly {
+        SelfOnly {
+            number,
+            target: 0,
+            kind: None,
+        }
+    }
+
+    /// A call taking `which` then `who`, where `which == one_process` makes `who` a pid.
+    const fn which_who(number: i64, one_process: u32) -> SelfOnly {
+        SelfOnly {
+            number,
+            target: 1,
+            kind: Some((0, one_process)),
+        }
+    }
+}
+
+/// `ioprio_set`'s `which` for one process (linux/ioprio.h; not in the libc crate).
+pub const IOPRIO_WHO_PROCESS: u32 = 1;
+
+/// The calls allowed only on the caller itself. Reading (`getpriority`, `sched_getaffinity`, …)
+/// stays allowed; `setrlimit`, `getrlimit` and `nice` in the C library are `prlimit64` and
+/// `setpriority` with a target of 0.
+#[cfg(target_arch = "x86_64")]
+pub const SELF_ONLY: &[SelfOnly] = {
+    use nix::libc::*;
+    &[
+        SelfOnly::pid_first(SYS_prlimit64),
+        SelfOnly::which_who(SYS_setpriority, PRIO_PROCESS),
+        SelfOnly::pid_first(SYS_sched_setaffinity),
+        SelfOnly::pid_first(SYS_sched_setscheduler),
+        SelfOnly::pid_first(SYS_sched_setparam),
+        SelfOnly::pid_first(SYS_sched_setattr),
+        SelfOnly::which_who(SYS_ioprio_set, IOPRIO_WHO_PROCESS),
+    ]
+};
+
 /// The `clone` flags that create namespaces: a `clone` with any of them fails with EPERM.
 /// (`CLONE_NEWTIME` shares its bit with the exit signal's field in `clone`, where no valid signal
 /// sets it, so refusing it there costs nothing.)
@@ -140,7 +198,7 @@ impl InstanceFilter {
         let mut deny_list = x32_guard();
         deny_list.extend(compile(
             "deny list",
-            deny_list_rules(DENIED, SYS_clone),
+            deny_list_rules(DENIED, SYS_clone, SELF_ONLY),
             SeccompAction::Errno(EPERM),
             arch,
         )?);
@@ -171,9 +229,10 @@ impl InstanceFilter {
 
     /// The layer's detail in `GET /api/v1/system` and the start-up log.
     pub fn describe(&self) -> String {
-        "a deny list (ptrace, mount, namespaces, bpf, keyrings, io_uring, modules, …) and clone \
-         with namespace flags get EPERM; clone3 gets ENOSYS so that libc uses clone; a system call \
-         through another ABI (i386, x32) kills the process"
+        "a deny list (ptrace, mount, namespaces, bpf, keyrings, io_uring, modules, …), clone \
+         with namespace flags, and prlimit, setpriority, sched_set*, ioprio_set aimed at another \
+         process than the caller get EPERM; clone3 gets ENOSYS so that libc uses clone; a system \
+         call through another ABI (i386, x32) kills the process"
             .to_string()
     }
 }
@@ -181,10 +240,12 @@ impl InstanceFilter {
 const EPERM: u32 = nix::libc::EPERM as u32;
 const ENOSYS: u32 = nix::libc::ENOSYS as u32;
 
-/// `denied` unconditionally, and `clone` when its flags ask for a namespace.
+/// `denied` unconditionally, `clone` when its flags ask for a namespace, and each of `self_only`
+/// when it names another process than the caller.
 fn deny_list_rules(
     denied: &[i64],
     clone: i64,
+    self_only: &[SelfOnly],
 ) -> Result<BTreeMap<i64, Vec<SeccompRule>>, BackendError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         denied.iter().map(|&number| (number, Vec::new())).collect();
@@ -203,7 +264,28 @@ fn deny_list_rules(
         })
         .collect::<Result<Vec<_>, _>>()?;
     rules.insert(clone, clone_rules);
+    for call in self_only {
+        rules.insert(call.number, self_only_rules(call)?);
+    }
     Ok(rules)
+}
+
+/// One rule per argument that must hold a given value, matching when it does not. The arguments
+/// are C `int`s, which the kernel reads from the low 32 bits of their registers: so does the
+/// comparison.
+fn self_only_rules(call: &SelfOnly) -> Result<Vec<SeccompRule>, BackendError> {
+    std::iter::once((call.target, 0))
+        .chain(call.kind)
+        .map(|(argument, required)| {
+            let condition = SeccompCondition::new(
+                argument,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::Ne,
+                u64::from(required),
+            )?;
+            SeccompRule::new(vec![condition])
+        })
+        .collect()
 }
 
 /// Compiles `rules` into a program that answers `on_match` to them and allows everything else;
@@ -406,6 +488,161 @@ mod tests {
     #[test]
     fn clone_as_fork_does_still_works() {
         let status = under_filter(|| clone_with(0));
+        assert!(exited(0)(status), "{status:?}");
+    }
+
+    /// A uid no process runs as: `PRIO_USER` aimed at it changes nothing even unfiltered.
+    const UNUSED_UID: c_long = 0x7fff_fff0;
+    /// `ioprio_set`'s `which` for a process group and for a user (linux/ioprio.h).
+    const IOPRIO_WHO_PGRP: c_long = 2;
+    const IOPRIO_WHO_USER: c_long = 3;
+    /// `ioprio_set`'s best-effort class at level 4 (linux/ioprio.h).
+    const IOPRIO_BEST_EFFORT_4: c_long = (2 << 13) | 4;
+
+    /// The first non-zero of `outcomes`, as `200 + its index`; 0 when all are 0.
+    fn all_succeeded(outcomes: &[i32]) -> i32 {
+        outcomes
+            .iter()
+            .position(|&outcome| outcome != 0)
+            .map_or(0, |index| 200 + index as i32)
+    }
+
+    /// The first of `outcomes` that is not EPERM, as `200 + its index`; EPERM when all are.
+    fn all_refused(outcomes: &[i32]) -> i32 {
+        outcomes
+            .iter()
+            .position(|&outcome| outcome != libc::EPERM)
+            .map_or(libc::EPERM, |index| 200 + index as i32)
+    }
+
+    #[test]
+    fn every_self_only_call_naming_a_pid_fails_with_eperm_even_the_callers_own() {
+        let status = under_filter(|| {
+            // Unfiltered these act on the caller, or fail on the null arguments, but not with
+            // EPERM.
+            let own = c_long::from(unsafe { libc::getpid() });
+            for (index, call) in SELF_ONLY.iter().enumerate() {
+                let mut args: [c_long; 4] = [0; 4];
+                args[usize::from(call.target)] = own;
+                if let Some((argument, one_process)) = call.kind {
+                    args[usize::from(argument)] = c_long::from(one_process);
+                }
+                // SAFETY: null pointers; under the filter the call never reaches the kernel.
+                let result =
+                    unsafe { libc::syscall(call.number, args[0], args[1], args[2], args[3]) };
+                if outcome(result) != libc::EPERM {
+                    return 200 + index as i32;
+                }
+            }
+            libc::EPERM
+        });
+        assert!(exited(libc::EPERM)(status), "{status:?}");
+    }
+
+    #[test]
+    fn reading_another_processs_resource_limits_fails_with_eperm() {
+        let status = under_filter(|| {
+            let mut old = libc::rlimit64 {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: reads the parent's (the test process's) limit into `old`, sets nothing.
+            outcome(unsafe {
+                libc::syscall(
+                    libc::SYS_prlimit64,
+                    libc::getppid(),
+                    libc::RLIMIT_NOFILE,
+                    std::ptr::null::<libc::rlimit64>(),
+                    &mut old as *mut libc::rlimit64,
+                )
+            })
+        });
+        assert!(exited(libc::EPERM)(status), "{status:?}");
+    }
+
+    #[test]
+    fn setpriority_and_ioprio_set_on_a_process_group_or_a_user_fail_with_eperm() {
+        let status = under_filter(|| {
+            // SAFETY: plain system calls. Unfiltered they would act on the caller's own group
+            // (after `setsid`, the caller alone, at its current values) or on a uid without
+            // processes.
+            let outcomes = unsafe {
+                let nice = libc::getpriority(libc::PRIO_PGRP, 0);
+                [
+                    outcome(libc::setpriority(libc::PRIO_PGRP, 0, nice).into()),
+                    outcome(libc::setpriority(libc::PRIO_USER, UNUSED_UID as u32, nice).into()),
+                    outcome(libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PGRP, 0, 0)),
+                    outcome(libc::syscall(
+                        libc::SYS_ioprio_set,
+                        IOPRIO_WHO_USER,
+                        UNUSED_UID,
+                        0,
+                    )),
+                ]
+            };
+            all_refused(&outcomes)
+        });
+        assert!(exited(libc::EPERM)(status), "{status:?}");
+    }
+
+    #[test]
+    fn the_caller_may_still_set_its_own_resource_limits() {
+        let status = under_filter(|| {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: reads the caller's limit, then lowers its soft limit (the C library calls
+            // prlimit64 on pid 0).
+            let outcomes = unsafe {
+                let read = outcome(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit).into());
+                limit.rlim_cur = limit.rlim_cur.min(64);
+                [
+                    read,
+                    outcome(libc::setrlimit(libc::RLIMIT_NOFILE, &limit).into()),
+                ]
+            };
+            all_succeeded(&outcomes)
+        });
+        assert!(exited(0)(status), "{status:?}");
+    }
+
+    #[test]
+    fn the_caller_may_still_raise_its_own_nice_value() {
+        let status = under_filter(|| {
+            // SAFETY: plain system calls on the caller (`nice` is setpriority on pid 0).
+            unsafe {
+                let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+                outcome(libc::setpriority(libc::PRIO_PROCESS, 0, nice + 1).into())
+            }
+        });
+        assert!(exited(0)(status), "{status:?}");
+    }
+
+    #[test]
+    fn the_caller_may_still_set_its_own_cpu_affinity_scheduling_and_io_priority() {
+        let status = under_filter(|| {
+            // SAFETY: plain system calls on the caller, with its current affinity, the default
+            // policy and an unprivileged I/O class.
+            let outcomes = unsafe {
+                let mut cpus: libc::cpu_set_t = std::mem::zeroed();
+                let size = std::mem::size_of::<libc::cpu_set_t>();
+                let param = libc::sched_param { sched_priority: 0 };
+                [
+                    outcome(libc::sched_getaffinity(0, size, &mut cpus).into()),
+                    outcome(libc::sched_setaffinity(0, size, &cpus).into()),
+                    outcome(libc::sched_setscheduler(0, libc::SCHED_OTHER, &param).into()),
+                    outcome(libc::sched_setparam(0, &param).into()),
+                    outcome(libc::syscall(
+                        libc::SYS_ioprio_set,
+                        c_long::from(IOPRIO_WHO_PROCESS),
+                        0,
+                        IOPRIO_BEST_EFFORT_4,
+                    )),
+                ]
+            };
+            all_succeeded(&outcomes)
+        });
         assert!(exited(0)(status), "{status:?}");
     }
 

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use crate::conn::idle_body::BodyReadTimeout;
 use crate::error::{refused_status, retry_after, ApiError};
 use crate::AppState;
 
@@ -138,7 +139,16 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large(limit));
     }
-    let body = read_body(&mut call.body, limit).await?;
+    // Room for the body is taken before a byte of it is read, and held until the execution is
+    // over (the body's bytes live on in `_request` until then); a body of unknown length takes
+    // room for the largest allowed.
+    let expected = declared.map_or(limit, |length| length as usize);
+    let _reservation = state
+        .body_budget
+        .reserve(expected)
+        .await
+        .map_err(body_budget_exhausted)?;
+    let body = read_body(&mut call.body, limit, expected).await?;
     let header_list: Vec<(&str, &[u8])> = headers
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
@@ -146,7 +156,7 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
     let request = build_request(&IncomingRequest {
         headers: header_list,
         query: call.uri.query(),
-        body: &body,
+        body,
     })
     .map_err(request_error)?;
     let report = state
@@ -193,6 +203,18 @@ fn request_error(error: RequestError) -> ApiError {
     }
 }
 
+/// How long a call refused for lack of room in the bodies' budget is told to wait.
+const BODY_BUDGET_RETRY_AFTER: &str = "1";
+
+fn body_budget_exhausted(error: crate::conn::budget::BudgetExhausted) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "body_budget_exhausted",
+        format!("{error}; retry shortly"),
+    )
+    .header(header::RETRY_AFTER, BODY_BUDGET_RETRY_AFTER)
+}
+
 fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -201,17 +223,21 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
-/// The whole body, at most `limit` bytes. Beyond, `413`, and `slot` keeps the unread rest of the
-/// body (to be drained); a body read to its end or that failed leaves `slot` empty.
-async fn read_body(slot: &mut Option<Body>, limit: usize) -> Result<Bytes, ApiError> {
+/// The whole body, at most `limit` bytes, in one buffer allocated for the `expected` size
+/// (the declared length). Beyond `limit`, `413`, and `slot` keeps the unread rest of the body (to
+/// be drained); a client that stops sending gets `408`. A body read to its end or that failed
+/// leaves `slot` empty.
+async fn read_body(
+    slot: &mut Option<Body>,
+    limit: usize,
+    expected: usize,
+) -> Result<Bytes, ApiError> {
     let Some(mut body) = slot.take() else {
         return Ok(Bytes::new());
     };
-    let mut buffer = BytesMut::new();
+    let mut buffer = BytesMut::with_capacity(expected.min(limit));
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|error| {
-            ApiError::bad_request(format!("the request body could not be read: {error}"))
-        })?;
+        let frame = frame.map_err(body_read_error)?;
         if let Ok(data) = frame.into_data() {
             if buffer.len() + data.len() > limit {
                 *slot = Some(body);
@@ -221,6 +247,19 @@ async fn read_body(slot: &mut Option<Body>, limit: usize) -> Result<Bytes, ApiEr
         }
     }
     Ok(buffer.freeze())
+}
+
+fn body_read_error(error: axum::Error) -> ApiError {
+    if BodyReadTimeout::is_cause_of(&error) {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_read_timeout",
+            format!("{error}: the request body must keep coming"),
+        )
+        .header(header::CONNECTION, "close")
+    } else {
+        ApiError::bad_request(format!("the request body could not be read: {error}"))
+    }
 }
 
 /// The HTTP response for an execution's reply, with `X-Execution-Id`. A `503` the function
@@ -311,14 +350,14 @@ mod tests {
     #[tokio::test]
     async fn body_within_the_limit_is_read_whole() {
         let mut slot = Some(chunked(&[b"ab", b"cd"]));
-        assert_eq!(read_body(&mut slot, 4).await.unwrap(), &b"abcd"[..]);
+        assert_eq!(read_body(&mut slot, 4, 4).await.unwrap(), &b"abcd"[..]);
         assert!(slot.is_none());
     }
 
     #[tokio::test]
     async fn body_over_the_limit_is_413_and_its_rest_kept_for_draining() {
         let mut slot = Some(chunked(&[b"ab", b"cd", b"ef"]));
-        let error = read_body(&mut slot, 3).await.unwrap_err();
+        let error = read_body(&mut slot, 3, 3).await.unwrap_err();
         assert_eq!(error.status, StatusCode::PAYLOAD_TOO_LARGE);
         let rest = slot.expect("the unread rest").collect().await.unwrap();
         assert_eq!(rest.to_bytes(), &b"ef"[..]);

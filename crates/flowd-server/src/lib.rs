@@ -6,12 +6,15 @@
 
 pub mod api;
 pub mod auth;
+pub mod conn;
 pub mod error;
 pub mod hook;
 mod startup;
 pub mod views;
 pub mod web;
 
+pub use conn::ConnectionLimits;
+pub use flowd_store::{DatabaseUrl, DatabaseUrlError};
 pub use startup::{start, Config, StartError};
 
 use std::future::Future;
@@ -29,15 +32,24 @@ use tokio::net::TcpListener;
 pub struct ServerConfig {
     /// Largest hook request body (`413` beyond).
     pub max_body_bytes: usize,
+    /// Hook request bodies held in memory at once, in bytes; a call that finds no room within
+    /// [`BODY_BUDGET_WAIT`] gets `503` with `Retry-After`.
+    pub max_inflight_body_bytes: usize,
     /// How long a graceful shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    pub connections: ConnectionLimits,
 }
+
+/// How long a hook call waits for room in the bodies' memory budget before it is refused.
+pub const BODY_BUDGET_WAIT: Duration = Duration::from_secs(2);
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             max_body_bytes: 25 << 20,
+            max_inflight_body_bytes: 256 << 20,
             shutdown_grace: Duration::from_secs(30),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -45,6 +57,20 @@ impl Default for ServerConfig {
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub config: ServerConfig,
+    /// The bound on hook bodies in memory, shared by every call.
+    pub body_budget: conn::budget::BodyBudget,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>, config: ServerConfig) -> AppState {
+        let body_budget =
+            conn::budget::BodyBudget::new(config.max_inflight_body_bytes, BODY_BUDGET_WAIT);
+        AppState {
+            engine,
+            config,
+            body_budget,
+        }
+    }
 }
 
 /// Every route of the server.
@@ -77,6 +103,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = state.config.shutdown_grace;
+    let limits = state.config.connections;
     let engine = state.engine.clone();
     let (stop_scheduler, scheduler_stopped) = tokio::sync::oneshot::channel::<()>();
     let scheduler = Scheduler::new(engine.clone(), Arc::new(SystemClock));
@@ -84,15 +111,15 @@ pub async fn serve(
         let _ = scheduler_stopped.await;
     }));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+    let server = conn::serve_connections(listener, router(state), limits, async move {
         let _ = stop_rx.await;
     });
-    let mut server = tokio::spawn(async move { server.await });
+    let mut server = tokio::spawn(server);
     tokio::select! {
         result = &mut server => {
             let _ = stop_scheduler.send(());
             engine.flush().await;
-            return result.map_err(std::io::Error::other)?;
+            return result.map_err(std::io::Error::other);
         }
         _ = shutdown => {}
     }
@@ -104,9 +131,7 @@ pub async fn serve(
     let _ = stop_tx.send(());
     let deadline = tokio::time::Instant::now() + grace;
     match tokio::time::timeout(grace, &mut server).await {
-        Ok(result) => {
-            result.map_err(std::io::Error::other)??;
-        }
+        Ok(result) => result.map_err(std::io::Error::other)?,
         Err(_) => {
             tracing::warn!(
                 in_flight = engine.executions_in_flight(),

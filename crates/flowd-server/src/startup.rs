@@ -11,14 +11,16 @@ use flowd_runtime::sandbox::SandboxDirs;
 use flowd_runtime::{
     BuildConfig, EgressConfig, OutputLimits, RuntimeConfig, Runtimes, SandboxLimits, SandboxUser,
 };
-use flowd_store::SqliteStore;
+use flowd_store::DatabaseUrl;
 
-use crate::{AppState, ServerConfig};
+use crate::{AppState, ConnectionLimits, ServerConfig};
 
 /// Everything `flowd serve` can be told.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// The store's database (default: the SQLite file `<data_dir>/flowd.db`).
+    pub database: Option<DatabaseUrl>,
     /// Where Python environments are built (default `<data_dir>/runtimes`).
     pub runtime_dir: Option<PathBuf>,
     /// The interpreters to build runtimes from (every usable one found when empty).
@@ -29,6 +31,10 @@ pub struct Config {
     pub sandbox_user: Option<SandboxUser>,
     pub preload: Vec<String>,
     pub max_body_bytes: usize,
+    /// Hook request bodies held in memory at once, in bytes.
+    pub max_inflight_body_bytes: usize,
+    /// The connection cap and the read timeouts.
+    pub connections: ConnectionLimits,
     pub max_log_bytes: usize,
     pub max_warm_instances: usize,
     /// Memory (MiB) warm instances may hold together before the least recently used stop.
@@ -48,6 +54,7 @@ impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Config {
         Config {
             data_dir: data_dir.into(),
+            database: None,
             runtime_dir: None,
             pythons: Vec::new(),
             default_runtime: None,
@@ -55,6 +62,8 @@ impl Config {
             sandbox_user: None,
             preload: vec!["requests".into()],
             max_body_bytes: ServerConfig::default().max_body_bytes,
+            max_inflight_body_bytes: ServerConfig::default().max_inflight_body_bytes,
+            connections: ConnectionLimits::default(),
             max_log_bytes: OutputLimits::default().max_log_bytes,
             max_warm_instances: 64,
             warm_memory_mb: 2048,
@@ -96,7 +105,12 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
     std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o711))
         .map_err(dir_error)?;
     let data_dir = std::fs::canonicalize(&config.data_dir).map_err(dir_error)?;
-    let store = SqliteStore::open(&data_dir.join("flowd.db")).await?;
+    let database = config
+        .database
+        .clone()
+        .unwrap_or_else(|| DatabaseUrl::Sqlite(data_dir.join("flowd.db")));
+    let store = database.open().await?;
+    tracing::info!(%database, "store open");
     let sandbox_dirs =
         SandboxDirs::for_data_dir(&data_dir, config.runtime_dir.clone()).map_err(dir_error)?;
     let runtime_config = RuntimeConfig {
@@ -152,7 +166,7 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
             );
         }
     }
-    let engine = Engine::start(Arc::new(store), Arc::new(runtimes), config.engine.clone()).await?;
+    let engine = Engine::start(store, Arc::new(runtimes), config.engine.clone()).await?;
     match engine
         .bootstrap(config.admin_api_key.as_deref(), &data_dir)
         .await?
@@ -166,11 +180,13 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
             data_dir.join(flowd_engine::auth::ADMIN_KEY_FILE).display()
         ),
     }
-    Ok(Arc::new(AppState {
-        engine: Arc::new(engine),
-        config: ServerConfig {
+    Ok(Arc::new(AppState::new(
+        Arc::new(engine),
+        ServerConfig {
             max_body_bytes: config.max_body_bytes,
+            max_inflight_body_bytes: config.max_inflight_body_bytes,
             shutdown_grace: config.shutdown_grace,
+            connections: config.connections,
         },
-    }))
+    )))
 }

@@ -31,6 +31,12 @@ pub enum StoreError {
     /// The schema could not be brought up to date at open.
     #[error("database migration failed: {0}")]
     Migration(#[source] BoxError),
+    /// The database was migrated by a newer flowd: this binary does not know its schema.
+    #[error(
+        "the database's schema is version {database}, newer than this flowd's ({binary}): \
+         run the flowd that migrated it, or a newer one"
+    )]
+    SchemaTooNew { database: i64, binary: i64 },
 }
 
 impl StoreError {

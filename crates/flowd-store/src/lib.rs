@@ -1,25 +1,32 @@
-//! flowd's persistence: the [`Store`] trait and its backends (SQLite, embedded, by default).
+//! flowd's persistence: the [`Store`] trait and its backends: SQLite (embedded, the default) and
+//! PostgreSQL (a server several nodes can share), chosen by a [`DatabaseUrl`].
 //!
 //! Everything above this crate talks to a `dyn Store`; nothing backend-specific leaks through the
-//! trait, so that a PostgreSQL backend can be added beside SQLite. Timestamps are epoch
-//! milliseconds (`i64`), ids are UUIDv7 strings (time-sortable), JSON values are stored as text.
+//! trait. Timestamps are epoch milliseconds (`i64`), ids are UUIDv7 strings (time-sortable), JSON
+//! values are stored as text (SQLite) or `json` (PostgreSQL).
 //!
 //! What every backend shares: the trait and what it takes and answers (`store`), the records
 //! (`model`), the errors (`error`), the ticket a commit is awaited with (`commit`), sqlx's errors
-//! as the store's (`sqlx_error`). Each backend is a module of its own that depends on these and
-//! on no other backend (`sqlite`).
+//! as the store's (`sqlx_error`), the refusal of a schema newer than the binary
+//! (`schema_version`), the choice of a backend (`database_url`). Each backend is a module of its
+//! own that depends on these and on no other backend (`sqlite`, `postgres`).
 
 #![forbid(unsafe_code)]
 
 mod commit;
+mod database_url;
 mod error;
 mod model;
+mod postgres;
+mod schema_version;
 mod sqlite;
 mod sqlx_error;
 mod store;
 
 pub use commit::{CommitCompleter, CommitTicket};
+pub use database_url::{DatabaseUrl, DatabaseUrlError};
 pub use error::{BoxError, Result, StoreError};
 pub use model::*;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use store::{ClaimOutcome, ExecutionQuery, FireAdvance, RunClaim, Store, StoreWrite};

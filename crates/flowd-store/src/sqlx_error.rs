@@ -30,12 +30,17 @@ fn condition(error: &sqlx::Error) -> Condition {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => Condition::Unavailable,
         sqlx::Error::Database(database) => {
-            match database.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
-                Some(sqlite) => sqlite
+            if let Some(sqlite) = database.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                sqlite
                     .code()
                     .and_then(|code| code.parse().ok())
-                    .map_or(Condition::Failed, crate::sqlite::errors::condition_of_code),
-                None => Condition::Failed,
+                    .map_or(Condition::Failed, crate::sqlite::errors::condition_of_code)
+            } else if let Some(postgres) =
+                database.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            {
+                crate::postgres::errors::condition_of_sqlstate(postgres.code())
+            } else {
+                Condition::Failed
             }
         }
         _ => Condition::Failed,

@@ -5,6 +5,7 @@
 
 mod api;
 mod commands;
+mod memory;
 mod profile;
 mod serve;
 mod signature;
@@ -123,6 +124,9 @@ fn main() -> std::process::ExitCode {
                 nix::sys::signal::SigHandler::SigDfl,
             )
         };
+    }
+    if matches!(cli.command, Command::Serve(_)) {
+        memory::configure_allocator();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

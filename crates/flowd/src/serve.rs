@@ -9,7 +9,8 @@ use clap::Args;
 use flowd_core::egress::EgressRule;
 use flowd_engine::EngineConfig;
 use flowd_runtime::{BuildConfig, EgressConfig, EgressProxy, InstallerChoice, SandboxUser};
-use flowd_server::Config;
+use flowd_server::conn::fd_limit;
+use flowd_server::{Config, ConnectionLimits, DatabaseUrl, DatabaseUrlError};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -19,6 +20,10 @@ pub struct ServeArgs {
     /// Where flowd keeps its database, keys and runtime environments.
     #[arg(long, env = "FLOWD_DATA_DIR", default_value = "./flowd-data")]
     pub data_dir: PathBuf,
+    /// The store: `sqlite:PATH`, or `postgres://user:password@host:port/database` for a
+    /// PostgreSQL server [default: sqlite:<data-dir>/flowd.db].
+    #[arg(long, env = "FLOWD_DATABASE_URL", hide_env_values = true, value_parser = parse_database)]
+    pub database: Option<DatabaseUrl>,
     /// Where Python environments are built [default: <data-dir>/runtimes].
     #[arg(long, env = "FLOWD_RUNTIME_DIR")]
     pub runtime_dir: Option<PathBuf>,
@@ -46,6 +51,21 @@ pub struct ServeArgs {
     /// Largest hook request body, in MiB.
     #[arg(long, env = "FLOWD_MAX_BODY_MB", default_value_t = 25)]
     pub max_body_mb: usize,
+    /// Hook request bodies held in memory at once, in MiB; a call that finds no room within 2 s
+    /// gets `503` with `Retry-After`.
+    #[arg(long, env = "FLOWD_MAX_INFLIGHT_BODY_MB", default_value_t = 256)]
+    pub max_inflight_body_mb: usize,
+    /// Client connections open at once; beyond, new ones wait until one closes
+    /// [default: the open-file limit less 1024].
+    #[arg(long, env = "FLOWD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds a client may take to send a request's headers, from the connection's start or
+    /// the previous response (the keep-alive idle timeout); then the connection is closed.
+    #[arg(long, env = "FLOWD_HEADER_READ_TIMEOUT_S", default_value_t = 10)]
+    pub header_read_timeout_s: u64,
+    /// Seconds a client may send nothing while its request body is read (`408`).
+    #[arg(long, env = "FLOWD_BODY_READ_TIMEOUT_S", default_value_t = 10)]
+    pub body_read_timeout_s: u64,
     /// Executions running at once.
     #[arg(long, env = "FLOWD_MAX_CONCURRENCY", default_value_t = 64)]
     pub max_concurrency: usize,
@@ -87,7 +107,8 @@ pub struct ServeArgs {
     /// Processes and threads per warm instance, with all its executions (cgroup pids).
     #[arg(long, env = "FLOWD_MAX_PROCESSES", default_value_t = 256)]
     pub max_processes: u32,
-    /// Landlock, seccomp and the pids cgroup: `on`, or `off` only to measure what they cost.
+    /// Landlock (with its scoping), seccomp and the cgroups: `on`, or `off` only to measure what
+    /// they cost.
     #[arg(long, env = "FLOWD_KERNEL_SANDBOX", default_value = "on", value_parser = ["on", "off"])]
     pub kernel_sandbox: String,
     /// Destinations user code may connect to although the egress policy refuses them by
@@ -108,6 +129,11 @@ pub struct ServeArgs {
     pub log: String,
 }
 
+fn parse_database(text: &str) -> Result<DatabaseUrl, String> {
+    text.parse()
+        .map_err(|err: DatabaseUrlError| err.to_string())
+}
+
 fn parse_user(text: &str) -> Result<SandboxUser, String> {
     let (uid, gid) = text.split_once(':').unwrap_or((text, text));
     let parse = |s: &str| {
@@ -124,6 +150,7 @@ fn parse_user(text: &str) -> Result<SandboxUser, String> {
 impl ServeArgs {
     pub fn config(&self) -> Config {
         let mut config = Config::new(&self.data_dir);
+        config.database = self.database.clone();
         config.runtime_dir = self.runtime_dir.clone();
         config.pythons = self
             .python
@@ -136,6 +163,14 @@ impl ServeArgs {
         config.sandbox_user = self.sandbox_user;
         config.preload = self.preload.clone();
         config.max_body_bytes = self.max_body_mb << 20;
+        config.max_inflight_body_bytes = self.max_inflight_body_mb << 20;
+        config.connections = ConnectionLimits {
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(fd_limit::current_default_max_connections),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_s.max(1)),
+            body_read_timeout: Duration::from_secs(self.body_read_timeout_s.max(1)),
+        };
         config.max_log_bytes = self.max_log_kb << 10;
         config.max_warm_instances = self.max_warm_instances;
         config.warm_memory_mb = self.warm_memory_mb;
@@ -174,10 +209,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?,
         )
         .init();
+    match fd_limit::raise_to_hard_limit() {
+        Ok(limit) if limit.now > limit.before => tracing::info!(
+            from = limit.before,
+            to = limit.now,
+            "raised the open-file limit to its hard limit"
+        ),
+        Ok(limit) => tracing::info!(open_files = limit.now, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot read or raise the open-file limit"),
+    }
+    crate::memory::spawn_periodic_trim();
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let state = flowd_server::start(&args.config()).await?;
+    let config = args.config();
+    tracing::info!(
+        max_connections = config.connections.max_connections,
+        "connection cap"
+    );
+    let state = flowd_server::start(&config).await?;
     tracing::info!(address = %listener.local_addr()?, "flowd is listening");
     flowd_server::serve(listener, state, shutdown_signal())
         .await

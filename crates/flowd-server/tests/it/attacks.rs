@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
+mod between_workflows;
 mod e2e_egress;
 mod seccomp;
 

@@ -119,3 +119,20 @@ async fn a_data_dir_the_sandbox_user_cannot_reach_still_runs_workflows() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_system_report_names_every_cgroup_layer_and_why_one_is_missing() {
+    let app = spawn_app().await;
+    let layers = app.get_json("/system").await["isolation"]["layers"].clone();
+    for name in ["pids_cgroup", "memory_cgroup", "cpu_cgroup"] {
+        let layer = layers
+            .as_array()
+            .and_then(|all| all.iter().find(|l| l["name"] == name))
+            .unwrap_or_else(|| panic!("{name} is reported: {layers}"));
+        assert!(layer["active"].is_boolean(), "{layer}");
+        assert!(
+            !layer["detail"].as_str().unwrap_or_default().is_empty(),
+            "{layer}"
+        );
+    }
+}

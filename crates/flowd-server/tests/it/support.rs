@@ -274,7 +274,7 @@ impl RawResponse {
     }
 }
 
-async fn read_raw_response(stream: &mut tokio::net::TcpStream) -> RawResponse {
+pub async fn read_raw_response(stream: &mut tokio::net::TcpStream) -> RawResponse {
     use tokio::io::AsyncReadExt;
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 8192];

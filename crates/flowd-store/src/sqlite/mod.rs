@@ -143,6 +143,7 @@ impl SqliteStore {
 
     /// Brings the schema up to date, then starts the group commit on `uri` (the same database).
     async fn migrated(pool: SqlitePool, writer: SqlitePool, uri: &str) -> Result<SqliteStore> {
+        crate::schema_version::refuse_newer(&MIGRATOR, applied_schema_version(&pool).await?)?;
         MIGRATOR.run(&pool).await?;
         let commits = Arc::new(GroupCommit::start(uri, BUSY_TIMEOUT)?);
         Ok(SqliteStore {
@@ -159,6 +160,24 @@ impl SqliteStore {
         self.writer.close().await;
         self.pool.close().await;
     }
+}
+
+/// The newest migration applied to the database (`None`: never migrated).
+async fn applied_schema_version(pool: &SqlitePool) -> Result<Option<i64>> {
+    let migrated: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
+         AND name = '_sqlx_migrations')",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !migrated {
+        return Ok(None);
+    }
+    Ok(
+        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// Creates `path` as an empty file readable by its owner only, unless it exists: SQLite would

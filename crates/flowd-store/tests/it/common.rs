@@ -3,8 +3,8 @@
 use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, Trigger, VersionState};
 use flowd_store::{
-    ApiKeyRecord, ExecutionError, ExecutionRecord, SqliteStore, Store, StoreError, TeamRecord,
-    VersionRecord, WorkflowRecord,
+    ApiKeyRecord, ExecutionError, ExecutionRecord, PostgresStore, SqliteStore, Store, StoreError,
+    TeamRecord, VersionRecord, WorkflowRecord,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -14,6 +14,7 @@ use uuid::{NoContext, Timestamp, Uuid};
 pub struct Backend {
     store: Box<dyn Store>,
     _dir: Option<TempDir>,
+    _database: Option<flowd_test_postgres::TestDatabase>,
 }
 
 impl Backend {
@@ -31,6 +32,7 @@ pub async fn sqlite_file() -> Backend {
     Backend {
         store: Box::new(store),
         _dir: Some(dir),
+        _database: None,
     }
 }
 
@@ -40,6 +42,20 @@ pub async fn sqlite_memory() -> Backend {
     Backend {
         store: Box::new(store),
         _dir: None,
+        _database: None,
+    }
+}
+
+/// A PostgreSQL store in a fresh database of the test server (see [`flowd_test_postgres`]).
+pub async fn postgres() -> Backend {
+    let database = flowd_test_postgres::fresh_database().await;
+    let store = PostgresStore::connect(database.url())
+        .await
+        .expect("open the store");
+    Backend {
+        store: Box::new(store),
+        _dir: None,
+        _database: Some(database),
     }
 }
 

@@ -54,6 +54,28 @@ pub async fn puts_and_reads_back_an_execution_without_optional_fields(store: &dy
     );
 }
 
+/// What user code printed, raised or stored comes back character for character, U+0000 included.
+pub async fn an_execution_keeps_every_character_its_workflow_produced(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let text = "nul \u{0} tab \t quote \" backslash \\ ✓ \u{10FFFF}";
+    let mut execution = execution(&workflow.id, new_id());
+    execution.logs = text.to_string();
+    execution.warnings = vec![text.to_string()];
+    if let Some(error) = &mut execution.error {
+        error.message = text.to_string();
+        error.traceback = Some(text.to_string());
+    }
+    execution.settings_changed = Some(SettingsChange {
+        added: settings(json!({"text": text, "nested": {"z": 1, "a": [text]}})),
+        ..Default::default()
+    });
+    put_all(store, std::slice::from_ref(&execution)).await;
+    assert_eq!(
+        store.execution(&execution.id).await.unwrap(),
+        Some(execution)
+    );
+}
+
 pub async fn unknown_execution_reads_as_none(store: &dyn Store) {
     let (_, workflow) = given_team_with_workflow(store).await;
     put_all(store, &[running(&workflow.id, new_id())]).await;

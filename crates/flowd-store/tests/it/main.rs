@@ -8,6 +8,7 @@
 mod common;
 mod execution_counts;
 mod executions;
+mod postgres_only;
 mod schedules;
 mod settings;
 mod sqlite;
@@ -46,6 +47,7 @@ macro_rules! conformance_suite {
                     a_ready_version_becomes_active,
                     a_failed_version_leaves_the_active_one,
                     a_workflow_created_building_has_no_active_version,
+                    a_settled_version_keeps_every_character_of_its_build_log,
                     an_older_version_ready_late_does_not_replace_a_newer_active_one,
                     settling_twice_is_a_conflict,
                     settling_an_unknown_version_is_not_found,
@@ -75,6 +77,7 @@ macro_rules! conformance_suite {
                 executions: [
                     puts_and_reads_back_every_field_of_an_execution,
                     puts_and_reads_back_an_execution_without_optional_fields,
+                    an_execution_keeps_every_character_its_workflow_produced,
                     unknown_execution_reads_as_none,
                     put_execution_upsert_finishes_a_running_row,
                     commit_stores_an_execution_and_its_settings_change_together,
@@ -133,3 +136,4 @@ macro_rules! conformance_suite {
 
 conformance_suite!(sqlite_file, crate::common::sqlite_file);
 conformance_suite!(sqlite_memory, crate::common::sqlite_memory);
+conformance_suite!(postgres, crate::common::postgres);

@@ -436,3 +436,26 @@ async fn an_api_write_finding_the_file_locked_past_the_busy_timeout_is_unavailab
 
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
 }
+
+#[tokio::test]
+async fn a_database_migrated_by_a_newer_flowd_is_refused_naming_both_versions() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("flowd.db");
+    SqliteStore::open(&path).await.unwrap().close().await;
+    let mut conn = raw(&path).await;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from a newer flowd', TRUE, X'00', 0)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    match SqliteStore::open(&path).await {
+        Err(error @ StoreError::SchemaTooNew { database: 9999, .. }) => {
+            assert!(error.to_string().contains("9999"), "{error}");
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}

@@ -264,6 +264,24 @@ pub async fn a_failed_version_leaves_the_active_one(store: &dyn Store) {
     assert_eq!(settled.error.as_deref(), Some("the import failed"));
 }
 
+/// What the import check printed (the module's top level is user code) comes back character for
+/// character, U+0000 included.
+pub async fn a_settled_version_keeps_every_character_of_its_build_log(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let second = building_version(&workflow.id, 2);
+    store.add_version(&second, NOW + 5000).await.unwrap();
+    let printed = "nul \u{0} quote \" ✓\n".to_string();
+    let failed = VersionOutcome {
+        build_log: printed.clone(),
+        error: Some(printed.clone()),
+        ..outcome(&second, VersionState::Failed, NOW + 6000)
+    };
+    store.settle_version(&failed).await.unwrap();
+    let settled = store.version(&workflow.id, 2).await.unwrap().unwrap();
+    assert_eq!(settled.build_log, printed);
+    assert_eq!(settled.error, Some(printed));
+}
+
 pub async fn a_workflow_created_building_has_no_active_version(store: &dyn Store) {
     let team = given_team(store, "acme").await;
     let workflow = WorkflowRecord {

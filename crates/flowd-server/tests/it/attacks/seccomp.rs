@@ -62,6 +62,14 @@ async fn threads_subprocesses_and_forks_still_work() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_workflow_may_still_lower_its_own_limits_and_priority_and_so_may_its_subprocesses() {
+    let app = spawn_app().await;
+    let code = "import os, resource, subprocess\nsoft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\nresource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 64), hard))\nniced = os.nice(1)\nos.sched_setaffinity(0, os.sched_getaffinity(0))\nchild = subprocess.run(['/bin/sh', '-c', 'ulimit -n 32 && nice -n 1 /bin/true'])\nresult = '%d %d %d' % (resource.getrlimit(resource.RLIMIT_NOFILE)[0] <= 64, niced >= 1, child.returncode)";
+    let found = probe(&app, "self-limits", code, json!({})).await;
+    assert_eq!(found, "1 1 0");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_seccomp_layer_is_reported_active() {
     let app = spawn_app().await;
     let layers = app.get_json("/system").await["isolation"]["layers"].clone();

@@ -1,0 +1,455 @@
+//! A cgroup per warm instance: a fork bomb in one workflow exhausts its own instance's process
+//! budget, not the machine's; on cgroup v2, the instance and its executions together stay within
+//! the workflow's `memory_mb` and get an equal share of the CPU; and every process an instance and
+//! its executions left behind can be found and killed when the instance goes.
+//!
+//! flowd (root) makes a parent group per runtime, `flowd-<pid>-<n>`, and one group per instance
+//! under it, whose `cgroup.procs` it hands to the sandbox user: the instance moves itself in
+//! before it runs any user code (and Landlock then keeps it from moving anywhere else).
+//!
+//! - cgroup v2 ([`v2`]), used when its hierarchy offers the `memory` and `pids` controllers:
+//!   `memory.max`, `memory.swap.max`, `pids.max` and `cpu.weight` per instance.
+//! - cgroup v1 ([`v1`]) otherwise: the `pids` controller only (`pids.max`).
+//!
+//! Where neither is usable, or flowd is not root, the layers are reported missing (with why) and
+//! instances run without them.
+
+mod v1;
+mod v2;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{chown, Gid, Pid, Uid};
+
+use crate::sandbox::SandboxUser;
+use crate::IsolationLayer;
+
+/// The CPU weight of every warm instance (cgroup v2's default): under contention, CPU time is
+/// shared between instances, whatever the number of processes or threads each runs.
+pub const INSTANCE_CPU_WEIGHT: u32 = 100;
+
+/// What one instance's group limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceLimits {
+    /// Processes and threads of the instance and all its executions (`pids.max`).
+    pub max_processes: u32,
+    /// Memory of the instance and all its executions (`memory.max`, cgroup v2 only).
+    pub memory_mb: u32,
+}
+
+/// Why instances run without a cgroup.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupsUnavailable {
+    #[error("turned off by configuration")]
+    TurnedOff,
+    #[error("flowd is not root")]
+    NotRoot,
+    #[error("no usable cgroup hierarchy: {v2}; and no cgroup v1 pids controller at {v1_root}")]
+    NoController { v2: String, v1_root: String },
+    #[error("the cgroup {path} could not be set up")]
+    Setup {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// This runtime's parent group, under which each instance gets its own.
+#[derive(Debug)]
+pub struct InstanceCgroups {
+    hierarchy: Hierarchy,
+}
+
+#[derive(Debug)]
+enum Hierarchy {
+    Unified(v2::UnifiedHierarchy),
+    V1Pids(v1::PidsHierarchy),
+}
+
+impl InstanceCgroups {
+    /// The groups of this runtime, in cgroup v2 if it offers the controllers, else in cgroup v1's
+    /// `pids`. `user` is who the instances run as.
+    pub fn open(
+        kernel_layers: bool,
+        user: Option<SandboxUser>,
+    ) -> Result<InstanceCgroups, CgroupsUnavailable> {
+        if !kernel_layers {
+            return Err(CgroupsUnavailable::TurnedOff);
+        }
+        if !nix::unistd::geteuid().is_root() {
+            return Err(CgroupsUnavailable::NotRoot);
+        }
+        let name = parent_group_name();
+        let v2 = match v2::UnifiedHierarchy::locate() {
+            Some(root) => match v2::UnifiedHierarchy::open_at(&root, &name, user) {
+                Ok(hierarchy) => {
+                    return Ok(InstanceCgroups {
+                        hierarchy: Hierarchy::Unified(hierarchy),
+                    })
+                }
+                Err(error) => error.to_string(),
+            },
+            None => "no cgroup v2 hierarchy is mounted".to_string(),
+        };
+        let v1_root = Path::new(v1::PIDS_ROOT);
+        if !v1_root.join("cgroup.procs").exists() {
+            return Err(CgroupsUnavailable::NoController {
+                v2,
+                v1_root: v1_root.display().to_string(),
+            });
+        }
+        tracing::debug!(reason = %v2, "cgroup v2 not used, falling back to cgroup v1 pids");
+        v1::PidsHierarchy::open_at(v1_root, &name)
+            .map(|hierarchy| InstanceCgroups {
+                hierarchy: Hierarchy::V1Pids(hierarchy),
+            })
+            .map_err(|source| CgroupsUnavailable::Setup {
+                path: v1_root.join(&name),
+                source,
+            })
+    }
+
+    /// A new group for one instance, with `limits`, joinable by `user`.
+    pub fn create(
+        &self,
+        name: &str,
+        limits: InstanceLimits,
+        user: Option<SandboxUser>,
+    ) -> std::io::Result<InstanceCgroup> {
+        match &self.hierarchy {
+            Hierarchy::Unified(hierarchy) => hierarchy.create(name, limits, user),
+            Hierarchy::V1Pids(hierarchy) => hierarchy.create(name, limits, user),
+        }
+    }
+
+    /// Puts a base process where the instances it forks may move themselves into their groups
+    /// from (cgroup v2 lets an unprivileged process move only within a group it may write to).
+    pub fn adopt_base(&self, pid: u32) -> std::io::Result<()> {
+        match &self.hierarchy {
+            Hierarchy::Unified(hierarchy) => hierarchy.adopt_base(pid),
+            Hierarchy::V1Pids(_) => Ok(()),
+        }
+    }
+}
+
+/// The cgroup layers as `GET /api/v1/system` and the start-up log show them.
+pub fn layers(
+    cgroups: Result<&InstanceCgroups, &CgroupsUnavailable>,
+    max_processes: u32,
+) -> Vec<IsolationLayer> {
+    let layer = |name, detail: String, active| IsolationLayer {
+        name,
+        detail,
+        active,
+    };
+    match cgroups.map(|cgroups| &cgroups.hierarchy) {
+        Ok(Hierarchy::Unified(hierarchy)) => vec![
+            layer(
+                "pids_cgroup",
+                format!("at most {max_processes} processes and threads per warm instance (cgroup v2 pids.max); what executions leave behind dies with their instance"),
+                true,
+            ),
+            layer(
+                "memory_cgroup",
+                "a warm instance and its executions together hold at most the workflow's memory_mb (cgroup v2 memory.max, no swap): an execution over it is killed".into(),
+                true,
+            ),
+            if hierarchy.has_cpu() {
+                layer(
+                    "cpu_cgroup",
+                    format!("every warm instance has the same CPU weight ({INSTANCE_CPU_WEIGHT}, cgroup v2 cpu.weight): CPU is shared per instance under contention"),
+                    true,
+                )
+            } else {
+                layer(
+                    "cpu_cgroup",
+                    "cgroup v2 offers no cpu controller here: executions compete for CPU like any process".into(),
+                    false,
+                )
+            },
+        ],
+        Ok(Hierarchy::V1Pids(_)) => vec![
+            layer(
+                "pids_cgroup",
+                format!("at most {max_processes} processes and threads per warm instance (cgroup v1 pids); what executions leave behind dies with their instance"),
+                true,
+            ),
+            layer(
+                "memory_cgroup",
+                "no cgroup v2 memory controller on this host (flowd does not use cgroup v1's): memory is bounded per process (RLIMIT_DATA), not per warm instance".into(),
+                false,
+            ),
+            layer(
+                "cpu_cgroup",
+                "no cgroup v2 cpu controller on this host (flowd does not use cgroup v1's): executions compete for CPU like any process".into(),
+                false,
+            ),
+        ],
+        Err(why) => vec![
+            layer(
+                "pids_cgroup",
+                format!("no cgroup ({why}): fork bombs are not contained"),
+                false,
+            ),
+            layer(
+                "memory_cgroup",
+                format!("no cgroup ({why}): memory is bounded per process (RLIMIT_DATA), not per warm instance"),
+                false,
+            ),
+            layer(
+                "cpu_cgroup",
+                format!("no cgroup ({why}): executions compete for CPU like any process"),
+                false,
+            ),
+        ],
+    }
+}
+
+/// `flowd-<pid>-<n>`: several runtimes may live in one process (tests), each with its own.
+fn parent_group_name() -> String {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    format!("flowd-{}-{sequence}", std::process::id())
+}
+
+/// Hands the file through which a process joins the group at `path` to `user`.
+fn delegate(path: &Path, file: &str, user: Option<SandboxUser>) -> std::io::Result<()> {
+    let Some(user) = user else {
+        return Ok(());
+    };
+    chown(
+        &path.join(file),
+        Some(Uid::from_raw(user.uid)),
+        Some(Gid::from_raw(user.gid)),
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// Removes the groups under `root` of flowd processes that no longer run (after a crash or a
+/// hard stop).
+fn remove_stale_groups(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("flowd-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            remove_tree(&entry.path());
+        }
+    }
+}
+
+/// Kills what is left in a parent group's children and removes them, then the parent.
+fn remove_tree(parent: &Path) {
+    if let Ok(children) = std::fs::read_dir(parent) {
+        for child in children.flatten() {
+            if child.path().is_dir() {
+                for _ in 0..25 {
+                    if InstanceCgroup::remove(&child.path()).is_ok() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(4));
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(parent);
+}
+
+/// One instance's group; dropping it kills what is left in it and removes it.
+#[derive(Debug)]
+pub struct InstanceCgroup {
+    path: PathBuf,
+}
+
+impl InstanceCgroup {
+    /// The file the instance writes itself into.
+    pub fn procs_file(&self) -> PathBuf {
+        self.path.join("cgroup.procs")
+    }
+
+    /// How many times the kernel's OOM killer killed a process in this group (cgroup v2's
+    /// `memory.events`); `None` without the memory controller.
+    pub fn oom_kills(&self) -> Option<u64> {
+        let events = std::fs::read_to_string(self.path.join("memory.events")).ok()?;
+        oom_kills_in(&events)
+    }
+
+    fn remove(path: &Path) -> std::io::Result<()> {
+        kill_all_in(path);
+        std::fs::remove_dir(path)
+    }
+}
+
+/// The `oom_kill` count of a `memory.events` file.
+fn oom_kills_in(events: &str) -> Option<u64> {
+    events.lines().find_map(|line| {
+        let (key, value) = line.split_once(' ')?;
+        (key == "oom_kill").then(|| value.trim().parse().ok())?
+    })
+}
+
+/// Kills every process in the group: at once with cgroup v2's `cgroup.kill`, else one by one
+/// until it is empty (a process may fork while we kill).
+fn kill_all_in(path: &Path) {
+    let kill_file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path.join("cgroup.kill"));
+    if kill_file.and_then(|mut file| file.write_all(b"1")).is_ok() {
+        return;
+    }
+    for _ in 0..50 {
+        let Ok(procs) = std::fs::read_to_string(path.join("cgroup.procs")) else {
+            return;
+        };
+        let pids: Vec<i32> = procs
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+impl Drop for InstanceCgroup {
+    fn drop(&mut self) {
+        let path = self.path.clone();
+        // Killed processes leave the group once reaped; remove it off the caller's path.
+        std::thread::spawn(move || {
+            for _ in 0..100 {
+                if InstanceCgroup::remove(&path).is_ok() || !path.exists() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            tracing::warn!(path = %path.display(), "a cgroup could not be removed");
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(cgroups: Result<&InstanceCgroups, &CgroupsUnavailable>) -> Vec<(&'static str, bool)> {
+        layers(cgroups, 64)
+            .into_iter()
+            .map(|layer| (layer.name, layer.active))
+            .collect()
+    }
+
+    fn fake_v2_root() -> tempfile::TempDir {
+        let root = tempfile::tempdir().expect("a temporary directory");
+        std::fs::write(root.path().join("cgroup.controllers"), "cpu memory pids").expect("write");
+        std::fs::write(root.path().join("cgroup.subtree_control"), "").expect("write");
+        root
+    }
+
+    #[test]
+    fn the_oom_kill_count_is_read_from_memory_events() {
+        let events = "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n";
+        assert_eq!(oom_kills_in(events), Some(2));
+        assert_eq!(oom_kills_in("low 0\nmax 1\n"), None);
+    }
+
+    #[test]
+    fn an_instance_group_without_the_memory_controller_counts_no_oom_kills() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let group = InstanceCgroup {
+            path: dir.path().join("instance-1"),
+        };
+        std::fs::create_dir(&group.path).expect("mkdir");
+        assert_eq!(group.oom_kills(), None);
+        std::fs::write(group.path.join("memory.events"), "oom 1\noom_kill 1\n").expect("write");
+        assert_eq!(group.oom_kills(), Some(1));
+    }
+
+    #[test]
+    fn on_cgroup_v2_pids_memory_and_cpu_are_reported_active() {
+        let root = fake_v2_root();
+        let cgroups = InstanceCgroups {
+            hierarchy: Hierarchy::Unified(
+                v2::UnifiedHierarchy::open_at(root.path(), "flowd-1-0", None).expect("usable"),
+            ),
+        };
+        assert_eq!(
+            report(Ok(&cgroups)),
+            [
+                ("pids_cgroup", true),
+                ("memory_cgroup", true),
+                ("cpu_cgroup", true)
+            ]
+        );
+    }
+
+    #[test]
+    fn on_cgroup_v1_memory_and_cpu_are_reported_missing() {
+        let root = tempfile::tempdir().expect("a temporary directory");
+        let cgroups = InstanceCgroups {
+            hierarchy: Hierarchy::V1Pids(
+                v1::PidsHierarchy::open_at(root.path(), "flowd-1-0").expect("usable"),
+            ),
+        };
+        assert_eq!(
+            report(Ok(&cgroups)),
+            [
+                ("pids_cgroup", true),
+                ("memory_cgroup", false),
+                ("cpu_cgroup", false)
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_cgroup_every_cgroup_layer_is_missing_and_says_why() {
+        let layers = layers(Err(&CgroupsUnavailable::NotRoot), 64);
+        assert_eq!(layers.len(), 3);
+        for layer in layers {
+            assert!(!layer.active);
+            assert!(
+                layer.detail.contains("flowd is not root"),
+                "{}",
+                layer.detail
+            );
+        }
+    }
+
+    #[test]
+    fn the_sandbox_user_may_move_processes_within_the_parent_group_but_not_into_base() {
+        use std::os::unix::fs::MetadataExt;
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: handing files to another user needs root");
+            return;
+        }
+        let root = fake_v2_root();
+        // The kernel makes these files with each group.
+        let parent = root.path().join("flowd-1-0");
+        std::fs::create_dir_all(parent.join("base")).expect("mkdir");
+        std::fs::write(parent.join("cgroup.procs"), "").expect("write");
+        std::fs::write(parent.join("base/cgroup.procs"), "").expect("write");
+        let user = SandboxUser {
+            uid: 65534,
+            gid: 65534,
+        };
+        let _hierarchy =
+            v2::UnifiedHierarchy::open_at(root.path(), "flowd-1-0", Some(user)).expect("usable");
+        let owner = |path: &Path| std::fs::metadata(path).expect("exists").uid();
+        assert_eq!(owner(&parent.join("cgroup.procs")), 65534);
+        assert_eq!(owner(&parent.join("base/cgroup.procs")), 0);
+    }
+}

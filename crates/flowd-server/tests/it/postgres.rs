@@ -1,0 +1,61 @@
+//! flowd on PostgreSQL (`Config::database`): the same API and hooks, its state in the server's
+//! database rather than the data dir.
+
+use flowd_store::DatabaseUrl;
+use serde_json::json;
+
+use crate::api_support::id;
+use crate::support::*;
+
+async fn spawn_app_on(database: &flowd_test_postgres::TestDatabase) -> TestApp {
+    let url: DatabaseUrl = database.url().parse().expect("a database URL");
+    spawn_app_with(|config| config.database = Some(url)).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hook_on_postgres_keeps_its_execution_and_settings_change() {
+    let database = flowd_test_postgres::fresh_database().await;
+    let app = spawn_app_on(&database).await;
+    let workflow = app
+        .create_workflow(json!({
+            "name": "counter", "mode": "catch",
+            "code": catch_code(
+                "settings['count'] = settings.get('count', 0) + 1\n\
+                 return {'status_code': 201, 'body': str(settings['count'])}"
+            ),
+        }))
+        .await;
+    for expected in ["1", "2"] {
+        let response = app.call_hook_json(&workflow, &json!({})).await;
+        assert_eq!(response.status(), 201);
+        let execution = execution_id(&response);
+        assert_eq!(response.text().await.unwrap(), expected);
+        assert_eq!(app.execution(&execution).await["status"], "success");
+    }
+    assert_eq!(app.settings(&workflow).await, json!({"count": 2}));
+    assert!(!app.data_dir.path().join("data").join("flowd.db").exists());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_on_the_same_postgres_database_finds_its_workflows() {
+    let database = flowd_test_postgres::fresh_database().await;
+    let first = spawn_app_on(&database).await;
+    let workflow = first
+        .create_catch(
+            "kept",
+            &catch_code("return {'status_code': 200, 'body': 'still here'}"),
+        )
+        .await;
+    first.stop().await;
+
+    // Another data dir: nothing of the first start is left but the database.
+    let second = spawn_app_on(&database).await;
+    let found = second
+        .get_json(&format!("/workflows/{}", id(&workflow)))
+        .await;
+    assert_eq!(found["name"], "kept", "{found}");
+    let response = second.call_hook_json(&found, &json!({})).await;
+    assert_eq!(response.text().await.unwrap(), "still here");
+    second.stop().await;
+}

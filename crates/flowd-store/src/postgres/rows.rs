@@ -1,0 +1,172 @@
+//! Rows read back as records. The queries select the columns listed here, JSON columns as text
+//! (`::TEXT`), so that decoding them is serde's job and a bad document reads as `Corrupt`.
+
+use std::str::FromStr;
+
+use flowd_core::settings::SettingsChange;
+use serde::de::DeserializeOwned;
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+
+use crate::{
+    ApiKeyRecord, ExecutionError, ExecutionRecord, Result, StoreError, TeamRecord, VersionRecord,
+    WorkflowRecord,
+};
+
+pub(super) const TEAM_COLUMNS: &str = "id, name, created_at";
+pub(super) const API_KEY_COLUMNS: &str = "id, team_id, name, key_hash, is_admin, created_at";
+pub(super) const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, \
+     hook_token, secret_keys::TEXT AS secret_keys, env::TEXT AS env, schedule, next_fire_at, \
+     timeout_s, memory_mb, max_concurrency, isolation, created_at, updated_at";
+pub(super) const VERSION_COLUMNS: &str = "workflow_id, version, code, \
+     requirements::TEXT AS requirements, state, build_log, error, environment, created_at, \
+     settled_at";
+pub(super) const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, \
+     started_at, finished_at, duration_ms, response_status, warnings::TEXT AS warnings, \
+     error::TEXT AS error, logs, logs_truncated, settings_changed::TEXT AS settings_changed, \
+     fire_at";
+
+pub(super) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    serde_json::from_str(text)
+        .map_err(|err| StoreError::Corrupt(format!("{what} is not valid JSON: {err}")))
+}
+
+fn json_column<T: DeserializeOwned>(row: &PgRow, table: &str, column: &str) -> Result<T> {
+    let text: String = row.try_get(column)?;
+    from_json(&text, &format!("{table}.{column}"))
+}
+
+fn optional_json_column<T: DeserializeOwned>(
+    row: &PgRow,
+    table: &str,
+    column: &str,
+) -> Result<Option<T>> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|text| from_json(&text, &format!("{table}.{column}")))
+        .transpose()
+}
+
+/// A BYTEA column holding UTF-8 text.
+fn utf8_column(row: &PgRow, table: &str, column: &str) -> Result<String> {
+    let bytes: Vec<u8> = row.try_get(column)?;
+    String::from_utf8(bytes)
+        .map_err(|_| StoreError::Corrupt(format!("{table}.{column} is not UTF-8")))
+}
+
+fn optional_utf8_column(row: &PgRow, table: &str, column: &str) -> Result<Option<String>> {
+    let bytes: Option<Vec<u8>> = row.try_get(column)?;
+    bytes
+        .map(|bytes| {
+            String::from_utf8(bytes)
+                .map_err(|_| StoreError::Corrupt(format!("{table}.{column} is not UTF-8")))
+        })
+        .transpose()
+}
+
+fn enum_column<T: FromStr<Err = String>>(row: &PgRow, table: &str, column: &str) -> Result<T> {
+    let text: String = row.try_get(column)?;
+    text.parse()
+        .map_err(|err| StoreError::Corrupt(format!("{table}.{column}: {err}")))
+}
+
+fn int_column<T: TryFrom<i64>>(row: &PgRow, table: &str, column: &str) -> Result<T> {
+    let value: i64 = row.try_get(column)?;
+    T::try_from(value)
+        .map_err(|_| StoreError::Corrupt(format!("{table}.{column} = {value} is out of range")))
+}
+
+fn optional_int_column<T: TryFrom<i64>>(
+    row: &PgRow,
+    table: &str,
+    column: &str,
+) -> Result<Option<T>> {
+    let value: Option<i64> = row.try_get(column)?;
+    value
+        .map(|value| {
+            T::try_from(value).map_err(|_| {
+                StoreError::Corrupt(format!("{table}.{column} = {value} is out of range"))
+            })
+        })
+        .transpose()
+}
+
+pub(super) fn team_from_row(row: &PgRow) -> Result<TeamRecord> {
+    Ok(TeamRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+pub(super) fn api_key_from_row(row: &PgRow) -> Result<ApiKeyRecord> {
+    Ok(ApiKeyRecord {
+        id: row.try_get("id")?,
+        team_id: row.try_get("team_id")?,
+        name: row.try_get("name")?,
+        key_hash: row.try_get("key_hash")?,
+        is_admin: row.try_get("is_admin")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+pub(super) fn workflow_from_row(row: &PgRow) -> Result<WorkflowRecord> {
+    const T: &str = "workflows";
+    Ok(WorkflowRecord {
+        id: row.try_get("id")?,
+        team_id: row.try_get("team_id")?,
+        name: row.try_get("name")?,
+        mode: enum_column(row, T, "mode")?,
+        runtime: row.try_get("runtime")?,
+        // 0: no active version yet.
+        version: Some(int_column::<u32>(row, T, "version")?).filter(|v| *v > 0),
+        enabled: row.try_get("enabled")?,
+        hook_token: row.try_get("hook_token")?,
+        secret_keys: json_column(row, T, "secret_keys")?,
+        env: json_column(row, T, "env")?,
+        schedule: row.try_get("schedule")?,
+        next_fire_at: row.try_get("next_fire_at")?,
+        timeout_s: int_column(row, T, "timeout_s")?,
+        memory_mb: int_column(row, T, "memory_mb")?,
+        max_concurrency: optional_int_column(row, T, "max_concurrency")?,
+        isolation: enum_column(row, T, "isolation")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+pub(super) fn version_from_row(row: &PgRow) -> Result<VersionRecord> {
+    const T: &str = "workflow_versions";
+    Ok(VersionRecord {
+        workflow_id: row.try_get("workflow_id")?,
+        version: int_column(row, T, "version")?,
+        code: row.try_get("code")?,
+        requirements: json_column(row, T, "requirements")?,
+        state: enum_column(row, T, "state")?,
+        build_log: utf8_column(row, T, "build_log")?,
+        error: optional_utf8_column(row, T, "error")?,
+        environment: row.try_get("environment")?,
+        created_at: row.try_get("created_at")?,
+        settled_at: row.try_get("settled_at")?,
+    })
+}
+
+pub(super) fn execution_from_row(row: &PgRow) -> Result<ExecutionRecord> {
+    const T: &str = "executions";
+    Ok(ExecutionRecord {
+        id: row.try_get("id")?,
+        workflow_id: row.try_get("workflow_id")?,
+        version: int_column(row, T, "version")?,
+        trigger: enum_column(row, T, "trigger")?,
+        status: enum_column(row, T, "status")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        duration_ms: row.try_get("duration_ms")?,
+        response_status: optional_int_column(row, T, "response_status")?,
+        warnings: json_column(row, T, "warnings")?,
+        error: optional_json_column::<ExecutionError>(row, T, "error")?,
+        logs: utf8_column(row, T, "logs")?,
+        logs_truncated: row.try_get("logs_truncated")?,
+        settings_changed: optional_json_column::<SettingsChange>(row, T, "settings_changed")?,
+        fire_at: row.try_get("fire_at")?,
+    })
+}

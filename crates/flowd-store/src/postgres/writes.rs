@@ -1,0 +1,181 @@
+//! The executions' writes ([`StoreWrite`]) as PostgreSQL applies them: encoded for the schema's
+//! `flowd_apply_writes(writes JSON, log_bytes BYTEA[], documents TEXT[])`, which applies them in
+//! order — the settings change's key-level merge included — in the caller's transaction, in one
+//! round trip. What user code produced (logs, JSON documents) travels in the two arrays, `writes`
+//! holding its index there (see the migration).
+
+use serde::Serialize;
+use sqlx::PgConnection;
+
+use super::errors::{execution_workflow_missing, fire_time_taken, is_foreign_key_violation};
+use super::errors::{unique_violation, workflow_not_found};
+use crate::{ExecutionRecord, Result, StoreError, StoreWrite};
+
+const APPLY_WRITES: &str = "SELECT flowd_apply_writes($1::JSONB, $2, $3)";
+
+/// One element of the function's `writes`.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum EncodedWrite<'a> {
+    Execution(EncodedExecution<'a>),
+    Settings(EncodedSettingsChange<'a>),
+}
+
+#[derive(Serialize)]
+struct EncodedExecution<'a> {
+    id: &'a str,
+    workflow_id: &'a str,
+    version: u32,
+    trigger: &'a str,
+    status: &'a str,
+    started_at: i64,
+    finished_at: Option<i64>,
+    duration_ms: Option<i64>,
+    response_status: Option<u16>,
+    /// This and the other JSON columns: 1-based indexes in `documents`.
+    warnings: usize,
+    error: Option<usize>,
+    /// The 1-based index of its logs in `log_bytes`.
+    logs: usize,
+    logs_truncated: bool,
+    settings_changed: Option<usize>,
+    fire_at: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct EncodedSettingsChange<'a> {
+    workflow_id: &'a str,
+    /// `[key, index of the value in documents]` pairs, in the change's order.
+    upserts: Vec<(&'a String, usize)>,
+    removed: &'a [String],
+}
+
+/// The function's arguments for `writes`.
+struct Encoded<'a> {
+    writes: String,
+    log_bytes: Vec<&'a [u8]>,
+    documents: Vec<String>,
+}
+
+impl Encoded<'_> {
+    /// Adds `value` to `documents`, answering its 1-based index.
+    fn document<T: Serialize + ?Sized>(&mut self, value: &T, what: &str) -> Result<usize> {
+        let text = serde_json::to_string(value)
+            .map_err(|err| StoreError::Corrupt(format!("cannot encode {what} as JSON: {err}")))?;
+        self.documents.push(text);
+        Ok(self.documents.len())
+    }
+}
+
+fn encode<'a>(writes: impl Iterator<Item = &'a StoreWrite>) -> Result<Encoded<'a>> {
+    let mut out = Encoded {
+        writes: String::new(),
+        log_bytes: Vec::new(),
+        documents: Vec::new(),
+    };
+    let mut encoded = Vec::new();
+    for write in writes {
+        encoded.push(match write {
+            StoreWrite::PutExecution(execution) => {
+                out.log_bytes.push(execution.logs.as_bytes());
+                EncodedWrite::Execution(EncodedExecution {
+                    id: &execution.id,
+                    workflow_id: &execution.workflow_id,
+                    version: execution.version,
+                    trigger: execution.trigger.as_str(),
+                    status: execution.status.as_str(),
+                    started_at: execution.started_at,
+                    finished_at: execution.finished_at,
+                    duration_ms: execution.duration_ms,
+                    response_status: execution.response_status,
+                    warnings: out.document(&execution.warnings, "the execution's warnings")?,
+                    error: execution
+                        .error
+                        .as_ref()
+                        .map(|error| out.document(error, "the execution's error"))
+                        .transpose()?,
+                    logs: out.log_bytes.len(),
+                    logs_truncated: execution.logs_truncated,
+                    settings_changed: execution
+                        .settings_changed
+                        .as_ref()
+                        .map(|change| out.document(change, "the execution's settings change"))
+                        .transpose()?,
+                    fire_at: execution.fire_at,
+                })
+            }
+            StoreWrite::ApplySettingsChange {
+                workflow_id,
+                change,
+            } => EncodedWrite::Settings(EncodedSettingsChange {
+                workflow_id,
+                upserts: change
+                    .upserts()
+                    .map(|(key, value)| Ok((key, out.document(value, "a settings value")?)))
+                    .collect::<Result<_>>()?,
+                removed: &change.removed,
+            }),
+        });
+    }
+    out.writes = serde_json::to_string(&encoded)
+        .map_err(|err| StoreError::Corrupt(format!("cannot encode store writes: {err}")))?;
+    Ok(out)
+}
+
+/// Applies `writes` in order on `conn`: in one statement, so atomically even outside a
+/// transaction. A failure is the database's, not yet tied to the write that caused it (see
+/// [`apply_each`]).
+pub(super) async fn apply_all<'a>(
+    conn: &mut PgConnection,
+    writes: impl Iterator<Item = &'a StoreWrite>,
+) -> Result<()> {
+    execute(conn, encode(writes)?).await?;
+    Ok(())
+}
+
+async fn execute(conn: &mut PgConnection, encoded: Encoded<'_>) -> sqlx::Result<()> {
+    sqlx::query(APPLY_WRITES)
+        .bind(encoded.writes)
+        .bind(encoded.log_bytes)
+        .bind(encoded.documents)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Applies `writes` in order in the caller's transaction, one statement each, so that a failure
+/// names the write that failed: a fire time already claimed is `Conflict`, a workflow that does
+/// not exist `NotFound`.
+pub(super) async fn apply_each(conn: &mut PgConnection, writes: &[StoreWrite]) -> Result<()> {
+    for write in writes {
+        let encoded = encode(std::iter::once(write))?;
+        execute(conn, encoded)
+            .await
+            .map_err(|err| explained(err, write))?;
+    }
+    Ok(())
+}
+
+/// `err`, from applying `write` alone, in the terms of the store.
+fn explained(err: sqlx::Error, write: &StoreWrite) -> StoreError {
+    match write {
+        StoreWrite::PutExecution(execution) if unique_violation(&err).is_some() => {
+            fire_time_taken(execution)
+        }
+        StoreWrite::PutExecution(execution) if is_foreign_key_violation(&err) => {
+            execution_workflow_missing(execution)
+        }
+        StoreWrite::ApplySettingsChange { workflow_id, .. } if is_foreign_key_violation(&err) => {
+            workflow_not_found(workflow_id)
+        }
+        _ => err.into(),
+    }
+}
+
+/// Puts one execution record (inserted, or replacing the row with its id).
+pub(super) async fn put_execution(
+    conn: &mut PgConnection,
+    execution: &ExecutionRecord,
+) -> Result<()> {
+    apply_each(conn, &[StoreWrite::PutExecution(execution.clone())]).await
+}

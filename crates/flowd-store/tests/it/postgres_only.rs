@@ -1,0 +1,204 @@
+//! What is particular to the PostgreSQL backend: its schema version and its batched commit.
+
+use crate::common::*;
+use flowd_core::settings::SettingsChange;
+use flowd_store::{ExecutionRecord, PostgresStore, Store, StoreError, StoreWrite};
+use flowd_test_postgres::{fresh_database, TestDatabase};
+use sqlx::{Connection, PgConnection};
+
+/// A store on a fresh database, with a team and a workflow, and the database.
+async fn store_with_workflow() -> (PostgresStore, flowd_store::WorkflowRecord, TestDatabase) {
+    let database = fresh_database().await;
+    let store = PostgresStore::connect(database.url()).await.unwrap();
+    let (_, workflow) = given_team_with_workflow(&store).await;
+    (store, workflow, database)
+}
+
+/// A finished catch execution (no fire time: any number of them can be stored).
+fn catch_execution(workflow_id: &str) -> ExecutionRecord {
+    ExecutionRecord {
+        fire_at: None,
+        ..execution(workflow_id, new_id())
+    }
+}
+
+/// A settings change setting `key` to `value`.
+fn set(workflow_id: &str, key: &str, value: i64) -> StoreWrite {
+    StoreWrite::ApplySettingsChange {
+        workflow_id: workflow_id.to_string(),
+        change: SettingsChange {
+            added: settings(serde_json::json!({ key: value })),
+            ..Default::default()
+        },
+    }
+}
+
+#[tokio::test]
+async fn reconnecting_keeps_the_data() {
+    let (store, workflow, database) = store_with_workflow().await;
+    let execution = catch_execution(&workflow.id);
+    store
+        .commit(&[StoreWrite::PutExecution(execution.clone())])
+        .await
+        .unwrap();
+    store.close().await;
+
+    let store = PostgresStore::connect(database.url()).await.unwrap();
+    assert_eq!(
+        store.workflow_by_id(&workflow.id).await.unwrap(),
+        Some(workflow.clone())
+    );
+    assert_eq!(store.settings(&workflow.id).await.unwrap().len(), 2);
+    assert_eq!(
+        store.execution(&execution.id).await.unwrap(),
+        Some(execution)
+    );
+}
+
+#[tokio::test]
+async fn a_database_migrated_by_a_newer_flowd_is_refused_naming_both_versions() {
+    let (store, _, database) = store_with_workflow().await;
+    store.close().await;
+    let mut raw = PgConnection::connect(database.url()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', TRUE, '\\x00', 0)",
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap();
+
+    match PostgresStore::connect(database.url()).await {
+        Err(
+            error @ StoreError::SchemaTooNew {
+                database: 9999,
+                binary,
+            },
+        ) => {
+            assert!(binary >= 1);
+            let message = error.to_string();
+            assert!(message.contains("9999"), "{message}");
+            assert!(message.contains(&format!("({binary})")), "{message}");
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn commits_queued_together_share_one_transaction() {
+    let (store, workflow, database) = store_with_workflow().await;
+    // Queued before the commit task runs (the test's runtime has one thread): one batch.
+    let tickets: Vec<_> = (0..20)
+        .map(|_| {
+            store.submit(vec![StoreWrite::PutExecution(catch_execution(
+                &workflow.id,
+            ))])
+        })
+        .collect();
+    for ticket in tickets {
+        ticket.wait().await.unwrap();
+    }
+    // Rows written by one transaction carry its id.
+    let mut raw = PgConnection::connect(database.url()).await.unwrap();
+    let (rows, transactions): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT xmin::TEXT) FROM executions")
+            .fetch_one(&mut raw)
+            .await
+            .unwrap();
+    assert_eq!((rows, transactions), (20, 1));
+}
+
+#[tokio::test]
+async fn commits_of_one_batch_apply_in_the_order_of_their_calls() {
+    let (store, workflow, _database) = store_with_workflow().await;
+    let tickets: Vec<_> = (1..=20)
+        .map(|n| store.submit(vec![set(&workflow.id, "n", n)]))
+        .collect();
+    for ticket in tickets {
+        ticket.wait().await.unwrap();
+    }
+    assert_eq!(
+        store.settings(&workflow.id).await.unwrap()["n"],
+        serde_json::json!(20)
+    );
+}
+
+#[tokio::test]
+async fn a_failing_write_in_a_batch_fails_alone() {
+    let (store, workflow, _database) = store_with_workflow().await;
+    let good: Vec<_> = (0..4).map(|_| catch_execution(&workflow.id)).collect();
+    let mut tickets = Vec::new();
+    for (n, record) in good.iter().enumerate() {
+        tickets.push(store.submit(vec![StoreWrite::PutExecution(record.clone())]));
+        if n == 1 {
+            tickets.push(store.submit(vec![set("no-such-workflow", "x", 1)]));
+        }
+    }
+    let mut outcomes = Vec::new();
+    for ticket in tickets {
+        outcomes.push(ticket.wait().await);
+    }
+    assert!(
+        matches!(outcomes.remove(2), Err(StoreError::NotFound(ref m)) if m.contains("no-such-workflow"))
+    );
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    for record in good {
+        assert_eq!(store.execution(&record.id).await.unwrap(), Some(record));
+    }
+}
+
+#[tokio::test]
+async fn writes_queued_before_close_are_committed_by_it() {
+    let (store, workflow, database) = store_with_workflow().await;
+    let execution = catch_execution(&workflow.id);
+    store.enqueue(vec![StoreWrite::PutExecution(execution.clone())]);
+    let ticket = store.submit(vec![set(&workflow.id, "n", 1)]);
+    store.close().await;
+    ticket.wait().await.unwrap();
+    // The pool is closed: look through a new store.
+    let store = PostgresStore::connect(database.url()).await.unwrap();
+    assert_eq!(
+        store.execution(&execution.id).await.unwrap(),
+        Some(execution)
+    );
+}
+
+#[tokio::test]
+async fn writes_queued_after_close_fail_as_stopped() {
+    let (store, workflow, _database) = store_with_workflow().await;
+    store.close().await;
+    let outcome = store
+        .submit(vec![StoreWrite::PutExecution(catch_execution(
+            &workflow.id,
+        ))])
+        .wait()
+        .await;
+    assert!(matches!(outcome, Err(StoreError::Stopped)), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn a_commit_whose_connection_was_lost_is_committed_on_another() {
+    let (store, workflow, database) = store_with_workflow().await;
+    let first = catch_execution(&workflow.id);
+    store
+        .commit(&[StoreWrite::PutExecution(first)])
+        .await
+        .unwrap();
+    // What a server restart or a proxy's idle timeout does to the store's connections.
+    let mut admin = PgConnection::connect(database.url()).await.unwrap();
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!terminated.is_empty());
+
+    let second = catch_execution(&workflow.id);
+    store
+        .commit(&[StoreWrite::PutExecution(second.clone())])
+        .await
+        .unwrap();
+    assert_eq!(store.execution(&second.id).await.unwrap(), Some(second));
+}
