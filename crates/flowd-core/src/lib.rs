@@ -2,6 +2,7 @@
 //!
 //! - [`value`]: [`PyValue`], the Python value tree exchanged with workflow code, and its
 //!   [`marshal`] wire encoding.
+//! - [`egress`]: exceptions to the egress policy (`10.0.0.0/8`, `db.internal:5432`).
 //! - [`request`]: how an HTTP request to a hook URL becomes the `_request` dict.
 //! - [`response`]: how a workflow's return value becomes the HTTP response.
 //! - [`schedule`]: pull-mode schedules (intervals, cron in a time zone) and their fire times.
@@ -10,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod egress;
 pub mod marshal;
 pub mod request;
 pub mod requirements;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::egress::EgressConfig;
 use crate::envs::BuildConfig;
 use crate::sandbox::SandboxUser;
 
@@ -31,6 +32,8 @@ pub struct RuntimeConfig {
     /// `isolation: "reuse"`: warm instances per version serving executions in parallel.
     pub reuse_pool_size: usize,
     pub sandbox: SandboxLimits,
+    /// Where user code may connect.
+    pub egress: EgressConfig,
 }
 
 /// Limits every warm instance and execution runs under, besides a workflow's own time and

@@ -32,6 +32,8 @@ pub enum RuntimeError {
     Io(#[from] std::io::Error),
     #[error("the default runtime {name:?} is not among the interpreters found: {available} (give its interpreter with --python)")]
     UnknownDefault { name: String, available: String },
+    #[error(transparent)]
+    Egress(#[from] crate::egress::EgressError),
     #[error("the environment of the workflow's requirements could not be built: {0}")]
     Build(#[source] BuildError),
 }

@@ -22,7 +22,8 @@
 //!   (the environments of requirement sets, built with uv or pip).
 //! - [`sandbox`] (the user code runs as, where it may write), `cgroup` (an instance's cgroup:
 //!   its processes, memory and CPU weight), `layers` (which isolation layers are in force on
-//!   this host).
+//!   this host), [`egress`] (where user code may connect: an nftables table on the sandbox's
+//!   uid).
 //!
 //! `python/flowd_runner.py` is the Python half of every process.
 
@@ -32,6 +33,7 @@
 mod bases;
 mod cgroup;
 mod config;
+pub mod egress;
 pub mod envs;
 mod error;
 mod instance;
@@ -52,6 +54,7 @@ mod zygote;
 
 pub use bases::{BaseState, BaseStatus};
 pub use config::{OutputLimits, RuntimeConfig, SandboxLimits};
+pub use egress::{EgressConfig, EgressProxy};
 pub use envs::{BuildConfig, BuildError, BuildFailure, BuiltEnv, InstallerChoice};
 pub use error::{CodeError, RuntimeError, WarmUpFailure};
 pub use instance::{ChildExit, InitFailure};

@@ -90,6 +90,7 @@ impl Runtime {
             runner,
             preload: config.preload.clone(),
             user,
+            proxy: config.egress.proxy.clone(),
         };
         let base = Arc::new(BaseProcess::start_now(zygote_spec.clone()).await?);
         let cgroups = cgroup::InstanceCgroups::open(config.sandbox.kernel_layers, user);

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::RuntimeConfig;
+use crate::egress::EgressLayer;
 use crate::error::RuntimeError;
+use crate::layers::IsolationLayer;
 use crate::provision;
 use crate::runtime::Runtime;
 use crate::sandbox;
@@ -14,6 +16,8 @@ pub struct Runtimes {
     /// In the order found: the system's `python3` first.
     all: Vec<Arc<Runtime>>,
     default: usize,
+    /// The egress policy of the sandbox's uid, shared by every runtime; removed when dropped.
+    egress: EgressLayer,
 }
 
 impl Runtimes {
@@ -40,6 +44,7 @@ impl Runtimes {
                 });
             }
         }
+        let egress = EgressLayer::install(&config.egress, user)?;
         let mut all = Vec::new();
         for interpreter in interpreters {
             let runtime = Runtime::start_with(config.clone(), interpreter, progress).await?;
@@ -48,7 +53,11 @@ impl Runtimes {
         let default = default
             .and_then(|name| all.iter().position(|r| r.name() == name))
             .unwrap_or(0);
-        Ok(Runtimes { all, default })
+        Ok(Runtimes {
+            all,
+            default,
+            egress,
+        })
     }
 
     /// One runtime as the only one (a local run, a test).
@@ -56,12 +65,18 @@ impl Runtimes {
         Runtimes {
             all: vec![runtime],
             default: 0,
+            egress: EgressLayer::not_installed(),
         }
     }
 
     /// The runtime named `name` (`python3.11`), if this server has it.
     pub fn get(&self, name: &str) -> Option<&Arc<Runtime>> {
         self.all.iter().find(|runtime| runtime.name() == name)
+    }
+
+    /// The egress layer: in force, or why not.
+    pub fn egress_layer(&self) -> &IsolationLayer {
+        &self.egress.layer
     }
 
     pub fn default_runtime(&self) -> &Arc<Runtime> {

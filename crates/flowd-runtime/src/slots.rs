@@ -250,6 +250,7 @@ mod tests {
                 runner: "/nonexistent/flowd_runner.py".into(),
                 preload: Vec::new(),
                 user: None,
+                proxy: None,
             },
         ))
     }

@@ -81,6 +81,8 @@ pub struct ZygoteSpec {
     pub runner: PathBuf,
     pub preload: Vec<String>,
     pub user: Option<SandboxUser>,
+    /// The egress proxy user code is told to use.
+    pub proxy: Option<crate::egress::EgressProxy>,
 }
 
 pub struct Zygote {
@@ -227,6 +229,9 @@ fn launch(spec: &ZygoteSpec, theirs: std::os::unix::net::UnixStream) -> std::io:
         command
             .env("HOME", "/nonexistent")
             .env("USER", "flowd-sandbox");
+    }
+    if let Some(proxy) = &spec.proxy {
+        command.envs(proxy.environment());
     }
     let mut child = command.spawn()?;
     // `command` (dropped on return) holds a copy of the process's end of the socket: while it

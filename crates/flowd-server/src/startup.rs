@@ -9,7 +9,7 @@ use std::time::Duration;
 use flowd_engine::{Bootstrap, Engine, EngineConfig};
 use flowd_runtime::sandbox::SandboxDirs;
 use flowd_runtime::{
-    BuildConfig, OutputLimits, RuntimeConfig, Runtimes, SandboxLimits, SandboxUser,
+    BuildConfig, EgressConfig, OutputLimits, RuntimeConfig, Runtimes, SandboxLimits, SandboxUser,
 };
 use flowd_store::DatabaseUrl;
 
@@ -44,6 +44,8 @@ pub struct Config {
     /// `isolation: "reuse"`: warm instances per version serving executions in parallel.
     pub reuse_pool_size: usize,
     pub sandbox: SandboxLimits,
+    /// Where user code may connect.
+    pub egress: EgressConfig,
     pub shutdown_grace: Duration,
     pub engine: EngineConfig,
 }
@@ -68,6 +70,7 @@ impl Config {
             build: BuildConfig::default(),
             reuse_pool_size: 4,
             sandbox: SandboxLimits::default(),
+            egress: EgressConfig::default(),
             shutdown_grace: ServerConfig::default().shutdown_grace,
             engine: EngineConfig::default(),
         }
@@ -130,6 +133,7 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
         build: config.build.clone(),
         reuse_pool_size: config.reuse_pool_size,
         sandbox: config.sandbox,
+        egress: config.egress.clone(),
     };
     let progress = |line: &str| tracing::info!("{line}");
     let runtimes = Runtimes::start(
@@ -150,7 +154,8 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
             "python runtime ready"
         );
     }
-    for layer in runtimes.default_runtime().isolation_layers() {
+    let layers = runtimes.default_runtime().isolation_layers().iter();
+    for layer in layers.chain([runtimes.egress_layer()]) {
         if layer.active {
             tracing::info!(layer = layer.name, "isolation: {}", layer.detail);
         } else {

@@ -73,7 +73,7 @@ enum Command {
     #[command(
         after_help = "Example:\n  flowd serve --listen 0.0.0.0:8080 --data-dir /var/lib/flowd"
     )]
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Save the server URL and API key in your profile (checked against the server first).
     #[command(
         after_help = "Example:\n  flowd login --server http://localhost:8080 --api-key-file flowd-data/admin-api-key"
@@ -162,7 +162,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         global.refuse_a_key_on_the_command_line()?;
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Login(args) => login::login(&global, args).await,
             Command::Logout => login::logout(),
             Command::Deploy(args) => deploy::deploy(&global, args).await,

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use flowd_core::egress::EgressRule;
 use flowd_engine::EngineConfig;
-use flowd_runtime::{BuildConfig, InstallerChoice, SandboxUser};
+use flowd_runtime::{BuildConfig, EgressConfig, EgressProxy, InstallerChoice, SandboxUser};
 use flowd_server::conn::fd_limit;
 use flowd_server::{Config, ConnectionLimits, DatabaseUrl, DatabaseUrlError};
 
@@ -117,6 +118,19 @@ pub struct ServeArgs {
     /// they cost.
     #[arg(long, env = "FLOWD_KERNEL_SANDBOX", default_value = "on", value_parser = ["on", "off"])]
     pub kernel_sandbox: String,
+    /// Destinations user code may connect to although the egress policy refuses them by
+    /// default (loopback, private, link-local, the host's own addresses): CIDRs, addresses,
+    /// `address:port` or `host:port`; comma-separated or repeated.
+    #[arg(long, env = "FLOWD_EGRESS_ALLOW", value_delimiter = ',')]
+    pub egress_allow: Vec<EgressRule>,
+    /// An `http://host:port` proxy all other outbound traffic of user code must go through (set
+    /// for it as HTTP_PROXY/HTTPS_PROXY; a direct connection is refused).
+    #[arg(long, env = "FLOWD_EGRESS_PROXY")]
+    pub egress_proxy: Option<EgressProxy>,
+    /// The egress policy: `on`, or `off` only to measure what it costs or where the host's
+    /// firewall is managed otherwise.
+    #[arg(long, env = "FLOWD_EGRESS", default_value = "on", value_parser = ["on", "off"])]
+    pub egress: String,
     /// Log filter (e.g. `info`, `flowd=debug`).
     #[arg(long, env = "FLOWD_LOG", default_value = "info")]
     pub log: String,
@@ -193,6 +207,11 @@ impl ServeArgs {
         config.sandbox.max_processes = self.max_processes;
         config.reuse_pool_size = self.reuse_pool_size;
         config.sandbox.kernel_layers = self.kernel_sandbox == "on";
+        config.egress = EgressConfig {
+            enabled: self.egress == "on",
+            allow: self.egress_allow.clone(),
+            proxy: self.egress_proxy.clone(),
+        };
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);
         config.engine = EngineConfig {
             max_concurrent_executions: self.max_concurrency,

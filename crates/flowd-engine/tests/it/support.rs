@@ -61,6 +61,7 @@ pub async fn open_engine(dir: &Path) -> Arc<Engine> {
             build: flowd_runtime::BuildConfig::default(),
             reuse_pool_size: 2,
             sandbox: Default::default(),
+            egress: Default::default(),
         },
         &|_| {},
     )

@@ -100,6 +100,7 @@ async fn runtime_start_with_preload(module: &str) -> Result<Runtime, flowd_runti
         build: flowd_runtime::BuildConfig::default(),
         reuse_pool_size: 2,
         sandbox: Default::default(),
+        egress: Default::default(),
     };
     Runtime::start(config, &|_| {}).await
 }

@@ -47,6 +47,7 @@ async fn runtime_configured(adjust: impl FnOnce(&mut RuntimeConfig)) -> Harness 
         build: flowd_runtime::BuildConfig::default(),
         reuse_pool_size: 2,
         sandbox: Default::default(),
+        egress: Default::default(),
     };
     let mut config = config;
     adjust(&mut config);

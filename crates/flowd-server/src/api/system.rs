@@ -61,7 +61,9 @@ pub async fn system(State(state): State<Arc<AppState>>, _caller: Caller) -> Json
         "runtimes": runtime_views(&state),
         "isolation": {
             "unprivileged_user": user.map(|u| json!({"uid": u.uid, "gid": u.gid})),
-            "layers": state.engine.runtime().isolation_layers().iter().map(|layer| json!({
+            "layers": state.engine.runtime().isolation_layers().iter()
+                .chain([state.engine.runtimes().egress_layer()])
+                .map(|layer| json!({
                 "name": layer.name,
                 "active": layer.active,
                 "detail": layer.detail,

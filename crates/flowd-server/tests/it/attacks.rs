@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::support::*;
 
 mod between_workflows;
+mod e2e_egress;
 mod seccomp;
 
 fn running_as_root() -> bool {
@@ -370,8 +371,13 @@ async fn a_printed_secret_is_masked() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn outbound_http_to_a_loopback_server_works() {
-    let app = spawn_app().await;
+async fn outbound_http_to_a_loopback_server_works_when_the_server_allows_it() {
+    let app = spawn_app_with(|config| {
+        // A uid of its own: another server's egress table refuses loopback to its sandbox uid.
+        config.sandbox_user = Some(e2e_egress::fresh_sandbox_user());
+        config.egress.allow = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {

@@ -127,6 +127,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         build: flowd_runtime::BuildConfig::default(),
         reuse_pool_size: 1,
         sandbox: Default::default(),
+        egress: Default::default(),
     };
 
     let spinner = ui::spinner("Starting the Python runtime…");
