@@ -1,6 +1,8 @@
 //! The store's errors, the same for every backend: what a caller can do about a failure is told
 //! by the variant, and the backend's own error is kept as the source.
 
+use crate::model::ExecutionRecord;
+
 /// A backend's own error, kept as the source of a [`StoreError`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -67,6 +69,31 @@ impl StoreError {
             Condition::Corrupt => StoreError::Corrupt(error.to_string()),
             Condition::Failed => StoreError::Backend(error),
         }
+    }
+}
+
+/// The errors every backend reports alike, worded once.
+impl StoreError {
+    pub(crate) fn workflow_not_found(workflow_id: &str) -> StoreError {
+        StoreError::NotFound(format!("workflow {workflow_id}"))
+    }
+
+    /// The unique violation of an execution upsert: the id conflict is the upsert's, so only
+    /// (workflow_id, fire_at) can be left.
+    pub(crate) fn fire_time_taken(execution: &ExecutionRecord) -> StoreError {
+        StoreError::Conflict(format!(
+            "workflow {} already has an execution for the fire time {} (execution {})",
+            execution.workflow_id,
+            execution.fire_at.unwrap_or_default(),
+            execution.id
+        ))
+    }
+
+    pub(crate) fn execution_workflow_missing(execution: &ExecutionRecord) -> StoreError {
+        StoreError::NotFound(format!(
+            "workflow {} (of execution {})",
+            execution.workflow_id, execution.id
+        ))
     }
 }
 

@@ -6,6 +6,12 @@ use sqlx::migrate::MigrateError;
 
 use crate::error::{Condition, StoreError};
 
+/// Whether `err` is a foreign-key violation (a row it names does not exist), in any database
+/// sqlx drives.
+pub(crate) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> StoreError {
         let condition = condition(&error);

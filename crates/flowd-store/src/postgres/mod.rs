@@ -28,12 +28,13 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use self::batch_commit::BatchCommit;
-use self::errors::{is_foreign_key_violation, unique_violation, workflow_not_found};
+use self::errors::unique_violation;
 use self::rows::{
     api_key_from_row, execution_from_row, from_json, team_from_row, version_from_row,
     workflow_from_row, API_KEY_COLUMNS, EXECUTION_COLUMNS, TEAM_COLUMNS, VERSION_COLUMNS,
     WORKFLOW_COLUMNS,
 };
+use crate::sqlx_error::is_foreign_key_violation;
 use crate::{
     ApiKeyRecord, ClaimOutcome, CommitTicket, ExecutionQuery, ExecutionRecord, Result, RunClaim,
     Store, StoreError, StoreWrite, TeamRecord, VersionOutcome, VersionRecord, WorkflowRecord,
@@ -115,7 +116,7 @@ async fn insert_version(conn: &mut PgConnection, version: &VersionRecord) -> Res
                 version.version, version.workflow_id
             ))
         } else if is_foreign_key_violation(&err) {
-            workflow_not_found(&version.workflow_id)
+            StoreError::workflow_not_found(&version.workflow_id)
         } else {
             err.into()
         }
@@ -147,7 +148,7 @@ async fn insert_settings(
     .await
     .map_err(|err| {
         if is_foreign_key_violation(&err) {
-            workflow_not_found(workflow_id)
+            StoreError::workflow_not_found(workflow_id)
         } else {
             err.into()
         }
@@ -468,7 +469,7 @@ impl Store for PostgresStore {
                 }
             })?;
         if result.rows_affected() == 0 {
-            return Err(workflow_not_found(&workflow.id));
+            return Err(StoreError::workflow_not_found(&workflow.id));
         }
         Ok(())
     }
@@ -482,7 +483,7 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         if result.rows_affected() == 0 {
-            return Err(workflow_not_found(&version.workflow_id));
+            return Err(StoreError::workflow_not_found(&version.workflow_id));
         }
         tx.commit().await?;
         Ok(())
@@ -622,7 +623,7 @@ impl Store for PostgresStore {
                 .fetch_optional(&mut *tx)
                 .await?;
         if found.is_none() {
-            return Err(workflow_not_found(workflow_id));
+            return Err(StoreError::workflow_not_found(workflow_id));
         }
         sqlx::query("DELETE FROM workflow_settings WHERE workflow_id = $1")
             .bind(workflow_id)

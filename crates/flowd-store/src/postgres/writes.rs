@@ -7,8 +7,8 @@
 use serde::Serialize;
 use sqlx::PgConnection;
 
-use super::errors::{execution_workflow_missing, fire_time_taken, is_foreign_key_violation};
-use super::errors::{unique_violation, workflow_not_found};
+use super::errors::unique_violation;
+use crate::sqlx_error::is_foreign_key_violation;
 use crate::{ExecutionRecord, Result, StoreError, StoreWrite};
 
 const APPLY_WRITES: &str = "SELECT flowd_apply_writes($1::JSONB, $2, $3)";
@@ -160,13 +160,13 @@ pub(super) async fn apply_each(conn: &mut PgConnection, writes: &[StoreWrite]) -
 fn explained(err: sqlx::Error, write: &StoreWrite) -> StoreError {
     match write {
         StoreWrite::PutExecution(execution) if unique_violation(&err).is_some() => {
-            fire_time_taken(execution)
+            StoreError::fire_time_taken(execution)
         }
         StoreWrite::PutExecution(execution) if is_foreign_key_violation(&err) => {
-            execution_workflow_missing(execution)
+            StoreError::execution_workflow_missing(execution)
         }
         StoreWrite::ApplySettingsChange { workflow_id, .. } if is_foreign_key_violation(&err) => {
-            workflow_not_found(workflow_id)
+            StoreError::workflow_not_found(workflow_id)
         }
         _ => err.into(),
     }

@@ -6,7 +6,6 @@ use rusqlite::ffi;
 use sqlx::error::ErrorKind;
 
 use crate::error::{Condition, StoreError};
-use crate::model::ExecutionRecord;
 
 /// What an SQLite result code (primary or extended) means for the caller: the database busy or
 /// locked past the busy timeout, out of disk or memory, unreadable or unwritable files are a
@@ -53,10 +52,6 @@ pub(super) fn unique_violation(err: &sqlx::Error) -> Option<&str> {
     }
 }
 
-pub(super) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation)
-}
-
 /// The constraint a statement of the group commit broke, if that is why it failed.
 pub(super) enum Constraint {
     Unique,
@@ -78,28 +73,6 @@ pub(super) fn constraint(err: &rusqlite::Error) -> Option<Constraint> {
         }
         _ => None,
     }
-}
-
-pub(super) fn workflow_not_found(workflow_id: &str) -> StoreError {
-    StoreError::NotFound(format!("workflow {workflow_id}"))
-}
-
-/// The unique violation of an execution insert: the id conflict is the upsert's, so only
-/// (workflow_id, fire_at) can be left.
-pub(super) fn fire_time_taken(execution: &ExecutionRecord) -> StoreError {
-    StoreError::Conflict(format!(
-        "workflow {} already has an execution for the fire time {} (execution {})",
-        execution.workflow_id,
-        execution.fire_at.unwrap_or_default(),
-        execution.id
-    ))
-}
-
-pub(super) fn execution_workflow_missing(execution: &ExecutionRecord) -> StoreError {
-    StoreError::NotFound(format!(
-        "workflow {} (of execution {})",
-        execution.workflow_id, execution.id
-    ))
 }
 
 #[cfg(test)]

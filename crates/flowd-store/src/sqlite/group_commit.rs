@@ -29,10 +29,7 @@ use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::columns::{ExecutionColumns, PUT_EXECUTION};
-use super::errors::{
-    constraint, execution_workflow_missing, fire_time_taken, from_rusqlite, is_busy,
-    workflow_not_found, Constraint,
-};
+use super::errors::{constraint, from_rusqlite, is_busy, Constraint};
 use crate::commit::{CommitCompleter, CommitTicket};
 use crate::error::{Result, StoreError};
 use crate::model::ExecutionRecord;
@@ -463,9 +460,9 @@ fn put_execution(connection: &Connection, execution: &ExecutionRecord) -> WriteR
             execution.fire_at,
         ])
         .map_err(|err| match constraint(&err) {
-            Some(Constraint::Unique) => WriteError::Refused(fire_time_taken(execution)),
+            Some(Constraint::Unique) => WriteError::Refused(StoreError::fire_time_taken(execution)),
             Some(Constraint::ForeignKey) => {
-                WriteError::Refused(execution_workflow_missing(execution))
+                WriteError::Refused(StoreError::execution_workflow_missing(execution))
             }
             None => WriteError::Sqlite(err),
         })?;
@@ -482,7 +479,7 @@ fn apply_settings_change(
         .prepare_cached("SELECT 1 FROM workflows WHERE id = ?")?
         .exists([workflow_id])?;
     if !exists {
-        return Err(workflow_not_found(workflow_id).into());
+        return Err(StoreError::workflow_not_found(workflow_id).into());
     }
     let mut upsert = connection.prepare_cached(
         "INSERT INTO workflow_settings (workflow_id, key, value) VALUES (?, ?, ?) \

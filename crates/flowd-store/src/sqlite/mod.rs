@@ -25,10 +25,7 @@ pub(crate) mod errors;
 mod group_commit;
 
 use self::columns::{from_json, to_json, ExecutionColumns, PUT_EXECUTION};
-use self::errors::{
-    execution_workflow_missing, fire_time_taken, is_foreign_key_violation, unique_violation,
-    workflow_not_found,
-};
+use self::errors::unique_violation;
 use self::group_commit::{file_uri, GroupCommit};
 use crate::commit::CommitTicket;
 use crate::error::{Result, StoreError};
@@ -36,6 +33,7 @@ use crate::model::{
     ApiKeyRecord, ExecutionError, ExecutionRecord, TeamRecord, VersionOutcome, VersionRecord,
     WorkflowRecord,
 };
+use crate::sqlx_error::is_foreign_key_violation;
 use crate::store::{ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -355,7 +353,7 @@ async fn insert_version(conn: &mut SqliteConnection, version: &VersionRecord) ->
                 version.version, version.workflow_id
             ))
         } else if is_foreign_key_violation(&err) {
-            workflow_not_found(&version.workflow_id)
+            StoreError::workflow_not_found(&version.workflow_id)
         } else {
             err.into()
         }
@@ -380,7 +378,7 @@ async fn upsert_setting(
     .await
     .map_err(|err| {
         if is_foreign_key_violation(&err) {
-            workflow_not_found(workflow_id)
+            StoreError::workflow_not_found(workflow_id)
         } else {
             err.into()
         }
@@ -509,9 +507,9 @@ async fn put_execution(conn: &mut SqliteConnection, execution: &ExecutionRecord)
         .await
         .map_err(|err| {
             if unique_violation(&err).is_some() {
-                fire_time_taken(execution)
+                StoreError::fire_time_taken(execution)
             } else if is_foreign_key_violation(&err) {
-                execution_workflow_missing(execution)
+                StoreError::execution_workflow_missing(execution)
             } else {
                 err.into()
             }
@@ -720,7 +718,7 @@ impl Store for SqliteStore {
                 }
             })?;
         if result.rows_affected() == 0 {
-            return Err(workflow_not_found(&workflow.id));
+            return Err(StoreError::workflow_not_found(&workflow.id));
         }
         Ok(())
     }
@@ -734,7 +732,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         if result.rows_affected() == 0 {
-            return Err(workflow_not_found(&version.workflow_id));
+            return Err(StoreError::workflow_not_found(&version.workflow_id));
         }
         tx.commit().await?;
         Ok(())
@@ -867,7 +865,7 @@ impl Store for SqliteStore {
     async fn replace_settings(&self, workflow_id: &str, settings: &Settings) -> Result<()> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         if !workflow_exists(&mut tx, workflow_id).await? {
-            return Err(workflow_not_found(workflow_id));
+            return Err(StoreError::workflow_not_found(workflow_id));
         }
         sqlx::query("DELETE FROM workflow_settings WHERE workflow_id = ?")
             .bind(workflow_id)
