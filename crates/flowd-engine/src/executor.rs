@@ -196,13 +196,18 @@ impl Engine {
 
         let saved = match conclusion.persist {
             Some(change) => {
-                let writes = vec![
-                    StoreWrite::ApplySettingsChange {
-                        workflow_id: hot.record.id.clone(),
-                        change: change.clone(),
-                    },
-                    StoreWrite::PutExecution(record.clone()),
-                ];
+                // The record (its output up to a MiB) is copied before the cell is locked.
+                let put_record = StoreWrite::PutExecution(record.clone());
+                let workflow_id = hot.record.id.clone();
+                let writes = move |change: &SettingsChange| {
+                    vec![
+                        StoreWrite::ApplySettingsChange {
+                            workflow_id,
+                            change: change.clone(),
+                        },
+                        put_record,
+                    ]
+                };
                 match hot
                     .settings
                     .commit_change(&self.writer, &snapshot, change, writes)

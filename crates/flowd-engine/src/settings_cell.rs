@@ -95,21 +95,22 @@ impl SettingsCell {
         self.lock().current.clone()
     }
 
-    /// Applies `change`, made by an execution from `basis`, and commits it with the rest of
-    /// `writes` (which must include it). Refused at once, with nothing applied, when `basis` was
-    /// rolled back meanwhile.
+    /// Applies `change`, made by an execution from `basis`, and commits it with the writes
+    /// `writes` builds from it. Refused at once, with nothing applied, when `basis` was rolled
+    /// back meanwhile.
     pub fn commit_change(
         self: &Arc<Self>,
         writer: &Writer,
         basis: &Snapshot,
         change: SettingsChange,
-        writes: Vec<StoreWrite>,
+        writes: impl FnOnce(&SettingsChange) -> Vec<StoreWrite>,
     ) -> Result<PendingCommit, NotSaved> {
         let mut state = self.lock();
         if state.generation != basis.generation {
             return Err(NotSaved::BasisLost);
         }
         change.apply_to(&mut state.current);
+        let writes = writes(&change);
         Ok(self.chain(state, writer, change, writes))
     }
 
@@ -281,7 +282,7 @@ mod tests {
         cell: &Arc<SettingsCell>,
         writer: &Writer,
         change: SettingsChange,
-        writes: Vec<StoreWrite>,
+        writes: impl FnOnce(&SettingsChange) -> Vec<StoreWrite>,
     ) -> PendingCommit {
         let basis = cell.snapshot(&[], &BTreeMap::new());
         match cell.commit_change(writer, &basis, change, writes) {
@@ -294,10 +295,10 @@ mod tests {
     async fn a_committed_change_is_what_memory_goes_back_to() {
         let writer = writer().await;
         let cell = Arc::new(SettingsCell::new(settings(json!({"n": 0}))));
-        let saved = commit(&cell, &writer, set_n(1), Vec::new());
+        let saved = commit(&cell, &writer, set_n(1), |_| Vec::new());
         assert!(saved.wait().await.is_ok());
 
-        let lost = commit(&cell, &writer, set_n(2), refused_write(&set_n(2)));
+        let lost = commit(&cell, &writer, set_n(2), refused_write);
         assert!(matches!(lost.wait().await, Err(NotSaved::Store(_))));
         assert_eq!(cell.current(), settings(json!({"n": 1})));
     }
@@ -306,9 +307,9 @@ mod tests {
     async fn a_change_made_on_top_of_a_lost_one_is_lost_with_it_unsubmitted() {
         let writer = writer().await;
         let cell = Arc::new(SettingsCell::new(settings(json!({"n": 0}))));
-        let first = commit(&cell, &writer, set_n(1), refused_write(&set_n(1)));
+        let first = commit(&cell, &writer, set_n(1), refused_write);
         // Would be committed on its own (it writes nothing).
-        let second = commit(&cell, &writer, set_n(2), Vec::new());
+        let second = commit(&cell, &writer, set_n(2), |_| Vec::new());
 
         assert!(matches!(first.wait().await, Err(NotSaved::Store(_))));
         assert!(matches!(second.wait().await, Err(NotSaved::BasisLost)));
@@ -320,10 +321,10 @@ mod tests {
         let writer = writer().await;
         let cell = Arc::new(SettingsCell::new(settings(json!({"n": 0}))));
         let stale = cell.snapshot(&[], &BTreeMap::new());
-        let lost = commit(&cell, &writer, set_n(1), refused_write(&set_n(1)));
+        let lost = commit(&cell, &writer, set_n(1), refused_write);
         assert!(lost.wait().await.is_err());
 
-        let refused = cell.commit_change(&writer, &stale, set_n(5), Vec::new());
+        let refused = cell.commit_change(&writer, &stale, set_n(5), |_| Vec::new());
         assert!(matches!(refused, Err(NotSaved::BasisLost)));
         assert_eq!(cell.current(), settings(json!({"n": 0})));
     }
@@ -332,10 +333,10 @@ mod tests {
     async fn changes_after_a_rollback_are_committed_again() {
         let writer = writer().await;
         let cell = Arc::new(SettingsCell::new(settings(json!({"n": 0}))));
-        let lost = commit(&cell, &writer, set_n(1), refused_write(&set_n(1)));
+        let lost = commit(&cell, &writer, set_n(1), refused_write);
         assert!(lost.wait().await.is_err());
 
-        let saved = commit(&cell, &writer, set_n(2), Vec::new());
+        let saved = commit(&cell, &writer, set_n(2), |_| Vec::new());
         assert!(saved.wait().await.is_ok());
         assert_eq!(cell.current(), settings(json!({"n": 2})));
     }

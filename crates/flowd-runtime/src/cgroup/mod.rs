@@ -285,6 +285,18 @@ impl InstanceCgroup {
         oom_kills_in(&events)
     }
 
+    /// Makes the group `name` under `parent`, in place of one left there; from then on the group
+    /// is removed (and what it holds killed) when dropped, so a limit that fails to be written
+    /// leaves nothing behind.
+    fn create_fresh(parent: &Path, name: &str) -> std::io::Result<InstanceCgroup> {
+        let path = parent.join(name);
+        if path.exists() {
+            let _ = InstanceCgroup::remove(&path);
+        }
+        std::fs::create_dir(&path)?;
+        Ok(InstanceCgroup { path })
+    }
+
     fn remove(path: &Path) -> std::io::Result<()> {
         kill_all_in(path);
         std::fs::remove_dir(path)

@@ -32,13 +32,7 @@ impl PidsHierarchy {
         limits: InstanceLimits,
         user: Option<SandboxUser>,
     ) -> std::io::Result<InstanceCgroup> {
-        let path = self.parent.join(name);
-        if path.exists() {
-            let _ = InstanceCgroup::remove(&path);
-        }
-        std::fs::create_dir(&path)?;
-        // From here the group is removed (and what it holds killed) if a step fails.
-        let group = InstanceCgroup { path };
+        let group = InstanceCgroup::create_fresh(&self.parent, name)?;
         std::fs::write(
             group.path.join("pids.max"),
             limits.max_processes.to_string(),

@@ -116,13 +116,7 @@ impl UnifiedHierarchy {
         limits: InstanceLimits,
         user: Option<SandboxUser>,
     ) -> std::io::Result<InstanceCgroup> {
-        let path = self.parent.join(name);
-        if path.exists() {
-            let _ = InstanceCgroup::remove(&path);
-        }
-        std::fs::create_dir(&path)?;
-        // From here the group is removed (and what it holds killed) if a step fails.
-        let group = InstanceCgroup { path };
+        let group = InstanceCgroup::create_fresh(&self.parent, name)?;
         let memory_bytes = u64::from(limits.memory_mb) << 20;
         std::fs::write(group.path.join("memory.max"), memory_bytes.to_string())?;
         // Without swap accounting (a kernel option) no group has the file: nothing to limit.
