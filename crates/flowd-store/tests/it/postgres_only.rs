@@ -202,3 +202,88 @@ async fn a_commit_whose_connection_was_lost_is_committed_on_another() {
         .unwrap();
     assert_eq!(store.execution(&second.id).await.unwrap(), Some(second));
 }
+
+/// Node `store`'s record, its lease expiring at `lease_expires_at`.
+fn node_of(store: &PostgresStore, lease_expires_at: i64) -> flowd_store::NodeRecord {
+    flowd_store::NodeRecord {
+        id: store.node_id().to_string(),
+        address: "127.0.0.1:8080".to_string(),
+        host: "node".to_string(),
+        started_at: NOW,
+        lease_expires_at,
+    }
+}
+
+#[tokio::test]
+async fn reaping_a_dead_node_leaves_the_running_executions_of_live_ones() {
+    let (live, workflow, database) = store_with_workflow().await;
+    let dead = PostgresStore::connect(database.url()).await.unwrap();
+    live.register_node(&node_of(&live, NOW + 60_000))
+        .await
+        .unwrap();
+    dead.register_node(&node_of(&dead, NOW + 10_000))
+        .await
+        .unwrap();
+    let on_live = running(&workflow.id, id_at(1_000));
+    let on_dead = running(&workflow.id, id_at(1_001));
+    live.commit(&[StoreWrite::PutExecution(on_live.clone())])
+        .await
+        .unwrap();
+    dead.commit(&[StoreWrite::PutExecution(on_dead.clone())])
+        .await
+        .unwrap();
+
+    let reaped = live.reap_expired_nodes(NOW + 20_000).await.unwrap();
+    assert_eq!(
+        reaped,
+        vec![flowd_store::ReapedNode {
+            node_id: Some(dead.node_id().to_string()),
+            interrupted: 1,
+            released_slots: 0,
+        }]
+    );
+    assert_eq!(live.execution(&on_live.id).await.unwrap(), Some(on_live));
+    let interrupted = live.execution(&on_dead.id).await.unwrap().unwrap();
+    assert_eq!(
+        interrupted.status,
+        flowd_core::workflow::ExecutionStatus::Interrupted
+    );
+}
+
+#[tokio::test]
+async fn a_slot_held_by_one_node_is_not_taken_by_another() {
+    let (first, workflow, database) = store_with_workflow().await;
+    let second = PostgresStore::connect(database.url()).await.unwrap();
+    for store in [&first, &second] {
+        store
+            .register_node(&node_of(store, NOW + 60_000))
+            .await
+            .unwrap();
+    }
+    assert!(first.acquire_slot(&workflow.id, 1, "a", NOW).await.unwrap());
+    assert!(!second
+        .acquire_slot(&workflow.id, 1, "b", NOW)
+        .await
+        .unwrap());
+    first.release_slot(&workflow.id, "a").await.unwrap();
+    assert!(second
+        .acquire_slot(&workflow.id, 1, "b", NOW)
+        .await
+        .unwrap());
+}
+
+#[tokio::test]
+async fn a_lease_renewed_before_the_reap_keeps_the_node() {
+    let (reaper, _, database) = store_with_workflow().await;
+    let renewing = PostgresStore::connect(database.url()).await.unwrap();
+    renewing
+        .register_node(&node_of(&renewing, NOW + 10_000))
+        .await
+        .unwrap();
+    assert!(renewing.renew_node_lease(NOW + 40_000).await.unwrap());
+    assert_eq!(
+        reaper.reap_expired_nodes(NOW + 20_000).await.unwrap(),
+        vec![]
+    );
+    assert_eq!(reaper.nodes().await.unwrap().len(), 1);
+}
