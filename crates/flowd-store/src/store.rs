@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use flowd_core::settings::{Settings, SettingsChange};
 
+use crate::changes::ChangeFeed;
 use crate::commit::CommitTicket;
 use crate::error::Result;
 use crate::model::{
@@ -179,4 +180,20 @@ pub trait Store: Send + Sync + 'static {
     /// running from its start to `now`), returning how many: called at start, after a crash or a
     /// hard stop.
     async fn interrupt_running_executions(&self, now: i64) -> Result<u64>;
+
+    // --- nodes sharing the store ---
+    /// Whether other flowd nodes may write to this store at the same time (PostgreSQL). Then
+    /// nothing a node keeps in memory is the truth: settings are read at each run's start and
+    /// changes to them merged key by key in the store, and cached records follow
+    /// [`Store::changes`]. A store only one node uses (SQLite) lets that node keep its settings in
+    /// memory ahead of the store.
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// The changes to workflows committed from now on, by any node this one included, each
+    /// published in the transaction that made it. A store only one node uses publishes nothing
+    /// (the feed ends at once).
+    fn changes(&self) -> ChangeFeed {
+        ChangeFeed::none()
+    }
 }

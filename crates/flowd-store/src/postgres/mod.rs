@@ -4,6 +4,7 @@
 //! - `rows`: the columns read and how rows become records;
 //! - `writes`: the executions' writes, applied by the schema's `flowd_apply_writes` function;
 //! - `batch_commit`: the queue and task that commit those writes many executions at a time;
+//! - `listener`: the changes other nodes commit, heard with `LISTEN` and handed to the feeds;
 //! - `errors`: constraint violations as the store's errors.
 //!
 //! Transactions run at PostgreSQL's default isolation (read committed); where one reads before
@@ -12,6 +13,7 @@
 
 mod batch_commit;
 pub(crate) mod errors;
+pub(crate) mod listener;
 mod rows;
 mod schema;
 mod writes;
@@ -29,11 +31,13 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use self::batch_commit::BatchCommit;
 use self::errors::unique_violation;
+use self::listener::ChangeListener;
 use self::rows::{
     api_key_from_row, execution_from_row, from_json, team_from_row, version_from_row,
     workflow_from_row, API_KEY_COLUMNS, EXECUTION_COLUMNS, TEAM_COLUMNS, VERSION_COLUMNS,
     WORKFLOW_COLUMNS,
 };
+use crate::changes::{ChangeFeed, ChangePublisher};
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::{
     ApiKeyRecord, ClaimOutcome, CommitTicket, ExecutionQuery, ExecutionRecord, Result, RunClaim,
@@ -55,6 +59,8 @@ const DEFAULT_LIST_LIMIT: u32 = 50;
 pub struct PostgresStore {
     pool: PgPool,
     commits: Arc<BatchCommit>,
+    changes: ChangePublisher,
+    listener: Arc<ChangeListener>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -75,12 +81,20 @@ impl PostgresStore {
             .connect_with(options)
             .await?;
         schema::migrate(&pool).await?;
+        let changes = ChangePublisher::new();
+        let listener = Arc::new(ChangeListener::start(url, changes.clone()).await?);
         let commits = Arc::new(BatchCommit::start(pool.clone()));
-        Ok(PostgresStore { pool, commits })
+        Ok(PostgresStore {
+            pool,
+            commits,
+            changes,
+            listener,
+        })
     }
 
     /// Commits what is queued, then closes the connections; the store is unusable afterwards.
     pub async fn close(&self) {
+        self.listener.stop();
         self.commits.stop().await;
         self.pool.close().await;
     }
@@ -769,5 +783,15 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected())
+    }
+
+    // --- nodes sharing the store ---
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn changes(&self) -> ChangeFeed {
+        self.changes.feed()
     }
 }

@@ -1,4 +1,4 @@
-//! What is particular to the SQLite backend: its file.
+//! What is particular to the SQLite backend: its file, and its being one node's.
 
 use crate::common::*;
 use flowd_store::{ExecutionRecord, SqliteStore, Store, StoreError, StoreWrite};
@@ -458,4 +458,11 @@ async fn a_database_migrated_by_a_newer_flowd_is_refused_naming_both_versions() 
         }
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_sqlite_store_is_not_shared_and_publishes_no_changes() {
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    assert!(!store.is_shared());
+    assert!(store.changes().next().await.is_none());
 }
