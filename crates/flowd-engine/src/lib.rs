@@ -11,10 +11,12 @@ pub mod deploy;
 mod detached;
 mod error;
 pub mod executor;
+mod follow;
 pub mod hot;
 mod refusal;
 pub mod scheduler;
 mod settings_cell;
+mod workflow_settings;
 mod workflows;
 mod writer;
 
@@ -78,8 +80,8 @@ pub struct Engine {
     deployer: Arc<Deployer>,
     gate: Gate,
     writer: Writer,
-    /// Wakes the scheduler when a schedule changes.
-    schedule_changed: tokio::sync::Notify,
+    /// Wakes the scheduler when a schedule changes (here, or on another node).
+    schedule_changed: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -97,7 +99,10 @@ impl Engine {
             );
         }
         let writer = Writer::new(store.clone());
-        let cache = Arc::new(HotCache::default());
+        let cache = Arc::new(HotCache::new(store.is_shared()));
+        let schedule_changed = Arc::new(tokio::sync::Notify::new());
+        // Before anything is cached: no change made from here on goes unheard.
+        follow::spawn(store.changes(), cache.clone(), schedule_changed.clone());
         let deployer = Arc::new(Deployer::new(
             store.clone(),
             runtimes.clone(),
@@ -123,7 +128,7 @@ impl Engine {
             cache,
             deployer,
             writer,
-            schedule_changed: tokio::sync::Notify::new(),
+            schedule_changed,
         })
     }
 
