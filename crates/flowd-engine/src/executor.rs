@@ -14,9 +14,10 @@ use flowd_store::{ExecutionError, ExecutionRecord, StoreWrite, WorkflowRecord};
 
 use crate::clock::now_ms;
 use crate::detached::{Caller, CALLER_LEFT_WARNING};
-use crate::hot::{ActiveVersion, HotWorkflow};
+use crate::hot::{ActiveVersion, HotWorkflow, WORKFLOW_QUEUE_TIMEOUT};
 use crate::refusal::{Refusal, Saturation};
 use crate::settings_cell::NotSaved;
+use crate::workflow_limit::LimitedWorkflow;
 use crate::Engine;
 
 /// What the caller of a hook gets.
@@ -90,7 +91,8 @@ impl Engine {
         self.admit_and_run(hot, record, None, true, caller).await
     }
 
-    /// Takes an execution slot (the workflow's, then the server's), then runs.
+    /// Takes an execution slot (the workflow's — across the cluster, see [`LimitedWorkflow`] —
+    /// then the server's), then runs.
     async fn admit_and_run(
         &self,
         hot: Arc<HotWorkflow>,
@@ -107,15 +109,23 @@ impl Engine {
                 return self.skip(&hot, record, refusal, caller).await;
             }
         };
-        let _workflow_slot = match &hot.limiter {
-            Some(gate) => match gate.enter().await {
-                Some(permit) => Some(permit),
-                None => {
-                    let refusal = Refusal::Saturated(Saturation::Workflow);
-                    return self.skip(&hot, record, refusal, caller).await;
+        let _workflow_permit = match (&hot.limiter, hot.record.max_concurrency) {
+            (Some(gate), Some(limit)) => {
+                let limited = LimitedWorkflow {
+                    gate,
+                    workflow_id: &hot.record.id,
+                    limit,
+                };
+                let deadline = tokio::time::Instant::now() + WORKFLOW_QUEUE_TIMEOUT;
+                match limited.enter(&self.store, &record.id, deadline).await {
+                    Some(permit) => Some(permit),
+                    None => {
+                        let refusal = Refusal::Saturated(Saturation::Workflow);
+                        return self.skip(&hot, record, refusal, caller).await;
+                    }
                 }
-            },
-            None => None,
+            }
+            _ => None,
         };
         let Some(_slot) = self.gate.enter().await else {
             let refusal = Refusal::Saturated(Saturation::Server);

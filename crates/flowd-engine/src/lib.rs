@@ -13,9 +13,11 @@ mod error;
 pub mod executor;
 mod follow;
 pub mod hot;
+mod node_lease;
 mod refusal;
 pub mod scheduler;
 mod settings_cell;
+mod workflow_limit;
 mod workflow_settings;
 mod workflows;
 mod writer;
@@ -31,12 +33,14 @@ pub use deploy::{Deployment, DEFAULT_DEPLOY_WAIT};
 pub use detached::{Detached, CALLER_LEFT_WARNING};
 pub use error::{EngineError, Result};
 pub use executor::{Reply, Report};
+pub use node_lease::NodeConfig;
 pub use refusal::{Refusal, Saturation};
 pub use workflows::{generate_hook_token, NewWorkflow, RequirementsInput, WorkflowPatch};
 
 use admission::Gate;
 use deploy::Deployer;
 use hot::HotCache;
+use node_lease::NodeLease;
 use writer::Writer;
 
 #[derive(Debug, Clone)]
@@ -53,6 +57,8 @@ pub struct EngineConfig {
     pub max_code_bytes: usize,
     /// An execution still running after this long is recorded as `running` until it ends.
     pub running_record_delay: Duration,
+    /// This process as a node of the store: its address and lease.
+    pub node: NodeConfig,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +71,7 @@ impl Default for EngineConfig {
             max_memory_mb: 4096,
             max_code_bytes: 1 << 20,
             running_record_delay: Duration::from_millis(100),
+            node: NodeConfig::default(),
         }
     }
 }
@@ -82,22 +89,20 @@ pub struct Engine {
     writer: Writer,
     /// Wakes the scheduler when a schedule changes (here, or on another node).
     schedule_changed: Arc<tokio::sync::Notify>,
+    /// This process's registration as a node of the store, renewed while the engine lives.
+    node: NodeLease,
 }
 
 impl Engine {
-    /// Starts the engine: executions left `running` by a previous process become `interrupted`.
+    /// Starts the engine: registers this process as a node of the store, whose lease it renews
+    /// from then on; executions left `running` by dead nodes (on a single node: by the previous
+    /// process) become `interrupted`.
     pub async fn start(
         store: Arc<dyn Store>,
         runtimes: Arc<Runtimes>,
         config: EngineConfig,
     ) -> Result<Engine> {
-        let interrupted = store.interrupt_running_executions(clock::now_ms()).await?;
-        if interrupted > 0 {
-            tracing::warn!(
-                interrupted,
-                "executions left running by the previous process were marked interrupted"
-            );
-        }
+        let node = NodeLease::start(store.clone(), config.node.clone()).await?;
         let writer = Writer::new(store.clone());
         let cache = Arc::new(HotCache::new(store.is_shared()));
         let schedule_changed = Arc::new(tokio::sync::Notify::new());
@@ -129,7 +134,14 @@ impl Engine {
             deployer,
             writer,
             schedule_changed,
+            node,
         })
+    }
+
+    /// Ends this node's lease now, releasing what it still holds (for a graceful shutdown, once
+    /// executions are done and flushed); the engine should not run anything afterwards.
+    pub async fn leave_cluster(&self) {
+        self.node.end().await;
     }
 
     /// Waits until everything queued for the store is committed.

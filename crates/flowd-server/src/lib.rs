@@ -150,5 +150,6 @@ pub async fn serve(
         tracing::warn!("scheduled runs still going after the grace period; stopping anyway");
     }
     engine.flush().await;
+    engine.leave_cluster().await;
     Ok(())
 }

@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::model::{
     ApiKeyRecord, ExecutionRecord, TeamRecord, VersionOutcome, VersionRecord, WorkflowRecord,
 };
+use crate::node::{NodeRecord, ReapedNode};
 
 /// One write of a batch committed by [`Store::commit`]: the engine groups the writes of many
 /// executions into one transaction (group commit).
@@ -176,23 +177,49 @@ pub trait Store: Send + Sync + 'static {
     /// the batch is kept. The scheduler claims every workflow due at one tick this way.
     async fn claim_runs(&self, claims: &[RunClaim]) -> Result<Vec<ClaimOutcome>>;
 
-    /// Marks every execution still `running` as `interrupted` (finished at `now`, its duration
-    /// running from its start to `now`), returning how many: called at start, after a crash or a
-    /// hard stop.
-    async fn interrupt_running_executions(&self, now: i64) -> Result<u64>;
+    // --- nodes: leases, dead nodes, concurrency slots ---
+    /// The node this store writes for: a new id each time a store is opened (each flowd process
+    /// is a node). The executions it writes are that node's: when the node dies, its `running`
+    /// ones become `interrupted`.
+    fn node_id(&self) -> &str;
+    /// Whether several nodes can use this store's database at once (PostgreSQL). A store that is
+    /// not shared (SQLite: one process per file) is the only node there is, so what lives in one
+    /// process's memory (the `max_concurrency` gates, the settings kept ahead of the store) is the
+    /// whole truth. On a shared one, settings are read at each run's start and changes to them
+    /// merged key by key in the store, and cached records follow [`Store::changes`].
+    fn is_shared(&self) -> bool;
+    /// Records this store's node (`node.id` must be [`Store::node_id`], else `Conflict`), or
+    /// renews its record. On a store that is not shared, every other node is dead from then on
+    /// (its lease ends): the next [`Store::reap_expired_nodes`] reaps it.
+    async fn register_node(&self, node: &NodeRecord) -> Result<()>;
+    /// Moves this store's node's lease expiry to `lease_expires_at`; `false` when the node is not
+    /// registered (any more: it was found dead and reaped, so what it held was released).
+    async fn renew_node_lease(&self, lease_expires_at: i64) -> Result<bool>;
+    /// Reaps every node whose lease expired before `now`, each in one transaction with exactly
+    /// one caller doing it whoever else tries at once: its `running` executions become
+    /// `interrupted` (finished at `now`, the duration from their start to `now`), its
+    /// concurrency slots are freed and its record deleted. Executions left `running` by no
+    /// registered node are interrupted too (`node_id: None`). Answers what was reaped.
+    async fn reap_expired_nodes(&self, now: i64) -> Result<Vec<ReapedNode>>;
+    /// The registered nodes, by id.
+    async fn nodes(&self) -> Result<Vec<NodeRecord>>;
+    /// Takes one of the `limit` concurrency slots of the workflow for `holder` (an execution id),
+    /// held under this store's node's lease: `false` when all of them are taken. `NotFound` when
+    /// the workflow or this store's node is not registered (any more).
+    async fn acquire_slot(
+        &self,
+        workflow_id: &str,
+        limit: u32,
+        holder: &str,
+        now: i64,
+    ) -> Result<bool>;
+    /// Frees the slot of the workflow that `holder` took (nothing when it holds none).
+    async fn release_slot(&self, workflow_id: &str, holder: &str) -> Result<()>;
 
-    // --- nodes sharing the store ---
-    /// Whether other flowd nodes may write to this store at the same time (PostgreSQL). Then
-    /// nothing a node keeps in memory is the truth: settings are read at each run's start and
-    /// changes to them merged key by key in the store, and cached records follow
-    /// [`Store::changes`]. A store only one node uses (SQLite) lets that node keep its settings in
-    /// memory ahead of the store.
-    fn is_shared(&self) -> bool {
-        false
-    }
+    // --- changes other nodes make ---
     /// The changes to workflows committed from now on, by any node this one included, each
-    /// published in the transaction that made it. A store only one node uses publishes nothing
-    /// (the feed ends at once).
+    /// published in the transaction that made it. A store that is not shared publishes nothing
+    /// (the feed ends at once): its one node knows what it changed.
     fn changes(&self) -> ChangeFeed {
         ChangeFeed::none()
     }

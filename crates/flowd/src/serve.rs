@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use flowd_core::egress::EgressRule;
-use flowd_engine::EngineConfig;
+use flowd_engine::{EngineConfig, NodeConfig};
 use flowd_runtime::{BuildConfig, EgressConfig, EgressProxy, InstallerChoice, SandboxUser};
 use flowd_server::conn::fd_limit;
 use flowd_server::{Config, ConnectionLimits, DatabaseUrl, DatabaseUrlError};
@@ -105,6 +105,11 @@ pub struct ServeArgs {
     /// a uv binary.
     #[arg(long, env = "FLOWD_INSTALLER", default_value = "auto")]
     pub installer: String,
+    /// Seconds a node's lease in the store lasts: renewed about every third of it, and once it
+    /// has expired (the node died or lost the database) another node marks the node's running
+    /// executions interrupted and frees its max_concurrency slots.
+    #[arg(long, env = "FLOWD_NODE_LEASE_S", default_value_t = 30)]
+    pub node_lease_s: u64,
     /// Seconds a shutdown waits for executions in flight.
     #[arg(long, env = "FLOWD_SHUTDOWN_GRACE_S", default_value_t = 30)]
     pub shutdown_grace_s: u64,
@@ -218,6 +223,10 @@ impl ServeArgs {
             queue_depth: self.queue_depth,
             max_timeout_s: self.max_timeout_s,
             max_memory_mb: self.max_memory_mb,
+            node: NodeConfig {
+                address: self.listen.clone(),
+                lease: Duration::from_secs(self.node_lease_s.max(1)),
+            },
             ..EngineConfig::default()
         };
         Ok(config)

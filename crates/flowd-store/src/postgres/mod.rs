@@ -5,6 +5,7 @@
 //! - `writes`: the executions' writes, applied by the schema's `flowd_apply_writes` function;
 //! - `batch_commit`: the queue and task that commit those writes many executions at a time;
 //! - `listener`: the changes other nodes commit, heard with `LISTEN` and handed to the feeds;
+//! - `nodes`: the nodes' leases, the reaping of dead ones and the concurrency slots;
 //! - `errors`: constraint violations as the store's errors.
 //!
 //! Transactions run at PostgreSQL's default isolation (read committed); where one reads before
@@ -14,6 +15,7 @@
 mod batch_commit;
 pub(crate) mod errors;
 pub(crate) mod listener;
+mod nodes;
 mod rows;
 mod schema;
 mod writes;
@@ -40,8 +42,9 @@ use self::rows::{
 use crate::changes::{ChangeFeed, ChangePublisher};
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::{
-    ApiKeyRecord, ClaimOutcome, CommitTicket, ExecutionQuery, ExecutionRecord, Result, RunClaim,
-    Store, StoreError, StoreWrite, TeamRecord, VersionOutcome, VersionRecord, WorkflowRecord,
+    ApiKeyRecord, ClaimOutcome, CommitTicket, ExecutionQuery, ExecutionRecord, NodeRecord,
+    ReapedNode, Result, RunClaim, Store, StoreError, StoreWrite, TeamRecord, VersionOutcome,
+    VersionRecord, WorkflowRecord,
 };
 
 /// Connections of the pool: the API's reads and writes, the scheduler's claims and the batched
@@ -61,6 +64,9 @@ pub struct PostgresStore {
     commits: Arc<BatchCommit>,
     changes: ChangePublisher,
     listener: Arc<ChangeListener>,
+    /// See [`Store::node_id`]: every connection of the pool sets `flowd.node_id` to it, which
+    /// the executions' `node_id` column takes as its default.
+    node_id: Arc<str>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -74,7 +80,10 @@ impl PostgresStore {
     /// `?host=/socket/dir`) and brings its schema up to date. `SchemaTooNew` when a newer flowd
     /// migrated it.
     pub async fn connect(url: &str) -> Result<PostgresStore> {
-        let options = PgConnectOptions::from_str(url)?.application_name("flowd");
+        let node_id = uuid::Uuid::now_v7().to_string();
+        let options = PgConnectOptions::from_str(url)?
+            .application_name("flowd")
+            .options([("flowd.node_id", node_id.as_str())]);
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -89,6 +98,7 @@ impl PostgresStore {
             commits,
             changes,
             listener,
+            node_id: node_id.into(),
         })
     }
 
@@ -773,23 +783,48 @@ impl Store for PostgresStore {
         Ok(outcomes)
     }
 
-    async fn interrupt_running_executions(&self, now: i64) -> Result<u64> {
-        let result = sqlx::query(
-            "UPDATE executions SET status = $1, finished_at = $2, \
-             duration_ms = GREATEST($2 - started_at, 0) WHERE status = 'running'",
-        )
-        .bind(ExecutionStatus::Interrupted.as_str())
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected())
+    fn node_id(&self) -> &str {
+        &self.node_id
     }
-
-    // --- nodes sharing the store ---
 
     fn is_shared(&self) -> bool {
         true
     }
+
+    async fn register_node(&self, node: &NodeRecord) -> Result<()> {
+        if node.id != *self.node_id {
+            return Err(StoreError::not_this_node(&node.id, &self.node_id));
+        }
+        nodes::register(&self.pool, node).await
+    }
+
+    async fn renew_node_lease(&self, lease_expires_at: i64) -> Result<bool> {
+        nodes::renew(&self.pool, &self.node_id, lease_expires_at).await
+    }
+
+    async fn reap_expired_nodes(&self, now: i64) -> Result<Vec<ReapedNode>> {
+        nodes::reap_expired(&self.pool, now).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        nodes::list(&self.pool).await
+    }
+
+    async fn acquire_slot(
+        &self,
+        workflow_id: &str,
+        limit: u32,
+        holder: &str,
+        now: i64,
+    ) -> Result<bool> {
+        nodes::acquire_slot(&self.pool, &self.node_id, workflow_id, limit, holder, now).await
+    }
+
+    async fn release_slot(&self, workflow_id: &str, holder: &str) -> Result<()> {
+        nodes::release_slot(&self.pool, workflow_id, holder).await
+    }
+
+    // --- changes other nodes make ---
 
     fn changes(&self) -> ChangeFeed {
         self.changes.feed()

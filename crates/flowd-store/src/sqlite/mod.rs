@@ -23,6 +23,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 mod columns;
 pub(crate) mod errors;
 mod group_commit;
+mod nodes;
 
 use self::columns::{from_json, to_json, ExecutionColumns, PUT_EXECUTION};
 use self::errors::unique_violation;
@@ -33,6 +34,7 @@ use crate::model::{
     ApiKeyRecord, ExecutionError, ExecutionRecord, TeamRecord, VersionOutcome, VersionRecord,
     WorkflowRecord,
 };
+use crate::node::{NodeRecord, ReapedNode};
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::store::{ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite};
 
@@ -76,6 +78,8 @@ pub struct SqliteStore {
     /// The executions' records and settings changes: a thread of its own with its own
     /// connection (see [`group_commit`]).
     commits: Arc<GroupCommit>,
+    /// See [`Store::node_id`].
+    node_id: Arc<str>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -143,11 +147,13 @@ impl SqliteStore {
     async fn migrated(pool: SqlitePool, writer: SqlitePool, uri: &str) -> Result<SqliteStore> {
         crate::schema_version::refuse_newer(&MIGRATOR, applied_schema_version(&pool).await?)?;
         MIGRATOR.run(&pool).await?;
-        let commits = Arc::new(GroupCommit::start(uri, BUSY_TIMEOUT)?);
+        let node_id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
+        let commits = Arc::new(GroupCommit::start(uri, BUSY_TIMEOUT, node_id.clone())?);
         Ok(SqliteStore {
             pool,
             writer,
             commits,
+            node_id,
         })
     }
 
@@ -421,7 +427,11 @@ fn bind_mutable_columns<'q>(
 /// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave
 /// a write behind (the schedule moved on before the fire time turned out to be recorded): the
 /// caller rolls back.
-async fn claim_in(conn: &mut SqliteConnection, claim: &RunClaim) -> Result<ClaimOutcome> {
+async fn claim_in(
+    conn: &mut SqliteConnection,
+    node_id: &str,
+    claim: &RunClaim,
+) -> Result<ClaimOutcome> {
     let workflow_id = &claim.execution.workflow_id;
     if let Some(advance) = claim.advance {
         let moved =
@@ -443,7 +453,7 @@ async fn claim_in(conn: &mut SqliteConnection, claim: &RunClaim) -> Result<Claim
     .await?;
     let (outcome, record) = claimed_record(claim, running.is_some());
     if let Some(record) = record {
-        match put_execution(conn, &record).await {
+        match put_execution(conn, node_id, &record).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => return Ok(ClaimOutcome::AlreadyClaimed),
             Err(error) => return Err(error),
@@ -454,9 +464,13 @@ async fn claim_in(conn: &mut SqliteConnection, claim: &RunClaim) -> Result<Claim
 
 /// One claim of [`Store::claim_runs`] in a savepoint of the batch's transaction: a claim found
 /// already made leaves nothing behind, and the others are kept.
-async fn claim_in_savepoint(conn: &mut SqliteConnection, claim: &RunClaim) -> Result<ClaimOutcome> {
+async fn claim_in_savepoint(
+    conn: &mut SqliteConnection,
+    node_id: &str,
+    claim: &RunClaim,
+) -> Result<ClaimOutcome> {
     let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
-    let outcome = claim_in(&mut savepoint, claim).await?;
+    let outcome = claim_in(&mut savepoint, node_id, claim).await?;
     if outcome == ClaimOutcome::AlreadyClaimed {
         savepoint.rollback().await?;
     } else {
@@ -485,7 +499,11 @@ fn claimed_record(claim: &RunClaim, run_going: bool) -> (ClaimOutcome, Option<Ex
     }
 }
 
-async fn put_execution(conn: &mut SqliteConnection, execution: &ExecutionRecord) -> Result<()> {
+async fn put_execution(
+    conn: &mut SqliteConnection,
+    node_id: &str,
+    execution: &ExecutionRecord,
+) -> Result<()> {
     let columns = ExecutionColumns::of(execution)?;
     sqlx::query(PUT_EXECUTION)
         .bind(&execution.id)
@@ -503,6 +521,7 @@ async fn put_execution(conn: &mut SqliteConnection, execution: &ExecutionRecord)
         .bind(execution.logs_truncated)
         .bind(columns.settings_changed)
         .bind(execution.fire_at)
+        .bind(node_id)
         .execute(conn)
         .await
         .map_err(|err| {
@@ -979,7 +998,7 @@ impl Store for SqliteStore {
 
     async fn claim_run(&self, claim: &RunClaim) -> Result<ClaimOutcome> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let outcome = claim_in(&mut tx, claim).await?;
+        let outcome = claim_in(&mut tx, &self.node_id, claim).await?;
         if outcome != ClaimOutcome::AlreadyClaimed {
             tx.commit().await?;
         } // else dropped: rolled back, nothing written
@@ -996,22 +1015,60 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let mut outcomes = Vec::with_capacity(claims.len());
         for claim in claims {
-            outcomes.push(claim_in_savepoint(&mut tx, claim).await?);
+            outcomes.push(claim_in_savepoint(&mut tx, &self.node_id, claim).await?);
         }
         tx.commit().await?;
         Ok(outcomes)
     }
 
-    async fn interrupt_running_executions(&self, now: i64) -> Result<u64> {
-        let result = sqlx::query(&format!(
-            "UPDATE executions SET status = ?, finished_at = ?, duration_ms = MAX(? - started_at, 0) \
-             WHERE {IS_RUNNING}"
-        ))
-        .bind(ExecutionStatus::Interrupted.as_str())
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected())
+    fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    async fn register_node(&self, node: &NodeRecord) -> Result<()> {
+        if node.id != *self.node_id {
+            return Err(StoreError::not_this_node(&node.id, &self.node_id));
+        }
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        nodes::register_alone(&mut tx, node).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn renew_node_lease(&self, lease_expires_at: i64) -> Result<bool> {
+        nodes::renew(&self.writer, &self.node_id, lease_expires_at).await
+    }
+
+    async fn reap_expired_nodes(&self, now: i64) -> Result<Vec<ReapedNode>> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let reaped = nodes::reap_expired(&mut tx, now).await?;
+        tx.commit().await?;
+        Ok(reaped)
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        nodes::list(&self.pool).await
+    }
+
+    async fn acquire_slot(
+        &self,
+        workflow_id: &str,
+        limit: u32,
+        holder: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let taken =
+            nodes::acquire_slot(&mut tx, &self.node_id, workflow_id, limit, holder, now).await?;
+        tx.commit().await?;
+        Ok(taken)
+    }
+
+    async fn release_slot(&self, workflow_id: &str, holder: &str) -> Result<()> {
+        nodes::release_slot(&self.writer, workflow_id, holder).await
     }
 }

@@ -9,6 +9,7 @@ mod changes;
 mod common;
 mod execution_counts;
 mod executions;
+mod nodes;
 mod postgres_only;
 mod schedules;
 mod settings;
@@ -96,7 +97,27 @@ macro_rules! conformance_suite {
                     list_pages_with_before_id,
                     list_limit_is_capped_at_1000,
                     list_limit_zero_means_50,
-                    interrupt_marks_only_running_executions_and_returns_the_count,
+                ],
+                nodes: [
+                    a_registered_node_is_listed_with_its_lease,
+                    registering_another_stores_node_is_a_conflict,
+                    renewing_a_lease_moves_its_expiry,
+                    renewing_the_lease_of_an_unregistered_node_answers_false,
+                    a_node_whose_lease_lasts_is_not_reaped,
+                    reaping_a_dead_node_interrupts_its_running_executions_only,
+                    a_reaped_node_is_gone_and_cannot_renew_its_lease,
+                    executions_left_running_by_no_registered_node_are_reaped,
+                    concurrent_reaps_reap_a_dead_node_once,
+                    slots_are_taken_up_to_the_limit,
+                    a_released_slot_can_be_taken_again,
+                    releasing_a_slot_not_held_changes_nothing,
+                    slots_of_one_workflow_leave_another_alone,
+                    a_lowered_limit_counts_the_slots_below_it,
+                    concurrent_acquires_never_exceed_the_limit,
+                    a_dead_nodes_slots_are_released_when_it_is_reaped,
+                    a_slot_for_an_unregistered_node_is_not_found,
+                    a_slot_of_a_missing_workflow_is_not_found,
+                    a_deleted_workflow_takes_its_slots_with_it,
                 ],
                 execution_counts: [
                     counts_by_status_in_status_order,

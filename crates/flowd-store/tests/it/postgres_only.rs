@@ -1,5 +1,5 @@
-//! What is particular to the PostgreSQL backend: its schema version, its batched commit, and
-//! the changes its nodes hear of.
+//! What is particular to the PostgreSQL backend: its schema version, its batched commit, its
+//! nodes, and the changes they hear of.
 
 use crate::common::*;
 use flowd_core::settings::SettingsChange;
@@ -206,6 +206,91 @@ async fn a_commit_whose_connection_was_lost_is_committed_on_another() {
     assert_eq!(store.execution(&second.id).await.unwrap(), Some(second));
 }
 
+/// Node `store`'s record, its lease expiring at `lease_expires_at`.
+fn node_of(store: &PostgresStore, lease_expires_at: i64) -> flowd_store::NodeRecord {
+    flowd_store::NodeRecord {
+        id: store.node_id().to_string(),
+        address: "127.0.0.1:8080".to_string(),
+        host: "node".to_string(),
+        started_at: NOW,
+        lease_expires_at,
+    }
+}
+
+#[tokio::test]
+async fn reaping_a_dead_node_leaves_the_running_executions_of_live_ones() {
+    let (live, workflow, database) = store_with_workflow().await;
+    let dead = PostgresStore::connect(database.url()).await.unwrap();
+    live.register_node(&node_of(&live, NOW + 60_000))
+        .await
+        .unwrap();
+    dead.register_node(&node_of(&dead, NOW + 10_000))
+        .await
+        .unwrap();
+    let on_live = running(&workflow.id, id_at(1_000));
+    let on_dead = running(&workflow.id, id_at(1_001));
+    live.commit(&[StoreWrite::PutExecution(on_live.clone())])
+        .await
+        .unwrap();
+    dead.commit(&[StoreWrite::PutExecution(on_dead.clone())])
+        .await
+        .unwrap();
+
+    let reaped = live.reap_expired_nodes(NOW + 20_000).await.unwrap();
+    assert_eq!(
+        reaped,
+        vec![flowd_store::ReapedNode {
+            node_id: Some(dead.node_id().to_string()),
+            interrupted: 1,
+            released_slots: 0,
+        }]
+    );
+    assert_eq!(live.execution(&on_live.id).await.unwrap(), Some(on_live));
+    let interrupted = live.execution(&on_dead.id).await.unwrap().unwrap();
+    assert_eq!(
+        interrupted.status,
+        flowd_core::workflow::ExecutionStatus::Interrupted
+    );
+}
+
+#[tokio::test]
+async fn a_slot_held_by_one_node_is_not_taken_by_another() {
+    let (first, workflow, database) = store_with_workflow().await;
+    let second = PostgresStore::connect(database.url()).await.unwrap();
+    for store in [&first, &second] {
+        store
+            .register_node(&node_of(store, NOW + 60_000))
+            .await
+            .unwrap();
+    }
+    assert!(first.acquire_slot(&workflow.id, 1, "a", NOW).await.unwrap());
+    assert!(!second
+        .acquire_slot(&workflow.id, 1, "b", NOW)
+        .await
+        .unwrap());
+    first.release_slot(&workflow.id, "a").await.unwrap();
+    assert!(second
+        .acquire_slot(&workflow.id, 1, "b", NOW)
+        .await
+        .unwrap());
+}
+
+#[tokio::test]
+async fn a_lease_renewed_before_the_reap_keeps_the_node() {
+    let (reaper, _, database) = store_with_workflow().await;
+    let renewing = PostgresStore::connect(database.url()).await.unwrap();
+    renewing
+        .register_node(&node_of(&renewing, NOW + 10_000))
+        .await
+        .unwrap();
+    assert!(renewing.renew_node_lease(NOW + 40_000).await.unwrap());
+    assert_eq!(
+        reaper.reap_expired_nodes(NOW + 20_000).await.unwrap(),
+        vec![]
+    );
+    assert_eq!(reaper.nodes().await.unwrap().len(), 1);
+}
+
 /// The feed's next change; fails after 5 s.
 async fn next_change(feed: &mut flowd_store::ChangeFeed) -> Option<StoreChange> {
     tokio::time::timeout(std::time::Duration::from_secs(5), feed.next())
@@ -240,12 +325,6 @@ async fn store_and_feed_with_workflow() -> (
         published(&workflow, WorkflowChange::Created)
     );
     (store, feed, workflow, database)
-}
-
-#[tokio::test]
-async fn a_store_on_a_postgres_database_is_shared() {
-    let (store, _, _database) = store_with_workflow().await;
-    assert!(store.is_shared());
 }
 
 #[tokio::test]

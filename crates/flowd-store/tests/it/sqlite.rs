@@ -168,10 +168,11 @@ async fn looking_for_running_executions_reads_only_the_index_of_running_rows() {
     let claim = "SELECT 1 FROM executions WHERE workflow_id = 'w' AND status = 'running' LIMIT 1";
     let plan = query_plan(&mut conn, claim).await;
     assert!(plan.contains("INDEX executions_running"), "{plan}");
-    let interrupt = "UPDATE executions SET status = 'interrupted' WHERE status = 'running'";
-    assert!(query_plan(&mut conn, interrupt)
+    let reap = "UPDATE executions SET status = 'interrupted' \
+                WHERE status = 'running' AND node_id = 'n'";
+    assert!(query_plan(&mut conn, reap)
         .await
-        .contains("executions_running"));
+        .contains("executions_running_node"));
 }
 
 #[tokio::test]
@@ -194,12 +195,13 @@ async fn an_execution_row_is_written_to_one_index_unless_scheduled_or_running() 
             (name.as_str(), partial)
         })
         .collect();
-    // The primary key's own index, the listing by workflow, and two partial ones.
+    // The primary key's own index, the listing by workflow, and partial ones.
     assert_eq!(
         described,
         [
             ("executions_fire_time", true),
             ("executions_running", true),
+            ("executions_running_node", true),
             ("executions_workflow_id", false),
             ("sqlite_autoindex_executions_1", false),
         ]
@@ -259,17 +261,20 @@ async fn executions_stored_before_the_index_migration_are_kept() {
     } = file_store_with_workflow().await;
     store.close().await;
     // The database as the previous schema left it: the executions table with its table-level
-    // UNIQUE (workflow_id, fire_at), a row in it, and migration 0004 not applied yet.
+    // UNIQUE (workflow_id, fire_at), a row in it, and migration 0004 (and those after it) not
+    // applied yet.
     let mut conn = raw(&path).await;
     for statement in [
         "DROP TABLE executions",
+        "DROP TABLE concurrency_slots",
+        "DROP TABLE nodes",
         "CREATE TABLE executions (id TEXT PRIMARY KEY NOT NULL, workflow_id TEXT NOT NULL \
          REFERENCES workflows (id) ON DELETE CASCADE, version INTEGER NOT NULL, \"trigger\" TEXT \
          NOT NULL, status TEXT NOT NULL, started_at INTEGER NOT NULL, finished_at INTEGER, \
          duration_ms INTEGER, response_status INTEGER, warnings TEXT NOT NULL DEFAULT '[]', \
          error TEXT, logs TEXT NOT NULL DEFAULT '', logs_truncated INTEGER NOT NULL DEFAULT 0, \
          settings_changed TEXT, fire_at INTEGER, UNIQUE (workflow_id, fire_at))",
-        "DELETE FROM _sqlx_migrations WHERE version = 4",
+        "DELETE FROM _sqlx_migrations WHERE version >= 4",
     ] {
         sqlx::query(statement).execute(&mut conn).await.unwrap();
     }
@@ -458,6 +463,47 @@ async fn a_database_migrated_by_a_newer_flowd_is_refused_naming_both_versions() 
         }
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_node_that_registers_ends_the_lease_of_the_one_before_it() {
+    let FileStore {
+        dir: _dir,
+        path,
+        store: before,
+        workflow,
+    } = file_store_with_workflow().await;
+    let node = |store: &SqliteStore| flowd_store::NodeRecord {
+        id: store.node_id().to_string(),
+        address: "127.0.0.1:8080".to_string(),
+        host: "node".to_string(),
+        started_at: NOW,
+        lease_expires_at: NOW + 60_000,
+    };
+    before.register_node(&node(&before)).await.unwrap();
+    let left_running = running(&workflow.id, id_at(1_000));
+    before
+        .commit(&[StoreWrite::PutExecution(left_running.clone())])
+        .await
+        .unwrap();
+    before.close().await;
+
+    let after = SqliteStore::open(&path).await.unwrap();
+    after.register_node(&node(&after)).await.unwrap();
+    let reaped = after.reap_expired_nodes(NOW + 1_000).await.unwrap();
+    assert_eq!(
+        reaped,
+        vec![flowd_store::ReapedNode {
+            node_id: Some(before.node_id().to_string()),
+            interrupted: 1,
+            released_slots: 0,
+        }]
+    );
+    let stored = after.execution(&left_running.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.status,
+        flowd_core::workflow::ExecutionStatus::Interrupted
+    );
 }
 
 #[tokio::test]
