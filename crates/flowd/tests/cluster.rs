@@ -9,3 +9,9 @@ mod support;
 
 #[path = "cluster/e2e_schedules.rs"]
 mod e2e_schedules;
+
+#[path = "cluster/e2e_changes.rs"]
+mod e2e_changes;
+
+#[path = "cluster/e2e_settings.rs"]
+mod e2e_settings;
