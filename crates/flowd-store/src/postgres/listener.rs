@@ -53,7 +53,7 @@ async fn listen(options: &PgConnectOptions) -> Result<PgListener> {
         .max_connections(1)
         .max_lifetime(None)
         .idle_timeout(None)
-        .acquire_timeout(LAST_RETRY)
+        .acquire_timeout(super::ACQUIRE_TIMEOUT)
         .connect_lazy_with(options.clone());
     let mut listener = PgListener::connect_with(&pool).await?;
     // A lost connection is replaced by `follow`, which publishes the loss once it listens again.
