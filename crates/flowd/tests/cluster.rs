@@ -10,6 +10,12 @@ mod support;
 #[path = "cluster/e2e_schedules.rs"]
 mod e2e_schedules;
 
+#[path = "cluster/e2e_max_concurrency.rs"]
+mod e2e_max_concurrency;
+
+#[path = "cluster/e2e_dead_nodes.rs"]
+mod e2e_dead_nodes;
+
 #[path = "cluster/e2e_changes.rs"]
 mod e2e_changes;
 

@@ -8,6 +8,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use flowd_test_postgres::TestDatabase;
@@ -29,8 +30,9 @@ pub struct Cluster {
 
 /// One `flowd serve` process.
 struct Node {
-    /// `None` once it was killed.
-    child: Option<Child>,
+    /// `None` once it was killed (behind a lock so that a test can kill a node while its calls
+    /// to the others are going).
+    child: Mutex<Option<Child>>,
     url: String,
     dir: tempfile::TempDir,
 }
@@ -99,8 +101,8 @@ impl Cluster {
     }
 
     /// Kills node `i` with SIGKILL (no graceful shutdown, nothing flushed) and reaps it.
-    pub fn kill9(&mut self, i: usize) {
-        if let Some(mut child) = self.nodes[i].child.take() {
+    pub fn kill9(&self, i: usize) {
+        if let Some(mut child) = self.nodes[i].take_child() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -115,11 +117,7 @@ impl Cluster {
         let healthz = format!("{}/healthz", self.nodes[i].url);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Some(status) = self.nodes[i]
-                .child
-                .as_mut()
-                .and_then(|child| child.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.nodes[i].exit_status() {
                 panic!("node {i} exited ({status}):\n{}", self.log(i));
             }
             let answer = self
@@ -179,10 +177,26 @@ impl Node {
             .spawn()
             .expect("flowd serve starts");
         Node {
-            child: Some(child),
+            child: Mutex::new(Some(child)),
             url: format!("http://127.0.0.1:{port}"),
             dir,
         }
+    }
+
+    fn take_child(&self) -> Option<Child> {
+        self.child
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+
+    /// How the process ended, if it has.
+    fn exit_status(&self) -> Option<std::process::ExitStatus> {
+        let mut child = self
+            .child
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        child.as_mut()?.try_wait().ok().flatten()
     }
 
     fn log_path(&self) -> PathBuf {
@@ -191,7 +205,7 @@ impl Node {
 
     /// SIGTERM (the node stops its Python processes on a graceful shutdown), then SIGKILL.
     fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
+        let Some(mut child) = self.take_child() else {
             return;
         };
         if let Ok(pid) = i32::try_from(child.id()) {
