@@ -115,12 +115,6 @@ impl ChangePublisher {
     }
 }
 
-impl Default for ChangePublisher {
-    fn default() -> Self {
-        ChangePublisher::new()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
