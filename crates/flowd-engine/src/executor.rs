@@ -150,9 +150,21 @@ impl Engine {
             record.started_at = now_ms();
         }
         let started_at = record.started_at;
-        let snapshot = hot
+        let snapshot = match hot
             .settings
-            .snapshot(&hot.record.secret_keys, &hot.record.env);
+            .snapshot(
+                self.store.as_ref(),
+                &hot.record.secret_keys,
+                &hot.record.env,
+            )
+            .await
+        {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                let refusal = Refusal::SettingsUnreadable(error.to_string());
+                return self.skip(&hot, record, refusal, caller).await;
+            }
+        };
         let job = job_for(
             &hot,
             &active,
@@ -218,13 +230,9 @@ impl Engine {
                         put_record,
                     ]
                 };
-                match hot
-                    .settings
+                hot.settings
                     .commit_change(&self.writer, &snapshot, change, writes)
-                {
-                    Ok(pending) => pending.wait().await,
-                    Err(not_saved) => Err(not_saved),
-                }
+                    .await
             }
             None => self
                 .writer

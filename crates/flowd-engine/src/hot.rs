@@ -1,9 +1,12 @@
 //! What the hot path needs of a workflow, kept in memory: the record, the active code, its
-//! concurrency limit and the settings. Writes through the engine invalidate the cached record;
-//! the settings live in their own cells, which survive invalidation (an execution finishing after a
-//! redeploy still merges its changes into the one current copy).
+//! concurrency limit and where its settings are. Writes through the engine invalidate the cached
+//! record, and so do the changes other nodes publish (see `follow`); a record read while an
+//! invalidation happened is not kept, as it may be older than the change. Settings kept in memory
+//! (a store only this node writes) live in their own cells, which survive invalidation (an
+//! execution finishing after a redeploy still merges its changes into the one current copy).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -14,6 +17,7 @@ use flowd_store::{Store, VersionRecord, WorkflowRecord};
 use crate::admission::Gate;
 use crate::error::{EngineError, Result};
 use crate::settings_cell::SettingsCell;
+use crate::workflow_settings::WorkflowSettings;
 
 /// A workflow ready to run.
 pub struct HotWorkflow {
@@ -23,7 +27,7 @@ pub struct HotWorkflow {
     pub active: Result<Arc<ActiveVersion>, NoActiveVersion>,
     /// `max_concurrency`, when set: one gate per workflow, shared by every cached copy of it.
     pub limiter: Option<Arc<Gate>>,
-    pub settings: Arc<SettingsCell>,
+    pub settings: WorkflowSettings,
 }
 
 /// The active version of a workflow, as the runtime needs it.
@@ -122,6 +126,12 @@ async fn no_active_version(store: &dyn Store, workflow_id: &str) -> Result<NoAct
 /// The cache of hot workflows.
 #[derive(Default)]
 pub struct HotCache {
+    /// Settings are read from the store at each run's start rather than kept in cells (other
+    /// nodes write them too).
+    settings_in_store: bool,
+    /// Moves on at each invalidation, under `by_id`'s lock: a record read from the store before
+    /// it moved is not cached.
+    invalidations: AtomicU64,
     by_id: RwLock<HashMap<String, Arc<HotWorkflow>>>,
     /// (team name, workflow name) → id
     by_name: RwLock<HashMap<(String, String), String>>,
@@ -136,6 +146,14 @@ pub struct HotCache {
 pub const WORKFLOW_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl HotCache {
+    /// An empty cache. `settings_in_store`: see [`WorkflowSettings`].
+    pub fn new(settings_in_store: bool) -> HotCache {
+        HotCache {
+            settings_in_store,
+            ..HotCache::default()
+        }
+    }
+
     pub fn by_id(&self, id: &str) -> Option<Arc<HotWorkflow>> {
         self.by_id.read().ok()?.get(id).cloned()
     }
@@ -144,11 +162,12 @@ impl HotCache {
         if let Some(hot) = self.by_id(id) {
             return Ok(hot);
         }
+        let seen = self.invalidations();
         let record = store
             .workflow_by_id(id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("workflow {id}")))?;
-        self.fill(store, record).await
+        self.fill(store, record, seen).await
     }
 
     /// The workflow a hook URL names, if it exists.
@@ -159,6 +178,7 @@ impl HotCache {
         name: &str,
     ) -> Result<Option<Arc<HotWorkflow>>> {
         let key = (team_name.to_string(), name.to_string());
+        let seen = self.invalidations();
         let cached_id = self.by_name.read().ok().and_then(|m| m.get(&key).cloned());
         if let Some(hot) = cached_id.and_then(|id| self.by_id(&id)) {
             return Ok(Some(hot));
@@ -167,7 +187,7 @@ impl HotCache {
             return Ok(None);
         };
         match store.workflow_by_name(&team_id, name).await? {
-            Some(record) => Ok(Some(self.fill(store, record).await?)),
+            Some(record) => Ok(Some(self.fill(store, record, seen).await?)),
             None => Ok(None),
         }
     }
@@ -188,7 +208,18 @@ impl HotCache {
         Ok(team.map(|t| t.id))
     }
 
-    async fn fill(&self, store: &dyn Store, record: WorkflowRecord) -> Result<Arc<HotWorkflow>> {
+    fn invalidations(&self) -> u64 {
+        self.invalidations.load(Ordering::Acquire)
+    }
+
+    /// Completes a record read after `seen` invalidations into a hot workflow, and caches it
+    /// unless an invalidation happened since (the record may be older than what it invalidated).
+    async fn fill(
+        &self,
+        store: &dyn Store,
+        record: WorkflowRecord,
+        seen: u64,
+    ) -> Result<Arc<HotWorkflow>> {
         let active = match record.version {
             Some(number) => {
                 let version = store.version(&record.id, number).await?.ok_or_else(|| {
@@ -208,7 +239,7 @@ impl HotCache {
             .await?
             .map(|t| t.name)
             .unwrap_or_default();
-        let settings = self.settings_cell(store, &record.id).await?;
+        let settings = self.workflow_settings(store, &record.id).await?;
         let hot = Arc::new(HotWorkflow {
             limiter: self.limiter(&record),
             active,
@@ -216,9 +247,13 @@ impl HotCache {
             settings,
             record,
         });
-        if let Ok(mut by_id) = self.by_id.write() {
-            by_id.insert(hot.record.id.clone(), hot.clone());
+        let Ok(mut by_id) = self.by_id.write() else {
+            return Ok(hot);
+        };
+        if self.invalidations() != seen {
+            return Ok(hot);
         }
+        by_id.insert(hot.record.id.clone(), hot.clone());
         if let Ok(mut by_name) = self.by_name.write() {
             by_name.insert((team_name, hot.record.name.clone()), hot.record.id.clone());
         }
@@ -245,8 +280,22 @@ impl HotCache {
         }
     }
 
+    /// Where a workflow's settings are: in the store, or in its cell (loaded on first use).
+    pub async fn workflow_settings(
+        &self,
+        store: &dyn Store,
+        workflow_id: &str,
+    ) -> Result<WorkflowSettings> {
+        let workflow_id = workflow_id.to_string();
+        if self.settings_in_store {
+            return Ok(WorkflowSettings::in_store(workflow_id));
+        }
+        let cell = self.settings_cell(store, &workflow_id).await?;
+        Ok(WorkflowSettings::in_memory(workflow_id, cell))
+    }
+
     /// The settings cell of a workflow, loaded from the store on first use.
-    pub async fn settings_cell(
+    async fn settings_cell(
         &self,
         store: &dyn Store,
         workflow_id: &str,
@@ -272,9 +321,25 @@ impl HotCache {
 
     /// Drops the cached record (after an update): the next call reloads it.
     pub fn invalidate(&self, id: &str) {
-        let removed = self.by_id.write().ok().and_then(|mut m| m.remove(id));
+        let removed = self.by_id.write().ok().and_then(|mut by_id| {
+            self.invalidations.fetch_add(1, Ordering::AcqRel);
+            by_id.remove(id)
+        });
         if let (Some(hot), Ok(mut by_name)) = (removed, self.by_name.write()) {
             by_name.remove(&(hot.team_name.clone(), hot.record.name.clone()));
+        }
+    }
+
+    /// Drops every cached record (changes may have been missed: any of them may be stale). The
+    /// limiters and settings cells stay, shared by the calls going on (cells exist only for a
+    /// store no other node writes, whose changes are all this node's).
+    pub fn invalidate_all(&self) {
+        if let Ok(mut by_id) = self.by_id.write() {
+            self.invalidations.fetch_add(1, Ordering::AcqRel);
+            by_id.clear();
+        }
+        if let Ok(mut by_name) = self.by_name.write() {
+            by_name.clear();
         }
     }
 

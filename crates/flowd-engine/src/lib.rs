@@ -11,12 +11,14 @@ pub mod deploy;
 mod detached;
 mod error;
 pub mod executor;
+mod follow;
 pub mod hot;
 mod node_lease;
 mod refusal;
 pub mod scheduler;
 mod settings_cell;
 mod workflow_limit;
+mod workflow_settings;
 mod workflows;
 mod writer;
 
@@ -85,8 +87,8 @@ pub struct Engine {
     deployer: Arc<Deployer>,
     gate: Gate,
     writer: Writer,
-    /// Wakes the scheduler when a schedule changes.
-    schedule_changed: tokio::sync::Notify,
+    /// Wakes the scheduler when a schedule changes (here, or on another node).
+    schedule_changed: Arc<tokio::sync::Notify>,
     /// This process's registration as a node of the store, renewed while the engine lives.
     node: NodeLease,
 }
@@ -102,7 +104,10 @@ impl Engine {
     ) -> Result<Engine> {
         let node = NodeLease::start(store.clone(), config.node.clone()).await?;
         let writer = Writer::new(store.clone());
-        let cache = Arc::new(HotCache::default());
+        let cache = Arc::new(HotCache::new(store.is_shared()));
+        let schedule_changed = Arc::new(tokio::sync::Notify::new());
+        // Before anything is cached: no change made from here on goes unheard.
+        follow::spawn(store.changes(), cache.clone(), schedule_changed.clone());
         let deployer = Arc::new(Deployer::new(
             store.clone(),
             runtimes.clone(),
@@ -128,7 +133,7 @@ impl Engine {
             cache,
             deployer,
             writer,
-            schedule_changed: tokio::sync::Notify::new(),
+            schedule_changed,
             node,
         })
     }

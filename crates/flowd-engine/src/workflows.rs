@@ -10,7 +10,7 @@ use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::workflow::{limits, ExecutionStatus, Isolation, Mode, Name, Trigger, VersionState};
 use flowd_core::PyValue;
 use flowd_store::{
-    ClaimOutcome, ExecutionQuery, ExecutionRecord, RunClaim, StoreError, StoreWrite, VersionRecord,
+    ClaimOutcome, ExecutionQuery, ExecutionRecord, RunClaim, StoreError, VersionRecord,
     WorkflowRecord,
 };
 use rand::RngCore;
@@ -339,11 +339,12 @@ impl Engine {
         id: &str,
     ) -> Result<(WorkflowRecord, Settings)> {
         let record = self.workflow(principal, id).await?;
-        let cell = self
+        let settings = self
             .cache
-            .settings_cell(self.store.as_ref(), &record.id)
+            .workflow_settings(self.store.as_ref(), &record.id)
             .await?;
-        Ok((record, cell.current()))
+        let current = settings.current(self.store.as_ref()).await?;
+        Ok((record, current))
     }
 
     /// Replaces all settings. A secret key sent with the mask (`****`, as every answer shows it)
@@ -355,11 +356,11 @@ impl Engine {
         mut settings: Settings,
     ) -> Result<(WorkflowRecord, Settings)> {
         let record = self.workflow(principal, id).await?;
-        let cell = self
+        let stored = self
             .cache
-            .settings_cell(self.store.as_ref(), &record.id)
+            .workflow_settings(self.store.as_ref(), &record.id)
             .await?;
-        let current = cell.current();
+        let current = stored.current(self.store.as_ref()).await?;
         for key in &record.secret_keys {
             if let (Some(sent), Some(kept)) = (settings.get_mut(key), current.get(key)) {
                 if is_mask(sent) {
@@ -367,14 +368,10 @@ impl Engine {
                 }
             }
         }
-        let pending = cell.commit_replacement(&self.writer, settings, |change| {
-            vec![StoreWrite::ApplySettingsChange {
-                workflow_id: record.id.clone(),
-                change: change.clone(),
-            }]
-        });
-        pending.wait().await?;
-        Ok((record, cell.current()))
+        let after = stored
+            .replace(self.store.as_ref(), &self.writer, settings)
+            .await?;
+        Ok((record, after))
     }
 
     /// Merges settings: keys with a `null` value are deleted, the others set; a secret key sent
@@ -386,9 +383,9 @@ impl Engine {
         patch: Settings,
     ) -> Result<(WorkflowRecord, Settings)> {
         let record = self.workflow(principal, id).await?;
-        let cell = self
+        let stored = self
             .cache
-            .settings_cell(self.store.as_ref(), &record.id)
+            .workflow_settings(self.store.as_ref(), &record.id)
             .await?;
         let mut change = SettingsChange::default();
         for (key, value) in patch {
@@ -401,14 +398,10 @@ impl Engine {
                 change.changed.insert(key, value);
             }
         }
-        let pending = cell.commit_patch(&self.writer, change, |change| {
-            vec![StoreWrite::ApplySettingsChange {
-                workflow_id: record.id.clone(),
-                change: change.clone(),
-            }]
-        });
-        pending.wait().await?;
-        Ok((record, cell.current()))
+        let after = stored
+            .patch(self.store.as_ref(), &self.writer, change)
+            .await?;
+        Ok((record, after))
     }
 
     pub async fn executions(

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use flowd_core::settings::{Settings, SettingsChange};
 
+use crate::changes::ChangeFeed;
 use crate::commit::CommitTicket;
 use crate::error::Result;
 use crate::model::{
@@ -183,7 +184,9 @@ pub trait Store: Send + Sync + 'static {
     fn node_id(&self) -> &str;
     /// Whether several nodes can use this store's database at once (PostgreSQL). A store that is
     /// not shared (SQLite: one process per file) is the only node there is, so what lives in one
-    /// process's memory (the `max_concurrency` gates) is the whole truth.
+    /// process's memory (the `max_concurrency` gates, the settings kept ahead of the store) is the
+    /// whole truth. On a shared one, settings are read at each run's start and changes to them
+    /// merged key by key in the store, and cached records follow [`Store::changes`].
     fn is_shared(&self) -> bool;
     /// Records this store's node (`node.id` must be [`Store::node_id`], else `Conflict`), or
     /// renews its record. On a store that is not shared, every other node is dead from then on
@@ -212,4 +215,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Frees the slot of the workflow that `holder` took (nothing when it holds none).
     async fn release_slot(&self, workflow_id: &str, holder: &str) -> Result<()>;
+
+    // --- changes other nodes make ---
+    /// The changes to workflows committed from now on, by any node this one included, each
+    /// published in the transaction that made it. A store that is not shared publishes nothing
+    /// (the feed ends at once): its one node knows what it changed.
+    fn changes(&self) -> ChangeFeed {
+        ChangeFeed::none()
+    }
 }

@@ -15,3 +15,9 @@ mod e2e_max_concurrency;
 
 #[path = "cluster/e2e_dead_nodes.rs"]
 mod e2e_dead_nodes;
+
+#[path = "cluster/e2e_changes.rs"]
+mod e2e_changes;
+
+#[path = "cluster/e2e_settings.rs"]
+mod e2e_settings;

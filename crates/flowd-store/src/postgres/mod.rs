@@ -4,6 +4,7 @@
 //! - `rows`: the columns read and how rows become records;
 //! - `writes`: the executions' writes, applied by the schema's `flowd_apply_writes` function;
 //! - `batch_commit`: the queue and task that commit those writes many executions at a time;
+//! - `listener`: the changes other nodes commit, heard with `LISTEN` and handed to the feeds;
 //! - `nodes`: the nodes' leases, the reaping of dead ones and the concurrency slots;
 //! - `errors`: constraint violations as the store's errors.
 //!
@@ -13,6 +14,7 @@
 
 mod batch_commit;
 pub(crate) mod errors;
+pub(crate) mod listener;
 mod nodes;
 mod rows;
 mod schema;
@@ -31,11 +33,13 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use self::batch_commit::BatchCommit;
 use self::errors::unique_violation;
+use self::listener::ChangeListener;
 use self::rows::{
     api_key_from_row, execution_from_row, from_json, team_from_row, version_from_row,
     workflow_from_row, API_KEY_COLUMNS, EXECUTION_COLUMNS, TEAM_COLUMNS, VERSION_COLUMNS,
     WORKFLOW_COLUMNS,
 };
+use crate::changes::{ChangeFeed, ChangePublisher};
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::{
     ApiKeyRecord, ClaimOutcome, CommitTicket, ExecutionQuery, ExecutionRecord, NodeRecord,
@@ -58,6 +62,8 @@ const DEFAULT_LIST_LIMIT: u32 = 50;
 pub struct PostgresStore {
     pool: PgPool,
     commits: Arc<BatchCommit>,
+    changes: ChangePublisher,
+    listener: Arc<ChangeListener>,
     /// See [`Store::node_id`]: every connection of the pool sets `flowd.node_id` to it, which
     /// the executions' `node_id` column takes as its default.
     node_id: Arc<str>,
@@ -84,16 +90,21 @@ impl PostgresStore {
             .connect_with(options)
             .await?;
         schema::migrate(&pool).await?;
+        let changes = ChangePublisher::new();
+        let listener = Arc::new(ChangeListener::start(url, changes.clone()).await?);
         let commits = Arc::new(BatchCommit::start(pool.clone()));
         Ok(PostgresStore {
             pool,
             commits,
+            changes,
+            listener,
             node_id: node_id.into(),
         })
     }
 
     /// Commits what is queued, then closes the connections; the store is unusable afterwards.
     pub async fn close(&self) {
+        self.listener.stop();
         self.commits.stop().await;
         self.pool.close().await;
     }
@@ -811,5 +822,11 @@ impl Store for PostgresStore {
 
     async fn release_slot(&self, workflow_id: &str, holder: &str) -> Result<()> {
         nodes::release_slot(&self.pool, workflow_id, holder).await
+    }
+
+    // --- changes other nodes make ---
+
+    fn changes(&self) -> ChangeFeed {
+        self.changes.feed()
     }
 }

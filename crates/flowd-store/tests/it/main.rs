@@ -5,6 +5,7 @@
 //! [`conformance_suite!`]: a new backend adds one line at the bottom of this file. Tests of one
 //! backend's own properties (files, permissions, …) live in that backend's module.
 
+mod changes;
 mod common;
 mod execution_counts;
 mod executions;
@@ -122,6 +123,13 @@ macro_rules! conformance_suite {
                     counts_by_status_in_status_order,
                     counts_only_executions_started_since,
                     counts_only_the_workflows_executions,
+                ],
+                changes: [
+                    a_created_workflow_is_published,
+                    an_updated_workflow_is_published,
+                    a_new_version_and_its_outcome_are_published_as_updates,
+                    a_deleted_workflow_is_published,
+                    a_claimed_fire_time_is_not_published,
                 ],
                 schedules: [
                     due_workflows_are_those_at_or_before_now_earliest_first,

@@ -1,8 +1,11 @@
-//! What is particular to the PostgreSQL backend: its schema version and its batched commit.
+//! What is particular to the PostgreSQL backend: its schema version, its batched commit, its
+//! nodes, and the changes they hear of.
 
 use crate::common::*;
 use flowd_core::settings::SettingsChange;
-use flowd_store::{ExecutionRecord, PostgresStore, Store, StoreError, StoreWrite};
+use flowd_store::{
+    ExecutionRecord, PostgresStore, Store, StoreChange, StoreError, StoreWrite, WorkflowChange,
+};
 use flowd_test_postgres::{fresh_database, TestDatabase};
 use sqlx::{Connection, PgConnection};
 
@@ -286,4 +289,93 @@ async fn a_lease_renewed_before_the_reap_keeps_the_node() {
         vec![]
     );
     assert_eq!(reaper.nodes().await.unwrap().len(), 1);
+}
+
+/// The feed's next change; fails after 5 s.
+async fn next_change(feed: &mut flowd_store::ChangeFeed) -> Option<StoreChange> {
+    tokio::time::timeout(std::time::Duration::from_secs(5), feed.next())
+        .await
+        .expect("the feed answers within 5 s")
+}
+
+fn published(
+    workflow: &flowd_store::WorkflowRecord,
+    change: WorkflowChange,
+) -> Option<StoreChange> {
+    Some(StoreChange::Workflow {
+        workflow_id: workflow.id.clone(),
+        change,
+    })
+}
+
+/// A store on a fresh database, a feed of its changes taken before anything was stored, and a
+/// team and workflow (whose creation the feed has heard of).
+async fn store_and_feed_with_workflow() -> (
+    PostgresStore,
+    flowd_store::ChangeFeed,
+    flowd_store::WorkflowRecord,
+    TestDatabase,
+) {
+    let database = fresh_database().await;
+    let store = PostgresStore::connect(database.url()).await.unwrap();
+    let mut feed = store.changes();
+    let (_, workflow) = given_team_with_workflow(&store).await;
+    assert_eq!(
+        next_change(&mut feed).await,
+        published(&workflow, WorkflowChange::Created)
+    );
+    (store, feed, workflow, database)
+}
+
+#[tokio::test]
+async fn a_change_committed_through_one_node_is_heard_by_another() {
+    let (node_a, mut workflow, database) = store_with_workflow().await;
+    let node_b = PostgresStore::connect(database.url()).await.unwrap();
+    let mut feed = node_b.changes();
+    workflow.hook_token = "rotated".into();
+    node_a.update_workflow(&workflow).await.unwrap();
+    assert_eq!(
+        next_change(&mut feed).await,
+        published(&workflow, WorkflowChange::Updated)
+    );
+}
+
+#[tokio::test]
+async fn a_change_rolled_back_is_not_published() {
+    let (store, mut feed, mut workflow, _database) = store_and_feed_with_workflow().await;
+    let mut twin = workflow.clone();
+    twin.id = new_id();
+    assert_conflict(
+        store
+            .create_workflow(&twin, &version(&twin.id, 1), &Default::default())
+            .await,
+    );
+    workflow.enabled = false;
+    store.update_workflow(&workflow).await.unwrap();
+    assert_eq!(
+        next_change(&mut feed).await,
+        published(&workflow, WorkflowChange::Updated)
+    );
+}
+
+#[tokio::test]
+async fn a_lost_listening_connection_is_published_as_missed_changes_then_listening_resumes() {
+    let (store, mut feed, mut workflow, database) = store_and_feed_with_workflow().await;
+    let mut admin = PgConnection::connect(database.url()).await.unwrap();
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'flowd-listener'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(terminated, [true]);
+    assert_eq!(next_change(&mut feed).await, Some(StoreChange::Missed));
+
+    workflow.enabled = false;
+    store.update_workflow(&workflow).await.unwrap();
+    assert_eq!(
+        next_change(&mut feed).await,
+        published(&workflow, WorkflowChange::Updated)
+    );
 }

@@ -1,4 +1,4 @@
-//! What is particular to the SQLite backend: its file.
+//! What is particular to the SQLite backend: its file, and its being one node's.
 
 use crate::common::*;
 use flowd_store::{ExecutionRecord, SqliteStore, Store, StoreError, StoreWrite};
@@ -504,4 +504,11 @@ async fn a_node_that_registers_ends_the_lease_of_the_one_before_it() {
         stored.status,
         flowd_core::workflow::ExecutionStatus::Interrupted
     );
+}
+
+#[tokio::test]
+async fn a_sqlite_store_is_not_shared_and_publishes_no_changes() {
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    assert!(!store.is_shared());
+    assert!(store.changes().next().await.is_none());
 }

@@ -339,7 +339,7 @@ where
 
 /// Python environments are shared by every test of the workspace (built once, under a lock), in a
 /// directory the sandbox user can reach.
-fn shared_runtime_dir() -> PathBuf {
+pub fn shared_runtime_dir() -> PathBuf {
     let uid = std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
         .unwrap_or(0);
