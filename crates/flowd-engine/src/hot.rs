@@ -278,6 +278,20 @@ impl HotCache {
         }
     }
 
+    /// Drops every cached record and team name (a team was renamed or deleted): the next calls
+    /// reload them. Settings and concurrency gates are kept.
+    pub fn invalidate_records(&self) {
+        if let Ok(mut by_id) = self.by_id.write() {
+            by_id.clear();
+        }
+        if let Ok(mut by_name) = self.by_name.write() {
+            by_name.clear();
+        }
+        if let Ok(mut teams) = self.teams.write() {
+            teams.clear();
+        }
+    }
+
     /// Forgets everything about a deleted workflow.
     pub fn remove(&self, id: &str) {
         self.invalidate(id);

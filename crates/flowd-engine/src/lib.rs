@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod admission;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod deploy;
@@ -12,9 +13,11 @@ mod detached;
 mod error;
 pub mod executor;
 pub mod hot;
+pub mod key_cache;
 mod refusal;
 pub mod scheduler;
 mod settings_cell;
+mod teams;
 mod workflows;
 mod writer;
 
@@ -24,12 +27,14 @@ use std::time::Duration;
 use flowd_runtime::{Runtime, Runtimes};
 use flowd_store::Store;
 
+pub use audit::AuditFilter;
 pub use auth::{Bootstrap, Principal};
 pub use deploy::{Deployment, DEFAULT_DEPLOY_WAIT};
 pub use detached::{Detached, CALLER_LEFT_WARNING};
 pub use error::{EngineError, Result};
 pub use executor::{Reply, Report};
 pub use refusal::{Refusal, Saturation};
+pub use teams::{CreatedKey, NewApiKey};
 pub use workflows::{generate_hook_token, NewWorkflow, RequirementsInput, WorkflowPatch};
 
 use admission::Gate;
@@ -51,6 +56,8 @@ pub struct EngineConfig {
     pub max_code_bytes: usize,
     /// An execution still running after this long is recorded as `running` until it ends.
     pub running_record_delay: Duration,
+    /// Audit entries are kept this many days.
+    pub audit_retention_days: u32,
 }
 
 impl Default for EngineConfig {
@@ -63,6 +70,7 @@ impl Default for EngineConfig {
             max_memory_mb: 4096,
             max_code_bytes: 1 << 20,
             running_record_delay: Duration::from_millis(100),
+            audit_retention_days: 365,
         }
     }
 }
@@ -80,6 +88,8 @@ pub struct Engine {
     writer: Writer,
     /// Wakes the scheduler when a schedule changes.
     schedule_changed: tokio::sync::Notify,
+    /// API keys looked up recently.
+    keys: key_cache::KeyCache,
 }
 
 impl Engine {
@@ -124,6 +134,7 @@ impl Engine {
             deployer,
             writer,
             schedule_changed: tokio::sync::Notify::new(),
+            keys: key_cache::KeyCache::default(),
         })
     }
 
