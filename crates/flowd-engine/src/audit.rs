@@ -82,7 +82,10 @@ pub(crate) fn settings_entries(
         entries.push(principal.audit(action, Some(team), Some(workflow), summary));
     };
     if !secrets_set.is_empty() {
-        entry(AuditAction::SecretSet, format!("set {}", key_list(&secrets_set)));
+        entry(
+            AuditAction::SecretSet,
+            format!("set {}", key_list(&secrets_set)),
+        );
     }
     if !secrets_removed.is_empty() {
         entry(
@@ -112,11 +115,7 @@ fn key_list(keys: &[&String]) -> String {
 
 impl Engine {
     /// The team of a workflow, as an entry names it.
-    pub(crate) async fn team_ref(
-        &self,
-        principal: &Principal,
-        team_id: &str,
-    ) -> Result<TeamRef> {
+    pub(crate) async fn team_ref(&self, principal: &Principal, team_id: &str) -> Result<TeamRef> {
         if team_id == principal.team_id {
             return Ok(TeamRef {
                 id: principal.team_id.clone(),
@@ -173,7 +172,9 @@ impl Engine {
             ticks.tick().await;
             match self.sweep_audit_log().await {
                 Ok(0) => {}
-                Ok(deleted) => tracing::info!(deleted, "audit entries past their retention deleted"),
+                Ok(deleted) => {
+                    tracing::info!(deleted, "audit entries past their retention deleted")
+                }
                 Err(error) => tracing::warn!(%error, "the audit log's retention sweep failed"),
             }
         }

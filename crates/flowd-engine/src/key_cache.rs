@@ -74,7 +74,9 @@ impl KeyCache {
         let mut state = self.lock();
         if state.by_hash.len() >= MAX_ENTRIES {
             let ttl = self.ttl;
-            state.by_hash.retain(|_, entry| entry.fetched.elapsed() < ttl);
+            state
+                .by_hash
+                .retain(|_, entry| entry.fetched.elapsed() < ttl);
             if state.by_hash.len() >= MAX_ENTRIES {
                 state.by_hash.clear();
             }

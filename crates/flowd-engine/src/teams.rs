@@ -4,7 +4,6 @@
 use flowd_core::access::{AuditAction, Role};
 use flowd_core::workflow::Name;
 use flowd_store::{ApiKeyRecord, TeamRecord};
-use serde::Deserialize;
 
 use crate::audit::TeamRef;
 use crate::auth::{generate_key, hash_key, key_prefix, Principal, DEFAULT_TEAM};
@@ -12,16 +11,14 @@ use crate::clock::now_ms;
 use crate::error::{EngineError, Result};
 use crate::Engine;
 
-/// A new API key, as sent to `POST /api/v1/api-keys`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A new API key, as `POST /api/v1/api-keys` describes it.
+#[derive(Debug, Clone)]
 pub struct NewApiKey {
     pub name: String,
     pub role: Role,
     /// The team's name (default `default`).
     pub team: Option<String>,
     /// Epoch ms after which the key is refused (`None`: never).
-    #[serde(skip)]
     pub expires_at: Option<i64>,
 }
 
@@ -211,7 +208,10 @@ impl Engine {
             AuditAction::KeyRevoked,
             Some(&team),
             None,
-            format!("{} key {:?} ({}) revoked", record.role, record.name, record.id),
+            format!(
+                "{} key {:?} ({}) revoked",
+                record.role, record.name, record.id
+            ),
         );
         if !self.store.revoke_api_key(id, &entry).await? {
             return Err(not_found());

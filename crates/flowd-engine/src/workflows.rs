@@ -115,7 +115,9 @@ impl Engine {
         wait: Duration,
     ) -> Result<(WorkflowRecord, Deployment)> {
         principal.require(Role::Developer)?;
-        let team = self.team_of_new_workflow(principal, new.team.as_deref()).await?;
+        let team = self
+            .team_of_new_workflow(principal, new.team.as_deref())
+            .await?;
         let name = parse_name(&new.name)?;
         let runtime = self.check_runtime(new.runtime.as_deref())?;
         let timeout_s = self.check_timeout(new.timeout_s)?;
@@ -246,7 +248,9 @@ impl Engine {
             .as_ref()
             .map(RequirementsInput::parse)
             .transpose()?;
-        self.store.update_workflow_audited(&record, &entries).await?;
+        self.store
+            .update_workflow_audited(&record, &entries)
+            .await?;
         self.cache.invalidate(&record.id);
         self.schedule_changed.notify_one();
         if patch.code.is_none() && new_requirements.is_none() {
@@ -419,7 +423,9 @@ impl Engine {
             Some(&record),
             "hook token rotated: the old hook URL stops working",
         );
-        self.store.update_workflow_audited(&record, &[entry]).await?;
+        self.store
+            .update_workflow_audited(&record, &[entry])
+            .await?;
         self.cache.invalidate(&record.id);
         Ok(record)
     }

@@ -57,9 +57,17 @@ mod tests {
 
     #[test]
     fn teams_and_keys_are_for_admins() {
-        for route in ["/api/v1/teams", "/api/v1/teams/{name}", "/api/v1/api-keys/{id}"] {
+        for route in [
+            "/api/v1/teams",
+            "/api/v1/teams/{name}",
+            "/api/v1/api-keys/{id}",
+        ] {
             assert_eq!(required_role(&Method::GET, route), Role::Admin, "{route}");
-            assert_eq!(required_role(&Method::DELETE, route), Role::Admin, "{route}");
+            assert_eq!(
+                required_role(&Method::DELETE, route),
+                Role::Admin,
+                "{route}"
+            );
         }
     }
 
@@ -81,6 +89,9 @@ mod tests {
 
     #[test]
     fn the_audit_log_is_read_by_developers() {
-        assert_eq!(required_role(&Method::GET, "/api/v1/audit"), Role::Developer);
+        assert_eq!(
+            required_role(&Method::GET, "/api/v1/audit"),
+            Role::Developer
+        );
     }
 }

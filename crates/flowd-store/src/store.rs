@@ -83,8 +83,11 @@ pub trait Store: Send + Sync + 'static {
         self.create_team_audited(team, None).await
     }
     /// [`Store::create_team`], with the audit entry recording it in the same transaction.
-    async fn create_team_audited(&self, team: &TeamRecord, audit: Option<&AuditEntry>)
-        -> Result<()>;
+    async fn create_team_audited(
+        &self,
+        team: &TeamRecord,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()>;
     /// All teams, by name.
     async fn list_teams(&self) -> Result<Vec<TeamRecord>>;
     /// Renames a team, recording `audit` in the same transaction. `NotFound` if it does not
@@ -186,8 +189,7 @@ pub trait Store: Send + Sync + 'static {
     }
     /// [`Store::delete_workflow`], with the audit entry recording it in the same transaction
     /// (nothing is recorded when the workflow did not exist).
-    async fn delete_workflow_audited(&self, id: &str, audit: Option<&AuditEntry>)
-        -> Result<bool>;
+    async fn delete_workflow_audited(&self, id: &str, audit: Option<&AuditEntry>) -> Result<bool>;
 
     // --- settings ---
     /// The workflow's settings (empty for an unknown workflow).

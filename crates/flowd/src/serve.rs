@@ -108,6 +108,10 @@ pub struct ServeArgs {
     /// Seconds a shutdown waits for executions in flight.
     #[arg(long, env = "FLOWD_SHUTDOWN_GRACE_S", default_value_t = 30)]
     pub shutdown_grace_s: u64,
+    /// Days the audit log keeps its entries (older ones are deleted by an hourly sweep).
+    #[arg(long, env = "FLOWD_AUDIT_RETENTION_DAYS", default_value_t = 365,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub audit_retention_days: u32,
     /// `isolation: "reuse"` workflows: warm instances per version serving calls in parallel.
     #[arg(long, env = "FLOWD_REUSE_POOL_SIZE", default_value_t = 4)]
     pub reuse_pool_size: usize,
@@ -218,6 +222,7 @@ impl ServeArgs {
             queue_depth: self.queue_depth,
             max_timeout_s: self.max_timeout_s,
             max_memory_mb: self.max_memory_mb,
+            audit_retention_days: self.audit_retention_days,
             ..EngineConfig::default()
         };
         Ok(config)

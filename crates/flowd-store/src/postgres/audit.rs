@@ -45,9 +45,8 @@ pub(super) async fn select(conn: &mut PgConnection, query: &AuditQuery) -> Resul
         0 => DEFAULT_LIMIT,
         limit => limit.min(MAX_LIMIT),
     };
-    let mut sql = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE TRUE"
-    ));
+    let mut sql =
+        QueryBuilder::<Postgres>::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE TRUE"));
     if let Some(team_id) = &query.team_id {
         sql.push(" AND team_id = ").push_bind(team_id.as_str());
     }

@@ -39,8 +39,9 @@ use self::rows::{
 };
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::{
-    ApiKeyRecord, AuditEntry, AuditQuery, ClaimOutcome, CommitTicket, ExecutionQuery, ExecutionRecord, Result, RunClaim,
-    Store, StoreError, StoreWrite, TeamRecord, VersionOutcome, VersionRecord, WorkflowRecord,
+    ApiKeyRecord, AuditEntry, AuditQuery, ClaimOutcome, CommitTicket, ExecutionQuery,
+    ExecutionRecord, Result, RunClaim, Store, StoreError, StoreWrite, TeamRecord, VersionOutcome,
+    VersionRecord, WorkflowRecord,
 };
 
 /// Connections of the pool: the API's reads and writes, the scheduler's claims and the batched
@@ -439,13 +440,15 @@ impl Store for PostgresStore {
     }
 
     async fn api_key_by_id(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
-        sqlx::query(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(api_key_from_row)
-            .transpose()
+        sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(api_key_from_row)
+        .transpose()
     }
 
     async fn list_api_keys(&self, team_id: Option<&str>) -> Result<Vec<ApiKeyRecord>> {

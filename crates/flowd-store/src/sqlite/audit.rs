@@ -9,7 +9,8 @@ use crate::model::{AuditEntry, AuditQuery};
 
 const AUDIT_COLUMNS: &str = "id, at, actor_id, actor_name, action, team_id, team_name, \
      workflow_id, workflow_name, summary";
-pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_log (id, at, actor_id, actor_name, action, team_id, \
+pub(super) const INSERT_AUDIT: &str =
+    "INSERT INTO audit_log (id, at, actor_id, actor_name, action, team_id, \
      team_name, workflow_id, workflow_name, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 /// At most this many entries a listing returns…
 const MAX_LIMIT: u32 = 1000;

@@ -671,13 +671,15 @@ impl Store for SqliteStore {
     }
 
     async fn api_key_by_id(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
-        sqlx::query(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(api_key_from_row)
-            .transpose()
+        sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(api_key_from_row)
+        .transpose()
     }
 
     async fn list_api_keys(&self, team_id: Option<&str>) -> Result<Vec<ApiKeyRecord>> {
