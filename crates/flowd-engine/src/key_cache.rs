@@ -43,12 +43,6 @@ pub struct KeyCache {
     state: Mutex<State>,
 }
 
-impl Default for KeyCache {
-    fn default() -> Self {
-        KeyCache::new(KEY_CACHE_TTL)
-    }
-}
-
 impl KeyCache {
     pub fn new(ttl: Duration) -> KeyCache {
         KeyCache {
@@ -151,7 +145,7 @@ mod tests {
 
     #[test]
     fn a_use_is_recorded_once_per_interval() {
-        let cache = KeyCache::default();
+        let cache = KeyCache::new(KEY_CACHE_TTL);
         assert!(cache.should_record_use("k"));
         assert!(!cache.should_record_use("k"));
         assert!(cache.should_record_use("other"));

@@ -58,6 +58,9 @@ pub struct EngineConfig {
     pub running_record_delay: Duration,
     /// Audit entries are kept this many days.
     pub audit_retention_days: u32,
+    /// How long an API key looked up in the store is trusted without looking again: the longest
+    /// a key revoked on another node keeps working here without a cross-node notification.
+    pub key_cache_ttl: Duration,
 }
 
 impl Default for EngineConfig {
@@ -71,6 +74,7 @@ impl Default for EngineConfig {
             max_code_bytes: 1 << 20,
             running_record_delay: Duration::from_millis(100),
             audit_retention_days: 365,
+            key_cache_ttl: key_cache::KEY_CACHE_TTL,
         }
     }
 }
@@ -120,6 +124,7 @@ impl Engine {
                 "builds interrupted by the previous process were restarted"
             );
         }
+        let keys = key_cache::KeyCache::new(config.key_cache_ttl);
         Ok(Engine {
             gate: Gate::new(
                 config.max_concurrent_executions,
@@ -134,7 +139,7 @@ impl Engine {
             deployer,
             writer,
             schedule_changed: tokio::sync::Notify::new(),
-            keys: key_cache::KeyCache::default(),
+            keys,
         })
     }
 

@@ -4,5 +4,6 @@ mod bootstrap;
 mod conclude;
 mod deploys;
 mod executions;
+mod keys;
 mod scheduler;
 mod support;
