@@ -198,9 +198,16 @@ impl Engine {
     }
 
     /// Revokes a key: refused from the next request on, here at once and on other nodes within
-    /// [`crate::key_cache::KEY_CACHE_TTL`] (or at once with a cross-node notification).
+    /// [`crate::key_cache::KEY_CACHE_TTL`] (or at once with a cross-node notification). A key
+    /// does not revoke itself (`Conflict`).
     pub async fn revoke_api_key(&self, principal: &Principal, id: &str) -> Result<()> {
         principal.require(Role::Admin)?;
+        if id == principal.key_id {
+            return Err(EngineError::Conflict(
+                "a key cannot revoke itself (an admin could lock itself out): use another admin key"
+                    .into(),
+            ));
+        }
         let not_found = || EngineError::NotFound(format!("API key {id}"));
         let record = self.store.api_key_by_id(id).await?.ok_or_else(not_found)?;
         let team = self.team_ref(principal, &record.team_id).await?;

@@ -30,7 +30,7 @@ impl AuditParams {
     /// The filter, or a `422` naming the parameter that is wrong.
     fn filter(self) -> ApiResult<AuditFilter> {
         let non_empty = |value: Option<String>| value.filter(|value| !value.is_empty());
-        let since = match non_empty(self.since) {
+        let since = match self.since {
             None => None,
             Some(text) => Some(parse_rfc3339(&text).ok_or_else(|| {
                 ApiError::invalid(format!(
