@@ -71,6 +71,9 @@ pub enum AuditAction {
     /// A run started by hand (`POST …/runs`).
     #[serde(rename = "workflow.run")]
     ManualRun,
+    /// An execution run again with its recorded request (replays).
+    #[serde(rename = "workflow.replayed")]
+    Replayed,
     /// Settings other than secrets changed (the summary names the keys, never the values).
     #[serde(rename = "settings.changed")]
     SettingsChanged,
@@ -91,7 +94,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 16] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::WorkflowCreated,
         AuditAction::WorkflowDeployed,
         AuditAction::WorkflowPatched,
@@ -100,6 +103,7 @@ impl AuditAction {
         AuditAction::WorkflowDeleted,
         AuditAction::TokenRotated,
         AuditAction::ManualRun,
+        AuditAction::Replayed,
         AuditAction::SettingsChanged,
         AuditAction::SecretSet,
         AuditAction::SecretRemoved,
@@ -120,6 +124,7 @@ impl AuditAction {
             AuditAction::WorkflowDeleted => "workflow.deleted",
             AuditAction::TokenRotated => "workflow.token_rotated",
             AuditAction::ManualRun => "workflow.run",
+            AuditAction::Replayed => "workflow.replayed",
             AuditAction::SettingsChanged => "settings.changed",
             AuditAction::SecretSet => "secret.set",
             AuditAction::SecretRemoved => "secret.removed",

@@ -1,5 +1,6 @@
 //! The engine against a real store and real Python, with the scheduler driven by hand.
 
+mod audit;
 mod bootstrap;
 mod conclude;
 mod deploys;
