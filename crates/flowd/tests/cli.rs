@@ -1369,3 +1369,31 @@ fn teams_keys_and_the_audit_log_from_the_command_line() {
         .ok(&["audit", "--actor", "admin"])
         .contains("team.renamed"));
 }
+
+#[test]
+fn an_admin_names_a_workflow_that_several_teams_have_as_team_slash_name() {
+    let user = User::with_server();
+    user.ok(&["teams", "create", "payroll"]);
+    let client = reqwest::blocking::Client::new();
+    for team in ["default", "payroll"] {
+        let response = client
+            .post(format!("{}/api/v1/workflows", user.url()))
+            .bearer_auth(ADMIN_KEY)
+            .json(&serde_json::json!({
+                "name": "sync", "mode": "catch", "team": team,
+                "code": "def workflow(_request, settings):\n    return None\n",
+            }))
+            .send()
+            .expect("create");
+        assert_eq!(
+            response.status(),
+            201,
+            "{}",
+            response.text().unwrap_or_default()
+        );
+    }
+    let error = user.fails(&["show", "sync"]);
+    assert!(error.contains("TEAM/sync"), "{error}");
+    let shown = user.json(&["show", "payroll/sync"]);
+    assert_eq!(shown["workflow"]["team"], "payroll", "{shown}");
+}
