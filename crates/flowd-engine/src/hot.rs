@@ -330,9 +330,10 @@ impl HotCache {
         }
     }
 
-    /// Drops every cached record (changes may have been missed: any of them may be stale). The
-    /// limiters and settings cells stay, shared by the calls going on (cells exist only for a
-    /// store no other node writes, whose changes are all this node's).
+    /// Drops every cached record and team name (changes may have been missed, or a team was
+    /// renamed or deleted: any of them may be stale); the next calls reload them. The limiters
+    /// and settings cells stay, shared by the calls going on (cells exist only for a store no
+    /// other node writes, whose changes are all this node's).
     pub fn invalidate_all(&self) {
         if let Ok(mut by_id) = self.by_id.write() {
             self.invalidations.fetch_add(1, Ordering::AcqRel);
@@ -340,6 +341,9 @@ impl HotCache {
         }
         if let Ok(mut by_name) = self.by_name.write() {
             by_name.clear();
+        }
+        if let Ok(mut teams) = self.teams.write() {
+            teams.clear();
         }
     }
 

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod admission;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod deploy;
@@ -13,10 +14,12 @@ mod error;
 pub mod executor;
 mod follow;
 pub mod hot;
+pub mod key_cache;
 mod node_lease;
 mod refusal;
 pub mod scheduler;
 mod settings_cell;
+mod teams;
 mod workflow_limit;
 mod workflow_settings;
 mod workflows;
@@ -28,6 +31,7 @@ use std::time::Duration;
 use flowd_runtime::{Runtime, Runtimes};
 use flowd_store::Store;
 
+pub use audit::AuditFilter;
 pub use auth::{Bootstrap, Principal};
 pub use deploy::{Deployment, DEFAULT_DEPLOY_WAIT};
 pub use detached::{Detached, CALLER_LEFT_WARNING};
@@ -35,6 +39,7 @@ pub use error::{EngineError, Result};
 pub use executor::{Reply, Report};
 pub use node_lease::NodeConfig;
 pub use refusal::{Refusal, Saturation};
+pub use teams::{CreatedKey, NewApiKey};
 pub use workflows::{generate_hook_token, NewWorkflow, RequirementsInput, WorkflowPatch};
 
 use admission::Gate;
@@ -59,6 +64,11 @@ pub struct EngineConfig {
     pub running_record_delay: Duration,
     /// This process as a node of the store: its address and lease.
     pub node: NodeConfig,
+    /// Audit entries are kept this many days.
+    pub audit_retention_days: u32,
+    /// How long an API key looked up in the store is trusted without looking again: the longest
+    /// a key revoked on another node keeps working here without a cross-node notification.
+    pub key_cache_ttl: Duration,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +82,8 @@ impl Default for EngineConfig {
             max_code_bytes: 1 << 20,
             running_record_delay: Duration::from_millis(100),
             node: NodeConfig::default(),
+            audit_retention_days: 365,
+            key_cache_ttl: key_cache::KEY_CACHE_TTL,
         }
     }
 }
@@ -91,6 +103,8 @@ pub struct Engine {
     schedule_changed: Arc<tokio::sync::Notify>,
     /// This process's registration as a node of the store, renewed while the engine lives.
     node: NodeLease,
+    /// API keys looked up recently.
+    keys: key_cache::KeyCache,
 }
 
 impl Engine {
@@ -120,6 +134,7 @@ impl Engine {
                 "builds interrupted by the previous process were restarted"
             );
         }
+        let keys = key_cache::KeyCache::new(config.key_cache_ttl);
         Ok(Engine {
             gate: Gate::new(
                 config.max_concurrent_executions,
@@ -135,6 +150,7 @@ impl Engine {
             writer,
             schedule_changed,
             node,
+            keys,
         })
     }
 

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use flowd_core::settings::{Settings, SettingsChange};
-use flowd_store::{Store, StoreError, StoreWrite};
+use flowd_store::{AuditEntry, Store, StoreError, StoreWrite};
 
 use crate::settings_cell::{NotSaved, SettingsCell, Snapshot};
 use crate::writer::Writer;
@@ -94,23 +94,25 @@ impl WorkflowSettings {
     }
 
     /// Applies `change` (an API patch: keys set, keys deleted) to the current settings, commits
-    /// it, and answers the settings after it.
+    /// it with what `audit` records of it, and answers the settings after it.
     pub async fn patch(
         &self,
         store: &dyn Store,
         writer: &Writer,
         change: SettingsChange,
+        audit: impl FnOnce(&SettingsChange) -> Vec<AuditEntry>,
     ) -> Result<Settings, NotSaved> {
         match &self.kept {
             Kept::InMemory(cell) => {
-                cell.commit_patch(writer, change, |change| self.apply(change))
+                cell.commit_patch(writer, change, |change| self.apply(change, audit(change)))
                     .wait()
                     .await?;
                 Ok(cell.current())
             }
             Kept::InStore => {
+                let entries = audit(&change);
                 writer
-                    .commit(self.apply(&change))
+                    .commit(self.apply(&change, entries))
                     .await
                     .map_err(NotSaved::Store)?;
                 store
@@ -121,25 +123,31 @@ impl WorkflowSettings {
         }
     }
 
-    /// Replaces the settings with `new`, and answers the settings after it. In the store, the
-    /// replacement is one transaction: keys another node adds meanwhile are replaced too, or
-    /// merged after it.
+    /// Replaces the settings with `new`, with what `audit` records of the change, and answers
+    /// the settings after it. In the store, the replacement is one transaction: keys another
+    /// node adds meanwhile are replaced too, or merged after it.
     pub async fn replace(
         &self,
         store: &dyn Store,
         writer: &Writer,
         new: Settings,
+        audit: impl FnOnce(&SettingsChange) -> Vec<AuditEntry>,
     ) -> Result<Settings, NotSaved> {
         match &self.kept {
             Kept::InMemory(cell) => {
-                cell.commit_replacement(writer, new, |change| self.apply(change))
+                cell.commit_replacement(writer, new, |change| self.apply(change, audit(change)))
                     .wait()
                     .await?;
                 Ok(cell.current())
             }
             Kept::InStore => {
+                let before = store
+                    .settings(&self.workflow_id)
+                    .await
+                    .map_err(NotSaved::Store)?;
+                let entries = audit(&SettingsChange::between(&before, &new));
                 store
-                    .replace_settings(&self.workflow_id, &new)
+                    .replace_settings_audited(&self.workflow_id, &new, &entries)
                     .await
                     .map_err(NotSaved::Store)?;
                 store
@@ -150,11 +158,13 @@ impl WorkflowSettings {
         }
     }
 
-    /// The write merging `change` into the stored settings.
-    fn apply(&self, change: &SettingsChange) -> Vec<StoreWrite> {
-        vec![StoreWrite::ApplySettingsChange {
+    /// The write merging `change` into the stored settings, and the audit entries recording it.
+    fn apply(&self, change: &SettingsChange, audit: Vec<AuditEntry>) -> Vec<StoreWrite> {
+        let mut writes = vec![StoreWrite::ApplySettingsChange {
             workflow_id: self.workflow_id.clone(),
             change: change.clone(),
-        }]
+        }];
+        writes.extend(audit.into_iter().map(StoreWrite::AppendAudit));
+        writes
     }
 }

@@ -89,6 +89,13 @@ impl StoreError {
         ))
     }
 
+    /// A team is deleted only once it has no workflows.
+    pub(crate) fn team_has_workflows(team_id: &str, workflows: i64) -> StoreError {
+        StoreError::Conflict(format!(
+            "team {team_id} still has {workflows} workflow(s): delete or move them first"
+        ))
+    }
+
     pub(crate) fn execution_workflow_missing(execution: &ExecutionRecord) -> StoreError {
         StoreError::NotFound(format!(
             "workflow {} (of execution {})",

@@ -7,7 +7,8 @@ use crate::changes::ChangeFeed;
 use crate::commit::CommitTicket;
 use crate::error::Result;
 use crate::model::{
-    ApiKeyRecord, ExecutionRecord, TeamRecord, VersionOutcome, VersionRecord, WorkflowRecord,
+    ApiKeyRecord, AuditEntry, AuditQuery, ExecutionRecord, TeamRecord, VersionOutcome,
+    VersionRecord, WorkflowRecord,
 };
 use crate::node::{NodeRecord, ReapedNode};
 
@@ -26,6 +27,9 @@ pub enum StoreWrite {
         workflow_id: String,
         change: SettingsChange,
     },
+    /// Appends an entry to the audit log (the settings change it records goes in the same
+    /// transaction).
+    AppendAudit(AuditEntry),
 }
 
 /// Filter and paging for execution listings. Results are newest first.
@@ -77,14 +81,46 @@ pub enum ClaimOutcome {
 pub trait Store: Send + Sync + 'static {
     // --- teams and API keys ---
     /// `Conflict` when the name is taken.
-    async fn create_team(&self, team: &TeamRecord) -> Result<()>;
+    async fn create_team(&self, team: &TeamRecord) -> Result<()> {
+        self.create_team_audited(team, None).await
+    }
+    /// [`Store::create_team`], with the audit entry recording it in the same transaction.
+    async fn create_team_audited(
+        &self,
+        team: &TeamRecord,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()>;
+    /// All teams, by name.
+    async fn list_teams(&self) -> Result<Vec<TeamRecord>>;
+    /// Renames a team, recording `audit` in the same transaction. `NotFound` if it does not
+    /// exist, `Conflict` if the name is taken.
+    async fn rename_team(&self, id: &str, name: &str, audit: &AuditEntry) -> Result<()>;
+    /// Deletes a team and its keys, recording `audit` in the same transaction. `NotFound` if it
+    /// does not exist, `Conflict` (nothing deleted) while it has workflows.
+    async fn delete_team(&self, id: &str, audit: &AuditEntry) -> Result<()>;
     async fn team_by_name(&self, name: &str) -> Result<Option<TeamRecord>>;
     async fn team_by_id(&self, id: &str) -> Result<Option<TeamRecord>>;
     async fn count_teams(&self) -> Result<u64>;
     /// `Conflict` when a key with the same hash exists, `NotFound` when the team does not.
-    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        self.create_api_key_audited(key, None).await
+    }
+    /// [`Store::create_api_key`], with the audit entry recording it in the same transaction.
+    async fn create_api_key_audited(
+        &self,
+        key: &ApiKeyRecord,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()>;
     /// The key whose SHA-256 hex digest is `key_hash`.
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>>;
+    async fn api_key_by_id(&self, id: &str) -> Result<Option<ApiKeyRecord>>;
+    /// The keys of a team (of every team when `None`), oldest first.
+    async fn list_api_keys(&self, team_id: Option<&str>) -> Result<Vec<ApiKeyRecord>>;
+    /// Deletes a key (it authenticates no more), recording `audit` in the same transaction.
+    /// `false` if it did not exist.
+    async fn revoke_api_key(&self, id: &str, audit: &AuditEntry) -> Result<bool>;
+    /// Records that the key was used at `at`.
+    async fn touch_api_key(&self, id: &str, at: i64) -> Result<()>;
     /// How many admin keys the team has (the first start's bootstrap repairs a team with none).
     async fn count_admin_keys(&self, team_id: &str) -> Result<u64>;
 
@@ -97,6 +133,17 @@ pub trait Store: Send + Sync + 'static {
         workflow: &WorkflowRecord,
         first_version: &VersionRecord,
         settings: &Settings,
+    ) -> Result<()> {
+        self.create_workflow_audited(workflow, first_version, settings, None)
+            .await
+    }
+    /// [`Store::create_workflow`], with the audit entry recording it in the same transaction.
+    async fn create_workflow_audited(
+        &self,
+        workflow: &WorkflowRecord,
+        first_version: &VersionRecord,
+        settings: &Settings,
+        audit: Option<&AuditEntry>,
     ) -> Result<()>;
     async fn workflow_by_id(&self, id: &str) -> Result<Option<WorkflowRecord>>;
     async fn workflow_by_name(&self, team_id: &str, name: &str) -> Result<Option<WorkflowRecord>>;
@@ -105,11 +152,28 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the workflow row (every column but `id`, `team_id`, `created_at` and the active
     /// `version`, which only [`Store::settle_version`] moves).
     /// `NotFound` if it does not exist, `Conflict` if the new name is taken.
-    async fn update_workflow(&self, workflow: &WorkflowRecord) -> Result<()>;
+    async fn update_workflow(&self, workflow: &WorkflowRecord) -> Result<()> {
+        self.update_workflow_audited(workflow, &[]).await
+    }
+    /// [`Store::update_workflow`], with the audit entries recording it in the same transaction.
+    async fn update_workflow_audited(
+        &self,
+        workflow: &WorkflowRecord,
+        audit: &[AuditEntry],
+    ) -> Result<()>;
     /// Stores a new version (usually `building`) and sets the workflow's `updated_at`, in one
     /// transaction; the active version stays as it is. `Conflict` if that version number exists,
     /// `NotFound` if the workflow does not.
-    async fn add_version(&self, version: &VersionRecord, updated_at: i64) -> Result<()>;
+    async fn add_version(&self, version: &VersionRecord, updated_at: i64) -> Result<()> {
+        self.add_version_audited(version, updated_at, None).await
+    }
+    /// [`Store::add_version`], with the audit entry recording it in the same transaction.
+    async fn add_version_audited(
+        &self,
+        version: &VersionRecord,
+        updated_at: i64,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()>;
     /// Records how a `building` version ended and, when it is `Ready` and newer than the
     /// workflow's active version (or the workflow has none), makes it the active one — in one
     /// transaction. Answers whether it became active. `NotFound` when the version does not exist
@@ -122,13 +186,28 @@ pub trait Store: Send + Sync + 'static {
     /// All versions of a workflow, newest first.
     async fn list_versions(&self, workflow_id: &str) -> Result<Vec<VersionRecord>>;
     /// Deletes the workflow with its versions, settings and executions. `false` if it did not exist.
-    async fn delete_workflow(&self, id: &str) -> Result<bool>;
+    async fn delete_workflow(&self, id: &str) -> Result<bool> {
+        self.delete_workflow_audited(id, None).await
+    }
+    /// [`Store::delete_workflow`], with the audit entry recording it in the same transaction
+    /// (nothing is recorded when the workflow did not exist).
+    async fn delete_workflow_audited(&self, id: &str, audit: Option<&AuditEntry>) -> Result<bool>;
 
     // --- settings ---
     /// The workflow's settings (empty for an unknown workflow).
     async fn settings(&self, workflow_id: &str) -> Result<Settings>;
     /// Replaces all settings of the workflow. `NotFound` if it does not exist.
-    async fn replace_settings(&self, workflow_id: &str, settings: &Settings) -> Result<()>;
+    async fn replace_settings(&self, workflow_id: &str, settings: &Settings) -> Result<()> {
+        self.replace_settings_audited(workflow_id, settings, &[])
+            .await
+    }
+    /// [`Store::replace_settings`], with the audit entries recording it in the same transaction.
+    async fn replace_settings_audited(
+        &self,
+        workflow_id: &str,
+        settings: &Settings,
+        audit: &[AuditEntry],
+    ) -> Result<()>;
 
     // --- executions ---
     /// Queues `writes` to be committed together, in one transaction, after everything queued
@@ -223,4 +302,12 @@ pub trait Store: Send + Sync + 'static {
     fn changes(&self) -> ChangeFeed {
         ChangeFeed::none()
     }
+
+    // --- audit log ---
+    /// Appends an entry in a transaction of its own (changes record theirs with the change).
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
+    /// Entries matching `query`, newest first.
+    async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+    /// Deletes the entries older than `before` (epoch ms), answering how many: the retention.
+    async fn delete_audit_before(&self, before: i64) -> Result<u64>;
 }

@@ -14,7 +14,9 @@ mod ui;
 
 use clap::{Args, Parser, Subcommand};
 
-use commands::{deploy, executions, invoke, login, run, settings, versions, workflows};
+use commands::{
+    audit, deploy, executions, invoke, keys, login, run, settings, teams, versions, workflows,
+};
 
 /// flowd: a self-hosted, serverless runtime for HR data workflows.
 #[derive(Parser)]
@@ -130,6 +132,15 @@ enum Command {
     /// Run a workflow file once, locally, exactly as the server would (no server needed).
     #[command(after_help = run::EXAMPLES)]
     Run(run::RunArgs),
+    /// Create, list and revoke API keys (admin keys).
+    #[command(after_help = keys::EXAMPLES)]
+    Keys(keys::KeysArgs),
+    /// Create, list, rename and delete teams (admin keys).
+    #[command(after_help = teams::EXAMPLES)]
+    Teams(teams::TeamsArgs),
+    /// Show the audit log: who changed what, when.
+    #[command(after_help = audit::EXAMPLES)]
+    Audit(audit::AuditArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -178,6 +189,9 @@ fn main() -> std::process::ExitCode {
             Command::Execution(args) => executions::execution(&global, args).await,
             Command::Settings(args) => settings::settings(&global, args).await,
             Command::Run(args) => run::run(args).await,
+            Command::Keys(args) => keys::keys(&global, args).await,
+            Command::Teams(args) => teams::teams(&global, args).await,
+            Command::Audit(args) => audit::audit(&global, args).await,
         }
     });
     // Do not wait for tasks left behind (a blocked stdin reader, a spinner).

@@ -113,6 +113,10 @@ pub struct ServeArgs {
     /// Seconds a shutdown waits for executions in flight.
     #[arg(long, env = "FLOWD_SHUTDOWN_GRACE_S", default_value_t = 30)]
     pub shutdown_grace_s: u64,
+    /// Days the audit log keeps its entries (older ones are deleted by an hourly sweep).
+    #[arg(long, env = "FLOWD_AUDIT_RETENTION_DAYS", default_value_t = 365,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub audit_retention_days: u32,
     /// `isolation: "reuse"` workflows: warm instances per version serving calls in parallel.
     #[arg(long, env = "FLOWD_REUSE_POOL_SIZE", default_value_t = 4)]
     pub reuse_pool_size: usize,
@@ -227,6 +231,7 @@ impl ServeArgs {
                 address: self.listen.clone(),
                 lease: Duration::from_secs(self.node_lease_s.max(1)),
             },
+            audit_retention_days: self.audit_retention_days,
             ..EngineConfig::default()
         };
         Ok(config)

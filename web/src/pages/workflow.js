@@ -38,7 +38,7 @@ export async function workflowPage(ctx) {
       'button',
       {
         type: 'button',
-        class: 'btn',
+        class: 'btn needs-developer',
         id: 'toggle-enabled',
         onclick: async () => {
           toggle.disabled = true;
@@ -59,7 +59,7 @@ export async function workflowPage(ctx) {
       'button',
       {
         type: 'button',
-        class: 'btn btn-ghost btn-danger',
+        class: 'btn btn-ghost btn-danger needs-developer',
         onclick: async () => {
           if (!window.confirm(`Delete the workflow ${w.name}, its versions, settings and executions? This cannot be undone.`)) return;
           try {
@@ -85,7 +85,7 @@ export async function workflowPage(ctx) {
             ? h('span', { class: 'badge build-failed', id: 'active-version', title: 'No version has deployed: the workflow does not run (its hook answers 503).' }, 'no active version')
             : h('span', { class: 'badge', id: 'active-version', title: `Version ${w.version} is active` }, `v${w.version}`), enabledBadge(w.enabled)],
         actions: [
-          h('a', { href: `/workflows/${w.id}/trigger#run-now`, class: 'btn' }, '▶ Run now'),
+          h('a', { href: `/workflows/${w.id}/trigger#run-now`, class: 'btn needs-developer' }, '▶ Run now'),
           toggle,
           remove,
         ],
@@ -118,7 +118,7 @@ async function functionTab(ctx, page, body) {
   const codeBox = h('div', { class: 'editor-box' }, loading('Loading the code…'));
   const codeMessage = h('div', { class: 'code-message', id: 'deploy-result', 'aria-live': 'polite' });
   const state = h('span', { class: 'muted small', id: 'code-state' });
-  const save = h('button', { type: 'button', class: 'btn btn-primary', id: 'save-code', disabled: true }, 'Save & deploy');
+  const save = h('button', { type: 'button', class: 'btn btn-primary needs-developer', id: 'save-code', disabled: true }, 'Save & deploy');
   const propertiesBox = h('div', null, loading('Loading the properties…'));
   const requirementsBox = h('div', null, loading('Loading the requirements…'));
   fill(
@@ -169,7 +169,7 @@ async function functionTab(ctx, page, body) {
   });
   area.value = savedRequirements;
   const requirementsMessage = h('div', { class: 'requirements-message', id: 'requirements-result', 'aria-live': 'polite' });
-  const saveRequirements = h('button', { type: 'button', class: 'btn btn-primary', id: 'save-requirements', disabled: true }, 'Save & deploy');
+  const saveRequirements = h('button', { type: 'button', class: 'btn btn-primary needs-developer', id: 'save-requirements', disabled: true }, 'Save & deploy');
   const runtimeNote = h('span', null, 'the runtime’s environment');
   fill(
     requirementsBox,
@@ -319,8 +319,8 @@ async function propertiesEditor(ctx, page, box) {
   let dirty = false;
   const message = h('div', { 'aria-live': 'polite' });
   const tbody = h('tbody');
-  const save = h('button', { type: 'button', class: 'btn btn-primary', id: 'save-properties' }, 'Save properties');
-  const add = h('button', { type: 'button', class: 'btn', id: 'add-property' }, '+ Add property');
+  const save = h('button', { type: 'button', class: 'btn btn-primary needs-developer', id: 'save-properties' }, 'Save properties');
+  const add = h('button', { type: 'button', class: 'btn needs-developer', id: 'add-property' }, '+ Add property');
   page.addGuard(() => (dirty ? 'The Environment Properties have unsaved changes. Leave anyway?' : null));
 
   async function load() {
@@ -380,7 +380,7 @@ async function propertiesEditor(ctx, page, box) {
           value.type = row.secret ? 'password' : 'text';
           markDirty();
         });
-        const remove = h('button', { type: 'button', class: 'btn btn-ghost btn-small', 'aria-label': `Delete ${row.key}`, title: 'Delete' }, '✕');
+        const remove = h('button', { type: 'button', class: 'btn btn-ghost btn-small needs-developer', 'aria-label': `Delete ${row.key}`, title: 'Delete' }, '✕');
         remove.addEventListener('click', () => {
           rows.splice(index, 1);
           markDirty();
@@ -485,7 +485,7 @@ async function triggerTab(ctx, page, body) {
     const drawHook = () => {
       const url = `${location.origin}${page.workflow.hook_url}`;
       const curl = `curl -X POST '${url}' \\\n  -H 'Content-Type: application/json' \\\n  -d '{"name": "ada"}'`;
-      const rotate = h('button', { type: 'button', class: 'btn btn-small btn-ghost' }, 'Rotate token');
+      const rotate = h('button', { type: 'button', class: 'btn btn-small btn-ghost needs-developer' }, 'Rotate token');
       rotate.addEventListener('click', async () => {
         if (!window.confirm('Give the hook a new URL? The current URL stops working at once.')) return;
         try {
@@ -515,7 +515,7 @@ async function triggerTab(ctx, page, body) {
     const current = h('div', null, loading());
     const editor = scheduleEditor(w.schedule);
     const message = h('div');
-    const save = h('button', { type: 'button', class: 'btn btn-primary', id: 'save-schedule' }, 'Save schedule');
+    const save = h('button', { type: 'button', class: 'btn btn-primary needs-developer', id: 'save-schedule' }, 'Save schedule');
     const loadCurrent = async () => {
       try {
         const answer = await get(`/workflows/${page.workflow.id}/schedule`);
@@ -553,7 +553,7 @@ async function triggerTab(ctx, page, body) {
 
 function runNow(ctx, page, { request }) {
   const result = h('div', { class: 'run-result', 'aria-live': 'polite' });
-  const button = h('button', { type: 'button', class: 'btn btn-primary', id: 'run-button' }, '▶ Run now');
+  const button = h('button', { type: 'button', class: 'btn btn-primary needs-developer', id: 'run-button' }, '▶ Run now');
   button.addEventListener('click', async () => {
     let body = {};
     if (request) {
@@ -668,7 +668,7 @@ async function versionsTab(ctx, page, body) {
             'button',
             {
               type: 'button',
-              class: 'btn btn-small',
+              class: 'btn btn-small needs-developer',
               title: 'Deploy this version’s code and requirements again, as a new version',
               onclick: async (event) => {
                 if (!window.confirm(`Deploy the code and requirements of version ${version.version} again, as a new version?`)) return;

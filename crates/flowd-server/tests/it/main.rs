@@ -8,6 +8,8 @@ mod hook_request;
 mod hook_response;
 mod smoke;
 
+mod api_access;
+mod api_audit;
 mod api_auth;
 mod api_workflows;
 mod attacks;

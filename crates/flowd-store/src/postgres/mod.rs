@@ -3,6 +3,7 @@
 //! - `schema`: the migrations (`migrations/postgres`) and the refusal of a newer schema;
 //! - `rows`: the columns read and how rows become records;
 //! - `writes`: the executions' writes, applied by the schema's `flowd_apply_writes` function;
+//! - `audit`: the audit log's rows;
 //! - `batch_commit`: the queue and task that commit those writes many executions at a time;
 //! - `listener`: the changes other nodes commit, heard with `LISTEN` and handed to the feeds;
 //! - `nodes`: the nodes' leases, the reaping of dead ones and the concurrency slots;
@@ -12,6 +13,7 @@
 //! it writes, it locks the row it depends on (`FOR UPDATE`, `FOR NO KEY UPDATE`, `FOR KEY
 //! SHARE`), so that the outcome is the same as SQLite's single writer, whichever node writes.
 
+mod audit;
 mod batch_commit;
 pub(crate) mod errors;
 pub(crate) mod listener;
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use flowd_core::access::Role;
 use flowd_core::settings::Settings;
 use flowd_core::workflow::{ExecutionStatus, VersionState};
 use serde::Serialize;
@@ -42,9 +45,9 @@ use self::rows::{
 use crate::changes::{ChangeFeed, ChangePublisher};
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::{
-    ApiKeyRecord, ClaimOutcome, CommitTicket, ExecutionQuery, ExecutionRecord, NodeRecord,
-    ReapedNode, Result, RunClaim, Store, StoreError, StoreWrite, TeamRecord, VersionOutcome,
-    VersionRecord, WorkflowRecord,
+    ApiKeyRecord, AuditEntry, AuditQuery, ClaimOutcome, CommitTicket, ExecutionQuery,
+    ExecutionRecord, NodeRecord, ReapedNode, Result, RunClaim, Store, StoreError, StoreWrite,
+    TeamRecord, VersionOutcome, VersionRecord, WorkflowRecord,
 };
 
 /// Connections of the pool: the API's reads and writes, the scheduler's claims and the batched
@@ -299,12 +302,17 @@ fn claimed_record(claim: &RunClaim, run_going: bool) -> (ClaimOutcome, Option<Ex
 impl Store for PostgresStore {
     // --- teams and API keys ---
 
-    async fn create_team(&self, team: &TeamRecord) -> Result<()> {
+    async fn create_team_audited(
+        &self,
+        team: &TeamRecord,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO teams (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(&team.id)
             .bind(&team.name)
             .bind(team.created_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|err| match unique_violation(&err) {
                 Some("teams_name_key") => {
@@ -315,6 +323,65 @@ impl Store for PostgresStore {
                 }
                 None => err.into(),
             })?;
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_teams(&self) -> Result<Vec<TeamRecord>> {
+        sqlx::query(&format!("SELECT {TEAM_COLUMNS} FROM teams ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(team_from_row)
+            .collect()
+    }
+
+    async fn rename_team(&self, id: &str, name: &str, audit: &AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let result = sqlx::query("UPDATE teams SET name = $1 WHERE id = $2")
+            .bind(name)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| match unique_violation(&err) {
+                Some(_) => StoreError::Conflict(format!("a team named {name:?} already exists")),
+                None => err.into(),
+            })?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("team {id}")));
+        }
+        audit::insert_entries(&mut tx, [audit]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_team(&self, id: &str, audit: &AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        // FOR UPDATE: a workflow being created in the team (its foreign key takes KEY SHARE)
+        // waits, then finds the team gone; one created before is counted below.
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM teams WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if found.is_none() {
+            return Err(StoreError::NotFound(format!("team {id}")));
+        }
+        let workflows: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM workflows WHERE team_id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if workflows > 0 {
+            return Err(StoreError::team_has_workflows(id, workflows));
+        }
+        // Its keys go with it: ON DELETE CASCADE.
+        sqlx::query("DELETE FROM teams WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        audit::insert_entries(&mut tx, [audit]).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -356,18 +423,27 @@ impl Store for PostgresStore {
             .map_err(|_| StoreError::Corrupt(format!("negative admin key count {count}")))
     }
 
-    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO api_keys (id, team_id, name, key_hash, is_admin, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
+    async fn create_api_key_audited(
+        &self,
+        key: &ApiKeyRecord,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "INSERT INTO api_keys ({API_KEY_COLUMNS}, is_admin) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
         .bind(&key.id)
         .bind(&key.team_id)
         .bind(&key.name)
         .bind(&key.key_hash)
-        .bind(key.is_admin)
+        .bind(&key.prefix)
+        .bind(key.role.as_str())
         .bind(key.created_at)
-        .execute(&self.pool)
+        .bind(key.expires_at)
+        .bind(key.last_used_at)
+        .bind(key.role == Role::Admin)
+        .execute(&mut *tx)
         .await
         .map_err(|err| match unique_violation(&err) {
             Some("api_keys_key_hash_key") => {
@@ -381,6 +457,56 @@ impl Store for PostgresStore {
             }
             None => err.into(),
         })?;
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn api_key_by_id(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(api_key_from_row)
+        .transpose()
+    }
+
+    async fn list_api_keys(&self, team_id: Option<&str>) -> Result<Vec<ApiKeyRecord>> {
+        sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE $1::TEXT IS NULL OR team_id = $1 \
+             ORDER BY created_at, id"
+        ))
+        .bind(team_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(api_key_from_row)
+        .collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str, audit: &AuditEntry) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let result = sqlx::query("DELETE FROM api_keys WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        audit::insert_entries(&mut tx, [audit]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn touch_api_key(&self, id: &str, at: i64) -> Result<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -398,11 +524,12 @@ impl Store for PostgresStore {
 
     // --- workflows ---
 
-    async fn create_workflow(
+    async fn create_workflow_audited(
         &self,
         workflow: &WorkflowRecord,
         first_version: &VersionRecord,
         settings: &Settings,
+        audit: Option<&AuditEntry>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let insert = format!(
@@ -432,6 +559,7 @@ impl Store for PostgresStore {
             })?;
         insert_version(&mut tx, first_version).await?;
         insert_settings(&mut tx, &workflow.id, settings).await?;
+        audit::insert_entries(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -473,14 +601,19 @@ impl Store for PostgresStore {
         .collect()
     }
 
-    async fn update_workflow(&self, workflow: &WorkflowRecord) -> Result<()> {
+    async fn update_workflow_audited(
+        &self,
+        workflow: &WorkflowRecord,
+        audit: &[AuditEntry],
+    ) -> Result<()> {
         let update = format!(
             "UPDATE workflows SET ({MUTABLE_WORKFLOW_COLUMNS}) = ({MUTABLE_WORKFLOW_PLACEHOLDERS}) \
              WHERE id = $15"
         );
+        let mut tx = self.pool.begin().await?;
         let result = bind_mutable_columns(sqlx::query(&update), workflow)?
             .bind(&workflow.id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|err| {
                 if unique_violation(&err).is_some() {
@@ -495,10 +628,17 @@ impl Store for PostgresStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::workflow_not_found(&workflow.id));
         }
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn add_version(&self, version: &VersionRecord, updated_at: i64) -> Result<()> {
+    async fn add_version_audited(
+        &self,
+        version: &VersionRecord,
+        updated_at: i64,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         insert_version(&mut tx, version).await?;
         let result = sqlx::query("UPDATE workflows SET updated_at = $1 WHERE id = $2")
@@ -509,6 +649,7 @@ impl Store for PostgresStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::workflow_not_found(&version.workflow_id));
         }
+        audit::insert_entries(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -609,13 +750,19 @@ impl Store for PostgresStore {
         .collect()
     }
 
-    async fn delete_workflow(&self, id: &str) -> Result<bool> {
+    async fn delete_workflow_audited(&self, id: &str, audit: Option<&AuditEntry>) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         // Versions, settings and executions go with it: ON DELETE CASCADE.
         let result = sqlx::query("DELETE FROM workflows WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(result.rows_affected() > 0)
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     // --- settings ---
@@ -638,7 +785,12 @@ impl Store for PostgresStore {
         Ok(settings)
     }
 
-    async fn replace_settings(&self, workflow_id: &str, settings: &Settings) -> Result<()> {
+    async fn replace_settings_audited(
+        &self,
+        workflow_id: &str,
+        settings: &Settings,
+        audit: &[AuditEntry],
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         // FOR UPDATE: replacements of one workflow's settings take turns.
         let found: Option<i32> =
@@ -654,6 +806,7 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         insert_settings(&mut tx, workflow_id, settings).await?;
+        audit::insert_entries(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -781,6 +934,26 @@ impl Store for PostgresStore {
         }
         tx.commit().await?;
         Ok(outcomes)
+    }
+
+    // --- audit log ---
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        audit::insert_entries(&mut conn, [entry]).await
+    }
+
+    async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let mut conn = self.pool.acquire().await?;
+        audit::select(&mut conn, query).await
+    }
+
+    async fn delete_audit_before(&self, before: i64) -> Result<u64> {
+        let result = sqlx::query("DELETE FROM audit_log WHERE at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
     }
 
     fn node_id(&self) -> &str {

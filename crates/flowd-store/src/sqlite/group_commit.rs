@@ -28,11 +28,12 @@ use flowd_core::settings::SettingsChange;
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::audit::INSERT_AUDIT;
 use super::columns::{ExecutionColumns, PUT_EXECUTION};
 use super::errors::{constraint, from_rusqlite, is_busy, Constraint};
 use crate::commit::{CommitCompleter, CommitTicket};
 use crate::error::{Result, StoreError};
-use crate::model::ExecutionRecord;
+use crate::model::{AuditEntry, ExecutionRecord};
 use crate::store::StoreWrite;
 
 /// Most write requests committed in one transaction.
@@ -448,9 +449,27 @@ fn commit_writes<'a>(
                 workflow_id,
                 change,
             } => apply_settings_change(&transaction, workflow_id, change)?,
+            StoreWrite::AppendAudit(entry) => append_audit(&transaction, entry)?,
         }
     }
     transaction.commit()?;
+    Ok(())
+}
+
+fn append_audit(connection: &Connection, entry: &AuditEntry) -> WriteResult {
+    let mut statement = connection.prepare_cached(INSERT_AUDIT)?;
+    statement.execute(params![
+        entry.id,
+        entry.at,
+        entry.actor_id,
+        entry.actor_name,
+        entry.action.as_str(),
+        entry.team_id,
+        entry.team_name,
+        entry.workflow_id,
+        entry.workflow_name,
+        entry.summary,
+    ])?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use flowd_core::access::Role;
 use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::workflow::{ExecutionStatus, VersionState};
 use serde::de::DeserializeOwned;
@@ -20,6 +21,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
+mod audit;
 mod columns;
 pub(crate) mod errors;
 mod group_commit;
@@ -31,8 +33,8 @@ use self::group_commit::{file_uri, GroupCommit};
 use crate::commit::CommitTicket;
 use crate::error::{Result, StoreError};
 use crate::model::{
-    ApiKeyRecord, ExecutionError, ExecutionRecord, TeamRecord, VersionOutcome, VersionRecord,
-    WorkflowRecord,
+    ApiKeyRecord, AuditEntry, AuditQuery, ExecutionError, ExecutionRecord, TeamRecord,
+    VersionOutcome, VersionRecord, WorkflowRecord,
 };
 use crate::node::{NodeRecord, ReapedNode};
 use crate::sqlx_error::is_foreign_key_violation;
@@ -53,7 +55,8 @@ const DEFAULT_LIST_LIMIT: u32 = 50;
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 const TEAM_COLUMNS: &str = "id, name, created_at";
-const API_KEY_COLUMNS: &str = "id, team_id, name, key_hash, is_admin, created_at";
+const API_KEY_COLUMNS: &str =
+    "id, team_id, name, key_hash, prefix, role, created_at, expires_at, last_used_at";
 const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
      created_at, updated_at, env";
@@ -259,8 +262,11 @@ fn api_key_from_row(row: &SqliteRow) -> Result<ApiKeyRecord> {
         team_id: row.try_get("team_id")?,
         name: row.try_get("name")?,
         key_hash: row.try_get("key_hash")?,
-        is_admin: row.try_get("is_admin")?,
+        prefix: row.try_get("prefix")?,
+        role: enum_column(row, "api_keys", "role")?,
         created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        last_used_at: row.try_get("last_used_at")?,
     })
 }
 
@@ -540,12 +546,17 @@ async fn put_execution(
 impl Store for SqliteStore {
     // --- teams and API keys ---
 
-    async fn create_team(&self, team: &TeamRecord) -> Result<()> {
+    async fn create_team_audited(
+        &self,
+        team: &TeamRecord,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         sqlx::query("INSERT INTO teams (id, name, created_at) VALUES (?, ?, ?)")
             .bind(&team.id)
             .bind(&team.name)
             .bind(team.created_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|err| match unique_violation(&err) {
                 Some(what) if what.contains("teams.name") => {
@@ -556,6 +567,58 @@ impl Store for SqliteStore {
                 }
                 None => err.into(),
             })?;
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_teams(&self) -> Result<Vec<TeamRecord>> {
+        sqlx::query(&format!("SELECT {TEAM_COLUMNS} FROM teams ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(team_from_row)
+            .collect()
+    }
+
+    async fn rename_team(&self, id: &str, name: &str, audit: &AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let result = sqlx::query("UPDATE teams SET name = ? WHERE id = ?")
+            .bind(name)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| match unique_violation(&err) {
+                Some(_) => StoreError::Conflict(format!("a team named {name:?} already exists")),
+                None => err.into(),
+            })?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("team {id}")));
+        }
+        audit::insert_entries(&mut tx, [audit]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_team(&self, id: &str, audit: &AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let workflows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workflows WHERE team_id = ?")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if workflows > 0 {
+            return Err(StoreError::team_has_workflows(id, workflows));
+        }
+        // Its keys go with it: ON DELETE CASCADE.
+        let result = sqlx::query("DELETE FROM teams WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("team {id}")));
+        }
+        audit::insert_entries(&mut tx, [audit]).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -587,18 +650,27 @@ impl Store for SqliteStore {
             .map_err(|_| StoreError::Corrupt(format!("negative team count {count}")))
     }
 
-    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO api_keys (id, team_id, name, key_hash, is_admin, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
+    async fn create_api_key_audited(
+        &self,
+        key: &ApiKeyRecord,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        sqlx::query(&format!(
+            "INSERT INTO api_keys ({API_KEY_COLUMNS}, is_admin) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
         .bind(&key.id)
         .bind(&key.team_id)
         .bind(&key.name)
         .bind(&key.key_hash)
-        .bind(key.is_admin)
+        .bind(&key.prefix)
+        .bind(key.role.as_str())
         .bind(key.created_at)
-        .execute(&self.pool)
+        .bind(key.expires_at)
+        .bind(key.last_used_at)
+        .bind(key.role == Role::Admin)
+        .execute(&mut *tx)
         .await
         .map_err(|err| match unique_violation(&err) {
             Some(what) if what.contains("api_keys.key_hash") => {
@@ -612,6 +684,57 @@ impl Store for SqliteStore {
             }
             None => err.into(),
         })?;
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn api_key_by_id(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(api_key_from_row)
+        .transpose()
+    }
+
+    async fn list_api_keys(&self, team_id: Option<&str>) -> Result<Vec<ApiKeyRecord>> {
+        sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE ? IS NULL OR team_id = ? \
+             ORDER BY created_at, id"
+        ))
+        .bind(team_id)
+        .bind(team_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(api_key_from_row)
+        .collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str, audit: &AuditEntry) -> Result<bool> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let result = sqlx::query("DELETE FROM api_keys WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        audit::insert_entries(&mut tx, [audit]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn touch_api_key(&self, id: &str, at: i64) -> Result<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -639,11 +762,12 @@ impl Store for SqliteStore {
 
     // --- workflows ---
 
-    async fn create_workflow(
+    async fn create_workflow_audited(
         &self,
         workflow: &WorkflowRecord,
         first_version: &VersionRecord,
         settings: &Settings,
+        audit: Option<&AuditEntry>,
     ) -> Result<()> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         let insert = format!(
@@ -676,6 +800,7 @@ impl Store for SqliteStore {
         for (key, value) in settings {
             upsert_setting(&mut tx, &workflow.id, key, value).await?;
         }
+        audit::insert_entries(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -717,14 +842,19 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn update_workflow(&self, workflow: &WorkflowRecord) -> Result<()> {
+    async fn update_workflow_audited(
+        &self,
+        workflow: &WorkflowRecord,
+        audit: &[AuditEntry],
+    ) -> Result<()> {
         let update = format!(
             "UPDATE workflows SET ({MUTABLE_WORKFLOW_COLUMNS}) = ({MUTABLE_WORKFLOW_PLACEHOLDERS}) \
              WHERE id = ?"
         );
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         let result = bind_mutable_columns(sqlx::query(&update), workflow)?
             .bind(&workflow.id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|err| {
                 if unique_violation(&err).is_some() {
@@ -739,10 +869,17 @@ impl Store for SqliteStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::workflow_not_found(&workflow.id));
         }
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn add_version(&self, version: &VersionRecord, updated_at: i64) -> Result<()> {
+    async fn add_version_audited(
+        &self,
+        version: &VersionRecord,
+        updated_at: i64,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         insert_version(&mut tx, version).await?;
         let result = sqlx::query("UPDATE workflows SET updated_at = ? WHERE id = ?")
@@ -753,6 +890,7 @@ impl Store for SqliteStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::workflow_not_found(&version.workflow_id));
         }
+        audit::insert_entries(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -851,13 +989,19 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn delete_workflow(&self, id: &str) -> Result<bool> {
+    async fn delete_workflow_audited(&self, id: &str, audit: Option<&AuditEntry>) -> Result<bool> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         // Versions, settings and executions go with it: ON DELETE CASCADE.
         let result = sqlx::query("DELETE FROM workflows WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(result.rows_affected() > 0)
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     // --- settings ---
@@ -881,7 +1025,12 @@ impl Store for SqliteStore {
         Ok(settings)
     }
 
-    async fn replace_settings(&self, workflow_id: &str, settings: &Settings) -> Result<()> {
+    async fn replace_settings_audited(
+        &self,
+        workflow_id: &str,
+        settings: &Settings,
+        audit: &[AuditEntry],
+    ) -> Result<()> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         if !workflow_exists(&mut tx, workflow_id).await? {
             return Err(StoreError::workflow_not_found(workflow_id));
@@ -893,6 +1042,7 @@ impl Store for SqliteStore {
         for (key, value) in settings {
             upsert_setting(&mut tx, workflow_id, key, value).await?;
         }
+        audit::insert_entries(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1037,6 +1187,28 @@ impl Store for SqliteStore {
         nodes::register_alone(&mut tx, node).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    // --- audit log ---
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        audit::insert_entries(&mut tx, [entry]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let mut conn = self.pool.acquire().await?;
+        audit::select(&mut conn, query).await
+    }
+
+    async fn delete_audit_before(&self, before: i64) -> Result<u64> {
+        let result = sqlx::query("DELETE FROM audit_log WHERE at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
     }
 
     async fn renew_node_lease(&self, lease_expires_at: i64) -> Result<bool> {

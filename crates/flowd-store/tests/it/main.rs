@@ -5,6 +5,7 @@
 //! [`conformance_suite!`]: a new backend adds one line at the bottom of this file. Tests of one
 //! backend's own properties (files, permissions, …) live in that backend's module.
 
+mod audit;
 mod changes;
 mod common;
 mod execution_counts;
@@ -33,6 +34,39 @@ macro_rules! conformance_suite {
                     api_key_hash_taken_is_a_conflict,
                     api_key_of_unknown_team_is_not_found,
                     counts_the_admin_keys_of_a_team,
+                    lists_teams_by_name,
+                    creating_a_team_audited_records_its_entry,
+                    a_team_not_created_records_no_entry,
+                    renames_a_team_and_records_the_entry,
+                    renaming_a_team_to_a_taken_name_is_a_conflict_and_records_nothing,
+                    renaming_an_unknown_team_is_not_found,
+                    deletes_a_team_with_its_keys_and_records_the_entry,
+                    a_team_with_workflows_is_not_deleted,
+                    deleting_an_unknown_team_is_not_found,
+                    a_key_reads_back_with_its_role_prefix_expiry_and_last_use,
+                    lists_the_keys_of_a_team_or_of_every_team,
+                    creating_a_key_audited_records_its_entry,
+                    revoking_a_key_deletes_it_and_records_the_entry,
+                    revoking_an_unknown_key_answers_false_and_records_nothing,
+                    touching_a_key_records_its_last_use,
+                ],
+                audit: [
+                    creating_a_workflow_audited_records_its_entry,
+                    a_workflow_not_created_records_no_entry,
+                    an_update_records_each_of_its_entries,
+                    an_update_of_a_missing_workflow_records_nothing,
+                    a_new_version_audited_records_its_entry,
+                    a_duplicate_version_records_no_entry,
+                    a_delete_audited_records_its_entry_once,
+                    an_entry_commits_with_the_settings_change_it_records,
+                    an_entry_of_a_failed_commit_is_not_kept,
+                    entries_are_listed_newest_first,
+                    entries_filter_by_team,
+                    entries_filter_by_workflow_id_or_name,
+                    entries_filter_by_actor_id_or_name,
+                    entries_filter_by_time_and_page_by_id,
+                    the_retention_deletes_only_older_entries,
+                    entries_outlive_what_they_name,
                 ],
                 workflows: [
                     creates_and_reads_back_every_field_of_a_workflow,
