@@ -2,6 +2,7 @@
 
 use crate::common::*;
 use flowd_store::{ExecutionRecord, SqliteStore, Store, StoreError, StoreWrite};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 use std::path::Path;
 use tempfile::TempDir;
@@ -253,30 +254,50 @@ async fn writes_queued_before_close_are_committed_by_it() {
 
 #[tokio::test]
 async fn executions_stored_before_the_index_migration_are_kept() {
-    let FileStore {
-        dir: _dir,
-        path,
-        store,
-        workflow,
-    } = file_store_with_workflow().await;
-    store.close().await;
-    // The database as the previous schema left it: the executions table with its table-level
-    // UNIQUE (workflow_id, fire_at), a row in it, and migration 0004 (and those after it) not
-    // applied yet.
-    let mut conn = raw(&path).await;
-    for statement in [
-        "DROP TABLE executions",
-        "DROP TABLE concurrency_slots",
-        "DROP TABLE nodes",
-        "CREATE TABLE executions (id TEXT PRIMARY KEY NOT NULL, workflow_id TEXT NOT NULL \
-         REFERENCES workflows (id) ON DELETE CASCADE, version INTEGER NOT NULL, \"trigger\" TEXT \
-         NOT NULL, status TEXT NOT NULL, started_at INTEGER NOT NULL, finished_at INTEGER, \
-         duration_ms INTEGER, response_status INTEGER, warnings TEXT NOT NULL DEFAULT '[]', \
-         error TEXT, logs TEXT NOT NULL DEFAULT '', logs_truncated INTEGER NOT NULL DEFAULT 0, \
-         settings_changed TEXT, fire_at INTEGER, UNIQUE (workflow_id, fire_at))",
-        "DELETE FROM _sqlx_migrations WHERE version >= 4",
+    // The database as the schema before migration 0004 left it: migrations 1 to 3 applied (the
+    // executions table with its table-level UNIQUE (workflow_id, fire_at)) and a row in it.
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("flowd.db");
+    let mut conn = SqliteConnection::connect_with(
+        &SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    let all = sqlx::migrate::Migrator::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite"),
+    )
+    .await
+    .unwrap();
+    let before_0004 = sqlx::migrate::Migrator {
+        migrations: all
+            .iter()
+            .filter(|migration| migration.version < 4)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    before_0004.run(&mut conn).await.unwrap();
+    let workflow_id = new_id();
+    for (statement, binds) in [
+        (
+            "INSERT INTO teams (id, name, created_at) VALUES ('t1', 'default', 1)",
+            vec![],
+        ),
+        (
+            "INSERT INTO workflows (id, team_id, name, mode, runtime, version, enabled, \
+             hook_token, timeout_s, memory_mb, isolation, created_at, updated_at) \
+             VALUES (?, 't1', 'old', 'pull', 'python3', 1, 1, 'tok', 30, 256, 'fork', 1, 1)",
+            vec![workflow_id.clone()],
+        ),
     ] {
-        sqlx::query(statement).execute(&mut conn).await.unwrap();
+        let mut query = sqlx::query(statement);
+        for bind in binds {
+            query = query.bind(bind);
+        }
+        query.execute(&mut conn).await.unwrap();
     }
     let old_id = new_id();
     sqlx::query(
@@ -284,7 +305,7 @@ async fn executions_stored_before_the_index_migration_are_kept() {
          fire_at, logs) VALUES (?, ?, 1, 'pull', 'success', 5, 7, 'kept')",
     )
     .bind(&old_id)
-    .bind(&workflow.id)
+    .bind(&workflow_id)
     .execute(&mut conn)
     .await
     .unwrap();
@@ -293,7 +314,7 @@ async fn executions_stored_before_the_index_migration_are_kept() {
     let store = SqliteStore::open(&path).await.unwrap();
     let kept = store.execution(&old_id).await.unwrap().unwrap();
     assert_eq!((kept.logs.as_str(), kept.fire_at), ("kept", Some(7)));
-    let mut again = execution(&workflow.id, new_id());
+    let mut again = execution(&workflow_id, new_id());
     again.fire_at = Some(7);
     let error = store
         .commit(&[StoreWrite::PutExecution(again)])
