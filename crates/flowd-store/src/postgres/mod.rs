@@ -13,7 +13,7 @@
 mod batch_commit;
 pub(crate) mod errors;
 mod rows;
-mod schema;
+pub(crate) mod schema;
 mod writes;
 
 use std::str::FromStr;

@@ -8,6 +8,7 @@
 mod common;
 mod execution_counts;
 mod executions;
+mod migrate;
 mod postgres_only;
 mod schedules;
 mod settings;
