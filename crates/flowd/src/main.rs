@@ -1,7 +1,8 @@
 //! The `flowd` binary: parses the command line and hands over to the library crates.
 //!
 //! `serve` runs the server; `run` executes a workflow locally through the same runtime and
-//! contract mapping as the server; every other command is a client of the REST API.
+//! contract mapping as the server; `migrate-store` copies a stopped node's SQLite store into
+//! PostgreSQL; every other command is a client of the REST API.
 
 mod api;
 mod commands;
@@ -14,6 +15,7 @@ mod ui;
 
 use clap::{Args, Parser, Subcommand};
 
+use commands::migrate_store;
 use commands::{deploy, executions, invoke, login, run, settings, versions, workflows};
 
 /// flowd: a self-hosted, serverless runtime for HR data workflows.
@@ -130,6 +132,9 @@ enum Command {
     /// Run a workflow file once, locally, exactly as the server would (no server needed).
     #[command(after_help = run::EXAMPLES)]
     Run(run::RunArgs),
+    /// Copy a single node's SQLite store into an empty PostgreSQL database (stop the server first).
+    #[command(name = "migrate-store", after_help = migrate_store::EXAMPLES)]
+    MigrateStore(migrate_store::MigrateStoreArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -178,6 +183,7 @@ fn main() -> std::process::ExitCode {
             Command::Execution(args) => executions::execution(&global, args).await,
             Command::Settings(args) => settings::settings(&global, args).await,
             Command::Run(args) => run::run(args).await,
+            Command::MigrateStore(args) => migrate_store::migrate_store(args).await,
         }
     });
     // Do not wait for tasks left behind (a blocked stdin reader, a spinner).

@@ -7,6 +7,7 @@ pub mod executions;
 pub mod format;
 pub mod invoke;
 pub mod login;
+pub mod migrate_store;
 pub mod run;
 pub mod settings;
 pub mod versions;
