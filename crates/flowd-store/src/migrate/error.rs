@@ -9,12 +9,6 @@ use crate::StoreError;
 pub enum MigrateError {
     #[error("there is no store at {0}")]
     SourceMissing(PathBuf),
-    #[error(
-        "{0} is in use: a flowd server has it open, or was not stopped cleanly (its write-ahead \
-         log {0}-wal is there); stop the server (after a crash, start and stop `flowd serve` on \
-         it once) and run again"
-    )]
-    SourceInUse(PathBuf),
     #[error("{path} is not a flowd store ({reason})")]
     NotAStore { path: PathBuf, reason: String },
     #[error(

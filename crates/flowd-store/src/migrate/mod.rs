@@ -2,7 +2,7 @@
 //! every table, so that several nodes can take over from the one.
 //!
 //! - `tables`: the tables copied, in dependency order (the one place a new table is listed);
-//! - `source`: the SQLite file, opened read-only and immutable, its rows read as batches;
+//! - `source`: the SQLite file, opened read-only and read as one snapshot, in batches;
 //! - `target`: the PostgreSQL database: reached, migrated, checked empty, filled;
 //! - `plan`: what is copied of a table (the source's columns, as the target's types say) and
 //!   the batches that carry its rows;
@@ -41,7 +41,7 @@ pub struct CopiedTable {
     pub rows: u64,
 }
 
-/// Copies the SQLite store at `source` (which no server may have open) into the empty
+/// Copies the SQLite store at `source` (read as one snapshot: stop its server first) into the empty
 /// PostgreSQL database at `target_url`, migrating that database to this binary's schema first.
 /// Answers the tables copied, in [`TABLES`] order.
 pub async fn sqlite_to_postgres(

@@ -1,6 +1,9 @@
-//! The SQLite store being copied. It is opened read-only and immutable (SQLite takes no lock
-//! and writes nothing, not even a `-shm` file), which is only safe because no server may have it
-//! open: a store whose write-ahead log is there is refused.
+//! The SQLite store being copied, opened read-only and read in one transaction: one snapshot of
+//! the store, whatever happens to the file meanwhile. A store whose write-ahead log is gone (all
+//! of it in the database file) is opened immutable: SQLite then takes no lock and creates no file
+//! beside it. One whose log is there (a server stopped without checkpointing it, or still
+//! running) is read with its log. The server must be stopped: what it writes after the snapshot
+//! is not copied.
 
 use std::path::{Path, PathBuf};
 
@@ -46,11 +49,12 @@ impl Source {
             }
             Ok(_) => {}
         }
-        // Every connection of a server keeps the log; the last one to close removes it.
-        if write_ahead_log(path).exists() {
-            return Err(MigrateError::SourceInUse(path.to_path_buf()));
-        }
-        let uri = format!("{}?mode=ro&immutable=1", crate::sqlite::file_uri(path));
+        let immutable = if write_ahead_log(path).exists() {
+            ""
+        } else {
+            "&immutable=1"
+        };
+        let uri = format!("{}?mode=ro{immutable}", crate::sqlite::file_uri(path));
         let connection = Connection::open_with_flags(
             uri,
             OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -66,6 +70,11 @@ impl Source {
             connection,
         };
         source.check_schema_version()?;
+        // Held until the source is dropped: every read below sees the same snapshot.
+        source
+            .connection
+            .execute_batch("BEGIN")
+            .map_err(|err| source.error(err))?;
         Ok(source)
     }
 

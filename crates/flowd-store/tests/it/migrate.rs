@@ -226,6 +226,26 @@ async fn raw_sqlite(path: &Path, statement: &str) {
     connection.close().await.unwrap();
 }
 
+/// The database file and what lies beside it: each file's name and content. A `-shm` file, if
+/// a server left one, is SQLite's shared memory (readers mark it), not the store's content.
+fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|entry| {
+            !entry
+                .as_ref()
+                .is_ok_and(|entry| entry.file_name().to_string_lossy().ends_with("-shm"))
+        })
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read(entry.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 async fn rows_in(url: &str, table: &str) -> i64 {
     let mut connection = PgConnection::connect(url).await.unwrap();
     sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
@@ -387,18 +407,33 @@ async fn a_copy_that_fails_keeps_nothing() {
 }
 
 #[tokio::test]
-async fn a_store_a_server_has_open_is_refused() {
+async fn a_store_stopped_with_its_write_ahead_log_is_copied_with_it() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("flowd.db");
     let open = SqliteStore::open(&path).await.unwrap();
-    given_team(&open, "acme").await;
+    let made = every_kind_of_record(&open).await;
+    // The files as a server stopped without checkpointing leaves them: the log holds commits
+    // the database file does not.
+    let stopped = TempDir::new().unwrap();
+    let copy = stopped.path().join("flowd.db");
+    std::fs::copy(&path, &copy).unwrap();
+    std::fs::copy(
+        dir.path().join("flowd.db-wal"),
+        stopped.path().join("flowd.db-wal"),
+    )
+    .unwrap();
+    assert!(
+        std::fs::metadata(stopped.path().join("flowd.db-wal"))
+            .unwrap()
+            .len()
+            > 0
+    );
+    let database = fresh_database().await;
 
-    let error = sqlite_to_postgres(&path, "postgres://flowd@127.0.0.1:1/flowd")
-        .await
-        .unwrap_err();
+    sqlite_to_postgres(&copy, database.url()).await.unwrap();
 
-    assert!(matches!(error, MigrateError::SourceInUse(_)), "{error}");
-    assert!(error.to_string().contains("stop the server"), "{error}");
+    let target = PostgresStore::connect(database.url()).await.unwrap();
+    assert_same_records(&open, &target, &made).await;
     open.close().await;
 }
 
@@ -406,18 +441,12 @@ async fn a_store_a_server_has_open_is_refused() {
 async fn the_source_is_not_written_to() {
     let dir = TempDir::new().unwrap();
     let (path, _) = sqlite_store(&dir, every_kind_of_record).await;
-    let before = std::fs::read(&path).unwrap();
+    let files_before = files_of(dir.path());
     let database = fresh_database().await;
 
     sqlite_to_postgres(&path, database.url()).await.unwrap();
 
-    assert_eq!(std::fs::read(&path).unwrap(), before);
-    let mut files: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    assert_eq!(files, ["flowd.db"]);
+    assert_eq!(files_of(dir.path()), files_before);
 }
 
 #[tokio::test]

@@ -17,11 +17,11 @@ Example:
 Every table is copied (teams, API keys, workflows, versions, settings and secrets, executions) in
 one transaction, then the row counts are compared: the target ends up complete, or as empty as it
 was. The target must be empty; its schema is brought up to date first. The source is only read,
-and must not be in use: stop the server first (a store with a write-ahead log is refused).";
+as one snapshot: stop the server first (what it writes after the snapshot is not copied).";
 
 #[derive(Args, Debug)]
 pub struct MigrateStoreArgs {
-    /// The store to copy: `sqlite:PATH` (the server using it stopped).
+    /// The store to copy: `sqlite:PATH` (stop the server using it first).
     #[arg(long, value_name = "sqlite:PATH", value_parser = parse_database)]
     pub from: DatabaseUrl,
     /// The empty PostgreSQL database to copy into, `postgres://user:password@host:port/database`
