@@ -19,7 +19,7 @@ pub(crate) mod errors;
 pub(crate) mod listener;
 mod nodes;
 mod rows;
-mod schema;
+pub(crate) mod schema;
 mod writes;
 
 use std::str::FromStr;

@@ -29,7 +29,8 @@ mod nodes;
 
 use self::columns::{from_json, to_json, ExecutionColumns, PUT_EXECUTION};
 use self::errors::unique_violation;
-use self::group_commit::{file_uri, GroupCommit};
+pub(crate) use self::group_commit::file_uri;
+use self::group_commit::GroupCommit;
 use crate::commit::CommitTicket;
 use crate::error::{Result, StoreError};
 use crate::model::{
@@ -167,6 +168,15 @@ impl SqliteStore {
         self.writer.close().await;
         self.pool.close().await;
     }
+}
+
+/// The schema version this binary migrates SQLite stores to: its newest migration.
+pub(crate) fn schema_version() -> i64 {
+    MIGRATOR
+        .iter()
+        .map(|migration| migration.version)
+        .max()
+        .unwrap_or(0)
 }
 
 /// The newest migration applied to the database (`None`: never migrated).

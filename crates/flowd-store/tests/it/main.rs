@@ -10,6 +10,7 @@ mod changes;
 mod common;
 mod execution_counts;
 mod executions;
+mod migrate;
 mod nodes;
 mod postgres_only;
 mod schedules;

@@ -9,6 +9,7 @@ pub mod format;
 pub mod invoke;
 pub mod keys;
 pub mod login;
+pub mod migrate_store;
 pub mod run;
 pub mod settings;
 pub mod teams;
