@@ -72,7 +72,8 @@ pub fn version_requirements(version: &VersionRecord) -> Result<Option<Arc<Requir
 
 /// Identifies the running code: executions with the same key share a warm instance. Everything
 /// the instance is made from is in it (the version's code and requirements; the environment
-/// variables, set before the module runs).
+/// variables, set before the module runs; the workflow's own egress exceptions, opened for the
+/// instance when it starts).
 pub fn version_key(record: &WorkflowRecord, version: u32) -> String {
     use sha2::Digest;
     let mut env = sha2::Sha256::new();
@@ -83,14 +84,23 @@ pub fn version_key(record: &WorkflowRecord, version: u32) -> String {
         env.update([0]);
     }
     let env = hex::encode(env.finalize());
-    format!(
+    let key = format!(
         "{}:{}:{}:{}:{}",
         record.id,
         version,
         record.memory_mb,
         record.isolation,
         &env[..16]
-    )
+    );
+    if record.egress_allow.is_empty() {
+        return key;
+    }
+    let mut egress = sha2::Sha256::new();
+    for rule in &record.egress_allow {
+        egress.update(rule.to_string().as_bytes());
+        egress.update([0]);
+    }
+    format!("{key}:egress-{}", &hex::encode(egress.finalize())[..16])
 }
 
 /// Why a workflow without an active version has none, from its newest version.

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use flowd_core::egress::ceiling::check_workflow_exceptions;
+use flowd_core::egress::EgressRule;
 use flowd_core::requirements::Requirements;
 use flowd_core::schedule::Schedule;
 use flowd_core::settings::{Settings, SettingsChange};
@@ -41,6 +43,8 @@ pub struct NewWorkflow {
     pub max_concurrency: Option<u32>,
     pub enabled: Option<bool>,
     pub isolation: Option<Isolation>,
+    /// Destinations this workflow alone may connect to (within the server's ceiling).
+    pub egress_allow: Option<Vec<String>>,
 }
 
 /// Changes to a workflow, as sent to `PATCH /api/v1/workflows/{id}`. A field left out keeps its
@@ -64,6 +68,8 @@ pub struct WorkflowPatch {
     pub max_concurrency: Option<Option<u32>>,
     pub enabled: Option<bool>,
     pub isolation: Option<Isolation>,
+    /// Replaces the workflow's own egress exceptions (`[]` removes them).
+    pub egress_allow: Option<Vec<String>>,
 }
 
 /// `requirements` as sent: a list of requirement lines, or the text of a `requirements.txt`.
@@ -119,6 +125,8 @@ impl Engine {
         let enabled = new.enabled.unwrap_or(true);
         let secrets = check_secrets(new.secrets.unwrap_or_default())?;
         let env = check_env(new.env.unwrap_or_default())?;
+        let egress_allow =
+            self.check_egress_allow(new.egress_allow.as_deref().unwrap_or_default())?;
         let requirements = match &new.requirements {
             Some(input) => input.parse()?,
             None => Requirements::default(),
@@ -146,6 +154,7 @@ impl Engine {
             isolation: new.isolation.unwrap_or(Isolation::Fork),
             created_at: now,
             updated_at: now,
+            egress_allow,
         };
         let version = building_version(&record.id, 1, new.code, &requirements, now);
         self.store
@@ -172,6 +181,8 @@ impl Engine {
         wait: Duration,
     ) -> Result<(WorkflowRecord, Option<Deployment>)> {
         let mut record = self.workflow(principal, id).await?;
+        // The instances running with the exceptions a change removes are stopped below.
+        let previous = record.clone();
         if let Some(name) = &patch.name {
             record.name = parse_name(name)?.as_str().to_string();
         }
@@ -213,6 +224,9 @@ impl Engine {
         if let Some(enabled) = patch.enabled {
             record.enabled = enabled;
         }
+        if let Some(egress_allow) = &patch.egress_allow {
+            record.egress_allow = self.check_egress_allow(egress_allow)?;
+        }
         let now = now_ms();
         record.updated_at = now;
         // Pausing stops the ticks; resuming or a new schedule starts again from now.
@@ -232,6 +246,9 @@ impl Engine {
         self.store.update_workflow(&record).await?;
         self.cache.invalidate(&record.id);
         self.schedule_changed.notify_one();
+        if previous.egress_allow != record.egress_allow {
+            self.stop_instances_of(&previous).await?;
+        }
         if patch.code.is_none() && new_requirements.is_none() {
             return Ok((record, None));
         }
@@ -539,6 +556,33 @@ impl Engine {
             )));
         }
         Ok(value)
+    }
+
+    /// A workflow's own egress exceptions, parsed and checked against what this server lets a
+    /// workflow open.
+    fn check_egress_allow(&self, entries: &[String]) -> Result<Vec<EgressRule>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ceiling = self.runtimes.workflow_egress_ceiling().map_err(|why| {
+            EngineError::Invalid(format!(
+                "egress_allow: this server cannot keep an egress exception to one workflow ({why})"
+            ))
+        })?;
+        check_workflow_exceptions(entries, ceiling)
+            .map_err(|error| EngineError::Invalid(format!("egress_allow: {error}")))
+    }
+
+    /// Stops the warm instances of every version of `workflow` as it was (a version being built
+    /// has one too, its import check's): the next execution starts a fresh one.
+    async fn stop_instances_of(&self, workflow: &WorkflowRecord) -> Result<()> {
+        let Some(runtime) = self.runtimes.get(&workflow.runtime) else {
+            return Ok(());
+        };
+        for version in self.store.list_versions(&workflow.id).await? {
+            runtime.forget(&crate::hot::version_key(workflow, version.version));
+        }
+        Ok(())
     }
 
     fn check_memory(&self, memory_mb: Option<u32>) -> Result<u32> {

@@ -7,12 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use flowd_core::egress::IpNetwork;
 use flowd_core::requirements::Requirements;
 use flowd_core::workflow::{Isolation, Mode};
 
 use crate::bases::{self, BaseProcess, BaseStatus};
 use crate::cgroup;
 use crate::config::RuntimeConfig;
+use crate::egress::WorkflowExceptions;
 use crate::envs::{BuildError, BuiltEnv, EnvBuilder};
 use crate::error::{CodeError, RuntimeError, WarmUpFailure};
 use crate::instance::{InitFailure, Instance, InstanceSpec};
@@ -52,6 +54,8 @@ pub struct Runtime {
     /// The seccomp programs, when `instance_layers` has `seccomp`.
     seccomp_programs: Vec<Vec<u8>>,
     layers: Vec<IsolationLayer>,
+    /// Where workflows' own egress exceptions are opened (none: they stay closed).
+    workflow_egress: Option<Arc<WorkflowExceptions>>,
 }
 
 impl Runtime {
@@ -72,6 +76,16 @@ impl Runtime {
         config: RuntimeConfig,
         interpreter: Interpreter,
         progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Runtime, RuntimeError> {
+        Runtime::start_in(config, interpreter, progress, None).await
+    }
+
+    /// [`Runtime::start_with`], opening workflows' own egress exceptions in `workflow_egress`.
+    pub(crate) async fn start_in(
+        config: RuntimeConfig,
+        interpreter: Interpreter,
+        progress: &(dyn Fn(&str) + Send + Sync),
+        workflow_egress: Option<Arc<WorkflowExceptions>>,
     ) -> Result<Runtime, RuntimeError> {
         let user = sandbox::choose_user(config.sandbox_user);
         let environment = provision::provision(&interpreter, &config.runtime_dir, progress).await?;
@@ -121,7 +135,16 @@ impl Runtime {
             env_bases: Mutex::new(HashMap::new()),
             zygote_spec,
             slots: Mutex::new(Slots::default()),
+            workflow_egress,
         })
+    }
+
+    /// Whether this runtime's warm instances can get egress exceptions of their own, or why not.
+    pub fn instance_egress(&self) -> Result<(), String> {
+        match &self.cgroups {
+            Some(cgroups) => cgroups.socket_groups().map_err(str::to_string),
+            None => Err("warm instances get no cgroup here".into()),
+        }
     }
 
     /// `python3.11`
@@ -455,12 +478,21 @@ impl Runtime {
             max_processes: self.config.sandbox.max_processes,
             memory_mb: job.memory_mb,
         };
-        let cgroup = match &self.cgroups {
-            Some(cgroups) => {
-                Some(cgroups.create(&format!("instance-{n}"), limits, self.zygote_spec.user)?)
-            }
+        let exceptions = self.workflow_exceptions(job).await;
+        let mut cgroup = match &self.cgroups {
+            Some(cgroups) => Some(cgroups.create(
+                &format!("instance-{n}"),
+                limits,
+                self.zygote_spec.user,
+                !exceptions.is_empty(),
+            )?),
             None => None,
         };
+        if let (Some(group), Some(workflow_egress)) = (cgroup.as_mut(), &self.workflow_egress) {
+            if !exceptions.is_empty() {
+                open_exceptions(workflow_egress, n, group, exceptions).await?;
+            }
+        }
         let spec = InstanceSpec {
             code: &job.code,
             mode: job.mode.as_str(),
@@ -488,6 +520,51 @@ impl Runtime {
             .await
             .map_err(RuntimeError::Instance)
     }
+}
+
+impl Runtime {
+    /// The networks a job's own egress exceptions open for its instance; none (with a warning)
+    /// where this runtime cannot keep them to the instance.
+    async fn workflow_exceptions(&self, job: &Job) -> Vec<(IpNetwork, Option<u16>)> {
+        if job.egress_allow.is_empty() {
+            return Vec::new();
+        }
+        let Some(workflow_egress) = self.workflow_egress.clone() else {
+            tracing::warn!(version = %job.version_key, "this server keeps no egress exception to one workflow (no --egress-workflow-allow, or no egress layer): the workflow's egress_allow is left closed");
+            return Vec::new();
+        };
+        if let Err(why) = self.instance_egress() {
+            tracing::warn!(version = %job.version_key, "{why}: the workflow's egress_allow is left closed");
+            return Vec::new();
+        }
+        let rules = job.egress_allow.clone();
+        // Host names are resolved here, off the async threads.
+        tokio::task::spawn_blocking(move || workflow_egress.networks(&rules))
+            .await
+            .unwrap_or_default()
+    }
+}
+
+/// Opens `allow` for the sockets of the instance `n`'s `group`, until the group goes.
+async fn open_exceptions(
+    workflow_egress: &Arc<WorkflowExceptions>,
+    n: u64,
+    group: &mut cgroup::InstanceCgroup,
+    allow: Vec<(IpNetwork, Option<u16>)>,
+) -> Result<(), RuntimeError> {
+    let Some(path) = group.socket_group().and_then(cgroup::SocketGroup::nft_path) else {
+        tracing::warn!("a warm instance's cgroup has no name nftables can match: its workflow's egress_allow is left closed");
+        return Ok(());
+    };
+    let workflow_egress = workflow_egress.clone();
+    let open = tokio::task::spawn_blocking(move || {
+        workflow_egress.open(&format!("instance_{n}"), &path, &allow)
+    })
+    .await
+    .map_err(|error| RuntimeError::Io(std::io::Error::other(error)))?
+    .map_err(RuntimeError::EgressExceptions)?;
+    group.before_removal(Box::new(move || open.close()));
+    Ok(())
 }
 
 /// Writes the runner next to the environment (content-addressed, so concurrent writers agree).
