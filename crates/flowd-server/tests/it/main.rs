@@ -9,6 +9,7 @@ mod hook_response;
 mod smoke;
 
 mod api_auth;
+mod api_egress_allow;
 mod api_workflows;
 mod attacks;
 mod backpressure;
