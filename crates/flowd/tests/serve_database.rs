@@ -57,7 +57,7 @@ async fn a_postgres_database_migrated_by_a_newer_flowd_is_refused_naming_both_ve
 
     let stderr = flowd_serve_fails(database.url());
     assert!(
-        stderr.contains("version 9999, newer than this flowd's (1)"),
+        stderr.contains("version 9999, newer than this flowd's (2)"),
         "{stderr}"
     );
 }
