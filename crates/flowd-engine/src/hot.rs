@@ -103,6 +103,13 @@ pub fn version_key(record: &WorkflowRecord, version: u32) -> String {
     format!("{key}:egress-{}", &hex::encode(egress.finalize())[..16])
 }
 
+/// Whether `key` is a [`version_key`] of the workflow `workflow_id` (of any version, any
+/// settings).
+pub fn is_version_key_of(key: &str, workflow_id: &str) -> bool {
+    key.strip_prefix(workflow_id)
+        .is_some_and(|rest| rest.starts_with(':'))
+}
+
 /// Why a workflow without an active version has none, from its newest version.
 async fn no_active_version(store: &dyn Store, workflow_id: &str) -> Result<NoActiveVersion> {
     let versions = store.list_versions(workflow_id).await?;
@@ -297,5 +304,25 @@ impl HotCache {
         if let Ok(mut limiters) = self.limiters.lock() {
             limiters.remove(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_key_belongs_to_its_workflow_only() {
+        let id = "01a22bec-7f25-710b-9d83-4be1f302aed0";
+
+        assert!(is_version_key_of(
+            &format!("{id}:3:512:fork:0123456789abcdef"),
+            id
+        ));
+        assert!(!is_version_key_of(
+            &format!("{id}0:3:512:fork:0123456789abcdef"),
+            id
+        ));
+        assert!(!is_version_key_of("local-1", id));
     }
 }

@@ -182,7 +182,7 @@ impl Engine {
     ) -> Result<(WorkflowRecord, Option<Deployment>)> {
         let mut record = self.workflow(principal, id).await?;
         // The instances running with the exceptions a change removes are stopped below.
-        let previous = record.clone();
+        let previous_egress = record.egress_allow.clone();
         if let Some(name) = &patch.name {
             record.name = parse_name(name)?.as_str().to_string();
         }
@@ -246,8 +246,8 @@ impl Engine {
         self.store.update_workflow(&record).await?;
         self.cache.invalidate(&record.id);
         self.schedule_changed.notify_one();
-        if previous.egress_allow != record.egress_allow {
-            self.stop_instances_of(&previous).await?;
+        if previous_egress != record.egress_allow {
+            self.stop_instances_of(&record);
         }
         if patch.code.is_none() && new_requirements.is_none() {
             return Ok((record, None));
@@ -573,16 +573,12 @@ impl Engine {
             .map_err(|error| EngineError::Invalid(format!("egress_allow: {error}")))
     }
 
-    /// Stops the warm instances of every version of `workflow` as it was (a version being built
-    /// has one too, its import check's): the next execution starts a fresh one.
-    async fn stop_instances_of(&self, workflow: &WorkflowRecord) -> Result<()> {
-        let Some(runtime) = self.runtimes.get(&workflow.runtime) else {
-            return Ok(());
-        };
-        for version in self.store.list_versions(&workflow.id).await? {
-            runtime.forget(&crate::hot::version_key(workflow, version.version));
+    /// Stops every warm instance of `workflow` (a version being built has one too, its import
+    /// check's): the next execution starts a fresh one.
+    fn stop_instances_of(&self, workflow: &WorkflowRecord) {
+        if let Some(runtime) = self.runtimes.get(&workflow.runtime) {
+            runtime.forget_where(|key| crate::hot::is_version_key_of(key, &workflow.id));
         }
-        Ok(())
     }
 
     fn check_memory(&self, memory_mb: Option<u32>) -> Result<u32> {

@@ -416,6 +416,14 @@ impl Runtime {
         self.stop_unused_bases(&slots);
     }
 
+    /// Stops the warm instances of every version key `stop` says so of (all of a workflow's,
+    /// say): they start again on their next use.
+    pub fn forget_where(&self, stop: impl Fn(&str) -> bool) {
+        let mut slots = lock(&self.slots);
+        slots.remove_where(stop);
+        self.stop_unused_bases(&slots);
+    }
+
     /// Stops every warm instance (and the base processes of requirement sets): they start again
     /// on their next use.
     pub fn forget_all(&self) {
