@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flowd_core::egress::IpNetwork;
 use flowd_core::requirements::Requirements;
 use flowd_core::workflow::{Isolation, Mode};
 
@@ -18,6 +17,7 @@ use crate::egress::WorkflowExceptions;
 use crate::envs::{BuildError, BuiltEnv, EnvBuilder};
 use crate::error::{CodeError, RuntimeError, WarmUpFailure};
 use crate::instance::{InitFailure, Instance, InstanceSpec};
+use crate::instance_egress;
 use crate::job::Job;
 use crate::layers::{isolation_layers, IsolationLayer};
 use crate::outcome::{ErrorInfo, Execution, Outcome};
@@ -486,7 +486,12 @@ impl Runtime {
             max_processes: self.config.sandbox.max_processes,
             memory_mb: job.memory_mb,
         };
-        let exceptions = self.workflow_exceptions(job).await;
+        let exceptions = instance_egress::exceptions_of(
+            job,
+            self.workflow_egress.as_ref(),
+            self.instance_egress(),
+        )
+        .await;
         let mut cgroup = match &self.cgroups {
             Some(cgroups) => Some(cgroups.create(
                 &format!("instance-{n}"),
@@ -498,7 +503,7 @@ impl Runtime {
         };
         if let (Some(group), Some(workflow_egress)) = (cgroup.as_mut(), &self.workflow_egress) {
             if !exceptions.is_empty() {
-                open_exceptions(workflow_egress, n, group, exceptions).await?;
+                instance_egress::open(workflow_egress, n, group, exceptions).await?;
             }
         }
         let spec = InstanceSpec {
@@ -528,51 +533,6 @@ impl Runtime {
             .await
             .map_err(RuntimeError::Instance)
     }
-}
-
-impl Runtime {
-    /// The networks a job's own egress exceptions open for its instance; none (with a warning)
-    /// where this runtime cannot keep them to the instance.
-    async fn workflow_exceptions(&self, job: &Job) -> Vec<(IpNetwork, Option<u16>)> {
-        if job.egress_allow.is_empty() {
-            return Vec::new();
-        }
-        let Some(workflow_egress) = self.workflow_egress.clone() else {
-            tracing::warn!(version = %job.version_key, "this server keeps no egress exception to one workflow (no --egress-workflow-allow, or no egress layer): the workflow's egress_allow is left closed");
-            return Vec::new();
-        };
-        if let Err(why) = self.instance_egress() {
-            tracing::warn!(version = %job.version_key, "{why}: the workflow's egress_allow is left closed");
-            return Vec::new();
-        }
-        let rules = job.egress_allow.clone();
-        // Host names are resolved here, off the async threads.
-        tokio::task::spawn_blocking(move || workflow_egress.networks(&rules))
-            .await
-            .unwrap_or_default()
-    }
-}
-
-/// Opens `allow` for the sockets of the instance `n`'s `group`, until the group goes.
-async fn open_exceptions(
-    workflow_egress: &Arc<WorkflowExceptions>,
-    n: u64,
-    group: &mut cgroup::InstanceCgroup,
-    allow: Vec<(IpNetwork, Option<u16>)>,
-) -> Result<(), RuntimeError> {
-    let Some(path) = group.socket_group().and_then(cgroup::SocketGroup::nft_path) else {
-        tracing::warn!("a warm instance's cgroup has no name nftables can match: its workflow's egress_allow is left closed");
-        return Ok(());
-    };
-    let workflow_egress = workflow_egress.clone();
-    let open = tokio::task::spawn_blocking(move || {
-        workflow_egress.open(&format!("instance_{n}"), &path, &allow)
-    })
-    .await
-    .map_err(|error| RuntimeError::Io(std::io::Error::other(error)))?
-    .map_err(RuntimeError::EgressExceptions)?;
-    group.before_removal(Box::new(move || open.close()));
-    Ok(())
 }
 
 /// Writes the runner next to the environment (content-addressed, so concurrent writers agree).
