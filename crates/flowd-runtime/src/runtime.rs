@@ -107,7 +107,11 @@ impl Runtime {
             proxy: config.egress.proxy.clone(),
         };
         let base = Arc::new(BaseProcess::start_now(zygote_spec.clone()).await?);
-        let cgroups = cgroup::InstanceCgroups::open(config.sandbox.kernel_layers, user);
+        let cgroups = cgroup::InstanceCgroups::open(
+            config.sandbox.kernel_layers,
+            user,
+            workflow_egress.is_some(),
+        );
         let seccomp = crate::seccomp::InstanceFilter::native();
         let (layers, instance_layers) = {
             let mut guard = base.lock().await;

@@ -813,7 +813,10 @@ fn deploy_egress_allow_is_parsed_like_the_servers_and_refused_beyond_its_ceiling
         .expect("flowd runs");
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("bits are set beyond the prefix"), "{stderr}");
+    assert!(
+        stderr.contains("bits are set beyond the prefix"),
+        "{stderr}"
+    );
     // The server started without --egress-workflow-allow lets a workflow open nothing.
     let line = user.fails(&["deploy", "hello.py", "--egress-allow", "10.0.0.0/8"]);
     assert!(line.contains("egress_allow"), "{line}");

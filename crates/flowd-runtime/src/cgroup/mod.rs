@@ -79,10 +79,12 @@ enum Hierarchy {
 
 impl InstanceCgroups {
     /// The groups of this runtime, in cgroup v2 if it offers the controllers, else in cgroup v1's
-    /// `pids`. `user` is who the instances run as.
+    /// `pids`. `user` is who the instances run as. With `socket_groups`, instances may also get
+    /// a socket group (on a cgroup v1 host, in a v2 hierarchy of its own made here).
     pub fn open(
         kernel_layers: bool,
         user: Option<SandboxUser>,
+        socket_groups: bool,
     ) -> Result<InstanceCgroups, CgroupsUnavailable> {
         if !kernel_layers {
             return Err(CgroupsUnavailable::TurnedOff);
@@ -116,7 +118,11 @@ impl InstanceCgroups {
         v1::PidsHierarchy::open_at(v1_root, &name)
             .map(|hierarchy| InstanceCgroups {
                 hierarchy: Hierarchy::V1Pids(hierarchy),
-                sockets: separate_socket_groups(v2_root.as_deref(), &name, user),
+                sockets: if socket_groups {
+                    separate_socket_groups(v2_root.as_deref(), &name, user)
+                } else {
+                    Err("no workflow may have egress exceptions of its own here".into())
+                },
             })
             .map_err(|source| CgroupsUnavailable::Setup {
                 path: v1_root.join(&name),
