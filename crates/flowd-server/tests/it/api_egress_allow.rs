@@ -141,3 +141,34 @@ async fn an_empty_egress_allow_is_accepted_on_any_server() {
     assert_eq!(answer.body["egress_allow"], json!([]));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_cannot_keep_an_exception_to_one_workflow_refuses_any_and_reports_why() {
+    let app = spawn_app_with(|config| {
+        config.egress = flowd_runtime::EgressConfig {
+            enabled: false,
+            workflow_allow: vec!["10.200.0.0/24".parse().unwrap()],
+            ..flowd_runtime::EgressConfig::default()
+        };
+    })
+    .await;
+
+    let answer = create_with(&app, json!(["10.200.0.2"])).await;
+
+    assert_refused_naming(
+        &answer,
+        &["cannot keep an egress exception to one workflow"],
+    );
+    let system = app.get_json("/system").await;
+    let layer = system["isolation"]["layers"]
+        .as_array()
+        .and_then(|layers| {
+            layers
+                .iter()
+                .find(|layer| layer["name"] == "egress_per_workflow")
+                .cloned()
+        })
+        .expect("an egress_per_workflow layer");
+    assert_eq!(layer["active"], false, "{layer}");
+    app.stop().await;
+}
