@@ -485,6 +485,92 @@ mod tests {
         root
     }
 
+    /// Groups as on a hybrid host: limits in a cgroup v1 `pids` directory, socket groups in a
+    /// cgroup v2 one.
+    fn hybrid(v1_root: &Path, v2_root: &Path) -> InstanceCgroups {
+        InstanceCgroups {
+            hierarchy: Hierarchy::V1Pids(
+                v1::PidsHierarchy::open_at(v1_root, "flowd-1-0").expect("usable"),
+            ),
+            sockets: Ok(sockets::SocketGroups::Separate(
+                sockets::SocketHierarchy::open_at(v2_root, "flowd-1-0", None).expect("usable"),
+            )),
+        }
+    }
+
+    const LIMITS: InstanceLimits = InstanceLimits {
+        max_processes: 64,
+        memory_mb: 256,
+    };
+
+    #[test]
+    fn on_a_hybrid_host_an_instance_with_a_socket_group_joins_both_hierarchies() {
+        let (v1_root, v2_root) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cgroups = hybrid(v1_root.path(), v2_root.path());
+
+        let group = cgroups
+            .create("instance-1", LIMITS, None, true)
+            .expect("created");
+
+        assert_eq!(
+            group.procs_files(),
+            [
+                v1_root.path().join("flowd-1-0/instance-1/cgroup.procs"),
+                v2_root.path().join("flowd-1-0/instance-1/cgroup.procs"),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_instance_without_egress_exceptions_gets_no_socket_group() {
+        let (v1_root, v2_root) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cgroups = hybrid(v1_root.path(), v2_root.path());
+
+        let group = cgroups
+            .create("instance-1", LIMITS, None, false)
+            .expect("created");
+
+        assert!(group.socket_group().is_none());
+        assert_eq!(group.procs_files().len(), 1);
+        assert!(!v2_root.path().join("flowd-1-0/instance-1").exists());
+    }
+
+    #[test]
+    fn a_socket_group_asked_where_there_can_be_none_fails_the_instance() {
+        let v1_root = tempfile::tempdir().unwrap();
+        let cgroups = InstanceCgroups {
+            hierarchy: Hierarchy::V1Pids(
+                v1::PidsHierarchy::open_at(v1_root.path(), "flowd-1-0").expect("usable"),
+            ),
+            sockets: Err("no cgroup v2 hierarchy is mounted".into()),
+        };
+
+        let error = cgroups
+            .create("instance-1", LIMITS, None, true)
+            .expect_err("no socket group");
+
+        assert!(error.to_string().contains("no cgroup v2"), "{error}");
+    }
+
+    #[test]
+    fn what_must_go_before_the_group_is_undone_when_the_group_goes() {
+        let (v1_root, v2_root) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cgroups = hybrid(v1_root.path(), v2_root.path());
+        let mut group = cgroups
+            .create("instance-1", LIMITS, None, true)
+            .expect("created");
+        let (undone, until_undone) = std::sync::mpsc::channel();
+        group.before_removal(Box::new(move || {
+            let _ = undone.send(());
+        }));
+
+        drop(group);
+
+        until_undone
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("undone");
+    }
+
     #[test]
     fn the_oom_kill_count_is_read_from_memory_events() {
         let events = "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n";
