@@ -234,6 +234,18 @@ try {
     await shot('workflow', { fullPage: true });
   });
 
+  await step('a network exception beyond what the server allows is refused, naming it; nothing changes', async () => {
+    assert.equal(await page.locator('#egress-allow').inputValue(), '');
+    await page.fill('#egress-allow', '10.0.0.1/8');
+    await page.click('#save-egress');
+    await page.locator('#egress-result .alert-error').waitFor();
+    assert.match(await page.locator('#egress-result').innerText(), /422 invalid_request[\s\S]*10\.0\.0\.1\/8/);
+    assert.equal(await page.locator('#egress-allow').getAttribute('aria-invalid'), 'true');
+    const workflow = await api('GET', `/workflows/${greetId}`);
+    assert.deepEqual(workflow.body.egress_allow, []);
+    await page.fill('#egress-allow', '');
+  });
+
   let curl;
   await step('the Hook tab shows the hook URL, a copy button and a curl example', async () => {
     await page.click('nav.tabs >> text=Hook');

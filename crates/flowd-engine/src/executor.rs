@@ -518,6 +518,7 @@ pub fn version_job(
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect(),
         isolation: workflow.isolation,
+        egress_allow: workflow.egress_allow.clone(),
     }
 }
 

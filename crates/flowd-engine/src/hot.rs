@@ -76,7 +76,8 @@ pub fn version_requirements(version: &VersionRecord) -> Result<Option<Arc<Requir
 
 /// Identifies the running code: executions with the same key share a warm instance. Everything
 /// the instance is made from is in it (the version's code and requirements; the environment
-/// variables, set before the module runs).
+/// variables, set before the module runs; the workflow's own egress exceptions, opened for the
+/// instance when it starts).
 pub fn version_key(record: &WorkflowRecord, version: u32) -> String {
     use sha2::Digest;
     let mut env = sha2::Sha256::new();
@@ -87,14 +88,30 @@ pub fn version_key(record: &WorkflowRecord, version: u32) -> String {
         env.update([0]);
     }
     let env = hex::encode(env.finalize());
-    format!(
+    let key = format!(
         "{}:{}:{}:{}:{}",
         record.id,
         version,
         record.memory_mb,
         record.isolation,
         &env[..16]
-    )
+    );
+    if record.egress_allow.is_empty() {
+        return key;
+    }
+    let mut egress = sha2::Sha256::new();
+    for rule in &record.egress_allow {
+        egress.update(rule.to_string().as_bytes());
+        egress.update([0]);
+    }
+    format!("{key}:egress-{}", &hex::encode(egress.finalize())[..16])
+}
+
+/// Whether `key` is a [`version_key`] of the workflow `workflow_id` (of any version, any
+/// settings).
+pub fn is_version_key_of(key: &str, workflow_id: &str) -> bool {
+    key.strip_prefix(workflow_id)
+        .is_some_and(|rest| rest.starts_with(':'))
 }
 
 /// Why a workflow without an active version has none, from its newest version.
@@ -356,5 +373,25 @@ impl HotCache {
         if let Ok(mut limiters) = self.limiters.lock() {
             limiters.remove(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_key_belongs_to_its_workflow_only() {
+        let id = "01a22bec-7f25-710b-9d83-4be1f302aed0";
+
+        assert!(is_version_key_of(
+            &format!("{id}:3:512:fork:0123456789abcdef"),
+            id
+        ));
+        assert!(!is_version_key_of(
+            &format!("{id}0:3:512:fork:0123456789abcdef"),
+            id
+        ));
+        assert!(!is_version_key_of("local-1", id));
     }
 }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowd_core::access::{AuditAction, Role};
+use flowd_core::egress::ceiling::check_workflow_exceptions;
+use flowd_core::egress::EgressRule;
 use flowd_core::requirements::Requirements;
 use flowd_core::schedule::Schedule;
 use flowd_core::settings::{Settings, SettingsChange};
@@ -46,6 +48,8 @@ pub struct NewWorkflow {
     /// The team's name: an admin key's choice (default `default`); another key may only name
     /// its own team.
     pub team: Option<String>,
+    /// Destinations this workflow alone may connect to (within the server's ceiling).
+    pub egress_allow: Option<Vec<String>>,
 }
 
 /// Changes to a workflow, as sent to `PATCH /api/v1/workflows/{id}`. A field left out keeps its
@@ -69,6 +73,8 @@ pub struct WorkflowPatch {
     pub max_concurrency: Option<Option<u32>>,
     pub enabled: Option<bool>,
     pub isolation: Option<Isolation>,
+    /// Replaces the workflow's own egress exceptions (`[]` removes them).
+    pub egress_allow: Option<Vec<String>>,
 }
 
 /// `requirements` as sent: a list of requirement lines, or the text of a `requirements.txt`.
@@ -128,6 +134,8 @@ impl Engine {
         let enabled = new.enabled.unwrap_or(true);
         let secrets = check_secrets(new.secrets.unwrap_or_default())?;
         let env = check_env(new.env.unwrap_or_default())?;
+        let egress_allow =
+            self.check_egress_allow(new.egress_allow.as_deref().unwrap_or_default())?;
         let requirements = match &new.requirements {
             Some(input) => input.parse()?,
             None => Requirements::default(),
@@ -155,6 +163,7 @@ impl Engine {
             isolation: new.isolation.unwrap_or(Isolation::Fork),
             created_at: now,
             updated_at: now,
+            egress_allow,
         };
         let version = building_version(&record.id, 1, new.code, &requirements, now);
         let entry = principal.audit(
@@ -191,6 +200,8 @@ impl Engine {
         let team = self.team_ref(principal, &record.team_id).await?;
         let entries = patch_entries(principal, &team, &record, &patch);
         let deploy_summary = deploy_summary(&patch);
+        // The instances running with the exceptions a change removes are stopped below.
+        let previous_egress = record.egress_allow.clone();
         if let Some(name) = &patch.name {
             record.name = parse_name(name)?.as_str().to_string();
         }
@@ -232,6 +243,9 @@ impl Engine {
         if let Some(enabled) = patch.enabled {
             record.enabled = enabled;
         }
+        if let Some(egress_allow) = &patch.egress_allow {
+            record.egress_allow = self.check_egress_allow(egress_allow)?;
+        }
         let now = now_ms();
         record.updated_at = now;
         // Pausing stops the ticks; resuming or a new schedule starts again from now.
@@ -253,6 +267,9 @@ impl Engine {
             .await?;
         self.cache.invalidate(&record.id);
         self.schedule_changed.notify_one();
+        if previous_egress != record.egress_allow {
+            self.stop_instances_of(&record);
+        }
         if patch.code.is_none() && new_requirements.is_none() {
             return Ok((record, None));
         }
@@ -649,6 +666,29 @@ impl Engine {
             )));
         }
         Ok(value)
+    }
+
+    /// A workflow's own egress exceptions, parsed and checked against what this server lets a
+    /// workflow open.
+    fn check_egress_allow(&self, entries: &[String]) -> Result<Vec<EgressRule>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ceiling = self.runtimes.workflow_egress_ceiling().map_err(|why| {
+            EngineError::Invalid(format!(
+                "egress_allow: this server cannot keep an egress exception to one workflow ({why})"
+            ))
+        })?;
+        check_workflow_exceptions(entries, ceiling)
+            .map_err(|error| EngineError::Invalid(format!("egress_allow: {error}")))
+    }
+
+    /// Stops every warm instance of `workflow` (a version being built has one too, its import
+    /// check's): the next execution starts a fresh one.
+    fn stop_instances_of(&self, workflow: &WorkflowRecord) {
+        if let Some(runtime) = self.runtimes.get(&workflow.runtime) {
+            runtime.forget_where(|key| crate::hot::is_version_key_of(key, &workflow.id));
+        }
     }
 
     fn check_memory(&self, memory_mb: Option<u32>) -> Result<u32> {

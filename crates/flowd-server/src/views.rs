@@ -45,6 +45,7 @@ pub fn workflow(team: &str, record: &WorkflowRecord) -> Value {
         "isolation": record.isolation,
         "created_at": rfc3339(record.created_at),
         "updated_at": rfc3339(record.updated_at),
+        "egress_allow": record.egress_allow,
     })
 }
 

@@ -59,6 +59,9 @@ pub struct WorkflowRecord {
     pub isolation: Isolation,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Destinations this workflow's processes alone may connect to although the egress policy
+    /// refuses them, within the server's ceiling (`flowd_core::egress::ceiling`).
+    pub egress_allow: Vec<flowd_core::egress::EgressRule>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -140,6 +140,11 @@ pub struct ServeArgs {
     /// firewall is managed otherwise.
     #[arg(long, env = "FLOWD_EGRESS", default_value = "on", value_parser = ["on", "off"])]
     pub egress: String,
+    /// What a workflow's own `egress_allow` may open, for that workflow alone (the ceiling;
+    /// opens nothing by itself): same forms as --egress-allow; comma-separated or repeated.
+    /// Empty: workflows cannot have exceptions of their own.
+    #[arg(long, env = "FLOWD_EGRESS_WORKFLOW_ALLOW", value_delimiter = ',')]
+    pub egress_workflow_allow: Vec<EgressRule>,
     /// Log filter (e.g. `info`, `flowd=debug`).
     #[arg(long, env = "FLOWD_LOG", default_value = "info")]
     pub log: String,
@@ -220,6 +225,7 @@ impl ServeArgs {
             enabled: self.egress == "on",
             allow: self.egress_allow.clone(),
             proxy: self.egress_proxy.clone(),
+            workflow_allow: self.egress_workflow_allow.clone(),
         };
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);
         config.engine = EngineConfig {

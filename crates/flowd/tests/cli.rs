@@ -801,6 +801,30 @@ fn deploy_refuses_bad_code_and_reports_the_server_errors() {
 }
 
 #[test]
+fn deploy_egress_allow_is_parsed_like_the_servers_and_refused_beyond_its_ceiling() {
+    let user = User::with_server();
+    user.write("hello.py", HELLO_V1);
+
+    // Parsed before anything is sent, by the same code as the server's.
+    let refused = user
+        .flowd()
+        .args(["deploy", "hello.py", "--egress-allow", "10.0.0.1/8"])
+        .output()
+        .expect("flowd runs");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("bits are set beyond the prefix"),
+        "{stderr}"
+    );
+    // The server started without --egress-workflow-allow lets a workflow open nothing.
+    let line = user.fails(&["deploy", "hello.py", "--egress-allow", "10.0.0.0/8"]);
+    assert!(line.contains("egress_allow"), "{line}");
+    assert!(line.contains("--egress-workflow-allow is empty"), "{line}");
+    assert!(user.ok(&["ls"]).contains("No workflows yet"));
+}
+
+#[test]
 fn logs_follow_streams_new_executions_until_ctrl_c() {
     let user = User::with_server();
     user.write("hello.py", HELLO_V1);

@@ -1,4 +1,4 @@
-// The workflow page: Function (code, Environment Properties, requirements), Hook or Schedule
+// The workflow page: Function (code, Environment Properties, requirements, network exceptions), Hook or Schedule
 // (with run now), Executions and Versions (with their build state).
 
 import { del, get, patch, post } from '../api.js';
@@ -121,6 +121,7 @@ async function functionTab(ctx, page, body) {
   const save = h('button', { type: 'button', class: 'btn btn-primary needs-developer', id: 'save-code', disabled: true }, 'Save & deploy');
   const propertiesBox = h('div', null, loading('Loading the properties…'));
   const requirementsBox = h('div', null, loading('Loading the requirements…'));
+  const egressBox = h('div');
   fill(
     body,
     h(
@@ -143,7 +144,9 @@ async function functionTab(ctx, page, body) {
     ),
     card('Environment Properties', h('p', { class: 'muted small' }, 'The ', h('code', null, 'settings'), ' dict your code receives. Secret values are never shown again after saving, and are masked in the captured output.'), propertiesBox),
     h('section', { class: 'card', id: 'requirements-card' }, h('h2', { class: 'card-title' }, 'Requirements'), requirementsBox),
+    h('section', { class: 'card', id: 'egress-card' }, h('h2', { class: 'card-title' }, 'Network exceptions'), egressBox),
   );
+  egressEditor(page, egressBox);
 
   // The latest version: what the editors show, and what a deploy changes (what is not sent is
   // carried over from it). It may not be the active one when its deploy failed.
@@ -311,6 +314,63 @@ async function functionTab(ctx, page, body) {
   }
 
   await propertiesEditor(ctx, page, propertiesBox);
+}
+
+// --- Network exceptions: the workflow's own egress_allow -----------------------------------------
+
+/** Edits the destinations this workflow alone may reach although the egress policy refuses them. */
+function egressEditor(page, box) {
+  const entries = (text) => text.split('\n').map((line) => line.trim()).filter(Boolean);
+  const saved = () => (page.workflow.egress_allow ?? []).join('\n');
+  const area = h('textarea', {
+    class: 'input mono egress-input',
+    id: 'egress-allow',
+    rows: 3,
+    placeholder: 'One destination per line, e.g.\n10.20.0.5:5432\n10.20.0.0/24\ndb.internal:5432',
+    'aria-describedby': 'egress-note',
+    spellcheck: false,
+    autocomplete: 'off',
+  });
+  area.value = saved();
+  const message = h('div', { id: 'egress-result', 'aria-live': 'polite' });
+  const save = h('button', { type: 'button', class: 'btn btn-primary needs-developer', id: 'save-egress', disabled: true }, 'Save exceptions');
+  const dirty = () => entries(area.value).join('\n') !== entries(saved()).join('\n');
+  fill(
+    box,
+    h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Destinations this workflow alone may connect to, one per line'), area),
+    h(
+      'p',
+      { class: 'muted small', id: 'egress-note' },
+      'By default workflows reach public addresses only: loopback, private and link-local addresses are refused. Each line opens one for this workflow (a network such as ',
+      h('code', null, '10.20.0.0/24'),
+      ', an address, ',
+      h('code', null, 'address:port'),
+      ' or ',
+      h('code', null, 'host:port'),
+      '), within what the server allows; the next execution runs with them.',
+    ),
+    message,
+    h('div', { class: 'form-actions' }, save),
+  );
+  area.addEventListener('input', () => {
+    area.removeAttribute('aria-invalid');
+    save.disabled = !dirty();
+  });
+  page.addGuard(() => (dirty() ? 'The network exceptions have unsaved changes. Leave anyway?' : null));
+  save.addEventListener('click', async () => {
+    save.disabled = true;
+    fill(message);
+    try {
+      page.setWorkflow(await patch(`/workflows/${page.workflow.id}`, { egress_allow: entries(area.value) }));
+      area.value = saved();
+      fill(message, h('div', { class: 'alert alert-success', role: 'status' }, 'Saved: the next execution runs with these exceptions.'));
+    } catch (error) {
+      area.setAttribute('aria-invalid', 'true');
+      fill(message, errorBox(error, { title: 'The exceptions were refused: nothing changed' }));
+    } finally {
+      save.disabled = !dirty();
+    }
+  });
 }
 
 async function propertiesEditor(ctx, page, box) {

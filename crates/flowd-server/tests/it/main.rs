@@ -11,6 +11,7 @@ mod smoke;
 mod api_access;
 mod api_audit;
 mod api_auth;
+mod api_egress_allow;
 mod api_workflows;
 mod attacks;
 mod backpressure;

@@ -60,7 +60,8 @@ const API_KEY_COLUMNS: &str =
     "id, team_id, name, key_hash, prefix, role, created_at, expires_at, last_used_at";
 const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
-     created_at, updated_at, env";
+     created_at, updated_at, env, \
+     egress_allow";
 const VERSION_COLUMNS: &str = "workflow_id, version, code, requirements, state, build_log, error, \
      environment, created_at, settled_at";
 const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, started_at, \
@@ -302,6 +303,7 @@ fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord> {
         isolation: enum_column(row, T, "isolation")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        egress_allow: json_column(row, T, "egress_allow")?,
     })
 }
 
@@ -413,8 +415,10 @@ async fn upsert_setting(
 /// binds them.
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
-     updated_at, env";
-const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
+     updated_at, env, \
+     egress_allow";
+const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+     ?";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
@@ -437,7 +441,8 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.max_concurrency.map(i64::from))
         .bind(workflow.isolation.as_str())
         .bind(workflow.updated_at)
-        .bind(to_json(&workflow.env, "the environment variables")?))
+        .bind(to_json(&workflow.env, "the environment variables")?)
+        .bind(to_json(&workflow.egress_allow, "the egress exceptions")?))
 }
 
 /// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave

@@ -162,6 +162,11 @@ pub fn workflow(team_id: &str, name: &str) -> WorkflowRecord {
         isolation: Isolation::Reuse,
         created_at: NOW,
         updated_at: NOW + 2,
+        egress_allow: vec![
+            "10.200.0.0/24".parse().unwrap(),
+            "[fd00::1]:443".parse().unwrap(),
+            "db.internal:5432".parse().unwrap(),
+        ],
     }
 }
 

@@ -110,6 +110,25 @@ async fn invalid_json_reads_as_corrupt() {
 }
 
 #[tokio::test]
+async fn an_egress_exception_that_does_not_parse_reads_as_corrupt() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("flowd.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let (_, workflow) = given_team_with_workflow(&store).await;
+    sqlx::query("UPDATE workflows SET egress_allow = '[\"10.0.0.1/8\"]' WHERE id = ?")
+        .bind(&workflow.id)
+        .execute(&mut raw(&path).await)
+        .await
+        .unwrap();
+    match store.workflow_by_id(&workflow.id).await {
+        Err(StoreError::Corrupt(message)) => {
+            assert!(message.contains("egress_allow"), "{message}")
+        }
+        other => panic!("expected corrupt data, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn opening_in_a_missing_directory_fails() {
     let dir = TempDir::new().unwrap();
     let result = SqliteStore::open(&dir.path().join("missing").join("flowd.db")).await;
