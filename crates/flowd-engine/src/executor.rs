@@ -12,9 +12,12 @@ use flowd_core::PyValue;
 use flowd_runtime::{ErrorInfo, Job, Outcome, SettingsError};
 use flowd_store::{ExecutionError, ExecutionRecord, StoreWrite, WorkflowRecord};
 
+use tracing::Instrument;
+
 use crate::clock::now_ms;
 use crate::detached::{Caller, CALLER_LEFT_WARNING};
 use crate::hot::{ActiveVersion, HotWorkflow};
+use crate::metrics;
 use crate::refusal::{Refusal, Saturation};
 use crate::settings_cell::NotSaved;
 use crate::Engine;
@@ -68,11 +71,18 @@ impl Engine {
         caller: &Caller,
     ) -> Report {
         let record = new_record(&hot, trigger);
-        if trigger == Trigger::Catch && !hot.record.enabled {
-            return self.skip(&hot, record, Refusal::Paused, caller).await;
-        }
-        self.admit_and_run(hot, record, request, false, caller)
-            .await
+        let span = execution_span(&hot, &record);
+        let report = if trigger == Trigger::Catch && !hot.record.enabled {
+            self.skip(&hot, record, Refusal::Paused, caller)
+                .instrument(span)
+                .await
+        } else {
+            self.admit_and_run(hot.clone(), record, request, false, caller)
+                .instrument(span)
+                .await
+        };
+        metrics::execution_ended(&hot, &report.record);
+        report
     }
 
     /// Runs an execution whose `running` record the store already holds (a claimed pull run).
@@ -87,7 +97,13 @@ impl Engine {
         record: ExecutionRecord,
         caller: &Caller,
     ) -> Report {
-        self.admit_and_run(hot, record, None, true, caller).await
+        let span = execution_span(&hot, &record);
+        let report = self
+            .admit_and_run(hot.clone(), record, None, true, caller)
+            .instrument(span)
+            .await;
+        metrics::execution_ended(&hot, &report.record);
+        report
     }
 
     /// Takes an execution slot (the workflow's, then the server's), then runs.
@@ -504,6 +520,18 @@ pub fn version_job(
 }
 
 /// A new execution record, `running`, started now.
+/// The span an execution runs in, from the engine down through the runtime: what every line it
+/// logs is about.
+fn execution_span(hot: &HotWorkflow, record: &ExecutionRecord) -> tracing::Span {
+    tracing::info_span!(
+        "execution",
+        execution_id = %record.id,
+        team = %hot.team_name,
+        workflow = %hot.record.name,
+        version = record.version,
+    )
+}
+
 fn new_record(hot: &HotWorkflow, trigger: Trigger) -> ExecutionRecord {
     ExecutionRecord {
         id: uuid::Uuid::now_v7().to_string(),

@@ -12,6 +12,7 @@ mod detached;
 mod error;
 pub mod executor;
 pub mod hot;
+pub mod metrics;
 mod refusal;
 pub mod scheduler;
 mod settings_cell;

@@ -40,6 +40,7 @@ mod instance;
 mod job;
 mod layers;
 mod memory;
+pub mod metrics;
 mod outcome;
 pub mod protocol;
 pub mod provision;

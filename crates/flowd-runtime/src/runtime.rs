@@ -18,6 +18,7 @@ use crate::error::{CodeError, RuntimeError, WarmUpFailure};
 use crate::instance::{InitFailure, Instance, InstanceSpec};
 use crate::job::Job;
 use crate::layers::{isolation_layers, IsolationLayer};
+use crate::metrics;
 use crate::outcome::{ErrorInfo, Execution, Outcome};
 use crate::provision::{self, Environment, Interpreter};
 use crate::sandbox::{self, PrivateTmp, SandboxUser};
@@ -149,7 +150,14 @@ impl Runtime {
         &self,
         requirements: &Requirements,
     ) -> Result<BuiltEnv, BuildError> {
-        self.builder.build(requirements).await
+        let started = Instant::now();
+        let built = self.builder.build(requirements).await;
+        match &built {
+            Ok(env) if env.reused => {}
+            Ok(env) => metrics::environment_built(self.name(), true, env.duration),
+            Err(_) => metrics::environment_built(self.name(), false, started.elapsed()),
+        }
+        built
     }
 
     /// Starts the warm instance of a job's version and says whether its module's top level ran:
@@ -259,6 +267,7 @@ impl Runtime {
     /// Runs a job in a fresh fork of the warm instance of its code version. Whatever happens
     /// underneath, it answers within the job's timeout and [`CALL_MARGIN`]: past that, the call
     /// is abandoned (what it started is killed) and reported as timed out.
+    #[tracing::instrument(name = "runtime", skip_all, fields(runtime = %self.name(), isolation = %job.isolation))]
     pub async fn execute(&self, job: &Job) -> Execution {
         let started = Instant::now();
         match tokio::time::timeout(job.timeout + CALL_MARGIN, self.execute_unbounded(job)).await {
@@ -434,7 +443,8 @@ impl Runtime {
         };
         let mut slots = lock(&self.slots);
         let bases_kb: u64 = lock(&self.env_bases).values().map(|b| b.memory_kb()).sum();
-        slots.evict_beyond(capacity, bases_kb + busy_kb, keep);
+        let evicted = slots.evict_beyond(capacity, bases_kb + busy_kb, keep);
+        metrics::warm_instances_evicted(self.name(), evicted);
         self.stop_unused_bases(&slots);
     }
 
@@ -484,9 +494,13 @@ impl Runtime {
                 .await
                 .map_err(RuntimeError::Zygote)?
         };
-        Instance::await_ready(pending, spec.init_timeout, tmp, cgroup)
+        let started = Instance::await_ready(pending, spec.init_timeout, tmp, cgroup)
             .await
-            .map_err(RuntimeError::Instance)
+            .map_err(RuntimeError::Instance)?;
+        if started.is_ok() {
+            metrics::warm_instance_started(self.name());
+        }
+        Ok(started)
     }
 }
 

@@ -16,6 +16,7 @@
 mod commit;
 mod database_url;
 mod error;
+pub mod metrics;
 mod model;
 mod postgres;
 mod schema_version;

@@ -5,6 +5,7 @@
 
 mod api;
 mod commands;
+mod logging;
 mod memory;
 mod profile;
 mod secret_input;

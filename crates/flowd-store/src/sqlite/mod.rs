@@ -568,6 +568,14 @@ impl Store for SqliteStore {
             .map_err(|_| StoreError::Corrupt(format!("negative team count {count}")))
     }
 
+    async fn database_size(&self) -> Result<u64> {
+        let bytes: i64 = sqlx::query_scalar("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+            .fetch_one(&self.pool)
+            .await?;
+        u64::try_from(bytes)
+            .map_err(|_| StoreError::Corrupt(format!("negative database size {bytes}")))
+    }
+
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO api_keys (id, team_id, name, key_hash, is_admin, created_at) \

@@ -6,6 +6,7 @@
 //! backend's own properties (files, permissions, …) live in that backend's module.
 
 mod common;
+mod database_size;
 mod execution_counts;
 mod executions;
 mod postgres_only;
@@ -32,6 +33,7 @@ macro_rules! conformance_suite {
                     api_key_of_unknown_team_is_not_found,
                     counts_the_admin_keys_of_a_team,
                 ],
+                database_size: [database_size_grows_with_what_is_stored],
                 workflows: [
                     creates_and_reads_back_every_field_of_a_workflow,
                     creates_and_reads_back_a_workflow_without_optional_fields,
