@@ -79,7 +79,8 @@ impl Engine {
     {
         let caller = Caller::default();
         // The caller's span (the HTTP request's) goes on with the execution's task.
-        let task = tokio::spawn(run(self.clone(), caller.clone()).instrument(tracing::Span::current()));
+        let task =
+            tokio::spawn(run(self.clone(), caller.clone()).instrument(tracing::Span::current()));
         Detached {
             task: Some(task),
             caller,

@@ -209,6 +209,7 @@ impl Engine {
             record.warnings.push(CALLER_LEFT_WARNING.into());
         }
         let reply = conclusion.reply;
+        tracing::debug!(status = %record.status, duration_ms = record.duration_ms, "execution ran");
 
         let saved = match conclusion.persist {
             Some(change) => {

@@ -3,8 +3,8 @@
 //! never ids or tokens: `team` and `workflow` are bounded by the workflows that exist (the
 //! exporter drops a series left idle, such as a deleted workflow's).
 
-use metrics::Label;
 use flowd_store::ExecutionRecord;
+use metrics::Label;
 
 use crate::hot::HotWorkflow;
 

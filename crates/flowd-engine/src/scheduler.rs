@@ -28,9 +28,9 @@ use flowd_core::workflow::Trigger;
 use flowd_store::{ClaimOutcome, FireAdvance, RunClaim, WorkflowRecord};
 use tokio::task::JoinHandle;
 
+use crate::clock::now_ms;
 use crate::error::Result;
 use crate::executor::{claimable_record, Report};
-use crate::clock::now_ms;
 use crate::hot::HotWorkflow;
 use crate::metrics;
 use crate::Engine;

@@ -18,8 +18,7 @@ pub(crate) fn warm_instance_started(runtime: &str) {
 
 pub(crate) fn warm_instances_evicted(runtime: &str, count: usize) {
     if count > 0 {
-        metrics::counter!(WARM_EVICTIONS, "runtime" => runtime.to_string())
-            .increment(count as u64);
+        metrics::counter!(WARM_EVICTIONS, "runtime" => runtime.to_string()).increment(count as u64);
     }
 }
 

@@ -271,7 +271,14 @@ impl Runtime {
     pub async fn execute(&self, job: &Job) -> Execution {
         let started = Instant::now();
         match tokio::time::timeout(job.timeout + CALL_MARGIN, self.execute_unbounded(job)).await {
-            Ok(execution) => execution,
+            Ok(execution) => {
+                tracing::debug!(
+                    outcome = execution.outcome.kind(),
+                    duration_ms = execution.duration.as_secs_f64() * 1000.0,
+                    "call ended"
+                );
+                execution
+            }
             Err(_) => {
                 tracing::warn!(
                     version = %job.version_key,

@@ -84,6 +84,11 @@ impl AppState {
         }
     }
 
+    /// Says that a shutdown has begun ([`serve`] does when its shutdown signal comes).
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+    }
+
     /// Whether a shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
@@ -99,12 +104,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     let metrics_route = if state.config.metrics_public {
         Router::new().route("/metrics", get(metrics::scrape))
     } else {
-        Router::new()
-            .route("/metrics", get(metrics::scrape))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                auth::require_api_key,
-            ))
+        Router::new().route("/metrics", get(metrics::scrape)).layer(
+            axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key),
+        )
     };
     Router::new()
         .route("/healthz", get(healthz))
@@ -183,7 +185,10 @@ struct Serving {
     server: tokio::task::JoinHandle<()>,
     stop_server: tokio::sync::oneshot::Sender<()>,
     /// `--metrics-listen`'s loop, stopped with the server.
-    metrics: Option<(tokio::task::JoinHandle<()>, tokio::sync::oneshot::Sender<()>)>,
+    metrics: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<()>,
+    )>,
 }
 
 impl Serving {
@@ -247,7 +252,7 @@ impl Serving {
             }
             _ = shutdown => {}
         }
-        state.shutting_down.store(true, Ordering::Release);
+        state.begin_shutdown();
         tracing::info!(
             "shutting down: no new requests or scheduled runs; waiting for executions in flight"
         );
@@ -288,8 +293,13 @@ fn spawn_connections(
     tokio::task::JoinHandle<()>,
 ) {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(conn::serve_connections(listener, router, limits, async move {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(conn::serve_connections(
+        listener,
+        router,
+        limits,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     (stop, server)
 }

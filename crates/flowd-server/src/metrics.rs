@@ -138,6 +138,8 @@ async fn read_levels(state: &AppState) {
     match tokio::time::timeout(DATABASE_SIZE_TIMEOUT, engine.store().database_size()).await {
         Ok(Ok(bytes)) => metrics::gauge!(DATABASE_SIZE).set(bytes as f64),
         Ok(Err(error)) => tracing::warn!(%error, "cannot read the database's size for /metrics"),
-        Err(_) => tracing::warn!("the store did not say its size within 2 s; /metrics shows the last one"),
+        Err(_) => {
+            tracing::warn!("the store did not say its size within 2 s; /metrics shows the last one")
+        }
     }
 }

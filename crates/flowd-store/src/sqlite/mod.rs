@@ -569,9 +569,11 @@ impl Store for SqliteStore {
     }
 
     async fn database_size(&self) -> Result<u64> {
-        let bytes: i64 = sqlx::query_scalar("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
-            .fetch_one(&self.pool)
-            .await?;
+        let bytes: i64 = sqlx::query_scalar(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         u64::try_from(bytes)
             .map_err(|_| StoreError::Corrupt(format!("negative database size {bytes}")))
     }

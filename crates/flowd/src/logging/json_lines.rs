@@ -27,16 +27,19 @@ where
         let metadata = event.metadata();
         let mut fields = Map::new();
         event.record(&mut JsonVisitor(&mut fields));
-        let message = fields.remove("message").unwrap_or(Value::String(String::new()));
+        let message = fields
+            .remove("message")
+            .unwrap_or(Value::String(String::new()));
         let mut line = Map::new();
         line.insert(
             "timestamp".into(),
-            Value::String(
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            ),
+            Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
         );
         line.insert("level".into(), Value::String(metadata.level().to_string()));
-        line.insert("target".into(), Value::String(metadata.target().to_string()));
+        line.insert(
+            "target".into(),
+            Value::String(metadata.target().to_string()),
+        );
         line.insert("message".into(), message);
         line.insert("fields".into(), Value::Object(fields));
         line.insert("spans".into(), Value::Array(spans(ctx)));
