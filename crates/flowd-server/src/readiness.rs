@@ -18,12 +18,13 @@ use crate::AppState;
 const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
-    let reason = match state.is_shutting_down() {
-        true => Some("shutting down".to_string()),
-        false => match store_not_answering(&state).await {
+    let reason = if state.is_shutting_down() {
+        Some("shutting down".to_string())
+    } else {
+        match store_not_answering(&state).await {
             Some(reason) => Some(reason),
             None => not_ready_reason(&state),
-        },
+        }
     };
     match reason {
         None => (StatusCode::OK, Json(json!({"status": "ready"}))),
