@@ -51,7 +51,9 @@ async fn executions_are_counted_by_workflow_mode_and_status() {
     let workflow = app
         .create_catch(
             "metrics-counted",
-            &catch_code("if _request['body'].get('fail'):\n    raise ValueError('no')\nreturn {'status_code': 200}"),
+            &catch_code(
+                "if _request.get('fail'):\n    raise ValueError('no')\nreturn {'status_code': 200}",
+            ),
         )
         .await;
     for fail in [false, false, false, true] {
@@ -100,7 +102,10 @@ async fn execution_durations_are_a_histogram() {
 async fn hook_responses_are_counted_by_status_code_and_unknown_hooks_get_no_names() {
     let app = spawn_app().await;
     let workflow = app
-        .create_catch("metrics-hooked", &catch_code("return {'status_code': 202}"))
+        .create_catch(
+            "metrics-hooked",
+            &catch_code("return {'status_code': 202, 'body': 'accepted'}"),
+        )
         .await;
     app.call_hook_json(&workflow, &json!({})).await;
     let forged = hook_path(&workflow).replace("metrics-hooked", "metrics-made-up");
@@ -183,4 +188,38 @@ async fn metrics_public_serves_them_without_a_key() {
     let app = spawn_app_with(|config| config.metrics_public = true).await;
     let response = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_runs_record_their_lateness() {
+    let app = spawn_app().await;
+    app.create_workflow(json!({
+        "name": "metrics-scheduled",
+        "mode": "pull",
+        "code": pull_code("pass"),
+        "schedule": {"every": "1s"},
+    }))
+    .await;
+    let lateness = eventually(
+        std::time::Duration::from_secs(20),
+        "a scheduled run's lateness is recorded",
+        || async {
+            let scrape = scrape(&app).await;
+            samples(
+                &scrape,
+                "flowd_schedule_lateness_seconds",
+                "metrics-scheduled",
+            )
+            .first()
+            .map(|sample| sample.value.clone())
+        },
+    )
+    .await;
+    let MetricValue::Histogram(buckets) = lateness else {
+        panic!("not a histogram: {lateness:?}");
+    };
+    assert!(
+        buckets.iter().any(|bucket| bucket.count >= 1.0),
+        "{buckets:?}"
+    );
 }

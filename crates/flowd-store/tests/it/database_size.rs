@@ -11,6 +11,7 @@ pub async fn database_size_grows_with_what_is_stored(store: &dyn Store) {
     let writes: Vec<StoreWrite> = (0..400)
         .map(|_| {
             let mut record = execution(&workflow.id, new_id());
+            record.fire_at = None;
             record.logs = (0..40).map(|_| new_id()).collect();
             StoreWrite::PutExecution(record)
         })
