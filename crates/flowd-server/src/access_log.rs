@@ -73,16 +73,16 @@ impl OnResponse<Body> for LogLine {
 }
 
 /// `path` as the log shows it: a hook URL's token (`/teams/{team}/{workflow}/{runtime}/{token}`,
-/// and anything after it) becomes `…`.
+/// and anything after it) becomes `…` — also when the path begins with extra slashes.
 pub fn redacted_path(path: &str) -> String {
-    let mut segments = path.splitn(6, '/');
-    let parts: Vec<&str> = segments.by_ref().take(5).collect();
-    match (parts.as_slice(), segments.next()) {
-        (["", "teams", team, workflow, runtime], Some(_)) => {
-            format!("/teams/{team}/{workflow}/{runtime}/…")
-        }
-        _ => path.to_string(),
+    let segments: Vec<&str> = path.split('/').collect();
+    let Some(teams) = segments.iter().position(|segment| !segment.is_empty()) else {
+        return path.to_string();
+    };
+    if segments[teams] != "teams" || segments.len() <= teams + 4 {
+        return path.to_string();
     }
+    format!("{}/…", segments[..teams + 4].join("/"))
 }
 
 #[cfg(test)]
@@ -102,6 +102,14 @@ mod tests {
         assert_eq!(
             redacted_path("/teams/default/hello/python3.11/s3cr3t/more"),
             "/teams/default/hello/python3.11/…"
+        );
+    }
+
+    #[test]
+    fn a_token_after_extra_slashes_is_replaced_too() {
+        assert_eq!(
+            redacted_path("//teams/default/hello/python3.11/s3cr3t"),
+            "//teams/default/hello/python3.11/…"
         );
     }
 
