@@ -21,7 +21,7 @@ start() { # name port binary flags fields
   FLOWD_ADMIN_API_KEY=$KEY FLOWD_RUNTIME_DIR=$RUNTIME_DIR \
     "$bin" serve --listen 127.0.0.1:"$port" --data-dir "$dir" $flags >"$dir.log" 2>&1 &
   echo $! >"$dir.pid"
-  for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.5; done
+  for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.5; done
   local code='import json\ndef workflow(_request, settings):\n    return {\"status_code\": 200, \"body\": json.dumps({\"ok\": True})}\n'
   for iso in fork reuse; do
     curl -sf -X POST "http://127.0.0.1:$port/api/v1/workflows" -H "Authorization: Bearer $KEY" \

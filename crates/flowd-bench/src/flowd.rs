@@ -186,7 +186,8 @@ impl Flowd {
             .stdout(log_file.try_clone()?)
             .stderr(log_file);
         let mut process = Guarded::spawn("flowd", &mut command)?;
-        let health = Target::get(addr, "/healthz");
+        // The port opens at once; /readyz says when the server is started.
+        let ready = Target::get(addr, "/readyz");
         let deadline = Instant::now() + Duration::from_secs(900);
         loop {
             if let Some(status) = process.exited() {
@@ -195,7 +196,7 @@ impl Flowd {
                     std::fs::read_to_string(&log).unwrap_or_default()
                 );
             }
-            if load::wait_until_answers(&health, Duration::from_millis(200))
+            if load::wait_until_ok(&ready, Duration::from_millis(200))
                 .await
                 .is_ok()
             {

@@ -244,11 +244,24 @@ pub async fn single(target: &Target) -> anyhow::Result<(u16, Duration)> {
 
 /// Waits until `target` answers anything (a server starting up), for at most `limit`.
 pub async fn wait_until_answers(target: &Target, limit: Duration) -> anyhow::Result<()> {
+    wait_until_status(target, limit, |_| true).await
+}
+
+/// Like [`wait_until_answers`], until the answer is `200` (a server's `/readyz`).
+pub async fn wait_until_ok(target: &Target, limit: Duration) -> anyhow::Result<()> {
+    wait_until_status(target, limit, |status| status == 200).await
+}
+
+async fn wait_until_status(
+    target: &Target,
+    limit: Duration,
+    wanted: impl Fn(u16) -> bool,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     loop {
         let mut sender = None;
         match tokio::time::timeout(Duration::from_secs(5), once(target, &mut sender)).await {
-            Ok(Ok(_)) => return Ok(()),
+            Ok(Ok(status)) if wanted(status) => return Ok(()),
             _ if Instant::now() > deadline => {
                 anyhow::bail!("{} did not answer within {limit:?}", target.addr)
             }

@@ -12,9 +12,12 @@ use flowd_core::PyValue;
 use flowd_runtime::{ErrorInfo, Job, Outcome, SettingsError};
 use flowd_store::{ExecutionError, ExecutionRecord, StoreWrite, WorkflowRecord};
 
+use tracing::Instrument;
+
 use crate::clock::now_ms;
 use crate::detached::{Caller, CALLER_LEFT_WARNING};
 use crate::hot::{ActiveVersion, HotWorkflow, WORKFLOW_QUEUE_TIMEOUT};
+use crate::metrics;
 use crate::refusal::{Refusal, Saturation};
 use crate::settings_cell::NotSaved;
 use crate::workflow_limit::LimitedWorkflow;
@@ -69,11 +72,18 @@ impl Engine {
         caller: &Caller,
     ) -> Report {
         let record = new_record(&hot, trigger);
-        if trigger == Trigger::Catch && !hot.record.enabled {
-            return self.skip(&hot, record, Refusal::Paused, caller).await;
-        }
-        self.admit_and_run(hot, record, request, false, caller)
-            .await
+        let span = execution_span(&hot, &record);
+        let report = if trigger == Trigger::Catch && !hot.record.enabled {
+            self.skip(&hot, record, Refusal::Paused, caller)
+                .instrument(span)
+                .await
+        } else {
+            self.admit_and_run(hot.clone(), record, request, false, caller)
+                .instrument(span)
+                .await
+        };
+        metrics::execution_ended(&hot, &report.record);
+        report
     }
 
     /// Runs an execution whose `running` record the store already holds (a claimed pull run).
@@ -88,7 +98,13 @@ impl Engine {
         record: ExecutionRecord,
         caller: &Caller,
     ) -> Report {
-        self.admit_and_run(hot, record, None, true, caller).await
+        let span = execution_span(&hot, &record);
+        let report = self
+            .admit_and_run(hot.clone(), record, None, true, caller)
+            .instrument(span)
+            .await;
+        metrics::execution_ended(&hot, &report.record);
+        report
     }
 
     /// Takes an execution slot (the workflow's — across the cluster, see [`LimitedWorkflow`] —
@@ -215,6 +231,7 @@ impl Engine {
             record.warnings.push(CALLER_LEFT_WARNING.into());
         }
         let reply = conclusion.reply;
+        tracing::debug!(status = %record.status, duration_ms = record.duration_ms, "execution ran");
 
         let saved = match conclusion.persist {
             Some(change) => {
@@ -523,6 +540,18 @@ pub fn version_job(
 }
 
 /// A new execution record, `running`, started now.
+/// The span an execution runs in, from the engine down through the runtime: what every line it
+/// logs is about.
+fn execution_span(hot: &HotWorkflow, record: &ExecutionRecord) -> tracing::Span {
+    tracing::info_span!(
+        "execution",
+        execution_id = %record.id,
+        team = %hot.team_name,
+        workflow = %hot.record.name,
+        version = record.version,
+    )
+}
+
 fn new_record(hot: &HotWorkflow, trigger: Trigger) -> ExecutionRecord {
     ExecutionRecord {
         id: uuid::Uuid::now_v7().to_string(),

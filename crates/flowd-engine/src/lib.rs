@@ -15,6 +15,7 @@ pub mod executor;
 mod follow;
 pub mod hot;
 pub mod key_cache;
+pub mod metrics;
 mod node_lease;
 mod refusal;
 pub mod scheduler;

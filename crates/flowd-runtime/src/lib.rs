@@ -42,6 +42,7 @@ mod instance_egress;
 mod job;
 mod layers;
 mod memory;
+pub mod metrics;
 mod outcome;
 pub mod protocol;
 pub mod provision;

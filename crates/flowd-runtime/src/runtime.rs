@@ -20,6 +20,7 @@ use crate::instance::{InitFailure, Instance, InstanceSpec};
 use crate::instance_egress;
 use crate::job::Job;
 use crate::layers::{isolation_layers, IsolationLayer};
+use crate::metrics;
 use crate::outcome::{ErrorInfo, Execution, Outcome};
 use crate::provision::{self, Environment, Interpreter};
 use crate::sandbox::{self, PrivateTmp, SandboxUser};
@@ -176,7 +177,14 @@ impl Runtime {
         &self,
         requirements: &Requirements,
     ) -> Result<BuiltEnv, BuildError> {
-        self.builder.build(requirements).await
+        let started = Instant::now();
+        let built = self.builder.build(requirements).await;
+        match &built {
+            Ok(env) if env.reused => {}
+            Ok(env) => metrics::environment_built(self.name(), true, env.duration),
+            Err(_) => metrics::environment_built(self.name(), false, started.elapsed()),
+        }
+        built
     }
 
     /// Starts the warm instance of a job's version and says whether its module's top level ran:
@@ -286,10 +294,18 @@ impl Runtime {
     /// Runs a job in a fresh fork of the warm instance of its code version. Whatever happens
     /// underneath, it answers within the job's timeout and [`CALL_MARGIN`]: past that, the call
     /// is abandoned (what it started is killed) and reported as timed out.
+    #[tracing::instrument(name = "runtime", skip_all, fields(runtime = %self.name(), isolation = %job.isolation))]
     pub async fn execute(&self, job: &Job) -> Execution {
         let started = Instant::now();
         match tokio::time::timeout(job.timeout + CALL_MARGIN, self.execute_unbounded(job)).await {
-            Ok(execution) => execution,
+            Ok(execution) => {
+                tracing::debug!(
+                    outcome = execution.outcome.kind(),
+                    duration_ms = execution.duration.as_secs_f64() * 1000.0,
+                    "call ended"
+                );
+                execution
+            }
             Err(_) => {
                 tracing::warn!(
                     version = %job.version_key,
@@ -469,7 +485,8 @@ impl Runtime {
         };
         let mut slots = lock(&self.slots);
         let bases_kb: u64 = lock(&self.env_bases).values().map(|b| b.memory_kb()).sum();
-        slots.evict_beyond(capacity, bases_kb + busy_kb, keep);
+        let evicted = slots.evict_beyond(capacity, bases_kb + busy_kb, keep);
+        metrics::warm_instances_evicted(self.name(), evicted);
         self.stop_unused_bases(&slots);
     }
 
@@ -533,9 +550,13 @@ impl Runtime {
                 .await
                 .map_err(RuntimeError::Zygote)?
         };
-        Instance::await_ready(pending, spec.init_timeout, tmp, cgroup)
+        let started = Instance::await_ready(pending, spec.init_timeout, tmp, cgroup)
             .await
-            .map_err(RuntimeError::Instance)
+            .map_err(RuntimeError::Instance)?;
+        if started.is_ok() {
+            metrics::warm_instance_started(self.name());
+        }
+        Ok(started)
     }
 }
 

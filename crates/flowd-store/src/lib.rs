@@ -19,6 +19,7 @@ mod changes;
 mod commit;
 mod database_url;
 mod error;
+pub mod metrics;
 pub mod migrate;
 mod model;
 mod node;

@@ -101,6 +101,9 @@ pub trait Store: Send + Sync + 'static {
     async fn team_by_name(&self, name: &str) -> Result<Option<TeamRecord>>;
     async fn team_by_id(&self, id: &str) -> Result<Option<TeamRecord>>;
     async fn count_teams(&self) -> Result<u64>;
+    /// The space the database takes, in bytes (what `/metrics` shows as the database's size):
+    /// SQLite's pages (the file, without its WAL), PostgreSQL's `pg_database_size`.
+    async fn database_size(&self) -> Result<u64>;
     /// `Conflict` when a key with the same hash exists, `NotFound` when the team does not.
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
         self.create_api_key_audited(key, None).await

@@ -6,6 +6,7 @@
 
 mod api;
 mod commands;
+mod logging;
 mod memory;
 mod profile;
 mod secret_input;

@@ -148,6 +148,16 @@ pub struct ServeArgs {
     /// Log filter (e.g. `info`, `flowd=debug`).
     #[arg(long, env = "FLOWD_LOG", default_value = "info")]
     pub log: String,
+    /// How log lines are written (to stderr): `text`, or `json` (one object per line with
+    /// `timestamp`, `level`, `target`, `fields` — the message among them — and the spans).
+    #[arg(long, env = "FLOWD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Also serve `/metrics` on this address, without an API key (e.g. `127.0.0.1:9464`).
+    #[arg(long, env = "FLOWD_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Serve `/metrics` on the main address without an API key.
+    #[arg(long, env = "FLOWD_METRICS_PUBLIC")]
+    pub metrics_public: bool,
 }
 
 fn parse_database(text: &str) -> Result<DatabaseUrl, String> {
@@ -228,6 +238,7 @@ impl ServeArgs {
             workflow_allow: self.egress_workflow_allow.clone(),
         };
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);
+        config.metrics_public = self.metrics_public;
         config.engine = EngineConfig {
             max_concurrent_executions: self.max_concurrency,
             queue_depth: self.queue_depth,
@@ -245,11 +256,7 @@ impl ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?,
-        )
-        .init();
+    crate::logging::init(&args.log, &args.log_format)?;
     match fd_limit::raise_to_hard_limit() {
         Ok(limit) if limit.now > limit.before => tracing::info!(
             from = limit.before,
@@ -260,19 +267,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Err(error) => tracing::warn!(%error, "cannot read or raise the open-file limit"),
     }
     crate::memory::spawn_periodic_trim();
+    let config = args.config()?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let config = args.config()?;
+    let metrics_listener = match &args.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
     tracing::info!(
         max_connections = config.connections.max_connections,
         "connection cap"
     );
-    let state = flowd_server::start(&config).await?;
-    tracing::info!(address = %listener.local_addr()?, "flowd is listening");
-    flowd_server::serve(listener, state, shutdown_signal())
+    tracing::info!(address = %listener.local_addr()?, "flowd is listening (starting)");
+    if let Some(metrics) = &metrics_listener {
+        tracing::info!(address = %metrics.local_addr()?, "/metrics is served");
+    }
+    flowd_server::start_and_serve(listener, metrics_listener, &config, shutdown_signal())
         .await
-        .context("the server stopped with an error")?;
+        .context("flowd stopped with an error")?;
     tracing::info!("flowd stopped");
     Ok(())
 }

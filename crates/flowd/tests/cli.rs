@@ -95,13 +95,14 @@ impl Server {
             .timeout(Duration::from_secs(2))
             .build()
             .expect("client");
-        let healthz = format!("{}/healthz", self.url);
-        // The first start of all may build the shared Python environment.
+        // The port opens at once; /readyz answers 200 once the server is started. The first start
+        // of all may build the shared Python environment.
+        let readyz = format!("{}/readyz", self.url);
         let healthy = poll_until(Duration::from_secs(600), || {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("flowd serve exited ({status}):\n{}", self.log());
             }
-            let response = client.get(&healthz).send().ok()?;
+            let response = client.get(&readyz).send().ok()?;
             response.status().is_success().then_some(())
         });
         if healthy.is_none() {

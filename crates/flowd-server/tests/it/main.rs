@@ -24,6 +24,7 @@ mod e2e_console;
 mod env;
 mod executions;
 mod isolation;
+mod metrics;
 mod openapi;
 mod postgres;
 mod process_faults;

@@ -416,6 +416,14 @@ impl Store for PostgresStore {
             .map_err(|_| StoreError::Corrupt(format!("negative team count {count}")))
     }
 
+    async fn database_size(&self) -> Result<u64> {
+        let bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+            .fetch_one(&self.pool)
+            .await?;
+        u64::try_from(bytes)
+            .map_err(|_| StoreError::Corrupt(format!("negative database size {bytes}")))
+    }
+
     async fn count_admin_keys(&self, team_id: &str) -> Result<u64> {
         let count: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE team_id = $1 AND is_admin")

@@ -33,11 +33,14 @@ use super::columns::{ExecutionColumns, PUT_EXECUTION};
 use super::errors::{constraint, from_rusqlite, is_busy, Constraint};
 use crate::commit::{CommitCompleter, CommitTicket};
 use crate::error::{Result, StoreError};
+use crate::metrics;
 use crate::model::{AuditEntry, ExecutionRecord};
 use crate::store::StoreWrite;
 
 /// Most write requests committed in one transaction.
 const MAX_BATCH: usize = 512;
+/// This backend in the metrics' `backend` label.
+const BACKEND: &str = "sqlite";
 /// Writes are committed inline only when none had to be queued for this long: while calls
 /// overlap, they go to the thread, whose batches take many in one transaction and do not block
 /// the async runtime's workers.
@@ -176,11 +179,15 @@ impl GroupCommit {
         }
         state.committing = true;
         drop(state);
+        let started = Instant::now();
         let inline = commit_inline(
             &mut lock(&self.shared.connection),
             &self.shared.node_id,
             &writes,
         );
+        if inline.is_some() {
+            metrics::committed(BACKEND, 1, started.elapsed());
+        }
         let mut state = lock(&self.shared.state);
         state.committing = false;
         match inline {
@@ -402,8 +409,10 @@ fn checkpoint(connection: &Connection) {
 
 fn commit_batch(connection: &mut Connection, node_id: &str, mut batch: Vec<Request>) {
     let all = batch.iter().flat_map(|request| request.writes.iter());
+    let started = Instant::now();
     match commit_writes(connection, node_id, all) {
         Ok(()) => {
+            metrics::committed(BACKEND, batch.len(), started.elapsed());
             for request in batch {
                 if let Some(done) = request.done {
                     done.complete(Ok(()));

@@ -665,6 +665,16 @@ impl Store for SqliteStore {
             .map_err(|_| StoreError::Corrupt(format!("negative team count {count}")))
     }
 
+    async fn database_size(&self) -> Result<u64> {
+        let bytes: i64 = sqlx::query_scalar(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        u64::try_from(bytes)
+            .map_err(|_| StoreError::Corrupt(format!("negative database size {bytes}")))
+    }
+
     async fn create_api_key_audited(
         &self,
         key: &ApiKeyRecord,

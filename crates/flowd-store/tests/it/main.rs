@@ -8,6 +8,7 @@
 mod audit;
 mod changes;
 mod common;
+mod database_size;
 mod execution_counts;
 mod executions;
 mod migrate;
@@ -69,6 +70,7 @@ macro_rules! conformance_suite {
                     the_retention_deletes_only_older_entries,
                     entries_outlive_what_they_name,
                 ],
+                database_size: [database_size_grows_with_what_is_stored],
                 workflows: [
                     creates_and_reads_back_every_field_of_a_workflow,
                     creates_and_reads_back_a_workflow_without_optional_fields,
