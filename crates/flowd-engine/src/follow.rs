@@ -1,7 +1,8 @@
 //! Following the changes other nodes make to a shared store: each workflow change they publish
 //! drops this node's cached copy of that workflow (the next call reads it again) and wakes the
-//! scheduler (its schedule may have changed); missed changes drop every cached workflow. No read
-//! of the store happens per call: a node reads a workflow again only once it changed.
+//! scheduler (its schedule may have changed); a key or team change drops the API keys and team
+//! names kept in memory; missed changes drop all of it. No read of the store happens per call: a
+//! node reads a workflow or a key again only once it changed.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use flowd_store::{ChangeFeed, StoreChange, WorkflowChange};
 use tokio::sync::Notify;
 
 use crate::hot::HotCache;
+use crate::key_cache::KeyCache;
 
 /// What a node keeps about workflows that a change can make stale.
 trait Cached {
@@ -16,30 +18,48 @@ trait Cached {
     fn invalidate(&self, workflow_id: &str);
     /// Forgets a deleted workflow.
     fn remove(&self, workflow_id: &str);
-    /// Drops what is kept about every workflow.
+    /// Drops what is kept about every workflow (team names included).
     fn invalidate_all(&self);
+    /// Drops the API keys looked up (they are looked up again on their next use).
+    fn invalidate_keys(&self);
 }
 
-impl Cached for HotCache {
+/// What this node keeps in memory: workflows and team names, and API keys.
+struct NodeMemory {
+    workflows: Arc<HotCache>,
+    keys: Arc<KeyCache>,
+}
+
+impl Cached for NodeMemory {
     fn invalidate(&self, workflow_id: &str) {
-        HotCache::invalidate(self, workflow_id);
+        self.workflows.invalidate(workflow_id);
     }
 
     fn remove(&self, workflow_id: &str) {
-        HotCache::remove(self, workflow_id);
+        self.workflows.remove(workflow_id);
     }
 
     fn invalidate_all(&self) {
-        HotCache::invalidate_all(self);
+        self.workflows.invalidate_all();
+    }
+
+    fn invalidate_keys(&self) {
+        self.keys.invalidate();
     }
 }
 
 /// Follows `feed` on a task of its own until the store is closed (at once for a store no other
 /// node writes).
-pub(crate) fn spawn(mut feed: ChangeFeed, cache: Arc<HotCache>, schedule_changed: Arc<Notify>) {
+pub(crate) fn spawn(
+    mut feed: ChangeFeed,
+    workflows: Arc<HotCache>,
+    keys: Arc<KeyCache>,
+    schedule_changed: Arc<Notify>,
+) {
+    let memory = NodeMemory { workflows, keys };
     tokio::spawn(async move {
         while let Some(change) = feed.next().await {
-            apply(&*cache, &schedule_changed, change);
+            apply(&memory, &schedule_changed, change);
         }
     });
 }
@@ -55,10 +75,16 @@ fn apply(cache: &impl Cached, schedule_changed: &Notify, change: StoreChange) {
             workflow_id,
             change: WorkflowChange::Created | WorkflowChange::Updated,
         } => cache.invalidate(&workflow_id),
+        StoreChange::Access => {
+            // A team renamed changes its hook URLs: the workflows' names are read again too.
+            cache.invalidate_keys();
+            cache.invalidate_all();
+        }
         StoreChange::Missed => {
             tracing::info!(
-                "changes by other nodes may have been missed: every cached workflow is read again"
+                "changes by other nodes may have been missed: every cached workflow and key is read again"
             );
+            cache.invalidate_keys();
             cache.invalidate_all();
         }
     }
@@ -97,6 +123,10 @@ mod tests {
 
         fn invalidate_all(&self) {
             self.record("invalidate all".into());
+        }
+
+        fn invalidate_keys(&self) {
+            self.record("invalidate keys".into());
         }
     }
 
@@ -140,7 +170,21 @@ mod tests {
     async fn missed_changes_drop_every_cached_workflow_and_wake_the_scheduler() {
         assert_eq!(
             applied(StoreChange::Missed).await,
-            (vec!["invalidate all".to_string()], true)
+            (
+                vec!["invalidate keys".to_string(), "invalidate all".to_string()],
+                true
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_or_team_change_drops_the_keys_and_team_names_kept() {
+        assert_eq!(
+            applied(StoreChange::Access).await,
+            (
+                vec!["invalidate keys".to_string(), "invalidate all".to_string()],
+                true
+            )
         );
     }
 }

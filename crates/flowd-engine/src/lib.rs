@@ -105,7 +105,7 @@ pub struct Engine {
     /// This process's registration as a node of the store, renewed while the engine lives.
     node: NodeLease,
     /// API keys looked up recently.
-    keys: key_cache::KeyCache,
+    keys: Arc<key_cache::KeyCache>,
 }
 
 impl Engine {
@@ -122,7 +122,13 @@ impl Engine {
         let cache = Arc::new(HotCache::new(store.is_shared()));
         let schedule_changed = Arc::new(tokio::sync::Notify::new());
         // Before anything is cached: no change made from here on goes unheard.
-        follow::spawn(store.changes(), cache.clone(), schedule_changed.clone());
+        let keys = Arc::new(key_cache::KeyCache::new(config.key_cache_ttl));
+        follow::spawn(
+            store.changes(),
+            cache.clone(),
+            keys.clone(),
+            schedule_changed.clone(),
+        );
         let deployer = Arc::new(Deployer::new(
             store.clone(),
             runtimes.clone(),
@@ -135,7 +141,6 @@ impl Engine {
                 "builds interrupted by the previous process were restarted"
             );
         }
-        let keys = key_cache::KeyCache::new(config.key_cache_ttl);
         Ok(Engine {
             gate: Gate::new(
                 config.max_concurrent_executions,

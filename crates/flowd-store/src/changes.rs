@@ -49,6 +49,9 @@ pub enum StoreChange {
         workflow_id: String,
         change: WorkflowChange,
     },
+    /// An API key was changed or revoked, or a team renamed or deleted: the keys (and team
+    /// names) a node keeps in memory may be stale.
+    Access,
     /// Changes may have been missed: whatever is kept about any workflow may be stale.
     Missed,
 }
@@ -57,6 +60,9 @@ impl StoreChange {
     /// A change as published (`"<change> <workflow id>"`); anything else reads as
     /// [`StoreChange::Missed`], so that a follower never keeps what it cannot tell is current.
     pub fn parse(published: &str) -> StoreChange {
+        if published.starts_with("access ") {
+            return StoreChange::Access;
+        }
         let parsed = published.split_once(' ').and_then(|(word, workflow_id)| {
             Some(StoreChange::Workflow {
                 change: WorkflowChange::parse(word)?,
@@ -134,6 +140,12 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn a_key_or_team_change_reads_as_an_access_change() {
+        assert_eq!(StoreChange::parse("access key-1"), StoreChange::Access);
+        assert_eq!(StoreChange::parse("access team-1"), StoreChange::Access);
     }
 
     #[test]

@@ -21,3 +21,6 @@ mod e2e_changes;
 
 #[path = "cluster/e2e_settings.rs"]
 mod e2e_settings;
+
+#[path = "cluster/e2e_keys.rs"]
+mod e2e_keys;

@@ -99,7 +99,7 @@ impl Drop for Process {
     }
 }
 
-/// `flowd serve` on `port`, on the database `database`, once it answers `/healthz`.
+/// `flowd serve` on `port`, on the database `database`, once `/readyz` answers 200 (started).
 fn flowd_node(dir: &Path, name: &str, port: u16, database: &str) -> Process {
     let log = dir.join(format!("{name}.log"));
     let uid = std::fs::metadata("/proc/self")
@@ -143,7 +143,7 @@ fn flowd_node(dir: &Path, name: &str, port: u16, database: &str) -> Process {
             panic!("{name} exited ({status}):\n{}", node.log());
         }
         let response = client
-            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .get(format!("http://127.0.0.1:{port}/readyz"))
             .timeout(Duration::from_secs(2))
             .send()
             .ok()?;

@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 /// The admin key every node is given (`FLOWD_ADMIN_API_KEY`).
 pub const ADMIN_KEY: &str = "cluster-test-admin-key-0123456789";
 
-/// How long a node may take to answer `/healthz` (the first start of all may build the shared
-/// Python environment).
+/// How long a node may take until `/readyz` answers 200 (the first start of all may build the
+/// shared Python environment).
 const START_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// N `flowd serve` processes on one database; stopped (SIGTERM, then SIGKILL) when dropped.
@@ -59,7 +59,7 @@ impl Cluster {
                 .push(Node::spawn(cluster.database.url(), flags));
         }
         for i in 1..n {
-            cluster.wait_healthy(i).await;
+            cluster.wait_ready(i).await;
         }
         cluster
     }
@@ -68,7 +68,7 @@ impl Cluster {
     pub async fn add_node(&mut self, flags: &[&str]) -> usize {
         self.nodes.push(Node::spawn(self.database.url(), flags));
         let i = self.nodes.len() - 1;
-        self.wait_healthy(i).await;
+        self.wait_ready(i).await;
         i
     }
 
@@ -113,8 +113,8 @@ impl Cluster {
         std::fs::read_to_string(self.nodes[i].log_path()).unwrap_or_default()
     }
 
-    async fn wait_healthy(&mut self, i: usize) {
-        let healthz = format!("{}/healthz", self.nodes[i].url);
+    async fn wait_ready(&mut self, i: usize) {
+        let readyz = format!("{}/readyz", self.nodes[i].url);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = self.nodes[i].exit_status() {
@@ -122,7 +122,7 @@ impl Cluster {
             }
             let answer = self
                 .http
-                .get(&healthz)
+                .get(&readyz)
                 .timeout(Duration::from_secs(2))
                 .send()
                 .await;
@@ -130,7 +130,7 @@ impl Cluster {
                 return;
             }
             if Instant::now() > deadline {
-                panic!("node {i} did not become healthy:\n{}", self.log(i));
+                panic!("node {i} did not become ready:\n{}", self.log(i));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
