@@ -9,10 +9,11 @@ use flowd_core::response::{self, ReturnMapping, REFUSED_STATUS};
 use flowd_core::settings::{self, Settings, SettingsChange};
 use flowd_core::workflow::{ExecutionStatus, Mode, Trigger};
 use flowd_core::PyValue;
-use flowd_runtime::{ErrorInfo, Job, Outcome, SettingsError};
+use flowd_runtime::{ErrorInfo, Job, JobContext, Outcome, SettingsError};
 use flowd_store::{ExecutionError, ExecutionRecord, StoreWrite, WorkflowRecord};
 
 use crate::clock::now_ms;
+use crate::delivery::CallDetails;
 use crate::detached::{Caller, CALLER_LEFT_WARNING};
 use crate::hot::{ActiveVersion, HotWorkflow};
 use crate::refusal::{Refusal, Saturation};
@@ -55,24 +56,39 @@ impl Engine {
         trigger: Trigger,
         request: Option<PyValue>,
     ) -> Report {
-        self.execute_for(hot, trigger, request, &Caller::default())
+        let call = CallDetails {
+            request,
+            ..CallDetails::default()
+        };
+        self.execute_for(hot, trigger, call, &Caller::default())
             .await
     }
 
-    /// [`Engine::execute`], for `caller`: its record says whether the caller left before the end.
+    /// [`Engine::execute`] for a call with `details`, for `caller`: its record says whether the
+    /// caller left before the end. An idempotency key the call claimed is released when its
+    /// execution is refused or not saved (the sender's retry then runs).
     pub(crate) async fn execute_for(
         &self,
         hot: Arc<HotWorkflow>,
         trigger: Trigger,
-        request: Option<PyValue>,
+        details: CallDetails,
         caller: &Caller,
     ) -> Report {
-        let record = new_record(&hot, trigger);
-        if trigger == Trigger::Catch && !hot.record.enabled {
-            return self.skip(&hot, record, Refusal::Paused, caller).await;
+        let mut record = new_record(&hot, trigger);
+        let claimed = details.claimed_key.clone();
+        if let Some(claimed) = &claimed {
+            record.id = claimed.execution_id.clone();
         }
-        self.admit_and_run(hot, record, request, false, caller)
-            .await
+        let report = if trigger == Trigger::Catch && !hot.record.enabled {
+            self.skip(&hot, record, Refusal::Paused, caller).await
+        } else {
+            self.admit_and_run(hot.clone(), record, details, false, caller)
+                .await
+        };
+        if let (Some(claimed), Err(_)) = (&claimed, &report.reply) {
+            self.release_key(&hot.record.id, claimed);
+        }
+        report
     }
 
     /// Runs an execution whose `running` record the store already holds (a claimed pull run).
@@ -87,7 +103,8 @@ impl Engine {
         record: ExecutionRecord,
         caller: &Caller,
     ) -> Report {
-        self.admit_and_run(hot, record, None, true, caller).await
+        self.admit_and_run(hot, record, CallDetails::default(), true, caller)
+            .await
     }
 
     /// Takes an execution slot (the workflow's, then the server's), then runs.
@@ -95,7 +112,7 @@ impl Engine {
         &self,
         hot: Arc<HotWorkflow>,
         record: ExecutionRecord,
-        request: Option<PyValue>,
+        details: CallDetails,
         recorded: bool,
         caller: &Caller,
     ) -> Report {
@@ -121,7 +138,7 @@ impl Engine {
             let refusal = Refusal::Saturated(Saturation::Server);
             return self.skip(&hot, record, refusal, caller).await;
         };
-        self.run_admitted(hot, active, record, request, recorded, caller)
+        self.run_admitted(hot, active, record, details, recorded, caller)
             .await
     }
 
@@ -130,7 +147,7 @@ impl Engine {
         hot: Arc<HotWorkflow>,
         active: Arc<ActiveVersion>,
         mut record: ExecutionRecord,
-        request: Option<PyValue>,
+        mut details: CallDetails,
         recorded: bool,
         caller: &Caller,
     ) -> Report {
@@ -143,13 +160,14 @@ impl Engine {
         let snapshot = hot
             .settings
             .snapshot(&hot.record.secret_keys, &hot.record.env);
-        let job = job_for(
+        let mut job = job_for(
             &hot,
             &active,
-            request,
+            details.request.take(),
             // A map of JSON values always serialises; no copy of the snapshot is made for it.
             serde_json::to_string(&snapshot.settings).unwrap_or_else(|_| "{}".to_string()),
         );
+        job.context = Some(job_context(&hot, &record, &details));
 
         // Short executions are written once, at their end; a longer one is recorded as running
         // meanwhile, so that a crash leaves a trace (marked interrupted at the next start).
@@ -193,6 +211,16 @@ impl Engine {
             record.warnings.push(CALLER_LEFT_WARNING.into());
         }
         let reply = conclusion.reply;
+        // A call that claimed an idempotency key stores its response with its record.
+        let completion = details
+            .claimed_key
+            .filter(|_| hot.record.mode == Mode::Catch)
+            .map(|claimed| StoreWrite::CompleteIdempotencyKey {
+                workflow_id: hot.record.id.clone(),
+                key: claimed.key,
+                execution_id: id.clone(),
+                response: crate::idempotency::stored_response(&reply),
+            });
 
         let saved = match conclusion.persist {
             Some(change) => {
@@ -200,13 +228,15 @@ impl Engine {
                 let put_record = StoreWrite::PutExecution(record.clone());
                 let workflow_id = hot.record.id.clone();
                 let writes = move |change: &SettingsChange| {
-                    vec![
+                    let mut writes = vec![
                         StoreWrite::ApplySettingsChange {
                             workflow_id,
                             change: change.clone(),
                         },
                         put_record,
-                    ]
+                    ];
+                    writes.extend(completion);
+                    writes
                 };
                 match hot
                     .settings
@@ -216,11 +246,11 @@ impl Engine {
                     Err(not_saved) => Err(not_saved),
                 }
             }
-            None => self
-                .writer
-                .commit(vec![StoreWrite::PutExecution(record.clone())])
-                .await
-                .map_err(NotSaved::Store),
+            None => {
+                let mut writes = vec![StoreWrite::PutExecution(record.clone())];
+                writes.extend(completion);
+                self.writer.commit(writes).await.map_err(NotSaved::Store)
+            }
         };
         match saved {
             Ok(()) => Report {
@@ -473,6 +503,23 @@ fn job_for(
     )
 }
 
+/// What the workflow's `context` parameter shows of the execution `record` of `hot`.
+fn job_context(hot: &HotWorkflow, record: &ExecutionRecord, details: &CallDetails) -> JobContext {
+    let received = details.received.as_ref();
+    JobContext {
+        raw_body: received.map(|r| r.raw_body.clone()).unwrap_or_default(),
+        method: received.map(|r| r.method.clone()),
+        query_string: received.map(|r| r.query_string.clone()),
+        execution_id: record.id.clone(),
+        workflow: hot.record.name.clone(),
+        version: record.version,
+        trigger: record.trigger,
+        attempt: 1,
+        fire_time_ms: record.fire_at,
+        deadline_ms: record.started_at + i64::from(hot.record.timeout_s) * 1000,
+    }
+}
+
 /// The runtime's job for a version of `workflow`.
 pub fn version_job(
     workflow: &WorkflowRecord,
@@ -500,6 +547,7 @@ pub fn version_job(
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect(),
         isolation: workflow.isolation,
+        context: None,
     }
 }
 

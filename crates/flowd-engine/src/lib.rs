@@ -7,14 +7,17 @@
 mod admission;
 pub mod auth;
 pub mod clock;
+pub mod delivery;
 pub mod deploy;
 mod detached;
 mod error;
 pub mod executor;
 pub mod hot;
+pub mod idempotency;
 mod refusal;
 pub mod scheduler;
 mod settings_cell;
+pub mod signed;
 mod workflows;
 mod writer;
 
@@ -37,6 +40,9 @@ use deploy::Deployer;
 use hot::HotCache;
 use writer::Writer;
 
+/// How long idempotency keys are remembered by default.
+pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Executions running at once, server-wide.
@@ -51,6 +57,8 @@ pub struct EngineConfig {
     pub max_code_bytes: usize,
     /// An execution still running after this long is recorded as `running` until it ends.
     pub running_record_delay: Duration,
+    /// How long an idempotency key is remembered: a repeat within it gets the first response.
+    pub idempotency_ttl: Duration,
 }
 
 impl Default for EngineConfig {
@@ -63,6 +71,7 @@ impl Default for EngineConfig {
             max_memory_mb: 4096,
             max_code_bytes: 1 << 20,
             running_record_delay: Duration::from_millis(100),
+            idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
         }
     }
 }

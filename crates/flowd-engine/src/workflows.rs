@@ -21,6 +21,8 @@ use crate::clock::now_ms;
 use crate::deploy::Deployment;
 use crate::error::{EngineError, Result};
 use crate::executor::{claimable_record, Report};
+use crate::idempotency::check_idempotency_header;
+use crate::signed::check_verify;
 use crate::Engine;
 
 /// A new workflow, as sent to `POST /api/v1/workflows`.
@@ -41,6 +43,10 @@ pub struct NewWorkflow {
     pub max_concurrency: Option<u32>,
     pub enabled: Option<bool>,
     pub isolation: Option<Isolation>,
+    /// How the hook's callers sign their deliveries (catch).
+    pub verify: Option<serde_json::Value>,
+    /// The header identifying a delivery, instead of `Idempotency-Key` (catch).
+    pub idempotency_header: Option<String>,
 }
 
 /// Changes to a workflow, as sent to `PATCH /api/v1/workflows/{id}`. A field left out keeps its
@@ -64,6 +70,12 @@ pub struct WorkflowPatch {
     pub max_concurrency: Option<Option<u32>>,
     pub enabled: Option<bool>,
     pub isolation: Option<Isolation>,
+    /// `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    pub verify: Option<Option<serde_json::Value>>,
+    /// `null` goes back to `Idempotency-Key`.
+    #[serde(default, deserialize_with = "present")]
+    pub idempotency_header: Option<Option<String>>,
 }
 
 /// `requirements` as sent: a list of requirement lines, or the text of a `requirements.txt`.
@@ -115,6 +127,9 @@ impl Engine {
         let memory_mb = self.check_memory(new.memory_mb)?;
         check_max_concurrency(new.max_concurrency)?;
         check_isolation(new.isolation)?;
+        let verify = check_verify(new.mode, new.verify.as_ref())?;
+        let idempotency_header =
+            check_idempotency_header(new.mode, new.idempotency_header.as_deref())?;
         let schedule = check_schedule(new.mode, new.schedule.as_ref())?;
         let enabled = new.enabled.unwrap_or(true);
         let secrets = check_secrets(new.secrets.unwrap_or_default())?;
@@ -146,6 +161,8 @@ impl Engine {
             isolation: new.isolation.unwrap_or(Isolation::Fork),
             created_at: now,
             updated_at: now,
+            verify,
+            idempotency_header,
         };
         let version = building_version(&record.id, 1, new.code, &requirements, now);
         self.store
@@ -212,6 +229,12 @@ impl Engine {
         }
         if let Some(enabled) = patch.enabled {
             record.enabled = enabled;
+        }
+        if let Some(verify) = &patch.verify {
+            record.verify = check_verify(record.mode, verify.as_ref())?;
+        }
+        if let Some(header) = &patch.idempotency_header {
+            record.idempotency_header = check_idempotency_header(record.mode, header.as_deref())?;
         }
         let now = now_ms();
         record.updated_at = now;

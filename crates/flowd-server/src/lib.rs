@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod conn;
+pub mod delivery;
 pub mod error;
 pub mod hook;
 mod readiness;
@@ -112,6 +113,8 @@ pub async fn serve(
     let scheduler = tokio::spawn(scheduler.run(async move {
         let _ = scheduler_stopped.await;
     }));
+    // Expired idempotency keys are deleted in the background while the server runs.
+    let sweep = engine.sweep_idempotency_keys();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = conn::serve_connections(listener, router(state), limits, async move {
         let _ = stop_rx.await;
@@ -119,6 +122,7 @@ pub async fn serve(
     let mut server = tokio::spawn(server);
     tokio::select! {
         result = &mut server => {
+            sweep.abort();
             let _ = stop_scheduler.send(());
             engine.flush().await;
             return result.map_err(std::io::Error::other);
@@ -128,6 +132,7 @@ pub async fn serve(
     tracing::info!(
         "shutting down: no new requests or scheduled runs; waiting for executions in flight"
     );
+    sweep.abort();
     let _ = stop_scheduler.send(());
     let _ = scheduler.await;
     let _ = stop_tx.send(());

@@ -6,7 +6,7 @@
 //! values are stored as text (SQLite) or `json` (PostgreSQL).
 //!
 //! What every backend shares: the trait and what it takes and answers (`store`), the records
-//! (`model`), the errors (`error`), the ticket a commit is awaited with (`commit`), sqlx's errors
+//! (`model`), the idempotency keys of hook calls (`idempotency`), the errors (`error`), the ticket a commit is awaited with (`commit`), sqlx's errors
 //! as the store's (`sqlx_error`), the refusal of a schema newer than the binary
 //! (`schema_version`), the choice of a backend (`database_url`). Each backend is a module of its
 //! own that depends on these and on no other backend (`sqlite`, `postgres`).
@@ -16,6 +16,7 @@
 mod commit;
 mod database_url;
 mod error;
+mod idempotency;
 mod model;
 mod postgres;
 mod schema_version;
@@ -26,6 +27,9 @@ mod store;
 pub use commit::{CommitCompleter, CommitTicket};
 pub use database_url::{DatabaseUrl, DatabaseUrlError};
 pub use error::{BoxError, Result, StoreError};
+pub use idempotency::{
+    IdempotencyClaim, IdempotencyClaimOutcome, IdempotencyRecord, StoredResponse,
+};
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

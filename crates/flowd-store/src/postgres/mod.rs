@@ -11,6 +11,7 @@
 //! SHARE`), so that the outcome is the same as SQLite's single writer, whichever node writes.
 
 mod batch_commit;
+mod idempotency;
 pub(crate) mod errors;
 mod rows;
 mod schema;
@@ -160,9 +161,10 @@ async fn insert_settings(
 /// the active `version`, which only `settle_version` moves), and their placeholders from `$1`,
 /// in the order [`bind_mutable_columns`] binds them.
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, secret_keys, \
-     schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, updated_at, env";
+     schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, updated_at, env, \
+     verify, idempotency_header";
 const MUTABLE_WORKFLOW_PLACEHOLDERS: &str =
-    "$1, $2, $3, $4, $5, $6::JSON, $7, $8, $9, $10, $11, $12, $13, $14::JSON";
+    "$1, $2, $3, $4, $5, $6::JSON, $7, $8, $9, $10, $11, $12, $13, $14::JSON, $15, $16";
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
@@ -185,7 +187,9 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.max_concurrency.map(i64::from))
         .bind(workflow.isolation.as_str())
         .bind(workflow.updated_at)
-        .bind(to_json(&workflow.env, "the environment variables")?))
+        .bind(to_json(&workflow.env, "the environment variables")?)
+        .bind(workflow.verify.as_ref().map(|v| v.to_json().to_string()))
+        .bind(&workflow.idempotency_header))
 }
 
 /// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave
@@ -383,7 +387,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let insert = format!(
             "INSERT INTO workflows ({MUTABLE_WORKFLOW_COLUMNS}, id, team_id, created_at, version) \
-             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $15, $16, $17, $18)"
+             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $17, $18, $19, $20)"
         );
         bind_mutable_columns(sqlx::query(&insert), workflow)?
             .bind(&workflow.id)
@@ -452,7 +456,7 @@ impl Store for PostgresStore {
     async fn update_workflow(&self, workflow: &WorkflowRecord) -> Result<()> {
         let update = format!(
             "UPDATE workflows SET ({MUTABLE_WORKFLOW_COLUMNS}) = ({MUTABLE_WORKFLOW_PLACEHOLDERS}) \
-             WHERE id = $15"
+             WHERE id = $17"
         );
         let result = bind_mutable_columns(sqlx::query(&update), workflow)?
             .bind(&workflow.id)
@@ -769,5 +773,35 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected())
+    }
+
+    // --- idempotency keys ---
+
+    async fn claim_idempotency_key(
+        &self,
+        claim: &crate::IdempotencyClaim,
+    ) -> Result<crate::IdempotencyClaimOutcome> {
+        idempotency::claim(&self.pool, claim).await
+    }
+
+    async fn idempotency_key(
+        &self,
+        workflow_id: &str,
+        key: &str,
+    ) -> Result<Option<crate::IdempotencyRecord>> {
+        idempotency::read(&self.pool, workflow_id, key).await
+    }
+
+    async fn release_idempotency_key(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        execution_id: &str,
+    ) -> Result<bool> {
+        idempotency::release(&self.pool, workflow_id, key, execution_id).await
+    }
+
+    async fn delete_expired_idempotency_keys(&self, now: i64) -> Result<u64> {
+        idempotency::delete_expired(&self.pool, now).await
     }
 }

@@ -28,11 +28,13 @@ use flowd_core::settings::SettingsChange;
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::columns::{ExecutionColumns, PUT_EXECUTION};
+use super::columns::{to_json, ExecutionColumns, PUT_EXECUTION};
+use super::idempotency::COMPLETE_IDEMPOTENCY_KEY;
 use super::errors::{constraint, from_rusqlite, is_busy, Constraint};
 use crate::commit::{CommitCompleter, CommitTicket};
 use crate::error::{Result, StoreError};
 use crate::model::ExecutionRecord;
+use crate::StoredResponse;
 use crate::store::StoreWrite;
 
 /// Most write requests committed in one transaction.
@@ -432,6 +434,12 @@ fn commit_writes<'a>(
                 workflow_id,
                 change,
             } => apply_settings_change(&transaction, workflow_id, change)?,
+            StoreWrite::CompleteIdempotencyKey {
+                workflow_id,
+                key,
+                execution_id,
+                response,
+            } => complete_idempotency_key(&transaction, workflow_id, key, execution_id, response)?,
         }
     }
     transaction.commit()?;
@@ -493,6 +501,29 @@ fn apply_settings_change(
     for key in &change.removed {
         delete.execute(params![workflow_id, key])?;
     }
+    Ok(())
+}
+
+/// Stores the response of the execution holding an idempotency key (nothing if it holds it no
+/// longer).
+fn complete_idempotency_key(
+    connection: &Connection,
+    workflow_id: &str,
+    key: &str,
+    execution_id: &str,
+    response: &StoredResponse,
+) -> WriteResult {
+    let headers = to_json(&response.headers, "the stored response's headers")?;
+    connection
+        .prepare_cached(COMPLETE_IDEMPOTENCY_KEY)?
+        .execute(params![
+            i64::from(response.status),
+            headers,
+            response.body,
+            workflow_id,
+            key,
+            execution_id
+        ])?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flowd_core::settings::{Settings, SettingsChange};
+use flowd_core::verify::Verification;
 use flowd_core::workflow::{ExecutionStatus, VersionState};
 use serde::de::DeserializeOwned;
 use sqlx::migrate::Migrator;
@@ -23,6 +24,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 mod columns;
 pub(crate) mod errors;
 mod group_commit;
+mod idempotency;
 
 use self::columns::{from_json, to_json, ExecutionColumns, PUT_EXECUTION};
 use self::errors::unique_violation;
@@ -35,6 +37,7 @@ use crate::model::{
 };
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::store::{ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite};
+use crate::{IdempotencyClaim, IdempotencyClaimOutcome, IdempotencyRecord};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -54,7 +57,7 @@ const TEAM_COLUMNS: &str = "id, name, created_at";
 const API_KEY_COLUMNS: &str = "id, team_id, name, key_hash, is_admin, created_at";
 const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
-     created_at, updated_at, env";
+     created_at, updated_at, env, verify, idempotency_header";
 const VERSION_COLUMNS: &str = "workflow_id, version, code, requirements, state, build_log, error, \
      environment, created_at, settled_at";
 const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, started_at, \
@@ -280,7 +283,20 @@ fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord> {
         isolation: enum_column(row, T, "isolation")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        verify: verify_column(row, T)?,
+        idempotency_header: row.try_get("idempotency_header")?,
     })
+}
+
+/// The workflow's `verify` object, checked as the API checks it.
+fn verify_column(row: &SqliteRow, table: &str) -> Result<Option<Verification>> {
+    let text: Option<String> = row.try_get("verify")?;
+    text.map(|text| {
+        let value: serde_json::Value = from_json(&text, "a workflow's verify")?;
+        Verification::from_json(&value)
+            .map_err(|err| StoreError::Corrupt(format!("{table}.verify: {err}")))
+    })
+    .transpose()
 }
 
 fn version_from_row(row: &SqliteRow) -> Result<VersionRecord> {
@@ -391,8 +407,8 @@ async fn upsert_setting(
 /// binds them.
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
-     updated_at, env";
-const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
+     updated_at, env, verify, idempotency_header";
+const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
@@ -415,7 +431,9 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.max_concurrency.map(i64::from))
         .bind(workflow.isolation.as_str())
         .bind(workflow.updated_at)
-        .bind(to_json(&workflow.env, "the environment variables")?))
+        .bind(to_json(&workflow.env, "the environment variables")?)
+        .bind(workflow.verify.as_ref().map(|v| v.to_json().to_string()))
+        .bind(&workflow.idempotency_header))
 }
 
 /// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave
@@ -1013,5 +1031,35 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected())
+    }
+
+    // --- idempotency keys ---
+
+    async fn claim_idempotency_key(
+        &self,
+        claim: &IdempotencyClaim,
+    ) -> Result<IdempotencyClaimOutcome> {
+        idempotency::claim(&self.writer, claim).await
+    }
+
+    async fn idempotency_key(
+        &self,
+        workflow_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>> {
+        idempotency::read(&self.pool, workflow_id, key).await
+    }
+
+    async fn release_idempotency_key(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        execution_id: &str,
+    ) -> Result<bool> {
+        idempotency::release(&self.writer, workflow_id, key, execution_id).await
+    }
+
+    async fn delete_expired_idempotency_keys(&self, now: i64) -> Result<u64> {
+        idempotency::delete_expired(&self.writer, now).await
     }
 }
