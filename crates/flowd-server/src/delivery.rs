@@ -5,8 +5,9 @@
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use flowd_engine::hot::HotWorkflow;
-use flowd_engine::idempotency::{Delivery, DEFAULT_IDEMPOTENCY_HEADER, MAX_KEY_LENGTH};
+use flowd_engine::idempotency::{DEFAULT_IDEMPOTENCY_HEADER, MAX_KEY_LENGTH};
 use flowd_engine::signed::{SignatureRefused, UNVERIFIED_STATUS};
+use flowd_engine::Reply;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -43,9 +44,7 @@ pub fn idempotency_key<'a>(
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_idempotency_key",
-                format!(
-                    "the {name} header must be 1 to {MAX_KEY_LENGTH} visible ASCII characters"
-                ),
+                format!("the {name} header must be 1 to {MAX_KEY_LENGTH} visible ASCII characters"),
             )
         })?;
     Ok(Some(key))
@@ -60,40 +59,37 @@ pub fn request_digest(query: Option<&str>, body: &[u8]) -> String {
     hex::encode(digest.finalize())
 }
 
-/// The answer to a call whose key was seen before (anything but [`Delivery::Run`]).
-pub fn repeat_response(delivery: Delivery) -> Result<Response, ApiError> {
-    match delivery {
-        Delivery::Repeat {
-            execution_id,
-            reply,
-        } => {
-            let mut response = reply_response(reply, &execution_id);
-            response.headers_mut().insert(
-                HeaderName::from_static(REPLAYED_HEADER),
-                HeaderValue::from_static("true"),
-            );
-            Ok(response)
-        }
-        Delivery::KeyReused { execution_id } => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
-            "this idempotency key came before with another request (query string or body): \
-             a new request needs a new key",
-        )
-        .with("execution_id", json!(execution_id))),
-        Delivery::StillRunning { execution_id } => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "idempotency_key_in_use",
-            "the first request with this idempotency key is still running: retry shortly for its response",
-        )
-        .with("execution_id", json!(execution_id))
-        .header(header::RETRY_AFTER, IN_USE_RETRY_AFTER)),
-        Delivery::Run(_) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "a claimed delivery was answered as a repeat",
-        )),
-    }
+/// The answer to a repeat of a key whose first execution ended: its stored response, with its
+/// execution id and [`REPLAYED_HEADER`].
+pub fn replayed_response(reply: Reply, execution_id: &str) -> Response {
+    let mut response = reply_response(reply, execution_id);
+    response.headers_mut().insert(
+        HeaderName::from_static(REPLAYED_HEADER),
+        HeaderValue::from_static("true"),
+    );
+    response
+}
+
+/// The answer to a key that came before with another request (`422`).
+pub fn key_reused(first_execution_id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+        "this idempotency key came before with another request (query string or body): \
+         a new request needs a new key",
+    )
+    .with("execution_id", json!(first_execution_id))
+}
+
+/// The answer to a repeat whose first execution still ran when the wait ended (`409`).
+pub fn key_in_use(first_execution_id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "idempotency_key_in_use",
+        "the first request with this idempotency key is still running: retry shortly for its response",
+    )
+    .with("execution_id", json!(first_execution_id))
+    .header(header::RETRY_AFTER, IN_USE_RETRY_AFTER)
 }
 
 /// The answer to a call whose signature was refused: `401`, with the execution that records it.

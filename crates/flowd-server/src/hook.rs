@@ -179,7 +179,16 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
             let digest = delivery::request_digest(query, &received.raw_body);
             match state.engine.claim_delivery(&hot, key, &digest).await? {
                 Delivery::Run(claimed) => Some(claimed),
-                other => return delivery::repeat_response(other),
+                Delivery::Repeat {
+                    execution_id,
+                    reply,
+                } => return Ok(delivery::replayed_response(reply, &execution_id)),
+                Delivery::KeyReused { execution_id } => {
+                    return Err(delivery::key_reused(&execution_id))
+                }
+                Delivery::StillRunning { execution_id } => {
+                    return Err(delivery::key_in_use(&execution_id))
+                }
             }
         }
         None => None,

@@ -79,7 +79,11 @@ impl Verification {
         };
         let scheme_name = match fields.get("scheme") {
             Some(Value::String(name)) => name.as_str(),
-            Some(_) => return Err(invalid(format!("scheme must be a string, one of {SCHEMES}"))),
+            Some(_) => {
+                return Err(invalid(format!(
+                    "scheme must be a string, one of {SCHEMES}"
+                )))
+            }
             None => return Err(invalid(format!("scheme is missing: one of {SCHEMES}"))),
         };
         let allowed: &[&str] = match scheme_name {
@@ -124,8 +128,9 @@ impl Verification {
 
     /// The `verify` object, as the API shows it (defaults written out).
     pub fn to_json(&self) -> Value {
-        let mut value = json!({"scheme": self.scheme.name(), "secret": self.secret});
-        let fields = value.as_object_mut().expect("a JSON object literal");
+        let mut fields = Map::new();
+        fields.insert("scheme".into(), json!(self.scheme.name()));
+        fields.insert("secret".into(), json!(self.secret));
         match &self.scheme {
             Scheme::Github => {}
             Scheme::Stripe { tolerance_s }
@@ -142,7 +147,7 @@ impl Verification {
                 }
             }
         }
-        value
+        Value::Object(fields)
     }
 }
 
@@ -218,14 +223,17 @@ fn optional_text<'a>(
 }
 
 fn hmac_scheme(fields: &Map<String, Value>) -> Result<HmacScheme, VerificationError> {
-    let header = optional_text(fields, "header")?
-        .ok_or_else(|| invalid("the hmac scheme needs header: the header carrying the signature"))?;
+    let header = optional_text(fields, "header")?.ok_or_else(|| {
+        invalid("the hmac scheme needs header: the header carrying the signature")
+    })?;
     if header.is_empty()
         || !header
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
     {
-        return Err(invalid(format!("header {header:?} is not an HTTP header name")));
+        return Err(invalid(format!(
+            "header {header:?} is not an HTTP header name"
+        )));
     }
     let algorithm = match optional_text(fields, "algorithm")? {
         None | Some("sha256") => HmacAlgorithm::Sha256,
@@ -322,7 +330,8 @@ mod tests {
 
     #[test]
     fn field_of_another_scheme_is_refused() {
-        let error = parse(json!({"scheme": "github", "secret": "S", "tolerance_s": 5})).unwrap_err();
+        let error =
+            parse(json!({"scheme": "github", "secret": "S", "tolerance_s": 5})).unwrap_err();
         assert!(error.contains("no field \"tolerance_s\""), "{error}");
     }
 
@@ -334,12 +343,14 @@ mod tests {
 
     #[test]
     fn unknown_algorithm_and_encoding_are_refused() {
-        assert!(parse(json!({"scheme": "hmac", "secret": "S", "header": "X", "algorithm": "md5"}))
-            .is_err());
         assert!(
-            parse(json!({"scheme": "hmac", "secret": "S", "header": "X", "encoding": "base32"}))
+            parse(json!({"scheme": "hmac", "secret": "S", "header": "X", "algorithm": "md5"}))
                 .is_err()
         );
+        assert!(parse(
+            json!({"scheme": "hmac", "secret": "S", "header": "X", "encoding": "base32"})
+        )
+        .is_err());
     }
 
     #[test]

@@ -39,14 +39,18 @@ pub enum VerifyFailure {
 impl Verification {
     /// Checks `request` with the secrets held by the settings key [`Verification::secret`]
     /// (one, or several while a secret is rotated): `Ok` when one of them signed it.
-    pub fn check(&self, secrets: &[&str], request: &SignedRequest<'_>) -> Result<(), VerifyFailure> {
+    pub fn check(
+        &self,
+        secrets: &[&str],
+        request: &SignedRequest<'_>,
+    ) -> Result<(), VerifyFailure> {
         match &self.scheme {
             Scheme::Github => {
                 let header = "X-Hub-Signature-256";
                 let value = text_header(request, header)?;
-                let hex_signature = value.strip_prefix("sha256=").ok_or_else(|| {
-                    malformed(header, "it does not start with sha256=")
-                })?;
+                let hex_signature = value
+                    .strip_prefix("sha256=")
+                    .ok_or_else(|| malformed(header, "it does not start with sha256="))?;
                 let signature = decode_hex(header, hex_signature)?;
                 any_secret(secrets, |secret| {
                     sha256_matches(secret.as_bytes(), &[request.body], &signature)
@@ -149,7 +153,13 @@ fn check_standard_webhooks(
         .iter()
         .map(|secret| standard_webhooks_key(secret))
         .collect::<Result<Vec<_>, _>>()?;
-    let signed = [id.as_bytes(), b".", timestamp.as_bytes(), b".", request.body];
+    let signed = [
+        id.as_bytes(),
+        b".",
+        timestamp.as_bytes(),
+        b".",
+        request.body,
+    ];
     if keys.iter().any(|key| {
         signatures
             .iter()
@@ -243,10 +253,18 @@ fn text_header<'a>(request: &SignedRequest<'a>, name: &str) -> Result<&'a str, V
         .map_err(|_| malformed(name, "it is not text"))
 }
 
-fn check_age(header: &str, timestamp: &str, now_s: i64, tolerance_s: u32) -> Result<(), VerifyFailure> {
-    let signed_at: i64 = timestamp
-        .parse()
-        .map_err(|_| malformed(header, "the timestamp is not a whole number of Unix seconds"))?;
+fn check_age(
+    header: &str,
+    timestamp: &str,
+    now_s: i64,
+    tolerance_s: u32,
+) -> Result<(), VerifyFailure> {
+    let signed_at: i64 = timestamp.parse().map_err(|_| {
+        malformed(
+            header,
+            "the timestamp is not a whole number of Unix seconds",
+        )
+    })?;
     let age_s = now_s.saturating_sub(signed_at);
     if age_s.unsigned_abs() > u64::from(tolerance_s) {
         return Err(VerifyFailure::Stale { age_s, tolerance_s });

@@ -62,7 +62,9 @@ async fn declared_context_names_the_execution_workflow_version_and_trigger() {
 async fn declared_context_tells_the_time_left_before_the_deadline() {
     let app = spawn_app().await;
     let workflow = app
-        .create_workflow(json!({"name": "ctx", "mode": "catch", "code": ECHO_CONTEXT, "timeout_s": 30}))
+        .create_workflow(
+            json!({"name": "ctx", "mode": "catch", "code": ECHO_CONTEXT, "timeout_s": 30}),
+        )
         .await;
     let before = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
     let (_, body) = answered(app.call_hook_json(&workflow, &json!({})).await).await;
@@ -99,7 +101,9 @@ async fn manual_pull_run_gets_its_trigger_and_no_fire_time() {
     let app = spawn_app().await;
     let code = "def workflow(settings, context):\n    settings['seen'] = [context.trigger, context.fire_time, context.method, len(context.raw_body)]\n";
     let workflow = app
-        .create_workflow(json!({"name": "sync", "mode": "pull", "code": code, "schedule": {"every": "1h"}}))
+        .create_workflow(
+            json!({"name": "sync", "mode": "pull", "code": code, "schedule": {"every": "1h"}}),
+        )
         .await;
     let id = workflow["id"].as_str().expect("id");
     let run = app
@@ -119,19 +123,42 @@ async fn scheduled_pull_run_gets_the_fire_time_it_runs_for() {
     let app = spawn_app().await;
     let code = "def workflow(settings, context):\n    settings['fire_time'] = context.fire_time\n";
     let workflow = app
-        .create_workflow(json!({"name": "tick", "mode": "pull", "code": code, "schedule": {"every": "1s"}}))
+        .create_workflow(
+            json!({"name": "tick", "mode": "pull", "code": code, "schedule": {"every": "1s"}}),
+        )
         .await;
-    let run = eventually(std::time::Duration::from_secs(15), "a scheduled run succeeded", || async {
-        app.executions(&workflow)
-            .await
-            .into_iter()
-            .find(|e| e["trigger"] == "pull" && e["status"] == "success")
-    })
+    let run = eventually(
+        std::time::Duration::from_secs(15),
+        "a scheduled run succeeded",
+        || async {
+            app.executions(&workflow)
+                .await
+                .into_iter()
+                .find(|e| e["trigger"] == "pull" && e["status"] == "success")
+        },
+    )
     .await;
     let fire_at = chrono::DateTime::parse_from_rfc3339(run["fire_at"].as_str().expect("fire_at"))
         .expect("RFC 3339")
         .timestamp_millis();
-    let seen = app.settings(&workflow).await["fire_time"].as_f64().expect("a fire time");
+    let seen = app.settings(&workflow).await["fire_time"]
+        .as_f64()
+        .expect("a fire time");
     // Later runs may have overwritten it: each is a fire time on the same 1 s grid.
     assert_eq!((seen * 1000.0).round() as i64 % 1000, fire_at % 1000);
+}
+
+#[tokio::test]
+async fn a_third_required_parameter_not_named_context_is_still_refused() {
+    let app = spawn_app().await;
+    let code = "def workflow(_request, settings, ctx):\n    return None\n";
+    let response = app
+        .api(reqwest::Method::POST, "/workflows")
+        .json(&json!({"name": "bad", "mode": "catch", "code": code}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "invalid_code", "{body}");
 }

@@ -43,7 +43,10 @@ async fn repeated_key_gets_the_first_response_without_running_again() {
     assert_eq!(repeat.status(), 201);
     assert_eq!(execution_id(&repeat), first_id);
     assert_eq!(header(&repeat, "x-run").as_deref(), Some("1"));
-    assert_eq!(header(&repeat, "idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(
+        header(&repeat, "idempotent-replayed").as_deref(),
+        Some("true")
+    );
     assert_eq!(repeat.text().await.expect("body"), "run 1");
     assert_eq!(app.settings(&workflow).await["runs"], 1);
     assert_eq!(app.executions(&workflow).await.len(), 1);
@@ -125,10 +128,12 @@ async fn workflow_named_header_carries_the_key() {
 async fn refused_call_does_not_keep_its_key() {
     let app = spawn_app().await;
     let workflow = counting(&app).await;
-    app.patch_workflow(&workflow, json!({"enabled": false})).await;
+    app.patch_workflow(&workflow, json!({"enabled": false}))
+        .await;
     let refused = deliver(&app, &workflow, "k", &json!({})).await;
     assert_eq!(refused.status(), 503);
-    app.patch_workflow(&workflow, json!({"enabled": true})).await;
+    app.patch_workflow(&workflow, json!({"enabled": true}))
+        .await;
     let retried = eventually(Duration::from_secs(10), "the key was released", || async {
         let response = deliver(&app, &workflow, "k", &json!({})).await;
         (response.status() == 201).then_some(response)

@@ -29,7 +29,8 @@ fn standard_signature(id: &str, timestamp: i64, body: &str) -> String {
         .decode(SECRET.trim_start_matches("whsec_"))
         .expect("base64 secret");
     let signed = format!("{id}.{timestamp}.{body}");
-    let signature = base64::engine::general_purpose::STANDARD.encode(hmac_sha256(&key, signed.as_bytes()));
+    let signature =
+        base64::engine::general_purpose::STANDARD.encode(hmac_sha256(&key, signed.as_bytes()));
     format!("v1,{signature}")
 }
 
@@ -45,10 +46,19 @@ async fn signed_workflow(app: &TestApp, verify: Value) -> Value {
 }
 
 async fn standard_workflow(app: &TestApp) -> Value {
-    signed_workflow(app, json!({"scheme": "standard-webhooks", "secret": "SIGNING_SECRET"})).await
+    signed_workflow(
+        app,
+        json!({"scheme": "standard-webhooks", "secret": "SIGNING_SECRET"}),
+    )
+    .await
 }
 
-async fn send_standard(app: &TestApp, workflow: &Value, timestamp: i64, signature: &str) -> reqwest::Response {
+async fn send_standard(
+    app: &TestApp,
+    workflow: &Value,
+    timestamp: i64,
+    signature: &str,
+) -> reqwest::Response {
     app.hook(workflow)
         .header("content-type", "application/json")
         .header("webhook-id", "msg_1")
@@ -72,8 +82,14 @@ async fn assert_refused(app: &TestApp, response: reqwest::Response, reason: &str
     assert_eq!(record["status"], "skipped", "{record}");
     assert_eq!(record["response_status"], 401);
     let warnings = record["warnings"].to_string();
-    assert!(warnings.contains(reason), "{warnings} does not say {reason:?}");
-    assert!(!warnings.contains("candidate.hired"), "nothing of the request is stored");
+    assert!(
+        warnings.contains(reason),
+        "{warnings} does not say {reason:?}"
+    );
+    assert!(
+        !warnings.contains("candidate.hired"),
+        "nothing of the request is stored"
+    );
 }
 
 #[tokio::test]
@@ -81,7 +97,13 @@ async fn standard_webhooks_signed_call_runs() {
     let app = spawn_app().await;
     let workflow = standard_workflow(&app).await;
     let now = now_s();
-    let response = send_standard(&app, &workflow, now, &standard_signature("msg_1", now, BODY)).await;
+    let response = send_standard(
+        &app,
+        &workflow,
+        now,
+        &standard_signature("msg_1", now, BODY),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.expect("body"), "ran 42");
 }
@@ -91,8 +113,16 @@ async fn a_signature_among_several_while_the_sender_rotates_is_enough() {
     let app = spawn_app().await;
     let workflow = standard_workflow(&app).await;
     let now = now_s();
-    let rotating = format!("v1,b2xkIHNpZ25hdHVyZQ== {}", standard_signature("msg_1", now, BODY));
-    assert_eq!(send_standard(&app, &workflow, now, &rotating).await.status(), 200);
+    let rotating = format!(
+        "v1,b2xkIHNpZ25hdHVyZQ== {}",
+        standard_signature("msg_1", now, BODY)
+    );
+    assert_eq!(
+        send_standard(&app, &workflow, now, &rotating)
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -110,7 +140,13 @@ async fn stale_timestamp_is_401() {
     let app = spawn_app().await;
     let workflow = standard_workflow(&app).await;
     let then = now_s() - 301;
-    let response = send_standard(&app, &workflow, then, &standard_signature("msg_1", then, BODY)).await;
+    let response = send_standard(
+        &app,
+        &workflow,
+        then,
+        &standard_signature("msg_1", then, BODY),
+    )
+    .await;
     assert_refused(&app, response, "tolerance").await;
 }
 
@@ -136,7 +172,11 @@ async fn missing_secret_setting_refuses_every_call() {
 #[tokio::test]
 async fn github_signed_call_runs() {
     let app = spawn_app().await;
-    let workflow = signed_workflow(&app, json!({"scheme": "github", "secret": "SIGNING_SECRET"})).await;
+    let workflow = signed_workflow(
+        &app,
+        json!({"scheme": "github", "secret": "SIGNING_SECRET"}),
+    )
+    .await;
     let signature = hex::encode(hmac_sha256(SECRET.as_bytes(), BODY.as_bytes()));
     let response = app
         .hook(&workflow)
@@ -172,7 +212,10 @@ async fn refused_create(app: &TestApp, verify: Value) -> String {
         .expect("request");
     assert_eq!(response.status(), 422);
     let body: Value = response.json().await.expect("json");
-    body["error"]["message"].as_str().expect("message").to_string()
+    body["error"]["message"]
+        .as_str()
+        .expect("message")
+        .to_string()
 }
 
 #[tokio::test]

@@ -11,8 +11,8 @@
 //! SHARE`), so that the outcome is the same as SQLite's single writer, whichever node writes.
 
 mod batch_commit;
-mod idempotency;
 pub(crate) mod errors;
+mod idempotency;
 mod rows;
 mod schema;
 mod writes;

@@ -138,10 +138,7 @@ pub(super) fn workflow_from_row(row: &PgRow) -> Result<WorkflowRecord> {
 }
 
 /// The workflow's `verify` object, checked as the API checks it.
-fn verify_column(
-    row: &PgRow,
-    table: &str,
-) -> Result<Option<flowd_core::verify::Verification>> {
+fn verify_column(row: &PgRow, table: &str) -> Result<Option<flowd_core::verify::Verification>> {
     let value: Option<serde_json::Value> = optional_json_column(row, table, "verify")?;
     value
         .map(|value| {

@@ -29,13 +29,13 @@ use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::columns::{to_json, ExecutionColumns, PUT_EXECUTION};
-use super::idempotency::COMPLETE_IDEMPOTENCY_KEY;
 use super::errors::{constraint, from_rusqlite, is_busy, Constraint};
+use super::idempotency::COMPLETE_IDEMPOTENCY_KEY;
 use crate::commit::{CommitCompleter, CommitTicket};
 use crate::error::{Result, StoreError};
 use crate::model::ExecutionRecord;
-use crate::StoredResponse;
 use crate::store::StoreWrite;
+use crate::StoredResponse;
 
 /// Most write requests committed in one transaction.
 const MAX_BATCH: usize = 512;

@@ -35,7 +35,10 @@ const COLUMNS: &str = "workflow_id, key, request_digest, execution_id, claimed_a
 /// sweep deleted it in between).
 const CLAIM_TRIES: usize = 3;
 
-pub(super) async fn claim(writer: &SqlitePool, claim: &IdempotencyClaim) -> Result<IdempotencyClaimOutcome> {
+pub(super) async fn claim(
+    writer: &SqlitePool,
+    claim: &IdempotencyClaim,
+) -> Result<IdempotencyClaimOutcome> {
     for _ in 0..CLAIM_TRIES {
         let claimed = sqlx::query(CLAIM)
             .bind(&claim.workflow_id)

@@ -274,12 +274,27 @@ pub async fn delete_expired_removes_only_expired_keys(store: &dyn Store) {
         store.claim_idempotency_key(&claim).await.unwrap();
     }
     assert_eq!(
-        store.delete_expired_idempotency_keys(NOW + 20).await.unwrap(),
+        store
+            .delete_expired_idempotency_keys(NOW + 20)
+            .await
+            .unwrap(),
         2
     );
-    assert!(store.idempotency_key(&workflow.id, "old").await.unwrap().is_none());
-    assert!(store.idempotency_key(&workflow.id, "edge").await.unwrap().is_none());
-    assert!(store.idempotency_key(&workflow.id, "new").await.unwrap().is_some());
+    assert!(store
+        .idempotency_key(&workflow.id, "old")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .idempotency_key(&workflow.id, "edge")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .idempotency_key(&workflow.id, "new")
+        .await
+        .unwrap()
+        .is_some());
 }
 
 pub async fn claim_for_a_missing_workflow_is_not_found(store: &dyn Store) {
@@ -296,7 +311,11 @@ pub async fn keys_go_with_their_workflow(store: &dyn Store) {
         .await
         .unwrap();
     store.delete_workflow(&workflow.id).await.unwrap();
-    assert!(store.idempotency_key(&workflow.id, "k").await.unwrap().is_none());
+    assert!(store
+        .idempotency_key(&workflow.id, "k")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 pub async fn keys_of_another_workflow_are_apart(store: &dyn Store) {

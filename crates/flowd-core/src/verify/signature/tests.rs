@@ -52,7 +52,10 @@ fn github_documented_example_verifies() {
 #[test]
 fn github_signature_of_another_body_is_a_mismatch() {
     let headers = [("x-hub-signature-256", GITHUB_SIGNATURE)];
-    assert_eq!(github(&headers, b"Hello, World?"), Err(VerifyFailure::Mismatch));
+    assert_eq!(
+        github(&headers, b"Hello, World?"),
+        Err(VerifyFailure::Mismatch)
+    );
 }
 
 #[test]
@@ -92,7 +95,10 @@ fn github_non_hex_signature_is_malformed() {
 #[test]
 fn github_truncated_signature_is_a_mismatch() {
     let headers = [("x-hub-signature-256", &GITHUB_SIGNATURE[..21])];
-    assert_eq!(github(&headers, b"Hello, World!"), Err(VerifyFailure::Mismatch));
+    assert_eq!(
+        github(&headers, b"Hello, World!"),
+        Err(VerifyFailure::Mismatch)
+    );
 }
 
 #[test]
@@ -126,8 +132,7 @@ fn any_of_several_secrets_verifies_while_one_is_rotated() {
 
 const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 const SLACK_TIMESTAMP: &str = "1531420618";
-const SLACK_SIGNATURE: &str =
-    "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
+const SLACK_SIGNATURE: &str = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
 const SLACK_BODY: &[u8] = b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
 const SLACK_SIGNED_AT: i64 = 1_531_420_618;
 
@@ -142,7 +147,10 @@ fn slack(signature: &str, timestamp: &str, now_s: i64) -> Result<(), VerifyFailu
 
 #[test]
 fn slack_documented_example_verifies() {
-    assert_eq!(slack(SLACK_SIGNATURE, SLACK_TIMESTAMP, SLACK_SIGNED_AT + 299), Ok(()));
+    assert_eq!(
+        slack(SLACK_SIGNATURE, SLACK_TIMESTAMP, SLACK_SIGNED_AT + 299),
+        Ok(())
+    );
 }
 
 #[test]
@@ -205,7 +213,13 @@ fn configured_tolerance_replaces_the_default() {
         ("x-slack-signature", SLACK_SIGNATURE),
         ("x-slack-request-timestamp", SLACK_TIMESTAMP),
     ];
-    let result = check(config, SLACK_SECRET, &headers, SLACK_BODY, SLACK_SIGNED_AT + 11);
+    let result = check(
+        config,
+        SLACK_SECRET,
+        &headers,
+        SLACK_BODY,
+        SLACK_SIGNED_AT + 11,
+    );
     assert!(matches!(result, Err(VerifyFailure::Stale { .. })));
 }
 
@@ -231,7 +245,10 @@ fn standard(secret: &str, signature: &str, id: &str, now_s: i64) -> Result<(), V
 
 #[test]
 fn standard_webhooks_specification_vector_verifies() {
-    assert_eq!(standard(SW_SECRET, SW_SIGNATURE, SW_ID, SW_SIGNED_AT), Ok(()));
+    assert_eq!(
+        standard(SW_SECRET, SW_SIGNATURE, SW_ID, SW_SIGNED_AT),
+        Ok(())
+    );
 }
 
 #[test]
@@ -317,7 +334,10 @@ fn stripe_one_matching_v1_among_several_verifies() {
 #[test]
 fn stripe_signature_under_another_timestamp_is_a_mismatch() {
     let header = format!("t=1700000001,v1={STRIPE_V1}");
-    assert_eq!(stripe(&header, STRIPE_SIGNED_AT), Err(VerifyFailure::Mismatch));
+    assert_eq!(
+        stripe(&header, STRIPE_SIGNED_AT),
+        Err(VerifyFailure::Mismatch)
+    );
 }
 
 #[test]
@@ -354,7 +374,8 @@ const HMAC_BODY: &[u8] = br#"{"action":"ping"}"#;
 
 #[test]
 fn hmac_sha256_hex_with_prefix_verifies() {
-    let config = json!({"scheme": "hmac", "secret": "GH", "header": "Signature", "prefix": "sha256 "});
+    let config =
+        json!({"scheme": "hmac", "secret": "GH", "header": "Signature", "prefix": "sha256 "});
     let headers = [(
         "signature",
         "sha256 8ce349ca9be920ce247d472ba6d06a8d9b52c8e1adfbb46cde9acf070af6fced",
@@ -364,14 +385,19 @@ fn hmac_sha256_hex_with_prefix_verifies() {
 
 #[test]
 fn hmac_sha256_base64_verifies() {
-    let config = json!({"scheme": "hmac", "secret": "S", "header": "X-Signature", "encoding": "base64"});
-    let headers = [("X-Signature", "jONJypvpIM4kfUcrptBqjZtSyOGt+7Rs3prPBwr2/O0=")];
+    let config =
+        json!({"scheme": "hmac", "secret": "S", "header": "X-Signature", "encoding": "base64"});
+    let headers = [(
+        "X-Signature",
+        "jONJypvpIM4kfUcrptBqjZtSyOGt+7Rs3prPBwr2/O0=",
+    )];
     assert_eq!(check(config, HMAC_SECRET, &headers, HMAC_BODY, 0), Ok(()));
 }
 
 #[test]
 fn hmac_sha1_hex_verifies() {
-    let config = json!({"scheme": "hmac", "secret": "S", "header": "X-Signature", "algorithm": "sha1"});
+    let config =
+        json!({"scheme": "hmac", "secret": "S", "header": "X-Signature", "algorithm": "sha1"});
     let headers = [("x-signature", "e4dc7ec7d498a3fbe6b0c1d2a141f204241f9972")];
     assert_eq!(check(config, HMAC_SECRET, &headers, HMAC_BODY, 0), Ok(()));
 }
