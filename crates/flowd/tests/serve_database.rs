@@ -56,8 +56,11 @@ async fn a_postgres_database_migrated_by_a_newer_flowd_is_refused_naming_both_ve
     .unwrap();
 
     let stderr = flowd_serve_fails(database.url());
-    assert!(
-        stderr.contains("version 9999, newer than this flowd's (1)"),
-        "{stderr}"
-    );
+    // This flowd's own version is its newest migration's number, whichever it is.
+    let ours = stderr
+        .split("version 9999, newer than this flowd's (")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|number| number.parse::<i64>().ok());
+    assert!(ours.is_some_and(|ours| ours < 9999), "{stderr}");
 }
