@@ -88,6 +88,16 @@ async fn keyword_only_context_is_given_too() {
 }
 
 #[tokio::test]
+async fn positional_only_context_is_given_too() {
+    let app = spawn_app().await;
+    let code = "def workflow(_request, settings, context, /):\n    return {'status_code': 200, 'body': context.workflow}\n";
+    let workflow = app.create_catch("positional", code).await;
+    let response = app.call_hook_json(&workflow, &json!({})).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.expect("body"), "positional");
+}
+
+#[tokio::test]
 async fn workflow_without_context_is_called_with_its_two_parameters() {
     let app = spawn_app().await;
     let code = "def workflow(_request, settings, *rest):\n    return {'status_code': 200, 'body': str(len(rest))}\n";
