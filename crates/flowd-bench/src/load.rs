@@ -99,11 +99,17 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs `load` against `target`.
 pub async fn run(target: &Target, load: Load) -> Measured {
+    run_spread(std::slice::from_ref(target), load).await
+}
+
+/// Runs `load` against several servers at once: worker `i` sends its requests to
+/// `targets[i % targets.len()]` (so at c=1 only the first gets any).
+pub async fn run_spread(targets: &[Target], load: Load) -> Measured {
     let issued = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + load.time;
     let mut workers = Vec::new();
-    for _ in 0..load.concurrency.max(1) {
+    for (_, target) in (0..load.concurrency.max(1)).zip(targets.iter().cycle()) {
         let target = target.clone();
         let issued = issued.clone();
         workers.push(tokio::spawn(async move {

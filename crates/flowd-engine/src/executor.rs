@@ -15,9 +15,10 @@ use flowd_store::{ExecutionError, ExecutionRecord, StoreWrite, WorkflowRecord};
 use crate::clock::now_ms;
 use crate::delivery::CallDetails;
 use crate::detached::{Caller, CALLER_LEFT_WARNING};
-use crate::hot::{ActiveVersion, HotWorkflow};
+use crate::hot::{ActiveVersion, HotWorkflow, WORKFLOW_QUEUE_TIMEOUT};
 use crate::refusal::{Refusal, Saturation};
 use crate::settings_cell::NotSaved;
+use crate::workflow_limit::LimitedWorkflow;
 use crate::Engine;
 
 /// What the caller of a hook gets.
@@ -107,7 +108,8 @@ impl Engine {
             .await
     }
 
-    /// Takes an execution slot (the workflow's, then the server's), then runs.
+    /// Takes an execution slot (the workflow's — across the cluster, see [`LimitedWorkflow`] —
+    /// then the server's), then runs.
     async fn admit_and_run(
         &self,
         hot: Arc<HotWorkflow>,
@@ -124,15 +126,23 @@ impl Engine {
                 return self.skip(&hot, record, refusal, caller).await;
             }
         };
-        let _workflow_slot = match &hot.limiter {
-            Some(gate) => match gate.enter().await {
-                Some(permit) => Some(permit),
-                None => {
-                    let refusal = Refusal::Saturated(Saturation::Workflow);
-                    return self.skip(&hot, record, refusal, caller).await;
+        let _workflow_permit = match (&hot.limiter, hot.record.max_concurrency) {
+            (Some(gate), Some(limit)) => {
+                let limited = LimitedWorkflow {
+                    gate,
+                    workflow_id: &hot.record.id,
+                    limit,
+                };
+                let deadline = tokio::time::Instant::now() + WORKFLOW_QUEUE_TIMEOUT;
+                match limited.enter(&self.store, &record.id, deadline).await {
+                    Some(permit) => Some(permit),
+                    None => {
+                        let refusal = Refusal::Saturated(Saturation::Workflow);
+                        return self.skip(&hot, record, refusal, caller).await;
+                    }
                 }
-            },
-            None => None,
+            }
+            _ => None,
         };
         let Some(_slot) = self.gate.enter().await else {
             let refusal = Refusal::Saturated(Saturation::Server);
@@ -157,9 +167,21 @@ impl Engine {
             record.started_at = now_ms();
         }
         let started_at = record.started_at;
-        let snapshot = hot
+        let snapshot = match hot
             .settings
-            .snapshot(&hot.record.secret_keys, &hot.record.env);
+            .snapshot(
+                self.store.as_ref(),
+                &hot.record.secret_keys,
+                &hot.record.env,
+            )
+            .await
+        {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                let refusal = Refusal::SettingsUnreadable(error.to_string());
+                return self.skip(&hot, record, refusal, caller).await;
+            }
+        };
         let mut job = job_for(
             &hot,
             &active,
@@ -238,13 +260,9 @@ impl Engine {
                     writes.extend(completion);
                     writes
                 };
-                match hot
-                    .settings
+                hot.settings
                     .commit_change(&self.writer, &snapshot, change, writes)
-                {
-                    Ok(pending) => pending.wait().await,
-                    Err(not_saved) => Err(not_saved),
-                }
+                    .await
             }
             None => {
                 let mut writes = vec![StoreWrite::PutExecution(record.clone())];
@@ -548,6 +566,7 @@ pub fn version_job(
             .collect(),
         isolation: workflow.isolation,
         context: None,
+        egress_allow: workflow.egress_allow.clone(),
     }
 }
 

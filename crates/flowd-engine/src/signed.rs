@@ -24,12 +24,16 @@ pub enum SignatureRefused {
     /// and no call can be checked (nor is any let through).
     #[error("the settings key {0:?} named by verify.secret holds no secret (a string, or a list of strings)")]
     NoSecret(String),
+    /// The settings could not be read (a shared store that did not answer): no call is let
+    /// through unchecked.
+    #[error("the settings holding the secret could not be read: {0}")]
+    SettingsUnreadable(String),
 }
 
 impl Engine {
     /// Checks a call of `hot` (its headers and raw body) against the workflow's `verify`; `Ok`
-    /// when the workflow checks none.
-    pub fn check_signature(
+    /// when the workflow checks none. On a shared store the secret is read from the store.
+    pub async fn check_signature(
         &self,
         hot: &HotWorkflow,
         headers: &[(&str, &[u8])],
@@ -38,7 +42,11 @@ impl Engine {
         let Some(verification) = &hot.record.verify else {
             return Ok(());
         };
-        let secret = hot.settings.value(&verification.secret);
+        let secret = hot
+            .settings
+            .value(self.store.as_ref(), &verification.secret)
+            .await
+            .map_err(|error| SignatureRefused::SettingsUnreadable(error.to_string()))?;
         let secrets: Vec<&str> = match &secret {
             Some(Value::String(secret)) if !secret.is_empty() => vec![secret.as_str()],
             Some(Value::Array(items)) => items

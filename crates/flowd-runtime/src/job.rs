@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use flowd_core::egress::EgressRule;
 use flowd_core::requirements::Requirements;
 use flowd_core::workflow::{Isolation, Mode, Trigger};
 use flowd_core::PyValue;
@@ -29,6 +30,8 @@ pub struct Job {
     /// What the workflow's `context` parameter holds: sent only to a version whose `workflow`
     /// declares one (the instance says so when it starts).
     pub context: Option<JobContext>,
+    /// The workflow's own egress exceptions, opened for its warm instances only.
+    pub egress_allow: Vec<EgressRule>,
 }
 
 /// An execution as its workflow's `context` parameter shows it (CONTRACT.md §2 "The execution

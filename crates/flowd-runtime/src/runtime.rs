@@ -13,9 +13,11 @@ use flowd_core::workflow::{Isolation, Mode};
 use crate::bases::{self, BaseProcess, BaseStatus};
 use crate::cgroup;
 use crate::config::RuntimeConfig;
+use crate::egress::WorkflowExceptions;
 use crate::envs::{BuildError, BuiltEnv, EnvBuilder};
 use crate::error::{CodeError, RuntimeError, WarmUpFailure};
 use crate::instance::{InitFailure, Instance, InstanceSpec};
+use crate::instance_egress;
 use crate::job::Job;
 use crate::layers::{isolation_layers, IsolationLayer};
 use crate::outcome::{ErrorInfo, Execution, Outcome};
@@ -52,6 +54,8 @@ pub struct Runtime {
     /// The seccomp programs, when `instance_layers` has `seccomp`.
     seccomp_programs: Vec<Vec<u8>>,
     layers: Vec<IsolationLayer>,
+    /// Where workflows' own egress exceptions are opened (none: they stay closed).
+    workflow_egress: Option<Arc<WorkflowExceptions>>,
 }
 
 impl Runtime {
@@ -73,6 +77,16 @@ impl Runtime {
         interpreter: Interpreter,
         progress: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<Runtime, RuntimeError> {
+        Runtime::start_in(config, interpreter, progress, None).await
+    }
+
+    /// [`Runtime::start_with`], opening workflows' own egress exceptions in `workflow_egress`.
+    pub(crate) async fn start_in(
+        config: RuntimeConfig,
+        interpreter: Interpreter,
+        progress: &(dyn Fn(&str) + Send + Sync),
+        workflow_egress: Option<Arc<WorkflowExceptions>>,
+    ) -> Result<Runtime, RuntimeError> {
         let user = sandbox::choose_user(config.sandbox_user);
         let environment = provision::provision(&interpreter, &config.runtime_dir, progress).await?;
         if let Some(user) = user {
@@ -93,7 +107,11 @@ impl Runtime {
             proxy: config.egress.proxy.clone(),
         };
         let base = Arc::new(BaseProcess::start_now(zygote_spec.clone()).await?);
-        let cgroups = cgroup::InstanceCgroups::open(config.sandbox.kernel_layers, user);
+        let cgroups = cgroup::InstanceCgroups::open(
+            config.sandbox.kernel_layers,
+            user,
+            workflow_egress.is_some(),
+        );
         let seccomp = crate::seccomp::InstanceFilter::native();
         let (layers, instance_layers) = {
             let mut guard = base.lock().await;
@@ -121,7 +139,16 @@ impl Runtime {
             env_bases: Mutex::new(HashMap::new()),
             zygote_spec,
             slots: Mutex::new(Slots::default()),
+            workflow_egress,
         })
+    }
+
+    /// Whether this runtime's warm instances can get egress exceptions of their own, or why not.
+    pub fn instance_egress(&self) -> Result<(), String> {
+        match &self.cgroups {
+            Some(cgroups) => cgroups.socket_groups().map_err(str::to_string),
+            None => Err("warm instances get no cgroup here".into()),
+        }
     }
 
     /// `python3.11`
@@ -393,6 +420,14 @@ impl Runtime {
         self.stop_unused_bases(&slots);
     }
 
+    /// Stops the warm instances of every version key `stop` says so of (all of a workflow's,
+    /// say): they start again on their next use.
+    pub fn forget_where(&self, stop: impl Fn(&str) -> bool) {
+        let mut slots = lock(&self.slots);
+        slots.remove_where(stop);
+        self.stop_unused_bases(&slots);
+    }
+
     /// Stops every warm instance (and the base processes of requirement sets): they start again
     /// on their next use.
     pub fn forget_all(&self) {
@@ -455,12 +490,26 @@ impl Runtime {
             max_processes: self.config.sandbox.max_processes,
             memory_mb: job.memory_mb,
         };
-        let cgroup = match &self.cgroups {
-            Some(cgroups) => {
-                Some(cgroups.create(&format!("instance-{n}"), limits, self.zygote_spec.user)?)
-            }
+        let exceptions = instance_egress::exceptions_of(
+            job,
+            self.workflow_egress.as_ref(),
+            self.instance_egress(),
+        )
+        .await;
+        let mut cgroup = match &self.cgroups {
+            Some(cgroups) => Some(cgroups.create(
+                &format!("instance-{n}"),
+                limits,
+                self.zygote_spec.user,
+                !exceptions.is_empty(),
+            )?),
             None => None,
         };
+        if let (Some(group), Some(workflow_egress)) = (cgroup.as_mut(), &self.workflow_egress) {
+            if !exceptions.is_empty() {
+                instance_egress::open(workflow_egress, n, group, exceptions).await?;
+            }
+        }
         let spec = InstanceSpec {
             code: &job.code,
             mode: job.mode.as_str(),

@@ -154,6 +154,11 @@ impl Slots {
         self.by_version.clear();
     }
 
+    /// Removes the slots whose version key `remove` says so of.
+    pub(crate) fn remove_where(&mut self, remove: impl Fn(&str) -> bool) {
+        self.by_version.retain(|key, _| !remove(key));
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.by_version.len()
     }

@@ -157,7 +157,11 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
         .collect();
     if hot.record.verify.is_some() {
-        if let Err(refused) = state.engine.check_signature(&hot, &header_list, &body) {
+        if let Err(refused) = state
+            .engine
+            .check_signature(&hot, &header_list, &body)
+            .await
+        {
             let record = state.engine.record_refused_signature(&hot, &refused);
             return Ok(delivery::unverified_response(&refused, &record.id));
         }

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod conn;
@@ -77,10 +78,13 @@ impl AppState {
 
 /// Every route of the server.
 pub fn router(state: Arc<AppState>) -> Router {
-    let api = api::routes().layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_api_key,
-    ));
+    // Layers run outside in: the key first, then its role.
+    let api = api::routes()
+        .layer(axum::middleware::from_fn(access::require_role))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readiness::readyz))
@@ -115,6 +119,7 @@ pub async fn serve(
     }));
     // Expired idempotency keys are deleted in the background while the server runs.
     let sweep = engine.sweep_idempotency_keys();
+    let audit_retention = tokio::spawn(engine.clone().keep_audit_retention());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = conn::serve_connections(listener, router(state), limits, async move {
         let _ = stop_rx.await;
@@ -124,6 +129,7 @@ pub async fn serve(
         result = &mut server => {
             sweep.abort();
             let _ = stop_scheduler.send(());
+            audit_retention.abort();
             engine.flush().await;
             return result.map_err(std::io::Error::other);
         }
@@ -135,6 +141,7 @@ pub async fn serve(
     sweep.abort();
     let _ = stop_scheduler.send(());
     let _ = scheduler.await;
+    audit_retention.abort();
     let _ = stop_tx.send(());
     let deadline = tokio::time::Instant::now() + grace;
     match tokio::time::timeout(grace, &mut server).await {
@@ -155,5 +162,6 @@ pub async fn serve(
         tracing::warn!("scheduled runs still going after the grace period; stopping anyway");
     }
     engine.flush().await;
+    engine.leave_cluster().await;
     Ok(())
 }

@@ -155,7 +155,7 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
         );
     }
     let layers = runtimes.default_runtime().isolation_layers().iter();
-    for layer in layers.chain([runtimes.egress_layer()]) {
+    for layer in layers.chain(runtimes.egress_layers()) {
         if layer.active {
             tracing::info!(layer = layer.name, "isolation: {}", layer.detail);
         } else {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use flowd_core::egress::EgressRule;
-use flowd_engine::EngineConfig;
+use flowd_engine::{EngineConfig, NodeConfig};
 use flowd_runtime::{BuildConfig, EgressConfig, EgressProxy, InstallerChoice, SandboxUser};
 use flowd_server::conn::fd_limit;
 use flowd_server::{Config, ConnectionLimits, DatabaseUrl, DatabaseUrlError};
@@ -109,9 +109,18 @@ pub struct ServeArgs {
     /// a uv binary.
     #[arg(long, env = "FLOWD_INSTALLER", default_value = "auto")]
     pub installer: String,
+    /// Seconds a node's lease in the store lasts: renewed about every third of it, and once it
+    /// has expired (the node died or lost the database) another node marks the node's running
+    /// executions interrupted and frees its max_concurrency slots.
+    #[arg(long, env = "FLOWD_NODE_LEASE_S", default_value_t = 30)]
+    pub node_lease_s: u64,
     /// Seconds a shutdown waits for executions in flight.
     #[arg(long, env = "FLOWD_SHUTDOWN_GRACE_S", default_value_t = 30)]
     pub shutdown_grace_s: u64,
+    /// Days the audit log keeps its entries (older ones are deleted by an hourly sweep).
+    #[arg(long, env = "FLOWD_AUDIT_RETENTION_DAYS", default_value_t = 365,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub audit_retention_days: u32,
     /// `isolation: "reuse"` workflows: warm instances per version serving calls in parallel.
     #[arg(long, env = "FLOWD_REUSE_POOL_SIZE", default_value_t = 4)]
     pub reuse_pool_size: usize,
@@ -135,6 +144,11 @@ pub struct ServeArgs {
     /// firewall is managed otherwise.
     #[arg(long, env = "FLOWD_EGRESS", default_value = "on", value_parser = ["on", "off"])]
     pub egress: String,
+    /// What a workflow's own `egress_allow` may open, for that workflow alone (the ceiling;
+    /// opens nothing by itself): same forms as --egress-allow; comma-separated or repeated.
+    /// Empty: workflows cannot have exceptions of their own.
+    #[arg(long, env = "FLOWD_EGRESS_WORKFLOW_ALLOW", value_delimiter = ',')]
+    pub egress_workflow_allow: Vec<EgressRule>,
     /// Log filter (e.g. `info`, `flowd=debug`).
     #[arg(long, env = "FLOWD_LOG", default_value = "info")]
     pub log: String,
@@ -215,6 +229,7 @@ impl ServeArgs {
             enabled: self.egress == "on",
             allow: self.egress_allow.clone(),
             proxy: self.egress_proxy.clone(),
+            workflow_allow: self.egress_workflow_allow.clone(),
         };
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);
         config.engine = EngineConfig {
@@ -223,6 +238,11 @@ impl ServeArgs {
             max_timeout_s: self.max_timeout_s,
             max_memory_mb: self.max_memory_mb,
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_h * 3600),
+            node: NodeConfig {
+                address: self.listen.clone(),
+                lease: Duration::from_secs(self.node_lease_s.max(1)),
+            },
+            audit_retention_days: self.audit_retention_days,
             ..EngineConfig::default()
         };
         Ok(config)

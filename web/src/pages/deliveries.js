@@ -41,7 +41,7 @@ export function deliveriesCard(page) {
   const keyHeader = input('idempotency-header', 'Idempotency header', page.workflow.idempotency_header, 'Idempotency-Key');
   const options = h('div');
   const message = h('div');
-  const save = h('button', { type: 'button', class: 'btn btn-primary', id: 'save-deliveries' }, 'Save');
+  const save = h('button', { type: 'button', class: 'btn btn-primary needs-developer', id: 'save-deliveries' }, 'Save');
 
   const drawOptions = () => {
     const chosen = scheme.value;

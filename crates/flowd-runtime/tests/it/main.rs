@@ -98,6 +98,7 @@ fn job(key: &str, code: &str) -> Job {
         env: vec![],
         isolation: flowd_core::workflow::Isolation::Fork,
         context: None,
+        egress_allow: Vec::new(),
     }
 }
 
@@ -373,6 +374,7 @@ async fn concurrent_executions_of_one_version_run_in_parallel() {
 fn reuse_job(key: &str, code: &str) -> Job {
     Job {
         isolation: flowd_core::workflow::Isolation::Reuse,
+        egress_allow: Vec::new(),
         ..job(key, code)
     }
 }

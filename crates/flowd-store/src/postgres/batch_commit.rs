@@ -120,11 +120,11 @@ async fn commit_batch(
         Some(conn) => conn,
         None => pool.acquire().await?,
     };
-    apply_all(
-        &mut conn,
-        batch.iter().flat_map(|request| request.writes.iter()),
-    )
-    .await?;
+    let writes: Vec<&StoreWrite> = batch
+        .iter()
+        .flat_map(|request| request.writes.iter())
+        .collect();
+    apply_all(&mut conn, &writes).await?;
     *kept = Some(conn);
     Ok(())
 }

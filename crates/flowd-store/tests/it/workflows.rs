@@ -38,6 +38,7 @@ pub async fn creates_and_reads_back_a_workflow_without_optional_fields(store: &d
         isolation: Isolation::Fork,
         verify: None,
         idempotency_header: None,
+        egress_allow: Vec::new(),
         ..workflow(&team.id, "hook")
     };
     store
@@ -161,6 +162,7 @@ pub async fn update_replaces_every_column_but_id_team_created_at_and_version(sto
             .unwrap(),
         ),
         idempotency_header: None,
+        egress_allow: vec!["10.9.8.7:6543".parse().unwrap()],
     };
     store.update_workflow(&updated).await.unwrap();
     let expected = WorkflowRecord {

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
+use flowd_core::egress::EgressRule;
 use flowd_core::requirements::Requirements;
 use flowd_core::workflow::{Mode, Name, MAX_NAME_LEN};
 use indicatif::ProgressBar;
@@ -24,6 +25,7 @@ Examples:
   flowd deploy sync.py --every 5m --settings sync.json --secret-file API_KEY=api_key.txt
   flowd deploy report.py --cron '0 8 * * 1-5' --tz Europe/Paris
   flowd deploy hello.py --name hello-staging --timeout 30 --memory 256
+  flowd deploy payroll.py --egress-allow 10.20.0.5:5432   # within the server's --egress-workflow-allow
 
   flowd deploy hello.py --requirements requirements.txt
   flowd deploy github.py --secret-file GITHUB_SECRET=secret.txt \\
@@ -91,6 +93,14 @@ pub struct DeployArgs {
     /// (`X-GitHub-Delivery`, `webhook-id`) [server default: Idempotency-Key]; `none` goes back to it.
     #[arg(long, value_name = "HEADER|none")]
     pub idempotency_header: Option<String>,
+    /// A destination this workflow alone may connect to although the egress policy refuses it
+    /// (a CIDR, an address, `address:port` or `host:port`), within the server's
+    /// --egress-workflow-allow; repeatable. Given on an update, these replace the workflow's.
+    #[arg(long = "egress-allow", value_name = "DESTINATION")]
+    pub egress_allow: Vec<EgressRule>,
+    /// On an update: remove the workflow's own egress exceptions.
+    #[arg(long, conflicts_with = "egress_allow")]
+    pub no_egress_allow: bool,
     /// Print the deployed workflow, with how the deploy went (`deployment`), as JSON.
     #[arg(long)]
     pub json: bool,
@@ -166,6 +176,9 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
             }
             if !env.is_empty() {
                 body["env"] = Value::Object(env.clone());
+            }
+            if !args.egress_allow.is_empty() {
+                body["egress_allow"] = json!(args.egress_allow);
             }
             if let Some(requirements) = &requirements {
                 body["requirements"] = json!(requirements.lines());
@@ -386,12 +399,23 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
             patch.insert(field.into(), value);
         }
     }
+    let egress_allow = if input.args.no_egress_allow {
+        Some(json!([]))
+    } else {
+        (!input.args.egress_allow.is_empty()).then(|| json!(input.args.egress_allow))
+    };
+    if let Some(egress_allow) = egress_allow.filter(|wanted| current["egress_allow"] != *wanted) {
+        patch.insert("egress_allow".into(), egress_allow);
+    }
     let mut changed: Vec<&'static str> = Vec::new();
     if patch.contains_key("schedule") {
         changed.push("schedule");
     }
     if patch.contains_key("env") {
         changed.push("env");
+    }
+    if patch.contains_key("egress_allow") {
+        changed.push("egress_allow");
     }
     if patch.contains_key("timeout_s") || patch.contains_key("memory_mb") {
         changed.push("limits");

@@ -186,6 +186,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         env: Vec::new(),
         isolation: flowd_core::workflow::Isolation::Fork,
         context: Some(local_context(&args, mode, &execution_id)?),
+        egress_allow: Vec::new(),
     };
     let execution = runtime.execute(&job).await;
     spinner.finish_and_clear();
