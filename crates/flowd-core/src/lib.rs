@@ -9,6 +9,8 @@
 //! - [`schedule`]: pull-mode schedules (intervals, cron in a time zone) and their fire times.
 //! - [`settings`]: settings snapshots, change sets, merging and masking of secrets.
 //! - [`workflow`]: workflow names, modes, limits.
+//! - [`verify`]: signature verification of hook calls (GitHub, Stripe, Slack, Standard Webhooks,
+//!   any HMAC in a header).
 
 #![forbid(unsafe_code)]
 
@@ -21,6 +23,7 @@ pub mod response;
 pub mod schedule;
 pub mod settings;
 pub mod value;
+pub mod verify;
 pub mod workflow;
 
 pub use value::PyValue;

@@ -13,6 +13,7 @@ use flowd_store::ExecutionRecord;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use crate::delivery::CallDetails;
 use crate::executor::Report;
 use crate::hot::HotWorkflow;
 use crate::{Engine, EngineError};
@@ -54,8 +55,24 @@ impl Engine {
         request: Option<PyValue>,
         held: Held,
     ) -> Detached {
+        let call = CallDetails {
+            request,
+            ..CallDetails::default()
+        };
+        self.execute_call_detached(hot, trigger, call, held)
+    }
+
+    /// [`Engine::execute_detached`] for a hook call with its details (the request as received,
+    /// the idempotency key it claimed).
+    pub fn execute_call_detached<Held: Send + 'static>(
+        self: &Arc<Self>,
+        hot: Arc<HotWorkflow>,
+        trigger: Trigger,
+        call: CallDetails,
+        held: Held,
+    ) -> Detached {
         self.detach(move |engine, caller| async move {
-            let report = engine.execute_for(hot, trigger, request, &caller).await;
+            let report = engine.execute_for(hot, trigger, call, &caller).await;
             drop(held);
             report
         })

@@ -9,12 +9,13 @@ use flowd_core::response::{self, ReturnMapping, REFUSED_STATUS};
 use flowd_core::settings::{self, Settings, SettingsChange};
 use flowd_core::workflow::{ExecutionStatus, Mode, Trigger};
 use flowd_core::PyValue;
-use flowd_runtime::{ErrorInfo, Job, Outcome, SettingsError};
+use flowd_runtime::{ErrorInfo, Job, JobContext, Outcome, SettingsError};
 use flowd_store::{ExecutionError, ExecutionRecord, StoreWrite, WorkflowRecord};
 
 use tracing::Instrument;
 
 use crate::clock::now_ms;
+use crate::delivery::CallDetails;
 use crate::detached::{Caller, CALLER_LEFT_WARNING};
 use crate::hot::{ActiveVersion, HotWorkflow, WORKFLOW_QUEUE_TIMEOUT};
 use crate::metrics;
@@ -59,30 +60,43 @@ impl Engine {
         trigger: Trigger,
         request: Option<PyValue>,
     ) -> Report {
-        self.execute_for(hot, trigger, request, &Caller::default())
+        let call = CallDetails {
+            request,
+            ..CallDetails::default()
+        };
+        self.execute_for(hot, trigger, call, &Caller::default())
             .await
     }
 
-    /// [`Engine::execute`], for `caller`: its record says whether the caller left before the end.
+    /// [`Engine::execute`] for a call with `details`, for `caller`: its record says whether the
+    /// caller left before the end. An idempotency key the call claimed is released when its
+    /// execution is refused or not saved (the sender's retry then runs).
     pub(crate) async fn execute_for(
         &self,
         hot: Arc<HotWorkflow>,
         trigger: Trigger,
-        request: Option<PyValue>,
+        details: CallDetails,
         caller: &Caller,
     ) -> Report {
-        let record = new_record(&hot, trigger);
+        let mut record = new_record(&hot, trigger);
+        let claimed = details.claimed_key.clone();
+        if let Some(claimed) = &claimed {
+            record.id = claimed.execution_id.clone();
+        }
         let span = execution_span(&hot, &record);
         let report = if trigger == Trigger::Catch && !hot.record.enabled {
             self.skip(&hot, record, Refusal::Paused, caller)
                 .instrument(span)
                 .await
         } else {
-            self.admit_and_run(hot.clone(), record, request, false, caller)
+            self.admit_and_run(hot.clone(), record, details, false, caller)
                 .instrument(span)
                 .await
         };
         metrics::execution_ended(&hot, &report.record);
+        if let (Some(claimed), Err(_)) = (&claimed, &report.reply) {
+            self.release_key(&hot.record.id, claimed);
+        }
         report
     }
 
@@ -100,7 +114,7 @@ impl Engine {
     ) -> Report {
         let span = execution_span(&hot, &record);
         let report = self
-            .admit_and_run(hot.clone(), record, None, true, caller)
+            .admit_and_run(hot.clone(), record, CallDetails::default(), true, caller)
             .instrument(span)
             .await;
         metrics::execution_ended(&hot, &report.record);
@@ -113,7 +127,7 @@ impl Engine {
         &self,
         hot: Arc<HotWorkflow>,
         record: ExecutionRecord,
-        request: Option<PyValue>,
+        details: CallDetails,
         recorded: bool,
         caller: &Caller,
     ) -> Report {
@@ -147,7 +161,7 @@ impl Engine {
             let refusal = Refusal::Saturated(Saturation::Server);
             return self.skip(&hot, record, refusal, caller).await;
         };
-        self.run_admitted(hot, active, record, request, recorded, caller)
+        self.run_admitted(hot, active, record, details, recorded, caller)
             .await
     }
 
@@ -156,7 +170,7 @@ impl Engine {
         hot: Arc<HotWorkflow>,
         active: Arc<ActiveVersion>,
         mut record: ExecutionRecord,
-        request: Option<PyValue>,
+        mut details: CallDetails,
         recorded: bool,
         caller: &Caller,
     ) -> Report {
@@ -181,13 +195,14 @@ impl Engine {
                 return self.skip(&hot, record, refusal, caller).await;
             }
         };
-        let job = job_for(
+        let mut job = job_for(
             &hot,
             &active,
-            request,
+            details.request.take(),
             // A map of JSON values always serialises; no copy of the snapshot is made for it.
             serde_json::to_string(&snapshot.settings).unwrap_or_else(|_| "{}".to_string()),
         );
+        job.context = Some(job_context(&hot, &record, &details));
 
         // Short executions are written once, at their end; a longer one is recorded as running
         // meanwhile, so that a crash leaves a trace (marked interrupted at the next start).
@@ -232,6 +247,16 @@ impl Engine {
         }
         let reply = conclusion.reply;
         tracing::debug!(status = %record.status, duration_ms = record.duration_ms, "execution ran");
+        // A call that claimed an idempotency key stores its response with its record.
+        let completion = details
+            .claimed_key
+            .filter(|_| hot.record.mode == Mode::Catch)
+            .map(|claimed| StoreWrite::CompleteIdempotencyKey {
+                workflow_id: hot.record.id.clone(),
+                key: claimed.key,
+                execution_id: id.clone(),
+                response: crate::idempotency::stored_response(&reply),
+            });
 
         let saved = match conclusion.persist {
             Some(change) => {
@@ -239,23 +264,25 @@ impl Engine {
                 let put_record = StoreWrite::PutExecution(record.clone());
                 let workflow_id = hot.record.id.clone();
                 let writes = move |change: &SettingsChange| {
-                    vec![
+                    let mut writes = vec![
                         StoreWrite::ApplySettingsChange {
                             workflow_id,
                             change: change.clone(),
                         },
                         put_record,
-                    ]
+                    ];
+                    writes.extend(completion);
+                    writes
                 };
                 hot.settings
                     .commit_change(&self.writer, &snapshot, change, writes)
                     .await
             }
-            None => self
-                .writer
-                .commit(vec![StoreWrite::PutExecution(record.clone())])
-                .await
-                .map_err(NotSaved::Store),
+            None => {
+                let mut writes = vec![StoreWrite::PutExecution(record.clone())];
+                writes.extend(completion);
+                self.writer.commit(writes).await.map_err(NotSaved::Store)
+            }
         };
         match saved {
             Ok(()) => Report {
@@ -508,6 +535,23 @@ fn job_for(
     )
 }
 
+/// What the workflow's `context` parameter shows of the execution `record` of `hot`.
+fn job_context(hot: &HotWorkflow, record: &ExecutionRecord, details: &CallDetails) -> JobContext {
+    let received = details.received.as_ref();
+    JobContext {
+        raw_body: received.map(|r| r.raw_body.clone()).unwrap_or_default(),
+        method: received.map(|r| r.method.clone()),
+        query_string: received.map(|r| r.query_string.clone()),
+        execution_id: record.id.clone(),
+        workflow: hot.record.name.clone(),
+        version: record.version,
+        trigger: record.trigger,
+        attempt: 1,
+        fire_time_ms: record.fire_at,
+        deadline_ms: record.started_at + i64::from(hot.record.timeout_s) * 1000,
+    }
+}
+
 /// The runtime's job for a version of `workflow`.
 pub fn version_job(
     workflow: &WorkflowRecord,
@@ -535,6 +579,7 @@ pub fn version_job(
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect(),
         isolation: workflow.isolation,
+        context: None,
         egress_allow: workflow.egress_allow.clone(),
     }
 }

@@ -8,18 +8,21 @@ mod admission;
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod delivery;
 pub mod deploy;
 mod detached;
 mod error;
 pub mod executor;
 mod follow;
 pub mod hot;
+pub mod idempotency;
 pub mod key_cache;
 pub mod metrics;
 mod node_lease;
 mod refusal;
 pub mod scheduler;
 mod settings_cell;
+pub mod signed;
 mod teams;
 mod workflow_limit;
 mod workflow_settings;
@@ -49,6 +52,9 @@ use hot::HotCache;
 use node_lease::NodeLease;
 use writer::Writer;
 
+/// How long idempotency keys are remembered by default.
+pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Executions running at once, server-wide.
@@ -63,6 +69,8 @@ pub struct EngineConfig {
     pub max_code_bytes: usize,
     /// An execution still running after this long is recorded as `running` until it ends.
     pub running_record_delay: Duration,
+    /// How long an idempotency key is remembered: a repeat within it gets the first response.
+    pub idempotency_ttl: Duration,
     /// This process as a node of the store: its address and lease.
     pub node: NodeConfig,
     /// Audit entries are kept this many days.
@@ -82,6 +90,7 @@ impl Default for EngineConfig {
             max_memory_mb: 4096,
             max_code_bytes: 1 << 20,
             running_record_delay: Duration::from_millis(100),
+            idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
             node: NodeConfig::default(),
             audit_retention_days: 365,
             key_cache_ttl: key_cache::KEY_CACHE_TTL,

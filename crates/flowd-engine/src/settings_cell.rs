@@ -110,6 +110,11 @@ impl SettingsCell {
         self.lock().current.clone()
     }
 
+    /// The current value of one key.
+    pub fn value(&self, key: &str) -> Option<serde_json::Value> {
+        self.lock().current.get(key).cloned()
+    }
+
     /// Applies `change`, made by an execution from `basis`, and commits it with the writes
     /// `writes` builds from it. Refused at once, with nothing applied, when `basis` was rolled
     /// back meanwhile.

@@ -71,6 +71,19 @@ impl WorkflowSettings {
         }
     }
 
+    /// The value of one key, as [`WorkflowSettings::current`] has it (read from the store when
+    /// the settings live there).
+    pub async fn value(
+        &self,
+        store: &dyn Store,
+        key: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        match &self.kept {
+            Kept::InMemory(cell) => Ok(cell.value(key)),
+            Kept::InStore => Ok(store.settings(&self.workflow_id).await?.remove(key)),
+        }
+    }
+
     /// Commits `change`, made by a run from `basis`, with the writes `writes` builds from it, and
     /// waits for the commit.
     pub async fn commit_change(

@@ -25,6 +25,8 @@ use crate::clock::now_ms;
 use crate::deploy::Deployment;
 use crate::error::{EngineError, Result};
 use crate::executor::{claimable_record, Report};
+use crate::idempotency::check_idempotency_header;
+use crate::signed::check_verify;
 use crate::Engine;
 
 /// A new workflow, as sent to `POST /api/v1/workflows`.
@@ -45,6 +47,10 @@ pub struct NewWorkflow {
     pub max_concurrency: Option<u32>,
     pub enabled: Option<bool>,
     pub isolation: Option<Isolation>,
+    /// How the hook's callers sign their deliveries (catch).
+    pub verify: Option<serde_json::Value>,
+    /// The header identifying a delivery, instead of `Idempotency-Key` (catch).
+    pub idempotency_header: Option<String>,
     /// The team's name: an admin key's choice (default `default`); another key may only name
     /// its own team.
     pub team: Option<String>,
@@ -73,6 +79,12 @@ pub struct WorkflowPatch {
     pub max_concurrency: Option<Option<u32>>,
     pub enabled: Option<bool>,
     pub isolation: Option<Isolation>,
+    /// `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    pub verify: Option<Option<serde_json::Value>>,
+    /// `null` goes back to `Idempotency-Key`.
+    #[serde(default, deserialize_with = "present")]
+    pub idempotency_header: Option<Option<String>>,
     /// Replaces the workflow's own egress exceptions (`[]` removes them).
     pub egress_allow: Option<Vec<String>>,
 }
@@ -130,6 +142,9 @@ impl Engine {
         let memory_mb = self.check_memory(new.memory_mb)?;
         check_max_concurrency(new.max_concurrency)?;
         check_isolation(new.isolation)?;
+        let verify = check_verify(new.mode, new.verify.as_ref())?;
+        let idempotency_header =
+            check_idempotency_header(new.mode, new.idempotency_header.as_deref())?;
         let schedule = check_schedule(new.mode, new.schedule.as_ref())?;
         let enabled = new.enabled.unwrap_or(true);
         let secrets = check_secrets(new.secrets.unwrap_or_default())?;
@@ -163,6 +178,8 @@ impl Engine {
             isolation: new.isolation.unwrap_or(Isolation::Fork),
             created_at: now,
             updated_at: now,
+            verify,
+            idempotency_header,
             egress_allow,
         };
         let version = building_version(&record.id, 1, new.code, &requirements, now);
@@ -242,6 +259,12 @@ impl Engine {
         }
         if let Some(enabled) = patch.enabled {
             record.enabled = enabled;
+        }
+        if let Some(verify) = &patch.verify {
+            record.verify = check_verify(record.mode, verify.as_ref())?;
+        }
+        if let Some(header) = &patch.idempotency_header {
+            record.idempotency_header = check_idempotency_header(record.mode, header.as_deref())?;
         }
         if let Some(egress_allow) = &patch.egress_allow {
             record.egress_allow = self.check_egress_allow(egress_allow)?;
@@ -748,6 +771,8 @@ fn patch_entries(
         ("memory_mb", patch.memory_mb.is_some()),
         ("max_concurrency", patch.max_concurrency.is_some()),
         ("isolation", patch.isolation.is_some()),
+        ("verify", patch.verify.is_some()),
+        ("idempotency_header", patch.idempotency_header.is_some()),
     ]
     .into_iter()
     .filter_map(|(field, sent)| sent.then_some(field))

@@ -61,7 +61,7 @@ pub use egress::{EgressConfig, EgressProxy};
 pub use envs::{BuildConfig, BuildError, BuildFailure, BuiltEnv, InstallerChoice};
 pub use error::{CodeError, RuntimeError, WarmUpFailure};
 pub use instance::{ChildExit, InitFailure};
-pub use job::Job;
+pub use job::{Job, JobContext};
 pub use layers::IsolationLayer;
 pub use outcome::{ErrorInfo, Execution, Outcome};
 pub use provision::{Environment, Interpreter, ProvisionError};

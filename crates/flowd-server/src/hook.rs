@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use flowd_core::request::{build_request, IncomingRequest, RequestError, ACCEPTED_CONTENT_TYPES};
 use flowd_core::workflow::{Mode, Trigger};
+use flowd_engine::delivery::{CallDetails, ReceivedRequest};
+use flowd_engine::idempotency::Delivery;
 use flowd_engine::{Refusal, Reply};
 use http_body_util::BodyExt;
 use serde::Deserialize;
@@ -19,6 +21,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::conn::idle_body::BodyReadTimeout;
+use crate::delivery;
 use crate::error::{refused_status, retry_after, ApiError};
 use crate::metrics;
 use crate::AppState;
@@ -163,17 +166,57 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
         .collect();
+    if hot.record.verify.is_some() {
+        if let Err(refused) = state
+            .engine
+            .check_signature(&hot, &header_list, &body)
+            .await
+        {
+            let record = state.engine.record_refused_signature(&hot, &refused);
+            return Ok(delivery::unverified_response(&refused, &record.id));
+        }
+    }
+    let query = call.uri.query();
+    let received = ReceivedRequest {
+        raw_body: body.clone(),
+        method: method.as_str().to_string(),
+        query_string: query.unwrap_or_default().to_string(),
+    };
     let request = build_request(&IncomingRequest {
         headers: header_list,
-        query: call.uri.query(),
+        query,
         body,
     })
     .map_err(request_error)?;
+    let claimed_key = match delivery::idempotency_key(&hot, headers)? {
+        Some(key) => {
+            let digest = delivery::request_digest(query, &received.raw_body);
+            match state.engine.claim_delivery(&hot, key, &digest).await? {
+                Delivery::Run(claimed) => Some(claimed),
+                Delivery::Repeat {
+                    execution_id,
+                    reply,
+                } => return Ok(delivery::replayed_response(reply, &execution_id)),
+                Delivery::KeyReused { execution_id } => {
+                    return Err(delivery::key_reused(&execution_id))
+                }
+                Delivery::StillRunning { execution_id } => {
+                    return Err(delivery::key_in_use(&execution_id))
+                }
+            }
+        }
+        None => None,
+    };
+    let call_details = CallDetails {
+        request: Some(request),
+        received: Some(received),
+        claimed_key,
+    };
     // On a task of its own: a caller who hangs up drops this handler, not the execution, which
     // keeps the room its body takes until it ends.
     let report = state
         .engine
-        .execute_detached(hot, Trigger::Catch, Some(request), reservation)
+        .execute_call_detached(hot, Trigger::Catch, call_details, reservation)
         .report()
         .await?;
     Ok(match report.reply {
@@ -317,7 +360,7 @@ pub fn refusal_response(refusal: &Refusal, execution_id: &str) -> Response {
     response
 }
 
-fn set_execution_id(headers: &mut HeaderMap, execution_id: &str) {
+pub(crate) fn set_execution_id(headers: &mut HeaderMap, execution_id: &str) {
     if let Ok(value) = HeaderValue::from_str(execution_id) {
         headers.insert(HeaderName::from_static(EXECUTION_ID_HEADER), value);
     }

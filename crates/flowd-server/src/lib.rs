@@ -9,6 +9,7 @@ mod access_log;
 pub mod api;
 pub mod auth;
 pub mod conn;
+pub mod delivery;
 pub mod error;
 mod gateway;
 pub mod hook;
@@ -242,6 +243,8 @@ impl Serving {
         let scheduler = tokio::spawn(scheduler.run(async move {
             let _ = scheduler_stopped.await;
         }));
+        // Expired idempotency keys are deleted in the background while the server runs.
+        let sweep = engine.sweep_idempotency_keys();
         let audit_retention = tokio::spawn(engine.clone().keep_audit_retention());
         let stop_metrics = || {
             if let Some((_, stop)) = metrics {
@@ -250,6 +253,7 @@ impl Serving {
         };
         tokio::select! {
             result = &mut server => {
+                sweep.abort();
                 let _ = stop_scheduler.send(());
                 audit_retention.abort();
                 stop_metrics();
@@ -262,6 +266,7 @@ impl Serving {
         tracing::info!(
             "shutting down: no new requests or scheduled runs; waiting for executions in flight"
         );
+        sweep.abort();
         let _ = stop_scheduler.send(());
         let _ = scheduler.await;
         audit_retention.abort();

@@ -45,6 +45,8 @@ pub fn workflow(team: &str, record: &WorkflowRecord) -> Value {
         "isolation": record.isolation,
         "created_at": rfc3339(record.created_at),
         "updated_at": rfc3339(record.updated_at),
+        "verify": record.verify.as_ref().map(|verify| verify.to_json()),
+        "idempotency_header": record.idempotency_header,
         "egress_allow": record.egress_allow,
     })
 }

@@ -7,10 +7,10 @@
 //!
 //! What every backend shares: the trait and what it takes and answers (`store`), the records
 //! (`model`), the nodes sharing a store and what a dead one releases (`node`), the changes a
-//! shared store publishes to its nodes (`changes`), the errors (`error`), the ticket a commit is
-//! awaited with (`commit`), sqlx's errors as the store's (`sqlx_error`), the refusal of a schema
-//! newer than the binary (`schema_version`), the choice of a backend (`database_url`). Each
-//! backend is a module of its
+//! shared store publishes to its nodes (`changes`), the idempotency keys of hook calls
+//! (`idempotency`), the errors (`error`), the ticket a commit is awaited with (`commit`), sqlx's
+//! errors as the store's (`sqlx_error`), the refusal of a schema newer than the binary
+//! (`schema_version`), the choice of a backend (`database_url`). Each backend is a module of its
 //! own that depends on these and on no other backend (`sqlite`, `postgres`).
 
 #![forbid(unsafe_code)]
@@ -19,6 +19,7 @@ mod changes;
 mod commit;
 mod database_url;
 mod error;
+mod idempotency;
 pub mod metrics;
 pub mod migrate;
 mod model;
@@ -33,6 +34,9 @@ pub use changes::{ChangeFeed, StoreChange, WorkflowChange};
 pub use commit::{CommitCompleter, CommitTicket};
 pub use database_url::{DatabaseUrl, DatabaseUrlError};
 pub use error::{BoxError, Result, StoreError};
+pub use idempotency::{
+    IdempotencyClaim, IdempotencyClaimOutcome, IdempotencyRecord, StoredResponse,
+};
 pub use model::*;
 pub use node::{NodeRecord, ReapedNode};
 pub use postgres::PostgresStore;

@@ -59,6 +59,10 @@ pub struct WorkflowRecord {
     pub isolation: Isolation,
     pub created_at: i64,
     pub updated_at: i64,
+    /// How the hook's callers sign their deliveries (`None`: calls are not checked).
+    pub verify: Option<flowd_core::verify::Verification>,
+    /// The header whose value identifies a delivery, instead of `Idempotency-Key` (lower-case).
+    pub idempotency_header: Option<String>,
     /// Destinations this workflow's processes alone may connect to although the egress policy
     /// refuses them, within the server's ceiling (`flowd_core::egress::ceiling`).
     pub egress_allow: Vec<flowd_core::egress::EgressRule>,

@@ -27,6 +27,14 @@ pub enum StoreWrite {
         workflow_id: String,
         change: SettingsChange,
     },
+    /// Stores the response of the execution that claimed an idempotency key, for the repeats of
+    /// its call; nothing when the key is no longer that execution's (expired and taken again).
+    CompleteIdempotencyKey {
+        workflow_id: String,
+        key: String,
+        execution_id: String,
+        response: crate::StoredResponse,
+    },
     /// Appends an entry to the audit log (the settings change it records goes in the same
     /// transaction).
     AppendAudit(AuditEntry),
@@ -313,4 +321,31 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
     /// Deletes the entries older than `before` (epoch ms), answering how many: the retention.
     async fn delete_audit_before(&self, before: i64) -> Result<u64>;
+
+    // --- idempotency keys of hook calls ---
+    /// Claims `claim.key` for `claim.execution_id`, in one statement: when nobody holds it, or
+    /// its holder expired (`expires_at` at or before `claimed_at`), or its holder has no
+    /// response and was claimed before `stale_before`, the key becomes the claim's (`Claimed`);
+    /// otherwise its holder is answered (`Held`). `NotFound` when the workflow does not exist.
+    async fn claim_idempotency_key(
+        &self,
+        claim: &crate::IdempotencyClaim,
+    ) -> Result<crate::IdempotencyClaimOutcome>;
+    /// The key as stored, expired or not.
+    async fn idempotency_key(
+        &self,
+        workflow_id: &str,
+        key: &str,
+    ) -> Result<Option<crate::IdempotencyRecord>>;
+    /// Gives a key back when the execution that claimed it ran nothing worth repeating (it was
+    /// refused, or its record could not be committed): deletes it if `execution_id` still holds
+    /// it without a response. Answers whether it did.
+    async fn release_idempotency_key(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        execution_id: &str,
+    ) -> Result<bool>;
+    /// Deletes the keys expired at `now` (`expires_at <= now`), answering how many.
+    async fn delete_expired_idempotency_keys(&self, now: i64) -> Result<u64>;
 }

@@ -79,6 +79,10 @@ pub struct ServeArgs {
     /// Calls that may wait for an execution slot before `503`.
     #[arg(long, env = "FLOWD_QUEUE_DEPTH", default_value_t = 256)]
     pub queue_depth: usize,
+    /// Hours an idempotency key is remembered: a hook call repeating it within that time gets
+    /// the first call's response instead of running again.
+    #[arg(long, env = "FLOWD_IDEMPOTENCY_TTL_H", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
+    pub idempotency_ttl_h: u64,
     /// Upper bound of a workflow's `timeout_s`.
     #[arg(long, env = "FLOWD_MAX_TIMEOUT_S", default_value_t = 900)]
     pub max_timeout_s: u32,
@@ -244,6 +248,7 @@ impl ServeArgs {
             queue_depth: self.queue_depth,
             max_timeout_s: self.max_timeout_s,
             max_memory_mb: self.max_memory_mb,
+            idempotency_ttl: Duration::from_secs(self.idempotency_ttl_h * 3600),
             node: NodeConfig {
                 address: self.listen.clone(),
                 lease: Duration::from_secs(self.node_lease_s.max(1)),

@@ -935,6 +935,19 @@ fn run_a_catch_file_locally_as_the_server_would() {
 }
 
 #[test]
+fn run_gives_a_workflow_declaring_context_the_raw_body() {
+    let user = User::alone();
+    user.write(
+        "signed.py",
+        "def workflow(_request, settings, context):\n    return {'status_code': 200, 'body': '%s %s %s %d' % (context.trigger, context.method, context.raw_body.decode(), context.attempt)}\n",
+    );
+    user.write("event.json", "{\"id\":  7}");
+    let outcome = user.json(&["run", "signed.py", "--raw-body", "@event.json"]);
+    assert_eq!(outcome["status"], "success", "{outcome}");
+    assert_eq!(outcome["response"]["body"], "manual POST {\"id\":  7} 1");
+}
+
+#[test]
 fn run_a_pull_file_locally() {
     let user = User::alone();
     user.write("sync.py", SYNC);

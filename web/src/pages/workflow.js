@@ -10,6 +10,7 @@ import { navigate, scrollToHash, setLeaveGuard } from '../router.js';
 import { fireTimes, scheduleEditor } from '../schedule.js';
 import { card, enabledBadge, errorBox, loading, modeBadge, notice, pageHeader, statusBadge, toast } from '../ui.js';
 import { buildLog, building, deployOutcome, noActiveVersion, settleVersion, versionBadge } from '../deploy.js';
+import { deliveriesCard } from './deliveries.js';
 
 const MASK = '****';
 
@@ -570,7 +571,7 @@ async function triggerTab(ctx, page, body) {
     drawHook();
     page.onEnabledChange = drawHook;
     const request = h('textarea', { class: 'input mono', rows: 6, id: 'run-request', 'aria-label': 'Request JSON', spellcheck: false }, '{\n  "name": "ada"\n}');
-    fill(body, card('Hook URL', hookBox), runNow(ctx, page, { request }));
+    fill(body, card('Hook URL', hookBox), deliveriesCard(page), runNow(ctx, page, { request }));
   } else {
     const current = h('div', null, loading());
     const editor = scheduleEditor(w.schedule);

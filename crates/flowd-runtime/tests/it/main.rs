@@ -97,6 +97,7 @@ fn job(key: &str, code: &str) -> Job {
         memory_mb: 256,
         env: vec![],
         isolation: flowd_core::workflow::Isolation::Fork,
+        context: None,
         egress_allow: Vec::new(),
     }
 }

@@ -32,3 +32,6 @@ mod runtimes;
 mod schemathesis;
 mod settings;
 mod store_faults;
+mod webhook_context;
+mod webhook_idempotency;
+mod webhook_signatures;

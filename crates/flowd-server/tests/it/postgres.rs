@@ -62,6 +62,50 @@ async fn a_restart_on_the_same_postgres_database_finds_its_workflows() {
     second.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idempotency_key_sent_to_two_nodes_of_one_database_runs_once() {
+    let database = flowd_test_postgres::fresh_database().await;
+    let node_a = spawn_app_on(&database).await;
+    let node_b = spawn_app_on(&database).await;
+    let workflow = node_a
+        .create_workflow(json!({
+            "name": "once", "mode": "catch",
+            "code": catch_code(
+                "import time\ntime.sleep(1)\n\
+                 settings['runs'] = settings.get('runs', 0) + 1\n\
+                 return {'status_code': 201, 'body': str(settings['runs'])}"
+            ),
+        }))
+        .await;
+    let deliver = |node: &TestApp| {
+        node.hook(&workflow)
+            .header("idempotency-key", "delivery-7")
+            .json(&json!({"candidate": 7}))
+            .send()
+    };
+    let calls = [
+        deliver(&node_a),
+        deliver(&node_b),
+        deliver(&node_a),
+        deliver(&node_b),
+    ];
+    let responses: Vec<reqwest::Response> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|response| response.expect("hook call"))
+        .collect();
+    let first = execution_id(&responses[0]);
+    for response in responses {
+        assert_eq!(execution_id(&response), first);
+        assert_eq!(response.status(), 201);
+        assert_eq!(response.text().await.unwrap(), "1");
+    }
+    assert_eq!(node_b.settings(&workflow).await, json!({"runs": 1}));
+    assert_eq!(node_a.executions(&workflow).await.len(), 1);
+    node_a.stop().await;
+    node_b.stop().await;
+}
+
 /// How soon a change made through one server must be in effect on the others of its database.
 const PROPAGATION: Duration = Duration::from_secs(1);
 

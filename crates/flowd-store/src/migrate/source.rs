@@ -197,7 +197,8 @@ impl Source {
         }
     }
 
-    /// One table's rows, in rowid order; `false` when the receiver is gone.
+    /// One table's rows, in rowid order (or by primary key: [`super::tables::row_order`]); `false`
+    /// when the receiver is gone.
     fn stream_table(
         &self,
         index: usize,
@@ -205,9 +206,10 @@ impl Source {
         batches: &mpsc::Sender<Result<Batch, MigrateError>>,
     ) -> Result<bool, MigrateError> {
         let sql = format!(
-            "SELECT {} FROM {} ORDER BY rowid",
+            "SELECT {} FROM {} ORDER BY {}",
             plan.column_list(),
-            quoted(plan.table)
+            quoted(plan.table),
+            super::tables::row_order(plan.table)
         );
         let mut statement = self
             .connection

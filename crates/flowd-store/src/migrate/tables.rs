@@ -3,7 +3,8 @@
 /// Every table of the store that holds data, parents before the tables whose foreign keys name
 /// them (the copy inserts in this order). A table added to the schema is added here, where its
 /// parents are; the copy refuses a source with a table missing from this list, so none is left
-/// behind unnoticed. Rows are read in `rowid` order: that is the order of a workflow's settings.
+/// behind unnoticed. Rows are read in `rowid` order (that is the order of a workflow's settings),
+/// or by primary key in a table without a rowid ([`row_order`]).
 /// Columns are not listed: the copy takes the source's, and carries each value as the target's
 /// column type says.
 pub const TABLES: &[&str] = &[
@@ -14,7 +15,17 @@ pub const TABLES: &[&str] = &[
     "workflow_settings",
     "executions",
     "audit_log",
+    "idempotency_keys",
 ];
+
+/// The order a table's rows are read in: `rowid`, or the primary key of a table created
+/// `WITHOUT ROWID` (the idempotency keys of hook calls).
+pub(super) fn row_order(table: &str) -> &'static str {
+    match table {
+        "idempotency_keys" => "workflow_id, key",
+        _ => "rowid",
+    }
+}
 
 /// Tables of the schema that are not data: the migrator's own (the target's schema is migrated
 /// by this binary, not copied), and the state of the nodes that were running on the source — their

@@ -16,6 +16,7 @@
 mod audit;
 mod batch_commit;
 pub(crate) mod errors;
+mod idempotency;
 pub(crate) mod listener;
 mod nodes;
 mod rows;
@@ -188,10 +189,10 @@ async fn insert_settings(
 /// in the order [`bind_mutable_columns`] binds them.
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, secret_keys, \
      schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, updated_at, env, \
-     egress_allow";
+     verify, idempotency_header, egress_allow";
 const MUTABLE_WORKFLOW_PLACEHOLDERS: &str =
-    "$1, $2, $3, $4, $5, $6::JSON, $7, $8, $9, $10, $11, $12, $13, $14::JSON, \
-     $15::JSON";
+    "$1, $2, $3, $4, $5, $6::JSON, $7, $8, $9, $10, $11, $12, $13, $14::JSON, $15, $16, \
+     $17::JSON";
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
@@ -215,6 +216,8 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.isolation.as_str())
         .bind(workflow.updated_at)
         .bind(to_json(&workflow.env, "the environment variables")?)
+        .bind(workflow.verify.as_ref().map(|v| v.to_json().to_string()))
+        .bind(&workflow.idempotency_header)
         .bind(to_json(&workflow.egress_allow, "the egress exceptions")?))
 }
 
@@ -545,7 +548,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let insert = format!(
             "INSERT INTO workflows ({MUTABLE_WORKFLOW_COLUMNS}, id, team_id, created_at, version) \
-             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $16, $17, $18, $19)"
+             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $18, $19, $20, $21)"
         );
         bind_mutable_columns(sqlx::query(&insert), workflow)?
             .bind(&workflow.id)
@@ -619,7 +622,7 @@ impl Store for PostgresStore {
     ) -> Result<()> {
         let update = format!(
             "UPDATE workflows SET ({MUTABLE_WORKFLOW_COLUMNS}) = ({MUTABLE_WORKFLOW_PLACEHOLDERS}) \
-             WHERE id = $16"
+             WHERE id = $18"
         );
         let mut tx = self.pool.begin().await?;
         let result = bind_mutable_columns(sqlx::query(&update), workflow)?
@@ -965,6 +968,36 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await?;
         Ok(result.rows_affected())
+    }
+
+    // --- idempotency keys ---
+
+    async fn claim_idempotency_key(
+        &self,
+        claim: &crate::IdempotencyClaim,
+    ) -> Result<crate::IdempotencyClaimOutcome> {
+        idempotency::claim(&self.pool, claim).await
+    }
+
+    async fn idempotency_key(
+        &self,
+        workflow_id: &str,
+        key: &str,
+    ) -> Result<Option<crate::IdempotencyRecord>> {
+        idempotency::read(&self.pool, workflow_id, key).await
+    }
+
+    async fn release_idempotency_key(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        execution_id: &str,
+    ) -> Result<bool> {
+        idempotency::release(&self.pool, workflow_id, key, execution_id).await
+    }
+
+    async fn delete_expired_idempotency_keys(&self, now: i64) -> Result<u64> {
+        idempotency::delete_expired(&self.pool, now).await
     }
 
     fn node_id(&self) -> &str {

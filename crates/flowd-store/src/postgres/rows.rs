@@ -18,8 +18,8 @@ pub(super) const API_KEY_COLUMNS: &str =
     "id, team_id, name, key_hash, prefix, role, created_at, expires_at, last_used_at";
 pub(super) const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, \
      hook_token, secret_keys::TEXT AS secret_keys, env::TEXT AS env, schedule, next_fire_at, \
-     timeout_s, memory_mb, max_concurrency, isolation, created_at, updated_at, \
-     egress_allow::TEXT AS egress_allow";
+     timeout_s, memory_mb, max_concurrency, isolation, created_at, updated_at, verify, \
+     idempotency_header, egress_allow::TEXT AS egress_allow";
 pub(super) const VERSION_COLUMNS: &str = "workflow_id, version, code, \
      requirements::TEXT AS requirements, state, build_log, error, environment, created_at, \
      settled_at";
@@ -136,8 +136,21 @@ pub(super) fn workflow_from_row(row: &PgRow) -> Result<WorkflowRecord> {
         isolation: enum_column(row, T, "isolation")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        verify: verify_column(row, T)?,
+        idempotency_header: row.try_get("idempotency_header")?,
         egress_allow: json_column(row, T, "egress_allow")?,
     })
+}
+
+/// The workflow's `verify` object, checked as the API checks it.
+fn verify_column(row: &PgRow, table: &str) -> Result<Option<flowd_core::verify::Verification>> {
+    let value: Option<serde_json::Value> = optional_json_column(row, table, "verify")?;
+    value
+        .map(|value| {
+            flowd_core::verify::Verification::from_json(&value)
+                .map_err(|err| StoreError::Corrupt(format!("{table}.verify: {err}")))
+        })
+        .transpose()
 }
 
 pub(super) fn version_from_row(row: &PgRow) -> Result<VersionRecord> {

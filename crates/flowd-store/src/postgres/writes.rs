@@ -14,6 +14,10 @@ use crate::sqlx_error::is_foreign_key_violation;
 use crate::{AuditEntry, ExecutionRecord, Result, StoreError, StoreWrite};
 
 const APPLY_WRITES: &str = "SELECT flowd_apply_writes($1::JSONB, $2, $3)";
+/// The same, with responses stored for idempotency keys (`CompleteIdempotencyKey`): one
+/// statement still, so in the same transaction as the executions' records.
+const APPLY_WRITES_AND_COMPLETIONS: &str = "SELECT flowd_apply_writes($1::JSONB, $2, $3), \
+     flowd_complete_idempotency_keys($4::JSONB, $3, $5)";
 
 /// One element of the function's `writes`.
 #[derive(Serialize)]
@@ -52,11 +56,27 @@ struct EncodedSettingsChange<'a> {
     removed: &'a [String],
 }
 
+/// One element of `flowd_complete_idempotency_keys`'s `completions`.
+#[derive(Serialize)]
+struct EncodedCompletion<'a> {
+    workflow_id: &'a str,
+    key: &'a str,
+    execution_id: &'a str,
+    status: u16,
+    /// 1-based index of the headers (a JSON array of pairs) in `documents`.
+    headers: usize,
+    /// 1-based index of the body in `bodies`.
+    body: usize,
+}
+
 /// The function's arguments for `writes`.
 struct Encoded<'a> {
     writes: String,
     log_bytes: Vec<&'a [u8]>,
     documents: Vec<String>,
+    /// Responses for idempotency keys (often none).
+    completions: Vec<EncodedCompletion<'a>>,
+    bodies: Vec<&'a [u8]>,
 }
 
 impl Encoded<'_> {
@@ -74,9 +94,30 @@ fn encode<'a>(writes: impl Iterator<Item = &'a StoreWrite>) -> Result<Encoded<'a
         writes: String::new(),
         log_bytes: Vec::new(),
         documents: Vec::new(),
+        completions: Vec::new(),
+        bodies: Vec::new(),
     };
     let mut encoded = Vec::new();
     for write in writes {
+        if let StoreWrite::CompleteIdempotencyKey {
+            workflow_id,
+            key,
+            execution_id,
+            response,
+        } = write
+        {
+            let headers = out.document(&response.headers, "a stored response's headers")?;
+            out.bodies.push(&response.body);
+            out.completions.push(EncodedCompletion {
+                workflow_id,
+                key,
+                execution_id,
+                status: response.status,
+                headers,
+                body: out.bodies.len(),
+            });
+            continue;
+        }
         encoded.push(match write {
             StoreWrite::PutExecution(execution) => {
                 out.log_bytes.push(execution.logs.as_bytes());
@@ -117,6 +158,7 @@ fn encode<'a>(writes: impl Iterator<Item = &'a StoreWrite>) -> Result<Encoded<'a
                     .collect::<Result<_>>()?,
                 removed: &change.removed,
             }),
+            StoreWrite::CompleteIdempotencyKey { .. } => continue,
             // Inserted by the callers of `encode`, beside the function's call.
             StoreWrite::AppendAudit(_) => continue,
         });
@@ -152,10 +194,23 @@ pub(super) async fn apply_all(conn: &mut PgConnection, writes: &[&StoreWrite]) -
 }
 
 async fn execute(conn: &mut PgConnection, encoded: Encoded<'_>) -> sqlx::Result<()> {
-    sqlx::query(APPLY_WRITES)
+    if encoded.completions.is_empty() {
+        sqlx::query(APPLY_WRITES)
+            .bind(encoded.writes)
+            .bind(encoded.log_bytes)
+            .bind(encoded.documents)
+            .execute(conn)
+            .await?;
+        return Ok(());
+    }
+    let completions = serde_json::to_string(&encoded.completions)
+        .map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
+    sqlx::query(APPLY_WRITES_AND_COMPLETIONS)
         .bind(encoded.writes)
         .bind(encoded.log_bytes)
         .bind(encoded.documents)
+        .bind(completions)
+        .bind(encoded.bodies)
         .execute(conn)
         .await?;
     Ok(())

@@ -29,13 +29,15 @@ use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::audit::INSERT_AUDIT;
-use super::columns::{ExecutionColumns, PUT_EXECUTION};
+use super::columns::{to_json, ExecutionColumns, PUT_EXECUTION};
 use super::errors::{constraint, from_rusqlite, is_busy, Constraint};
+use super::idempotency::COMPLETE_IDEMPOTENCY_KEY;
 use crate::commit::{CommitCompleter, CommitTicket};
 use crate::error::{Result, StoreError};
 use crate::metrics;
 use crate::model::{AuditEntry, ExecutionRecord};
 use crate::store::StoreWrite;
+use crate::StoredResponse;
 
 /// Most write requests committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -458,6 +460,12 @@ fn commit_writes<'a>(
                 workflow_id,
                 change,
             } => apply_settings_change(&transaction, workflow_id, change)?,
+            StoreWrite::CompleteIdempotencyKey {
+                workflow_id,
+                key,
+                execution_id,
+                response,
+            } => complete_idempotency_key(&transaction, workflow_id, key, execution_id, response)?,
             StoreWrite::AppendAudit(entry) => append_audit(&transaction, entry)?,
         }
     }
@@ -542,6 +550,29 @@ fn apply_settings_change(
     for key in &change.removed {
         delete.execute(params![workflow_id, key])?;
     }
+    Ok(())
+}
+
+/// Stores the response of the execution holding an idempotency key (nothing if it holds it no
+/// longer).
+fn complete_idempotency_key(
+    connection: &Connection,
+    workflow_id: &str,
+    key: &str,
+    execution_id: &str,
+    response: &StoredResponse,
+) -> WriteResult {
+    let headers = to_json(&response.headers, "the stored response's headers")?;
+    connection
+        .prepare_cached(COMPLETE_IDEMPOTENCY_KEY)?
+        .execute(params![
+            i64::from(response.status),
+            headers,
+            response.body,
+            workflow_id,
+            key,
+            execution_id
+        ])?;
     Ok(())
 }
 

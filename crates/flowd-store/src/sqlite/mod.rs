@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use flowd_core::access::Role;
 use flowd_core::settings::{Settings, SettingsChange};
+use flowd_core::verify::Verification;
 use flowd_core::workflow::{ExecutionStatus, VersionState};
 use serde::de::DeserializeOwned;
 use sqlx::migrate::Migrator;
@@ -25,6 +26,7 @@ mod audit;
 mod columns;
 pub(crate) mod errors;
 mod group_commit;
+mod idempotency;
 mod nodes;
 
 use self::columns::{from_json, to_json, ExecutionColumns, PUT_EXECUTION};
@@ -40,6 +42,7 @@ use crate::model::{
 use crate::node::{NodeRecord, ReapedNode};
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::store::{ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite};
+use crate::{IdempotencyClaim, IdempotencyClaimOutcome, IdempotencyRecord};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -60,7 +63,7 @@ const API_KEY_COLUMNS: &str =
     "id, team_id, name, key_hash, prefix, role, created_at, expires_at, last_used_at";
 const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
-     created_at, updated_at, env, \
+     created_at, updated_at, env, verify, idempotency_header, \
      egress_allow";
 const VERSION_COLUMNS: &str = "workflow_id, version, code, requirements, state, build_log, error, \
      environment, created_at, settled_at";
@@ -303,8 +306,21 @@ fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord> {
         isolation: enum_column(row, T, "isolation")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        verify: verify_column(row, T)?,
+        idempotency_header: row.try_get("idempotency_header")?,
         egress_allow: json_column(row, T, "egress_allow")?,
     })
+}
+
+/// The workflow's `verify` object, checked as the API checks it.
+fn verify_column(row: &SqliteRow, table: &str) -> Result<Option<Verification>> {
+    let text: Option<String> = row.try_get("verify")?;
+    text.map(|text| {
+        let value: serde_json::Value = from_json(&text, "a workflow's verify")?;
+        Verification::from_json(&value)
+            .map_err(|err| StoreError::Corrupt(format!("{table}.verify: {err}")))
+    })
+    .transpose()
 }
 
 fn version_from_row(row: &SqliteRow) -> Result<VersionRecord> {
@@ -415,9 +431,9 @@ async fn upsert_setting(
 /// binds them.
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
-     updated_at, env, \
+     updated_at, env, verify, idempotency_header, \
      egress_allow";
-const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
      ?";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
@@ -442,6 +458,8 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.isolation.as_str())
         .bind(workflow.updated_at)
         .bind(to_json(&workflow.env, "the environment variables")?)
+        .bind(workflow.verify.as_ref().map(|v| v.to_json().to_string()))
+        .bind(&workflow.idempotency_header)
         .bind(to_json(&workflow.egress_allow, "the egress exceptions")?))
 }
 
@@ -1234,6 +1252,36 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(result.rows_affected())
+    }
+
+    // --- idempotency keys ---
+
+    async fn claim_idempotency_key(
+        &self,
+        claim: &IdempotencyClaim,
+    ) -> Result<IdempotencyClaimOutcome> {
+        idempotency::claim(&self.writer, claim).await
+    }
+
+    async fn idempotency_key(
+        &self,
+        workflow_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>> {
+        idempotency::read(&self.pool, workflow_id, key).await
+    }
+
+    async fn release_idempotency_key(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        execution_id: &str,
+    ) -> Result<bool> {
+        idempotency::release(&self.writer, workflow_id, key, execution_id).await
+    }
+
+    async fn delete_expired_idempotency_keys(&self, now: i64) -> Result<u64> {
+        idempotency::delete_expired(&self.writer, now).await
     }
 
     async fn renew_node_lease(&self, lease_expires_at: i64) -> Result<bool> {

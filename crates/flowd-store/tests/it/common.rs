@@ -162,6 +162,14 @@ pub fn workflow(team_id: &str, name: &str) -> WorkflowRecord {
         isolation: Isolation::Reuse,
         created_at: NOW,
         updated_at: NOW + 2,
+        verify: Some(
+            flowd_core::verify::Verification::from_json(&serde_json::json!({
+                "scheme": "hmac", "secret": "SIGNING_KEY", "header": "Signature",
+                "algorithm": "sha1", "encoding": "base64", "prefix": "sha1="
+            }))
+            .expect("a valid verify object"),
+        ),
+        idempotency_header: Some("x-github-delivery".to_string()),
         egress_allow: vec![
             "10.200.0.0/24".parse().unwrap(),
             "[fd00::1]:443".parse().unwrap(),

@@ -11,6 +11,7 @@ mod common;
 mod database_size;
 mod execution_counts;
 mod executions;
+mod idempotency_keys;
 mod migrate;
 mod nodes;
 mod postgres_only;
@@ -184,6 +185,23 @@ macro_rules! conformance_suite {
                     a_batch_claim_of_a_fire_time_already_recorded_undoes_only_that_claim,
                     claims_of_one_workflow_in_a_batch_see_the_ones_before_them,
                     concurrent_batches_of_the_same_fire_times_start_each_run_once,
+                ],
+                idempotency_keys: [
+                    a_free_key_is_claimed,
+                    a_held_key_answers_its_holder_and_keeps_it,
+                    a_response_committed_with_its_execution_is_stored,
+                    a_response_whose_commit_fails_is_not_stored,
+                    an_expired_key_is_claimed_again_without_its_response,
+                    a_stale_key_without_response_is_taken_over,
+                    a_running_key_not_yet_stale_is_not_taken_over,
+                    concurrent_claims_of_one_key_claim_it_once,
+                    a_response_for_a_key_taken_over_changes_nothing,
+                    release_gives_back_a_key_without_response,
+                    release_keeps_a_completed_key_and_another_executions_key,
+                    delete_expired_removes_only_expired_keys,
+                    claim_for_a_missing_workflow_is_not_found,
+                    keys_go_with_their_workflow,
+                    keys_of_another_workflow_are_apart,
                 ],
             );
         }

@@ -10,8 +10,9 @@ use flowd_core::settings::SettingsChange;
 use flowd_core::workflow::{ExecutionStatus, Mode, Trigger, VersionState};
 use flowd_store::migrate::{sqlite_to_postgres, CopiedTable, MigrateError, TABLES};
 use flowd_store::{
-    ExecutionQuery, ExecutionRecord, PostgresStore, SqliteStore, Store, StoreError, StoreWrite,
-    TeamRecord, VersionOutcome, WorkflowRecord,
+    ExecutionQuery, ExecutionRecord, IdempotencyClaim, IdempotencyClaimOutcome, PostgresStore,
+    SqliteStore, Store, StoreError, StoreWrite, StoredResponse, TeamRecord, VersionOutcome,
+    WorkflowRecord,
 };
 use flowd_test_postgres::fresh_database;
 use serde_json::json;
@@ -23,6 +24,8 @@ struct Made {
     teams: Vec<TeamRecord>,
     key_hashes: Vec<String>,
     workflows: Vec<WorkflowRecord>,
+    /// (workflow id, key) of each idempotency key.
+    idempotency_keys: Vec<(String, String)>,
 }
 
 /// A closed SQLite store at `<dir>/flowd.db`, made by `fill`.
@@ -40,7 +43,8 @@ where
 /// Two teams with keys; a pull workflow with every field set and a catch workflow with the
 /// optional ones unset; ready, failed and building versions; settings (secret ones included)
 /// changed by executions; executions of each status, a scheduled, a running and a skipped one
-/// among them, with what user code can produce (U+0000, non-ASCII) in logs and build logs.
+/// among them, with what user code can produce (U+0000, non-ASCII) in logs and build logs; an
+/// idempotency key answered (a binary response body) and one still held by its execution.
 async fn every_kind_of_record(store: &SqliteStore) -> Made {
     let acme = given_team(store, "acme").await;
     let globex = given_team(store, "globex ✓").await;
@@ -108,6 +112,8 @@ async fn every_kind_of_record(store: &SqliteStore) -> Made {
         next_fire_at: None,
         max_concurrency: None,
         enabled: false,
+        verify: None,
+        idempotency_header: None,
         ..workflow(&globex.id, "hook")
     };
     store
@@ -160,10 +166,51 @@ async fn every_kind_of_record(store: &SqliteStore) -> Made {
         .await
         .unwrap();
 
+    let mut idempotency_keys = Vec::new();
+    for (key, execution_id) in [
+        ("delivery-1", succeeded.id.clone()),
+        ("delivery-2", new_id()),
+    ] {
+        let claim = IdempotencyClaim {
+            workflow_id: catch.id.clone(),
+            key: key.to_string(),
+            request_digest: format!("digest of {key}"),
+            execution_id,
+            claimed_at: NOW + 100,
+            expires_at: NOW + 86_400_000,
+            stale_before: NOW,
+        };
+        assert_eq!(
+            store.claim_idempotency_key(&claim).await.unwrap(),
+            IdempotencyClaimOutcome::Claimed
+        );
+        idempotency_keys.push((catch.id.clone(), key.to_string()));
+    }
+    store
+        .commit(&[StoreWrite::CompleteIdempotencyKey {
+            workflow_id: catch.id.clone(),
+            key: "delivery-1".to_string(),
+            execution_id: succeeded.id.clone(),
+            response: StoredResponse {
+                status: 201,
+                headers: vec![
+                    (
+                        "content-type".to_string(),
+                        "application/octet-stream".to_string(),
+                    ),
+                    ("x-note".to_string(), "héllo".to_string()),
+                ],
+                body: vec![0, 159, 146, 150, b'\n', 255],
+            },
+        }])
+        .await
+        .unwrap();
+
     Made {
         teams: vec![acme, globex],
         key_hashes,
         workflows: vec![pull, catch],
+        idempotency_keys,
     }
 }
 
@@ -223,6 +270,14 @@ async fn assert_same_records(source: &dyn Store, target: &dyn Store, made: &Made
     );
     assert_eq!(all_executions(target).await, all_executions(source).await);
     assert_eq!(all_entries(target).await, all_entries(source).await);
+    for (workflow_id, key) in &made.idempotency_keys {
+        let copied = target.idempotency_key(workflow_id, key).await.unwrap();
+        assert!(copied.is_some(), "idempotency key {key}");
+        assert_eq!(
+            copied,
+            source.idempotency_key(workflow_id, key).await.unwrap()
+        );
+    }
 }
 
 /// Writes to a store file with a raw connection (what no flowd would write), closing it after.
@@ -284,6 +339,7 @@ async fn every_record_of_the_store_reads_back_the_same_from_postgres() {
             ("workflow_settings", 6),
             ("executions", 4),
             ("audit_log", 2),
+            ("idempotency_keys", 2),
         ]
     );
     let source = SqliteStore::open(&path).await.unwrap();
@@ -327,6 +383,7 @@ async fn executions_beyond_one_batch_are_all_copied() {
             teams: vec![team],
             key_hashes: Vec::new(),
             workflows: vec![workflow],
+            idempotency_keys: Vec::new(),
         }
     })
     .await;

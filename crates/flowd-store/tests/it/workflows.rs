@@ -36,6 +36,8 @@ pub async fn creates_and_reads_back_a_workflow_without_optional_fields(store: &d
         next_fire_at: None,
         max_concurrency: None,
         isolation: Isolation::Fork,
+        verify: None,
+        idempotency_header: None,
         egress_allow: Vec::new(),
         ..workflow(&team.id, "hook")
     };
@@ -153,6 +155,13 @@ pub async fn update_replaces_every_column_but_id_team_created_at_and_version(sto
         isolation: Isolation::Fork,
         created_at: 1,
         updated_at: NOW + 1000,
+        verify: Some(
+            flowd_core::verify::Verification::from_json(
+                &json!({"scheme": "stripe", "secret": "STRIPE", "tolerance_s": 60}),
+            )
+            .unwrap(),
+        ),
+        idempotency_header: None,
         egress_allow: vec!["10.9.8.7:6543".parse().unwrap()],
     };
     store.update_workflow(&updated).await.unwrap();

@@ -11,7 +11,7 @@ use flowd_core::workflow::{Mode, Name, MAX_NAME_LEN};
 use indicatif::ProgressBar;
 use serde_json::{json, Map, Value};
 
-use super::args::{key_values, read_file, secret_settings, settings_file, ModeArg};
+use super::args::{json_arg, key_values, read_file, secret_settings, settings_file, ModeArg};
 use super::format::{
     code_error, count, environment_short, requirements_key, requirements_of, requirements_short,
     schedule_text, text,
@@ -28,6 +28,8 @@ Examples:
   flowd deploy payroll.py --egress-allow 10.20.0.5:5432   # within the server's --egress-workflow-allow
 
   flowd deploy hello.py --requirements requirements.txt
+  flowd deploy github.py --secret-file GITHUB_SECRET=secret.txt \\
+      --verify '{\"scheme\": \"github\", \"secret\": \"GITHUB_SECRET\"}' --idempotency-header X-GitHub-Delivery
 
 Deploying a file again under the same name adds a new version when its code or requirements
 changed. The version goes live only once its requirements are installed and its module imported
@@ -81,6 +83,16 @@ pub struct DeployArgs {
     /// Memory limit of one execution, in MiB [server default: 512].
     #[arg(long, value_name = "MB")]
     pub memory: Option<u32>,
+    /// Catch: check the callers' signatures, as a JSON object or @file:
+    /// `{"scheme": "github", "secret": "GITHUB_SECRET"}` (schemes github, stripe, slack,
+    /// standard-webhooks, hmac; `secret` names the settings key holding the secret); `none` stops
+    /// checking.
+    #[arg(long, value_name = "JSON|@FILE|none")]
+    pub verify: Option<String>,
+    /// Catch: the header identifying a delivery, for its repeats to get the first response
+    /// (`X-GitHub-Delivery`, `webhook-id`) [server default: Idempotency-Key]; `none` goes back to it.
+    #[arg(long, value_name = "HEADER|none")]
+    pub idempotency_header: Option<String>,
     /// A destination this workflow alone may connect to although the egress policy refuses it
     /// (a CIDR, an address, `address:port` or `host:port`), within the server's
     /// --egress-workflow-allow; repeatable. Given on an update, these replace the workflow's.
@@ -127,6 +139,13 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
         Some(path) => Some(read_requirements(path)?),
         None => None,
     };
+    let deliveries = delivery_fields(&args)?;
+    if mode == Mode::Pull && !deliveries.is_empty() {
+        return Err(anyhow!(
+            "--verify and --idempotency-header are for catch workflows, and {} is a pull workflow (def workflow(settings))",
+            args.file.display()
+        ));
+    }
 
     let api = Api::new(global)?;
     let existing = api.find_workflow(&name).await?;
@@ -163,6 +182,9 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
             }
             if let Some(requirements) = &requirements {
                 body["requirements"] = json!(requirements.lines());
+            }
+            for (field, value) in &deliveries {
+                body[*field] = value.clone();
             }
             let settings_sent = !settings.is_empty();
             api.post(NO_WAIT_CREATE, &body).await.map(|record| Sent {
@@ -372,6 +394,11 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
     if !input.env.is_empty() && current["env"] != Value::Object(input.env.clone()) {
         patch.insert("env".into(), Value::Object(input.env));
     }
+    for (field, value) in delivery_fields(input.args)? {
+        if !same_delivery_field(field, &current[field], &value) {
+            patch.insert(field.into(), value);
+        }
+    }
     let egress_allow = if input.args.no_egress_allow {
         Some(json!([]))
     } else {
@@ -392,6 +419,9 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
     }
     if patch.contains_key("timeout_s") || patch.contains_key("memory_mb") {
         changed.push("limits");
+    }
+    if patch.contains_key("verify") || patch.contains_key("idempotency_header") {
+        changed.push("deliveries");
     }
     if input.args.settings.is_some() || !input.secrets.is_empty() {
         changed.push("settings");
@@ -796,6 +826,41 @@ fn schedule(args: &DeployArgs) -> Option<Value> {
         schedule["timezone"] = json!(zone);
     }
     Some(schedule)
+}
+
+/// The `verify` and `idempotency_header` fields `--verify` and `--idempotency-header` ask for
+/// (`none`: `null`, which removes them).
+fn delivery_fields(args: &DeployArgs) -> Result<Vec<(&'static str, Value)>> {
+    let mut fields = Vec::new();
+    if let Some(verify) = &args.verify {
+        let value = match verify.as_str() {
+            "none" => Value::Null,
+            text => json_arg(text, "--verify")?,
+        };
+        fields.push(("verify", value));
+    }
+    if let Some(header) = &args.idempotency_header {
+        let value = match header.as_str() {
+            "none" => Value::Null,
+            name => json!(name),
+        };
+        fields.push(("idempotency_header", value));
+    }
+    Ok(fields)
+}
+
+/// Whether the workflow already has what a delivery field asks for (the server shows a header
+/// name in lower case, and `verify` with its defaults written out).
+fn same_delivery_field(field: &str, current: &Value, wanted: &Value) -> bool {
+    match (field, current, wanted) {
+        ("idempotency_header", Value::String(current), Value::String(wanted)) => {
+            current.eq_ignore_ascii_case(wanted)
+        }
+        ("verify", Value::Object(current), Value::Object(wanted)) => wanted
+            .iter()
+            .all(|(key, value)| current.get(key) == Some(value)),
+        _ => current == wanted,
+    }
 }
 
 fn resolve_mode(args: &DeployArgs, code: &str) -> Result<Mode> {
