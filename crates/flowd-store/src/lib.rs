@@ -28,5 +28,8 @@ pub use database_url::{DatabaseUrl, DatabaseUrlError};
 pub use error::{BoxError, Result, StoreError};
 pub use model::*;
 pub use postgres::PostgresStore;
+pub use sqlite::backup::{backup_database, check_backup, BackupError};
 pub use sqlite::SqliteStore;
-pub use store::{ClaimOutcome, ExecutionQuery, FireAdvance, RunClaim, Store, StoreWrite};
+pub use store::{
+    ClaimOutcome, ExecutionQuery, FireAdvance, RunClaim, Store, StoreWrite, WorkflowRetention,
+};

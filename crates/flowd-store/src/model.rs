@@ -52,6 +52,8 @@ pub struct WorkflowRecord {
     pub isolation: Isolation,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The workflow's own retention of its executions (`None`: the server's).
+    pub retention: Option<flowd_core::retention::Retention>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

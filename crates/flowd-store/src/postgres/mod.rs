@@ -12,6 +12,7 @@
 
 mod batch_commit;
 pub(crate) mod errors;
+mod retention;
 mod rows;
 mod schema;
 mod writes;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use flowd_core::retention::RetentionCut;
 use flowd_core::settings::Settings;
 use flowd_core::workflow::{ExecutionStatus, VersionState};
 use serde::Serialize;
@@ -38,6 +40,7 @@ use crate::sqlx_error::is_foreign_key_violation;
 use crate::{
     ApiKeyRecord, ClaimOutcome, CommitTicket, ExecutionQuery, ExecutionRecord, Result, RunClaim,
     Store, StoreError, StoreWrite, TeamRecord, VersionOutcome, VersionRecord, WorkflowRecord,
+    WorkflowRetention,
 };
 
 /// Connections of the pool: the API's reads and writes, the scheduler's claims and the batched
@@ -160,9 +163,10 @@ async fn insert_settings(
 /// the active `version`, which only `settle_version` moves), and their placeholders from `$1`,
 /// in the order [`bind_mutable_columns`] binds them.
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, secret_keys, \
-     schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, updated_at, env";
+     schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, updated_at, env, \
+     retention";
 const MUTABLE_WORKFLOW_PLACEHOLDERS: &str =
-    "$1, $2, $3, $4, $5, $6::JSON, $7, $8, $9, $10, $11, $12, $13, $14::JSON";
+    "$1, $2, $3, $4, $5, $6::JSON, $7, $8, $9, $10, $11, $12, $13, $14::JSON, $15::JSON";
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
@@ -185,7 +189,14 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.max_concurrency.map(i64::from))
         .bind(workflow.isolation.as_str())
         .bind(workflow.updated_at)
-        .bind(to_json(&workflow.env, "the environment variables")?))
+        .bind(to_json(&workflow.env, "the environment variables")?)
+        .bind(
+            workflow
+                .retention
+                .as_ref()
+                .map(|retention| to_json(retention, "the retention"))
+                .transpose()?,
+        ))
 }
 
 /// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave
@@ -383,7 +394,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let insert = format!(
             "INSERT INTO workflows ({MUTABLE_WORKFLOW_COLUMNS}, id, team_id, created_at, version) \
-             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $15, $16, $17, $18)"
+             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $16, $17, $18, $19)"
         );
         bind_mutable_columns(sqlx::query(&insert), workflow)?
             .bind(&workflow.id)
@@ -452,7 +463,7 @@ impl Store for PostgresStore {
     async fn update_workflow(&self, workflow: &WorkflowRecord) -> Result<()> {
         let update = format!(
             "UPDATE workflows SET ({MUTABLE_WORKFLOW_COLUMNS}) = ({MUTABLE_WORKFLOW_PLACEHOLDERS}) \
-             WHERE id = $15"
+             WHERE id = $16"
         );
         let result = bind_mutable_columns(sqlx::query(&update), workflow)?
             .bind(&workflow.id)
@@ -769,5 +780,18 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected())
+    }
+
+    async fn workflow_retentions(&self) -> Result<Vec<WorkflowRetention>> {
+        retention::workflow_retentions(&self.pool).await
+    }
+
+    async fn prune_executions(
+        &self,
+        workflow_id: &str,
+        cut: &RetentionCut,
+        limit: u32,
+    ) -> Result<u64> {
+        retention::prune_executions(&self.pool, workflow_id, cut, limit).await
     }
 }

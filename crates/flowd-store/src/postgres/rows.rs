@@ -17,7 +17,8 @@ pub(super) const TEAM_COLUMNS: &str = "id, name, created_at";
 pub(super) const API_KEY_COLUMNS: &str = "id, team_id, name, key_hash, is_admin, created_at";
 pub(super) const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, \
      hook_token, secret_keys::TEXT AS secret_keys, env::TEXT AS env, schedule, next_fire_at, \
-     timeout_s, memory_mb, max_concurrency, isolation, created_at, updated_at";
+     timeout_s, memory_mb, max_concurrency, isolation, created_at, updated_at, \
+     retention::TEXT AS retention";
 pub(super) const VERSION_COLUMNS: &str = "workflow_id, version, code, \
      requirements::TEXT AS requirements, state, build_log, error, environment, created_at, \
      settled_at";
@@ -131,6 +132,7 @@ pub(super) fn workflow_from_row(row: &PgRow) -> Result<WorkflowRecord> {
         isolation: enum_column(row, T, "isolation")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        retention: optional_json_column(row, T, "retention")?,
     })
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use flowd_core::retention::RetentionCut;
 use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::workflow::{ExecutionStatus, VersionState};
 use serde::de::DeserializeOwned;
@@ -20,9 +21,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
+pub(crate) mod backup;
 mod columns;
 pub(crate) mod errors;
 mod group_commit;
+mod retention;
 
 use self::columns::{from_json, to_json, ExecutionColumns, PUT_EXECUTION};
 use self::errors::unique_violation;
@@ -34,7 +37,9 @@ use crate::model::{
     WorkflowRecord,
 };
 use crate::sqlx_error::is_foreign_key_violation;
-use crate::store::{ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite};
+use crate::store::{
+    ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite, WorkflowRetention,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -54,7 +59,7 @@ const TEAM_COLUMNS: &str = "id, name, created_at";
 const API_KEY_COLUMNS: &str = "id, team_id, name, key_hash, is_admin, created_at";
 const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
-     created_at, updated_at, env";
+     created_at, updated_at, env, retention";
 const VERSION_COLUMNS: &str = "workflow_id, version, code, requirements, state, build_log, error, \
      environment, created_at, settled_at";
 const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, started_at, \
@@ -280,6 +285,7 @@ fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord> {
         isolation: enum_column(row, T, "isolation")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        retention: optional_json_column(row, T, "retention")?,
     })
 }
 
@@ -391,8 +397,8 @@ async fn upsert_setting(
 /// binds them.
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
-     updated_at, env";
-const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
+     updated_at, env, retention";
+const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
@@ -415,7 +421,17 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.max_concurrency.map(i64::from))
         .bind(workflow.isolation.as_str())
         .bind(workflow.updated_at)
-        .bind(to_json(&workflow.env, "the environment variables")?))
+        .bind(to_json(&workflow.env, "the environment variables")?)
+        .bind(optional_retention_json(workflow)?))
+}
+
+/// A workflow's own retention as its column holds it: JSON, or NULL for the server's.
+fn optional_retention_json(workflow: &WorkflowRecord) -> Result<Option<String>> {
+    workflow
+        .retention
+        .as_ref()
+        .map(|retention| to_json(retention, "the retention"))
+        .transpose()
 }
 
 /// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave
@@ -1013,5 +1029,18 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected())
+    }
+
+    async fn workflow_retentions(&self) -> Result<Vec<WorkflowRetention>> {
+        retention::workflow_retentions(&self.pool).await
+    }
+
+    async fn prune_executions(
+        &self,
+        workflow_id: &str,
+        cut: &RetentionCut,
+        limit: u32,
+    ) -> Result<u64> {
+        retention::prune_executions(&self.pool, &self.writer, workflow_id, cut, limit).await
     }
 }

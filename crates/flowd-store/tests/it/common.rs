@@ -1,5 +1,6 @@
 //! Backends to run the suite against, and records to store.
 
+use flowd_core::retention::Retention;
 use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, Trigger, VersionState};
 use flowd_store::{
@@ -126,6 +127,10 @@ pub fn workflow(team_id: &str, name: &str) -> WorkflowRecord {
         isolation: Isolation::Reuse,
         created_at: NOW,
         updated_at: NOW + 2,
+        retention: Some(Retention {
+            days: Some(7),
+            max_executions: Some(500),
+        }),
     }
 }
 

@@ -9,9 +9,11 @@ mod common;
 mod execution_counts;
 mod executions;
 mod postgres_only;
+mod retention;
 mod schedules;
 mod settings;
 mod sqlite;
+mod sqlite_retention;
 mod teams;
 mod workflows;
 
@@ -118,6 +120,15 @@ macro_rules! conformance_suite {
                     a_batch_claim_of_a_fire_time_already_recorded_undoes_only_that_claim,
                     claims_of_one_workflow_in_a_batch_see_the_ones_before_them,
                     concurrent_batches_of_the_same_fire_times_start_each_run_once,
+                ],
+                retention: [
+                    prune_keeps_the_newest_executions,
+                    prune_deletes_executions_started_before_the_cut,
+                    prune_deletes_at_most_the_limit_oldest_first,
+                    prune_never_deletes_a_running_execution,
+                    prune_leaves_other_workflows_alone,
+                    prune_within_retention_deletes_nothing,
+                    workflow_retentions_lists_every_workflow_with_its_own,
                 ],
             );
         }

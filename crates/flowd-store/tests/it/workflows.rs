@@ -36,6 +36,7 @@ pub async fn creates_and_reads_back_a_workflow_without_optional_fields(store: &d
         next_fire_at: None,
         max_concurrency: None,
         isolation: Isolation::Fork,
+        retention: None,
         ..workflow(&team.id, "hook")
     };
     store
@@ -152,6 +153,10 @@ pub async fn update_replaces_every_column_but_id_team_created_at_and_version(sto
         isolation: Isolation::Fork,
         created_at: 1,
         updated_at: NOW + 1000,
+        retention: Some(flowd_core::retention::Retention {
+            days: None,
+            max_executions: Some(3),
+        }),
     };
     store.update_workflow(&updated).await.unwrap();
     let expected = WorkflowRecord {
