@@ -13,6 +13,7 @@ mod error;
 pub mod executor;
 pub mod hot;
 mod refusal;
+pub mod retention;
 pub mod scheduler;
 mod settings_cell;
 mod workflows;
@@ -51,6 +52,8 @@ pub struct EngineConfig {
     pub max_code_bytes: usize,
     /// An execution still running after this long is recorded as `running` until it ends.
     pub running_record_delay: Duration,
+    /// How long executions are kept, and how the task deleting the others works.
+    pub retention: retention::RetentionConfig,
 }
 
 impl Default for EngineConfig {
@@ -63,6 +66,7 @@ impl Default for EngineConfig {
             max_memory_mb: 4096,
             max_code_bytes: 1 << 20,
             running_record_delay: Duration::from_millis(100),
+            retention: retention::RetentionConfig::default(),
         }
     }
 }

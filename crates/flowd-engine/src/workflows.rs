@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowd_core::requirements::Requirements;
+use flowd_core::retention::Retention;
 use flowd_core::schedule::Schedule;
 use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::workflow::{limits, ExecutionStatus, Isolation, Mode, Name, Trigger, VersionState};
@@ -41,6 +42,8 @@ pub struct NewWorkflow {
     pub max_concurrency: Option<u32>,
     pub enabled: Option<bool>,
     pub isolation: Option<Isolation>,
+    /// The workflow's own retention of its executions (the server's when left out).
+    pub retention: Option<Retention>,
 }
 
 /// Changes to a workflow, as sent to `PATCH /api/v1/workflows/{id}`. A field left out keeps its
@@ -64,6 +67,9 @@ pub struct WorkflowPatch {
     pub max_concurrency: Option<Option<u32>>,
     pub enabled: Option<bool>,
     pub isolation: Option<Isolation>,
+    /// `null` gives the workflow the server's retention again.
+    #[serde(default, deserialize_with = "present")]
+    pub retention: Option<Option<Retention>>,
 }
 
 /// `requirements` as sent: a list of requirement lines, or the text of a `requirements.txt`.
@@ -115,6 +121,7 @@ impl Engine {
         let memory_mb = self.check_memory(new.memory_mb)?;
         check_max_concurrency(new.max_concurrency)?;
         check_isolation(new.isolation)?;
+        check_retention(new.retention.as_ref())?;
         let schedule = check_schedule(new.mode, new.schedule.as_ref())?;
         let enabled = new.enabled.unwrap_or(true);
         let secrets = check_secrets(new.secrets.unwrap_or_default())?;
@@ -146,6 +153,7 @@ impl Engine {
             isolation: new.isolation.unwrap_or(Isolation::Fork),
             created_at: now,
             updated_at: now,
+            retention: new.retention,
         };
         let version = building_version(&record.id, 1, new.code, &requirements, now);
         self.store
@@ -212,6 +220,10 @@ impl Engine {
         }
         if let Some(enabled) = patch.enabled {
             record.enabled = enabled;
+        }
+        if let Some(retention) = patch.retention {
+            check_retention(retention.as_ref())?;
+            record.retention = retention;
         }
         let now = now_ms();
         record.updated_at = now;
@@ -594,6 +606,15 @@ fn is_mask(value: &serde_json::Value) -> bool {
 
 fn parse_name(name: &str) -> Result<Name> {
     Name::parse(name).map_err(|e| EngineError::Invalid(e.to_string()))
+}
+
+fn check_retention(retention: Option<&Retention>) -> Result<()> {
+    match retention {
+        Some(retention) => retention
+            .check()
+            .map_err(|error| EngineError::Invalid(error.to_string())),
+        None => Ok(()),
+    }
 }
 
 fn check_max_concurrency(max: Option<u32>) -> Result<()> {

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use axum::routing::{any, get};
 use axum::Router;
+use flowd_engine::retention::Pruner;
 use flowd_engine::scheduler::{Scheduler, SystemClock};
 use flowd_engine::Engine;
 use tokio::net::TcpListener;
@@ -112,6 +113,11 @@ pub async fn serve(
     let scheduler = tokio::spawn(scheduler.run(async move {
         let _ = scheduler_stopped.await;
     }));
+    let (stop_retention, retention_stopped) = tokio::sync::oneshot::channel::<()>();
+    let pruner = Pruner::new(engine.store().clone(), engine.config().retention);
+    tokio::spawn(pruner.run(async move {
+        let _ = retention_stopped.await;
+    }));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = conn::serve_connections(listener, router(state), limits, async move {
         let _ = stop_rx.await;
@@ -120,6 +126,7 @@ pub async fn serve(
     tokio::select! {
         result = &mut server => {
             let _ = stop_scheduler.send(());
+            let _ = stop_retention.send(());
             engine.flush().await;
             return result.map_err(std::io::Error::other);
         }
@@ -129,6 +136,7 @@ pub async fn serve(
         "shutting down: no new requests or scheduled runs; waiting for executions in flight"
     );
     let _ = stop_scheduler.send(());
+    let _ = stop_retention.send(());
     let _ = scheduler.await;
     let _ = stop_tx.send(());
     let deadline = tokio::time::Instant::now() + grace;

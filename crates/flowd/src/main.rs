@@ -14,7 +14,7 @@ mod ui;
 
 use clap::{Args, Parser, Subcommand};
 
-use commands::{deploy, executions, invoke, login, run, settings, versions, workflows};
+use commands::{backup, deploy, executions, invoke, login, run, settings, versions, workflows};
 
 /// flowd: a self-hosted, serverless runtime for HR data workflows.
 #[derive(Parser)]
@@ -130,6 +130,12 @@ enum Command {
     /// Run a workflow file once, locally, exactly as the server would (no server needed).
     #[command(after_help = run::EXAMPLES)]
     Run(run::RunArgs),
+    /// Write a consistent copy of a data dir's store into a file, while its server serves.
+    #[command(after_help = backup::BACKUP_EXAMPLES)]
+    Backup(backup::BackupArgs),
+    /// Lay a backup into a new data dir.
+    #[command(after_help = backup::RESTORE_EXAMPLES)]
+    Restore(backup::RestoreArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -178,6 +184,8 @@ fn main() -> std::process::ExitCode {
             Command::Execution(args) => executions::execution(&global, args).await,
             Command::Settings(args) => settings::settings(&global, args).await,
             Command::Run(args) => run::run(args).await,
+            Command::Backup(args) => backup::backup(args).await,
+            Command::Restore(args) => backup::restore(args).await,
         }
     });
     // Do not wait for tasks left behind (a blocked stdin reader, a spinner).

@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use flowd_core::egress::EgressRule;
+use flowd_core::retention::RetentionDefaults;
+use flowd_engine::retention::RetentionConfig;
 use flowd_engine::EngineConfig;
 use flowd_runtime::{BuildConfig, EgressConfig, EgressProxy, InstallerChoice, SandboxUser};
 use flowd_server::conn::fd_limit;
@@ -131,6 +133,14 @@ pub struct ServeArgs {
     /// firewall is managed otherwise.
     #[arg(long, env = "FLOWD_EGRESS", default_value = "on", value_parser = ["on", "off"])]
     pub egress: String,
+    /// Executions older than this many days are deleted (a workflow's `retention.days` wins);
+    /// 0 keeps them whatever their age.
+    #[arg(long, env = "FLOWD_RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u32,
+    /// Only this many of each workflow's newest executions are kept (a workflow's
+    /// `retention.max_executions` wins); 0 keeps them whatever their number.
+    #[arg(long, env = "FLOWD_RETENTION_PER_WORKFLOW", default_value_t = 10_000)]
+    pub retention_per_workflow: u64,
     /// Log filter (e.g. `info`, `flowd=debug`).
     #[arg(long, env = "FLOWD_LOG", default_value = "info")]
     pub log: String,
@@ -218,6 +228,13 @@ impl ServeArgs {
             queue_depth: self.queue_depth,
             max_timeout_s: self.max_timeout_s,
             max_memory_mb: self.max_memory_mb,
+            retention: RetentionConfig {
+                defaults: RetentionDefaults {
+                    days: self.retention_days,
+                    per_workflow: self.retention_per_workflow,
+                },
+                ..RetentionConfig::default()
+            },
             ..EngineConfig::default()
         };
         Ok(config)

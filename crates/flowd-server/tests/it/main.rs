@@ -24,6 +24,7 @@ mod isolation;
 mod openapi;
 mod postgres;
 mod process_faults;
+mod retention;
 mod runtimes;
 mod schemathesis;
 mod settings;

@@ -2,6 +2,7 @@
 //! things (`format`), and never import from each other.
 
 pub mod args;
+pub mod backup;
 pub mod deploy;
 pub mod executions;
 pub mod format;
