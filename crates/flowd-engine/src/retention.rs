@@ -81,11 +81,7 @@ impl Pruner {
     }
 
     async fn prune(&self, workflow: &WorkflowRetention) -> Result<u64> {
-        let cut = RetentionCut::at(
-            now_ms(),
-            workflow.retention.as_ref(),
-            self.config.defaults,
-        );
+        let cut = RetentionCut::at(now_ms(), workflow.retention.as_ref(), self.config.defaults);
         let mut deleted = 0;
         loop {
             let batch = self

@@ -15,8 +15,9 @@ pub mod views;
 pub mod web;
 
 pub use conn::ConnectionLimits;
+pub use flowd_store::SecretKey;
 pub use flowd_store::{DatabaseUrl, DatabaseUrlError};
-pub use startup::{start, Config, StartError};
+pub use startup::{start, Config, StartError, SECRET_KEY_FILE};
 
 use std::future::Future;
 use std::sync::Arc;

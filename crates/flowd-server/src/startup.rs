@@ -11,7 +11,7 @@ use flowd_runtime::sandbox::SandboxDirs;
 use flowd_runtime::{
     BuildConfig, EgressConfig, OutputLimits, RuntimeConfig, Runtimes, SandboxLimits, SandboxUser,
 };
-use flowd_store::DatabaseUrl;
+use flowd_store::{DatabaseUrl, SecretKey};
 
 use crate::{AppState, ConnectionLimits, ServerConfig};
 
@@ -28,6 +28,9 @@ pub struct Config {
     /// The runtime of workflows that pick none (the first found when `None`).
     pub default_runtime: Option<String>,
     pub admin_api_key: Option<String>,
+    /// The key secret values are sealed with at rest (`None`: the one in
+    /// `<data_dir>/secret-key`, generated there on first start).
+    pub secret_key: Option<SecretKey>,
     pub sandbox_user: Option<SandboxUser>,
     pub preload: Vec<String>,
     pub max_body_bytes: usize,
@@ -59,6 +62,7 @@ impl Config {
             pythons: Vec::new(),
             default_runtime: None,
             admin_api_key: None,
+            secret_key: None,
             sandbox_user: None,
             preload: vec!["requests".into()],
             max_body_bytes: ServerConfig::default().max_body_bytes,
@@ -87,10 +91,41 @@ pub enum StartError {
     },
     #[error("cannot open the database: {0}")]
     Store(#[from] flowd_store::StoreError),
+    #[error("the secret key file {}: {source}", path.display())]
+    SecretKeyFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot start the Python runtime: {0}")]
     Runtime(#[from] flowd_runtime::RuntimeError),
     #[error("cannot start the engine: {0}")]
     Engine(#[from] flowd_engine::EngineError),
+}
+
+/// Where the secret key is kept in the data dir when none is configured.
+pub const SECRET_KEY_FILE: &str = "secret-key";
+
+/// The key in the key file at `path`, or a new one written there first (mode 0600, durably,
+/// like the admin key's file).
+fn data_dir_secret_key(path: &std::path::Path) -> Result<SecretKey, StartError> {
+    let file_error = |source| StartError::SecretKeyFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(content) => content.parse().map_err(|error| {
+            file_error(std::io::Error::new(std::io::ErrorKind::InvalidData, error))
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let key = SecretKey::generate();
+            flowd_engine::auth::write_secret_file_durably(path, &key.to_hex())
+                .map_err(file_error)?;
+            tracing::info!(path = %path.display(), "generated the secret key: keep a copy of it with the backups");
+            Ok(key)
+        }
+        Err(error) => Err(file_error(error)),
+    }
 }
 
 /// Starts everything but the listener.
@@ -109,7 +144,11 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
         .database
         .clone()
         .unwrap_or_else(|| DatabaseUrl::Sqlite(data_dir.join("flowd.db")));
-    let store = database.open().await?;
+    let secret_key = match &config.secret_key {
+        Some(key) => key.clone(),
+        None => data_dir_secret_key(&data_dir.join(SECRET_KEY_FILE))?,
+    };
+    let store = database.open_keyed(Some(&secret_key)).await?;
     tracing::info!(%database, "store open");
     let sandbox_dirs =
         SandboxDirs::for_data_dir(&data_dir, config.runtime_dir.clone()).map_err(dir_error)?;

@@ -19,6 +19,7 @@ mod error;
 mod model;
 mod postgres;
 mod schema_version;
+mod secrets;
 mod sqlite;
 mod sqlx_error;
 mod store;
@@ -28,6 +29,7 @@ pub use database_url::{DatabaseUrl, DatabaseUrlError};
 pub use error::{BoxError, Result, StoreError};
 pub use model::*;
 pub use postgres::PostgresStore;
+pub use secrets::{InvalidSecretKey, SecretKey};
 pub use sqlite::backup::{backup_database, check_backup, BackupError};
 pub use sqlite::SqliteStore;
 pub use store::{

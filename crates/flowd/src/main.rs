@@ -8,13 +8,16 @@ mod commands;
 mod memory;
 mod profile;
 mod secret_input;
+mod secret_key;
 mod serve;
 mod signature;
 mod ui;
 
 use clap::{Args, Parser, Subcommand};
 
-use commands::{backup, deploy, executions, invoke, login, run, settings, versions, workflows};
+use commands::{
+    backup, deploy, executions, invoke, login, rotate_key, run, settings, versions, workflows,
+};
 
 /// flowd: a self-hosted, serverless runtime for HR data workflows.
 #[derive(Parser)]
@@ -136,6 +139,9 @@ enum Command {
     /// Lay a backup into a new data dir.
     #[command(after_help = backup::RESTORE_EXAMPLES)]
     Restore(backup::RestoreArgs),
+    /// Re-encrypt every secret value of a (stopped) server's store under a new secret key.
+    #[command(after_help = rotate_key::EXAMPLES)]
+    RotateSecretKey(rotate_key::RotateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -186,6 +192,7 @@ fn main() -> std::process::ExitCode {
             Command::Run(args) => run::run(args).await,
             Command::Backup(args) => backup::backup(args).await,
             Command::Restore(args) => backup::restore(args).await,
+            Command::RotateSecretKey(args) => rotate_key::rotate(args).await,
         }
     });
     // Do not wait for tasks left behind (a blocked stdin reader, a spinner).

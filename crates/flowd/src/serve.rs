@@ -46,6 +46,14 @@ pub struct ServeArgs {
     /// readable by every process of the machine, the workflows included).
     #[arg(long = "admin-api-key", hide = true, value_name = "KEY")]
     pub admin_api_key_on_command_line: Option<String>,
+    /// A file holding the key (64 hex characters) secret values are encrypted with at rest
+    /// [default: $FLOWD_SECRET_KEY, else <data-dir>/secret-key, generated on first start].
+    #[arg(long, env = "FLOWD_SECRET_KEY_FILE", value_name = "PATH")]
+    pub secret_key_file: Option<PathBuf>,
+    /// Refused: use --secret-key-file or FLOWD_SECRET_KEY (a key on the command line is
+    /// readable by every process of the machine, the workflows included).
+    #[arg(long = "secret-key", hide = true, value_name = "KEY")]
+    pub secret_key_on_command_line: Option<String>,
     /// Run user code as this UID:GID (when flowd runs as root) [default: 65534:65534, nobody].
     #[arg(long, env = "FLOWD_SANDBOX_USER", value_parser = parse_user)]
     pub sandbox_user: Option<SandboxUser>,
@@ -191,6 +199,10 @@ impl ServeArgs {
             .collect();
         config.default_runtime = self.default_runtime.clone().filter(|name| !name.is_empty());
         config.admin_api_key = self.admin_api_key()?;
+        if self.secret_key_on_command_line.is_some() {
+            return Err(crate::secret_key::refused_on_command_line());
+        }
+        config.secret_key = crate::secret_key::given(self.secret_key_file.as_deref())?;
         config.sandbox_user = self.sandbox_user;
         config.preload = self.preload.clone();
         config.max_body_bytes = self.max_body_mb << 20;

@@ -103,15 +103,19 @@ async fn the_background_task_keeps_only_a_workflows_newest_executions() {
     }
 
     let newest: Vec<String> = ids[3..].iter().rev().cloned().collect();
-    eventually(Duration::from_secs(10), "only the 3 newest are kept", || async {
-        let kept: Vec<String> = app
-            .executions(&workflow)
-            .await
-            .iter()
-            .map(|e| e["id"].as_str().unwrap().to_string())
-            .collect();
-        (kept == newest).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "only the 3 newest are kept",
+        || async {
+            let kept: Vec<String> = app
+                .executions(&workflow)
+                .await
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_string())
+                .collect();
+            (kept == newest).then_some(())
+        },
+    )
     .await;
     app.stop().await;
 }

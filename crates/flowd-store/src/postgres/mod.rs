@@ -15,6 +15,7 @@ pub(crate) mod errors;
 mod retention;
 mod rows;
 mod schema;
+mod secret_key;
 mod writes;
 
 use std::str::FromStr;
@@ -32,10 +33,10 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use self::batch_commit::BatchCommit;
 use self::errors::unique_violation;
 use self::rows::{
-    api_key_from_row, execution_from_row, from_json, team_from_row, version_from_row,
-    workflow_from_row, API_KEY_COLUMNS, EXECUTION_COLUMNS, TEAM_COLUMNS, VERSION_COLUMNS,
-    WORKFLOW_COLUMNS,
+    api_key_from_row, execution_from_row, team_from_row, version_from_row, workflow_from_row,
+    API_KEY_COLUMNS, EXECUTION_COLUMNS, TEAM_COLUMNS, VERSION_COLUMNS, WORKFLOW_COLUMNS,
 };
+use crate::secrets::{SecretKey, Secrets};
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::{
     ApiKeyRecord, ClaimOutcome, CommitTicket, ExecutionQuery, ExecutionRecord, Result, RunClaim,
@@ -58,6 +59,8 @@ const DEFAULT_LIST_LIMIT: u32 = 50;
 pub struct PostgresStore {
     pool: PgPool,
     commits: Arc<BatchCommit>,
+    /// How environment variables and settings values are sealed (see [`crate::secrets`]).
+    secrets: Secrets,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -71,6 +74,13 @@ impl PostgresStore {
     /// `?host=/socket/dir`) and brings its schema up to date. `SchemaTooNew` when a newer flowd
     /// migrated it.
     pub async fn connect(url: &str) -> Result<PostgresStore> {
+        PostgresStore::connect_keyed(url, None).await
+    }
+
+    /// [`PostgresStore::connect`], with secret values sealed under `secret_key` (a store from
+    /// before the key has its clear values sealed now). `WrongSecretKey` when the store's values
+    /// are sealed under another key, `SecretKeyMissing` when they are sealed and no key is given.
+    pub async fn connect_keyed(url: &str, secret_key: Option<&SecretKey>) -> Result<PostgresStore> {
         let options = PgConnectOptions::from_str(url)?.application_name("flowd");
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
@@ -78,8 +88,25 @@ impl PostgresStore {
             .connect_with(options)
             .await?;
         schema::migrate(&pool).await?;
+        let secrets = secret_key.map_or_else(Secrets::clear, Secrets::sealed);
+        secret_key::settle(&pool, &secrets).await?;
         let commits = Arc::new(BatchCommit::start(pool.clone()));
-        Ok(PostgresStore { pool, commits })
+        Ok(PostgresStore {
+            pool,
+            commits,
+            secrets,
+        })
+    }
+
+    /// Reseals every secret value under `new_key`, in one transaction, then closes the store:
+    /// a store opened with another key must not write any more. Nothing else may be writing
+    /// to the database meanwhile (every server on it stopped): what it sealed under the old key
+    /// would no longer open.
+    pub async fn rotate_secret_key(self, new_key: &SecretKey) -> Result<()> {
+        let rotated =
+            secret_key::rotate(&self.pool, &self.secrets, &Secrets::sealed(new_key)).await;
+        self.close().await;
+        rotated
     }
 
     /// Commits what is queued, then closes the connections; the store is unusable afterwards.
@@ -174,6 +201,7 @@ type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>
 fn bind_mutable_columns<'q>(
     query: PgQuery<'q>,
     workflow: &'q WorkflowRecord,
+    secrets: &Secrets,
 ) -> Result<PgQuery<'q>> {
     Ok(query
         .bind(&workflow.name)
@@ -189,7 +217,10 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.max_concurrency.map(i64::from))
         .bind(workflow.isolation.as_str())
         .bind(workflow.updated_at)
-        .bind(to_json(&workflow.env, "the environment variables")?)
+        .bind(to_json(
+            &secrets.seal_env(&workflow.id, &workflow.env),
+            "the environment variables",
+        )?)
         .bind(
             workflow
                 .retention
@@ -396,7 +427,7 @@ impl Store for PostgresStore {
             "INSERT INTO workflows ({MUTABLE_WORKFLOW_COLUMNS}, id, team_id, created_at, version) \
              VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $16, $17, $18, $19)"
         );
-        bind_mutable_columns(sqlx::query(&insert), workflow)?
+        bind_mutable_columns(sqlx::query(&insert), workflow, &self.secrets)?
             .bind(&workflow.id)
             .bind(&workflow.team_id)
             .bind(workflow.created_at)
@@ -418,7 +449,8 @@ impl Store for PostgresStore {
                 None => err.into(),
             })?;
         insert_version(&mut tx, first_version).await?;
-        insert_settings(&mut tx, &workflow.id, settings).await?;
+        let settings = self.secrets.seal_settings(&workflow.id, settings);
+        insert_settings(&mut tx, &workflow.id, &settings).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -431,7 +463,7 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await?
         .as_ref()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .transpose()
     }
 
@@ -444,7 +476,7 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await?
         .as_ref()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .transpose()
     }
 
@@ -456,7 +488,7 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .collect()
     }
 
@@ -465,7 +497,7 @@ impl Store for PostgresStore {
             "UPDATE workflows SET ({MUTABLE_WORKFLOW_COLUMNS}) = ({MUTABLE_WORKFLOW_PLACEHOLDERS}) \
              WHERE id = $16"
         );
-        let result = bind_mutable_columns(sqlx::query(&update), workflow)?
+        let result = bind_mutable_columns(sqlx::query(&update), workflow, &self.secrets)?
             .bind(&workflow.id)
             .execute(&self.pool)
             .await
@@ -619,7 +651,7 @@ impl Store for PostgresStore {
         for row in &rows {
             let key: String = row.try_get("key")?;
             let value: String = row.try_get("value")?;
-            let value = from_json(&value, &format!("the value of setting {key:?}"))?;
+            let value = self.secrets.open_setting(workflow_id, &key, &value)?;
             settings.insert(key, value);
         }
         Ok(settings)
@@ -640,7 +672,8 @@ impl Store for PostgresStore {
             .bind(workflow_id)
             .execute(&mut *tx)
             .await?;
-        insert_settings(&mut tx, workflow_id, settings).await?;
+        let settings = self.secrets.seal_settings(workflow_id, settings);
+        insert_settings(&mut tx, workflow_id, &settings).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -648,11 +681,11 @@ impl Store for PostgresStore {
     // --- executions ---
 
     fn submit(&self, writes: Vec<StoreWrite>) -> CommitTicket {
-        self.commits.submit(writes)
+        self.commits.submit(self.secrets.seal_writes(writes))
     }
 
     fn enqueue(&self, writes: Vec<StoreWrite>) {
-        self.commits.enqueue(writes)
+        self.commits.enqueue(self.secrets.seal_writes(writes))
     }
 
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>> {
@@ -732,7 +765,7 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .collect()
     }
 

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
+use crate::secrets::Secrets;
 use crate::{
     ApiKeyRecord, ExecutionError, ExecutionRecord, Result, StoreError, TeamRecord, VersionRecord,
     WorkflowRecord,
@@ -110,10 +111,11 @@ pub(super) fn api_key_from_row(row: &PgRow) -> Result<ApiKeyRecord> {
     })
 }
 
-pub(super) fn workflow_from_row(row: &PgRow) -> Result<WorkflowRecord> {
+pub(super) fn workflow_from_row(row: &PgRow, secrets: &Secrets) -> Result<WorkflowRecord> {
     const T: &str = "workflows";
+    let id: String = row.try_get("id")?;
     Ok(WorkflowRecord {
-        id: row.try_get("id")?,
+        id: id.clone(),
         team_id: row.try_get("team_id")?,
         name: row.try_get("name")?,
         mode: enum_column(row, T, "mode")?,
@@ -123,7 +125,7 @@ pub(super) fn workflow_from_row(row: &PgRow) -> Result<WorkflowRecord> {
         enabled: row.try_get("enabled")?,
         hook_token: row.try_get("hook_token")?,
         secret_keys: json_column(row, T, "secret_keys")?,
-        env: json_column(row, T, "env")?,
+        env: secrets.open_env(&id, json_column(row, T, "env")?)?,
         schedule: row.try_get("schedule")?,
         next_fire_at: row.try_get("next_fire_at")?,
         timeout_s: int_column(row, T, "timeout_s")?,

@@ -26,6 +26,7 @@ mod columns;
 pub(crate) mod errors;
 mod group_commit;
 mod retention;
+mod secret_key;
 
 use self::columns::{from_json, to_json, ExecutionColumns, PUT_EXECUTION};
 use self::errors::unique_violation;
@@ -36,10 +37,9 @@ use crate::model::{
     ApiKeyRecord, ExecutionError, ExecutionRecord, TeamRecord, VersionOutcome, VersionRecord,
     WorkflowRecord,
 };
+use crate::secrets::{SecretKey, Secrets};
 use crate::sqlx_error::is_foreign_key_violation;
-use crate::store::{
-    ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite, WorkflowRetention,
-};
+use crate::store::{ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite, WorkflowRetention};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -81,6 +81,8 @@ pub struct SqliteStore {
     /// The executions' records and settings changes: a thread of its own with its own
     /// connection (see [`group_commit`]).
     commits: Arc<GroupCommit>,
+    /// How environment variables and settings values are sealed (see [`crate::secrets`]).
+    secrets: Secrets,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -91,8 +93,15 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating it if missing, with mode 0600) the database file at `path` and brings its
-    /// schema up to date. The parent directory must exist.
+    /// schema up to date. The parent directory must exist. Secret values are kept in clear.
     pub async fn open(path: &Path) -> Result<SqliteStore> {
+        SqliteStore::open_keyed(path, None).await
+    }
+
+    /// [`SqliteStore::open`], with secret values sealed under `secret_key` (a store from before
+    /// the key has its clear values sealed now). `WrongSecretKey` when the store's values are
+    /// sealed under another key, `SecretKeyMissing` when they are sealed and no key is given.
+    pub async fn open_keyed(path: &Path, secret_key: Option<&SecretKey>) -> Result<SqliteStore> {
         create_private_file(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -105,7 +114,8 @@ impl SqliteStore {
             .max_connections(POOL_SIZE)
             .connect_with(options.clone())
             .await?;
-        let store = SqliteStore::migrated(pool.clone(), pool, &file_uri(path)).await?;
+        let secrets = secrets_for(secret_key);
+        let store = SqliteStore::migrated(pool.clone(), pool, &file_uri(path), secrets).await?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -120,8 +130,14 @@ impl SqliteStore {
     }
 
     /// A store in memory, for tests: SQLite's `memdb` database of a name of its own, shared by
-    /// one pooled connection (kept for the life of the store) and the group commit's.
+    /// one pooled connection (kept for the life of the store) and the group commit's. Secret
+    /// values are kept in clear.
     pub async fn open_in_memory() -> Result<SqliteStore> {
+        SqliteStore::open_in_memory_keyed(None).await
+    }
+
+    /// [`SqliteStore::open_in_memory`], with secret values sealed under `secret_key`.
+    pub async fn open_in_memory_keyed(secret_key: Option<&SecretKey>) -> Result<SqliteStore> {
         static STORES: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "/flowd-memory-{}-{}",
@@ -141,19 +157,39 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        SqliteStore::migrated(pool.clone(), pool, &format!("file:{name}?vfs=memdb")).await
+        let uri = format!("file:{name}?vfs=memdb");
+        SqliteStore::migrated(pool.clone(), pool, &uri, secrets_for(secret_key)).await
     }
 
-    /// Brings the schema up to date, then starts the group commit on `uri` (the same database).
-    async fn migrated(pool: SqlitePool, writer: SqlitePool, uri: &str) -> Result<SqliteStore> {
+    /// Brings the schema up to date and checks (or applies) `secrets`' key, then starts the
+    /// group commit on `uri` (the same database).
+    async fn migrated(
+        pool: SqlitePool,
+        writer: SqlitePool,
+        uri: &str,
+        secrets: Secrets,
+    ) -> Result<SqliteStore> {
         crate::schema_version::refuse_newer(&MIGRATOR, applied_schema_version(&pool).await?)?;
         MIGRATOR.run(&pool).await?;
+        secret_key::settle(&pool, &secrets).await?;
         let commits = Arc::new(GroupCommit::start(uri, BUSY_TIMEOUT)?);
         Ok(SqliteStore {
             pool,
             writer,
             commits,
+            secrets,
         })
+    }
+
+    /// Reseals every secret value under `new_key`, in one transaction, then closes the store:
+    /// a store opened with another key must not write any more. Nothing else may be writing
+    /// to the database meanwhile (its server stopped): what it sealed under the old key would
+    /// no longer open.
+    pub async fn rotate_secret_key(self, new_key: &SecretKey) -> Result<()> {
+        let rotated =
+            secret_key::rotate(&self.pool, &self.secrets, &Secrets::sealed(new_key)).await;
+        self.close().await;
+        rotated
     }
 
     /// Commits what is queued, then closes the connections (checkpointing the WAL); the store is
@@ -163,6 +199,10 @@ impl SqliteStore {
         self.writer.close().await;
         self.pool.close().await;
     }
+}
+
+fn secrets_for(secret_key: Option<&SecretKey>) -> Secrets {
+    secret_key.map_or_else(Secrets::clear, Secrets::sealed)
 }
 
 /// The newest migration applied to the database (`None`: never migrated).
@@ -263,10 +303,11 @@ fn api_key_from_row(row: &SqliteRow) -> Result<ApiKeyRecord> {
     })
 }
 
-fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord> {
+fn workflow_from_row(row: &SqliteRow, secrets: &Secrets) -> Result<WorkflowRecord> {
     const T: &str = "workflows";
+    let id: String = row.try_get("id")?;
     Ok(WorkflowRecord {
-        id: row.try_get("id")?,
+        id: id.clone(),
         team_id: row.try_get("team_id")?,
         name: row.try_get("name")?,
         mode: enum_column(row, T, "mode")?,
@@ -276,7 +317,7 @@ fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord> {
         enabled: row.try_get("enabled")?,
         hook_token: row.try_get("hook_token")?,
         secret_keys: json_column(row, T, "secret_keys")?,
-        env: json_column(row, T, "env")?,
+        env: secrets.open_env(&id, json_column(row, T, "env")?)?,
         schedule: row.try_get("schedule")?,
         next_fire_at: row.try_get("next_fire_at")?,
         timeout_s: int_column(row, T, "timeout_s")?,
@@ -406,6 +447,7 @@ type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArgume
 fn bind_mutable_columns<'q>(
     query: SqliteQuery<'q>,
     workflow: &'q WorkflowRecord,
+    secrets: &Secrets,
 ) -> Result<SqliteQuery<'q>> {
     Ok(query
         .bind(&workflow.name)
@@ -421,7 +463,10 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.max_concurrency.map(i64::from))
         .bind(workflow.isolation.as_str())
         .bind(workflow.updated_at)
-        .bind(to_json(&workflow.env, "the environment variables")?)
+        .bind(to_json(
+            &secrets.seal_env(&workflow.id, &workflow.env),
+            "the environment variables",
+        )?)
         .bind(optional_retention_json(workflow)?))
 }
 
@@ -652,7 +697,7 @@ impl Store for SqliteStore {
             .bind(&workflow.team_id)
             .bind(workflow.created_at)
             .bind(i64::from(workflow.version.unwrap_or(0)));
-        bind_mutable_columns(query, workflow)?
+        bind_mutable_columns(query, workflow, &self.secrets)?
             .execute(&mut *tx)
             .await
             .map_err(|err| match unique_violation(&err) {
@@ -670,7 +715,7 @@ impl Store for SqliteStore {
                 None => err.into(),
             })?;
         insert_version(&mut tx, first_version).await?;
-        for (key, value) in settings {
+        for (key, value) in &self.secrets.seal_settings(&workflow.id, settings) {
             upsert_setting(&mut tx, &workflow.id, key, value).await?;
         }
         tx.commit().await?;
@@ -685,7 +730,7 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await?
         .as_ref()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .transpose()
     }
 
@@ -698,7 +743,7 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await?
         .as_ref()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .transpose()
     }
 
@@ -710,7 +755,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .collect()
     }
 
@@ -719,7 +764,7 @@ impl Store for SqliteStore {
             "UPDATE workflows SET ({MUTABLE_WORKFLOW_COLUMNS}) = ({MUTABLE_WORKFLOW_PLACEHOLDERS}) \
              WHERE id = ?"
         );
-        let result = bind_mutable_columns(sqlx::query(&update), workflow)?
+        let result = bind_mutable_columns(sqlx::query(&update), workflow, &self.secrets)?
             .bind(&workflow.id)
             .execute(&self.pool)
             .await
@@ -872,7 +917,7 @@ impl Store for SqliteStore {
         for row in &rows {
             let key: String = row.try_get("key")?;
             let value: String = row.try_get("value")?;
-            let value = from_json(&value, &format!("the value of setting {key:?}"))?;
+            let value = self.secrets.open_setting(workflow_id, &key, &value)?;
             settings.insert(key, value);
         }
         Ok(settings)
@@ -887,7 +932,7 @@ impl Store for SqliteStore {
             .bind(workflow_id)
             .execute(&mut *tx)
             .await?;
-        for (key, value) in settings {
+        for (key, value) in &self.secrets.seal_settings(workflow_id, settings) {
             upsert_setting(&mut tx, workflow_id, key, value).await?;
         }
         tx.commit().await?;
@@ -897,11 +942,11 @@ impl Store for SqliteStore {
     // --- executions ---
 
     fn submit(&self, writes: Vec<StoreWrite>) -> CommitTicket {
-        self.commits.submit(writes)
+        self.commits.submit(self.secrets.seal_writes(writes))
     }
 
     fn enqueue(&self, writes: Vec<StoreWrite>) {
-        self.commits.enqueue(writes)
+        self.commits.enqueue(self.secrets.seal_writes(writes))
     }
 
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>> {
@@ -979,7 +1024,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .collect()
     }
 

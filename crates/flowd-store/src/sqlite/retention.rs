@@ -38,18 +38,17 @@ pub(super) async fn prune_executions(
     if cut.keeps_everything() || limit == 0 {
         return Ok(0);
     }
-    let newest_beyond_kept: Option<String> = match cut.keep_newest {
-        Some(keep) => {
-            sqlx::query_scalar(
+    let newest_beyond_kept: Option<String> =
+        match cut.keep_newest {
+            Some(keep) => sqlx::query_scalar(
                 "SELECT id FROM executions WHERE workflow_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
             )
             .bind(workflow_id)
             .bind(i64::try_from(keep).unwrap_or(i64::MAX))
             .fetch_optional(pool)
-            .await?
-        }
-        None => None,
-    };
+            .await?,
+            None => None,
+        };
     if newest_beyond_kept.is_none() && cut.started_before.is_none() {
         return Ok(0);
     }

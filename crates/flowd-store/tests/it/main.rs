@@ -11,6 +11,7 @@ mod executions;
 mod postgres_only;
 mod retention;
 mod schedules;
+mod secret_key;
 mod settings;
 mod sqlite;
 mod sqlite_retention;

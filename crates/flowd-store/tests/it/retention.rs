@@ -75,7 +75,10 @@ pub async fn prune_deletes_executions_started_before_the_cut(store: &dyn Store) 
     };
 
     assert_eq!(
-        store.prune_executions(&workflow.id, &cut, 100).await.unwrap(),
+        store
+            .prune_executions(&workflow.id, &cut, 100)
+            .await
+            .unwrap(),
         4
     );
     assert_eq!(stored_ids(store, &workflow.id).await, ids(&all[4..]));
@@ -87,7 +90,10 @@ pub async fn prune_deletes_at_most_the_limit_oldest_first(store: &dyn Store) {
     put_all(store, &all).await;
 
     assert_eq!(
-        store.prune_executions(&workflow.id, &KEEP_3, 2).await.unwrap(),
+        store
+            .prune_executions(&workflow.id, &KEEP_3, 2)
+            .await
+            .unwrap(),
         2
     );
     assert_eq!(stored_ids(store, &workflow.id).await, ids(&all[2..]));
@@ -105,7 +111,10 @@ pub async fn prune_never_deletes_a_running_execution(store: &dyn Store) {
     };
 
     assert_eq!(
-        store.prune_executions(&workflow.id, &cut, 100).await.unwrap(),
+        store
+            .prune_executions(&workflow.id, &cut, 100)
+            .await
+            .unwrap(),
         5
     );
     assert_eq!(stored_ids(store, &workflow.id).await, vec![old_running.id]);
@@ -118,7 +127,10 @@ pub async fn prune_leaves_other_workflows_alone(store: &dyn Store) {
     let others = series(&other.id, 2_000, 5);
     put_all(store, &others).await;
 
-    store.prune_executions(&workflow.id, &KEEP_3, 100).await.unwrap();
+    store
+        .prune_executions(&workflow.id, &KEEP_3, 100)
+        .await
+        .unwrap();
 
     assert_eq!(stored_ids(store, &other.id).await, ids(&others));
 }
@@ -133,7 +145,10 @@ pub async fn prune_within_retention_deletes_nothing(store: &dyn Store) {
     };
 
     assert_eq!(
-        store.prune_executions(&workflow.id, &cut, 100).await.unwrap(),
+        store
+            .prune_executions(&workflow.id, &cut, 100)
+            .await
+            .unwrap(),
         0
     );
     assert_eq!(stored_ids(store, &workflow.id).await, ids(&all));

@@ -8,6 +8,7 @@ pub mod executions;
 pub mod format;
 pub mod invoke;
 pub mod login;
+pub mod rotate_key;
 pub mod run;
 pub mod settings;
 pub mod versions;

@@ -1,3 +1,0 @@
--- A workflow's own retention of its executions: JSON object {"days", "max_executions"} (each
--- optional), or NULL for the server's.
-ALTER TABLE workflows ADD COLUMN retention TEXT;
