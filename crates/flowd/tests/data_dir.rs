@@ -66,7 +66,11 @@ impl Server {
             let response = server.client.get(format!("{}/healthz", server.url)).send();
             response.ok()?.status().is_success().then_some(())
         });
-        assert!(healthy.is_some(), "flowd serve did not start:\n{}", server.log());
+        assert!(
+            healthy.is_some(),
+            "flowd serve did not start:\n{}",
+            server.log()
+        );
         server
     }
 
@@ -269,9 +273,16 @@ fn e2e_a_backup_taken_under_load_restores_every_acknowledged_execution_and_its_s
     std::fs::copy(data.join("secret-key"), restored.join("secret-key")).unwrap();
     let server = Server::start(&restored, work.path(), &[]);
     for id in &before_backup {
-        assert_eq!(server.execution_status(id), 200, "execution {id} is missing");
+        assert_eq!(
+            server.execution_status(id),
+            200,
+            "execution {id} is missing"
+        );
     }
-    assert!(server.call(&workflow).is_some(), "the restored workflow answers");
+    assert!(
+        server.call(&workflow).is_some(),
+        "the restored workflow answers"
+    );
     server.stop();
 }
 
@@ -359,7 +370,10 @@ fn e2e_rotating_the_secret_key_keeps_the_workflows_answering() {
     server.stop();
     let old_key = std::fs::read_to_string(data.join("secret-key")).unwrap();
 
-    let rotated = run(flowd().arg("rotate-secret-key").arg("--data-dir").arg(&data));
+    let rotated = run(flowd()
+        .arg("rotate-secret-key")
+        .arg("--data-dir")
+        .arg(&data));
 
     assert!(
         rotated.status.success(),
@@ -373,4 +387,43 @@ fn e2e_rotating_the_secret_key_keeps_the_workflows_answering() {
     let server = Server::start(&data, work.path(), &[]);
     assert!(server.call(&workflow).is_some(), "the workflow answers");
     server.stop();
+}
+
+#[test]
+fn e2e_a_restored_store_without_its_secret_key_refuses_to_start_and_says_where_to_put_it() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let server = Server::start(&data, work.path(), &[]);
+    server.create_workflow();
+    let backup = work.path().join("backup.db");
+    let backed_up = run(flowd()
+        .arg("backup")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--to")
+        .arg(&backup));
+    assert!(backed_up.status.success());
+    server.stop();
+    let restored = work.path().join("restored");
+    let restore = run(flowd()
+        .arg("restore")
+        .arg("--from")
+        .arg(&backup)
+        .arg("--data-dir")
+        .arg(&restored));
+    assert!(restore.status.success());
+
+    let mut keyless = Server::spawn(&restored, work.path(), &[]);
+    let status = poll_until(Duration::from_secs(60), || {
+        keyless.child.try_wait().ok().flatten()
+    })
+    .expect("flowd serve exits");
+
+    assert!(!status.success());
+    let log = keyless.log();
+    assert!(log.contains("there is no secret key: put the key"), "{log}");
+    assert!(
+        !restored.join("secret-key").exists(),
+        "no useless key is left behind"
+    );
 }
