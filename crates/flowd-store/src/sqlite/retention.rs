@@ -1,12 +1,13 @@
 //! The deletion of executions that fell out of their workflow's retention.
 //!
-//! Each call is one statement on the write connection, deleting a bounded batch: the group
-//! commit waits for SQLite's lock at most as long as one such batch takes. The pages it frees go
-//! to the file's free list and are reused by the executions written after it, so a store kept
-//! to a bounded history stops growing.
+//! Each call finds a bounded batch with a read (which may scan a workflow's executions, without
+//! the write lock), then deletes it by key with one statement on the write connection: the group
+//! commit waits for SQLite's lock at most as long as deleting one batch takes. The pages freed go
+//! to the file's free list and are reused by the executions written after, so a store kept to a
+//! bounded history stops growing.
 
 use flowd_core::retention::RetentionCut;
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{optional_json_column, IS_RUNNING};
 use crate::error::Result;
@@ -26,8 +27,8 @@ pub(super) async fn workflow_retentions(pool: &SqlitePool) -> Result<Vec<Workflo
         .collect()
 }
 
-/// See [`crate::Store::prune_executions`]: the newest execution beyond those kept is read on
-/// the read pool, the batch deleted on the `writer`.
+/// See [`crate::Store::prune_executions`]: the batch is found on the read pool, and deleted on
+/// the `writer`.
 pub(super) async fn prune_executions(
     pool: &SqlitePool,
     writer: &SqlitePool,
@@ -54,16 +55,29 @@ pub(super) async fn prune_executions(
     }
     // Executions written since the read above only move the cut by count further up: deleting
     // up to the id read then never deletes one of the newest kept.
-    let deleted = sqlx::query(&format!(
-        "DELETE FROM executions WHERE id IN (SELECT id FROM executions \
+    let batch: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT id FROM executions \
          WHERE workflow_id = ?1 AND NOT ({IS_RUNNING}) AND (id <= ?2 OR started_at < ?3) \
-         ORDER BY id LIMIT ?4)"
+         ORDER BY id LIMIT ?4"
     ))
     .bind(workflow_id)
     .bind(newest_beyond_kept)
     .bind(cut.started_before)
     .bind(i64::from(limit))
-    .execute(writer)
+    .fetch_all(pool)
     .await?;
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    // A finished execution never runs again; the condition only keeps the rule in one place.
+    let mut delete = QueryBuilder::<Sqlite>::new(format!(
+        "DELETE FROM executions WHERE NOT ({IS_RUNNING}) AND id IN ("
+    ));
+    let mut ids = delete.separated(", ");
+    for id in &batch {
+        ids.push_bind(id);
+    }
+    delete.push(")");
+    let deleted = delete.build().execute(writer).await?;
     Ok(deleted.rows_affected())
 }

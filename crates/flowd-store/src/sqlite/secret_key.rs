@@ -14,9 +14,10 @@ use crate::secrets::Secrets;
 /// Checks that `secrets` opens the store's secret values, sealing them first if the store keeps
 /// them in clear and `secrets` has a key.
 pub(super) async fn settle(pool: &SqlitePool, secrets: &Secrets) -> Result<()> {
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin_with(BEGIN_WRITE).await?;
-    let stored = stored_fingerprint(&mut tx).await?;
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT fingerprint FROM secret_key_fingerprint")
+            .fetch_optional(pool)
+            .await?;
     match (stored, secrets.fingerprint()) {
         (None, None) => return Ok(()),
         (Some(stored), Some(given)) if stored == given => return Ok(()),
@@ -29,7 +30,7 @@ pub(super) async fn settle(pool: &SqlitePool, secrets: &Secrets) -> Result<()> {
         (Some(stored), None) => return Err(StoreError::SecretKeyMissing { stored }),
         (None, Some(_)) => {}
     }
-    drop(tx);
+    let mut conn = pool.acquire().await?;
     secure_delete(&mut conn, true).await?;
     let sealed = reseal_from(&mut conn, &Secrets::clear(), secrets).await;
     secure_delete(&mut conn, false).await?;
@@ -54,9 +55,12 @@ async fn reseal_from(conn: &mut SqliteConnection, from: &Secrets, to: &Secrets) 
     let mut tx = conn.begin_with(BEGIN_WRITE).await?;
     let stored = stored_fingerprint(&mut tx).await?;
     if stored.is_some() && stored.as_deref() == to.fingerprint() && from.fingerprint().is_none() {
-        return Ok(()); // sealed by another process since it was read
+        // Sealed by another process since it was read.
+        tx.rollback().await?;
+        return Ok(());
     }
     if stored.as_deref() != from.fingerprint() {
+        tx.rollback().await?;
         return Err(StoreError::WrongSecretKey {
             stored: stored.unwrap_or_else(|| "none".into()),
             given: from.fingerprint().unwrap_or("none").to_string(),
