@@ -1,5 +1,6 @@
 //! Domain types and the rules of the workflow contract (`CONTRACT.md`), free of IO.
 //!
+//! - [`access`]: the roles of API keys and the kinds of change the audit log records.
 //! - [`value`]: [`PyValue`], the Python value tree exchanged with workflow code, and its
 //!   [`marshal`] wire encoding.
 //! - [`egress`]: exceptions to the egress policy (`10.0.0.0/8`, `db.internal:5432`).
@@ -12,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod egress;
 pub mod marshal;
 pub mod request;

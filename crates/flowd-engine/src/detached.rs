@@ -11,6 +11,7 @@ use flowd_core::workflow::Trigger;
 use flowd_core::PyValue;
 use flowd_store::ExecutionRecord;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::executor::Report;
 use crate::hot::HotWorkflow;
@@ -77,7 +78,9 @@ impl Engine {
         Run: Future<Output = Report> + Send + 'static,
     {
         let caller = Caller::default();
-        let task = tokio::spawn(run(self.clone(), caller.clone()));
+        // The caller's span (the HTTP request's) goes on with the execution's task.
+        let task =
+            tokio::spawn(run(self.clone(), caller.clone()).instrument(tracing::Span::current()));
         Detached {
             task: Some(task),
             caller,

@@ -12,11 +12,15 @@ use flowd_core::PyValue;
 use flowd_runtime::{ErrorInfo, Job, Outcome, SettingsError};
 use flowd_store::{ExecutionError, ExecutionRecord, StoreWrite, WorkflowRecord};
 
+use tracing::Instrument;
+
 use crate::clock::now_ms;
 use crate::detached::{Caller, CALLER_LEFT_WARNING};
-use crate::hot::{ActiveVersion, HotWorkflow};
+use crate::hot::{ActiveVersion, HotWorkflow, WORKFLOW_QUEUE_TIMEOUT};
+use crate::metrics;
 use crate::refusal::{Refusal, Saturation};
 use crate::settings_cell::NotSaved;
+use crate::workflow_limit::LimitedWorkflow;
 use crate::Engine;
 
 /// What the caller of a hook gets.
@@ -68,11 +72,18 @@ impl Engine {
         caller: &Caller,
     ) -> Report {
         let record = new_record(&hot, trigger);
-        if trigger == Trigger::Catch && !hot.record.enabled {
-            return self.skip(&hot, record, Refusal::Paused, caller).await;
-        }
-        self.admit_and_run(hot, record, request, false, caller)
-            .await
+        let span = execution_span(&hot, &record);
+        let report = if trigger == Trigger::Catch && !hot.record.enabled {
+            self.skip(&hot, record, Refusal::Paused, caller)
+                .instrument(span)
+                .await
+        } else {
+            self.admit_and_run(hot.clone(), record, request, false, caller)
+                .instrument(span)
+                .await
+        };
+        metrics::execution_ended(&hot, &report.record);
+        report
     }
 
     /// Runs an execution whose `running` record the store already holds (a claimed pull run).
@@ -87,10 +98,17 @@ impl Engine {
         record: ExecutionRecord,
         caller: &Caller,
     ) -> Report {
-        self.admit_and_run(hot, record, None, true, caller).await
+        let span = execution_span(&hot, &record);
+        let report = self
+            .admit_and_run(hot.clone(), record, None, true, caller)
+            .instrument(span)
+            .await;
+        metrics::execution_ended(&hot, &report.record);
+        report
     }
 
-    /// Takes an execution slot (the workflow's, then the server's), then runs.
+    /// Takes an execution slot (the workflow's — across the cluster, see [`LimitedWorkflow`] —
+    /// then the server's), then runs.
     async fn admit_and_run(
         &self,
         hot: Arc<HotWorkflow>,
@@ -107,15 +125,23 @@ impl Engine {
                 return self.skip(&hot, record, refusal, caller).await;
             }
         };
-        let _workflow_slot = match &hot.limiter {
-            Some(gate) => match gate.enter().await {
-                Some(permit) => Some(permit),
-                None => {
-                    let refusal = Refusal::Saturated(Saturation::Workflow);
-                    return self.skip(&hot, record, refusal, caller).await;
+        let _workflow_permit = match (&hot.limiter, hot.record.max_concurrency) {
+            (Some(gate), Some(limit)) => {
+                let limited = LimitedWorkflow {
+                    gate,
+                    workflow_id: &hot.record.id,
+                    limit,
+                };
+                let deadline = tokio::time::Instant::now() + WORKFLOW_QUEUE_TIMEOUT;
+                match limited.enter(&self.store, &record.id, deadline).await {
+                    Some(permit) => Some(permit),
+                    None => {
+                        let refusal = Refusal::Saturated(Saturation::Workflow);
+                        return self.skip(&hot, record, refusal, caller).await;
+                    }
                 }
-            },
-            None => None,
+            }
+            _ => None,
         };
         let Some(_slot) = self.gate.enter().await else {
             let refusal = Refusal::Saturated(Saturation::Server);
@@ -140,9 +166,21 @@ impl Engine {
             record.started_at = now_ms();
         }
         let started_at = record.started_at;
-        let snapshot = hot
+        let snapshot = match hot
             .settings
-            .snapshot(&hot.record.secret_keys, &hot.record.env);
+            .snapshot(
+                self.store.as_ref(),
+                &hot.record.secret_keys,
+                &hot.record.env,
+            )
+            .await
+        {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                let refusal = Refusal::SettingsUnreadable(error.to_string());
+                return self.skip(&hot, record, refusal, caller).await;
+            }
+        };
         let job = job_for(
             &hot,
             &active,
@@ -197,6 +235,7 @@ impl Engine {
             record.warnings.push(CALLER_LEFT_WARNING.into());
         }
         let reply = conclusion.reply;
+        tracing::debug!(status = %record.status, duration_ms = record.duration_ms, "execution ran");
 
         let saved = match conclusion.persist {
             Some(change) => {
@@ -212,13 +251,9 @@ impl Engine {
                         put_record,
                     ]
                 };
-                match hot
-                    .settings
+                hot.settings
                     .commit_change(&self.writer, &snapshot, change, writes)
-                {
-                    Ok(pending) => pending.wait().await,
-                    Err(not_saved) => Err(not_saved),
-                }
+                    .await
             }
             None => self
                 .writer
@@ -504,10 +539,23 @@ pub fn version_job(
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect(),
         isolation: workflow.isolation,
+        egress_allow: workflow.egress_allow.clone(),
     }
 }
 
 /// A new execution record, `running`, started now.
+/// The span an execution runs in, from the engine down through the runtime: what every line it
+/// logs is about.
+fn execution_span(hot: &HotWorkflow, record: &ExecutionRecord) -> tracing::Span {
+    tracing::info_span!(
+        "execution",
+        execution_id = %record.id,
+        team = %hot.team_name,
+        workflow = %hot.record.name,
+        version = record.version,
+    )
+}
+
 fn new_record(hot: &HotWorkflow, trigger: Trigger) -> ExecutionRecord {
     ExecutionRecord {
         id: uuid::Uuid::now_v7().to_string(),

@@ -5,17 +5,25 @@
 #![forbid(unsafe_code)]
 
 mod admission;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod deploy;
 mod detached;
 mod error;
 pub mod executor;
+mod follow;
 pub mod hot;
+pub mod key_cache;
+pub mod metrics;
+mod node_lease;
 mod refusal;
 pub mod retention;
 pub mod scheduler;
 mod settings_cell;
+mod teams;
+mod workflow_limit;
+mod workflow_settings;
 mod workflows;
 mod writer;
 
@@ -25,17 +33,21 @@ use std::time::Duration;
 use flowd_runtime::{Runtime, Runtimes};
 use flowd_store::Store;
 
+pub use audit::AuditFilter;
 pub use auth::{Bootstrap, Principal};
 pub use deploy::{Deployment, DEFAULT_DEPLOY_WAIT};
 pub use detached::{Detached, CALLER_LEFT_WARNING};
 pub use error::{EngineError, Result};
 pub use executor::{Reply, Report};
+pub use node_lease::NodeConfig;
 pub use refusal::{Refusal, Saturation};
+pub use teams::{CreatedKey, NewApiKey};
 pub use workflows::{generate_hook_token, NewWorkflow, RequirementsInput, WorkflowPatch};
 
 use admission::Gate;
 use deploy::Deployer;
 use hot::HotCache;
+use node_lease::NodeLease;
 use writer::Writer;
 
 #[derive(Debug, Clone)]
@@ -54,6 +66,13 @@ pub struct EngineConfig {
     pub running_record_delay: Duration,
     /// How long executions are kept, and how the task deleting the others works.
     pub retention: retention::RetentionConfig,
+    /// This process as a node of the store: its address and lease.
+    pub node: NodeConfig,
+    /// Audit entries are kept this many days.
+    pub audit_retention_days: u32,
+    /// How long an API key looked up in the store is trusted without looking again: the longest
+    /// a key revoked on another node keeps working here without a cross-node notification.
+    pub key_cache_ttl: Duration,
 }
 
 impl Default for EngineConfig {
@@ -67,6 +86,9 @@ impl Default for EngineConfig {
             max_code_bytes: 1 << 20,
             running_record_delay: Duration::from_millis(100),
             retention: retention::RetentionConfig::default(),
+            node: NodeConfig::default(),
+            audit_retention_days: 365,
+            key_cache_ttl: key_cache::KEY_CACHE_TTL,
         }
     }
 }
@@ -82,26 +104,35 @@ pub struct Engine {
     deployer: Arc<Deployer>,
     gate: Gate,
     writer: Writer,
-    /// Wakes the scheduler when a schedule changes.
-    schedule_changed: tokio::sync::Notify,
+    /// Wakes the scheduler when a schedule changes (here, or on another node).
+    schedule_changed: Arc<tokio::sync::Notify>,
+    /// This process's registration as a node of the store, renewed while the engine lives.
+    node: NodeLease,
+    /// API keys looked up recently.
+    keys: Arc<key_cache::KeyCache>,
 }
 
 impl Engine {
-    /// Starts the engine: executions left `running` by a previous process become `interrupted`.
+    /// Starts the engine: registers this process as a node of the store, whose lease it renews
+    /// from then on; executions left `running` by dead nodes (on a single node: by the previous
+    /// process) become `interrupted`.
     pub async fn start(
         store: Arc<dyn Store>,
         runtimes: Arc<Runtimes>,
         config: EngineConfig,
     ) -> Result<Engine> {
-        let interrupted = store.interrupt_running_executions(clock::now_ms()).await?;
-        if interrupted > 0 {
-            tracing::warn!(
-                interrupted,
-                "executions left running by the previous process were marked interrupted"
-            );
-        }
+        let node = NodeLease::start(store.clone(), config.node.clone()).await?;
         let writer = Writer::new(store.clone());
-        let cache = Arc::new(HotCache::default());
+        let cache = Arc::new(HotCache::new(store.is_shared()));
+        let schedule_changed = Arc::new(tokio::sync::Notify::new());
+        // Before anything is cached: no change made from here on goes unheard.
+        let keys = Arc::new(key_cache::KeyCache::new(config.key_cache_ttl));
+        follow::spawn(
+            store.changes(),
+            cache.clone(),
+            keys.clone(),
+            schedule_changed.clone(),
+        );
         let deployer = Arc::new(Deployer::new(
             store.clone(),
             runtimes.clone(),
@@ -127,8 +158,16 @@ impl Engine {
             cache,
             deployer,
             writer,
-            schedule_changed: tokio::sync::Notify::new(),
+            schedule_changed,
+            node,
+            keys,
         })
+    }
+
+    /// Ends this node's lease now, releasing what it still holds (for a graceful shutdown, once
+    /// executions are done and flushed); the engine should not run anything afterwards.
+    pub async fn leave_cluster(&self) {
+        self.node.end().await;
     }
 
     /// Waits until everything queued for the store is committed.

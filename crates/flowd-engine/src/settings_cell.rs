@@ -41,9 +41,24 @@ pub struct Snapshot {
     pub settings: Settings,
     /// Texts to mask in the execution's output.
     pub secrets: Vec<String>,
-    /// Which generation of the settings it was taken from: a change built on it is refused once
-    /// a failed commit has rolled that generation back.
-    generation: u64,
+    /// Which generation of a cell's settings it was taken from: a change built on it is refused
+    /// once a failed commit has rolled that generation back. `None`: read from the store.
+    generation: Option<u64>,
+}
+
+impl Snapshot {
+    /// A snapshot of `settings` as the store holds them (no cell keeps them ahead of it).
+    pub fn stored(
+        settings: Settings,
+        secret_keys: &[String],
+        env: &BTreeMap<String, String>,
+    ) -> Snapshot {
+        Snapshot {
+            secrets: settings::secret_texts_with_env(&settings, env, secret_keys),
+            settings,
+            generation: None,
+        }
+    }
 }
 
 pub struct SettingsCell {
@@ -87,7 +102,7 @@ impl SettingsCell {
         Snapshot {
             secrets: settings::secret_texts_with_env(&state.current, env, secret_keys),
             settings: state.current.clone(),
-            generation: state.generation,
+            generation: Some(state.generation),
         }
     }
 
@@ -106,7 +121,7 @@ impl SettingsCell {
         writes: impl FnOnce(&SettingsChange) -> Vec<StoreWrite>,
     ) -> Result<PendingCommit, NotSaved> {
         let mut state = self.lock();
-        if state.generation != basis.generation {
+        if basis.generation != Some(state.generation) {
             return Err(NotSaved::BasisLost);
         }
         change.apply_to(&mut state.current);

@@ -186,7 +186,8 @@ impl Instance {
                 PyValue::List(
                     cgroup
                         .iter()
-                        .map(|group| str_value(group.procs_file().to_string_lossy()))
+                        .flat_map(|group| group.procs_files())
+                        .map(|procs| str_value(procs.to_string_lossy()))
                         .collect(),
                 ),
             ),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use flowd_core::egress::EgressRule;
 use flowd_core::requirements::Requirements;
 use flowd_core::workflow::{Isolation, Mode};
 use flowd_core::PyValue;
@@ -26,4 +27,6 @@ pub struct Job {
     pub env: Vec<(String, String)>,
     /// A fork per execution, or executions inside the warm instance.
     pub isolation: Isolation,
+    /// The workflow's own egress exceptions, opened for its warm instances only.
+    pub egress_allow: Vec<EgressRule>,
 }

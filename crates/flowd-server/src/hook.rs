@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq;
 
 use crate::conn::idle_body::BodyReadTimeout;
 use crate::error::{refused_status, retry_after, ApiError};
+use crate::metrics;
 use crate::AppState;
 
 pub const EXECUTION_ID_HEADER: &str = "x-execution-id";
@@ -33,6 +34,8 @@ pub struct HookCall {
     pub headers: HeaderMap,
     /// Taken when read; what a refused call leaves of it is read and thrown away.
     pub body: Option<Body>,
+    /// Set once the URL named a workflow and its token: only then are its names metric labels.
+    pub matched: bool,
 }
 
 /// The parts of a hook URL, `/teams/{team}/{workflow}/{runtime}/{token}`.
@@ -56,12 +59,13 @@ impl<S: Send + Sync> FromRequest<S> for HookCall {
             uri: parts.uri,
             headers: parts.headers,
             body: Some(body),
+            matched: false,
         })
     }
 }
 
 pub async fn hook(State(state): State<Arc<AppState>>, mut call: HookCall) -> Response {
-    match handle(&state, &mut call).await {
+    let response = match handle(&state, &mut call).await {
         Ok(response) => response,
         Err(error) => {
             // Refused before its body was read (or read to the end): let the client finish
@@ -71,7 +75,12 @@ pub async fn hook(State(state): State<Arc<AppState>>, mut call: HookCall) -> Res
             }
             error.into_response()
         }
-    }
+    };
+    let matched = call
+        .matched
+        .then_some((call.path.team.as_str(), call.path.workflow.as_str()));
+    metrics::hook_answered(matched, response.status());
+    response
 }
 
 /// How long, and how many bytes, the rest of a refused request's body is read and thrown away.
@@ -120,6 +129,7 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
     if !token_matches || hot.record.runtime != *runtime || hot.record.mode != Mode::Catch {
         return Err(not_found());
     }
+    call.matched = true;
     let method = &call.method;
     if method != Method::POST {
         return Err(ApiError::new(

@@ -51,6 +51,8 @@ pub struct Config {
     pub egress: EgressConfig,
     pub shutdown_grace: Duration,
     pub engine: EngineConfig,
+    /// `/metrics` on the main address without an API key.
+    pub metrics_public: bool,
 }
 
 impl Config {
@@ -77,6 +79,7 @@ impl Config {
             egress: EgressConfig::default(),
             shutdown_grace: ServerConfig::default().shutdown_grace,
             engine: EngineConfig::default(),
+            metrics_public: false,
         }
     }
 }
@@ -137,6 +140,17 @@ fn data_dir_secret_key(path: &std::path::Path) -> Result<(SecretKey, bool), Star
 
 /// Starts everything but the listener.
 pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
+    start_reporting(config, &|_| {}).await
+}
+
+/// [`start`], telling `report` what it does as it goes (`/readyz` shows it while flowd starts).
+pub async fn start_reporting(
+    config: &Config,
+    report: &(dyn Fn(&'static str) + Sync),
+) -> Result<Arc<AppState>, StartError> {
+    // Installed first, so that nothing start-up counts (environment builds) is lost.
+    crate::metrics::recorder();
+    report("opening the store");
     let dir_error = |source| StartError::DataDir {
         dir: config.data_dir.clone(),
         source,
@@ -193,6 +207,7 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
         sandbox: config.sandbox,
         egress: config.egress.clone(),
     };
+    report("provisioning the Python runtime");
     let progress = |line: &str| tracing::info!("{line}");
     let runtimes = Runtimes::start(
         runtime_config,
@@ -213,7 +228,7 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
         );
     }
     let layers = runtimes.default_runtime().isolation_layers().iter();
-    for layer in layers.chain([runtimes.egress_layer()]) {
+    for layer in layers.chain(runtimes.egress_layers()) {
         if layer.active {
             tracing::info!(layer = layer.name, "isolation: {}", layer.detail);
         } else {
@@ -224,6 +239,7 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
             );
         }
     }
+    report("starting the engine");
     let engine = Engine::start(store, Arc::new(runtimes), config.engine.clone()).await?;
     match engine
         .bootstrap(config.admin_api_key.as_deref(), &data_dir)
@@ -233,8 +249,9 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
         Bootstrap::WithGivenKey => {
             tracing::info!("team \"default\" has the configured admin key")
         }
-        Bootstrap::WithGeneratedKey(key) => tracing::info!(
-            "team \"default\" has an admin API key (shown once, also in {}): {key}",
+        // The key itself is never logged: logs end up in journals and collectors.
+        Bootstrap::WithGeneratedKey(_) => tracing::info!(
+            "team \"default\" has an admin API key, written to {} (mode 0600)",
             data_dir.join(flowd_engine::auth::ADMIN_KEY_FILE).display()
         ),
     }
@@ -245,6 +262,7 @@ pub async fn start(config: &Config) -> Result<Arc<AppState>, StartError> {
             max_inflight_body_bytes: config.max_inflight_body_bytes,
             shutdown_grace: config.shutdown_grace,
             connections: config.connections,
+            metrics_public: config.metrics_public,
         },
     )))
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use flowd_core::egress::EgressRule;
 use flowd_core::retention::RetentionDefaults;
 use flowd_engine::retention::RetentionConfig;
-use flowd_engine::EngineConfig;
+use flowd_engine::{EngineConfig, NodeConfig};
 use flowd_runtime::{BuildConfig, EgressConfig, EgressProxy, InstallerChoice, SandboxUser};
 use flowd_server::conn::fd_limit;
 use flowd_server::{Config, ConnectionLimits, DatabaseUrl, DatabaseUrlError};
@@ -115,9 +115,18 @@ pub struct ServeArgs {
     /// a uv binary.
     #[arg(long, env = "FLOWD_INSTALLER", default_value = "auto")]
     pub installer: String,
+    /// Seconds a node's lease in the store lasts: renewed about every third of it, and once it
+    /// has expired (the node died or lost the database) another node marks the node's running
+    /// executions interrupted and frees its max_concurrency slots.
+    #[arg(long, env = "FLOWD_NODE_LEASE_S", default_value_t = 30)]
+    pub node_lease_s: u64,
     /// Seconds a shutdown waits for executions in flight.
     #[arg(long, env = "FLOWD_SHUTDOWN_GRACE_S", default_value_t = 30)]
     pub shutdown_grace_s: u64,
+    /// Days the audit log keeps its entries (older ones are deleted by an hourly sweep).
+    #[arg(long, env = "FLOWD_AUDIT_RETENTION_DAYS", default_value_t = 365,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub audit_retention_days: u32,
     /// `isolation: "reuse"` workflows: warm instances per version serving calls in parallel.
     #[arg(long, env = "FLOWD_REUSE_POOL_SIZE", default_value_t = 4)]
     pub reuse_pool_size: usize,
@@ -149,9 +158,24 @@ pub struct ServeArgs {
     /// `retention.max_executions` wins); 0 keeps them whatever their number.
     #[arg(long, env = "FLOWD_RETENTION_PER_WORKFLOW", default_value_t = 10_000)]
     pub retention_per_workflow: u64,
+    /// What a workflow's own `egress_allow` may open, for that workflow alone (the ceiling;
+    /// opens nothing by itself): same forms as --egress-allow; comma-separated or repeated.
+    /// Empty: workflows cannot have exceptions of their own.
+    #[arg(long, env = "FLOWD_EGRESS_WORKFLOW_ALLOW", value_delimiter = ',')]
+    pub egress_workflow_allow: Vec<EgressRule>,
     /// Log filter (e.g. `info`, `flowd=debug`).
     #[arg(long, env = "FLOWD_LOG", default_value = "info")]
     pub log: String,
+    /// How log lines are written (to stderr): `text`, or `json` (one object per line with
+    /// `timestamp`, `level`, `target`, `fields` — the message among them — and the spans).
+    #[arg(long, env = "FLOWD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Also serve `/metrics` on this address, without an API key (e.g. `127.0.0.1:9464`).
+    #[arg(long, env = "FLOWD_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Serve `/metrics` on the main address without an API key.
+    #[arg(long, env = "FLOWD_METRICS_PUBLIC")]
+    pub metrics_public: bool,
 }
 
 fn parse_database(text: &str) -> Result<DatabaseUrl, String> {
@@ -233,8 +257,10 @@ impl ServeArgs {
             enabled: self.egress == "on",
             allow: self.egress_allow.clone(),
             proxy: self.egress_proxy.clone(),
+            workflow_allow: self.egress_workflow_allow.clone(),
         };
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);
+        config.metrics_public = self.metrics_public;
         config.engine = EngineConfig {
             max_concurrent_executions: self.max_concurrency,
             queue_depth: self.queue_depth,
@@ -247,6 +273,11 @@ impl ServeArgs {
                 },
                 ..RetentionConfig::default()
             },
+            node: NodeConfig {
+                address: self.listen.clone(),
+                lease: Duration::from_secs(self.node_lease_s.max(1)),
+            },
+            audit_retention_days: self.audit_retention_days,
             ..EngineConfig::default()
         };
         Ok(config)
@@ -254,11 +285,7 @@ impl ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?,
-        )
-        .init();
+    crate::logging::init(&args.log, &args.log_format)?;
     match fd_limit::raise_to_hard_limit() {
         Ok(limit) if limit.now > limit.before => tracing::info!(
             from = limit.before,
@@ -269,19 +296,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Err(error) => tracing::warn!(%error, "cannot read or raise the open-file limit"),
     }
     crate::memory::spawn_periodic_trim();
+    let config = args.config()?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let config = args.config()?;
+    let metrics_listener = match &args.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
     tracing::info!(
         max_connections = config.connections.max_connections,
         "connection cap"
     );
-    let state = flowd_server::start(&config).await?;
-    tracing::info!(address = %listener.local_addr()?, "flowd is listening");
-    flowd_server::serve(listener, state, shutdown_signal())
+    tracing::info!(address = %listener.local_addr()?, "flowd is listening (starting)");
+    if let Some(metrics) = &metrics_listener {
+        tracing::info!(address = %metrics.local_addr()?, "/metrics is served");
+    }
+    flowd_server::start_and_serve(listener, metrics_listener, &config, shutdown_signal())
         .await
-        .context("the server stopped with an error")?;
+        .context("flowd stopped with an error")?;
     tracing::info!("flowd stopped");
     Ok(())
 }

@@ -56,14 +56,15 @@ struct Server {
 }
 
 impl Server {
-    /// Starts a server on `data_dir` (with `env` added) and waits until it answers.
+    /// Starts a server on `data_dir` (with `env` added) and waits until it is started (`/readyz`:
+    /// the port opens, answering `503 starting`, before start-up ends).
     fn start(data_dir: &Path, log_dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut server = Server::spawn(data_dir, log_dir, env);
         let healthy = poll_until(Duration::from_secs(600), || {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("flowd serve exited ({status}):\n{}", server.log());
             }
-            let response = server.client.get(format!("{}/healthz", server.url)).send();
+            let response = server.client.get(format!("{}/readyz", server.url)).send();
             response.ok()?.status().is_success().then_some(())
         });
         assert!(

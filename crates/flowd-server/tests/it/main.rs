@@ -8,7 +8,10 @@ mod hook_request;
 mod hook_response;
 mod smoke;
 
+mod api_access;
+mod api_audit;
 mod api_auth;
+mod api_egress_allow;
 mod api_workflows;
 mod attacks;
 mod backpressure;
@@ -21,6 +24,7 @@ mod e2e_console;
 mod env;
 mod executions;
 mod isolation;
+mod metrics;
 mod openapi;
 mod postgres;
 mod process_faults;

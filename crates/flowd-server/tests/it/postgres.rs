@@ -1,6 +1,8 @@
 //! flowd on PostgreSQL (`Config::database`): the same API and hooks, its state in the server's
 //! database rather than the data dir.
 
+use std::time::Duration;
+
 use flowd_store::DatabaseUrl;
 use serde_json::json;
 
@@ -67,4 +69,53 @@ async fn a_restart_on_the_same_postgres_database_finds_its_workflows() {
     let response = second.call_hook_json(&found, &json!({})).await;
     assert_eq!(response.text().await.unwrap(), "still here");
     second.stop().await;
+}
+
+/// How soon a change made through one server must be in effect on the others of its database.
+const PROPAGATION: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pause_through_one_server_is_in_effect_on_another_of_its_database_within_a_second() {
+    let database = flowd_test_postgres::fresh_database().await;
+    let (a, b) = (spawn_app_on(&database).await, spawn_app_on(&database).await);
+    let workflow = a
+        .create_catch("paused", &catch_code("return {'status_code': 200}"))
+        .await;
+    // Node b caches the workflow as it serves it.
+    assert_eq!(b.call_hook_json(&workflow, &json!({})).await.status(), 200);
+
+    a.patch_workflow(&workflow, json!({"enabled": false})).await;
+    eventually(PROPAGATION, "b refuses the paused workflow", || async {
+        let status = b.call_hook_json(&workflow, &json!({})).await.status();
+        (status == 503).then_some(())
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_alternating_between_servers_of_one_database_each_start_from_the_last_ones_settings()
+{
+    let database = flowd_test_postgres::fresh_database().await;
+    let servers = [spawn_app_on(&database).await, spawn_app_on(&database).await];
+    let workflow = servers[0]
+        .create_workflow(json!({
+            "name": "counter", "mode": "catch", "isolation": "reuse",
+            "code": catch_code(
+                "settings['count'] = settings.get('count', 0) + 1\n\
+                 return {'status_code': 200, 'body': str(settings['count'])}"
+            ),
+        }))
+        .await;
+    for count in 1..=6 {
+        let app = &servers[count % servers.len()];
+        let response = app.call_hook_json(&workflow, &json!({})).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), count.to_string());
+    }
+    assert_eq!(servers[1].settings(&workflow).await, json!({"count": 6}));
+    for app in servers {
+        app.stop().await;
+    }
 }

@@ -15,11 +15,12 @@ use crate::{
 };
 
 pub(super) const TEAM_COLUMNS: &str = "id, name, created_at";
-pub(super) const API_KEY_COLUMNS: &str = "id, team_id, name, key_hash, is_admin, created_at";
+pub(super) const API_KEY_COLUMNS: &str =
+    "id, team_id, name, key_hash, prefix, role, created_at, expires_at, last_used_at";
 pub(super) const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, \
      hook_token, secret_keys::TEXT AS secret_keys, env::TEXT AS env, schedule, next_fire_at, \
      timeout_s, memory_mb, max_concurrency, isolation, created_at, updated_at, \
-     retention::TEXT AS retention";
+     egress_allow::TEXT AS egress_allow, retention::TEXT AS retention";
 pub(super) const VERSION_COLUMNS: &str = "workflow_id, version, code, \
      requirements::TEXT AS requirements, state, build_log, error, environment, created_at, \
      settled_at";
@@ -106,8 +107,11 @@ pub(super) fn api_key_from_row(row: &PgRow) -> Result<ApiKeyRecord> {
         team_id: row.try_get("team_id")?,
         name: row.try_get("name")?,
         key_hash: row.try_get("key_hash")?,
-        is_admin: row.try_get("is_admin")?,
+        prefix: row.try_get("prefix")?,
+        role: enum_column(row, "api_keys", "role")?,
         created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        last_used_at: row.try_get("last_used_at")?,
     })
 }
 
@@ -134,6 +138,7 @@ pub(super) fn workflow_from_row(row: &PgRow, secrets: &Secrets) -> Result<Workfl
         isolation: enum_column(row, T, "isolation")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        egress_allow: json_column(row, T, "egress_allow")?,
         retention: optional_json_column(row, T, "retention")?,
     })
 }

@@ -2,14 +2,16 @@
 //! `flowd_apply_writes(writes JSON, log_bytes BYTEA[], documents TEXT[])`, which applies them in
 //! order — the settings change's key-level merge included — in the caller's transaction, in one
 //! round trip. What user code produced (logs, JSON documents) travels in the two arrays, `writes`
-//! holding its index there (see the migration).
+//! holding its index there (see the migration). Audit entries are not the function's: they are
+//! inserted beside it, in the same transaction.
 
 use serde::Serialize;
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 
+use super::audit;
 use super::errors::unique_violation;
 use crate::sqlx_error::is_foreign_key_violation;
-use crate::{ExecutionRecord, Result, StoreError, StoreWrite};
+use crate::{AuditEntry, ExecutionRecord, Result, StoreError, StoreWrite};
 
 const APPLY_WRITES: &str = "SELECT flowd_apply_writes($1::JSONB, $2, $3)";
 
@@ -115,6 +117,8 @@ fn encode<'a>(writes: impl Iterator<Item = &'a StoreWrite>) -> Result<Encoded<'a
                     .collect::<Result<_>>()?,
                 removed: &change.removed,
             }),
+            // Inserted by the callers of `encode`, beside the function's call.
+            StoreWrite::AppendAudit(_) => continue,
         });
     }
     out.writes = serde_json::to_string(&encoded)
@@ -125,11 +129,25 @@ fn encode<'a>(writes: impl Iterator<Item = &'a StoreWrite>) -> Result<Encoded<'a
 /// Applies `writes` in order on `conn`: in one statement, so atomically even outside a
 /// transaction. A failure is the database's, not yet tied to the write that caused it (see
 /// [`apply_each`]).
-pub(super) async fn apply_all<'a>(
-    conn: &mut PgConnection,
-    writes: impl Iterator<Item = &'a StoreWrite>,
-) -> Result<()> {
-    execute(conn, encode(writes)?).await?;
+pub(super) async fn apply_all(conn: &mut PgConnection, writes: &[&StoreWrite]) -> Result<()> {
+    let entries: Vec<&AuditEntry> = writes
+        .iter()
+        .filter_map(|write| match write {
+            StoreWrite::AppendAudit(entry) => Some(entry),
+            _ => None,
+        })
+        .collect();
+    let encoded = encode(writes.iter().copied())?;
+    if entries.is_empty() {
+        execute(conn, encoded).await?;
+        return Ok(());
+    }
+    // Entries in the transaction of the changes they record: rare (a change made through the
+    // API), so the executions' batches stay one statement without a transaction.
+    let mut tx = conn.begin().await?;
+    execute(&mut tx, encoded).await?;
+    audit::insert_entries(&mut tx, entries).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -148,6 +166,10 @@ async fn execute(conn: &mut PgConnection, encoded: Encoded<'_>) -> sqlx::Result<
 /// not exist `NotFound`.
 pub(super) async fn apply_each(conn: &mut PgConnection, writes: &[StoreWrite]) -> Result<()> {
     for write in writes {
+        if let StoreWrite::AppendAudit(entry) = write {
+            audit::insert_entries(conn, [entry]).await?;
+            continue;
+        }
         let encoded = encode(std::iter::once(write))?;
         execute(conn, encoded)
             .await

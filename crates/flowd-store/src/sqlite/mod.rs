@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use flowd_core::access::Role;
 use flowd_core::retention::RetentionCut;
 use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::workflow::{ExecutionStatus, VersionState};
@@ -21,22 +22,26 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
+mod audit;
 pub(crate) mod backup;
 mod columns;
 pub(crate) mod errors;
 mod group_commit;
+mod nodes;
 mod retention;
 mod secret_key;
 
 use self::columns::{from_json, to_json, ExecutionColumns, PUT_EXECUTION};
 use self::errors::unique_violation;
-use self::group_commit::{file_uri, GroupCommit};
+pub(crate) use self::group_commit::file_uri;
+use self::group_commit::GroupCommit;
 use crate::commit::CommitTicket;
 use crate::error::{Result, StoreError};
 use crate::model::{
-    ApiKeyRecord, ExecutionError, ExecutionRecord, TeamRecord, VersionOutcome, VersionRecord,
-    WorkflowRecord,
+    ApiKeyRecord, AuditEntry, AuditQuery, ExecutionError, ExecutionRecord, TeamRecord,
+    VersionOutcome, VersionRecord, WorkflowRecord,
 };
+use crate::node::{NodeRecord, ReapedNode};
 use crate::secrets::{SecretKey, Secrets};
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::store::{ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite, WorkflowRetention};
@@ -56,10 +61,12 @@ const DEFAULT_LIST_LIMIT: u32 = 50;
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 const TEAM_COLUMNS: &str = "id, name, created_at";
-const API_KEY_COLUMNS: &str = "id, team_id, name, key_hash, is_admin, created_at";
+const API_KEY_COLUMNS: &str =
+    "id, team_id, name, key_hash, prefix, role, created_at, expires_at, last_used_at";
 const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
-     created_at, updated_at, env, retention";
+     created_at, updated_at, env, \
+     egress_allow, retention";
 const VERSION_COLUMNS: &str = "workflow_id, version, code, requirements, state, build_log, error, \
      environment, created_at, settled_at";
 const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, started_at, \
@@ -83,6 +90,8 @@ pub struct SqliteStore {
     commits: Arc<GroupCommit>,
     /// How environment variables and settings values are sealed (see [`crate::secrets`]).
     secrets: Secrets,
+    /// See [`Store::node_id`].
+    node_id: Arc<str>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -172,12 +181,14 @@ impl SqliteStore {
         crate::schema_version::refuse_newer(&MIGRATOR, applied_schema_version(&pool).await?)?;
         MIGRATOR.run(&pool).await?;
         secret_key::settle(&pool, &secrets).await?;
-        let commits = Arc::new(GroupCommit::start(uri, BUSY_TIMEOUT)?);
+        let node_id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
+        let commits = Arc::new(GroupCommit::start(uri, BUSY_TIMEOUT, node_id.clone())?);
         Ok(SqliteStore {
             pool,
             writer,
             commits,
             secrets,
+            node_id,
         })
     }
 
@@ -203,6 +214,15 @@ impl SqliteStore {
 
 fn secrets_for(secret_key: Option<&SecretKey>) -> Secrets {
     secret_key.map_or_else(Secrets::clear, Secrets::sealed)
+}
+
+/// The schema version this binary migrates SQLite stores to: its newest migration.
+pub(crate) fn schema_version() -> i64 {
+    MIGRATOR
+        .iter()
+        .map(|migration| migration.version)
+        .max()
+        .unwrap_or(0)
 }
 
 /// The newest migration applied to the database (`None`: never migrated).
@@ -298,8 +318,11 @@ fn api_key_from_row(row: &SqliteRow) -> Result<ApiKeyRecord> {
         team_id: row.try_get("team_id")?,
         name: row.try_get("name")?,
         key_hash: row.try_get("key_hash")?,
-        is_admin: row.try_get("is_admin")?,
+        prefix: row.try_get("prefix")?,
+        role: enum_column(row, "api_keys", "role")?,
         created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        last_used_at: row.try_get("last_used_at")?,
     })
 }
 
@@ -326,6 +349,7 @@ fn workflow_from_row(row: &SqliteRow, secrets: &Secrets) -> Result<WorkflowRecor
         isolation: enum_column(row, T, "isolation")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        egress_allow: json_column(row, T, "egress_allow")?,
         retention: optional_json_column(row, T, "retention")?,
     })
 }
@@ -438,8 +462,10 @@ async fn upsert_setting(
 /// binds them.
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
-     updated_at, env, retention";
-const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
+     updated_at, env, \
+     egress_allow, retention";
+const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+     ?, ?";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
@@ -467,6 +493,7 @@ fn bind_mutable_columns<'q>(
             &secrets.seal_env(&workflow.id, &workflow.env),
             "the environment variables",
         )?)
+        .bind(to_json(&workflow.egress_allow, "the egress exceptions")?)
         .bind(optional_retention_json(workflow)?))
 }
 
@@ -482,7 +509,11 @@ fn optional_retention_json(workflow: &WorkflowRecord) -> Result<Option<String>> 
 /// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave
 /// a write behind (the schedule moved on before the fire time turned out to be recorded): the
 /// caller rolls back.
-async fn claim_in(conn: &mut SqliteConnection, claim: &RunClaim) -> Result<ClaimOutcome> {
+async fn claim_in(
+    conn: &mut SqliteConnection,
+    node_id: &str,
+    claim: &RunClaim,
+) -> Result<ClaimOutcome> {
     let workflow_id = &claim.execution.workflow_id;
     if let Some(advance) = claim.advance {
         let moved =
@@ -504,7 +535,7 @@ async fn claim_in(conn: &mut SqliteConnection, claim: &RunClaim) -> Result<Claim
     .await?;
     let (outcome, record) = claimed_record(claim, running.is_some());
     if let Some(record) = record {
-        match put_execution(conn, &record).await {
+        match put_execution(conn, node_id, &record).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => return Ok(ClaimOutcome::AlreadyClaimed),
             Err(error) => return Err(error),
@@ -515,9 +546,13 @@ async fn claim_in(conn: &mut SqliteConnection, claim: &RunClaim) -> Result<Claim
 
 /// One claim of [`Store::claim_runs`] in a savepoint of the batch's transaction: a claim found
 /// already made leaves nothing behind, and the others are kept.
-async fn claim_in_savepoint(conn: &mut SqliteConnection, claim: &RunClaim) -> Result<ClaimOutcome> {
+async fn claim_in_savepoint(
+    conn: &mut SqliteConnection,
+    node_id: &str,
+    claim: &RunClaim,
+) -> Result<ClaimOutcome> {
     let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
-    let outcome = claim_in(&mut savepoint, claim).await?;
+    let outcome = claim_in(&mut savepoint, node_id, claim).await?;
     if outcome == ClaimOutcome::AlreadyClaimed {
         savepoint.rollback().await?;
     } else {
@@ -546,7 +581,11 @@ fn claimed_record(claim: &RunClaim, run_going: bool) -> (ClaimOutcome, Option<Ex
     }
 }
 
-async fn put_execution(conn: &mut SqliteConnection, execution: &ExecutionRecord) -> Result<()> {
+async fn put_execution(
+    conn: &mut SqliteConnection,
+    node_id: &str,
+    execution: &ExecutionRecord,
+) -> Result<()> {
     let columns = ExecutionColumns::of(execution)?;
     sqlx::query(PUT_EXECUTION)
         .bind(&execution.id)
@@ -564,6 +603,7 @@ async fn put_execution(conn: &mut SqliteConnection, execution: &ExecutionRecord)
         .bind(execution.logs_truncated)
         .bind(columns.settings_changed)
         .bind(execution.fire_at)
+        .bind(node_id)
         .execute(conn)
         .await
         .map_err(|err| {
@@ -582,12 +622,17 @@ async fn put_execution(conn: &mut SqliteConnection, execution: &ExecutionRecord)
 impl Store for SqliteStore {
     // --- teams and API keys ---
 
-    async fn create_team(&self, team: &TeamRecord) -> Result<()> {
+    async fn create_team_audited(
+        &self,
+        team: &TeamRecord,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         sqlx::query("INSERT INTO teams (id, name, created_at) VALUES (?, ?, ?)")
             .bind(&team.id)
             .bind(&team.name)
             .bind(team.created_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|err| match unique_violation(&err) {
                 Some(what) if what.contains("teams.name") => {
@@ -598,6 +643,58 @@ impl Store for SqliteStore {
                 }
                 None => err.into(),
             })?;
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_teams(&self) -> Result<Vec<TeamRecord>> {
+        sqlx::query(&format!("SELECT {TEAM_COLUMNS} FROM teams ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(team_from_row)
+            .collect()
+    }
+
+    async fn rename_team(&self, id: &str, name: &str, audit: &AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let result = sqlx::query("UPDATE teams SET name = ? WHERE id = ?")
+            .bind(name)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| match unique_violation(&err) {
+                Some(_) => StoreError::Conflict(format!("a team named {name:?} already exists")),
+                None => err.into(),
+            })?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("team {id}")));
+        }
+        audit::insert_entries(&mut tx, [audit]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_team(&self, id: &str, audit: &AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let workflows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workflows WHERE team_id = ?")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if workflows > 0 {
+            return Err(StoreError::team_has_workflows(id, workflows));
+        }
+        // Its keys go with it: ON DELETE CASCADE.
+        let result = sqlx::query("DELETE FROM teams WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("team {id}")));
+        }
+        audit::insert_entries(&mut tx, [audit]).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -629,18 +726,37 @@ impl Store for SqliteStore {
             .map_err(|_| StoreError::Corrupt(format!("negative team count {count}")))
     }
 
-    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO api_keys (id, team_id, name, key_hash, is_admin, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+    async fn database_size(&self) -> Result<u64> {
+        let bytes: i64 = sqlx::query_scalar(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
         )
+        .fetch_one(&self.pool)
+        .await?;
+        u64::try_from(bytes)
+            .map_err(|_| StoreError::Corrupt(format!("negative database size {bytes}")))
+    }
+
+    async fn create_api_key_audited(
+        &self,
+        key: &ApiKeyRecord,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        sqlx::query(&format!(
+            "INSERT INTO api_keys ({API_KEY_COLUMNS}, is_admin) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
         .bind(&key.id)
         .bind(&key.team_id)
         .bind(&key.name)
         .bind(&key.key_hash)
-        .bind(key.is_admin)
+        .bind(&key.prefix)
+        .bind(key.role.as_str())
         .bind(key.created_at)
-        .execute(&self.pool)
+        .bind(key.expires_at)
+        .bind(key.last_used_at)
+        .bind(key.role == Role::Admin)
+        .execute(&mut *tx)
         .await
         .map_err(|err| match unique_violation(&err) {
             Some(what) if what.contains("api_keys.key_hash") => {
@@ -654,6 +770,57 @@ impl Store for SqliteStore {
             }
             None => err.into(),
         })?;
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn api_key_by_id(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(api_key_from_row)
+        .transpose()
+    }
+
+    async fn list_api_keys(&self, team_id: Option<&str>) -> Result<Vec<ApiKeyRecord>> {
+        sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE ? IS NULL OR team_id = ? \
+             ORDER BY created_at, id"
+        ))
+        .bind(team_id)
+        .bind(team_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(api_key_from_row)
+        .collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str, audit: &AuditEntry) -> Result<bool> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let result = sqlx::query("DELETE FROM api_keys WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        audit::insert_entries(&mut tx, [audit]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn touch_api_key(&self, id: &str, at: i64) -> Result<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -681,11 +848,12 @@ impl Store for SqliteStore {
 
     // --- workflows ---
 
-    async fn create_workflow(
+    async fn create_workflow_audited(
         &self,
         workflow: &WorkflowRecord,
         first_version: &VersionRecord,
         settings: &Settings,
+        audit: Option<&AuditEntry>,
     ) -> Result<()> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         let insert = format!(
@@ -718,6 +886,7 @@ impl Store for SqliteStore {
         for (key, value) in &self.secrets.seal_settings(&workflow.id, settings) {
             upsert_setting(&mut tx, &workflow.id, key, value).await?;
         }
+        audit::insert_entries(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -759,14 +928,19 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn update_workflow(&self, workflow: &WorkflowRecord) -> Result<()> {
+    async fn update_workflow_audited(
+        &self,
+        workflow: &WorkflowRecord,
+        audit: &[AuditEntry],
+    ) -> Result<()> {
         let update = format!(
             "UPDATE workflows SET ({MUTABLE_WORKFLOW_COLUMNS}) = ({MUTABLE_WORKFLOW_PLACEHOLDERS}) \
              WHERE id = ?"
         );
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         let result = bind_mutable_columns(sqlx::query(&update), workflow, &self.secrets)?
             .bind(&workflow.id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|err| {
                 if unique_violation(&err).is_some() {
@@ -781,10 +955,17 @@ impl Store for SqliteStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::workflow_not_found(&workflow.id));
         }
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn add_version(&self, version: &VersionRecord, updated_at: i64) -> Result<()> {
+    async fn add_version_audited(
+        &self,
+        version: &VersionRecord,
+        updated_at: i64,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         insert_version(&mut tx, version).await?;
         let result = sqlx::query("UPDATE workflows SET updated_at = ? WHERE id = ?")
@@ -795,6 +976,7 @@ impl Store for SqliteStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::workflow_not_found(&version.workflow_id));
         }
+        audit::insert_entries(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -893,13 +1075,19 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn delete_workflow(&self, id: &str) -> Result<bool> {
+    async fn delete_workflow_audited(&self, id: &str, audit: Option<&AuditEntry>) -> Result<bool> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         // Versions, settings and executions go with it: ON DELETE CASCADE.
         let result = sqlx::query("DELETE FROM workflows WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(result.rows_affected() > 0)
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     // --- settings ---
@@ -923,7 +1111,12 @@ impl Store for SqliteStore {
         Ok(settings)
     }
 
-    async fn replace_settings(&self, workflow_id: &str, settings: &Settings) -> Result<()> {
+    async fn replace_settings_audited(
+        &self,
+        workflow_id: &str,
+        settings: &Settings,
+        audit: &[AuditEntry],
+    ) -> Result<()> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         if !workflow_exists(&mut tx, workflow_id).await? {
             return Err(StoreError::workflow_not_found(workflow_id));
@@ -935,6 +1128,7 @@ impl Store for SqliteStore {
         for (key, value) in &self.secrets.seal_settings(workflow_id, settings) {
             upsert_setting(&mut tx, workflow_id, key, value).await?;
         }
+        audit::insert_entries(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1040,7 +1234,7 @@ impl Store for SqliteStore {
 
     async fn claim_run(&self, claim: &RunClaim) -> Result<ClaimOutcome> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let outcome = claim_in(&mut tx, claim).await?;
+        let outcome = claim_in(&mut tx, &self.node_id, claim).await?;
         if outcome != ClaimOutcome::AlreadyClaimed {
             tx.commit().await?;
         } // else dropped: rolled back, nothing written
@@ -1057,23 +1251,83 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let mut outcomes = Vec::with_capacity(claims.len());
         for claim in claims {
-            outcomes.push(claim_in_savepoint(&mut tx, claim).await?);
+            outcomes.push(claim_in_savepoint(&mut tx, &self.node_id, claim).await?);
         }
         tx.commit().await?;
         Ok(outcomes)
     }
 
-    async fn interrupt_running_executions(&self, now: i64) -> Result<u64> {
-        let result = sqlx::query(&format!(
-            "UPDATE executions SET status = ?, finished_at = ?, duration_ms = MAX(? - started_at, 0) \
-             WHERE {IS_RUNNING}"
-        ))
-        .bind(ExecutionStatus::Interrupted.as_str())
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+    fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    async fn register_node(&self, node: &NodeRecord) -> Result<()> {
+        if node.id != *self.node_id {
+            return Err(StoreError::not_this_node(&node.id, &self.node_id));
+        }
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        nodes::register_alone(&mut tx, node).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // --- audit log ---
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        audit::insert_entries(&mut tx, [entry]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let mut conn = self.pool.acquire().await?;
+        audit::select(&mut conn, query).await
+    }
+
+    async fn delete_audit_before(&self, before: i64) -> Result<u64> {
+        let result = sqlx::query("DELETE FROM audit_log WHERE at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
         Ok(result.rows_affected())
+    }
+
+    async fn renew_node_lease(&self, lease_expires_at: i64) -> Result<bool> {
+        nodes::renew(&self.writer, &self.node_id, lease_expires_at).await
+    }
+
+    async fn reap_expired_nodes(&self, now: i64) -> Result<Vec<ReapedNode>> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let reaped = nodes::reap_expired(&mut tx, now).await?;
+        tx.commit().await?;
+        Ok(reaped)
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        nodes::list(&self.pool).await
+    }
+
+    async fn acquire_slot(
+        &self,
+        workflow_id: &str,
+        limit: u32,
+        holder: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let taken =
+            nodes::acquire_slot(&mut tx, &self.node_id, workflow_id, limit, holder, now).await?;
+        tx.commit().await?;
+        Ok(taken)
+    }
+
+    async fn release_slot(&self, workflow_id: &str, holder: &str) -> Result<()> {
+        nodes::release_slot(&self.writer, workflow_id, holder).await
     }
 
     async fn workflow_retentions(&self) -> Result<Vec<WorkflowRetention>> {

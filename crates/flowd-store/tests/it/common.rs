@@ -1,11 +1,12 @@
 //! Backends to run the suite against, and records to store.
 
+use flowd_core::access::{AuditAction, Role};
 use flowd_core::retention::Retention;
 use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, Trigger, VersionState};
 use flowd_store::{
-    ApiKeyRecord, ExecutionError, ExecutionRecord, PostgresStore, SecretKey, SqliteStore, Store,
-    StoreError, TeamRecord, VersionRecord, WorkflowRecord,
+    ApiKeyRecord, AuditEntry, ExecutionError, ExecutionRecord, PostgresStore, SecretKey,
+    SqliteStore, Store, StoreError, TeamRecord, VersionRecord, WorkflowRecord,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -110,9 +111,44 @@ pub fn api_key(team_id: &str, key_hash: &str) -> ApiKeyRecord {
         team_id: team_id.to_string(),
         name: "ci".to_string(),
         key_hash: key_hash.to_string(),
-        is_admin: true,
+        prefix: key_hash.chars().take(12).collect(),
+        role: Role::Admin,
         created_at: NOW + 1,
+        expires_at: Some(NOW + 86_400_000),
+        last_used_at: None,
     }
+}
+
+/// An audit entry of `action` by the key `ci`, at `at`, about `workflow` (if any) of `team`.
+pub fn audit_entry(
+    action: AuditAction,
+    at: i64,
+    team: &TeamRecord,
+    workflow: Option<&WorkflowRecord>,
+) -> AuditEntry {
+    AuditEntry {
+        id: id_at(at as u64),
+        at,
+        actor_id: "key-ci".to_string(),
+        actor_name: "ci".to_string(),
+        action,
+        team_id: Some(team.id.clone()),
+        team_name: Some(team.name.clone()),
+        workflow_id: workflow.map(|w| w.id.clone()),
+        workflow_name: workflow.map(|w| w.name.clone()),
+        summary: format!("{action} at {at}"),
+    }
+}
+
+/// Every entry of the log, newest first.
+pub async fn all_entries(store: &dyn Store) -> Vec<AuditEntry> {
+    store
+        .audit_entries(&flowd_store::AuditQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("audit entries")
 }
 
 /// A workflow with every optional field set and no field at its default.
@@ -136,6 +172,11 @@ pub fn workflow(team_id: &str, name: &str) -> WorkflowRecord {
         isolation: Isolation::Reuse,
         created_at: NOW,
         updated_at: NOW + 2,
+        egress_allow: vec![
+            "10.200.0.0/24".parse().unwrap(),
+            "[fd00::1]:443".parse().unwrap(),
+            "db.internal:5432".parse().unwrap(),
+        ],
         retention: Some(Retention {
             days: Some(7),
             max_executions: Some(500),

@@ -36,6 +36,7 @@ pub async fn creates_and_reads_back_a_workflow_without_optional_fields(store: &d
         next_fire_at: None,
         max_concurrency: None,
         isolation: Isolation::Fork,
+        egress_allow: Vec::new(),
         retention: None,
         ..workflow(&team.id, "hook")
     };
@@ -153,6 +154,7 @@ pub async fn update_replaces_every_column_but_id_team_created_at_and_version(sto
         isolation: Isolation::Fork,
         created_at: 1,
         updated_at: NOW + 1000,
+        egress_allow: vec!["10.9.8.7:6543".parse().unwrap()],
         retention: Some(flowd_core::retention::Retention {
             days: None,
             max_executions: Some(3),

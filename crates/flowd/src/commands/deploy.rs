@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
+use flowd_core::egress::EgressRule;
 use flowd_core::requirements::Requirements;
 use flowd_core::workflow::{Mode, Name, MAX_NAME_LEN};
 use indicatif::ProgressBar;
@@ -24,6 +25,7 @@ Examples:
   flowd deploy sync.py --every 5m --settings sync.json --secret-file API_KEY=api_key.txt
   flowd deploy report.py --cron '0 8 * * 1-5' --tz Europe/Paris
   flowd deploy hello.py --name hello-staging --timeout 30 --memory 256
+  flowd deploy payroll.py --egress-allow 10.20.0.5:5432   # within the server's --egress-workflow-allow
 
   flowd deploy hello.py --requirements requirements.txt
 
@@ -79,6 +81,14 @@ pub struct DeployArgs {
     /// Memory limit of one execution, in MiB [server default: 512].
     #[arg(long, value_name = "MB")]
     pub memory: Option<u32>,
+    /// A destination this workflow alone may connect to although the egress policy refuses it
+    /// (a CIDR, an address, `address:port` or `host:port`), within the server's
+    /// --egress-workflow-allow; repeatable. Given on an update, these replace the workflow's.
+    #[arg(long = "egress-allow", value_name = "DESTINATION")]
+    pub egress_allow: Vec<EgressRule>,
+    /// On an update: remove the workflow's own egress exceptions.
+    #[arg(long, conflicts_with = "egress_allow")]
+    pub no_egress_allow: bool,
     /// Keep this workflow's executions this many days [server default: --retention-days].
     #[arg(long, value_name = "DAYS")]
     pub retention_days: Option<u32>,
@@ -173,6 +183,9 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
             }
             if !env.is_empty() {
                 body["env"] = Value::Object(env.clone());
+            }
+            if !args.egress_allow.is_empty() {
+                body["egress_allow"] = json!(args.egress_allow);
             }
             if let Some(requirements) = &requirements {
                 body["requirements"] = json!(requirements.lines());
@@ -390,12 +403,23 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
     if !input.env.is_empty() && current["env"] != Value::Object(input.env.clone()) {
         patch.insert("env".into(), Value::Object(input.env));
     }
+    let egress_allow = if input.args.no_egress_allow {
+        Some(json!([]))
+    } else {
+        (!input.args.egress_allow.is_empty()).then(|| json!(input.args.egress_allow))
+    };
+    if let Some(egress_allow) = egress_allow.filter(|wanted| current["egress_allow"] != *wanted) {
+        patch.insert("egress_allow".into(), egress_allow);
+    }
     let mut changed: Vec<&'static str> = Vec::new();
     if patch.contains_key("schedule") {
         changed.push("schedule");
     }
     if patch.contains_key("env") {
         changed.push("env");
+    }
+    if patch.contains_key("egress_allow") {
+        changed.push("egress_allow");
     }
     if patch.contains_key("timeout_s") || patch.contains_key("memory_mb") {
         changed.push("limits");

@@ -180,6 +180,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         memory_mb: args.memory,
         env: Vec::new(),
         isolation: flowd_core::workflow::Isolation::Fork,
+        egress_allow: Vec::new(),
     };
     let execution = runtime.execute(&job).await;
     spinner.finish_and_clear();

@@ -229,6 +229,13 @@ pub async fn show(global: &Global, args: ShowArgs) -> Result<()> {
     if !secrets.is_empty() {
         field("secrets", secrets.join(", "));
     }
+    let egress_allow: Vec<String> = workflow["egress_allow"]
+        .as_array()
+        .map(|list| list.iter().map(text).collect())
+        .unwrap_or_default();
+    if !egress_allow.is_empty() {
+        field("egress allow", egress_allow.join(", "));
+    }
     field(
         "created",
         ui::time(workflow["created_at"].as_str().unwrap_or("")),
