@@ -6,6 +6,7 @@
 //! - [`egress`]: exceptions to the egress policy (`10.0.0.0/8`, `db.internal:5432`).
 //! - [`request`]: how an HTTP request to a hook URL becomes the `_request` dict.
 //! - [`response`]: how a workflow's return value becomes the HTTP response.
+//! - [`retention`]: how long executions are kept, and what falls out at a given time.
 //! - [`schedule`]: pull-mode schedules (intervals, cron in a time zone) and their fire times.
 //! - [`settings`]: settings snapshots, change sets, merging and masking of secrets.
 //! - [`workflow`]: workflow names, modes, limits.
@@ -20,6 +21,7 @@ pub mod marshal;
 pub mod request;
 pub mod requirements;
 pub mod response;
+pub mod retention;
 pub mod schedule;
 pub mod settings;
 pub mod value;

@@ -235,8 +235,9 @@ fn generated_key_file(path: &Path) -> Result<String> {
 }
 
 /// Writes `content` to `path` (mode 0600) so that after a crash the file is either absent or
-/// complete: a temporary file, synced, renamed into place, and the directory synced.
-fn write_secret_file_durably(path: &Path, content: &str) -> std::io::Result<()> {
+/// complete: a temporary file, synced, renamed into place, and the directory synced. The admin
+/// key's file and the secret key's are written this way.
+pub fn write_secret_file_durably(path: &Path, content: &str) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut staging = path.as_os_str().to_owned();
     staging.push(".tmp");

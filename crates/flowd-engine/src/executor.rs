@@ -240,7 +240,11 @@ impl Engine {
         record.error = conclusion.error;
         record.logs = conclusion.logs;
         record.logs_truncated = conclusion.logs_truncated;
-        record.settings_changed = conclusion.settings_changed;
+        // Secret settings' new values are masked in the record, as wherever it is shown: only
+        // the settings themselves keep them (sealed at rest).
+        record.settings_changed = conclusion
+            .settings_changed
+            .map(|change| change.masked(&hot.record.secret_keys));
         record.response_status = conclusion.response_status;
         if caller.has_left() {
             record.warnings.push(CALLER_LEFT_WARNING.into());

@@ -20,6 +20,7 @@ pub mod key_cache;
 pub mod metrics;
 mod node_lease;
 mod refusal;
+pub mod retention;
 pub mod scheduler;
 mod settings_cell;
 pub mod signed;
@@ -71,6 +72,8 @@ pub struct EngineConfig {
     pub running_record_delay: Duration,
     /// How long an idempotency key is remembered: a repeat within it gets the first response.
     pub idempotency_ttl: Duration,
+    /// How long executions are kept, and how the task deleting the others works.
+    pub retention: retention::RetentionConfig,
     /// This process as a node of the store: its address and lease.
     pub node: NodeConfig,
     /// Audit entries are kept this many days.
@@ -91,6 +94,7 @@ impl Default for EngineConfig {
             max_code_bytes: 1 << 20,
             running_record_delay: Duration::from_millis(100),
             idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
+            retention: retention::RetentionConfig::default(),
             node: NodeConfig::default(),
             audit_retention_days: 365,
             key_cache_ttl: key_cache::KEY_CACHE_TTL,

@@ -8,6 +8,7 @@ use flowd_core::access::{AuditAction, Role};
 use flowd_core::egress::ceiling::check_workflow_exceptions;
 use flowd_core::egress::EgressRule;
 use flowd_core::requirements::Requirements;
+use flowd_core::retention::Retention;
 use flowd_core::schedule::Schedule;
 use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::workflow::{limits, ExecutionStatus, Isolation, Mode, Name, Trigger, VersionState};
@@ -56,6 +57,8 @@ pub struct NewWorkflow {
     pub team: Option<String>,
     /// Destinations this workflow alone may connect to (within the server's ceiling).
     pub egress_allow: Option<Vec<String>>,
+    /// The workflow's own retention of its executions (the server's when left out).
+    pub retention: Option<Retention>,
 }
 
 /// Changes to a workflow, as sent to `PATCH /api/v1/workflows/{id}`. A field left out keeps its
@@ -85,6 +88,9 @@ pub struct WorkflowPatch {
     /// `null` goes back to `Idempotency-Key`.
     #[serde(default, deserialize_with = "present")]
     pub idempotency_header: Option<Option<String>>,
+    /// `null` gives the workflow the server's retention again.
+    #[serde(default, deserialize_with = "present")]
+    pub retention: Option<Option<Retention>>,
     /// Replaces the workflow's own egress exceptions (`[]` removes them).
     pub egress_allow: Option<Vec<String>>,
 }
@@ -145,6 +151,7 @@ impl Engine {
         let verify = check_verify(new.mode, new.verify.as_ref())?;
         let idempotency_header =
             check_idempotency_header(new.mode, new.idempotency_header.as_deref())?;
+        check_retention(new.retention.as_ref())?;
         let schedule = check_schedule(new.mode, new.schedule.as_ref())?;
         let enabled = new.enabled.unwrap_or(true);
         let secrets = check_secrets(new.secrets.unwrap_or_default())?;
@@ -181,6 +188,7 @@ impl Engine {
             verify,
             idempotency_header,
             egress_allow,
+            retention: new.retention,
         };
         let version = building_version(&record.id, 1, new.code, &requirements, now);
         let entry = principal.audit(
@@ -265,6 +273,10 @@ impl Engine {
         }
         if let Some(header) = &patch.idempotency_header {
             record.idempotency_header = check_idempotency_header(record.mode, header.as_deref())?;
+        }
+        if let Some(retention) = patch.retention {
+            check_retention(retention.as_ref())?;
+            record.retention = retention;
         }
         if let Some(egress_allow) = &patch.egress_allow {
             record.egress_allow = self.check_egress_allow(egress_allow)?;
@@ -826,6 +838,15 @@ fn is_mask(value: &serde_json::Value) -> bool {
 
 fn parse_name(name: &str) -> Result<Name> {
     Name::parse(name).map_err(|e| EngineError::Invalid(e.to_string()))
+}
+
+fn check_retention(retention: Option<&Retention>) -> Result<()> {
+    match retention {
+        Some(retention) => retention
+            .check()
+            .map_err(|error| EngineError::Invalid(error.to_string())),
+        None => Ok(()),
+    }
 }
 
 fn check_max_concurrency(max: Option<u32>) -> Result<()> {

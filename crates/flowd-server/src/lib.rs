@@ -20,9 +20,10 @@ pub mod views;
 pub mod web;
 
 pub use conn::ConnectionLimits;
+pub use flowd_store::SecretKey;
 pub use flowd_store::{DatabaseUrl, DatabaseUrlError};
 pub use gateway::Gateway;
-pub use startup::{start, start_reporting, Config, StartError};
+pub use startup::{start, start_reporting, Config, StartError, SECRET_KEY_FILE};
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +32,7 @@ use std::time::Duration;
 
 use axum::routing::{any, get};
 use axum::Router;
+use flowd_engine::retention::Pruner;
 use flowd_engine::scheduler::{Scheduler, SystemClock};
 use flowd_engine::Engine;
 use tokio::net::TcpListener;
@@ -246,6 +248,11 @@ impl Serving {
         // Expired idempotency keys are deleted in the background while the server runs.
         let sweep = engine.sweep_idempotency_keys();
         let audit_retention = tokio::spawn(engine.clone().keep_audit_retention());
+        let (stop_retention, retention_stopped) = tokio::sync::oneshot::channel::<()>();
+        let pruner = Pruner::new(engine.store().clone(), engine.config().retention);
+        let retention = tokio::spawn(pruner.run(async move {
+            let _ = retention_stopped.await;
+        }));
         let stop_metrics = || {
             if let Some((_, stop)) = metrics {
                 let _ = stop.send(());
@@ -256,6 +263,7 @@ impl Serving {
                 sweep.abort();
                 let _ = stop_scheduler.send(());
                 audit_retention.abort();
+                let _ = stop_retention.send(());
                 stop_metrics();
                 engine.flush().await;
                 return result.map_err(std::io::Error::other);
@@ -270,6 +278,8 @@ impl Serving {
         let _ = stop_scheduler.send(());
         let _ = scheduler.await;
         audit_retention.abort();
+        let _ = stop_retention.send(());
+        let _ = retention.await;
         let _ = stop_server.send(());
         stop_metrics();
         let deadline = tokio::time::Instant::now() + grace;

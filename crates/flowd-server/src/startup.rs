@@ -11,7 +11,7 @@ use flowd_runtime::sandbox::SandboxDirs;
 use flowd_runtime::{
     BuildConfig, EgressConfig, OutputLimits, RuntimeConfig, Runtimes, SandboxLimits, SandboxUser,
 };
-use flowd_store::DatabaseUrl;
+use flowd_store::{DatabaseUrl, SecretKey};
 
 use crate::{AppState, ConnectionLimits, ServerConfig};
 
@@ -28,6 +28,9 @@ pub struct Config {
     /// The runtime of workflows that pick none (the first found when `None`).
     pub default_runtime: Option<String>,
     pub admin_api_key: Option<String>,
+    /// The key secret values are sealed with at rest (`None`: the one in
+    /// `<data_dir>/secret-key`, generated there on first start).
+    pub secret_key: Option<SecretKey>,
     pub sandbox_user: Option<SandboxUser>,
     pub preload: Vec<String>,
     pub max_body_bytes: usize,
@@ -61,6 +64,7 @@ impl Config {
             pythons: Vec::new(),
             default_runtime: None,
             admin_api_key: None,
+            secret_key: None,
             sandbox_user: None,
             preload: vec!["requests".into()],
             max_body_bytes: ServerConfig::default().max_body_bytes,
@@ -90,10 +94,48 @@ pub enum StartError {
     },
     #[error("cannot open the database: {0}")]
     Store(#[from] flowd_store::StoreError),
+    #[error(
+        "this store's secrets are encrypted (key fingerprint {fingerprint}) and there is no \
+         secret key: put the key it was encrypted with in {} (or give it with FLOWD_SECRET_KEY \
+         or --secret-key-file)",
+        path.display()
+    )]
+    SecretKeyNotFound { path: PathBuf, fingerprint: String },
+    #[error("the secret key file {}: {source}", path.display())]
+    SecretKeyFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot start the Python runtime: {0}")]
     Runtime(#[from] flowd_runtime::RuntimeError),
     #[error("cannot start the engine: {0}")]
     Engine(#[from] flowd_engine::EngineError),
+}
+
+/// Where the secret key is kept in the data dir when none is configured.
+pub const SECRET_KEY_FILE: &str = "secret-key";
+
+/// The key in the key file at `path`, or a new one written there first (mode 0600, durably,
+/// like the admin key's file); whether it was generated now.
+fn data_dir_secret_key(path: &std::path::Path) -> Result<(SecretKey, bool), StartError> {
+    let file_error = |source| StartError::SecretKeyFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(content) => content.parse().map(|key| (key, false)).map_err(|error| {
+            file_error(std::io::Error::new(std::io::ErrorKind::InvalidData, error))
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let key = SecretKey::generate();
+            flowd_engine::auth::write_secret_file_durably(path, &key.to_hex())
+                .map_err(file_error)?;
+            tracing::info!(path = %path.display(), "generated the secret key: keep a copy of it apart from the backups");
+            Ok((key, true))
+        }
+        Err(error) => Err(file_error(error)),
+    }
 }
 
 /// Starts everything but the listener.
@@ -123,7 +165,23 @@ pub async fn start_reporting(
         .database
         .clone()
         .unwrap_or_else(|| DatabaseUrl::Sqlite(data_dir.join("flowd.db")));
-    let store = database.open().await?;
+    let key_file = data_dir.join(SECRET_KEY_FILE);
+    let (secret_key, generated) = match &config.secret_key {
+        Some(key) => (key.clone(), false),
+        None => data_dir_secret_key(&key_file)?,
+    };
+    let store = match database.open_keyed(Some(&secret_key)).await {
+        Ok(store) => store,
+        // A store restored without its key: the key just generated is of no use to it.
+        Err(flowd_store::StoreError::WrongSecretKey { stored, .. }) if generated => {
+            let _ = std::fs::remove_file(&key_file);
+            return Err(StartError::SecretKeyNotFound {
+                path: key_file,
+                fingerprint: stored,
+            });
+        }
+        Err(error) => return Err(error.into()),
+    };
     tracing::info!(%database, "store open");
     let sandbox_dirs =
         SandboxDirs::for_data_dir(&data_dir, config.runtime_dir.clone()).map_err(dir_error)?;

@@ -39,6 +39,18 @@ pub enum StoreError {
          run the flowd that migrated it, or a newer one"
     )]
     SchemaTooNew { database: i64, binary: i64 },
+    /// The store's secret values are sealed under another key than the one given.
+    #[error(
+        "the secret key given is not the one this store's secrets are encrypted with (its \
+         fingerprint is {stored}, the given key's {given}): give the store's key \
+         (FLOWD_SECRET_KEY, --secret-key-file or <data dir>/secret-key)"
+    )]
+    WrongSecretKey { stored: String, given: String },
+    /// The store's secret values are sealed, and no key was given to open them.
+    #[error(
+        "this store's secrets are encrypted (key fingerprint {stored}) and no secret key was given"
+    )]
+    SecretKeyMissing { stored: String },
 }
 
 impl StoreError {

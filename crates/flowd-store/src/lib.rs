@@ -26,6 +26,7 @@ mod model;
 mod node;
 mod postgres;
 mod schema_version;
+mod secrets;
 mod sqlite;
 mod sqlx_error;
 mod store;
@@ -40,5 +41,9 @@ pub use idempotency::{
 pub use model::*;
 pub use node::{NodeRecord, ReapedNode};
 pub use postgres::PostgresStore;
+pub use secrets::{InvalidSecretKey, SecretKey};
+pub use sqlite::backup::{backup_database, check_backup, BackupError};
 pub use sqlite::SqliteStore;
-pub use store::{ClaimOutcome, ExecutionQuery, FireAdvance, RunClaim, Store, StoreWrite};
+pub use store::{
+    ClaimOutcome, ExecutionQuery, FireAdvance, RunClaim, Store, StoreWrite, WorkflowRetention,
+};

@@ -63,6 +63,8 @@ pub struct WorkflowRecord {
     pub verify: Option<flowd_core::verify::Verification>,
     /// The header whose value identifies a delivery, instead of `Idempotency-Key` (lower-case).
     pub idempotency_header: Option<String>,
+    /// The workflow's own retention of its executions (`None`: the server's).
+    pub retention: Option<flowd_core::retention::Retention>,
     /// Destinations this workflow's processes alone may connect to although the egress policy
     /// refuses them, within the server's ceiling (`flowd_core::egress::ceiling`).
     pub egress_allow: Vec<flowd_core::egress::EgressRule>,

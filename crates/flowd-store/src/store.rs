@@ -73,6 +73,14 @@ pub struct RunClaim {
     pub skip_warning: Option<String>,
 }
 
+/// A workflow's own retention of its executions, as [`Store::workflow_retentions`] lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowRetention {
+    pub workflow_id: String,
+    /// `None`: the server's.
+    pub retention: Option<flowd_core::retention::Retention>,
+}
+
 /// What [`Store::claim_run`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimOutcome {
@@ -348,4 +356,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Deletes the keys expired at `now` (`expires_at <= now`), answering how many.
     async fn delete_expired_idempotency_keys(&self, now: i64) -> Result<u64>;
+    // --- retention ---
+    /// Every workflow of the store (all teams) with its own retention, if it has one.
+    async fn workflow_retentions(&self) -> Result<Vec<WorkflowRetention>>;
+    /// Deletes at most `limit` of the workflow's executions that fall out of `cut` (started
+    /// before `cut.started_before`, or older than its `cut.keep_newest` newest, newest by id),
+    /// oldest first, never a `running` one, in one short transaction; answers how many it
+    /// deleted (fewer than `limit`: nothing more to delete for now).
+    async fn prune_executions(
+        &self,
+        workflow_id: &str,
+        cut: &flowd_core::retention::RetentionCut,
+        limit: u32,
+    ) -> Result<u64>;
 }

@@ -10,6 +10,7 @@ mod logging;
 mod memory;
 mod profile;
 mod secret_input;
+mod secret_key;
 mod serve;
 mod signature;
 mod ui;
@@ -17,8 +18,8 @@ mod ui;
 use clap::{Args, Parser, Subcommand};
 
 use commands::{
-    audit, deploy, executions, invoke, keys, login, migrate_store, run, settings, teams, versions,
-    workflows,
+    audit, backup, deploy, executions, invoke, keys, login, migrate_store, rotate_key, run,
+    settings, teams, versions, workflows,
 };
 
 /// flowd: a self-hosted, serverless runtime for HR data workflows.
@@ -147,6 +148,15 @@ enum Command {
     /// Copy a single node's SQLite store into an empty PostgreSQL database (stop the server first).
     #[command(name = "migrate-store", after_help = migrate_store::EXAMPLES)]
     MigrateStore(migrate_store::MigrateStoreArgs),
+    /// Write a consistent copy of a data dir's store into a file, while its server serves.
+    #[command(after_help = backup::BACKUP_EXAMPLES)]
+    Backup(backup::BackupArgs),
+    /// Lay a backup into a new data dir.
+    #[command(after_help = backup::RESTORE_EXAMPLES)]
+    Restore(backup::RestoreArgs),
+    /// Re-encrypt every secret value of a (stopped) server's store under a new secret key.
+    #[command(after_help = rotate_key::EXAMPLES)]
+    RotateSecretKey(rotate_key::RotateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -199,6 +209,9 @@ fn main() -> std::process::ExitCode {
             Command::Teams(args) => teams::teams(&global, args).await,
             Command::Audit(args) => audit::audit(&global, args).await,
             Command::MigrateStore(args) => migrate_store::migrate_store(args).await,
+            Command::Backup(args) => backup::backup(args).await,
+            Command::Restore(args) => backup::restore(args).await,
+            Command::RotateSecretKey(args) => rotate_key::rotate(args).await,
         }
     });
     // Do not wait for tasks left behind (a blocked stdin reader, a spinner).

@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use flowd_core::egress::EgressRule;
+use flowd_core::retention::RetentionDefaults;
+use flowd_engine::retention::RetentionConfig;
 use flowd_engine::{EngineConfig, NodeConfig};
 use flowd_runtime::{BuildConfig, EgressConfig, EgressProxy, InstallerChoice, SandboxUser};
 use flowd_server::conn::fd_limit;
@@ -44,6 +46,14 @@ pub struct ServeArgs {
     /// readable by every process of the machine, the workflows included).
     #[arg(long = "admin-api-key", hide = true, value_name = "KEY")]
     pub admin_api_key_on_command_line: Option<String>,
+    /// A file holding the key (64 hex characters) secret values are encrypted with at rest
+    /// [default: $FLOWD_SECRET_KEY, else <data-dir>/secret-key, generated on first start].
+    #[arg(long, env = "FLOWD_SECRET_KEY_FILE", value_name = "PATH")]
+    pub secret_key_file: Option<PathBuf>,
+    /// Refused: use --secret-key-file or FLOWD_SECRET_KEY (a key on the command line is
+    /// readable by every process of the machine, the workflows included).
+    #[arg(long = "secret-key", hide = true, value_name = "KEY")]
+    pub secret_key_on_command_line: Option<String>,
     /// Run user code as this UID:GID (when flowd runs as root) [default: 65534:65534, nobody].
     #[arg(long, env = "FLOWD_SANDBOX_USER", value_parser = parse_user)]
     pub sandbox_user: Option<SandboxUser>,
@@ -144,6 +154,14 @@ pub struct ServeArgs {
     /// firewall is managed otherwise.
     #[arg(long, env = "FLOWD_EGRESS", default_value = "on", value_parser = ["on", "off"])]
     pub egress: String,
+    /// Executions older than this many days are deleted (a workflow's `retention.days` wins);
+    /// 0 keeps them whatever their age.
+    #[arg(long, env = "FLOWD_RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u32,
+    /// Only this many of each workflow's newest executions are kept (a workflow's
+    /// `retention.max_executions` wins); 0 keeps them whatever their number.
+    #[arg(long, env = "FLOWD_RETENTION_PER_WORKFLOW", default_value_t = 10_000)]
+    pub retention_per_workflow: u64,
     /// What a workflow's own `egress_allow` may open, for that workflow alone (the ceiling;
     /// opens nothing by itself): same forms as --egress-allow; comma-separated or repeated.
     /// Empty: workflows cannot have exceptions of their own.
@@ -209,6 +227,10 @@ impl ServeArgs {
             .collect();
         config.default_runtime = self.default_runtime.clone().filter(|name| !name.is_empty());
         config.admin_api_key = self.admin_api_key()?;
+        if self.secret_key_on_command_line.is_some() {
+            return Err(crate::secret_key::refused_on_command_line());
+        }
+        config.secret_key = crate::secret_key::given(self.secret_key_file.as_deref())?;
         config.sandbox_user = self.sandbox_user;
         config.preload = self.preload.clone();
         config.max_body_bytes = self.max_body_mb << 20;
@@ -249,6 +271,13 @@ impl ServeArgs {
             max_timeout_s: self.max_timeout_s,
             max_memory_mb: self.max_memory_mb,
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_h * 3600),
+            retention: RetentionConfig {
+                defaults: RetentionDefaults {
+                    days: self.retention_days,
+                    per_workflow: self.retention_per_workflow,
+                },
+                ..RetentionConfig::default()
+            },
             node: NodeConfig {
                 address: self.listen.clone(),
                 lease: Duration::from_secs(self.node_lease_s.max(1)),

@@ -1146,6 +1146,33 @@ fn deploy_sets_environment_variables_that_reach_the_module() {
     assert!(line.contains("env"), "{line}");
 }
 
+#[test]
+fn deploy_sets_the_workflows_retention_and_show_prints_it() {
+    let user = User::with_server();
+    user.write(
+        "kept.py",
+        "def workflow(_request, settings):\n    return None\n",
+    );
+    user.ok(&[
+        "deploy",
+        "kept.py",
+        "--retention-days",
+        "7",
+        "--retention-max-executions",
+        "50",
+    ]);
+    assert_eq!(
+        user.json(&["show", "kept"])["workflow"]["retention"],
+        serde_json::json!({"days": 7, "max_executions": 50})
+    );
+
+    // An update changes the limit given and keeps the other.
+    let out = user.ok(&["deploy", "kept.py", "--retention-days", "3"]);
+    assert!(out.contains("retention"), "{out}");
+    let out = user.ok(&["show", "kept"]);
+    assert!(out.contains("3 days, at most 50 executions"), "{out}");
+}
+
 const DATEUTIL: &str = r#"import json
 import dateutil
 

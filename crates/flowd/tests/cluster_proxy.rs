@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 const ADMIN_KEY: &str = "cluster-proxy-test-admin-key-0123456789";
+/// The secret key both nodes are given (`FLOWD_SECRET_KEY`).
+const SECRET_KEY: &str = "c1d2e3f405162738495a6b7c8d9eaf00112233445566778899aabbccddeeff00";
 
 fn example_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib/cluster/nginx.conf")
@@ -118,6 +120,9 @@ fn flowd_node(dir: &Path, name: &str, port: u16, database: &str) -> Process {
             "2",
         ])
         .env("FLOWD_ADMIN_API_KEY", ADMIN_KEY)
+        // Both nodes open the shared store's secret values with one key.
+        .env("FLOWD_SECRET_KEY", SECRET_KEY)
+        .env_remove("FLOWD_SECRET_KEY_FILE")
         // The Python environment the workspace's tests share (built once).
         .env(
             "FLOWD_RUNTIME_DIR",

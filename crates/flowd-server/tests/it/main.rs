@@ -28,6 +28,7 @@ mod metrics;
 mod openapi;
 mod postgres;
 mod process_faults;
+mod retention;
 mod runtimes;
 mod schemathesis;
 mod settings;

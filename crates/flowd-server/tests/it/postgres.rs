@@ -9,9 +9,18 @@ use serde_json::json;
 use crate::api_support::id;
 use crate::support::*;
 
+/// A server on `database`, given its secret key as nodes sharing a database are (the data dir
+/// is the test's own).
 async fn spawn_app_on(database: &flowd_test_postgres::TestDatabase) -> TestApp {
     let url: DatabaseUrl = database.url().parse().expect("a database URL");
-    spawn_app_with(|config| config.database = Some(url)).await
+    let key = "5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7"
+        .parse()
+        .expect("a secret key");
+    spawn_app_with(|config| {
+        config.database = Some(url);
+        config.secret_key = Some(key);
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -16,6 +16,9 @@ pub const TABLES: &[&str] = &[
     "executions",
     "audit_log",
     "idempotency_keys",
+    // The fingerprint of the key the copied secret values are sealed with (they are copied as
+    // they are, ciphertext): the target's nodes must be given the same secret key.
+    "secret_key_fingerprint",
 ];
 
 /// The order a table's rows are read in: `rowid`, or the primary key of a table created

@@ -19,8 +19,10 @@ pub(crate) mod errors;
 mod idempotency;
 pub(crate) mod listener;
 mod nodes;
+mod retention;
 mod rows;
 pub(crate) mod schema;
+mod secret_key;
 mod writes;
 
 use std::str::FromStr;
@@ -29,6 +31,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flowd_core::access::Role;
+use flowd_core::retention::RetentionCut;
 use flowd_core::settings::Settings;
 use flowd_core::workflow::{ExecutionStatus, VersionState};
 use serde::Serialize;
@@ -39,16 +42,16 @@ use self::batch_commit::BatchCommit;
 use self::errors::unique_violation;
 use self::listener::ChangeListener;
 use self::rows::{
-    api_key_from_row, execution_from_row, from_json, team_from_row, version_from_row,
-    workflow_from_row, API_KEY_COLUMNS, EXECUTION_COLUMNS, TEAM_COLUMNS, VERSION_COLUMNS,
-    WORKFLOW_COLUMNS,
+    api_key_from_row, execution_from_row, team_from_row, version_from_row, workflow_from_row,
+    API_KEY_COLUMNS, EXECUTION_COLUMNS, TEAM_COLUMNS, VERSION_COLUMNS, WORKFLOW_COLUMNS,
 };
 use crate::changes::{ChangeFeed, ChangePublisher};
+use crate::secrets::{SecretKey, Secrets};
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::{
     ApiKeyRecord, AuditEntry, AuditQuery, ClaimOutcome, CommitTicket, ExecutionQuery,
     ExecutionRecord, NodeRecord, ReapedNode, Result, RunClaim, Store, StoreError, StoreWrite,
-    TeamRecord, VersionOutcome, VersionRecord, WorkflowRecord,
+    TeamRecord, VersionOutcome, VersionRecord, WorkflowRecord, WorkflowRetention,
 };
 
 /// Connections of the pool: the API's reads and writes, the scheduler's claims and the batched
@@ -66,6 +69,8 @@ const DEFAULT_LIST_LIMIT: u32 = 50;
 pub struct PostgresStore {
     pool: PgPool,
     commits: Arc<BatchCommit>,
+    /// How environment variables and settings values are sealed (see [`crate::secrets`]).
+    secrets: Secrets,
     changes: ChangePublisher,
     listener: Arc<ChangeListener>,
     /// See [`Store::node_id`]: every connection of the pool sets `flowd.node_id` to it, which
@@ -84,6 +89,13 @@ impl PostgresStore {
     /// `?host=/socket/dir`) and brings its schema up to date. `SchemaTooNew` when a newer flowd
     /// migrated it.
     pub async fn connect(url: &str) -> Result<PostgresStore> {
+        PostgresStore::connect_keyed(url, None).await
+    }
+
+    /// [`PostgresStore::connect`], with secret values sealed under `secret_key` (a store from
+    /// before the key has its clear values sealed now). `WrongSecretKey` when the store's values
+    /// are sealed under another key, `SecretKeyMissing` when they are sealed and no key is given.
+    pub async fn connect_keyed(url: &str, secret_key: Option<&SecretKey>) -> Result<PostgresStore> {
         let node_id = uuid::Uuid::now_v7().to_string();
         let options = PgConnectOptions::from_str(url)?
             .application_name("flowd")
@@ -94,16 +106,30 @@ impl PostgresStore {
             .connect_with(options)
             .await?;
         schema::migrate(&pool).await?;
+        let secrets = secret_key.map_or_else(Secrets::clear, Secrets::sealed);
+        secret_key::settle(&pool, &secrets).await?;
         let changes = ChangePublisher::new();
         let listener = Arc::new(ChangeListener::start(url, changes.clone()).await?);
         let commits = Arc::new(BatchCommit::start(pool.clone()));
         Ok(PostgresStore {
             pool,
             commits,
+            secrets,
             changes,
             listener,
             node_id: node_id.into(),
         })
+    }
+
+    /// Reseals every secret value under `new_key`, in one transaction, then closes the store:
+    /// a store opened with another key must not write any more. Nothing else may be writing
+    /// to the database meanwhile (every server on it stopped): what it sealed under the old key
+    /// would no longer open.
+    pub async fn rotate_secret_key(self, new_key: &SecretKey) -> Result<()> {
+        let rotated =
+            secret_key::rotate(&self.pool, &self.secrets, &Secrets::sealed(new_key)).await;
+        self.close().await;
+        rotated
     }
 
     /// Commits what is queued, then closes the connections; the store is unusable afterwards.
@@ -189,10 +215,10 @@ async fn insert_settings(
 /// in the order [`bind_mutable_columns`] binds them.
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, secret_keys, \
      schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, updated_at, env, \
-     verify, idempotency_header, egress_allow";
+     verify, idempotency_header, egress_allow, retention";
 const MUTABLE_WORKFLOW_PLACEHOLDERS: &str =
     "$1, $2, $3, $4, $5, $6::JSON, $7, $8, $9, $10, $11, $12, $13, $14::JSON, $15, $16, \
-     $17::JSON";
+     $17::JSON, $18::JSON";
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
@@ -200,6 +226,7 @@ type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>
 fn bind_mutable_columns<'q>(
     query: PgQuery<'q>,
     workflow: &'q WorkflowRecord,
+    secrets: &Secrets,
 ) -> Result<PgQuery<'q>> {
     Ok(query
         .bind(&workflow.name)
@@ -215,10 +242,20 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.max_concurrency.map(i64::from))
         .bind(workflow.isolation.as_str())
         .bind(workflow.updated_at)
-        .bind(to_json(&workflow.env, "the environment variables")?)
+        .bind(to_json(
+            &secrets.seal_env(&workflow.id, &workflow.env),
+            "the environment variables",
+        )?)
         .bind(workflow.verify.as_ref().map(|v| v.to_json().to_string()))
         .bind(&workflow.idempotency_header)
-        .bind(to_json(&workflow.egress_allow, "the egress exceptions")?))
+        .bind(to_json(&workflow.egress_allow, "the egress exceptions")?)
+        .bind(
+            workflow
+                .retention
+                .as_ref()
+                .map(|retention| to_json(retention, "the retention"))
+                .transpose()?,
+        ))
 }
 
 /// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave
@@ -548,9 +585,9 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let insert = format!(
             "INSERT INTO workflows ({MUTABLE_WORKFLOW_COLUMNS}, id, team_id, created_at, version) \
-             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $18, $19, $20, $21)"
+             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $19, $20, $21, $22)"
         );
-        bind_mutable_columns(sqlx::query(&insert), workflow)?
+        bind_mutable_columns(sqlx::query(&insert), workflow, &self.secrets)?
             .bind(&workflow.id)
             .bind(&workflow.team_id)
             .bind(workflow.created_at)
@@ -572,7 +609,8 @@ impl Store for PostgresStore {
                 None => err.into(),
             })?;
         insert_version(&mut tx, first_version).await?;
-        insert_settings(&mut tx, &workflow.id, settings).await?;
+        let settings = self.secrets.seal_settings(&workflow.id, settings);
+        insert_settings(&mut tx, &workflow.id, &settings).await?;
         audit::insert_entries(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
@@ -586,7 +624,7 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await?
         .as_ref()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .transpose()
     }
 
@@ -599,7 +637,7 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await?
         .as_ref()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .transpose()
     }
 
@@ -611,7 +649,7 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .collect()
     }
 
@@ -622,10 +660,10 @@ impl Store for PostgresStore {
     ) -> Result<()> {
         let update = format!(
             "UPDATE workflows SET ({MUTABLE_WORKFLOW_COLUMNS}) = ({MUTABLE_WORKFLOW_PLACEHOLDERS}) \
-             WHERE id = $18"
+             WHERE id = $19"
         );
         let mut tx = self.pool.begin().await?;
-        let result = bind_mutable_columns(sqlx::query(&update), workflow)?
+        let result = bind_mutable_columns(sqlx::query(&update), workflow, &self.secrets)?
             .bind(&workflow.id)
             .execute(&mut *tx)
             .await
@@ -793,7 +831,7 @@ impl Store for PostgresStore {
         for row in &rows {
             let key: String = row.try_get("key")?;
             let value: String = row.try_get("value")?;
-            let value = from_json(&value, &format!("the value of setting {key:?}"))?;
+            let value = self.secrets.open_setting(workflow_id, &key, &value)?;
             settings.insert(key, value);
         }
         Ok(settings)
@@ -819,7 +857,8 @@ impl Store for PostgresStore {
             .bind(workflow_id)
             .execute(&mut *tx)
             .await?;
-        insert_settings(&mut tx, workflow_id, settings).await?;
+        let settings = self.secrets.seal_settings(workflow_id, settings);
+        insert_settings(&mut tx, workflow_id, &settings).await?;
         audit::insert_entries(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
@@ -828,11 +867,11 @@ impl Store for PostgresStore {
     // --- executions ---
 
     fn submit(&self, writes: Vec<StoreWrite>) -> CommitTicket {
-        self.commits.submit(writes)
+        self.commits.submit(self.secrets.seal_writes(writes))
     }
 
     fn enqueue(&self, writes: Vec<StoreWrite>) {
-        self.commits.enqueue(writes)
+        self.commits.enqueue(self.secrets.seal_writes(writes))
     }
 
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>> {
@@ -912,7 +951,7 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .collect()
     }
 
@@ -998,6 +1037,19 @@ impl Store for PostgresStore {
 
     async fn delete_expired_idempotency_keys(&self, now: i64) -> Result<u64> {
         idempotency::delete_expired(&self.pool, now).await
+    }
+
+    async fn workflow_retentions(&self) -> Result<Vec<WorkflowRetention>> {
+        retention::workflow_retentions(&self.pool).await
+    }
+
+    async fn prune_executions(
+        &self,
+        workflow_id: &str,
+        cut: &RetentionCut,
+        limit: u32,
+    ) -> Result<u64> {
+        retention::prune_executions(&self.pool, workflow_id, cut, limit).await
     }
 
     fn node_id(&self) -> &str {

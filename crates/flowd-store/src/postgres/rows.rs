@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
+use crate::secrets::Secrets;
 use crate::{
     ApiKeyRecord, ExecutionError, ExecutionRecord, Result, StoreError, TeamRecord, VersionRecord,
     WorkflowRecord,
@@ -19,7 +20,7 @@ pub(super) const API_KEY_COLUMNS: &str =
 pub(super) const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, \
      hook_token, secret_keys::TEXT AS secret_keys, env::TEXT AS env, schedule, next_fire_at, \
      timeout_s, memory_mb, max_concurrency, isolation, created_at, updated_at, verify, \
-     idempotency_header, egress_allow::TEXT AS egress_allow";
+     idempotency_header, egress_allow::TEXT AS egress_allow, retention::TEXT AS retention";
 pub(super) const VERSION_COLUMNS: &str = "workflow_id, version, code, \
      requirements::TEXT AS requirements, state, build_log, error, environment, created_at, \
      settled_at";
@@ -114,10 +115,11 @@ pub(super) fn api_key_from_row(row: &PgRow) -> Result<ApiKeyRecord> {
     })
 }
 
-pub(super) fn workflow_from_row(row: &PgRow) -> Result<WorkflowRecord> {
+pub(super) fn workflow_from_row(row: &PgRow, secrets: &Secrets) -> Result<WorkflowRecord> {
     const T: &str = "workflows";
+    let id: String = row.try_get("id")?;
     Ok(WorkflowRecord {
-        id: row.try_get("id")?,
+        id: id.clone(),
         team_id: row.try_get("team_id")?,
         name: row.try_get("name")?,
         mode: enum_column(row, T, "mode")?,
@@ -127,7 +129,7 @@ pub(super) fn workflow_from_row(row: &PgRow) -> Result<WorkflowRecord> {
         enabled: row.try_get("enabled")?,
         hook_token: row.try_get("hook_token")?,
         secret_keys: json_column(row, T, "secret_keys")?,
-        env: json_column(row, T, "env")?,
+        env: secrets.open_env(&id, json_column(row, T, "env")?)?,
         schedule: row.try_get("schedule")?,
         next_fire_at: row.try_get("next_fire_at")?,
         timeout_s: int_column(row, T, "timeout_s")?,
@@ -139,6 +141,7 @@ pub(super) fn workflow_from_row(row: &PgRow) -> Result<WorkflowRecord> {
         verify: verify_column(row, T)?,
         idempotency_header: row.try_get("idempotency_header")?,
         egress_allow: json_column(row, T, "egress_allow")?,
+        retention: optional_json_column(row, T, "retention")?,
     })
 }
 

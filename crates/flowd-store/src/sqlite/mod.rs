@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flowd_core::access::Role;
+use flowd_core::retention::RetentionCut;
 use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::verify::Verification;
 use flowd_core::workflow::{ExecutionStatus, VersionState};
@@ -23,11 +24,14 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 mod audit;
+pub(crate) mod backup;
 mod columns;
 pub(crate) mod errors;
 mod group_commit;
 mod idempotency;
 mod nodes;
+mod retention;
+mod secret_key;
 
 use self::columns::{from_json, to_json, ExecutionColumns, PUT_EXECUTION};
 use self::errors::unique_violation;
@@ -40,8 +44,9 @@ use crate::model::{
     VersionOutcome, VersionRecord, WorkflowRecord,
 };
 use crate::node::{NodeRecord, ReapedNode};
+use crate::secrets::{SecretKey, Secrets};
 use crate::sqlx_error::is_foreign_key_violation;
-use crate::store::{ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite};
+use crate::store::{ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite, WorkflowRetention};
 use crate::{IdempotencyClaim, IdempotencyClaimOutcome, IdempotencyRecord};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -64,7 +69,7 @@ const API_KEY_COLUMNS: &str =
 const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
      created_at, updated_at, env, verify, idempotency_header, \
-     egress_allow";
+     egress_allow, retention";
 const VERSION_COLUMNS: &str = "workflow_id, version, code, requirements, state, build_log, error, \
      environment, created_at, settled_at";
 const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, started_at, \
@@ -86,6 +91,8 @@ pub struct SqliteStore {
     /// The executions' records and settings changes: a thread of its own with its own
     /// connection (see [`group_commit`]).
     commits: Arc<GroupCommit>,
+    /// How environment variables and settings values are sealed (see [`crate::secrets`]).
+    secrets: Secrets,
     /// See [`Store::node_id`].
     node_id: Arc<str>,
 }
@@ -98,8 +105,15 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating it if missing, with mode 0600) the database file at `path` and brings its
-    /// schema up to date. The parent directory must exist.
+    /// schema up to date. The parent directory must exist. Secret values are kept in clear.
     pub async fn open(path: &Path) -> Result<SqliteStore> {
+        SqliteStore::open_keyed(path, None).await
+    }
+
+    /// [`SqliteStore::open`], with secret values sealed under `secret_key` (a store from before
+    /// the key has its clear values sealed now). `WrongSecretKey` when the store's values are
+    /// sealed under another key, `SecretKeyMissing` when they are sealed and no key is given.
+    pub async fn open_keyed(path: &Path, secret_key: Option<&SecretKey>) -> Result<SqliteStore> {
         create_private_file(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -112,7 +126,8 @@ impl SqliteStore {
             .max_connections(POOL_SIZE)
             .connect_with(options.clone())
             .await?;
-        let store = SqliteStore::migrated(pool.clone(), pool, &file_uri(path)).await?;
+        let secrets = secrets_for(secret_key);
+        let store = SqliteStore::migrated(pool.clone(), pool, &file_uri(path), secrets).await?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -127,8 +142,14 @@ impl SqliteStore {
     }
 
     /// A store in memory, for tests: SQLite's `memdb` database of a name of its own, shared by
-    /// one pooled connection (kept for the life of the store) and the group commit's.
+    /// one pooled connection (kept for the life of the store) and the group commit's. Secret
+    /// values are kept in clear.
     pub async fn open_in_memory() -> Result<SqliteStore> {
+        SqliteStore::open_in_memory_keyed(None).await
+    }
+
+    /// [`SqliteStore::open_in_memory`], with secret values sealed under `secret_key`.
+    pub async fn open_in_memory_keyed(secret_key: Option<&SecretKey>) -> Result<SqliteStore> {
         static STORES: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "/flowd-memory-{}-{}",
@@ -148,21 +169,41 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        SqliteStore::migrated(pool.clone(), pool, &format!("file:{name}?vfs=memdb")).await
+        let uri = format!("file:{name}?vfs=memdb");
+        SqliteStore::migrated(pool.clone(), pool, &uri, secrets_for(secret_key)).await
     }
 
-    /// Brings the schema up to date, then starts the group commit on `uri` (the same database).
-    async fn migrated(pool: SqlitePool, writer: SqlitePool, uri: &str) -> Result<SqliteStore> {
+    /// Brings the schema up to date and checks (or applies) `secrets`' key, then starts the
+    /// group commit on `uri` (the same database).
+    async fn migrated(
+        pool: SqlitePool,
+        writer: SqlitePool,
+        uri: &str,
+        secrets: Secrets,
+    ) -> Result<SqliteStore> {
         crate::schema_version::refuse_newer(&MIGRATOR, applied_schema_version(&pool).await?)?;
         MIGRATOR.run(&pool).await?;
+        secret_key::settle(&pool, &secrets).await?;
         let node_id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
         let commits = Arc::new(GroupCommit::start(uri, BUSY_TIMEOUT, node_id.clone())?);
         Ok(SqliteStore {
             pool,
             writer,
             commits,
+            secrets,
             node_id,
         })
+    }
+
+    /// Reseals every secret value under `new_key`, in one transaction, then closes the store:
+    /// a store opened with another key must not write any more. Nothing else may be writing
+    /// to the database meanwhile (its server stopped): what it sealed under the old key would
+    /// no longer open.
+    pub async fn rotate_secret_key(self, new_key: &SecretKey) -> Result<()> {
+        let rotated =
+            secret_key::rotate(&self.pool, &self.secrets, &Secrets::sealed(new_key)).await;
+        self.close().await;
+        rotated
     }
 
     /// Commits what is queued, then closes the connections (checkpointing the WAL); the store is
@@ -172,6 +213,10 @@ impl SqliteStore {
         self.writer.close().await;
         self.pool.close().await;
     }
+}
+
+fn secrets_for(secret_key: Option<&SecretKey>) -> Secrets {
+    secret_key.map_or_else(Secrets::clear, Secrets::sealed)
 }
 
 /// The schema version this binary migrates SQLite stores to: its newest migration.
@@ -284,10 +329,11 @@ fn api_key_from_row(row: &SqliteRow) -> Result<ApiKeyRecord> {
     })
 }
 
-fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord> {
+fn workflow_from_row(row: &SqliteRow, secrets: &Secrets) -> Result<WorkflowRecord> {
     const T: &str = "workflows";
+    let id: String = row.try_get("id")?;
     Ok(WorkflowRecord {
-        id: row.try_get("id")?,
+        id: id.clone(),
         team_id: row.try_get("team_id")?,
         name: row.try_get("name")?,
         mode: enum_column(row, T, "mode")?,
@@ -297,7 +343,7 @@ fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord> {
         enabled: row.try_get("enabled")?,
         hook_token: row.try_get("hook_token")?,
         secret_keys: json_column(row, T, "secret_keys")?,
-        env: json_column(row, T, "env")?,
+        env: secrets.open_env(&id, json_column(row, T, "env")?)?,
         schedule: row.try_get("schedule")?,
         next_fire_at: row.try_get("next_fire_at")?,
         timeout_s: int_column(row, T, "timeout_s")?,
@@ -309,6 +355,7 @@ fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord> {
         verify: verify_column(row, T)?,
         idempotency_header: row.try_get("idempotency_header")?,
         egress_allow: json_column(row, T, "egress_allow")?,
+        retention: optional_json_column(row, T, "retention")?,
     })
 }
 
@@ -432,9 +479,9 @@ async fn upsert_setting(
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
      updated_at, env, verify, idempotency_header, \
-     egress_allow";
+     egress_allow, retention";
 const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-     ?";
+     ?, ?";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
@@ -442,6 +489,7 @@ type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArgume
 fn bind_mutable_columns<'q>(
     query: SqliteQuery<'q>,
     workflow: &'q WorkflowRecord,
+    secrets: &Secrets,
 ) -> Result<SqliteQuery<'q>> {
     Ok(query
         .bind(&workflow.name)
@@ -457,10 +505,23 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.max_concurrency.map(i64::from))
         .bind(workflow.isolation.as_str())
         .bind(workflow.updated_at)
-        .bind(to_json(&workflow.env, "the environment variables")?)
+        .bind(to_json(
+            &secrets.seal_env(&workflow.id, &workflow.env),
+            "the environment variables",
+        )?)
         .bind(workflow.verify.as_ref().map(|v| v.to_json().to_string()))
         .bind(&workflow.idempotency_header)
-        .bind(to_json(&workflow.egress_allow, "the egress exceptions")?))
+        .bind(to_json(&workflow.egress_allow, "the egress exceptions")?)
+        .bind(optional_retention_json(workflow)?))
+}
+
+/// A workflow's own retention as its column holds it: JSON, or NULL for the server's.
+fn optional_retention_json(workflow: &WorkflowRecord) -> Result<Option<String>> {
+    workflow
+        .retention
+        .as_ref()
+        .map(|retention| to_json(retention, "the retention"))
+        .transpose()
 }
 
 /// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave
@@ -822,7 +883,7 @@ impl Store for SqliteStore {
             .bind(&workflow.team_id)
             .bind(workflow.created_at)
             .bind(i64::from(workflow.version.unwrap_or(0)));
-        bind_mutable_columns(query, workflow)?
+        bind_mutable_columns(query, workflow, &self.secrets)?
             .execute(&mut *tx)
             .await
             .map_err(|err| match unique_violation(&err) {
@@ -840,7 +901,7 @@ impl Store for SqliteStore {
                 None => err.into(),
             })?;
         insert_version(&mut tx, first_version).await?;
-        for (key, value) in settings {
+        for (key, value) in &self.secrets.seal_settings(&workflow.id, settings) {
             upsert_setting(&mut tx, &workflow.id, key, value).await?;
         }
         audit::insert_entries(&mut tx, audit).await?;
@@ -856,7 +917,7 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await?
         .as_ref()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .transpose()
     }
 
@@ -869,7 +930,7 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await?
         .as_ref()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .transpose()
     }
 
@@ -881,7 +942,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .collect()
     }
 
@@ -895,7 +956,7 @@ impl Store for SqliteStore {
              WHERE id = ?"
         );
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let result = bind_mutable_columns(sqlx::query(&update), workflow)?
+        let result = bind_mutable_columns(sqlx::query(&update), workflow, &self.secrets)?
             .bind(&workflow.id)
             .execute(&mut *tx)
             .await
@@ -1062,7 +1123,7 @@ impl Store for SqliteStore {
         for row in &rows {
             let key: String = row.try_get("key")?;
             let value: String = row.try_get("value")?;
-            let value = from_json(&value, &format!("the value of setting {key:?}"))?;
+            let value = self.secrets.open_setting(workflow_id, &key, &value)?;
             settings.insert(key, value);
         }
         Ok(settings)
@@ -1082,7 +1143,7 @@ impl Store for SqliteStore {
             .bind(workflow_id)
             .execute(&mut *tx)
             .await?;
-        for (key, value) in settings {
+        for (key, value) in &self.secrets.seal_settings(workflow_id, settings) {
             upsert_setting(&mut tx, workflow_id, key, value).await?;
         }
         audit::insert_entries(&mut tx, audit).await?;
@@ -1093,11 +1154,11 @@ impl Store for SqliteStore {
     // --- executions ---
 
     fn submit(&self, writes: Vec<StoreWrite>) -> CommitTicket {
-        self.commits.submit(writes)
+        self.commits.submit(self.secrets.seal_writes(writes))
     }
 
     fn enqueue(&self, writes: Vec<StoreWrite>) {
-        self.commits.enqueue(writes)
+        self.commits.enqueue(self.secrets.seal_writes(writes))
     }
 
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>> {
@@ -1175,7 +1236,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .collect()
     }
 
@@ -1315,5 +1376,18 @@ impl Store for SqliteStore {
 
     async fn release_slot(&self, workflow_id: &str, holder: &str) -> Result<()> {
         nodes::release_slot(&self.writer, workflow_id, holder).await
+    }
+
+    async fn workflow_retentions(&self) -> Result<Vec<WorkflowRetention>> {
+        retention::workflow_retentions(&self.pool).await
+    }
+
+    async fn prune_executions(
+        &self,
+        workflow_id: &str,
+        cut: &RetentionCut,
+        limit: u32,
+    ) -> Result<u64> {
+        retention::prune_executions(&self.pool, &self.writer, workflow_id, cut, limit).await
     }
 }

@@ -1,11 +1,12 @@
 //! Backends to run the suite against, and records to store.
 
 use flowd_core::access::{AuditAction, Role};
+use flowd_core::retention::Retention;
 use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, Trigger, VersionState};
 use flowd_store::{
-    ApiKeyRecord, AuditEntry, ExecutionError, ExecutionRecord, PostgresStore, SqliteStore, Store,
-    StoreError, TeamRecord, VersionRecord, WorkflowRecord,
+    ApiKeyRecord, AuditEntry, ExecutionError, ExecutionRecord, PostgresStore, SecretKey,
+    SqliteStore, Store, StoreError, TeamRecord, VersionRecord, WorkflowRecord,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -24,10 +25,17 @@ impl Backend {
     }
 }
 
+/// The key the conformance suite's stores seal their secret values with.
+pub fn secret_key() -> SecretKey {
+    "f0e1d2c3b4a5968778695a4b3c2d1e0f00112233445566778899aabbccddeeff"
+        .parse()
+        .expect("a key")
+}
+
 /// A SQLite store in a file of a fresh temporary directory.
 pub async fn sqlite_file() -> Backend {
     let dir = TempDir::new().expect("temp dir");
-    let store = SqliteStore::open(&dir.path().join("flowd.db"))
+    let store = SqliteStore::open_keyed(&dir.path().join("flowd.db"), Some(&secret_key()))
         .await
         .expect("open the store");
     Backend {
@@ -39,7 +47,9 @@ pub async fn sqlite_file() -> Backend {
 
 /// A SQLite store in memory.
 pub async fn sqlite_memory() -> Backend {
-    let store = SqliteStore::open_in_memory().await.expect("open the store");
+    let store = SqliteStore::open_in_memory_keyed(Some(&secret_key()))
+        .await
+        .expect("open the store");
     Backend {
         store: Box::new(store),
         _dir: None,
@@ -50,7 +60,7 @@ pub async fn sqlite_memory() -> Backend {
 /// A PostgreSQL store in a fresh database of the test server (see [`flowd_test_postgres`]).
 pub async fn postgres() -> Backend {
     let database = flowd_test_postgres::fresh_database().await;
-    let store = PostgresStore::connect(database.url())
+    let store = PostgresStore::connect_keyed(database.url(), Some(&secret_key()))
         .await
         .expect("open the store");
     Backend {
@@ -175,6 +185,10 @@ pub fn workflow(team_id: &str, name: &str) -> WorkflowRecord {
             "[fd00::1]:443".parse().unwrap(),
             "db.internal:5432".parse().unwrap(),
         ],
+        retention: Some(Retention {
+            days: Some(7),
+            max_executions: Some(500),
+        }),
     }
 }
 

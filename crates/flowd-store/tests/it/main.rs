@@ -15,9 +15,12 @@ mod idempotency_keys;
 mod migrate;
 mod nodes;
 mod postgres_only;
+mod retention;
 mod schedules;
+mod secret_key;
 mod settings;
 mod sqlite;
+mod sqlite_retention;
 mod teams;
 mod workflows;
 
@@ -202,6 +205,15 @@ macro_rules! conformance_suite {
                     claim_for_a_missing_workflow_is_not_found,
                     keys_go_with_their_workflow,
                     keys_of_another_workflow_are_apart,
+                ],
+                retention: [
+                    prune_keeps_the_newest_executions,
+                    prune_deletes_executions_started_before_the_cut,
+                    prune_deletes_at_most_the_limit_oldest_first,
+                    prune_never_deletes_a_running_execution,
+                    prune_leaves_other_workflows_alone,
+                    prune_within_retention_deletes_nothing,
+                    workflow_retentions_lists_every_workflow_with_its_own,
                 ],
             );
         }

@@ -28,20 +28,23 @@ struct Made {
     idempotency_keys: Vec<(String, String)>,
 }
 
-/// A closed SQLite store at `<dir>/flowd.db`, made by `fill`.
+/// A closed SQLite store at `<dir>/flowd.db`, made by `fill`, its secret values sealed under
+/// [`secret_key`].
 async fn sqlite_store<F>(dir: &TempDir, fill: F) -> (PathBuf, Made)
 where
     F: AsyncFnOnce(&SqliteStore) -> Made,
 {
     let path = dir.path().join("flowd.db");
-    let store = SqliteStore::open(&path).await.unwrap();
+    let store = SqliteStore::open_keyed(&path, Some(&secret_key()))
+        .await
+        .unwrap();
     let made = fill(&store).await;
     store.close().await;
     (path, made)
 }
 
-/// Two teams with keys; a pull workflow with every field set and a catch workflow with the
-/// optional ones unset; ready, failed and building versions; settings (secret ones included)
+/// Two teams with keys; a pull workflow with every field set (its own retention included) and a
+/// catch workflow with the optional ones unset; secret values sealed under the store's key; ready, failed and building versions; settings (secret ones included)
 /// changed by executions; executions of each status, a scheduled, a running and a skipped one
 /// among them, with what user code can produce (U+0000, non-ASCII) in logs and build logs; an
 /// idempotency key answered (a binary response body) and one still held by its execution.
@@ -114,6 +117,8 @@ async fn every_kind_of_record(store: &SqliteStore) -> Made {
         enabled: false,
         verify: None,
         idempotency_header: None,
+        retention: None,
+        egress_allow: Vec::new(),
         ..workflow(&globex.id, "hook")
     };
     store
@@ -340,11 +345,34 @@ async fn every_record_of_the_store_reads_back_the_same_from_postgres() {
             ("executions", 4),
             ("audit_log", 2),
             ("idempotency_keys", 2),
+            ("secret_key_fingerprint", 1),
         ]
     );
-    let source = SqliteStore::open(&path).await.unwrap();
-    let target = PostgresStore::connect(database.url()).await.unwrap();
+    let source = SqliteStore::open_keyed(&path, Some(&secret_key()))
+        .await
+        .unwrap();
+    let target = PostgresStore::connect_keyed(database.url(), Some(&secret_key()))
+        .await
+        .unwrap();
     assert_same_records(&source, &target, &made).await;
+
+    // Secret values are copied as they are, sealed under the source's key: the target's nodes
+    // need that key, and a node without it is refused.
+    let mut raw = PgConnection::connect(database.url()).await.unwrap();
+    let stored: Vec<String> = sqlx::query_scalar("SELECT value::TEXT FROM workflow_settings")
+        .fetch_all(&mut raw)
+        .await
+        .unwrap();
+    assert!(
+        stored.iter().all(|value| !value.contains("s3cret")),
+        "{stored:?}"
+    );
+    raw.close().await.unwrap();
+    target.close().await;
+    assert!(matches!(
+        PostgresStore::connect(database.url()).await,
+        Err(StoreError::SecretKeyMissing { .. })
+    ));
 }
 
 #[tokio::test]
@@ -391,8 +419,12 @@ async fn executions_beyond_one_batch_are_all_copied() {
 
     sqlite_to_postgres(&path, database.url()).await.unwrap();
 
-    let source = SqliteStore::open(&path).await.unwrap();
-    let target = PostgresStore::connect(database.url()).await.unwrap();
+    let source = SqliteStore::open_keyed(&path, Some(&secret_key()))
+        .await
+        .unwrap();
+    let target = PostgresStore::connect_keyed(database.url(), Some(&secret_key()))
+        .await
+        .unwrap();
     let mut before_id = None;
     loop {
         let page = ExecutionQuery {
@@ -416,7 +448,9 @@ async fn settings_changed_after_the_copy_keep_merging_key_by_key() {
     let (path, made) = sqlite_store(&dir, every_kind_of_record).await;
     let database = fresh_database().await;
     sqlite_to_postgres(&path, database.url()).await.unwrap();
-    let target = PostgresStore::connect(database.url()).await.unwrap();
+    let target = PostgresStore::connect_keyed(database.url(), Some(&secret_key()))
+        .await
+        .unwrap();
     let pull = &made.workflows[0];
 
     target
@@ -479,7 +513,9 @@ async fn a_copy_that_fails_keeps_nothing() {
 async fn a_store_stopped_with_its_write_ahead_log_is_copied_with_it() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("flowd.db");
-    let open = SqliteStore::open(&path).await.unwrap();
+    let open = SqliteStore::open_keyed(&path, Some(&secret_key()))
+        .await
+        .unwrap();
     let made = every_kind_of_record(&open).await;
     // The files as a server stopped without checkpointing leaves them: the log holds commits
     // the database file does not.
@@ -501,7 +537,9 @@ async fn a_store_stopped_with_its_write_ahead_log_is_copied_with_it() {
 
     sqlite_to_postgres(&copy, database.url()).await.unwrap();
 
-    let target = PostgresStore::connect(database.url()).await.unwrap();
+    let target = PostgresStore::connect_keyed(database.url(), Some(&secret_key()))
+        .await
+        .unwrap();
     assert_same_records(&open, &target, &made).await;
     open.close().await;
 }

@@ -39,6 +39,7 @@ pub async fn creates_and_reads_back_a_workflow_without_optional_fields(store: &d
         verify: None,
         idempotency_header: None,
         egress_allow: Vec::new(),
+        retention: None,
         ..workflow(&team.id, "hook")
     };
     store
@@ -163,6 +164,10 @@ pub async fn update_replaces_every_column_but_id_team_created_at_and_version(sto
         ),
         idempotency_header: None,
         egress_allow: vec!["10.9.8.7:6543".parse().unwrap()],
+        retention: Some(flowd_core::retention::Retention {
+            days: None,
+            max_executions: Some(3),
+        }),
     };
     store.update_workflow(&updated).await.unwrap();
     let expected = WorkflowRecord {

@@ -101,12 +101,35 @@ pub struct DeployArgs {
     /// On an update: remove the workflow's own egress exceptions.
     #[arg(long, conflicts_with = "egress_allow")]
     pub no_egress_allow: bool,
+    /// Keep this workflow's executions this many days [server default: --retention-days].
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<u32>,
+    /// Keep only this many of this workflow's newest executions [server default:
+    /// --retention-per-workflow].
+    #[arg(long, value_name = "N")]
+    pub retention_max_executions: Option<u64>,
     /// Print the deployed workflow, with how the deploy went (`deployment`), as JSON.
     #[arg(long)]
     pub json: bool,
     /// Show the whole build log (installer output, import traceback), not only its last lines.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+}
+
+/// The workflow's `retention` with what `--retention-days` and `--retention-max-executions`
+/// set over its `current` one; `None` when neither is given.
+fn retention(args: &DeployArgs, current: &Value) -> Option<Value> {
+    if args.retention_days.is_none() && args.retention_max_executions.is_none() {
+        return None;
+    }
+    let mut retention = current.as_object().cloned().unwrap_or_default();
+    if let Some(days) = args.retention_days {
+        retention.insert("days".into(), json!(days));
+    }
+    if let Some(max) = args.retention_max_executions {
+        retention.insert("max_executions".into(), json!(max));
+    }
+    Some(Value::Object(retention))
 }
 
 pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
@@ -173,6 +196,9 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
             }
             if let Some(memory) = args.memory {
                 body["memory_mb"] = json!(memory);
+            }
+            if let Some(retention) = retention(&args, &Value::Null) {
+                body["retention"] = retention;
             }
             if !env.is_empty() {
                 body["env"] = Value::Object(env.clone());
@@ -375,6 +401,11 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
     if let Some(memory) = input.args.memory {
         patch.insert("memory_mb".into(), json!(memory));
     }
+    if let Some(retention) = retention(input.args, &current["retention"]) {
+        if retention != current["retention"] {
+            patch.insert("retention".into(), retention);
+        }
+    }
     if !input.secrets.is_empty() {
         let mut keys: Vec<String> = current["secrets"]
             .as_array()
@@ -422,6 +453,9 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
     }
     if patch.contains_key("verify") || patch.contains_key("idempotency_header") {
         changed.push("deliveries");
+    }
+    if patch.contains_key("retention") {
+        changed.push("retention");
     }
     if input.args.settings.is_some() || !input.secrets.is_empty() {
         changed.push("settings");

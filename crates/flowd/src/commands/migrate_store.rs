@@ -17,7 +17,9 @@ Example:
 Every table is copied (teams, API keys, workflows, versions, settings and secrets, executions) in
 one transaction, then the row counts are compared: the target ends up complete, or as empty as it
 was. The target must be empty; its schema is brought up to date first. The source is only read,
-as one snapshot: stop the server first (what it writes after the snapshot is not copied).";
+as one snapshot: stop the server first (what it writes after the snapshot is not copied).
+Secret values are copied as they are, encrypted: start the PostgreSQL nodes with the same secret
+key (the data dir's secret-key file, FLOWD_SECRET_KEY or --secret-key-file).";
 
 #[derive(Args, Debug)]
 pub struct MigrateStoreArgs {

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod audit;
+pub mod backup;
 pub mod deploy;
 pub mod executions;
 pub mod format;
@@ -10,6 +11,7 @@ pub mod invoke;
 pub mod keys;
 pub mod login;
 pub mod migrate_store;
+pub mod rotate_key;
 pub mod run;
 pub mod settings;
 pub mod teams;

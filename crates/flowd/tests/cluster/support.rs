@@ -17,6 +17,10 @@ use serde_json::{json, Value};
 /// The admin key every node is given (`FLOWD_ADMIN_API_KEY`).
 pub const ADMIN_KEY: &str = "cluster-test-admin-key-0123456789";
 
+/// The secret key every node is given (`FLOWD_SECRET_KEY`): nodes sharing a store seal and open
+/// its secret values with one key.
+pub const SECRET_KEY: &str = "c1d2e3f405162738495a6b7c8d9eaf00112233445566778899aabbccddeeff00";
+
 /// How long a node may take until `/readyz` answers 200 (the first start of all may build the
 /// shared Python environment).
 const START_TIMEOUT: Duration = Duration::from_secs(600);
@@ -169,6 +173,8 @@ impl Node {
             .args(["--log", &log_filter(), "--shutdown-grace-s", "2"])
             .args(flags)
             .env("FLOWD_ADMIN_API_KEY", ADMIN_KEY)
+            .env("FLOWD_SECRET_KEY", SECRET_KEY)
+            .env_remove("FLOWD_SECRET_KEY_FILE")
             .env("FLOWD_RUNTIME_DIR", shared_runtime_dir())
             .env_remove("FLOWD_DATABASE_URL")
             .stdin(Stdio::null())
