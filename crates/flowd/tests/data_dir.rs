@@ -202,6 +202,26 @@ fn run(command: &mut Command) -> std::process::Output {
     command.output().expect("flowd runs")
 }
 
+/// `flowd backup --data-dir DATA --to TO`.
+fn flowd_backup(data: &Path, to: &Path) -> std::process::Output {
+    run(flowd()
+        .arg("backup")
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--to")
+        .arg(to))
+}
+
+/// `flowd restore --from FROM --data-dir DATA`.
+fn flowd_restore(from: &Path, data: &Path) -> std::process::Output {
+    run(flowd()
+        .arg("restore")
+        .arg("--from")
+        .arg(from)
+        .arg("--data-dir")
+        .arg(data))
+}
+
 #[test]
 fn e2e_a_backup_taken_under_load_restores_every_acknowledged_execution_and_its_secrets() {
     let work = tempfile::tempdir().unwrap();
@@ -232,12 +252,7 @@ fn e2e_a_backup_taken_under_load_restores_every_acknowledged_execution_and_its_s
 
     let before_backup: Vec<String> = acknowledged.lock().unwrap().clone();
     let backup = work.path().join("flowd-backup.db");
-    let backed_up = run(flowd()
-        .arg("backup")
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--to")
-        .arg(&backup));
+    let backed_up = flowd_backup(&data, &backup);
     let during_backup = acknowledged.lock().unwrap().len() - before_backup.len();
     stop.store(true, Ordering::Relaxed);
     for thread in load {
@@ -260,12 +275,7 @@ fn e2e_a_backup_taken_under_load_restores_every_acknowledged_execution_and_its_s
     assert_no_secret_in(&backup);
 
     let restored = work.path().join("restored");
-    let restore = run(flowd()
-        .arg("restore")
-        .arg("--from")
-        .arg(&backup)
-        .arg("--data-dir")
-        .arg(&restored));
+    let restore = flowd_restore(&backup, &restored);
     assert!(
         restore.status.success(),
         "{}",
@@ -296,12 +306,7 @@ fn restore_refuses_a_data_dir_that_is_not_empty() {
     std::fs::create_dir(&taken).unwrap();
     std::fs::write(taken.join("flowd.db"), b"precious").unwrap();
 
-    let output = run(flowd()
-        .arg("restore")
-        .arg("--from")
-        .arg(&backup)
-        .arg("--data-dir")
-        .arg(&taken));
+    let output = flowd_restore(&backup, &taken);
 
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -315,12 +320,7 @@ fn restore_refuses_a_file_that_is_not_a_flowd_backup() {
     let bogus = work.path().join("bogus.db");
     std::fs::write(&bogus, b"not a database at all, just text").unwrap();
 
-    let output = run(flowd()
-        .arg("restore")
-        .arg("--from")
-        .arg(&bogus)
-        .arg("--data-dir")
-        .arg(work.path().join("new")));
+    let output = flowd_restore(&bogus, &work.path().join("new"));
 
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -397,21 +397,11 @@ fn e2e_a_restored_store_without_its_secret_key_refuses_to_start_and_says_where_t
     let server = Server::start(&data, work.path(), &[]);
     server.create_workflow();
     let backup = work.path().join("backup.db");
-    let backed_up = run(flowd()
-        .arg("backup")
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--to")
-        .arg(&backup));
+    let backed_up = flowd_backup(&data, &backup);
     assert!(backed_up.status.success());
     server.stop();
     let restored = work.path().join("restored");
-    let restore = run(flowd()
-        .arg("restore")
-        .arg("--from")
-        .arg(&backup)
-        .arg("--data-dir")
-        .arg(&restored));
+    let restore = flowd_restore(&backup, &restored);
     assert!(restore.status.success());
 
     let mut keyless = Server::spawn(&restored, work.path(), &[]);
