@@ -104,8 +104,10 @@ struct Shared {
     state: Mutex<State>,
     /// Signalled when there is something for the thread to do.
     work: Condvar,
-    /// Used by whoever set `State::committing`.
-    connection: Mutex<Connection>,
+    /// Used by whoever set `State::committing`; `None` once the group commit is stopped (the
+    /// connection closed then, not when the last handle is dropped: a stopped store leaves no
+    /// connection open behind it, so the WAL is gone when `close` returns).
+    connection: Mutex<Option<Connection>>,
     /// The node the executions are written for (their `node_id`).
     node_id: Arc<str>,
 }
@@ -150,7 +152,7 @@ impl GroupCommit {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             work: Condvar::new(),
-            connection: Mutex::new(connection),
+            connection: Mutex::new(Some(connection)),
             node_id,
         });
         let thread = {
@@ -182,11 +184,10 @@ impl GroupCommit {
         state.committing = true;
         drop(state);
         let started = Instant::now();
-        let inline = commit_inline(
-            &mut lock(&self.shared.connection),
-            &self.shared.node_id,
-            &writes,
-        );
+        let inline = match lock(&self.shared.connection).as_mut() {
+            Some(connection) => commit_inline(connection, &self.shared.node_id, &writes),
+            None => Some(Err(StoreError::Stopped)),
+        };
         if inline.is_some() {
             metrics::committed(BACKEND, 1, started.elapsed());
         }
@@ -257,6 +258,9 @@ impl GroupCommit {
             // It has answered the stop: it is returning, and closes its connections.
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+        // Closed now, as the last of the store's connections to the file: SQLite checkpoints the
+        // WAL into the database and deletes it.
+        drop(lock(&self.shared.connection).take());
     }
 }
 
@@ -316,10 +320,15 @@ fn run(shared: &Shared, checkpointer: &Connection, busy_timeout: Duration) {
         match next_task(shared) {
             Task::Commit(batch) => {
                 let writes = batch.len() as u64;
-                {
-                    let mut connection = lock(&shared.connection);
-                    let _ = connection.busy_timeout(busy_timeout);
-                    commit_batch(&mut connection, &shared.node_id, batch);
+                match lock(&shared.connection).as_mut() {
+                    Some(connection) => {
+                        let _ = connection.busy_timeout(busy_timeout);
+                        commit_batch(connection, &shared.node_id, batch);
+                    }
+                    None => batch
+                        .into_iter()
+                        .filter_map(|request| request.done)
+                        .for_each(|done| done.complete(Err(StoreError::Stopped))),
                 }
                 let mut state = lock(&shared.state);
                 state.committing = false;

@@ -210,9 +210,26 @@ impl SqliteStore {
     /// unusable afterwards.
     pub async fn close(&self) {
         self.commits.stop().await;
-        self.writer.close().await;
-        self.pool.close().await;
+        close_pool(&self.writer).await;
+        close_pool(&self.pool).await;
     }
+}
+
+/// Closes every connection of `pool`. sqlx's `close` waits for the connections in use, but one
+/// it was opening meanwhile (to keep `min_connections`) can arrive after that wait and stay
+/// idle; closing again closes it, so no connection outlives the store (and the last one to
+/// close deletes the WAL).
+async fn close_pool(pool: &SqlitePool) {
+    for _ in 0..3 {
+        pool.close().await;
+        if pool.size() == 0 {
+            return;
+        }
+    }
+    tracing::warn!(
+        connections = pool.size(),
+        "SQLite connections still open after the store was closed"
+    );
 }
 
 fn secrets_for(secret_key: Option<&SecretKey>) -> Secrets {

@@ -553,7 +553,20 @@ async fn the_source_is_not_written_to() {
 
     sqlite_to_postgres(&path, database.url()).await.unwrap();
 
-    assert_eq!(files_of(dir.path()), files_before);
+    let files_after = files_of(dir.path());
+    assert!(
+        files_after == files_before,
+        "files (name, bytes) before {:?}, after {:?}",
+        sizes_of(&files_before),
+        sizes_of(&files_after)
+    );
+}
+
+fn sizes_of(files: &[(String, Vec<u8>)]) -> Vec<(&str, usize)> {
+    files
+        .iter()
+        .map(|(name, bytes)| (name.as_str(), bytes.len()))
+        .collect()
 }
 
 #[tokio::test]
