@@ -119,6 +119,8 @@ async fn every_kind_of_record(store: &SqliteStore) -> Made {
         idempotency_header: None,
         retention: None,
         egress_allow: Vec::new(),
+        alerts: None,
+        on_failure: None,
         ..workflow(&globex.id, "hook")
     };
     store
@@ -211,6 +213,28 @@ async fn every_kind_of_record(store: &SqliteStore) -> Made {
         .await
         .unwrap();
 
+    // An alert sent and recorded, with the rate limit's state it leaves.
+    assert_eq!(
+        store
+            .claim_alert(&pull.id, NOW + 200, 60_000)
+            .await
+            .unwrap(),
+        flowd_store::AlertClaim::Send { suppressed: 0 }
+    );
+    store
+        .record_alert_delivery(&flowd_store::AlertDelivery {
+            id: new_id(),
+            workflow_id: pull.id.clone(),
+            execution_id: new_id(),
+            at: NOW + 210,
+            status_code: Some(502),
+            error: Some("the receiver answered 502 ✓".to_string()),
+            attempts: 3,
+            suppressed: 0,
+        })
+        .await
+        .unwrap();
+
     Made {
         teams: vec![acme, globex],
         key_hashes,
@@ -259,6 +283,16 @@ async fn assert_same_records(source: &dyn Store, target: &dyn Store, made: &Made
         assert_eq!(
             target.workflow_by_id(&workflow.id).await.unwrap(),
             source.workflow_by_id(&workflow.id).await.unwrap()
+        );
+        assert_eq!(
+            target
+                .list_alert_deliveries(&workflow.id, 100)
+                .await
+                .unwrap(),
+            source
+                .list_alert_deliveries(&workflow.id, 100)
+                .await
+                .unwrap()
         );
         assert_eq!(
             target.list_versions(&workflow.id).await.unwrap(),
@@ -345,6 +379,8 @@ async fn every_record_of_the_store_reads_back_the_same_from_postgres() {
             ("executions", 4),
             ("audit_log", 2),
             ("idempotency_keys", 2),
+            ("alert_state", 1),
+            ("alert_deliveries", 1),
             ("secret_key_fingerprint", 1),
         ]
     );
