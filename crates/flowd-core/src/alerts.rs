@@ -96,8 +96,8 @@ pub struct AlertSummary {
     pub error_type: Option<String>,
     /// Secret-masked as recorded, cut at [`MAX_ERROR_MESSAGE_CHARS`].
     pub error_message: Option<String>,
-    /// Epoch milliseconds.
-    pub started_at: i64,
+    /// RFC 3339, UTC.
+    pub started_at: String,
     pub link: String,
     /// Alerts of this workflow not sent since the previous one (its `min_interval_s`).
     pub suppressed: u64,
@@ -140,7 +140,7 @@ impl AlertSummary {
             trigger: ended.trigger.clone(),
             error_type: ended.error_type.clone(),
             error_message: ended.error_message.as_deref().map(capped),
-            started_at: ended.started_at,
+            started_at: rfc3339(ended.started_at),
             link,
             suppressed,
         }
@@ -153,6 +153,13 @@ pub fn execution_link(public_url: &str, execution_id: &str) -> String {
         "{}/executions/{execution_id}",
         public_url.trim_end_matches('/')
     )
+}
+
+/// An epoch-millisecond time as the API writes times (`2026-11-30T10:00:00.123Z`).
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn one_line(text: &str) -> String {
@@ -255,6 +262,7 @@ mod tests {
             "flowd: workflow sync-greenhouse ended error (KeyError) — http://flowd.example:8080/executions/e1"
         );
         assert_eq!(summary.link, "http://flowd.example:8080/executions/e1");
+        assert_eq!(summary.started_at, "1970-01-01T00:00:00.001Z");
     }
 
     #[test]

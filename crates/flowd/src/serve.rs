@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use flowd_core::alerts::AlertPolicy;
 use flowd_core::egress::EgressRule;
+use flowd_core::workflow::ExecutionStatus;
 use flowd_core::retention::RetentionDefaults;
+use flowd_engine::alerts::AlertConfig;
 use flowd_engine::retention::RetentionConfig;
 use flowd_engine::{EngineConfig, NodeConfig};
 use flowd_runtime::{BuildConfig, EgressConfig, EgressProxy, InstallerChoice, SandboxUser};
@@ -180,6 +183,39 @@ pub struct ServeArgs {
     /// Serve `/metrics` on the main address without an API key.
     #[arg(long, env = "FLOWD_METRICS_PUBLIC")]
     pub metrics_public: bool,
+    /// Where failure alerts of workflows without their own `alerts` are POSTed (http or https);
+    /// none when unset.
+    #[arg(long, env = "FLOWD_ALERT_URL", value_name = "URL", value_parser = parse_alert_url)]
+    pub alert_url: Option<String>,
+    /// The execution statuses that send the server's default alert, comma-separated.
+    #[arg(
+        long,
+        env = "FLOWD_ALERT_ON",
+        value_delimiter = ',',
+        default_value = "error,timeout,killed",
+        value_parser = parse_alert_status
+    )]
+    pub alert_on: Vec<ExecutionStatus>,
+    /// At most one default alert per workflow per this many seconds (0: every one).
+    #[arg(long, env = "FLOWD_ALERT_MIN_INTERVAL_S", default_value_t = 300)]
+    pub alert_min_interval_s: u64,
+    /// The URL people reach this server at, for the execution links alerts carry
+    /// [default: http://<listen>].
+    #[arg(long, env = "FLOWD_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+}
+
+fn parse_alert_url(text: &str) -> Result<String, String> {
+    flowd_core::alerts::check_alert_url(text)
+        .map(|()| text.to_string())
+        .map_err(|error| error.to_string())
+}
+
+fn parse_alert_status(text: &str) -> Result<ExecutionStatus, String> {
+    match text.trim().parse::<ExecutionStatus>()? {
+        ExecutionStatus::Running => Err("running is not a status an execution ends in".into()),
+        status => Ok(status),
+    }
 }
 
 fn parse_database(text: &str) -> Result<DatabaseUrl, String> {
@@ -283,9 +319,39 @@ impl ServeArgs {
                 lease: Duration::from_secs(self.node_lease_s.max(1)),
             },
             audit_retention_days: self.audit_retention_days,
+            alerts: self.alert_config()?,
             ..EngineConfig::default()
         };
         Ok(config)
+    }
+}
+
+impl ServeArgs {
+    /// The server's default alert policy and the links' base URL.
+    fn alert_config(&self) -> anyhow::Result<AlertConfig> {
+        let default_policy = match self.alert_url.as_deref().filter(|url| !url.is_empty()) {
+            Some(url) => {
+                let policy = AlertPolicy {
+                    url: url.to_string(),
+                    on: self.alert_on.clone(),
+                    min_interval_s: self.alert_min_interval_s,
+                };
+                policy
+                    .check()
+                    .map_err(|error| anyhow::anyhow!("--alert-url/--alert-on: {error}"))?;
+                Some(policy)
+            }
+            None => None,
+        };
+        let public_url = match self.public_url.as_deref().filter(|url| !url.is_empty()) {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        };
+        Ok(AlertConfig {
+            default_policy,
+            public_url,
+            ..AlertConfig::default()
+        })
     }
 }
 
