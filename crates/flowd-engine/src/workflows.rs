@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowd_core::access::{AuditAction, Role};
+use flowd_core::alerts::AlertPolicy;
 use flowd_core::egress::ceiling::check_workflow_exceptions;
 use flowd_core::egress::EgressRule;
 use flowd_core::requirements::Requirements;
-use flowd_core::alerts::AlertPolicy;
 use flowd_core::retention::Retention;
 use flowd_core::schedule::Schedule;
 use flowd_core::settings::{Settings, SettingsChange};

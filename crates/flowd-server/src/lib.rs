@@ -5,8 +5,8 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
-mod alerts;
 mod access_log;
+mod alerts;
 pub mod api;
 pub mod auth;
 pub mod conn;

@@ -6,7 +6,8 @@ use flowd_core::workflow::Mode;
 use flowd_engine::clock::rfc3339;
 use flowd_engine::Deployment;
 use flowd_store::{
-    AlertDelivery, ApiKeyRecord, AuditEntry, ExecutionRecord, TeamRecord, VersionRecord, WorkflowRecord,
+    AlertDelivery, ApiKeyRecord, AuditEntry, ExecutionRecord, TeamRecord, VersionRecord,
+    WorkflowRecord,
 };
 use serde_json::{json, Value};
 

@@ -14,9 +14,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use flowd_core::access::Role;
 use flowd_core::alerts::{AlertPolicy, EndedExecution, DEFAULT_ALERT_ON};
 use flowd_core::workflow::Trigger;
-use flowd_core::access::Role;
 use flowd_store::{AlertDelivery, ExecutionRecord};
 
 use crate::auth::Principal;
