@@ -17,7 +17,7 @@ use std::time::Duration;
 use flowd_core::access::Role;
 use flowd_core::alerts::{AlertPolicy, EndedExecution, DEFAULT_ALERT_ON};
 use flowd_core::workflow::Trigger;
-use flowd_store::{AlertDelivery, ExecutionRecord};
+use flowd_store::{AlertDelivery, ExecutionRecord, WorkflowRecord};
 
 use crate::auth::Principal;
 use crate::error::Result;
@@ -90,7 +90,8 @@ pub(crate) struct AlertJob {
 impl Engine {
     /// Queues an alert about `record` when its status is one its policy alerts on. Never waits.
     pub(crate) fn alert_if_failed(&self, hot: &HotWorkflow, record: &ExecutionRecord) {
-        if let Some(job) = alert_job(hot, record, self.config.alerts.default_policy.as_ref()) {
+        let default_policy = self.config.alerts.default_policy.as_ref();
+        if let Some(job) = alert_job(&hot.record, &hot.team_name, record, default_policy) {
             self.alerts.push(job, &hot.team_name, &hot.record.name);
         }
     }
@@ -127,11 +128,12 @@ impl Engine {
 /// no policy, the default `error`, `timeout`, `killed`) alerts on. A handler's own execution
 /// (`trigger: alert`) never starts another handler.
 fn alert_job(
-    hot: &HotWorkflow,
+    workflow: &WorkflowRecord,
+    team_name: &str,
     record: &ExecutionRecord,
     default_policy: Option<&AlertPolicy>,
 ) -> Option<AlertJob> {
-    let policy = hot.record.alerts.as_ref().or(default_policy);
+    let policy = workflow.alerts.as_ref().or(default_policy);
     let alerting = match policy {
         Some(policy) => policy.alerts_on(record.status),
         None => DEFAULT_ALERT_ON.contains(&record.status),
@@ -139,8 +141,7 @@ fn alert_job(
     if !alerting {
         return None;
     }
-    let on_failure = hot
-        .record
+    let on_failure = workflow
         .on_failure
         .clone()
         .filter(|_| record.trigger != Trigger::Alert);
@@ -149,8 +150,8 @@ fn alert_job(
     }
     Some(AlertJob {
         ended: EndedExecution {
-            workflow_id: hot.record.id.clone(),
-            workflow_name: hot.record.name.clone(),
+            workflow_id: workflow.id.clone(),
+            workflow_name: workflow.name.clone(),
             execution_id: record.id.clone(),
             status: record.status,
             trigger: record.trigger.as_str().to_string(),
@@ -158,7 +159,7 @@ fn alert_job(
             error_message: record.error.as_ref().map(|error| error.message.clone()),
             started_at: record.started_at,
         },
-        team_name: hot.team_name.clone(),
+        team_name: team_name.to_string(),
         policy: policy.cloned(),
         on_failure,
     })
@@ -173,6 +174,168 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flowd_core::workflow::{ExecutionStatus, Isolation, Mode};
+    use flowd_store::ExecutionError;
+
+    fn workflow(alerts: Option<AlertPolicy>, on_failure: Option<&str>) -> WorkflowRecord {
+        WorkflowRecord {
+            id: "w1".into(),
+            team_id: "t1".into(),
+            name: "payroll".into(),
+            mode: Mode::Catch,
+            runtime: "python3.11".into(),
+            version: Some(1),
+            enabled: true,
+            hook_token: "token".into(),
+            secret_keys: Vec::new(),
+            env: Default::default(),
+            schedule: None,
+            next_fire_at: None,
+            timeout_s: 60,
+            memory_mb: 512,
+            max_concurrency: None,
+            isolation: Isolation::Fork,
+            created_at: 0,
+            updated_at: 0,
+            verify: None,
+            idempotency_header: None,
+            retention: None,
+            egress_allow: Vec::new(),
+            alerts,
+            on_failure: on_failure.map(str::to_string),
+        }
+    }
+
+    fn ended(status: ExecutionStatus, trigger: Trigger) -> ExecutionRecord {
+        ExecutionRecord {
+            id: "e1".into(),
+            workflow_id: "w1".into(),
+            version: 1,
+            trigger,
+            status,
+            started_at: 1,
+            finished_at: Some(2),
+            duration_ms: Some(1),
+            response_status: Some(500),
+            warnings: Vec::new(),
+            error: Some(ExecutionError {
+                kind: "KeyError".into(),
+                message: "'id'".into(),
+                traceback: None,
+            }),
+            logs: String::new(),
+            logs_truncated: false,
+            settings_changed: None,
+            fire_at: None,
+        }
+    }
+
+    fn policy(url: &str, on: &[ExecutionStatus]) -> AlertPolicy {
+        AlertPolicy {
+            url: url.into(),
+            on: on.to_vec(),
+            min_interval_s: 0,
+        }
+    }
+
+    fn job_for(
+        workflow: &WorkflowRecord,
+        status: ExecutionStatus,
+        trigger: Trigger,
+        default_policy: Option<&AlertPolicy>,
+    ) -> Option<AlertJob> {
+        alert_job(workflow, "acme", &ended(status, trigger), default_policy)
+    }
+
+    #[test]
+    fn a_status_the_policy_lists_queues_an_alert_with_the_executions_facts() {
+        let own = policy("http://own", &[ExecutionStatus::Error]);
+        let job = job_for(
+            &workflow(Some(own.clone()), None),
+            ExecutionStatus::Error,
+            Trigger::Catch,
+            None,
+        )
+        .expect("an alert");
+        assert_eq!(job.policy, Some(own));
+        assert_eq!(job.team_name, "acme");
+        assert_eq!(job.ended.execution_id, "e1");
+        assert_eq!(job.ended.error_type.as_deref(), Some("KeyError"));
+    }
+
+    #[test]
+    fn a_status_the_policy_does_not_list_queues_nothing() {
+        let own = policy("http://own", &[ExecutionStatus::Timeout]);
+        let workflow = workflow(Some(own), Some("handler"));
+        assert!(job_for(&workflow, ExecutionStatus::Error, Trigger::Catch, None).is_none());
+        assert!(job_for(&workflow, ExecutionStatus::Success, Trigger::Catch, None).is_none());
+    }
+
+    #[test]
+    fn the_server_default_applies_to_a_workflow_without_a_policy() {
+        let default = policy("http://default", &[ExecutionStatus::Killed]);
+        let job = job_for(
+            &workflow(None, None),
+            ExecutionStatus::Killed,
+            Trigger::Pull,
+            Some(&default),
+        );
+        assert_eq!(job.expect("an alert").policy, Some(default));
+    }
+
+    #[test]
+    fn a_workflows_own_policy_wins_over_the_default() {
+        let own = policy("http://own", &[ExecutionStatus::Timeout]);
+        let default = policy("http://default", &[ExecutionStatus::Error]);
+        let workflow = workflow(Some(own), None);
+        assert!(job_for(
+            &workflow,
+            ExecutionStatus::Error,
+            Trigger::Catch,
+            Some(&default)
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn without_any_policy_nothing_is_queued_unless_there_is_a_handler() {
+        assert!(job_for(
+            &workflow(None, None),
+            ExecutionStatus::Error,
+            Trigger::Catch,
+            None
+        )
+        .is_none());
+        let job = job_for(
+            &workflow(None, Some("handler")),
+            ExecutionStatus::Error,
+            Trigger::Catch,
+            None,
+        )
+        .expect("the handler runs");
+        assert_eq!(job.policy, None);
+        assert_eq!(job.on_failure.as_deref(), Some("handler"));
+    }
+
+    #[test]
+    fn a_handler_alone_runs_on_the_default_statuses_only() {
+        let workflow = workflow(None, Some("handler"));
+        assert!(job_for(&workflow, ExecutionStatus::Timeout, Trigger::Catch, None).is_some());
+        assert!(job_for(&workflow, ExecutionStatus::Skipped, Trigger::Catch, None).is_none());
+    }
+
+    #[test]
+    fn a_handlers_own_failure_starts_no_handler() {
+        let with_policy = workflow(
+            Some(policy("http://own", &[ExecutionStatus::Error])),
+            Some("other"),
+        );
+        let job = job_for(&with_policy, ExecutionStatus::Error, Trigger::Alert, None)
+            .expect("its alert is still sent");
+        assert_eq!(job.on_failure, None);
+        let handler_only = workflow(None, Some("other"));
+        assert!(job_for(&handler_only, ExecutionStatus::Error, Trigger::Alert, None).is_none());
+    }
 
     #[test]
     fn backoff_doubles_from_its_base() {
