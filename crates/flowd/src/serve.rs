@@ -407,3 +407,70 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        Serve::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+            .map(|serve| serve.args)
+    }
+
+    #[test]
+    fn without_alert_url_there_is_no_default_alert_and_links_use_the_listen_address() {
+        let config = parse(&["--listen", "127.0.0.1:9000"])
+            .unwrap()
+            .alert_config()
+            .unwrap();
+        assert_eq!(config.default_policy, None);
+        assert_eq!(config.public_url, "http://127.0.0.1:9000");
+    }
+
+    #[test]
+    fn alert_flags_make_the_default_policy() {
+        let args = parse(&[
+            "--alert-url",
+            "https://chat.example/hooks/x",
+            "--alert-on",
+            "error,interrupted",
+            "--alert-min-interval-s",
+            "60",
+            "--public-url",
+            "https://flowd.example.com/",
+        ])
+        .unwrap();
+        let config = args.alert_config().unwrap();
+        assert_eq!(
+            config.default_policy,
+            Some(AlertPolicy {
+                url: "https://chat.example/hooks/x".into(),
+                on: vec![ExecutionStatus::Error, ExecutionStatus::Interrupted],
+                min_interval_s: 60,
+            })
+        );
+        assert_eq!(config.public_url, "https://flowd.example.com");
+    }
+
+    #[test]
+    fn the_default_alert_is_on_error_timeout_and_killed() {
+        let args = parse(&["--alert-url", "http://127.0.0.1:9/alerts"]).unwrap();
+        let policy = args.alert_config().unwrap().default_policy.unwrap();
+        assert_eq!(policy.on, flowd_core::alerts::DEFAULT_ALERT_ON);
+    }
+
+    #[test]
+    fn alert_urls_other_than_http_and_statuses_no_execution_ends_in_are_refused() {
+        assert!(parse(&["--alert-url", "ftp://chat.example/x"]).is_err());
+        assert!(parse(&["--alert-on", "running"]).is_err());
+        assert!(parse(&["--alert-on", "bogus"]).is_err());
+    }
+}
