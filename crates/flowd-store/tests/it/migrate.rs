@@ -412,6 +412,41 @@ async fn every_record_of_the_store_reads_back_the_same_from_postgres() {
 }
 
 #[tokio::test]
+async fn a_backup_holds_every_record_of_the_store() {
+    let dir = TempDir::new().unwrap();
+    let (path, made) = sqlite_store(&dir, every_kind_of_record).await;
+    let backup = dir.path().join("backup.db");
+
+    flowd_store::backup_database(&path, &backup).await.unwrap();
+
+    let source = SqliteStore::open_keyed(&path, Some(&secret_key()))
+        .await
+        .unwrap();
+    let copy = SqliteStore::open_keyed(&backup, Some(&secret_key()))
+        .await
+        .unwrap();
+    assert_same_records(&source, &copy, &made).await;
+    let mut source_db = SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    let mut copy_db = SqliteConnection::connect(&format!("sqlite:{}", backup.display()))
+        .await
+        .unwrap();
+    for table in TABLES {
+        let count = format!("SELECT COUNT(*) FROM {table}");
+        let in_source: i64 = sqlx::query_scalar(&count)
+            .fetch_one(&mut source_db)
+            .await
+            .unwrap();
+        let in_copy: i64 = sqlx::query_scalar(&count)
+            .fetch_one(&mut copy_db)
+            .await
+            .unwrap();
+        assert_eq!(in_copy, in_source, "{table}");
+    }
+}
+
+#[tokio::test]
 async fn every_table_of_the_schema_is_copied() {
     let dir = TempDir::new().unwrap();
     let (path, _) = sqlite_store(&dir, every_kind_of_record).await;
