@@ -102,11 +102,6 @@ impl Engine {
         delivery::run(self, transport).await;
     }
 
-    /// Alerts dropped so far because the queue was full.
-    pub fn alerts_dropped(&self) -> u64 {
-        self.alerts.dropped()
-    }
-
     /// The workflow's most recent alert deliveries, newest first (at most `limit`).
     pub async fn alert_deliveries(
         &self,

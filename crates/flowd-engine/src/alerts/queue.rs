@@ -51,3 +51,47 @@ impl AlertQueue {
         self.dropped.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use flowd_core::alerts::EndedExecution;
+    use flowd_core::workflow::ExecutionStatus;
+
+    use super::*;
+
+    fn job() -> AlertJob {
+        AlertJob {
+            ended: EndedExecution {
+                workflow_id: "w1".into(),
+                workflow_name: "payroll".into(),
+                execution_id: "e1".into(),
+                status: ExecutionStatus::Error,
+                trigger: "catch".into(),
+                error_type: None,
+                error_message: None,
+                started_at: 0,
+            },
+            team_name: "acme".into(),
+            policy: None,
+            on_failure: Some("handler".into()),
+        }
+    }
+
+    #[test]
+    fn an_alert_finding_the_queue_full_is_dropped_and_counted() {
+        let queue = AlertQueue::new(1);
+        queue.push(job(), "acme", "payroll");
+        queue.push(job(), "acme", "payroll");
+        assert_eq!(queue.dropped(), 1);
+        let mut receiver = queue.take_receiver().expect("the receiver");
+        assert!(receiver.try_recv().is_ok());
+        assert!(receiver.try_recv().is_err());
+    }
+
+    #[test]
+    fn the_receiver_is_taken_once() {
+        let queue = AlertQueue::new(1);
+        assert!(queue.take_receiver().is_some());
+        assert!(queue.take_receiver().is_none());
+    }
+}
