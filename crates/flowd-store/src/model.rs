@@ -179,18 +179,18 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
-/// One alert sent (or given up on) about an execution: what its receiver answered, after how
+/// One alert about an execution, as of its latest attempt: what its receiver answered, after how
 /// many attempts. Listed newest first; deleted with its execution by the retention.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertDelivery {
     pub id: String,
     pub workflow_id: String,
     pub execution_id: String,
-    /// When the last attempt ended (epoch ms).
+    /// When its latest attempt ended (epoch ms).
     pub at: i64,
-    /// The receiver's HTTP status of the last attempt, if it answered.
+    /// The receiver's HTTP status at the latest attempt, if it answered.
     pub status_code: Option<u16>,
-    /// Why the last attempt failed (no answer, or a status that is not 2xx).
+    /// Why the latest attempt failed (no answer, or a status that is not 2xx).
     pub error: Option<String>,
     pub attempts: u32,
     /// The alerts of the workflow suppressed before this one (its `min_interval_s`).

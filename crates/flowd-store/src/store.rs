@@ -381,8 +381,8 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         min_interval_ms: i64,
     ) -> Result<crate::AlertClaim>;
-    /// Records a delivery of an alert (its attempts done). `NotFound` when the workflow does not
-    /// exist.
+    /// Records a delivery of an alert after an attempt: a delivery recorded again under its id
+    /// is updated (its latest attempt). `NotFound` when the workflow does not exist.
     async fn record_alert_delivery(&self, delivery: &crate::AlertDelivery) -> Result<()>;
     /// The workflow's most recent deliveries, newest first, at most `limit` (capped at 1000).
     async fn list_alert_deliveries(

@@ -128,15 +128,25 @@ struct Delivery {
 }
 
 impl Delivery {
+    /// POSTs the summary until it is delivered or the attempts run out, recording the delivery
+    /// after each attempt (under one id: its record shows the latest attempt).
     async fn send(self, _slot: OwnedSemaphorePermit) {
         let config = &self.engine.config.alerts;
         let retry = config.retry;
         let summary = AlertSummary::of(&self.job.ended, &config.public_url, self.suppressed);
         // A struct of strings and numbers always serialises.
         let body = serde_json::to_vec(&summary).unwrap_or_default();
-        let mut attempts = 0;
-        let last = loop {
-            attempts += 1;
+        let mut record = AlertDelivery {
+            id: uuid::Uuid::now_v7().to_string(),
+            workflow_id: self.job.ended.workflow_id.clone(),
+            execution_id: self.job.ended.execution_id.clone(),
+            at: now_ms(),
+            status_code: None,
+            error: None,
+            attempts: 0,
+            suppressed: self.suppressed,
+        };
+        loop {
             let answer = tokio::time::timeout(
                 retry.attempt_timeout,
                 self.transport.post(&self.policy.url, body.clone()),
@@ -148,39 +158,35 @@ impl Delivery {
                     retry.attempt_timeout.as_secs_f64()
                 ))
             });
-            if is_delivered(&answer) || attempts >= retry.attempts.max(1) {
-                break answer;
+            let delivered = is_delivered(&answer);
+            record.attempts += 1;
+            record.at = now_ms();
+            (record.status_code, record.error) = match answer {
+                Ok(code) if delivered => (Some(code), None),
+                Ok(code) => (Some(code), Some(format!("the receiver answered {code}"))),
+                Err(error) => (None, Some(error.replace('\0', ""))),
+            };
+            self.record(&record).await;
+            if delivered {
+                metrics::counter!(ALERTS_SENT, labels(&self.job)).increment(1);
+                return;
             }
-            tokio::time::sleep(backoff(retry.base, attempts)).await;
-        };
-        let delivered = is_delivered(&last);
-        let (status_code, error) = match last {
-            Ok(code) if delivered => (Some(code), None),
-            Ok(code) => (Some(code), Some(format!("the receiver answered {code}"))),
-            Err(error) => (None, Some(error.replace('\0', ""))),
-        };
-        if delivered {
-            metrics::counter!(ALERTS_SENT, labels(&self.job)).increment(1);
-        } else {
-            metrics::counter!(ALERTS_FAILED, labels(&self.job)).increment(1);
-            tracing::warn!(
-                workflow = %self.job.ended.workflow_name,
-                attempts,
-                error = error.as_deref().unwrap_or_default(),
-                "alert not delivered"
-            );
+            if record.attempts >= retry.attempts.max(1) {
+                metrics::counter!(ALERTS_FAILED, labels(&self.job)).increment(1);
+                tracing::warn!(
+                    workflow = %self.job.ended.workflow_name,
+                    attempts = record.attempts,
+                    error = record.error.as_deref().unwrap_or_default(),
+                    "alert not delivered"
+                );
+                return;
+            }
+            tokio::time::sleep(backoff(retry.base, record.attempts)).await;
         }
-        let record = AlertDelivery {
-            id: uuid::Uuid::now_v7().to_string(),
-            workflow_id: self.job.ended.workflow_id.clone(),
-            execution_id: self.job.ended.execution_id.clone(),
-            at: now_ms(),
-            status_code,
-            error,
-            attempts,
-            suppressed: self.suppressed,
-        };
-        if let Err(error) = self.engine.store.record_alert_delivery(&record).await {
+    }
+
+    async fn record(&self, record: &AlertDelivery) {
+        if let Err(error) = self.engine.store.record_alert_delivery(record).await {
             tracing::warn!(workflow = %self.job.ended.workflow_name, %error, "the alert's delivery could not be recorded");
         }
     }

@@ -20,7 +20,7 @@ use crate::support::*;
 const PUBLIC_URL: &str = "https://flowd.example.com";
 
 /// The HTTP server alerts are sent to: records each body with when it came, and answers with
-/// the statuses it was given, in order (then 200).
+/// the statuses it was given, in order (then 200, once released when it holds its answers).
 struct AlertReceiver {
     url: String,
     inbox: Arc<Inbox>,
@@ -30,6 +30,8 @@ struct AlertReceiver {
 struct Inbox {
     received: Mutex<Vec<(Instant, Value)>>,
     answers: Mutex<VecDeque<u16>>,
+    /// Past the scripted answers, a request waits for a permit (`None`: answers at once).
+    held: Option<tokio::sync::Semaphore>,
 }
 
 impl AlertReceiver {
@@ -38,10 +40,31 @@ impl AlertReceiver {
     }
 
     async fn answering(answers: &[u16]) -> AlertReceiver {
-        let inbox = Arc::new(Inbox {
+        AlertReceiver::serving(Inbox {
             answers: Mutex::new(answers.iter().copied().collect()),
             ..Inbox::default()
-        });
+        })
+        .await
+    }
+
+    /// Answers with `answers`, then holds each further request until [`AlertReceiver::release`].
+    async fn answering_then_holding(answers: &[u16]) -> AlertReceiver {
+        AlertReceiver::serving(Inbox {
+            answers: Mutex::new(answers.iter().copied().collect()),
+            held: Some(tokio::sync::Semaphore::new(0)),
+            ..Inbox::default()
+        })
+        .await
+    }
+
+    fn release(&self) {
+        if let Some(held) = &self.inbox.held {
+            held.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+        }
+    }
+
+    async fn serving(inbox: Inbox) -> AlertReceiver {
+        let inbox = Arc::new(inbox);
         let router = Router::new()
             .route("/alerts", post(receive))
             .with_state(inbox.clone());
@@ -69,8 +92,11 @@ impl AlertReceiver {
 
 async fn receive(State(inbox): State<Arc<Inbox>>, Json(body): Json<Value>) -> StatusCode {
     inbox.received.lock().unwrap().push((Instant::now(), body));
-    let answer = inbox.answers.lock().unwrap().pop_front().unwrap_or(200);
-    StatusCode::from_u16(answer).unwrap()
+    let scripted = inbox.answers.lock().unwrap().pop_front();
+    if let (None, Some(held)) = (scripted, &inbox.held) {
+        let _ = held.acquire().await;
+    }
+    StatusCode::from_u16(scripted.unwrap_or(200)).unwrap()
 }
 
 /// flowd with links under [`PUBLIC_URL`] and retries 50 ms apart.
@@ -192,9 +218,9 @@ async fn failures_inside_the_interval_send_one_alert_and_the_next_says_how_many_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_receiver_that_fails_then_succeeds_gets_the_alert_again_and_the_delivery_is_recorded() {
+async fn a_receiver_that_fails_then_succeeds_gets_the_alert_again_and_each_attempt_is_recorded() {
     let app = spawn_alerting_app(None).await;
-    let receiver = AlertReceiver::answering(&[503]).await;
+    let receiver = AlertReceiver::answering_then_holding(&[503]).await;
     let workflow = app
         .create_workflow(json!({
             "name": "alerts-retried", "mode": "catch", "code": failing_code(),
@@ -204,20 +230,33 @@ async fn a_receiver_that_fails_then_succeeds_gets_the_alert_again_and_the_delive
 
     let execution = run_once(&app, &workflow).await;
 
+    // The second attempt is held at the receiver: the first is recorded by then.
     let posts = receiver.wait_for(2).await;
     assert_eq!(posts[0].1, posts[1].1, "the same summary is sent again");
+    let first = deliveries(&app, &workflow).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0]["execution_id"], execution.as_str());
+    assert_eq!(first[0]["status_code"], 503);
+    assert_eq!(first[0]["error"], "the receiver answered 503");
+    assert_eq!(first[0]["attempts"], 1);
+    receiver.release();
     let recorded = eventually(
         Duration::from_secs(10),
-        "the delivery is recorded",
-        || async { deliveries(&app, &workflow).await.pop() },
+        "the second attempt is recorded",
+        || async {
+            deliveries(&app, &workflow)
+                .await
+                .pop()
+                .filter(|delivery| delivery["attempts"] == 2)
+        },
     )
     .await;
-    assert_eq!(recorded["execution_id"], execution.as_str());
+    assert_eq!(recorded["id"], first[0]["id"]);
     assert_eq!(recorded["status_code"], 200);
-    assert_eq!(recorded["attempts"], 2);
     assert_eq!(recorded["error"], Value::Null);
     assert_eq!(recorded["suppressed"], 0);
     assert!(recorded["at"].is_string());
+    assert_eq!(deliveries(&app, &workflow).await.len(), 1);
     app.stop().await;
 }
 
@@ -236,8 +275,13 @@ async fn a_receiver_that_never_succeeds_is_given_up_on_after_the_last_attempt() 
 
     let recorded = eventually(
         Duration::from_secs(10),
-        "the delivery is recorded",
-        || async { deliveries(&app, &workflow).await.pop() },
+        "the last attempt is recorded",
+        || async {
+            deliveries(&app, &workflow)
+                .await
+                .pop()
+                .filter(|delivery| delivery["attempts"] == 4)
+        },
     )
     .await;
     assert_eq!(recorded["status_code"], 500);

@@ -24,6 +24,11 @@ const COUNT_SUPPRESSED: &str =
 
 const COLUMNS: &str = "id, workflow_id, execution_id, at, status_code, error, attempts, suppressed";
 
+/// A delivery recorded again (its next attempt) keeps its id, workflow and execution.
+const UPDATE_ATTEMPT: &str = "ON CONFLICT (id) DO UPDATE SET at = excluded.at, \
+     status_code = excluded.status_code, error = excluded.error, attempts = excluded.attempts, \
+     suppressed = excluded.suppressed";
+
 /// At most this many deliveries a listing returns.
 const MAX_LIMIT: u32 = 1000;
 
@@ -54,7 +59,7 @@ pub(super) async fn claim(
 
 pub(super) async fn record(writer: &SqlitePool, delivery: &AlertDelivery) -> Result<()> {
     sqlx::query(&format!(
-        "INSERT INTO alert_deliveries ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO alert_deliveries ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) {UPDATE_ATTEMPT}"
     ))
     .bind(&delivery.id)
     .bind(&delivery.workflow_id)

@@ -136,6 +136,30 @@ pub async fn deliveries_read_back_newest_first(store: &dyn Store) {
     );
 }
 
+pub async fn a_delivery_recorded_again_is_updated_to_its_latest_attempt(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let first = AlertDelivery {
+        status_code: Some(503),
+        error: Some("the receiver answered 503".to_string()),
+        ..delivery(&workflow.id, "e1", NOW)
+    };
+    store.record_alert_delivery(&first).await.unwrap();
+    let second = AlertDelivery {
+        at: NOW + 1_000,
+        status_code: Some(200),
+        error: None,
+        attempts: 2,
+        ..first.clone()
+    };
+
+    store.record_alert_delivery(&second).await.unwrap();
+
+    assert_eq!(
+        store.list_alert_deliveries(&workflow.id, 10).await.unwrap(),
+        vec![second]
+    );
+}
+
 pub async fn recording_a_delivery_of_a_missing_workflow_is_not_found(store: &dyn Store) {
     let result = store
         .record_alert_delivery(&delivery("no-such-workflow", "e1", NOW))

@@ -224,6 +224,7 @@ macro_rules! conformance_suite {
                     the_rate_limits_of_two_workflows_are_apart,
                     claiming_an_alert_of_a_missing_workflow_is_not_found,
                     deliveries_read_back_newest_first,
+                    a_delivery_recorded_again_is_updated_to_its_latest_attempt,
                     recording_a_delivery_of_a_missing_workflow_is_not_found,
                     deliveries_go_with_their_workflow,
                     deliveries_go_with_their_pruned_execution,
