@@ -430,6 +430,26 @@ try {
     await shot('executions');
   });
 
+  await step('the Failure alerts card saves an alert URL and its statuses; a bad URL is refused naming the field', async () => {
+    await page.goto(`${base}/workflows/${greetId}/executions`);
+    await page.locator('#alerts-card').waitFor();
+    assert.equal(await page.locator('#alert-url').inputValue(), '');
+    await page.fill('#alert-url', 'ftp://chat.example/x');
+    await page.click('#save-alerts');
+    await page.locator('#alerts-card .alert-error').waitFor();
+    assert.match(await page.locator('#alerts-card .alert-error').innerText(), /invalid_request[\s\S]*alerts\.url/);
+    await page.fill('#alert-url', 'http://127.0.0.1:9/alerts');
+    await page.uncheck('#alert-on input[value=killed]');
+    await page.fill('#alert-min-interval', '600');
+    await page.click('#save-alerts');
+    await page.locator('#alerts-card .alert-error').waitFor({ state: 'detached' });
+    const workflow = await api('GET', `/workflows/${greetId}`);
+    assert.deepEqual(workflow.body.alerts, { url: 'http://127.0.0.1:9/alerts', on: ['error', 'timeout'], min_interval_s: 600 });
+    assert.match(await page.locator('#alert-deliveries').innerText(), /No alert sent yet/);
+    await page.locator('#alerts-card').scrollIntoViewIfNeeded();
+    await shot('workflow-alerts', { top: false });
+  });
+
   let datesId;
   let datesHook;
   const callDates = async () => {
@@ -557,6 +577,9 @@ try {
     }
     assert.ok(!(await page.content()).includes('tok-123456'), 'no secret value in the page');
     await shot('viewer-workflow');
+    await page.goto(`${base}/workflows/${greetId}/executions`);
+    await page.locator('#alerts-card').waitFor();
+    assert.equal(await page.locator('#save-alerts').isVisible(), false, '#save-alerts is hidden from a viewer');
   });
 
   await step('an admin sees the audit log and manages teams and keys', async () => {

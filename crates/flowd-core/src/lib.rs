@@ -1,5 +1,6 @@
 //! Domain types and the rules of the workflow contract (`CONTRACT.md`), free of IO.
 //!
+//! - [`alerts`]: failure alerts: a workflow's `alerts` policy and the summary an alert sends.
 //! - [`access`]: the roles of API keys and the kinds of change the audit log records.
 //! - [`value`]: [`PyValue`], the Python value tree exchanged with workflow code, and its
 //!   [`marshal`] wire encoding.
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod alerts;
 pub mod egress;
 pub mod marshal;
 pub mod request;

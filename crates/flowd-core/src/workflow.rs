@@ -110,8 +110,13 @@ string_enum!(
 );
 
 string_enum!(
-    /// What started an execution.
-    Trigger { Catch => "catch", Pull => "pull", Manual => "manual" }
+    /// What started an execution (`alert`: an `on_failure` handler run by a failure alert).
+    Trigger {
+        Catch => "catch",
+        Pull => "pull",
+        Manual => "manual",
+        Alert => "alert",
+    }
 );
 
 string_enum!(

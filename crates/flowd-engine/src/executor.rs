@@ -94,6 +94,7 @@ impl Engine {
                 .await
         };
         metrics::execution_ended(&hot, &report.record);
+        self.alert_if_failed(&hot, &report.record);
         if let (Some(claimed), Err(_)) = (&claimed, &report.reply) {
             self.release_key(&hot.record.id, claimed);
         }
@@ -118,6 +119,7 @@ impl Engine {
             .instrument(span)
             .await;
         metrics::execution_ended(&hot, &report.record);
+        self.alert_if_failed(&hot, &report.record);
         report
     }
 

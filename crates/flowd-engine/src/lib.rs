@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod admission;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod clock;
@@ -81,6 +82,8 @@ pub struct EngineConfig {
     /// How long an API key looked up in the store is trusted without looking again: the longest
     /// a key revoked on another node keeps working here without a cross-node notification.
     pub key_cache_ttl: Duration,
+    /// The server's default alert policy, the links alerts carry, and how they are delivered.
+    pub alerts: alerts::AlertConfig,
 }
 
 impl Default for EngineConfig {
@@ -98,6 +101,7 @@ impl Default for EngineConfig {
             node: NodeConfig::default(),
             audit_retention_days: 365,
             key_cache_ttl: key_cache::KEY_CACHE_TTL,
+            alerts: alerts::AlertConfig::default(),
         }
     }
 }
@@ -119,6 +123,8 @@ pub struct Engine {
     node: NodeLease,
     /// API keys looked up recently.
     keys: Arc<key_cache::KeyCache>,
+    /// Alerts waiting for their delivery task.
+    alerts: alerts::AlertQueue,
 }
 
 impl Engine {
@@ -155,6 +161,7 @@ impl Engine {
             );
         }
         Ok(Engine {
+            alerts: alerts::AlertQueue::new(config.alerts.queue_capacity),
             gate: Gate::new(
                 config.max_concurrent_executions,
                 config.queue_depth,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowd_core::access::{AuditAction, Role};
+use flowd_core::alerts::AlertPolicy;
 use flowd_core::egress::ceiling::check_workflow_exceptions;
 use flowd_core::egress::EgressRule;
 use flowd_core::requirements::Requirements;
@@ -59,6 +60,10 @@ pub struct NewWorkflow {
     pub egress_allow: Option<Vec<String>>,
     /// The workflow's own retention of its executions (the server's when left out).
     pub retention: Option<Retention>,
+    /// Where alerts about its failed executions go (the server's default when left out).
+    pub alerts: Option<AlertPolicy>,
+    /// A catch workflow of the same team run with each alert's summary as `_request`.
+    pub on_failure: Option<String>,
 }
 
 /// Changes to a workflow, as sent to `PATCH /api/v1/workflows/{id}`. A field left out keeps its
@@ -93,6 +98,12 @@ pub struct WorkflowPatch {
     pub retention: Option<Option<Retention>>,
     /// Replaces the workflow's own egress exceptions (`[]` removes them).
     pub egress_allow: Option<Vec<String>>,
+    /// `null` gives the workflow the server's default alerts again.
+    #[serde(default, deserialize_with = "present")]
+    pub alerts: Option<Option<AlertPolicy>>,
+    /// `null` removes the error handler.
+    #[serde(default, deserialize_with = "present")]
+    pub on_failure: Option<Option<String>>,
 }
 
 /// `requirements` as sent: a list of requirement lines, or the text of a `requirements.txt`.
@@ -152,6 +163,10 @@ impl Engine {
         let idempotency_header =
             check_idempotency_header(new.mode, new.idempotency_header.as_deref())?;
         check_retention(new.retention.as_ref())?;
+        check_alerts(new.alerts.as_ref())?;
+        let on_failure = self
+            .check_on_failure(&team.id, name.as_str(), new.on_failure.as_deref())
+            .await?;
         let schedule = check_schedule(new.mode, new.schedule.as_ref())?;
         let enabled = new.enabled.unwrap_or(true);
         let secrets = check_secrets(new.secrets.unwrap_or_default())?;
@@ -189,6 +204,8 @@ impl Engine {
             idempotency_header,
             egress_allow,
             retention: new.retention,
+            alerts: new.alerts,
+            on_failure,
         };
         let version = building_version(&record.id, 1, new.code, &requirements, now);
         let entry = principal.audit(
@@ -280,6 +297,15 @@ impl Engine {
         }
         if let Some(egress_allow) = &patch.egress_allow {
             record.egress_allow = self.check_egress_allow(egress_allow)?;
+        }
+        if let Some(alerts) = patch.alerts {
+            check_alerts(alerts.as_ref())?;
+            record.alerts = alerts;
+        }
+        if let Some(on_failure) = &patch.on_failure {
+            record.on_failure = self
+                .check_on_failure(&record.team_id, &record.name, on_failure.as_deref())
+                .await?;
         }
         let now = now_ms();
         record.updated_at = now;
@@ -705,6 +731,39 @@ impl Engine {
 
     /// A workflow's own egress exceptions, parsed and checked against what this server lets a
     /// workflow open.
+    /// The error handler named by `on_failure`: a catch workflow of the team `team_id` other
+    /// than the workflow `own_name` itself.
+    async fn check_on_failure(
+        &self,
+        team_id: &str,
+        own_name: &str,
+        on_failure: Option<&str>,
+    ) -> Result<Option<String>> {
+        let Some(name) = on_failure else {
+            return Ok(None);
+        };
+        if name == own_name {
+            return Err(EngineError::Invalid(
+                "on_failure: a workflow cannot be its own error handler".into(),
+            ));
+        }
+        let handler = self
+            .store
+            .workflow_by_name(team_id, name)
+            .await?
+            .ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "on_failure: no workflow named {name:?} in this team"
+                ))
+            })?;
+        if handler.mode != Mode::Catch {
+            return Err(EngineError::Invalid(format!(
+                "on_failure: {name:?} is a pull workflow; an error handler takes the alert as _request, so it must be a catch workflow"
+            )));
+        }
+        Ok(Some(handler.name))
+    }
+
     fn check_egress_allow(&self, entries: &[String]) -> Result<Vec<EgressRule>> {
         if entries.is_empty() {
             return Ok(Vec::new());
@@ -785,6 +844,8 @@ fn patch_entries(
         ("isolation", patch.isolation.is_some()),
         ("verify", patch.verify.is_some()),
         ("idempotency_header", patch.idempotency_header.is_some()),
+        ("alerts", patch.alerts.is_some()),
+        ("on_failure", patch.on_failure.is_some()),
     ]
     .into_iter()
     .filter_map(|(field, sent)| sent.then_some(field))
@@ -838,6 +899,15 @@ fn is_mask(value: &serde_json::Value) -> bool {
 
 fn parse_name(name: &str) -> Result<Name> {
     Name::parse(name).map_err(|e| EngineError::Invalid(e.to_string()))
+}
+
+fn check_alerts(alerts: Option<&AlertPolicy>) -> Result<()> {
+    match alerts {
+        Some(policy) => policy
+            .check()
+            .map_err(|error| EngineError::Invalid(error.to_string())),
+        None => Ok(()),
+    }
 }
 
 fn check_retention(retention: Option<&Retention>) -> Result<()> {

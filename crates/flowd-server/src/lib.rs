@@ -6,6 +6,7 @@
 
 pub mod access;
 mod access_log;
+mod alerts;
 pub mod api;
 pub mod auth;
 pub mod conn;
@@ -253,6 +254,8 @@ impl Serving {
         let retention = tokio::spawn(pruner.run(async move {
             let _ = retention_stopped.await;
         }));
+        // Alerts are delivered in the background, off the executions' path.
+        let alerts = spawn_alert_delivery(&engine);
         let stop_metrics = || {
             if let Some((_, stop)) = metrics {
                 let _ = stop.send(());
@@ -266,6 +269,7 @@ impl Serving {
                 let _ = stop_retention.send(());
                 stop_metrics();
                 engine.flush().await;
+                alerts.abort();
                 return result.map_err(std::io::Error::other);
             }
             _ = shutdown => {}
@@ -301,8 +305,22 @@ impl Serving {
             tracing::warn!("scheduled runs still going after the grace period; stopping anyway");
         }
         engine.flush().await;
+        // Alerts still queued or being retried at this point are not delivered.
+        alerts.abort();
         engine.leave_cluster().await;
         Ok(())
+    }
+}
+
+/// Starts the task delivering the engine's alerts. Without an HTTP client (the TLS backend
+/// could not start), alerts are dropped and counted as the full queue's are.
+fn spawn_alert_delivery(engine: &Arc<Engine>) -> tokio::task::JoinHandle<()> {
+    match alerts::HttpAlertTransport::new() {
+        Ok(transport) => tokio::spawn(engine.clone().deliver_alerts(Arc::new(transport))),
+        Err(error) => {
+            tracing::error!(%error, "cannot build the HTTP client for alerts: none will be sent");
+            tokio::spawn(async {})
+        }
     }
 }
 

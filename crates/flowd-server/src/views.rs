@@ -6,7 +6,8 @@ use flowd_core::workflow::Mode;
 use flowd_engine::clock::rfc3339;
 use flowd_engine::Deployment;
 use flowd_store::{
-    ApiKeyRecord, AuditEntry, ExecutionRecord, TeamRecord, VersionRecord, WorkflowRecord,
+    AlertDelivery, ApiKeyRecord, AuditEntry, ExecutionRecord, TeamRecord, VersionRecord,
+    WorkflowRecord,
 };
 use serde_json::{json, Value};
 
@@ -49,6 +50,8 @@ pub fn workflow(team: &str, record: &WorkflowRecord) -> Value {
         "verify": record.verify.as_ref().map(|verify| verify.to_json()),
         "idempotency_header": record.idempotency_header,
         "egress_allow": record.egress_allow,
+        "alerts": record.alerts,
+        "on_failure": record.on_failure,
     })
 }
 
@@ -127,6 +130,19 @@ pub fn execution_summary(record: &ExecutionRecord) -> Value {
         "logs_truncated": record.logs_truncated,
         "settings_changed": record.settings_changed.as_ref().map(changed_keys),
         "fire_at": record.fire_at.map(rfc3339),
+    })
+}
+
+/// An alert delivery, as `GET /api/v1/workflows/{id}/alerts` lists it.
+pub fn alert_delivery(record: &AlertDelivery) -> Value {
+    json!({
+        "id": record.id,
+        "at": rfc3339(record.at),
+        "execution_id": record.execution_id,
+        "status_code": record.status_code,
+        "error": record.error,
+        "attempts": record.attempts,
+        "suppressed": record.suppressed,
     })
 }
 

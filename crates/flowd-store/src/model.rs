@@ -68,6 +68,11 @@ pub struct WorkflowRecord {
     /// Destinations this workflow's processes alone may connect to although the egress policy
     /// refuses them, within the server's ceiling (`flowd_core::egress::ceiling`).
     pub egress_allow: Vec<flowd_core::egress::EgressRule>,
+    /// Where alerts about its failed executions go (`None`: the server's default, if any).
+    pub alerts: Option<flowd_core::alerts::AlertPolicy>,
+    /// The name of a workflow of the same team run with the alert's summary as `_request`
+    /// whenever an alert is triggered.
+    pub on_failure: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -172,4 +177,31 @@ pub struct AuditQuery {
     pub before_id: Option<String>,
     /// At most this many (the backend caps it at 1000; 0 means 50).
     pub limit: u32,
+}
+
+/// One alert about an execution, as of its latest attempt: what its receiver answered, after how
+/// many attempts. Listed newest first; deleted with its execution by the retention.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertDelivery {
+    pub id: String,
+    pub workflow_id: String,
+    pub execution_id: String,
+    /// When its latest attempt ended (epoch ms).
+    pub at: i64,
+    /// The receiver's HTTP status at the latest attempt, if it answered.
+    pub status_code: Option<u16>,
+    /// Why the latest attempt failed (no answer, or a status that is not 2xx).
+    pub error: Option<String>,
+    pub attempts: u32,
+    /// The alerts of the workflow suppressed before this one (its `min_interval_s`).
+    pub suppressed: u64,
+}
+
+/// What [`crate::Store::claim_alert`] decided for one alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertClaim {
+    /// Send it, saying this many alerts were suppressed since the previous one.
+    Send { suppressed: u64 },
+    /// Another alert of the workflow was sent less than the interval ago: counted, not sent.
+    Suppressed,
 }

@@ -369,4 +369,25 @@ pub trait Store: Send + Sync + 'static {
         cut: &flowd_core::retention::RetentionCut,
         limit: u32,
     ) -> Result<u64>;
+
+    // --- failure alerts ---
+    /// Decides, atomically across every node of the store, whether an alert of `workflow_id` at
+    /// `now` is sent: yes when none was sent in the `min_interval_ms` before `now` (the count of
+    /// those suppressed since the last one sent is answered and reset), else it is counted as
+    /// suppressed. `NotFound` when the workflow does not exist.
+    async fn claim_alert(
+        &self,
+        workflow_id: &str,
+        now: i64,
+        min_interval_ms: i64,
+    ) -> Result<crate::AlertClaim>;
+    /// Records a delivery of an alert after an attempt: a delivery recorded again under its id
+    /// is updated (its latest attempt). `NotFound` when the workflow does not exist.
+    async fn record_alert_delivery(&self, delivery: &crate::AlertDelivery) -> Result<()>;
+    /// The workflow's most recent deliveries, newest first, at most `limit` (capped at 1000).
+    async fn list_alert_deliveries(
+        &self,
+        workflow_id: &str,
+        limit: u32,
+    ) -> Result<Vec<crate::AlertDelivery>>;
 }

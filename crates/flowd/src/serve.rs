@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use flowd_core::alerts::AlertPolicy;
 use flowd_core::egress::EgressRule;
 use flowd_core::retention::RetentionDefaults;
+use flowd_core::workflow::ExecutionStatus;
+use flowd_engine::alerts::AlertConfig;
 use flowd_engine::retention::RetentionConfig;
 use flowd_engine::{EngineConfig, NodeConfig};
 use flowd_runtime::{BuildConfig, EgressConfig, EgressProxy, InstallerChoice, SandboxUser};
@@ -180,6 +183,39 @@ pub struct ServeArgs {
     /// Serve `/metrics` on the main address without an API key.
     #[arg(long, env = "FLOWD_METRICS_PUBLIC")]
     pub metrics_public: bool,
+    /// Where failure alerts of workflows without their own `alerts` are POSTed (http or https);
+    /// none when unset.
+    #[arg(long, env = "FLOWD_ALERT_URL", value_name = "URL", value_parser = parse_alert_url)]
+    pub alert_url: Option<String>,
+    /// The execution statuses that send the server's default alert, comma-separated.
+    #[arg(
+        long,
+        env = "FLOWD_ALERT_ON",
+        value_delimiter = ',',
+        default_value = "error,timeout,killed",
+        value_parser = parse_alert_status
+    )]
+    pub alert_on: Vec<ExecutionStatus>,
+    /// At most one default alert per workflow per this many seconds (0: every one).
+    #[arg(long, env = "FLOWD_ALERT_MIN_INTERVAL_S", default_value_t = 300)]
+    pub alert_min_interval_s: u64,
+    /// The URL people reach this server at, for the execution links alerts carry
+    /// [default: http://<listen>].
+    #[arg(long, env = "FLOWD_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+}
+
+fn parse_alert_url(text: &str) -> Result<String, String> {
+    flowd_core::alerts::check_alert_url(text)
+        .map(|()| text.to_string())
+        .map_err(|error| error.to_string())
+}
+
+fn parse_alert_status(text: &str) -> Result<ExecutionStatus, String> {
+    match text.trim().parse::<ExecutionStatus>()? {
+        ExecutionStatus::Running => Err("running is not a status an execution ends in".into()),
+        status => Ok(status),
+    }
 }
 
 fn parse_database(text: &str) -> Result<DatabaseUrl, String> {
@@ -283,9 +319,39 @@ impl ServeArgs {
                 lease: Duration::from_secs(self.node_lease_s.max(1)),
             },
             audit_retention_days: self.audit_retention_days,
+            alerts: self.alert_config()?,
             ..EngineConfig::default()
         };
         Ok(config)
+    }
+}
+
+impl ServeArgs {
+    /// The server's default alert policy and the links' base URL.
+    fn alert_config(&self) -> anyhow::Result<AlertConfig> {
+        let default_policy = match self.alert_url.as_deref().filter(|url| !url.is_empty()) {
+            Some(url) => {
+                let policy = AlertPolicy {
+                    url: url.to_string(),
+                    on: self.alert_on.clone(),
+                    min_interval_s: self.alert_min_interval_s,
+                };
+                policy
+                    .check()
+                    .map_err(|error| anyhow::anyhow!("--alert-url/--alert-on: {error}"))?;
+                Some(policy)
+            }
+            None => None,
+        };
+        let public_url = match self.public_url.as_deref().filter(|url| !url.is_empty()) {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        };
+        Ok(AlertConfig {
+            default_policy,
+            public_url,
+            ..AlertConfig::default()
+        })
     }
 }
 
@@ -339,5 +405,72 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        Serve::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+            .map(|serve| serve.args)
+    }
+
+    #[test]
+    fn without_alert_url_there_is_no_default_alert_and_links_use_the_listen_address() {
+        let config = parse(&["--listen", "127.0.0.1:9000"])
+            .unwrap()
+            .alert_config()
+            .unwrap();
+        assert_eq!(config.default_policy, None);
+        assert_eq!(config.public_url, "http://127.0.0.1:9000");
+    }
+
+    #[test]
+    fn alert_flags_make_the_default_policy() {
+        let args = parse(&[
+            "--alert-url",
+            "https://chat.example/hooks/x",
+            "--alert-on",
+            "error,interrupted",
+            "--alert-min-interval-s",
+            "60",
+            "--public-url",
+            "https://flowd.example.com/",
+        ])
+        .unwrap();
+        let config = args.alert_config().unwrap();
+        assert_eq!(
+            config.default_policy,
+            Some(AlertPolicy {
+                url: "https://chat.example/hooks/x".into(),
+                on: vec![ExecutionStatus::Error, ExecutionStatus::Interrupted],
+                min_interval_s: 60,
+            })
+        );
+        assert_eq!(config.public_url, "https://flowd.example.com");
+    }
+
+    #[test]
+    fn the_default_alert_is_on_error_timeout_and_killed() {
+        let args = parse(&["--alert-url", "http://127.0.0.1:9/alerts"]).unwrap();
+        let policy = args.alert_config().unwrap().default_policy.unwrap();
+        assert_eq!(policy.on, flowd_core::alerts::DEFAULT_ALERT_ON);
+    }
+
+    #[test]
+    fn alert_urls_other_than_http_and_statuses_no_execution_ends_in_are_refused() {
+        assert!(parse(&["--alert-url", "ftp://chat.example/x"]).is_err());
+        assert!(parse(&["--alert-on", "running"]).is_err());
+        assert!(parse(&["--alert-on", "bogus"]).is_err());
     }
 }

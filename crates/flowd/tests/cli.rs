@@ -1173,6 +1173,65 @@ fn deploy_sets_the_workflows_retention_and_show_prints_it() {
     assert!(out.contains("3 days, at most 50 executions"), "{out}");
 }
 
+#[test]
+fn deploy_sets_the_workflows_alerts_and_error_handler_and_show_prints_them() {
+    let user = User::with_server();
+    user.write(
+        "handler.py",
+        "def workflow(_request, settings):\n    return None\n",
+    );
+    user.write(
+        "watched.py",
+        "def workflow(_request, settings):\n    return None\n",
+    );
+    user.ok(&["deploy", "handler.py"]);
+    user.ok(&[
+        "deploy",
+        "watched.py",
+        "--alert-url",
+        "https://chat.example/hooks/x",
+        "--alert-on",
+        "error,timeout",
+        "--on-failure",
+        "handler",
+    ]);
+    let workflow = user.json(&["show", "watched"])["workflow"].clone();
+    assert_eq!(
+        workflow["alerts"],
+        serde_json::json!({"url": "https://chat.example/hooks/x", "on": ["error", "timeout"], "min_interval_s": 0})
+    );
+    assert_eq!(workflow["on_failure"], "handler");
+
+    // An update changes what is given and keeps the rest.
+    let out = user.ok(&["deploy", "watched.py", "--alert-min-interval-s", "600"]);
+    assert!(out.contains("alerts"), "{out}");
+    let out = user.ok(&["show", "watched"]);
+    assert!(
+        out.contains("error, timeout to https://chat.example/hooks/x, at most one per 600 s"),
+        "{out}"
+    );
+    assert!(out.contains("handler"), "{out}");
+
+    let line = user.fails(&[
+        "deploy",
+        "watched.py",
+        "--alert-url",
+        "ftp://chat.example/x",
+    ]);
+    assert!(line.contains("alerts.url"), "{line}");
+    user.ok(&[
+        "deploy",
+        "watched.py",
+        "--alert-url",
+        "none",
+        "--on-failure",
+        "none",
+    ]);
+    let workflow = user.json(&["show", "watched"])["workflow"].clone();
+    assert_eq!(workflow["alerts"], serde_json::Value::Null);
+    assert_eq!(workflow["on_failure"], serde_json::Value::Null);
+}
+
 const DATEUTIL: &str = r#"import json
 import dateutil
 

@@ -24,3 +24,6 @@ mod e2e_settings;
 
 #[path = "cluster/e2e_keys.rs"]
 mod e2e_keys;
+
+#[path = "cluster/e2e_alerts.rs"]
+mod e2e_alerts;

@@ -11,6 +11,7 @@ import { fireTimes, scheduleEditor } from '../schedule.js';
 import { card, enabledBadge, errorBox, loading, modeBadge, notice, pageHeader, statusBadge, toast } from '../ui.js';
 import { buildLog, building, deployOutcome, noActiveVersion, settleVersion, versionBadge } from '../deploy.js';
 import { deliveriesCard } from './deliveries.js';
+import { alertsCard } from './alerts.js';
 
 const MASK = '****';
 
@@ -668,7 +669,11 @@ function runNow(ctx, page, { request }) {
 // --- Executions and versions ----------------------------------------------------------------------
 
 async function executionsTab(ctx, page, body) {
-  fill(body, liveExecutions(ctx, { base: `/workflows/${page.workflow.id}/executions`, empty: page.workflow.mode === 'catch' ? 'No executions yet: call the hook URL or run it now.' : 'No executions yet: wait for the schedule or run it now.' }));
+  fill(
+    body,
+    liveExecutions(ctx, { base: `/workflows/${page.workflow.id}/executions`, empty: page.workflow.mode === 'catch' ? 'No executions yet: call the hook URL or run it now.' : 'No executions yet: wait for the schedule or run it now.' }),
+    alertsCard(page),
+  );
 }
 
 async function versionsTab(ctx, page, body) {

@@ -1,5 +1,6 @@
 //! The REST API under `/api/v1`.
 
+mod alerts;
 mod audit;
 mod console;
 mod executions;
@@ -47,6 +48,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/workflows/{id}/executions", get(executions::list))
         .route("/workflows/{id}/runs", post(executions::run_now))
+        .route("/workflows/{id}/alerts", get(alerts::list))
         .route("/executions/{id}", get(executions::show))
         .route("/runtimes", get(system::runtimes))
         .route("/system", get(system::system))

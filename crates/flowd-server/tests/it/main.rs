@@ -8,6 +8,7 @@ mod hook_request;
 mod hook_response;
 mod smoke;
 
+mod alerts;
 mod api_access;
 mod api_audit;
 mod api_auth;

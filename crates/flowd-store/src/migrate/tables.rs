@@ -16,16 +16,20 @@ pub const TABLES: &[&str] = &[
     "executions",
     "audit_log",
     "idempotency_keys",
+    // The rate limit of each workflow's failure alerts, and the alerts' deliveries.
+    "alert_state",
+    "alert_deliveries",
     // The fingerprint of the key the copied secret values are sealed with (they are copied as
     // they are, ciphertext): the target's nodes must be given the same secret key.
     "secret_key_fingerprint",
 ];
 
 /// The order a table's rows are read in: `rowid`, or the primary key of a table created
-/// `WITHOUT ROWID` (the idempotency keys of hook calls).
+/// `WITHOUT ROWID` (the idempotency keys of hook calls, the alerts' rate limits).
 pub(super) fn row_order(table: &str) -> &'static str {
     match table {
         "idempotency_keys" => "workflow_id, key",
+        "alert_state" => "workflow_id",
         _ => "rowid",
     }
 }

@@ -13,6 +13,7 @@
 //! it writes, it locks the row it depends on (`FOR UPDATE`, `FOR NO KEY UPDATE`, `FOR KEY
 //! SHARE`), so that the outcome is the same as SQLite's single writer, whichever node writes.
 
+mod alerts;
 mod audit;
 mod batch_commit;
 pub(crate) mod errors;
@@ -215,10 +216,12 @@ async fn insert_settings(
 /// in the order [`bind_mutable_columns`] binds them.
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, secret_keys, \
      schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, updated_at, env, \
-     verify, idempotency_header, egress_allow, retention";
+     verify, idempotency_header, egress_allow, retention, \
+     alerts, on_failure";
 const MUTABLE_WORKFLOW_PLACEHOLDERS: &str =
     "$1, $2, $3, $4, $5, $6::JSON, $7, $8, $9, $10, $11, $12, $13, $14::JSON, $15, $16, \
-     $17::JSON, $18::JSON";
+     $17::JSON, $18::JSON, \
+     $19::JSON, $20";
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
@@ -255,7 +258,15 @@ fn bind_mutable_columns<'q>(
                 .as_ref()
                 .map(|retention| to_json(retention, "the retention"))
                 .transpose()?,
-        ))
+        )
+        .bind(
+            workflow
+                .alerts
+                .as_ref()
+                .map(|alerts| to_json(alerts, "the alert policy"))
+                .transpose()?,
+        )
+        .bind(&workflow.on_failure))
 }
 
 /// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave
@@ -585,7 +596,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let insert = format!(
             "INSERT INTO workflows ({MUTABLE_WORKFLOW_COLUMNS}, id, team_id, created_at, version) \
-             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $19, $20, $21, $22)"
+             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $21, $22, $23, $24)"
         );
         bind_mutable_columns(sqlx::query(&insert), workflow, &self.secrets)?
             .bind(&workflow.id)
@@ -660,7 +671,7 @@ impl Store for PostgresStore {
     ) -> Result<()> {
         let update = format!(
             "UPDATE workflows SET ({MUTABLE_WORKFLOW_COLUMNS}) = ({MUTABLE_WORKFLOW_PLACEHOLDERS}) \
-             WHERE id = $19"
+             WHERE id = $21"
         );
         let mut tx = self.pool.begin().await?;
         let result = bind_mutable_columns(sqlx::query(&update), workflow, &self.secrets)?
@@ -1037,6 +1048,29 @@ impl Store for PostgresStore {
 
     async fn delete_expired_idempotency_keys(&self, now: i64) -> Result<u64> {
         idempotency::delete_expired(&self.pool, now).await
+    }
+
+    // --- failure alerts ---
+
+    async fn claim_alert(
+        &self,
+        workflow_id: &str,
+        now: i64,
+        min_interval_ms: i64,
+    ) -> Result<crate::AlertClaim> {
+        alerts::claim(&self.pool, workflow_id, now, min_interval_ms).await
+    }
+
+    async fn record_alert_delivery(&self, delivery: &crate::AlertDelivery) -> Result<()> {
+        alerts::record(&self.pool, delivery).await
+    }
+
+    async fn list_alert_deliveries(
+        &self,
+        workflow_id: &str,
+        limit: u32,
+    ) -> Result<Vec<crate::AlertDelivery>> {
+        alerts::list(&self.pool, workflow_id, limit).await
     }
 
     async fn workflow_retentions(&self) -> Result<Vec<WorkflowRetention>> {

@@ -54,16 +54,20 @@ pub(super) async fn prune_executions(
     }
     // Executions written since the read above only move the cut by count further up: deleting
     // up to the id read then never deletes one of the newest kept.
+    // An execution's alert deliveries go with it, in the same statement.
     let deleted = sqlx::query(
-        "DELETE FROM executions WHERE id IN (SELECT id FROM executions \
+        "WITH pruned AS (DELETE FROM executions WHERE id IN (SELECT id FROM executions \
          WHERE workflow_id = $1 AND status <> 'running' AND (id <= $2 OR started_at < $3) \
-         ORDER BY id LIMIT $4)",
+         ORDER BY id LIMIT $4) RETURNING id), \
+         deliveries AS (DELETE FROM alert_deliveries WHERE execution_id IN \
+         (SELECT id FROM pruned)) \
+         SELECT id FROM pruned",
     )
     .bind(workflow_id)
     .bind(newest_beyond_kept)
     .bind(cut.started_before)
     .bind(i64::from(limit))
-    .execute(pool)
+    .fetch_all(pool)
     .await?;
-    Ok(deleted.rows_affected())
+    Ok(deleted.len() as u64)
 }

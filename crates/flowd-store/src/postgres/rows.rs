@@ -20,7 +20,8 @@ pub(super) const API_KEY_COLUMNS: &str =
 pub(super) const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, \
      hook_token, secret_keys::TEXT AS secret_keys, env::TEXT AS env, schedule, next_fire_at, \
      timeout_s, memory_mb, max_concurrency, isolation, created_at, updated_at, verify, \
-     idempotency_header, egress_allow::TEXT AS egress_allow, retention::TEXT AS retention";
+     idempotency_header, egress_allow::TEXT AS egress_allow, retention::TEXT AS retention, \
+     alerts::TEXT AS alerts, on_failure";
 pub(super) const VERSION_COLUMNS: &str = "workflow_id, version, code, \
      requirements::TEXT AS requirements, state, build_log, error, environment, created_at, \
      settled_at";
@@ -142,6 +143,8 @@ pub(super) fn workflow_from_row(row: &PgRow, secrets: &Secrets) -> Result<Workfl
         idempotency_header: row.try_get("idempotency_header")?,
         egress_allow: json_column(row, T, "egress_allow")?,
         retention: optional_json_column(row, T, "retention")?,
+        alerts: optional_json_column(row, T, "alerts")?,
+        on_failure: row.try_get("on_failure")?,
     })
 }
 

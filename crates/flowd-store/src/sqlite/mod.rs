@@ -23,6 +23,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
+mod alerts;
 mod audit;
 pub(crate) mod backup;
 mod columns;
@@ -69,7 +70,8 @@ const API_KEY_COLUMNS: &str =
 const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
      created_at, updated_at, env, verify, idempotency_header, \
-     egress_allow, retention";
+     egress_allow, retention, \
+     alerts, on_failure";
 const VERSION_COLUMNS: &str = "workflow_id, version, code, requirements, state, build_log, error, \
      environment, created_at, settled_at";
 const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, started_at, \
@@ -373,6 +375,8 @@ fn workflow_from_row(row: &SqliteRow, secrets: &Secrets) -> Result<WorkflowRecor
         idempotency_header: row.try_get("idempotency_header")?,
         egress_allow: json_column(row, T, "egress_allow")?,
         retention: optional_json_column(row, T, "retention")?,
+        alerts: optional_json_column(row, T, "alerts")?,
+        on_failure: row.try_get("on_failure")?,
     })
 }
 
@@ -496,8 +500,10 @@ async fn upsert_setting(
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
      updated_at, env, verify, idempotency_header, \
-     egress_allow, retention";
+     egress_allow, retention, \
+     alerts, on_failure";
 const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+     ?, ?, \
      ?, ?";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
@@ -529,7 +535,18 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.verify.as_ref().map(|v| v.to_json().to_string()))
         .bind(&workflow.idempotency_header)
         .bind(to_json(&workflow.egress_allow, "the egress exceptions")?)
-        .bind(optional_retention_json(workflow)?))
+        .bind(optional_retention_json(workflow)?)
+        .bind(optional_alerts_json(workflow)?)
+        .bind(&workflow.on_failure))
+}
+
+/// A workflow's own alert policy as its column holds it: JSON, or NULL for the server's.
+fn optional_alerts_json(workflow: &WorkflowRecord) -> Result<Option<String>> {
+    workflow
+        .alerts
+        .as_ref()
+        .map(|alerts| to_json(alerts, "the alert policy"))
+        .transpose()
 }
 
 /// A workflow's own retention as its column holds it: JSON, or NULL for the server's.
@@ -1360,6 +1377,29 @@ impl Store for SqliteStore {
 
     async fn delete_expired_idempotency_keys(&self, now: i64) -> Result<u64> {
         idempotency::delete_expired(&self.writer, now).await
+    }
+
+    // --- failure alerts ---
+
+    async fn claim_alert(
+        &self,
+        workflow_id: &str,
+        now: i64,
+        min_interval_ms: i64,
+    ) -> Result<crate::AlertClaim> {
+        alerts::claim(&self.writer, workflow_id, now, min_interval_ms).await
+    }
+
+    async fn record_alert_delivery(&self, delivery: &crate::AlertDelivery) -> Result<()> {
+        alerts::record(&self.writer, delivery).await
+    }
+
+    async fn list_alert_deliveries(
+        &self,
+        workflow_id: &str,
+        limit: u32,
+    ) -> Result<Vec<crate::AlertDelivery>> {
+        alerts::list(&self.pool, workflow_id, limit).await
     }
 
     async fn renew_node_lease(&self, lease_expires_at: i64) -> Result<bool> {

@@ -78,6 +78,17 @@ pub(super) async fn prune_executions(
         ids.push_bind(id);
     }
     delete.push(")");
-    let deleted = delete.build().execute(writer).await?;
+    let mut tx = writer.begin_with(super::BEGIN_WRITE).await?;
+    let deleted = delete.build().execute(&mut *tx).await?;
+    // An execution's alert deliveries go with it.
+    let mut deliveries =
+        QueryBuilder::<Sqlite>::new("DELETE FROM alert_deliveries WHERE execution_id IN (");
+    let mut ids = deliveries.separated(", ");
+    for id in &batch {
+        ids.push_bind(id);
+    }
+    deliveries.push(")");
+    deliveries.build().execute(&mut *tx).await?;
+    tx.commit().await?;
     Ok(deleted.rows_affected())
 }

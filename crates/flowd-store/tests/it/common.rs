@@ -189,6 +189,15 @@ pub fn workflow(team_id: &str, name: &str) -> WorkflowRecord {
             days: Some(7),
             max_executions: Some(500),
         }),
+        alerts: Some(flowd_core::alerts::AlertPolicy {
+            url: "https://chat.example/hooks/abc".to_string(),
+            on: vec![
+                flowd_core::workflow::ExecutionStatus::Error,
+                flowd_core::workflow::ExecutionStatus::Timeout,
+            ],
+            min_interval_s: 300,
+        }),
+        on_failure: Some("page-the-team".to_string()),
     }
 }
 

@@ -5,6 +5,7 @@
 //! [`conformance_suite!`]: a new backend adds one line at the bottom of this file. Tests of one
 //! backend's own properties (files, permissions, …) live in that backend's module.
 
+mod alerts;
 mod audit;
 mod changes;
 mod common;
@@ -214,6 +215,19 @@ macro_rules! conformance_suite {
                     prune_leaves_other_workflows_alone,
                     prune_within_retention_deletes_nothing,
                     workflow_retentions_lists_every_workflow_with_its_own,
+                ],
+                alerts: [
+                    the_first_alert_is_sent_with_nothing_suppressed,
+                    alerts_inside_the_interval_are_suppressed_and_counted_by_the_next_sent,
+                    a_zero_interval_sends_every_alert,
+                    concurrent_claims_inside_one_interval_send_one_alert,
+                    the_rate_limits_of_two_workflows_are_apart,
+                    claiming_an_alert_of_a_missing_workflow_is_not_found,
+                    deliveries_read_back_newest_first,
+                    a_delivery_recorded_again_is_updated_to_its_latest_attempt,
+                    recording_a_delivery_of_a_missing_workflow_is_not_found,
+                    deliveries_go_with_their_workflow,
+                    deliveries_go_with_their_pruned_execution,
                 ],
             );
         }

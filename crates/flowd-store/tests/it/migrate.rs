@@ -119,6 +119,8 @@ async fn every_kind_of_record(store: &SqliteStore) -> Made {
         idempotency_header: None,
         retention: None,
         egress_allow: Vec::new(),
+        alerts: None,
+        on_failure: None,
         ..workflow(&globex.id, "hook")
     };
     store
@@ -211,6 +213,28 @@ async fn every_kind_of_record(store: &SqliteStore) -> Made {
         .await
         .unwrap();
 
+    // An alert sent and recorded, with the rate limit's state it leaves.
+    assert_eq!(
+        store
+            .claim_alert(&pull.id, NOW + 200, 60_000)
+            .await
+            .unwrap(),
+        flowd_store::AlertClaim::Send { suppressed: 0 }
+    );
+    store
+        .record_alert_delivery(&flowd_store::AlertDelivery {
+            id: new_id(),
+            workflow_id: pull.id.clone(),
+            execution_id: new_id(),
+            at: NOW + 210,
+            status_code: Some(502),
+            error: Some("the receiver answered 502 ✓".to_string()),
+            attempts: 3,
+            suppressed: 0,
+        })
+        .await
+        .unwrap();
+
     Made {
         teams: vec![acme, globex],
         key_hashes,
@@ -259,6 +283,16 @@ async fn assert_same_records(source: &dyn Store, target: &dyn Store, made: &Made
         assert_eq!(
             target.workflow_by_id(&workflow.id).await.unwrap(),
             source.workflow_by_id(&workflow.id).await.unwrap()
+        );
+        assert_eq!(
+            target
+                .list_alert_deliveries(&workflow.id, 100)
+                .await
+                .unwrap(),
+            source
+                .list_alert_deliveries(&workflow.id, 100)
+                .await
+                .unwrap()
         );
         assert_eq!(
             target.list_versions(&workflow.id).await.unwrap(),
@@ -345,6 +379,8 @@ async fn every_record_of_the_store_reads_back_the_same_from_postgres() {
             ("executions", 4),
             ("audit_log", 2),
             ("idempotency_keys", 2),
+            ("alert_state", 1),
+            ("alert_deliveries", 1),
             ("secret_key_fingerprint", 1),
         ]
     );
@@ -373,6 +409,41 @@ async fn every_record_of_the_store_reads_back_the_same_from_postgres() {
         PostgresStore::connect(database.url()).await,
         Err(StoreError::SecretKeyMissing { .. })
     ));
+}
+
+#[tokio::test]
+async fn a_backup_holds_every_record_of_the_store() {
+    let dir = TempDir::new().unwrap();
+    let (path, made) = sqlite_store(&dir, every_kind_of_record).await;
+    let backup = dir.path().join("backup.db");
+
+    flowd_store::backup_database(&path, &backup).await.unwrap();
+
+    let source = SqliteStore::open_keyed(&path, Some(&secret_key()))
+        .await
+        .unwrap();
+    let copy = SqliteStore::open_keyed(&backup, Some(&secret_key()))
+        .await
+        .unwrap();
+    assert_same_records(&source, &copy, &made).await;
+    let mut source_db = SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    let mut copy_db = SqliteConnection::connect(&format!("sqlite:{}", backup.display()))
+        .await
+        .unwrap();
+    for table in TABLES {
+        let count = format!("SELECT COUNT(*) FROM {table}");
+        let in_source: i64 = sqlx::query_scalar(&count)
+            .fetch_one(&mut source_db)
+            .await
+            .unwrap();
+        let in_copy: i64 = sqlx::query_scalar(&count)
+            .fetch_one(&mut copy_db)
+            .await
+            .unwrap();
+        assert_eq!(in_copy, in_source, "{table}");
+    }
 }
 
 #[tokio::test]

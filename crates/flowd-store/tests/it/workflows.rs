@@ -40,6 +40,8 @@ pub async fn creates_and_reads_back_a_workflow_without_optional_fields(store: &d
         idempotency_header: None,
         egress_allow: Vec::new(),
         retention: None,
+        alerts: None,
+        on_failure: None,
         ..workflow(&team.id, "hook")
     };
     store
@@ -168,6 +170,12 @@ pub async fn update_replaces_every_column_but_id_team_created_at_and_version(sto
             days: None,
             max_executions: Some(3),
         }),
+        alerts: Some(flowd_core::alerts::AlertPolicy {
+            url: "http://alerts.internal/flowd".to_string(),
+            on: vec![flowd_core::workflow::ExecutionStatus::Killed],
+            min_interval_s: 0,
+        }),
+        on_failure: Some("handler".to_string()),
     };
     store.update_workflow(&updated).await.unwrap();
     let expected = WorkflowRecord {

@@ -26,6 +26,8 @@ Examples:
   flowd deploy report.py --cron '0 8 * * 1-5' --tz Europe/Paris
   flowd deploy hello.py --name hello-staging --timeout 30 --memory 256
   flowd deploy payroll.py --egress-allow 10.20.0.5:5432   # within the server's --egress-workflow-allow
+  flowd deploy payroll.py --alert-url https://hooks.slack.com/services/T/B/X --alert-min-interval-s 600 \\
+      --on-failure page-on-call
 
   flowd deploy hello.py --requirements requirements.txt
   flowd deploy github.py --secret-file GITHUB_SECRET=secret.txt \\
@@ -108,6 +110,21 @@ pub struct DeployArgs {
     /// --retention-per-workflow].
     #[arg(long, value_name = "N")]
     pub retention_max_executions: Option<u64>,
+    /// POST a summary of each failed execution to this http(s) URL (a Slack, Mattermost or
+    /// Teams incoming webhook shows its `text`) [server default: --alert-url]; `none` gives the
+    /// workflow the server's default again.
+    #[arg(long, value_name = "URL|none")]
+    pub alert_url: Option<String>,
+    /// The execution statuses that send an alert, comma-separated [default: error,timeout,killed].
+    #[arg(long, value_name = "STATUSES", value_delimiter = ',')]
+    pub alert_on: Vec<String>,
+    /// At most one alert per this many seconds [default: 0, every one].
+    #[arg(long, value_name = "SECONDS")]
+    pub alert_min_interval_s: Option<u64>,
+    /// A catch workflow of the same team run with each alert's summary as `_request`; `none`
+    /// removes it.
+    #[arg(long, value_name = "WORKFLOW|none")]
+    pub on_failure: Option<String>,
     /// Print the deployed workflow, with how the deploy went (`deployment`), as JSON.
     #[arg(long)]
     pub json: bool,
@@ -130,6 +147,42 @@ fn retention(args: &DeployArgs, current: &Value) -> Option<Value> {
         retention.insert("max_executions".into(), json!(max));
     }
     Some(Value::Object(retention))
+}
+
+/// The workflow's `alerts` with what `--alert-url`, `--alert-on` and `--alert-min-interval-s`
+/// set over its `current` one (`null` for `--alert-url none`); `None` when none is given. The
+/// server checks the values.
+fn alerts(args: &DeployArgs, current: &Value) -> Result<Option<Value>> {
+    if args.alert_url.as_deref() == Some("none") {
+        return Ok(Some(Value::Null));
+    }
+    if args.alert_url.is_none() && args.alert_on.is_empty() && args.alert_min_interval_s.is_none() {
+        return Ok(None);
+    }
+    let mut alerts = current.as_object().cloned().unwrap_or_default();
+    if let Some(url) = &args.alert_url {
+        alerts.insert("url".into(), json!(url));
+    }
+    if !alerts.contains_key("url") {
+        return Err(anyhow!(
+            "--alert-on and --alert-min-interval-s need --alert-url: the workflow has no alerts of its own"
+        ));
+    }
+    if !args.alert_on.is_empty() {
+        alerts.insert("on".into(), json!(args.alert_on));
+    }
+    if let Some(interval) = args.alert_min_interval_s {
+        alerts.insert("min_interval_s".into(), json!(interval));
+    }
+    Ok(Some(Value::Object(alerts)))
+}
+
+/// `on_failure` as `--on-failure` asks for it (`null` for `none`).
+fn on_failure(args: &DeployArgs) -> Option<Value> {
+    args.on_failure.as_deref().map(|name| match name {
+        "none" => Value::Null,
+        name => json!(name),
+    })
 }
 
 pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
@@ -172,6 +225,11 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
 
     let api = Api::new(global)?;
     let existing = api.find_workflow(&name).await?;
+    // An update merges the alert flags over the workflow's own alerts instead.
+    let new_alerts = match existing {
+        None => alerts(&args, &Value::Null)?,
+        Some(_) => None,
+    };
     if existing.is_none() && mode == Mode::Pull && schedule.is_none() {
         return Err(anyhow!(
             "{} is a pull workflow (def workflow(settings)): give it a schedule with --every 5m or --cron \"0 8 * * *\" [--tz Europe/Paris]",
@@ -199,6 +257,12 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
             }
             if let Some(retention) = retention(&args, &Value::Null) {
                 body["retention"] = retention;
+            }
+            if let Some(alerts) = &new_alerts {
+                body["alerts"] = alerts.clone();
+            }
+            if let Some(on_failure) = on_failure(&args) {
+                body["on_failure"] = on_failure;
             }
             if !env.is_empty() {
                 body["env"] = Value::Object(env.clone());
@@ -406,6 +470,16 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
             patch.insert("retention".into(), retention);
         }
     }
+    if let Some(alerts) = alerts(input.args, &current["alerts"])? {
+        if alerts != current["alerts"] {
+            patch.insert("alerts".into(), alerts);
+        }
+    }
+    if let Some(on_failure) = on_failure(input.args) {
+        if on_failure != current["on_failure"] {
+            patch.insert("on_failure".into(), on_failure);
+        }
+    }
     if !input.secrets.is_empty() {
         let mut keys: Vec<String> = current["secrets"]
             .as_array()
@@ -456,6 +530,9 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
     }
     if patch.contains_key("retention") {
         changed.push("retention");
+    }
+    if patch.contains_key("alerts") || patch.contains_key("on_failure") {
+        changed.push("alerts");
     }
     if input.args.settings.is_some() || !input.secrets.is_empty() {
         changed.push("settings");

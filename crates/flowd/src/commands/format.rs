@@ -41,6 +41,22 @@ pub fn schedule_text(schedule: &Value) -> Option<String> {
 
 /// A version's requirement lines.
 /// A workflow's `retention` for people: its own limits, or the server's.
+/// A workflow's `alerts` in words: where, on which statuses, how often at most.
+pub fn alerts_text(alerts: &Value) -> String {
+    let Some(url) = alerts["url"].as_str() else {
+        return "the server's".into();
+    };
+    let on: Vec<&str> = alerts["on"]
+        .as_array()
+        .map(|list| list.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut text = format!("{} to {url}", on.join(", "));
+    if let Some(interval) = alerts["min_interval_s"].as_u64().filter(|s| *s > 0) {
+        text.push_str(&format!(", at most one per {interval} s"));
+    }
+    text
+}
+
 pub fn retention_text(retention: &Value) -> String {
     let days = retention["days"]
         .as_u64()

@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 
 use super::args::json_object_arg;
 use super::format::{
-    ensure_success, environment_short, print_execution, requirements_of, requirements_short,
-    retention_text, schedule_text, text,
+    alerts_text, ensure_success, environment_short, print_execution, requirements_of,
+    requirements_short, retention_text, schedule_text, text,
 };
 use crate::api::{self, Api};
 use crate::{ui, Global};
@@ -222,6 +222,10 @@ pub async fn show(global: &Global, args: ShowArgs) -> Result<()> {
         ),
     );
     field("retention", retention_text(&workflow["retention"]));
+    field("alerts", alerts_text(&workflow["alerts"]));
+    if let Some(handler) = workflow["on_failure"].as_str() {
+        field("on failure", handler.to_string());
+    }
     let secrets: Vec<String> = workflow["secrets"]
         .as_array()
         .map(|list| list.iter().map(text).collect())
