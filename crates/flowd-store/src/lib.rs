@@ -6,13 +6,14 @@
 //! values are stored as text (SQLite) or `json` (PostgreSQL).
 //!
 //! What every backend shares: the trait and what it takes and answers (`store`), the records
-//! (`model`), the errors (`error`), the ticket a commit is awaited with (`commit`), sqlx's errors
+//! (`model`; the queue of asynchronous calls in `async_call`), the errors (`error`), the ticket a commit is awaited with (`commit`), sqlx's errors
 //! as the store's (`sqlx_error`), the refusal of a schema newer than the binary
 //! (`schema_version`), the choice of a backend (`database_url`). Each backend is a module of its
 //! own that depends on these and on no other backend (`sqlite`, `postgres`).
 
 #![forbid(unsafe_code)]
 
+mod async_call;
 mod commit;
 mod database_url;
 mod error;
@@ -23,6 +24,9 @@ mod sqlite;
 mod sqlx_error;
 mod store;
 
+pub use async_call::{
+    AsyncCallRecord, AsyncCallState, Enqueued, QueueBound, StoredRequest, StoredResponse,
+};
 pub use commit::{CommitCompleter, CommitTicket};
 pub use database_url::{DatabaseUrl, DatabaseUrlError};
 pub use error::{BoxError, Result, StoreError};

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use flowd_core::settings::{Settings, SettingsChange};
 
+use crate::async_call::{AsyncCallRecord, Enqueued, QueueBound, StoredResponse};
 use crate::commit::CommitTicket;
 use crate::error::Result;
 use crate::model::{
@@ -179,4 +180,40 @@ pub trait Store: Send + Sync + 'static {
     /// running from its start to `now`), returning how many: called at start, after a crash or a
     /// hard stop.
     async fn interrupt_running_executions(&self, now: i64) -> Result<u64>;
+
+    // --- the queue of asynchronous calls ---
+    /// Commits `call` (state `Queued`) unless the queue already holds `bound.total` calls not
+    /// done, or `bound.per_workflow` of its workflow's: then writes nothing and answers `Full`.
+    async fn enqueue_async_call(
+        &self,
+        call: &AsyncCallRecord,
+        bound: QueueBound,
+    ) -> Result<Enqueued>;
+    /// The ids of the workflows that have calls to claim at `now` (queued, or claimed with a
+    /// lease that ended).
+    async fn workflows_with_async_calls(&self, now: i64) -> Result<Vec<String>>;
+    /// Claims up to `limit` of `workflow_id`'s claimable calls, oldest first, leased until
+    /// `lease_until`; a call another node is claiming at that moment is left to it.
+    async fn claim_async_calls(
+        &self,
+        workflow_id: &str,
+        limit: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<AsyncCallRecord>>;
+    /// Records what a claimed call answered; its request is dropped.
+    async fn finish_async_call(
+        &self,
+        id: &str,
+        response: &StoredResponse,
+        finished_at: i64,
+    ) -> Result<()>;
+    /// Puts a claimed call back in the queue (its node could not run it).
+    async fn release_async_call(&self, id: &str) -> Result<()>;
+    /// Puts every claimed call back in the queue: at start, for the calls the previous process
+    /// took and did not finish.
+    async fn release_claimed_async_calls(&self) -> Result<u64>;
+    async fn async_call_by_token(&self, token: &str) -> Result<Option<AsyncCallRecord>>;
+    /// Calls not done yet, of one workflow or of all.
+    async fn async_queue_depth(&self, workflow_id: Option<&str>) -> Result<u64>;
 }

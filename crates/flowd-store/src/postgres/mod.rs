@@ -10,6 +10,7 @@
 //! it writes, it locks the row it depends on (`FOR UPDATE`, `FOR NO KEY UPDATE`, `FOR KEY
 //! SHARE`), so that the outcome is the same as SQLite's single writer, whichever node writes.
 
+mod async_calls;
 mod batch_commit;
 pub(crate) mod errors;
 mod rows;
@@ -39,6 +40,7 @@ use crate::{
     ApiKeyRecord, ClaimOutcome, CommitTicket, ExecutionQuery, ExecutionRecord, Result, RunClaim,
     Store, StoreError, StoreWrite, TeamRecord, VersionOutcome, VersionRecord, WorkflowRecord,
 };
+use crate::{AsyncCallRecord, Enqueued, QueueBound, StoredResponse};
 
 /// Connections of the pool: the API's reads and writes, the scheduler's claims and the batched
 /// commit share them.
@@ -769,5 +771,54 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected())
+    }
+
+    // --- the queue of asynchronous calls ---
+
+    async fn enqueue_async_call(
+        &self,
+        call: &AsyncCallRecord,
+        bound: QueueBound,
+    ) -> Result<Enqueued> {
+        async_calls::enqueue(&self.pool, call, bound).await
+    }
+
+    async fn workflows_with_async_calls(&self, now: i64) -> Result<Vec<String>> {
+        async_calls::workflows_with_calls(&self.pool, now).await
+    }
+
+    async fn claim_async_calls(
+        &self,
+        workflow_id: &str,
+        limit: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<AsyncCallRecord>> {
+        async_calls::claim(&self.pool, workflow_id, limit, now, lease_until).await
+    }
+
+    async fn finish_async_call(
+        &self,
+        id: &str,
+        response: &StoredResponse,
+        finished_at: i64,
+    ) -> Result<()> {
+        async_calls::finish(&self.pool, id, response, finished_at).await
+    }
+
+    async fn release_async_call(&self, id: &str) -> Result<()> {
+        async_calls::release(&self.pool, id).await
+    }
+
+    async fn release_claimed_async_calls(&self) -> Result<u64> {
+        async_calls::release_claimed(&self.pool).await
+    }
+
+    async fn async_call_by_token(&self, token: &str) -> Result<Option<AsyncCallRecord>> {
+        async_calls::by_token(&self.pool, token).await
+    }
+
+    async fn async_queue_depth(&self, workflow_id: Option<&str>) -> Result<u64> {
+        async_calls::depth(&self.pool, workflow_id).await
     }
 }

@@ -20,6 +20,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
+mod async_calls;
 mod columns;
 pub(crate) mod errors;
 mod group_commit;
@@ -35,6 +36,7 @@ use crate::model::{
 };
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::store::{ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite};
+use crate::{AsyncCallRecord, Enqueued, QueueBound, StoredResponse};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -1013,5 +1015,54 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected())
+    }
+
+    // --- the queue of asynchronous calls ---
+
+    async fn enqueue_async_call(
+        &self,
+        call: &AsyncCallRecord,
+        bound: QueueBound,
+    ) -> Result<Enqueued> {
+        async_calls::enqueue(&self.writer, call, bound).await
+    }
+
+    async fn workflows_with_async_calls(&self, now: i64) -> Result<Vec<String>> {
+        async_calls::workflows_with_calls(&self.pool, now).await
+    }
+
+    async fn claim_async_calls(
+        &self,
+        workflow_id: &str,
+        limit: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<AsyncCallRecord>> {
+        async_calls::claim(&self.writer, workflow_id, limit, now, lease_until).await
+    }
+
+    async fn finish_async_call(
+        &self,
+        id: &str,
+        response: &StoredResponse,
+        finished_at: i64,
+    ) -> Result<()> {
+        async_calls::finish(&self.writer, id, response, finished_at).await
+    }
+
+    async fn release_async_call(&self, id: &str) -> Result<()> {
+        async_calls::release(&self.writer, id).await
+    }
+
+    async fn release_claimed_async_calls(&self) -> Result<u64> {
+        async_calls::release_claimed(&self.writer).await
+    }
+
+    async fn async_call_by_token(&self, token: &str) -> Result<Option<AsyncCallRecord>> {
+        async_calls::by_token(&self.pool, token).await
+    }
+
+    async fn async_queue_depth(&self, workflow_id: Option<&str>) -> Result<u64> {
+        async_calls::depth(&self.pool, workflow_id).await
     }
 }

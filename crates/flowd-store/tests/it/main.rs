@@ -5,6 +5,7 @@
 //! [`conformance_suite!`]: a new backend adds one line at the bottom of this file. Tests of one
 //! backend's own properties (files, permissions, …) live in that backend's module.
 
+mod async_calls;
 mod common;
 mod execution_counts;
 mod executions;
@@ -118,6 +119,16 @@ macro_rules! conformance_suite {
                     a_batch_claim_of_a_fire_time_already_recorded_undoes_only_that_claim,
                     claims_of_one_workflow_in_a_batch_see_the_ones_before_them,
                     concurrent_batches_of_the_same_fire_times_start_each_run_once,
+                ],
+                async_calls: [
+                    an_enqueued_call_reads_back_by_its_token,
+                    a_full_queue_refuses_and_writes_nothing,
+                    claims_take_a_workflows_calls_oldest_first,
+                    a_claim_whose_lease_ended_is_claimed_again,
+                    a_finished_call_keeps_its_response_and_leaves_the_queue,
+                    released_calls_are_queued_again,
+                    a_call_of_a_missing_workflow_is_not_found,
+                    deleting_a_workflow_deletes_its_calls,
                 ],
             );
         }

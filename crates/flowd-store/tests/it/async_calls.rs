@@ -1,0 +1,219 @@
+//! The durable queue of asynchronous calls.
+
+use crate::common::*;
+use flowd_store::{
+    AsyncCallRecord, AsyncCallState, Enqueued, QueueBound, Store, StoredRequest, StoredResponse,
+};
+
+const ROOMY: QueueBound = QueueBound {
+    total: 100,
+    per_workflow: 100,
+};
+
+fn call(workflow_id: &str, enqueued_at: i64) -> AsyncCallRecord {
+    let id = new_id();
+    AsyncCallRecord {
+        token: format!("token-{id}"),
+        id,
+        workflow_id: workflow_id.to_string(),
+        request: StoredRequest {
+            headers: vec![
+                ("Content-Type".into(), "application/json".into()),
+                ("X-Name".into(), "Jos\u{e9}".into()),
+            ],
+            query: Some("a=1&a=2".into()),
+            body: b"{\"n\": 1}\0\xff".to_vec(),
+        },
+        enqueued_at,
+        state: AsyncCallState::Queued,
+    }
+}
+
+async fn enqueued(store: &dyn Store, workflow_id: &str, enqueued_at: i64) -> AsyncCallRecord {
+    let call = call(workflow_id, enqueued_at);
+    assert_eq!(
+        store.enqueue_async_call(&call, ROOMY).await.unwrap(),
+        Enqueued::Queued
+    );
+    call
+}
+
+fn ids(calls: &[AsyncCallRecord]) -> Vec<&str> {
+    calls.iter().map(|call| call.id.as_str()).collect()
+}
+
+pub async fn an_enqueued_call_reads_back_by_its_token(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let call = enqueued(store, &workflow.id, NOW).await;
+    assert_eq!(
+        store.async_call_by_token(&call.token).await.unwrap(),
+        Some(call)
+    );
+    assert_eq!(store.async_call_by_token("nope").await.unwrap(), None);
+}
+
+pub async fn a_full_queue_refuses_and_writes_nothing(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let other = given_workflow(store, &workflow.team_id, "other").await;
+    let bound = QueueBound {
+        total: 3,
+        per_workflow: 2,
+    };
+    for _ in 0..2 {
+        let call = call(&workflow.id, NOW);
+        assert_eq!(
+            store.enqueue_async_call(&call, bound).await.unwrap(),
+            Enqueued::Queued
+        );
+    }
+    let third = call(&workflow.id, NOW);
+    assert_eq!(
+        store.enqueue_async_call(&third, bound).await.unwrap(),
+        Enqueued::Full
+    );
+    assert_eq!(store.async_call_by_token(&third.token).await.unwrap(), None);
+    let of_other = call(&other.id, NOW);
+    assert_eq!(
+        store.enqueue_async_call(&of_other, bound).await.unwrap(),
+        Enqueued::Queued
+    );
+    assert_eq!(
+        store
+            .enqueue_async_call(&call(&other.id, NOW), bound)
+            .await
+            .unwrap(),
+        Enqueued::Full
+    );
+    assert_eq!(store.async_queue_depth(None).await.unwrap(), 3);
+    assert_eq!(
+        store.async_queue_depth(Some(&workflow.id)).await.unwrap(),
+        2
+    );
+}
+
+pub async fn claims_take_a_workflows_calls_oldest_first(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let other = given_workflow(store, &workflow.team_id, "other").await;
+    let second = enqueued(store, &workflow.id, NOW + 1).await;
+    let first = enqueued(store, &workflow.id, NOW).await;
+    let third = enqueued(store, &workflow.id, NOW + 2).await;
+    enqueued(store, &other.id, NOW).await;
+    let claimed = store
+        .claim_async_calls(&workflow.id, 2, NOW + 10, NOW + 1000)
+        .await
+        .unwrap();
+    assert_eq!(ids(&claimed), [first.id.as_str(), second.id.as_str()]);
+    assert_eq!(
+        claimed[0].state,
+        AsyncCallState::Claimed {
+            lease_until: NOW + 1000
+        }
+    );
+    let rest = store
+        .claim_async_calls(&workflow.id, 10, NOW + 10, NOW + 1000)
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest), [third.id.as_str()]);
+}
+
+pub async fn a_claim_whose_lease_ended_is_claimed_again(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let call = enqueued(store, &workflow.id, NOW).await;
+    store
+        .claim_async_calls(&workflow.id, 1, NOW, NOW + 100)
+        .await
+        .unwrap();
+    assert!(store
+        .claim_async_calls(&workflow.id, 1, NOW + 99, NOW + 200)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.workflows_with_async_calls(NOW + 99).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store.workflows_with_async_calls(NOW + 101).await.unwrap(),
+        vec![workflow.id.clone()]
+    );
+    let again = store
+        .claim_async_calls(&workflow.id, 1, NOW + 101, NOW + 300)
+        .await
+        .unwrap();
+    assert_eq!(ids(&again), [call.id.as_str()]);
+}
+
+pub async fn a_finished_call_keeps_its_response_and_leaves_the_queue(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let call = enqueued(store, &workflow.id, NOW).await;
+    store
+        .claim_async_calls(&workflow.id, 1, NOW, NOW + 100)
+        .await
+        .unwrap();
+    let response = StoredResponse {
+        status: 201,
+        headers: vec![("X-Out".into(), "\u{ff}".into())],
+        body: b"made\0".to_vec(),
+    };
+    store
+        .finish_async_call(&call.id, &response, NOW + 5)
+        .await
+        .unwrap();
+    let done = store
+        .async_call_by_token(&call.token)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        done.state,
+        AsyncCallState::Done {
+            response,
+            finished_at: NOW + 5
+        }
+    );
+    assert_eq!(done.request, StoredRequest::default());
+    assert_eq!(store.async_queue_depth(None).await.unwrap(), 0);
+    assert!(store
+        .workflows_with_async_calls(NOW + 1000)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn released_calls_are_queued_again(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let one = enqueued(store, &workflow.id, NOW).await;
+    let two = enqueued(store, &workflow.id, NOW + 1).await;
+    store
+        .claim_async_calls(&workflow.id, 2, NOW, NOW + 100)
+        .await
+        .unwrap();
+    store.release_async_call(&one.id).await.unwrap();
+    assert_eq!(
+        ids(&store
+            .claim_async_calls(&workflow.id, 2, NOW, NOW + 100)
+            .await
+            .unwrap()),
+        [one.id.as_str()]
+    );
+    assert_eq!(store.release_claimed_async_calls().await.unwrap(), 2);
+    assert_eq!(
+        ids(&store
+            .claim_async_calls(&workflow.id, 2, NOW, NOW + 100)
+            .await
+            .unwrap()),
+        [one.id.as_str(), two.id.as_str()]
+    );
+}
+
+pub async fn a_call_of_a_missing_workflow_is_not_found(store: &dyn Store) {
+    assert_not_found(store.enqueue_async_call(&call("missing", NOW), ROOMY).await);
+}
+
+pub async fn deleting_a_workflow_deletes_its_calls(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let call = enqueued(store, &workflow.id, NOW).await;
+    assert!(store.delete_workflow(&workflow.id).await.unwrap());
+    assert_eq!(store.async_call_by_token(&call.token).await.unwrap(), None);
+    assert_eq!(store.async_queue_depth(None).await.unwrap(), 0);
+}
