@@ -75,6 +75,27 @@ impl Engine {
             .await
     }
 
+    /// [`Engine::execute`] of a call taken from the queue of asynchronous calls, as the
+    /// execution `id` it was given when it was queued; nobody waits for its answer.
+    pub(crate) async fn execute_queued(
+        &self,
+        hot: Arc<HotWorkflow>,
+        id: String,
+        trigger: Trigger,
+        request: PyValue,
+    ) -> Report {
+        let record = ExecutionRecord {
+            id,
+            ..new_record(&hot, trigger)
+        };
+        let caller = Caller::default();
+        if !hot.record.enabled {
+            return self.skip(&hot, record, Refusal::Paused, &caller).await;
+        }
+        self.admit_and_run(hot, record, Some(request), false, &caller)
+            .await
+    }
+
     /// Runs an execution whose `running` record the store already holds (a claimed pull run).
     pub async fn run_claimed(&self, hot: Arc<HotWorkflow>, record: ExecutionRecord) -> Report {
         self.run_claimed_for(hot, record, &Caller::default()).await

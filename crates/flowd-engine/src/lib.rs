@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod admission;
+mod async_queue;
 pub mod auth;
 pub mod clock;
 pub mod deploy;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use flowd_runtime::{Runtime, Runtimes};
 use flowd_store::Store;
 
+pub use async_queue::Accepted;
 pub use auth::{Bootstrap, Principal};
 pub use deploy::{Deployment, DEFAULT_DEPLOY_WAIT};
 pub use detached::{Detached, CALLER_LEFT_WARNING};
@@ -51,6 +53,9 @@ pub struct EngineConfig {
     pub max_code_bytes: usize,
     /// An execution still running after this long is recorded as `running` until it ends.
     pub running_record_delay: Duration,
+    /// Asynchronous calls the store's queue may hold (queued or running), all nodes together;
+    /// more are refused with `503`.
+    pub async_queue_max: u64,
 }
 
 impl Default for EngineConfig {
@@ -63,6 +68,7 @@ impl Default for EngineConfig {
             max_memory_mb: 4096,
             max_code_bytes: 1 << 20,
             running_record_delay: Duration::from_millis(100),
+            async_queue_max: 10_000,
         }
     }
 }
@@ -80,10 +86,13 @@ pub struct Engine {
     writer: Writer,
     /// Wakes the scheduler when a schedule changes.
     schedule_changed: tokio::sync::Notify,
+    /// The asynchronous calls this node runs.
+    async_queue: async_queue::AsyncQueue,
 }
 
 impl Engine {
-    /// Starts the engine: executions left `running` by a previous process become `interrupted`.
+    /// Starts the engine: executions left `running` by a previous process become `interrupted`,
+    /// and the asynchronous calls it had claimed are queued again.
     pub async fn start(
         store: Arc<dyn Store>,
         runtimes: Arc<Runtimes>,
@@ -94,6 +103,13 @@ impl Engine {
             tracing::warn!(
                 interrupted,
                 "executions left running by the previous process were marked interrupted"
+            );
+        }
+        let released = store.release_claimed_async_calls().await?;
+        if released > 0 {
+            tracing::warn!(
+                released,
+                "asynchronous calls taken by the previous process were queued again"
             );
         }
         let writer = Writer::new(store.clone());
@@ -124,6 +140,7 @@ impl Engine {
             deployer,
             writer,
             schedule_changed: tokio::sync::Notify::new(),
+            async_queue: async_queue::AsyncQueue::default(),
         })
     }
 

@@ -1,5 +1,6 @@
 //! The hook endpoint: `POST /teams/{team}/{workflow}/{runtime}/{token}` runs the workflow with the
-//! request as `_request` and answers what it returns (CONTRACT.md §2).
+//! request as `_request` and answers what it returns (CONTRACT.md §2), or, asked with
+//! `Prefer: respond-async`, queues it and answers `202` (`async_calls`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use crate::async_calls;
 use crate::conn::idle_body::BodyReadTimeout;
 use crate::error::{refused_status, retry_after, ApiError};
 use crate::AppState;
@@ -149,6 +151,8 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
         .await
         .map_err(body_budget_exhausted)?;
     let body = read_body(&mut call.body, limit, expected).await?;
+    let stored = async_calls::prefers_async(headers)
+        .then(|| async_calls::stored_request(headers, call.uri.query(), &body));
     let header_list: Vec<(&str, &[u8])> = headers
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
@@ -159,6 +163,15 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
         body,
     })
     .map_err(request_error)?;
+    // A paused workflow, or one without an active version, refuses at once as for a
+    // synchronous call.
+    if let Some(stored) = stored.filter(|_| hot.record.enabled && hot.active.is_ok()) {
+        drop(reservation);
+        return match state.engine.enqueue_async(&hot, stored).await? {
+            Some(accepted) => Ok(async_calls::accepted_response(&accepted)),
+            None => Err(async_calls::queue_full()),
+        };
+    }
     // On a task of its own: a caller who hangs up drops this handler, not the execution, which
     // keeps the room its body takes until it ends.
     let report = state

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod async_calls;
 pub mod auth;
 pub mod conn;
 pub mod error;
@@ -87,6 +88,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/teams/{team}/{workflow}/{runtime}/{token}",
             any(hook::hook),
         )
+        .route("/async/{token}", get(async_calls::status))
         .nest("/api/v1", api)
         // The web console, and JSON 404s for unknown API paths.
         .fallback(web::fallback)
@@ -112,6 +114,10 @@ pub async fn serve(
     let scheduler = tokio::spawn(scheduler.run(async move {
         let _ = scheduler_stopped.await;
     }));
+    let (stop_dispatcher, dispatcher_stopped) = tokio::sync::oneshot::channel::<()>();
+    let dispatcher = tokio::spawn(engine.clone().dispatch_async_calls(async move {
+        let _ = dispatcher_stopped.await;
+    }));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = conn::serve_connections(listener, router(state), limits, async move {
         let _ = stop_rx.await;
@@ -120,6 +126,7 @@ pub async fn serve(
     tokio::select! {
         result = &mut server => {
             let _ = stop_scheduler.send(());
+            let _ = stop_dispatcher.send(());
             engine.flush().await;
             return result.map_err(std::io::Error::other);
         }
@@ -130,6 +137,9 @@ pub async fn serve(
     );
     let _ = stop_scheduler.send(());
     let _ = scheduler.await;
+    // Calls still queued stay in the store for the next start (or another node).
+    let _ = stop_dispatcher.send(());
+    let _ = dispatcher.await;
     let _ = stop_tx.send(());
     let deadline = tokio::time::Instant::now() + grace;
     match tokio::time::timeout(grace, &mut server).await {

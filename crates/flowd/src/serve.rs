@@ -79,6 +79,10 @@ pub struct ServeArgs {
     /// Calls that may wait for an execution slot before `503`.
     #[arg(long, env = "FLOWD_QUEUE_DEPTH", default_value_t = 256)]
     pub queue_depth: usize,
+    /// Asynchronous calls (`Prefer: respond-async`) the store's queue may hold, queued or
+    /// running, all nodes together; more are refused with `503` and `Retry-After`.
+    #[arg(long, env = "FLOWD_QUEUE_MAX", default_value_t = 10_000)]
+    pub queue_max: u64,
     /// Upper bound of a workflow's `timeout_s`.
     #[arg(long, env = "FLOWD_MAX_TIMEOUT_S", default_value_t = 900)]
     pub max_timeout_s: u32,
@@ -218,6 +222,7 @@ impl ServeArgs {
             queue_depth: self.queue_depth,
             max_timeout_s: self.max_timeout_s,
             max_memory_mb: self.max_memory_mb,
+            async_queue_max: self.queue_max,
             ..EngineConfig::default()
         };
         Ok(config)

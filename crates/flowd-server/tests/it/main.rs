@@ -10,6 +10,7 @@ mod smoke;
 
 mod api_auth;
 mod api_workflows;
+mod async_calls;
 mod attacks;
 mod backpressure;
 mod connections;
