@@ -7,7 +7,9 @@ use std::time::Duration;
 use flowd_core::requirements::Requirements;
 use flowd_core::schedule::Schedule;
 use flowd_core::settings::{Settings, SettingsChange};
-use flowd_core::workflow::{limits, ExecutionStatus, Isolation, Mode, Name, Trigger, VersionState};
+use flowd_core::workflow::{
+    limits, ExecutionStatus, Isolation, Mode, Name, ResponseMode, Trigger, VersionState,
+};
 use flowd_core::PyValue;
 use flowd_store::{
     ClaimOutcome, ExecutionQuery, ExecutionRecord, RunClaim, StoreError, StoreWrite, VersionRecord,
@@ -41,6 +43,7 @@ pub struct NewWorkflow {
     pub max_concurrency: Option<u32>,
     pub enabled: Option<bool>,
     pub isolation: Option<Isolation>,
+    pub response: Option<ResponseMode>,
 }
 
 /// Changes to a workflow, as sent to `PATCH /api/v1/workflows/{id}`. A field left out keeps its
@@ -64,6 +67,7 @@ pub struct WorkflowPatch {
     pub max_concurrency: Option<Option<u32>>,
     pub enabled: Option<bool>,
     pub isolation: Option<Isolation>,
+    pub response: Option<ResponseMode>,
 }
 
 /// `requirements` as sent: a list of requirement lines, or the text of a `requirements.txt`.
@@ -144,6 +148,7 @@ impl Engine {
             memory_mb,
             max_concurrency: new.max_concurrency,
             isolation: new.isolation.unwrap_or(Isolation::Fork),
+            response: new.response.unwrap_or(ResponseMode::Sync),
             created_at: now,
             updated_at: now,
         };
@@ -209,6 +214,9 @@ impl Engine {
         if let Some(isolation) = patch.isolation {
             check_isolation(Some(isolation))?;
             record.isolation = isolation;
+        }
+        if let Some(response) = patch.response {
+            record.response = response;
         }
         if let Some(enabled) = patch.enabled {
             record.enabled = enabled;

@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode,
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use flowd_core::request::{build_request, IncomingRequest, RequestError, ACCEPTED_CONTENT_TYPES};
-use flowd_core::workflow::{Mode, Trigger};
+use flowd_core::workflow::{Mode, ResponseMode, Trigger};
 use flowd_engine::{Refusal, Reply};
 use http_body_util::BodyExt;
 use serde::Deserialize;
@@ -151,8 +151,10 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
         .await
         .map_err(body_budget_exhausted)?;
     let body = read_body(&mut call.body, limit, expected).await?;
-    let stored = async_calls::prefers_async(headers)
-        .then(|| async_calls::stored_request(headers, call.uri.query(), &body));
+    let asynchronous =
+        hot.record.response == ResponseMode::Async || async_calls::prefers_async(headers);
+    let stored =
+        asynchronous.then(|| async_calls::stored_request(headers, call.uri.query(), &body));
     let header_list: Vec<(&str, &[u8])> = headers
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))

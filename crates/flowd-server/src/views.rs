@@ -41,6 +41,7 @@ pub fn workflow(team: &str, record: &WorkflowRecord) -> Value {
         "memory_mb": record.memory_mb,
         "max_concurrency": record.max_concurrency,
         "isolation": record.isolation,
+        "response": record.response,
         "created_at": rfc3339(record.created_at),
         "updated_at": rfc3339(record.updated_at),
     })

@@ -1,7 +1,7 @@
 //! The records the store keeps.
 
 use flowd_core::settings::SettingsChange;
-use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, Trigger, VersionState};
+use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, ResponseMode, Trigger, VersionState};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +52,8 @@ pub struct WorkflowRecord {
     pub isolation: Isolation,
     pub created_at: i64,
     pub updated_at: i64,
+    /// How its hook calls are answered.
+    pub response: ResponseMode,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -193,3 +193,27 @@ async fn a_malformed_body_is_400_before_anything_is_queued() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_workflow_whose_response_is_async_answers_every_call_with_202_until_patched_back() {
+    let app = spawn_app().await;
+    let workflow = app
+        .create_workflow(json!({
+            "name": "always-later",
+            "mode": "catch",
+            "response": "async",
+            "code": catch_code("return {'status_code': 200, 'body': 'done'}"),
+        }))
+        .await;
+    assert_eq!(workflow["response"], "async");
+    let (status_url, _) = accepted(app.call_hook_json(&workflow, &json!({})).await).await;
+    let response = final_response(&app, &status_url).await;
+    assert_eq!(response.text().await.unwrap(), "done");
+
+    let patched = app.patch_workflow(&workflow, json!({"response": "sync"})).await;
+    assert_eq!(patched["response"], "sync");
+    let response = app.call_hook_json(&workflow, &json!({})).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "done");
+    app.stop().await;
+}

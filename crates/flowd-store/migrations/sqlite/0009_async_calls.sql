@@ -22,3 +22,6 @@ CREATE TABLE async_calls (
 -- The calls not done yet, per workflow, oldest first.
 CREATE INDEX async_calls_pending ON async_calls (workflow_id, enqueued_at, id)
     WHERE state != 'done';
+
+-- How a workflow's hook calls are answered: sync, or async (202 and a status URL).
+ALTER TABLE workflows ADD COLUMN response TEXT NOT NULL DEFAULT 'sync';

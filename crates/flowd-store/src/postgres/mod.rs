@@ -162,9 +162,9 @@ async fn insert_settings(
 /// the active `version`, which only `settle_version` moves), and their placeholders from `$1`,
 /// in the order [`bind_mutable_columns`] binds them.
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, secret_keys, \
-     schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, updated_at, env";
+     schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, updated_at, env, response";
 const MUTABLE_WORKFLOW_PLACEHOLDERS: &str =
-    "$1, $2, $3, $4, $5, $6::JSON, $7, $8, $9, $10, $11, $12, $13, $14::JSON";
+    "$1, $2, $3, $4, $5, $6::JSON, $7, $8, $9, $10, $11, $12, $13, $14::JSON, $15";
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
@@ -187,7 +187,8 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.max_concurrency.map(i64::from))
         .bind(workflow.isolation.as_str())
         .bind(workflow.updated_at)
-        .bind(to_json(&workflow.env, "the environment variables")?))
+        .bind(to_json(&workflow.env, "the environment variables")?)
+        .bind(workflow.response.as_str()))
 }
 
 /// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave
@@ -385,7 +386,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let insert = format!(
             "INSERT INTO workflows ({MUTABLE_WORKFLOW_COLUMNS}, id, team_id, created_at, version) \
-             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $15, $16, $17, $18)"
+             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $16, $17, $18, $19)"
         );
         bind_mutable_columns(sqlx::query(&insert), workflow)?
             .bind(&workflow.id)
@@ -454,7 +455,7 @@ impl Store for PostgresStore {
     async fn update_workflow(&self, workflow: &WorkflowRecord) -> Result<()> {
         let update = format!(
             "UPDATE workflows SET ({MUTABLE_WORKFLOW_COLUMNS}) = ({MUTABLE_WORKFLOW_PLACEHOLDERS}) \
-             WHERE id = $15"
+             WHERE id = $16"
         );
         let result = bind_mutable_columns(sqlx::query(&update), workflow)?
             .bind(&workflow.id)

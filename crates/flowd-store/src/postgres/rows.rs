@@ -17,7 +17,7 @@ pub(super) const TEAM_COLUMNS: &str = "id, name, created_at";
 pub(super) const API_KEY_COLUMNS: &str = "id, team_id, name, key_hash, is_admin, created_at";
 pub(super) const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, \
      hook_token, secret_keys::TEXT AS secret_keys, env::TEXT AS env, schedule, next_fire_at, \
-     timeout_s, memory_mb, max_concurrency, isolation, created_at, updated_at";
+     timeout_s, memory_mb, max_concurrency, isolation, created_at, updated_at, response";
 pub(super) const VERSION_COLUMNS: &str = "workflow_id, version, code, \
      requirements::TEXT AS requirements, state, build_log, error, environment, created_at, \
      settled_at";
@@ -129,6 +129,7 @@ pub(super) fn workflow_from_row(row: &PgRow) -> Result<WorkflowRecord> {
         memory_mb: int_column(row, T, "memory_mb")?,
         max_concurrency: optional_int_column(row, T, "max_concurrency")?,
         isolation: enum_column(row, T, "isolation")?,
+        response: enum_column(row, T, "response")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

@@ -56,7 +56,7 @@ const TEAM_COLUMNS: &str = "id, name, created_at";
 const API_KEY_COLUMNS: &str = "id, team_id, name, key_hash, is_admin, created_at";
 const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
-     created_at, updated_at, env";
+     created_at, updated_at, env, response";
 const VERSION_COLUMNS: &str = "workflow_id, version, code, requirements, state, build_log, error, \
      environment, created_at, settled_at";
 const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, started_at, \
@@ -280,6 +280,7 @@ fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord> {
         memory_mb: int_column(row, T, "memory_mb")?,
         max_concurrency: optional_int_column(row, T, "max_concurrency")?,
         isolation: enum_column(row, T, "isolation")?,
+        response: enum_column(row, T, "response")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -393,8 +394,8 @@ async fn upsert_setting(
 /// binds them.
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
-     updated_at, env";
-const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
+     updated_at, env, response";
+const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
@@ -417,7 +418,8 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.max_concurrency.map(i64::from))
         .bind(workflow.isolation.as_str())
         .bind(workflow.updated_at)
-        .bind(to_json(&workflow.env, "the environment variables")?))
+        .bind(to_json(&workflow.env, "the environment variables")?)
+        .bind(workflow.response.as_str()))
 }
 
 /// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave

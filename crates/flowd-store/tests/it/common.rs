@@ -1,7 +1,7 @@
 //! Backends to run the suite against, and records to store.
 
 use flowd_core::settings::{Settings, SettingsChange};
-use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, Trigger, VersionState};
+use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, ResponseMode, Trigger, VersionState};
 use flowd_store::{
     ApiKeyRecord, ExecutionError, ExecutionRecord, PostgresStore, SqliteStore, Store, StoreError,
     TeamRecord, VersionRecord, WorkflowRecord,
@@ -124,6 +124,7 @@ pub fn workflow(team_id: &str, name: &str) -> WorkflowRecord {
         memory_mb: 256,
         max_concurrency: Some(1),
         isolation: Isolation::Reuse,
+        response: ResponseMode::Async,
         created_at: NOW,
         updated_at: NOW + 2,
     }
