@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flowd_core::request::{build_request, IncomingRequest};
-use flowd_core::workflow::Trigger;
+use flowd_core::workflow::{ExecutionStatus, Trigger};
 use flowd_store::{
-    AsyncCallRecord, AsyncCallState, Enqueued, QueueBound, StoredRequest, StoredResponse,
+    AsyncCallRecord, AsyncCallState, Enqueued, ExecutionRecord, QueueBound, StoredRequest,
+    StoredResponse,
 };
 use tokio::sync::Notify;
 
@@ -182,24 +183,20 @@ impl Engine {
     /// back to the queue.
     async fn run_async_call(self: Arc<Self>, hot: Arc<HotWorkflow>, call: AsyncCallRecord) {
         let workflow_id = call.workflow_id.clone();
-        let response = match rebuild_request(&call.request) {
-            Ok(request) => {
-                let report = self
-                    .execute_queued(hot, call.id.clone(), Trigger::Catch, request)
-                    .await;
-                response_of(&report)
+        let recorded = match self.store.execution(&call.id).await {
+            Ok(recorded) => recorded.filter(|record| has_ended(record.status)),
+            Err(error) => {
+                // The claim's lease runs out and the call is taken again.
+                tracing::warn!(call = %call.id, %error, "an asynchronous call waits for the store");
+                self.async_queue.ended(&workflow_id);
+                return;
             }
-            Err(message) => Some(StoredResponse {
-                status: 400,
-                headers: json_headers(),
-                body: serde_json::json!({
-                    "status": "error",
-                    "execution_id": call.id,
-                    "error": {"code": "malformed_body", "message": message},
-                })
-                .to_string()
-                .into_bytes(),
-            }),
+        };
+        let response = match recorded {
+            // Its execution was committed but not its response (its node stopped in between):
+            // it is not run twice.
+            Some(record) => Some(summary_of(&record)),
+            None => self.run_call_request(hot, &call).await,
         };
         let saved = match response {
             Some(response) => {
@@ -210,10 +207,62 @@ impl Engine {
             None => self.store.release_async_call(&call.id).await,
         };
         if let Err(error) = saved {
-            // The claim's lease runs out and the call is run again.
+            // The claim's lease runs out and the call is taken again.
             tracing::error!(call = %call.id, %error, "an asynchronous call's end was not recorded");
         }
         self.async_queue.ended(&workflow_id);
+    }
+
+    /// Runs the call's request: its response, or `None` when it was refused for lack of a slot.
+    async fn run_call_request(
+        &self,
+        hot: Arc<HotWorkflow>,
+        call: &AsyncCallRecord,
+    ) -> Option<StoredResponse> {
+        match rebuild_request(&call.request) {
+            Ok(request) => {
+                let report = self
+                    .execute_queued(hot, call.id.clone(), Trigger::Catch, request)
+                    .await;
+                response_of(&report)
+            }
+            Err(message) => Some(json_response(
+                400,
+                serde_json::json!({
+                    "status": "error",
+                    "execution_id": call.id,
+                    "error": {"code": "malformed_body", "message": message},
+                }),
+            )),
+        }
+    }
+}
+
+/// Whether an execution's record is its last: it ran to an end that was committed.
+fn has_ended(status: ExecutionStatus) -> bool {
+    matches!(
+        status,
+        ExecutionStatus::Success
+            | ExecutionStatus::Error
+            | ExecutionStatus::Timeout
+            | ExecutionStatus::Killed
+    )
+}
+
+/// The response of a call known only by its execution's record: its status code, and the
+/// summary a default response gives.
+fn summary_of(record: &ExecutionRecord) -> StoredResponse {
+    json_response(
+        record.response_status.unwrap_or(200),
+        serde_json::json!({"status": record.status.as_str(), "execution_id": record.id}),
+    )
+}
+
+fn json_response(status: u16, body: serde_json::Value) -> StoredResponse {
+    StoredResponse {
+        status,
+        headers: json_headers(),
+        body: body.to_string().into_bytes(),
     }
 }
 
@@ -246,17 +295,14 @@ fn response_of(report: &Report) -> Option<StoredResponse> {
             body: body.clone(),
         }),
         Err(Refusal::Saturated(_)) => None,
-        Err(refusal) => Some(StoredResponse {
-            status: flowd_core::response::REFUSED_STATUS,
-            headers: json_headers(),
-            body: serde_json::json!({
+        Err(refusal) => Some(json_response(
+            flowd_core::response::REFUSED_STATUS,
+            serde_json::json!({
                 "status": refusal.status_word(),
                 "execution_id": report.record.id,
                 "error": {"code": refusal.code(), "message": refusal.to_string()},
-            })
-            .to_string()
-            .into_bytes(),
-        }),
+            }),
+        )),
     }
 }
 

@@ -210,7 +210,9 @@ async fn a_workflow_whose_response_is_async_answers_every_call_with_202_until_pa
     let response = final_response(&app, &status_url).await;
     assert_eq!(response.text().await.unwrap(), "done");
 
-    let patched = app.patch_workflow(&workflow, json!({"response": "sync"})).await;
+    let patched = app
+        .patch_workflow(&workflow, json!({"response": "sync"}))
+        .await;
     assert_eq!(patched["response"], "sync");
     let response = app.call_hook_json(&workflow, &json!({})).await;
     assert_eq!(response.status(), 200);

@@ -79,6 +79,10 @@ pub struct DeployArgs {
     /// Memory limit of one execution, in MiB [server default: 512].
     #[arg(long, value_name = "MB")]
     pub memory: Option<u32>,
+    /// How hook calls are answered: `sync` (once the workflow has run) or `async` (at once with
+    /// 202 and a status URL, the call queued) [server default: sync].
+    #[arg(long, value_name = "MODE", value_parser = ["sync", "async"])]
+    pub response: Option<String>,
     /// Print the deployed workflow, with how the deploy went (`deployment`), as JSON.
     #[arg(long)]
     pub json: bool,
@@ -144,6 +148,9 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
             }
             if let Some(memory) = args.memory {
                 body["memory_mb"] = json!(memory);
+            }
+            if let Some(response) = &args.response {
+                body["response"] = json!(response);
             }
             if !env.is_empty() {
                 body["env"] = Value::Object(env.clone());
@@ -340,6 +347,11 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
     if let Some(memory) = input.args.memory {
         patch.insert("memory_mb".into(), json!(memory));
     }
+    if let Some(response) = &input.args.response {
+        if current["response"] != json!(response) {
+            patch.insert("response".into(), json!(response));
+        }
+    }
     if !input.secrets.is_empty() {
         let mut keys: Vec<String> = current["secrets"]
             .as_array()
@@ -368,6 +380,9 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
     }
     if patch.contains_key("timeout_s") || patch.contains_key("memory_mb") {
         changed.push("limits");
+    }
+    if patch.contains_key("response") {
+        changed.push("response");
     }
     if input.args.settings.is_some() || !input.secrets.is_empty() {
         changed.push("settings");
