@@ -59,7 +59,7 @@ def main():
         deadline = time.time() + 120
         while True:
             try:
-                if request(port, "GET", "/healthz", timeout=2)[0] == 200:
+                if request(port, "GET", "/readyz", timeout=2)[0] == 200:
                     break
             except OSError:
                 pass

@@ -234,6 +234,18 @@ try {
     await shot('workflow', { fullPage: true });
   });
 
+  await step('a network exception beyond what the server allows is refused, naming it; nothing changes', async () => {
+    assert.equal(await page.locator('#egress-allow').inputValue(), '');
+    await page.fill('#egress-allow', '10.0.0.1/8');
+    await page.click('#save-egress');
+    await page.locator('#egress-result .alert-error').waitFor();
+    assert.match(await page.locator('#egress-result').innerText(), /422 invalid_request[\s\S]*10\.0\.0\.1\/8/);
+    assert.equal(await page.locator('#egress-allow').getAttribute('aria-invalid'), 'true');
+    const workflow = await api('GET', `/workflows/${greetId}`);
+    assert.deepEqual(workflow.body.egress_allow, []);
+    await page.fill('#egress-allow', '');
+  });
+
   let curl;
   await step('the Hook tab shows the hook URL, a copy button and a curl example', async () => {
     await page.click('nav.tabs >> text=Hook');
@@ -524,6 +536,54 @@ try {
       if (name) await shot(name);
     }
     await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  await step('a viewer key sees no Save, Deploy, Run or Delete control, and secrets masked', async () => {
+    const created = await api('POST', '/api-keys', { name: 'watcher', role: 'viewer' });
+    assert.equal(created.status, 201);
+    await page.click('.signout');
+    await page.waitForURL(`${base}/sign-in`);
+    await page.fill('#api-key', created.body.key);
+    await page.click('button[type=submit]');
+    await page.waitForURL(`${base}/workflows`);
+    assert.match(await page.locator('#whoami').innerText(), /watcher · viewer/);
+    await page.locator('table').first().waitFor();
+    assert.equal(await page.locator('#create-workflow').isVisible(), false);
+    assert.equal(await page.locator('nav.nav >> text=Audit').count(), 0);
+    await page.goto(`${base}/workflows/${greetId}`);
+    await page.locator('table.properties').waitFor();
+    for (const control of ['#save-code', '#save-properties', '#add-property', '#toggle-enabled', 'text=▶ Run now', 'button:has-text("Delete")']) {
+      assert.equal(await page.locator(control).first().isVisible(), false, `${control} is hidden from a viewer`);
+    }
+    assert.ok(!(await page.content()).includes('tok-123456'), 'no secret value in the page');
+    await shot('viewer-workflow');
+  });
+
+  await step('an admin sees the audit log and manages teams and keys', async () => {
+    await page.click('.signout');
+    await page.waitForURL(`${base}/sign-in`);
+    await page.fill('#api-key', adminKey);
+    await page.click('button[type=submit]');
+    await page.waitForURL(`${base}/workflows`);
+    await page.click('nav.nav >> text=Audit');
+    await page.waitForURL(`${base}/audit`);
+    await page.getByText('workflow.created').first().waitFor();
+    await page.getByText('key.created').first().waitFor();
+    await page.click('nav.nav >> text=Teams & keys');
+    await page.waitForURL(`${base}/admin`);
+    await page.fill('#new-team', 'payroll');
+    await page.click('text=Create team');
+    await page.locator('td >> text=payroll').first().waitFor();
+    await page.fill('#new-key-name', 'ci-payroll');
+    await page.selectOption('#new-key-role', 'developer');
+    await page.selectOption('#new-key-team', 'payroll');
+    await page.click('#create-key');
+    const shown = page.locator('#created-key code.key-once');
+    await shown.waitFor();
+    assert.match(await shown.innerText(), /^flowd_[0-9a-f]{64}$/);
+    const keys = await api('GET', '/api-keys');
+    assert.ok(keys.body.api_keys.some((k) => k.name === 'ci-payroll' && k.team === 'payroll' && k.role === 'developer'));
+    await shot('teams-and-keys');
   });
 
   await step('a key that stops working sends back to sign-in', async () => {

@@ -1,6 +1,8 @@
 // The REST API under /api/v1, called with the API key kept in sessionStorage (this tab only).
 
 const KEY = 'flowd.apiKey';
+const SESSION = 'flowd.session';
+const RANK = { viewer: 1, developer: 2, admin: 3 };
 
 export function apiKey() {
   return sessionStorage.getItem(KEY);
@@ -12,6 +14,25 @@ export function setApiKey(key) {
 
 export function clearApiKey() {
   sessionStorage.removeItem(KEY);
+  sessionStorage.removeItem(SESSION);
+}
+
+/** The signed-in key as `GET /whoami` answered it: `{id, name, role, team}`, or null. */
+export function session() {
+  try {
+    return JSON.parse(sessionStorage.getItem(SESSION) ?? 'null');
+  } catch {
+    return null;
+  }
+}
+
+export function setSession(whoami) {
+  sessionStorage.setItem(SESSION, JSON.stringify(whoami));
+}
+
+/** Whether the signed-in key's role allows what `required` may do (viewer < developer < admin). */
+export function allows(required) {
+  return (RANK[session()?.role] ?? 0) >= RANK[required];
 }
 
 /** An error answered by the API (`{"error": {"code", "message", ...}}`) or a failed request. */

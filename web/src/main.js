@@ -1,7 +1,7 @@
 // flowd's web console: boot, layout, and the page lifecycle.
 
 import './style.css';
-import { apiKey, clearApiKey, onUnauthorized } from './api.js';
+import { allows, apiKey, clearApiKey, get, onUnauthorized, session, setSession } from './api.js';
 import { fill, h, link } from './dom.js';
 import { match, navigate, route, setLeaveGuard, startRouter } from './router.js';
 import { errorBox } from './ui.js';
@@ -11,6 +11,8 @@ import { createPage } from './pages/create.js';
 import { workflowPage } from './pages/workflow.js';
 import { executionsPage } from './pages/executions.js';
 import { executionPage } from './pages/execution.js';
+import { auditPage } from './pages/audit.js';
+import { adminPage } from './pages/admin.js';
 
 route('/sign-in', signInPage, { public: true, title: 'Sign in' });
 route('/', () => navigate('/workflows', { replace: true }));
@@ -20,6 +22,8 @@ route('/workflows/:id', workflowPage, { nav: 'workflows' });
 route('/workflows/:id/:tab', workflowPage, { nav: 'workflows' });
 route('/executions', executionsPage, { nav: 'executions', title: 'Executions' });
 route('/executions/:id', executionPage, { nav: 'executions' });
+route('/audit', auditPage, { nav: 'audit', title: 'Audit log' });
+route('/admin', adminPage, { nav: 'admin', title: 'Teams and keys' });
 
 let generation = 0;
 let cleanups = [];
@@ -33,7 +37,15 @@ function shell(active) {
       'div',
       { class: 'topbar-inner' },
       link('/workflows', h('span', { class: 'brand' }, h('span', { class: 'brand-mark' }, 'f'), h('span', { class: 'brand-name' }, 'flowd'))),
-      h('nav', { class: 'nav' }, item('workflows', '/workflows', 'Workflows'), item('executions', '/executions', 'Executions')),
+      h(
+        'nav',
+        { class: 'nav' },
+        item('workflows', '/workflows', 'Workflows'),
+        item('executions', '/executions', 'Executions'),
+        allows('developer') ? item('audit', '/audit', 'Audit') : null,
+        allows('admin') ? item('admin', '/admin', 'Teams & keys') : null,
+      ),
+      h('span', { class: 'whoami muted small', id: 'whoami', title: `team ${session()?.team ?? ''}` }, `${session()?.name ?? ''} · ${session()?.role ?? ''}`),
       h(
         'button',
         {
@@ -61,6 +73,17 @@ async function renderPath(pathname, query) {
     const next = pathname === '/' ? '' : `?next=${encodeURIComponent(pathname + location.search)}`;
     return navigate(`/sign-in${next}`, { replace: true });
   }
+  if (found && !found.options.public && !session()) {
+    // A tab signed in before roles were shown: ask who the key is.
+    try {
+      setSession(await get('/whoami'));
+    } catch {
+      return;
+    }
+    if (gen !== generation) return;
+  }
+  // What the role does not allow is hidden (style.css: body[data-role] .needs-developer).
+  document.body.dataset.role = session()?.role ?? '';
   const main = h('main', { class: 'main', id: 'main' });
   if (found && found.options.public) fill(app, main);
   else fill(app, shell(found?.options.nav), h('div', { class: 'content' }, main));

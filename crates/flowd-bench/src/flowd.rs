@@ -13,6 +13,8 @@ use crate::load::{self, Target};
 use crate::procfs;
 
 pub const ADMIN_KEY: &str = "flowd-bench-admin-key-0123456789";
+/// The secret key every flowd the bench starts is given (`FLOWD_SECRET_KEY`).
+const SECRET_KEY: &str = "b0a1c2d3e4f5061728394a5b6c7d8e9f00112233445566778899aabbccddeeff";
 
 /// The `flowd` binary: `explicit` if given, else the one cargo builds for this workspace, in the
 /// bench's own profile (`cargo build [--release] -p flowd`, a no-op when it is up to date).
@@ -181,12 +183,16 @@ impl Flowd {
             .args(extra_args)
             .env("FLOWD_RUNTIME_DIR", runtime_dir)
             .env("FLOWD_ADMIN_API_KEY", ADMIN_KEY)
+            // Nodes sharing a PostgreSQL store open its secret values with one key.
+            .env("FLOWD_SECRET_KEY", SECRET_KEY)
+            .env_remove("FLOWD_SECRET_KEY_FILE")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file);
         let mut process = Guarded::spawn("flowd", &mut command)?;
-        let health = Target::get(addr, "/healthz");
+        // The port opens at once; /readyz says when the server is started.
+        let ready = Target::get(addr, "/readyz");
         let deadline = Instant::now() + Duration::from_secs(900);
         loop {
             if let Some(status) = process.exited() {
@@ -195,7 +201,7 @@ impl Flowd {
                     std::fs::read_to_string(&log).unwrap_or_default()
                 );
             }
-            if load::wait_until_answers(&health, Duration::from_millis(200))
+            if load::wait_until_ok(&ready, Duration::from_millis(200))
                 .await
                 .is_ok()
             {

@@ -22,9 +22,11 @@ pub mod baselines;
 pub mod flowd;
 pub mod load;
 pub mod machine;
+pub mod postgres;
 pub mod procfs;
 mod pull;
 pub mod report;
+mod store;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -44,12 +46,15 @@ use crate::report::{MemoryReport, Outcome, Point, Report, Row};
 pub enum Scenario {
     /// Many schedules on one node and how late their runs start.
     Pull,
+    /// SQLite vs PostgreSQL, one node vs two (issue 16).
+    Store,
 }
 
 impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Pull => "pull",
+            Scenario::Store => "store",
         }
     }
 }
@@ -281,12 +286,24 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         .await;
     }
 
-    crate::progress!("pull …");
-    match pull::run(&binary, &run_dir.join("flowd-pull"), &runtime_dir, &budget).await {
-        Ok(pull) => report.pull = Some(pull),
-        Err(error) => report
-            .notes
-            .push(format!("the pull scenario failed: {error:#}")),
+    let runs = |scenario: Scenario| options.only.is_none_or(|only| only == scenario);
+    if runs(Scenario::Store) {
+        crate::progress!("store: SQLite vs PostgreSQL, 1 node vs 2 …");
+        match store::run(&binary, &run_dir.join("store"), &runtime_dir, &budget).await {
+            Ok(store) => report.store = Some(store),
+            Err(error) => report
+                .notes
+                .push(format!("the store scenario failed: {error:#}")),
+        }
+    }
+    if runs(Scenario::Pull) {
+        crate::progress!("pull …");
+        match pull::run(&binary, &run_dir.join("flowd-pull"), &runtime_dir, &budget).await {
+            Ok(pull) => report.pull = Some(pull),
+            Err(error) => report
+                .notes
+                .push(format!("the pull scenario failed: {error:#}")),
+        }
     }
 
     report.rows.sort_by_key(|row| {
@@ -381,7 +398,7 @@ async fn measure(target: &Target, budget: &Budget) -> (load::Measured, load::Mea
     (c1, c16)
 }
 
-fn measured_row(
+pub(crate) fn measured_row(
     key: &'static str,
     name: &str,
     note: String,

@@ -99,11 +99,17 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs `load` against `target`.
 pub async fn run(target: &Target, load: Load) -> Measured {
+    run_spread(std::slice::from_ref(target), load).await
+}
+
+/// Runs `load` against several servers at once: worker `i` sends its requests to
+/// `targets[i % targets.len()]` (so at c=1 only the first gets any).
+pub async fn run_spread(targets: &[Target], load: Load) -> Measured {
     let issued = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + load.time;
     let mut workers = Vec::new();
-    for _ in 0..load.concurrency.max(1) {
+    for (_, target) in (0..load.concurrency.max(1)).zip(targets.iter().cycle()) {
         let target = target.clone();
         let issued = issued.clone();
         workers.push(tokio::spawn(async move {
@@ -238,11 +244,24 @@ pub async fn single(target: &Target) -> anyhow::Result<(u16, Duration)> {
 
 /// Waits until `target` answers anything (a server starting up), for at most `limit`.
 pub async fn wait_until_answers(target: &Target, limit: Duration) -> anyhow::Result<()> {
+    wait_until_status(target, limit, |_| true).await
+}
+
+/// Like [`wait_until_answers`], until the answer is `200` (a server's `/readyz`).
+pub async fn wait_until_ok(target: &Target, limit: Duration) -> anyhow::Result<()> {
+    wait_until_status(target, limit, |status| status == 200).await
+}
+
+async fn wait_until_status(
+    target: &Target,
+    limit: Duration,
+    wanted: impl Fn(u16) -> bool,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     loop {
         let mut sender = None;
         match tokio::time::timeout(Duration::from_secs(5), once(target, &mut sender)).await {
-            Ok(Ok(_)) => return Ok(()),
+            Ok(Ok(status)) if wanted(status) => return Ok(()),
             _ if Instant::now() > deadline => {
                 anyhow::bail!("{} did not answer within {limit:?}", target.addr)
             }

@@ -30,7 +30,7 @@ struct Args {
     #[arg(long)]
     keep: bool,
     /// Run only this scenario, with the mode's budget (`pull`: the 10,000 schedules of a full
-    /// run in about two minutes).
+    /// run in about two minutes; `store`: SQLite vs PostgreSQL, one node vs two).
     #[arg(long, value_enum, value_name = "SCENARIO")]
     only: Option<OnlyScenario>,
     /// Also write the report to this file.
@@ -58,12 +58,14 @@ struct Args {
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum OnlyScenario {
     Pull,
+    Store,
 }
 
 impl From<OnlyScenario> for Scenario {
     fn from(only: OnlyScenario) -> Scenario {
         match only {
             OnlyScenario::Pull => Scenario::Pull,
+            OnlyScenario::Store => Scenario::Store,
         }
     }
 }

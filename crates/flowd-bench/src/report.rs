@@ -164,6 +164,31 @@ pub struct MemoryReport {
     pub notes: Vec<String>,
 }
 
+/// The store scenario: the same workflows on SQLite, PostgreSQL, and two PostgreSQL nodes.
+#[derive(Clone, Debug, Default)]
+pub struct StoreReport {
+    /// The PostgreSQL server and its settings.
+    pub postgres: String,
+    pub rows: Vec<Row>,
+    pub nodes: Vec<NodeMemory>,
+    pub notes: Vec<String>,
+}
+
+impl StoreReport {
+    pub fn row(&self, key: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.key == key)
+    }
+}
+
+/// One flowd node's memory after its scenarios.
+#[derive(Clone, Debug)]
+pub struct NodeMemory {
+    pub node: String,
+    pub rss_kb: Option<u64>,
+    /// VmHWM.
+    pub peak_kb: Option<u64>,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Report {
     pub mode: String,
@@ -179,6 +204,7 @@ pub struct Report {
     pub rows: Vec<Row>,
     pub memory: MemoryReport,
     pub pull: Option<PullReport>,
+    pub store: Option<StoreReport>,
     pub floor_rss_kb: Option<u64>,
     pub notes: Vec<String>,
 }
@@ -246,6 +272,9 @@ impl Report {
         if let Some(pull) = &self.pull {
             render_pull(&mut out, pull);
         }
+        if let Some(store) = &self.store {
+            render_store(&mut out, store);
+        }
         self.render_memory(&mut out);
         self.render_targets(&mut out);
         if !self.notes.is_empty() {
@@ -259,59 +288,9 @@ impl Report {
 
     fn render_main(&self, out: &mut String) {
         let _ = writeln!(out, "## Latency and throughput\n");
-        let _ = writeln!(
-            out,
-            "| scenario | p50 c=1 | p99 c=1 | req/s c=16 | p50 c=16 | p99 c=16 | failed | note |"
-        );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
+        let _ = writeln!(out, "{ROW_HEADER}");
         for row in &self.rows {
-            match &row.outcome {
-                Outcome::Measured { c1, c16 } => {
-                    let (a, b): (String, String) =
-                        c1.as_ref().map_or(("—".into(), "—".into()), |p| {
-                            (fmt_duration(p.p50), fmt_duration(p.p99))
-                        });
-                    let (c, d, e) =
-                        c16.as_ref()
-                            .map_or(("—".into(), "—".into(), "—".into()), |p| {
-                                if p.ok == 0 {
-                                    (fmt_rps(p.rps), "—".into(), "—".into())
-                                } else {
-                                    (fmt_rps(p.rps), fmt_duration(p.p50), fmt_duration(p.p99))
-                                }
-                            });
-                    let failed: u64 = c1.iter().chain(c16.iter()).map(|p| p.failed).sum();
-                    let mut note = row.note.clone();
-                    if let Some(sample) = c1
-                        .iter()
-                        .chain(c16.iter())
-                        .find_map(|p| p.sample_failure.clone())
-                    {
-                        if failed > 0 {
-                            note = format!("{note} (first failure: {sample})");
-                        }
-                    }
-                    let _ = writeln!(
-                        out,
-                        "| {} | {a} | {b} | {c} | {d} | {e} | {failed} | {note} |",
-                        row.name
-                    );
-                }
-                Outcome::NotAvailable(why) => {
-                    let _ = writeln!(out, "| {} | not available | | | | | | {why} |", row.name);
-                }
-                Outcome::Skipped(why) => {
-                    let _ = writeln!(out, "| {} | skipped | | | | | | {why} |", row.name);
-                }
-                Outcome::Failed(why) => {
-                    let _ = writeln!(
-                        out,
-                        "| {} | FAILED | | | | | | {} |",
-                        row.name,
-                        why.replace('\n', " ").replace('|', "/")
-                    );
-                }
-            }
+            render_row(out, row);
         }
         out.push('\n');
     }
@@ -593,6 +572,60 @@ impl Report {
     }
 }
 
+/// `| scenario | p50 c=1 | p99 c=1 | req/s c=16 | p50 c=16 | p99 c=16 | failed | note |`
+const ROW_HEADER: &str =
+    "| scenario | p50 c=1 | p99 c=1 | req/s c=16 | p50 c=16 | p99 c=16 | failed | note |\n|---|---:|---:|---:|---:|---:|---:|---|";
+
+/// One row of a latency and throughput table (see [`ROW_HEADER`]).
+fn render_row(out: &mut String, row: &Row) {
+    match &row.outcome {
+        Outcome::Measured { c1, c16 } => {
+            let (a, b): (String, String) = c1.as_ref().map_or(("—".into(), "—".into()), |p| {
+                (fmt_duration(p.p50), fmt_duration(p.p99))
+            });
+            let (c, d, e) = c16
+                .as_ref()
+                .map_or(("—".into(), "—".into(), "—".into()), |p| {
+                    if p.ok == 0 {
+                        (fmt_rps(p.rps), "—".into(), "—".into())
+                    } else {
+                        (fmt_rps(p.rps), fmt_duration(p.p50), fmt_duration(p.p99))
+                    }
+                });
+            let failed: u64 = c1.iter().chain(c16.iter()).map(|p| p.failed).sum();
+            let mut note = row.note.clone();
+            if let Some(sample) = c1
+                .iter()
+                .chain(c16.iter())
+                .find_map(|p| p.sample_failure.clone())
+            {
+                if failed > 0 {
+                    note = format!("{note} (first failure: {sample})");
+                }
+            }
+            let _ = writeln!(
+                out,
+                "| {} | {a} | {b} | {c} | {d} | {e} | {failed} | {note} |",
+                row.name
+            );
+        }
+        Outcome::NotAvailable(why) => {
+            let _ = writeln!(out, "| {} | not available | | | | | | {why} |", row.name);
+        }
+        Outcome::Skipped(why) => {
+            let _ = writeln!(out, "| {} | skipped | | | | | | {why} |", row.name);
+        }
+        Outcome::Failed(why) => {
+            let _ = writeln!(
+                out,
+                "| {} | FAILED | | | | | | {} |",
+                row.name,
+                why.replace('\n', " ").replace('|', "/")
+            );
+        }
+    }
+}
+
 fn render_pull(out: &mut String, pull: &PullReport) {
     let _ = writeln!(out, "## Pull: {} schedules on one node\n", pull.schedules);
     let q = |q: &Option<Quantiles>| {
@@ -674,4 +707,143 @@ pub fn spread(values: &[u64]) -> Option<f64> {
     let min = *values.iter().min()?;
     let max = *values.iter().max()?;
     (min > 0 && values.len() > 1).then(|| (max - min) as f64 / min as f64)
+}
+
+/// The store scenario's table, its nodes' memory, and issue 16's targets.
+fn render_store(out: &mut String, store: &StoreReport) {
+    let _ = writeln!(out, "## Store: SQLite vs PostgreSQL, 1 node vs 2\n");
+    let _ = writeln!(out, "PostgreSQL: {}.\n", store.postgres);
+    let _ = writeln!(out, "{ROW_HEADER}");
+    for row in &store.rows {
+        render_row(out, row);
+    }
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "| node | RSS after its scenarios | peak RSS (VmHWM) |\n|---|---:|---:|"
+    );
+    let rss = |kb: Option<u64>| kb.map_or("n/a".into(), fmt_mb);
+    for node in &store.nodes {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            node.node,
+            rss(node.rss_kb),
+            rss(node.peak_kb)
+        );
+    }
+    out.push('\n');
+    let _ = writeln!(out, "| issue 16's target | measured | met |\n|---|---|---|");
+    let verdict = |met: Option<bool>| match met {
+        Some(true) => "yes",
+        Some(false) => "**no**",
+        None => "n/a",
+    };
+    let c16 = |key: &str| store.row(key).and_then(Row::c16);
+    for (key, setup) in [
+        ("postgres", "PostgreSQL, 1 node"),
+        (
+            "postgres-async",
+            "PostgreSQL, 1 node, synchronous_commit off",
+        ),
+    ] {
+        render_store_targets(out, store, key, setup);
+    }
+    let measured_points: Vec<&Point> = store
+        .rows
+        .iter()
+        .flat_map(|row| row.c1().into_iter().chain(row.c16()))
+        .collect();
+    let failed: u64 = measured_points.iter().map(|p| p.failed).sum();
+    let all_measured = store
+        .rows
+        .iter()
+        .all(|row| matches!(row.outcome, Outcome::Measured { .. }));
+    let _ = writeln!(
+        out,
+        "| no errors | {failed} failed of {} |{} |",
+        measured_points.iter().map(|p| p.ok + p.failed).sum::<u64>(),
+        if all_measured && !store.rows.is_empty() {
+            format!(" {}", verdict(Some(failed == 0)))
+        } else {
+            " **no** (a row was not measured)".into()
+        }
+    );
+    for isolation in ["reuse", "fork"] {
+        if let (Some(two), Some(one)) = (
+            c16(&format!("postgres2-{isolation}")),
+            c16(&format!("postgres-{isolation}")),
+        ) {
+            if one.rps > 0.0 {
+                let _ = writeln!(
+                    out,
+                    "| (for reference) 2 nodes vs 1 on PostgreSQL, {isolation} req/s at c=16 | {:.2}× ({} / {} per s) | — |",
+                    two.rps / one.rps,
+                    fmt_rps(two.rps),
+                    fmt_rps(one.rps)
+                );
+            }
+        }
+    }
+    for note in &store.notes {
+        let _ = writeln!(out, "\n- {note}");
+    }
+    out.push('\n');
+}
+
+/// Issue 16's latency and throughput targets for one PostgreSQL setup (`key`: its rows' prefix).
+fn render_store_targets(out: &mut String, store: &StoreReport, key: &str, setup: &str) {
+    let verdict = |met: Option<bool>| match met {
+        Some(true) => "yes",
+        Some(false) => "**no**",
+        None => "n/a",
+    };
+    let c16 = |key: &str| store.row(key).and_then(Row::c16);
+    let c1 = |key: &str| store.row(key).and_then(Row::c1);
+    let (measured, met) = match (c16(&format!("{key}-reuse")), c16("sqlite-reuse")) {
+        (Some(pg), Some(lite)) if lite.rps > 0.0 => {
+            let share = pg.rps / lite.rps;
+            (
+                format!(
+                    "{:.2}× ({} / {} per s)",
+                    share,
+                    fmt_rps(pg.rps),
+                    fmt_rps(lite.rps)
+                ),
+                Some(share >= 0.7),
+            )
+        }
+        _ => ("n/a".into(), None),
+    };
+    let _ = writeln!(
+        out,
+        "| {setup}: reuse req/s at c=16 ≥ 0.7× SQLite's | {measured} | {} |",
+        verdict(met)
+    );
+    for isolation in ["reuse", "fork"] {
+        let (measured, met) = match (
+            c1(&format!("{key}-{isolation}")),
+            c1(&format!("sqlite-{isolation}")),
+        ) {
+            (Some(pg), Some(lite)) => {
+                let over = (pg.p50.as_secs_f64() - lite.p50.as_secs_f64()) * 1000.0;
+                (
+                    format!(
+                        "{}{} ({} − {})",
+                        if over < 0.0 { "−" } else { "+" },
+                        fmt_ms(over.abs()),
+                        fmt_duration(pg.p50),
+                        fmt_duration(lite.p50)
+                    ),
+                    Some(over <= 0.3),
+                )
+            }
+            _ => ("n/a".into(), None),
+        };
+        let _ = writeln!(
+            out,
+            "| {setup}: {isolation} p50 at c=1 ≤ SQLite's + 0.3 ms | {measured} | {} |",
+            verdict(met)
+        );
+    }
 }

@@ -77,6 +77,23 @@ async fn smoke_run_measures_flowd_and_the_ceiling() {
     assert!(pull.claim.is_some() && pull.function.is_some(), "{pull:?}");
     assert!(pull.idle_cpu.is_some(), "{pull:?}");
 
+    let store = report.store.as_ref().expect("the store scenario ran");
+    assert!(store.notes.is_empty(), "{:?}", store.notes);
+    for key in [
+        "sqlite-fork",
+        "postgres-fork",
+        "postgres-async-fork",
+        "postgres2-fork",
+    ] {
+        let row = store.row(key).unwrap_or_else(|| panic!("no {key} row"));
+        for point in [row.c1(), row.c16()] {
+            let point = point.unwrap_or_else(|| panic!("{key}: {:?}", row.outcome));
+            assert!(point.ok > 0 && point.failed == 0, "{key}: {point:?}");
+        }
+    }
+    assert_eq!(store.nodes.len(), 5, "one line per node: {:?}", store.nodes);
+    assert!(text.contains("| PostgreSQL, 1 node: reuse req/s at c=16 ≥ 0.7× SQLite's |"));
+
     assert!(
         report.notes.iter().all(|n| !n.contains("failed")),
         "{:?}",

@@ -17,6 +17,7 @@ use flowd_store::{
 use tokio::sync::Notify;
 
 use crate::clock::now_ms;
+use crate::delivery::{CallDetails, ReceivedRequest};
 use crate::executor::{Reply, Report};
 use crate::hot::HotWorkflow;
 use crate::refusal::Refusal;
@@ -221,8 +222,13 @@ impl Engine {
     ) -> Option<StoredResponse> {
         match rebuild_request(&call.request) {
             Ok(request) => {
+                let details = CallDetails {
+                    request: Some(request),
+                    received: Some(received_request(&call.request)),
+                    claimed_key: None,
+                };
                 let report = self
-                    .execute_queued(hot, call.id.clone(), Trigger::Catch, request)
+                    .execute_queued(hot, call.id.clone(), Trigger::Catch, details)
                     .await;
                 response_of(&report)
             }
@@ -279,6 +285,15 @@ fn rebuild_request(request: &StoredRequest) -> std::result::Result<flowd_core::P
         body: bytes::Bytes::copy_from_slice(&request.body),
     })
     .map_err(|error| error.to_string())
+}
+
+/// The request as the hook received it, for a workflow's `context`.
+fn received_request(request: &StoredRequest) -> ReceivedRequest {
+    ReceivedRequest {
+        raw_body: bytes::Bytes::copy_from_slice(&request.body),
+        method: "POST".to_string(),
+        query_string: request.query.clone().unwrap_or_default(),
+    }
 }
 
 /// What the status URL answers once the call has run; `None` for a call refused for lack of a

@@ -1,16 +1,19 @@
 //! API keys: the first start's bootstrap (team `default` and an admin key) and key checks.
-//! Keys are stored as their SHA-256 digest only.
+//! Keys are stored as their SHA-256 digest only; a key found is kept in memory a few seconds
+//! ([`crate::key_cache`]).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use flowd_core::access::Role;
 use flowd_store::{ApiKeyRecord, TeamRecord};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::clock::now_ms;
 use crate::error::{EngineError, Result};
+use crate::key_cache::CachedKey;
 use crate::Engine;
 
 /// The team created on first start.
@@ -18,12 +21,37 @@ pub const DEFAULT_TEAM: &str = "default";
 /// Where a generated admin key is written, in the data dir.
 pub const ADMIN_KEY_FILE: &str = "admin-api-key";
 
-/// Who is calling the API.
+/// Who is calling the API: a key, its team and its role.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
+    pub key_id: String,
+    pub key_name: String,
     pub team_id: String,
     pub team_name: String,
-    pub is_admin: bool,
+    pub role: Role,
+}
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// `Forbidden` unless the role allows what `required` may do.
+    pub fn require(&self, required: Role) -> Result<()> {
+        if self.role.allows(required) {
+            return Ok(());
+        }
+        Err(EngineError::Forbidden(format!(
+            "this needs a key with the {required} role; this key ({}) is a {} key",
+            self.key_name, self.role
+        )))
+    }
+
+    /// Whether the principal may see what belongs to the team `team_id`: its own team, or any
+    /// team for an admin.
+    pub fn sees_team(&self, team_id: &str) -> bool {
+        self.is_admin() || self.team_id == team_id
+    }
 }
 
 /// What the bootstrap did.
@@ -47,6 +75,15 @@ pub fn generate_key() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     format!("flowd_{}", hex::encode(bytes))
+}
+
+/// How many characters of a key its listings show.
+const PREFIX_LEN: usize = 12;
+
+/// The first characters of a key, kept to tell keys apart in listings (48 random bits of a
+/// generated key: nothing to guess the rest from).
+pub fn key_prefix(key: &str) -> String {
+    key.chars().take(PREFIX_LEN).collect()
 }
 
 impl Engine {
@@ -89,16 +126,46 @@ impl Engine {
                 team_id: team.id,
                 name: "admin".into(),
                 key_hash: hash_key(&key),
-                is_admin: true,
+                prefix: key_prefix(&key),
+                role: Role::Admin,
                 created_at: now,
+                expires_at: None,
+                last_used_at: None,
             })
             .await?;
         Ok(outcome)
     }
 
-    /// The principal an API key stands for, if it is a valid key.
+    /// The principal an API key stands for, if it is a valid key that has not expired. Its use
+    /// is recorded (`last_used_at`) at most once a minute, without waiting for the write.
     pub async fn authenticate(&self, key: &str) -> Result<Option<Principal>> {
-        let Some(record) = self.store.api_key_by_hash(&hash_key(key)).await? else {
+        let key_hash = hash_key(key);
+        let found = match self.keys.get(&key_hash) {
+            Some(found) => Some(found),
+            None => self.look_up_key(&key_hash).await?,
+        };
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        if found.expires_at.is_some_and(|expires_at| expires_at <= now) {
+            return Ok(None);
+        }
+        if self.keys.should_record_use(&found.principal.key_id) {
+            let store = self.store.clone();
+            let key_id = found.principal.key_id.clone();
+            tokio::spawn(async move {
+                if let Err(error) = store.touch_api_key(&key_id, now).await {
+                    tracing::warn!(%error, key = %key_id, "recording a key's use failed");
+                }
+            });
+        }
+        Ok(Some(found.principal))
+    }
+
+    /// The key of this hash as the store has it, kept in memory for the next requests.
+    async fn look_up_key(&self, key_hash: &str) -> Result<Option<CachedKey>> {
+        let Some(record) = self.store.api_key_by_hash(key_hash).await? else {
             return Ok(None);
         };
         let team = self
@@ -106,11 +173,25 @@ impl Engine {
             .team_by_id(&record.team_id)
             .await?
             .ok_or_else(|| EngineError::NotFound("the key's team".into()))?;
-        Ok(Some(Principal {
-            team_id: team.id,
-            team_name: team.name,
-            is_admin: record.is_admin,
-        }))
+        let found = CachedKey {
+            principal: Principal {
+                key_id: record.id,
+                key_name: record.name,
+                team_id: team.id,
+                team_name: team.name,
+                role: record.role,
+            },
+            expires_at: record.expires_at,
+        };
+        self.keys.put(key_hash.to_string(), found.clone());
+        Ok(Some(found))
+    }
+
+    /// Forgets the API keys kept in memory, so that the next request of each key reads it from
+    /// the store again: the hook for a change made on another node (a key revoked, a team
+    /// renamed). Without it, such a change holds here within [`crate::key_cache::KEY_CACHE_TTL`].
+    pub fn invalidate_api_keys(&self) {
+        self.keys.invalidate();
     }
 }
 
@@ -154,8 +235,9 @@ fn generated_key_file(path: &Path) -> Result<String> {
 }
 
 /// Writes `content` to `path` (mode 0600) so that after a crash the file is either absent or
-/// complete: a temporary file, synced, renamed into place, and the directory synced.
-fn write_secret_file_durably(path: &Path, content: &str) -> std::io::Result<()> {
+/// complete: a temporary file, synced, renamed into place, and the directory synced. The admin
+/// key's file and the secret key's are written this way.
+pub fn write_secret_file_durably(path: &Path, content: &str) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut staging = path.as_os_str().to_owned();
     staging.push(".tmp");

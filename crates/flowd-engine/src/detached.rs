@@ -11,7 +11,9 @@ use flowd_core::workflow::Trigger;
 use flowd_core::PyValue;
 use flowd_store::ExecutionRecord;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
+use crate::delivery::CallDetails;
 use crate::executor::Report;
 use crate::hot::HotWorkflow;
 use crate::{Engine, EngineError};
@@ -53,8 +55,24 @@ impl Engine {
         request: Option<PyValue>,
         held: Held,
     ) -> Detached {
+        let call = CallDetails {
+            request,
+            ..CallDetails::default()
+        };
+        self.execute_call_detached(hot, trigger, call, held)
+    }
+
+    /// [`Engine::execute_detached`] for a hook call with its details (the request as received,
+    /// the idempotency key it claimed).
+    pub fn execute_call_detached<Held: Send + 'static>(
+        self: &Arc<Self>,
+        hot: Arc<HotWorkflow>,
+        trigger: Trigger,
+        call: CallDetails,
+        held: Held,
+    ) -> Detached {
         self.detach(move |engine, caller| async move {
-            let report = engine.execute_for(hot, trigger, request, &caller).await;
+            let report = engine.execute_for(hot, trigger, call, &caller).await;
             drop(held);
             report
         })
@@ -77,7 +95,9 @@ impl Engine {
         Run: Future<Output = Report> + Send + 'static,
     {
         let caller = Caller::default();
-        let task = tokio::spawn(run(self.clone(), caller.clone()));
+        // The caller's span (the HTTP request's) goes on with the execution's task.
+        let task =
+            tokio::spawn(run(self.clone(), caller.clone()).instrument(tracing::Span::current()));
         Detached {
             task: Some(task),
             caller,

@@ -11,6 +11,10 @@ pub enum EngineError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The caller's role does not allow this (a team's ids another team's key names are
+    /// `NotFound`, never this).
+    #[error("{0}")]
+    Forbidden(String),
     /// Code refused at deploy: it does not compile, or has no fitting `workflow` function.
     #[error("{message}")]
     InvalidCode {
@@ -75,6 +79,7 @@ impl EngineError {
         match self {
             EngineError::NotFound(_) => "not_found",
             EngineError::Conflict(_) => "conflict",
+            EngineError::Forbidden(_) => "forbidden",
             EngineError::InvalidCode { .. } => "invalid_code",
             EngineError::Invalid(_) => "invalid_request",
             EngineError::Busy(_) => "busy",

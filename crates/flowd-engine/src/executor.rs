@@ -9,14 +9,19 @@ use flowd_core::response::{self, ReturnMapping, REFUSED_STATUS};
 use flowd_core::settings::{self, Settings, SettingsChange};
 use flowd_core::workflow::{ExecutionStatus, Mode, Trigger};
 use flowd_core::PyValue;
-use flowd_runtime::{ErrorInfo, Job, Outcome, SettingsError};
+use flowd_runtime::{ErrorInfo, Job, JobContext, Outcome, SettingsError};
 use flowd_store::{ExecutionError, ExecutionRecord, StoreWrite, WorkflowRecord};
 
+use tracing::Instrument;
+
 use crate::clock::now_ms;
+use crate::delivery::CallDetails;
 use crate::detached::{Caller, CALLER_LEFT_WARNING};
-use crate::hot::{ActiveVersion, HotWorkflow};
+use crate::hot::{ActiveVersion, HotWorkflow, WORKFLOW_QUEUE_TIMEOUT};
+use crate::metrics;
 use crate::refusal::{Refusal, Saturation};
 use crate::settings_cell::NotSaved;
+use crate::workflow_limit::LimitedWorkflow;
 use crate::Engine;
 
 /// What the caller of a hook gets.
@@ -55,24 +60,29 @@ impl Engine {
         trigger: Trigger,
         request: Option<PyValue>,
     ) -> Report {
-        self.execute_for(hot, trigger, request, &Caller::default())
+        let call = CallDetails {
+            request,
+            ..CallDetails::default()
+        };
+        self.execute_for(hot, trigger, call, &Caller::default())
             .await
     }
 
-    /// [`Engine::execute`], for `caller`: its record says whether the caller left before the end.
+    /// [`Engine::execute`] for a call with `details`, for `caller`: its record says whether the
+    /// caller left before the end. An idempotency key the call claimed is released when its
+    /// execution is refused or not saved (the sender's retry then runs).
     pub(crate) async fn execute_for(
         &self,
         hot: Arc<HotWorkflow>,
         trigger: Trigger,
-        request: Option<PyValue>,
+        details: CallDetails,
         caller: &Caller,
     ) -> Report {
-        let record = new_record(&hot, trigger);
-        if trigger == Trigger::Catch && !hot.record.enabled {
-            return self.skip(&hot, record, Refusal::Paused, caller).await;
+        let mut record = new_record(&hot, trigger);
+        if let Some(claimed) = &details.claimed_key {
+            record.id = claimed.execution_id.clone();
         }
-        self.admit_and_run(hot, record, request, false, caller)
-            .await
+        self.execute_record(hot, record, details, caller).await
     }
 
     /// [`Engine::execute`] of a call taken from the queue of asynchronous calls, as the
@@ -82,18 +92,42 @@ impl Engine {
         hot: Arc<HotWorkflow>,
         id: String,
         trigger: Trigger,
-        request: PyValue,
+        details: CallDetails,
     ) -> Report {
         let record = ExecutionRecord {
             id,
             ..new_record(&hot, trigger)
         };
-        let caller = Caller::default();
-        if !hot.record.enabled {
-            return self.skip(&hot, record, Refusal::Paused, &caller).await;
-        }
-        self.admit_and_run(hot, record, Some(request), false, &caller)
+        self.execute_record(hot, record, details, &Caller::default())
             .await
+    }
+
+    /// Runs the new execution `record` for a call with `details` (refused at once when its
+    /// hook's workflow is paused), recording its metrics.
+    async fn execute_record(
+        &self,
+        hot: Arc<HotWorkflow>,
+        record: ExecutionRecord,
+        details: CallDetails,
+        caller: &Caller,
+    ) -> Report {
+        let trigger = record.trigger;
+        let claimed = details.claimed_key.clone();
+        let span = execution_span(&hot, &record);
+        let report = if trigger == Trigger::Catch && !hot.record.enabled {
+            self.skip(&hot, record, Refusal::Paused, caller)
+                .instrument(span)
+                .await
+        } else {
+            self.admit_and_run(hot.clone(), record, details, false, caller)
+                .instrument(span)
+                .await
+        };
+        metrics::execution_ended(&hot, &report.record);
+        if let (Some(claimed), Err(_)) = (&claimed, &report.reply) {
+            self.release_key(&hot.record.id, claimed);
+        }
+        report
     }
 
     /// Runs an execution whose `running` record the store already holds (a claimed pull run).
@@ -108,15 +142,22 @@ impl Engine {
         record: ExecutionRecord,
         caller: &Caller,
     ) -> Report {
-        self.admit_and_run(hot, record, None, true, caller).await
+        let span = execution_span(&hot, &record);
+        let report = self
+            .admit_and_run(hot.clone(), record, CallDetails::default(), true, caller)
+            .instrument(span)
+            .await;
+        metrics::execution_ended(&hot, &report.record);
+        report
     }
 
-    /// Takes an execution slot (the workflow's, then the server's), then runs.
+    /// Takes an execution slot (the workflow's — across the cluster, see [`LimitedWorkflow`] —
+    /// then the server's), then runs.
     async fn admit_and_run(
         &self,
         hot: Arc<HotWorkflow>,
         record: ExecutionRecord,
-        request: Option<PyValue>,
+        details: CallDetails,
         recorded: bool,
         caller: &Caller,
     ) -> Report {
@@ -128,21 +169,29 @@ impl Engine {
                 return self.skip(&hot, record, refusal, caller).await;
             }
         };
-        let _workflow_slot = match &hot.limiter {
-            Some(gate) => match gate.enter().await {
-                Some(permit) => Some(permit),
-                None => {
-                    let refusal = Refusal::Saturated(Saturation::Workflow);
-                    return self.skip(&hot, record, refusal, caller).await;
+        let _workflow_permit = match (&hot.limiter, hot.record.max_concurrency) {
+            (Some(gate), Some(limit)) => {
+                let limited = LimitedWorkflow {
+                    gate,
+                    workflow_id: &hot.record.id,
+                    limit,
+                };
+                let deadline = tokio::time::Instant::now() + WORKFLOW_QUEUE_TIMEOUT;
+                match limited.enter(&self.store, &record.id, deadline).await {
+                    Some(permit) => Some(permit),
+                    None => {
+                        let refusal = Refusal::Saturated(Saturation::Workflow);
+                        return self.skip(&hot, record, refusal, caller).await;
+                    }
                 }
-            },
-            None => None,
+            }
+            _ => None,
         };
         let Some(_slot) = self.gate.enter().await else {
             let refusal = Refusal::Saturated(Saturation::Server);
             return self.skip(&hot, record, refusal, caller).await;
         };
-        self.run_admitted(hot, active, record, request, recorded, caller)
+        self.run_admitted(hot, active, record, details, recorded, caller)
             .await
     }
 
@@ -151,7 +200,7 @@ impl Engine {
         hot: Arc<HotWorkflow>,
         active: Arc<ActiveVersion>,
         mut record: ExecutionRecord,
-        request: Option<PyValue>,
+        mut details: CallDetails,
         recorded: bool,
         caller: &Caller,
     ) -> Report {
@@ -161,16 +210,29 @@ impl Engine {
             record.started_at = now_ms();
         }
         let started_at = record.started_at;
-        let snapshot = hot
+        let snapshot = match hot
             .settings
-            .snapshot(&hot.record.secret_keys, &hot.record.env);
-        let job = job_for(
+            .snapshot(
+                self.store.as_ref(),
+                &hot.record.secret_keys,
+                &hot.record.env,
+            )
+            .await
+        {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                let refusal = Refusal::SettingsUnreadable(error.to_string());
+                return self.skip(&hot, record, refusal, caller).await;
+            }
+        };
+        let mut job = job_for(
             &hot,
             &active,
-            request,
+            details.request.take(),
             // A map of JSON values always serialises; no copy of the snapshot is made for it.
             serde_json::to_string(&snapshot.settings).unwrap_or_else(|_| "{}".to_string()),
         );
+        job.context = Some(job_context(&hot, &record, &details));
 
         // Short executions are written once, at their end; a longer one is recorded as running
         // meanwhile, so that a crash leaves a trace (marked interrupted at the next start).
@@ -208,12 +270,27 @@ impl Engine {
         record.error = conclusion.error;
         record.logs = conclusion.logs;
         record.logs_truncated = conclusion.logs_truncated;
-        record.settings_changed = conclusion.settings_changed;
+        // Secret settings' new values are masked in the record, as wherever it is shown: only
+        // the settings themselves keep them (sealed at rest).
+        record.settings_changed = conclusion
+            .settings_changed
+            .map(|change| change.masked(&hot.record.secret_keys));
         record.response_status = conclusion.response_status;
         if caller.has_left() {
             record.warnings.push(CALLER_LEFT_WARNING.into());
         }
         let reply = conclusion.reply;
+        tracing::debug!(status = %record.status, duration_ms = record.duration_ms, "execution ran");
+        // A call that claimed an idempotency key stores its response with its record.
+        let completion = details
+            .claimed_key
+            .filter(|_| hot.record.mode == Mode::Catch)
+            .map(|claimed| StoreWrite::CompleteIdempotencyKey {
+                workflow_id: hot.record.id.clone(),
+                key: claimed.key,
+                execution_id: id.clone(),
+                response: crate::idempotency::stored_response(&reply),
+            });
 
         let saved = match conclusion.persist {
             Some(change) => {
@@ -221,27 +298,25 @@ impl Engine {
                 let put_record = StoreWrite::PutExecution(record.clone());
                 let workflow_id = hot.record.id.clone();
                 let writes = move |change: &SettingsChange| {
-                    vec![
+                    let mut writes = vec![
                         StoreWrite::ApplySettingsChange {
                             workflow_id,
                             change: change.clone(),
                         },
                         put_record,
-                    ]
+                    ];
+                    writes.extend(completion);
+                    writes
                 };
-                match hot
-                    .settings
+                hot.settings
                     .commit_change(&self.writer, &snapshot, change, writes)
-                {
-                    Ok(pending) => pending.wait().await,
-                    Err(not_saved) => Err(not_saved),
-                }
+                    .await
             }
-            None => self
-                .writer
-                .commit(vec![StoreWrite::PutExecution(record.clone())])
-                .await
-                .map_err(NotSaved::Store),
+            None => {
+                let mut writes = vec![StoreWrite::PutExecution(record.clone())];
+                writes.extend(completion);
+                self.writer.commit(writes).await.map_err(NotSaved::Store)
+            }
         };
         match saved {
             Ok(()) => Report {
@@ -494,6 +569,23 @@ fn job_for(
     )
 }
 
+/// What the workflow's `context` parameter shows of the execution `record` of `hot`.
+fn job_context(hot: &HotWorkflow, record: &ExecutionRecord, details: &CallDetails) -> JobContext {
+    let received = details.received.as_ref();
+    JobContext {
+        raw_body: received.map(|r| r.raw_body.clone()).unwrap_or_default(),
+        method: received.map(|r| r.method.clone()),
+        query_string: received.map(|r| r.query_string.clone()),
+        execution_id: record.id.clone(),
+        workflow: hot.record.name.clone(),
+        version: record.version,
+        trigger: record.trigger,
+        attempt: 1,
+        fire_time_ms: record.fire_at,
+        deadline_ms: record.started_at + i64::from(hot.record.timeout_s) * 1000,
+    }
+}
+
 /// The runtime's job for a version of `workflow`.
 pub fn version_job(
     workflow: &WorkflowRecord,
@@ -521,10 +613,24 @@ pub fn version_job(
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect(),
         isolation: workflow.isolation,
+        context: None,
+        egress_allow: workflow.egress_allow.clone(),
     }
 }
 
 /// A new execution record, `running`, started now.
+/// The span an execution runs in, from the engine down through the runtime: what every line it
+/// logs is about.
+fn execution_span(hot: &HotWorkflow, record: &ExecutionRecord) -> tracing::Span {
+    tracing::info_span!(
+        "execution",
+        execution_id = %record.id,
+        team = %hot.team_name,
+        workflow = %hot.record.name,
+        version = record.version,
+    )
+}
+
 fn new_record(hot: &HotWorkflow, trigger: Trigger) -> ExecutionRecord {
     ExecutionRecord {
         id: uuid::Uuid::now_v7().to_string(),

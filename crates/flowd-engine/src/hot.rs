@@ -1,9 +1,12 @@
 //! What the hot path needs of a workflow, kept in memory: the record, the active code, its
-//! concurrency limit and the settings. Writes through the engine invalidate the cached record;
-//! the settings live in their own cells, which survive invalidation (an execution finishing after a
-//! redeploy still merges its changes into the one current copy).
+//! concurrency limit and where its settings are. Writes through the engine invalidate the cached
+//! record, and so do the changes other nodes publish (see `follow`); a record read while an
+//! invalidation happened is not kept, as it may be older than the change. Settings kept in memory
+//! (a store only this node writes) live in their own cells, which survive invalidation (an
+//! execution finishing after a redeploy still merges its changes into the one current copy).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -14,6 +17,7 @@ use flowd_store::{Store, VersionRecord, WorkflowRecord};
 use crate::admission::Gate;
 use crate::error::{EngineError, Result};
 use crate::settings_cell::SettingsCell;
+use crate::workflow_settings::WorkflowSettings;
 
 /// A workflow ready to run.
 pub struct HotWorkflow {
@@ -23,7 +27,7 @@ pub struct HotWorkflow {
     pub active: Result<Arc<ActiveVersion>, NoActiveVersion>,
     /// `max_concurrency`, when set: one gate per workflow, shared by every cached copy of it.
     pub limiter: Option<Arc<Gate>>,
-    pub settings: Arc<SettingsCell>,
+    pub settings: WorkflowSettings,
 }
 
 /// The active version of a workflow, as the runtime needs it.
@@ -72,7 +76,8 @@ pub fn version_requirements(version: &VersionRecord) -> Result<Option<Arc<Requir
 
 /// Identifies the running code: executions with the same key share a warm instance. Everything
 /// the instance is made from is in it (the version's code and requirements; the environment
-/// variables, set before the module runs).
+/// variables, set before the module runs; the workflow's own egress exceptions, opened for the
+/// instance when it starts).
 pub fn version_key(record: &WorkflowRecord, version: u32) -> String {
     use sha2::Digest;
     let mut env = sha2::Sha256::new();
@@ -83,14 +88,30 @@ pub fn version_key(record: &WorkflowRecord, version: u32) -> String {
         env.update([0]);
     }
     let env = hex::encode(env.finalize());
-    format!(
+    let key = format!(
         "{}:{}:{}:{}:{}",
         record.id,
         version,
         record.memory_mb,
         record.isolation,
         &env[..16]
-    )
+    );
+    if record.egress_allow.is_empty() {
+        return key;
+    }
+    let mut egress = sha2::Sha256::new();
+    for rule in &record.egress_allow {
+        egress.update(rule.to_string().as_bytes());
+        egress.update([0]);
+    }
+    format!("{key}:egress-{}", &hex::encode(egress.finalize())[..16])
+}
+
+/// Whether `key` is a [`version_key`] of the workflow `workflow_id` (of any version, any
+/// settings).
+pub fn is_version_key_of(key: &str, workflow_id: &str) -> bool {
+    key.strip_prefix(workflow_id)
+        .is_some_and(|rest| rest.starts_with(':'))
 }
 
 /// Why a workflow without an active version has none, from its newest version.
@@ -122,6 +143,12 @@ async fn no_active_version(store: &dyn Store, workflow_id: &str) -> Result<NoAct
 /// The cache of hot workflows.
 #[derive(Default)]
 pub struct HotCache {
+    /// Settings are read from the store at each run's start rather than kept in cells (other
+    /// nodes write them too).
+    settings_in_store: bool,
+    /// Moves on at each invalidation, under `by_id`'s lock: a record read from the store before
+    /// it moved is not cached.
+    invalidations: AtomicU64,
     by_id: RwLock<HashMap<String, Arc<HotWorkflow>>>,
     /// (team name, workflow name) → id
     by_name: RwLock<HashMap<(String, String), String>>,
@@ -136,6 +163,14 @@ pub struct HotCache {
 pub const WORKFLOW_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl HotCache {
+    /// An empty cache. `settings_in_store`: see [`WorkflowSettings`].
+    pub fn new(settings_in_store: bool) -> HotCache {
+        HotCache {
+            settings_in_store,
+            ..HotCache::default()
+        }
+    }
+
     pub fn by_id(&self, id: &str) -> Option<Arc<HotWorkflow>> {
         self.by_id.read().ok()?.get(id).cloned()
     }
@@ -144,11 +179,12 @@ impl HotCache {
         if let Some(hot) = self.by_id(id) {
             return Ok(hot);
         }
+        let seen = self.invalidations();
         let record = store
             .workflow_by_id(id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("workflow {id}")))?;
-        self.fill(store, record).await
+        self.fill(store, record, seen).await
     }
 
     /// The workflow a hook URL names, if it exists.
@@ -159,6 +195,7 @@ impl HotCache {
         name: &str,
     ) -> Result<Option<Arc<HotWorkflow>>> {
         let key = (team_name.to_string(), name.to_string());
+        let seen = self.invalidations();
         let cached_id = self.by_name.read().ok().and_then(|m| m.get(&key).cloned());
         if let Some(hot) = cached_id.and_then(|id| self.by_id(&id)) {
             return Ok(Some(hot));
@@ -167,7 +204,7 @@ impl HotCache {
             return Ok(None);
         };
         match store.workflow_by_name(&team_id, name).await? {
-            Some(record) => Ok(Some(self.fill(store, record).await?)),
+            Some(record) => Ok(Some(self.fill(store, record, seen).await?)),
             None => Ok(None),
         }
     }
@@ -188,7 +225,18 @@ impl HotCache {
         Ok(team.map(|t| t.id))
     }
 
-    async fn fill(&self, store: &dyn Store, record: WorkflowRecord) -> Result<Arc<HotWorkflow>> {
+    fn invalidations(&self) -> u64 {
+        self.invalidations.load(Ordering::Acquire)
+    }
+
+    /// Completes a record read after `seen` invalidations into a hot workflow, and caches it
+    /// unless an invalidation happened since (the record may be older than what it invalidated).
+    async fn fill(
+        &self,
+        store: &dyn Store,
+        record: WorkflowRecord,
+        seen: u64,
+    ) -> Result<Arc<HotWorkflow>> {
         let active = match record.version {
             Some(number) => {
                 let version = store.version(&record.id, number).await?.ok_or_else(|| {
@@ -208,7 +256,7 @@ impl HotCache {
             .await?
             .map(|t| t.name)
             .unwrap_or_default();
-        let settings = self.settings_cell(store, &record.id).await?;
+        let settings = self.workflow_settings(store, &record.id).await?;
         let hot = Arc::new(HotWorkflow {
             limiter: self.limiter(&record),
             active,
@@ -216,9 +264,13 @@ impl HotCache {
             settings,
             record,
         });
-        if let Ok(mut by_id) = self.by_id.write() {
-            by_id.insert(hot.record.id.clone(), hot.clone());
+        let Ok(mut by_id) = self.by_id.write() else {
+            return Ok(hot);
+        };
+        if self.invalidations() != seen {
+            return Ok(hot);
         }
+        by_id.insert(hot.record.id.clone(), hot.clone());
         if let Ok(mut by_name) = self.by_name.write() {
             by_name.insert((team_name, hot.record.name.clone()), hot.record.id.clone());
         }
@@ -245,8 +297,22 @@ impl HotCache {
         }
     }
 
+    /// Where a workflow's settings are: in the store, or in its cell (loaded on first use).
+    pub async fn workflow_settings(
+        &self,
+        store: &dyn Store,
+        workflow_id: &str,
+    ) -> Result<WorkflowSettings> {
+        let workflow_id = workflow_id.to_string();
+        if self.settings_in_store {
+            return Ok(WorkflowSettings::in_store(workflow_id));
+        }
+        let cell = self.settings_cell(store, &workflow_id).await?;
+        Ok(WorkflowSettings::in_memory(workflow_id, cell))
+    }
+
     /// The settings cell of a workflow, loaded from the store on first use.
-    pub async fn settings_cell(
+    async fn settings_cell(
         &self,
         store: &dyn Store,
         workflow_id: &str,
@@ -272,9 +338,29 @@ impl HotCache {
 
     /// Drops the cached record (after an update): the next call reloads it.
     pub fn invalidate(&self, id: &str) {
-        let removed = self.by_id.write().ok().and_then(|mut m| m.remove(id));
+        let removed = self.by_id.write().ok().and_then(|mut by_id| {
+            self.invalidations.fetch_add(1, Ordering::AcqRel);
+            by_id.remove(id)
+        });
         if let (Some(hot), Ok(mut by_name)) = (removed, self.by_name.write()) {
             by_name.remove(&(hot.team_name.clone(), hot.record.name.clone()));
+        }
+    }
+
+    /// Drops every cached record and team name (changes may have been missed, or a team was
+    /// renamed or deleted: any of them may be stale); the next calls reload them. The limiters
+    /// and settings cells stay, shared by the calls going on (cells exist only for a store no
+    /// other node writes, whose changes are all this node's).
+    pub fn invalidate_all(&self) {
+        if let Ok(mut by_id) = self.by_id.write() {
+            self.invalidations.fetch_add(1, Ordering::AcqRel);
+            by_id.clear();
+        }
+        if let Ok(mut by_name) = self.by_name.write() {
+            by_name.clear();
+        }
+        if let Ok(mut teams) = self.teams.write() {
+            teams.clear();
         }
     }
 
@@ -287,5 +373,25 @@ impl HotCache {
         if let Ok(mut limiters) = self.limiters.lock() {
             limiters.remove(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_key_belongs_to_its_workflow_only() {
+        let id = "01a22bec-7f25-710b-9d83-4be1f302aed0";
+
+        assert!(is_version_key_of(
+            &format!("{id}:3:512:fork:0123456789abcdef"),
+            id
+        ));
+        assert!(!is_version_key_of(
+            &format!("{id}0:3:512:fork:0123456789abcdef"),
+            id
+        ));
+        assert!(!is_version_key_of("local-1", id));
     }
 }

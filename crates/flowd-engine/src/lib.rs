@@ -6,16 +6,28 @@
 
 mod admission;
 mod async_queue;
+pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod delivery;
 pub mod deploy;
 mod detached;
 mod error;
 pub mod executor;
+mod follow;
 pub mod hot;
+pub mod idempotency;
+pub mod key_cache;
+pub mod metrics;
+mod node_lease;
 mod refusal;
+pub mod retention;
 pub mod scheduler;
 mod settings_cell;
+pub mod signed;
+mod teams;
+mod workflow_limit;
+mod workflow_settings;
 mod workflows;
 mod writer;
 
@@ -26,18 +38,25 @@ use flowd_runtime::{Runtime, Runtimes};
 use flowd_store::Store;
 
 pub use async_queue::Accepted;
+pub use audit::AuditFilter;
 pub use auth::{Bootstrap, Principal};
 pub use deploy::{Deployment, DEFAULT_DEPLOY_WAIT};
 pub use detached::{Detached, CALLER_LEFT_WARNING};
 pub use error::{EngineError, Result};
 pub use executor::{Reply, Report};
+pub use node_lease::NodeConfig;
 pub use refusal::{Refusal, Saturation};
+pub use teams::{CreatedKey, NewApiKey};
 pub use workflows::{generate_hook_token, NewWorkflow, RequirementsInput, WorkflowPatch};
 
 use admission::Gate;
 use deploy::Deployer;
 use hot::HotCache;
+use node_lease::NodeLease;
 use writer::Writer;
+
+/// How long idempotency keys are remembered by default.
+pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -53,6 +72,17 @@ pub struct EngineConfig {
     pub max_code_bytes: usize,
     /// An execution still running after this long is recorded as `running` until it ends.
     pub running_record_delay: Duration,
+    /// How long an idempotency key is remembered: a repeat within it gets the first response.
+    pub idempotency_ttl: Duration,
+    /// How long executions are kept, and how the task deleting the others works.
+    pub retention: retention::RetentionConfig,
+    /// This process as a node of the store: its address and lease.
+    pub node: NodeConfig,
+    /// Audit entries are kept this many days.
+    pub audit_retention_days: u32,
+    /// How long an API key looked up in the store is trusted without looking again: the longest
+    /// a key revoked on another node keeps working here without a cross-node notification.
+    pub key_cache_ttl: Duration,
     /// Asynchronous calls the store's queue may hold (queued or running), all nodes together;
     /// more are refused with `503`.
     pub async_queue_max: u64,
@@ -68,6 +98,11 @@ impl Default for EngineConfig {
             max_memory_mb: 4096,
             max_code_bytes: 1 << 20,
             running_record_delay: Duration::from_millis(100),
+            idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
+            retention: retention::RetentionConfig::default(),
+            node: NodeConfig::default(),
+            audit_retention_days: 365,
+            key_cache_ttl: key_cache::KEY_CACHE_TTL,
             async_queue_max: 10_000,
         }
     }
@@ -84,36 +119,37 @@ pub struct Engine {
     deployer: Arc<Deployer>,
     gate: Gate,
     writer: Writer,
-    /// Wakes the scheduler when a schedule changes.
-    schedule_changed: tokio::sync::Notify,
+    /// Wakes the scheduler when a schedule changes (here, or on another node).
+    schedule_changed: Arc<tokio::sync::Notify>,
+    /// This process's registration as a node of the store, renewed while the engine lives.
+    node: NodeLease,
+    /// API keys looked up recently.
+    keys: Arc<key_cache::KeyCache>,
     /// The asynchronous calls this node runs.
     async_queue: async_queue::AsyncQueue,
 }
 
 impl Engine {
-    /// Starts the engine: executions left `running` by a previous process become `interrupted`,
-    /// and the asynchronous calls it had claimed are queued again.
+    /// Starts the engine: registers this process as a node of the store, whose lease it renews
+    /// from then on; executions left `running` by dead nodes (on a single node: by the previous
+    /// process) become `interrupted`.
     pub async fn start(
         store: Arc<dyn Store>,
         runtimes: Arc<Runtimes>,
         config: EngineConfig,
     ) -> Result<Engine> {
-        let interrupted = store.interrupt_running_executions(clock::now_ms()).await?;
-        if interrupted > 0 {
-            tracing::warn!(
-                interrupted,
-                "executions left running by the previous process were marked interrupted"
-            );
-        }
-        let released = store.release_claimed_async_calls().await?;
-        if released > 0 {
-            tracing::warn!(
-                released,
-                "asynchronous calls taken by the previous process were queued again"
-            );
-        }
+        let node = NodeLease::start(store.clone(), config.node.clone()).await?;
         let writer = Writer::new(store.clone());
-        let cache = Arc::new(HotCache::default());
+        let cache = Arc::new(HotCache::new(store.is_shared()));
+        let schedule_changed = Arc::new(tokio::sync::Notify::new());
+        // Before anything is cached: no change made from here on goes unheard.
+        let keys = Arc::new(key_cache::KeyCache::new(config.key_cache_ttl));
+        follow::spawn(
+            store.changes(),
+            cache.clone(),
+            keys.clone(),
+            schedule_changed.clone(),
+        );
         let deployer = Arc::new(Deployer::new(
             store.clone(),
             runtimes.clone(),
@@ -139,9 +175,17 @@ impl Engine {
             cache,
             deployer,
             writer,
-            schedule_changed: tokio::sync::Notify::new(),
+            schedule_changed,
+            node,
+            keys,
             async_queue: async_queue::AsyncQueue::default(),
         })
+    }
+
+    /// Ends this node's lease now, releasing what it still holds (for a graceful shutdown, once
+    /// executions are done and flushed); the engine should not run anything afterwards.
+    pub async fn leave_cluster(&self) {
+        self.node.end().await;
     }
 
     /// Waits until everything queued for the store is committed.

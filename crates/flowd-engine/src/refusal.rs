@@ -24,6 +24,10 @@ pub enum Refusal {
     /// why.
     #[error("the execution ran but could not be saved, so it did not count: {0}")]
     NotSaved(String),
+    /// The workflow's settings could not be read from the store to start the run (a store other
+    /// nodes share, where each run reads them at its start). Says why.
+    #[error("the workflow's settings could not be read: {0}")]
+    SettingsUnreadable(String),
 }
 
 /// Whose slots were full.
@@ -45,6 +49,7 @@ impl Refusal {
             Refusal::Saturated(_) => "saturated",
             Refusal::NoActiveVersion(_) => "no_active_version",
             Refusal::NotSaved(_) => "store_unavailable",
+            Refusal::SettingsUnreadable(_) => "store_unavailable",
         }
     }
 
@@ -56,6 +61,7 @@ impl Refusal {
             Refusal::Saturated(_) => "saturated",
             Refusal::NoActiveVersion(_) => "unavailable",
             Refusal::NotSaved(_) => "not_saved",
+            Refusal::SettingsUnreadable(_) => "unavailable",
         }
     }
 
@@ -96,6 +102,12 @@ mod tests {
                 "not_saved",
                 "the execution ran but could not be saved, so it did not count: \
                  database or disk is full",
+            ),
+            (
+                Refusal::SettingsUnreadable("pool timed out".into()),
+                "store_unavailable",
+                "unavailable",
+                "the workflow's settings could not be read: pool timed out",
             ),
         ];
         for (refusal, code, word, message) in cases {

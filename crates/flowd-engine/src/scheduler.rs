@@ -28,9 +28,11 @@ use flowd_core::workflow::Trigger;
 use flowd_store::{ClaimOutcome, FireAdvance, RunClaim, WorkflowRecord};
 use tokio::task::JoinHandle;
 
+use crate::clock::now_ms;
 use crate::error::Result;
 use crate::executor::{claimable_record, Report};
 use crate::hot::HotWorkflow;
+use crate::metrics;
 use crate::Engine;
 
 /// Most workflows claimed in one tick; more due ones are taken by the next tick, at once.
@@ -181,6 +183,9 @@ impl Scheduler {
     }
 
     fn start(&self, run: PendingRun) -> JoinHandle<Report> {
+        if let Some(fire_at) = run.claim.execution.fire_at {
+            metrics::scheduled_run_started(&run.hot, fire_at, now_ms());
+        }
         let engine = self.engine.clone();
         tokio::spawn(async move { engine.run_claimed(run.hot, run.claim.execution).await })
     }

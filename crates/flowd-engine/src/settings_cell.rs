@@ -41,9 +41,24 @@ pub struct Snapshot {
     pub settings: Settings,
     /// Texts to mask in the execution's output.
     pub secrets: Vec<String>,
-    /// Which generation of the settings it was taken from: a change built on it is refused once
-    /// a failed commit has rolled that generation back.
-    generation: u64,
+    /// Which generation of a cell's settings it was taken from: a change built on it is refused
+    /// once a failed commit has rolled that generation back. `None`: read from the store.
+    generation: Option<u64>,
+}
+
+impl Snapshot {
+    /// A snapshot of `settings` as the store holds them (no cell keeps them ahead of it).
+    pub fn stored(
+        settings: Settings,
+        secret_keys: &[String],
+        env: &BTreeMap<String, String>,
+    ) -> Snapshot {
+        Snapshot {
+            secrets: settings::secret_texts_with_env(&settings, env, secret_keys),
+            settings,
+            generation: None,
+        }
+    }
 }
 
 pub struct SettingsCell {
@@ -87,12 +102,17 @@ impl SettingsCell {
         Snapshot {
             secrets: settings::secret_texts_with_env(&state.current, env, secret_keys),
             settings: state.current.clone(),
-            generation: state.generation,
+            generation: Some(state.generation),
         }
     }
 
     pub fn current(&self) -> Settings {
         self.lock().current.clone()
+    }
+
+    /// The current value of one key.
+    pub fn value(&self, key: &str) -> Option<serde_json::Value> {
+        self.lock().current.get(key).cloned()
     }
 
     /// Applies `change`, made by an execution from `basis`, and commits it with the writes
@@ -106,7 +126,7 @@ impl SettingsCell {
         writes: impl FnOnce(&SettingsChange) -> Vec<StoreWrite>,
     ) -> Result<PendingCommit, NotSaved> {
         let mut state = self.lock();
-        if state.generation != basis.generation {
+        if basis.generation != Some(state.generation) {
             return Err(NotSaved::BasisLost);
         }
         change.apply_to(&mut state.current);

@@ -4,7 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use flowd_core::access::{AuditAction, Role};
+use flowd_core::egress::ceiling::check_workflow_exceptions;
+use flowd_core::egress::EgressRule;
 use flowd_core::requirements::Requirements;
+use flowd_core::retention::Retention;
 use flowd_core::schedule::Schedule;
 use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::workflow::{
@@ -12,17 +16,20 @@ use flowd_core::workflow::{
 };
 use flowd_core::PyValue;
 use flowd_store::{
-    ClaimOutcome, ExecutionQuery, ExecutionRecord, RunClaim, StoreError, StoreWrite, VersionRecord,
+    ClaimOutcome, ExecutionQuery, ExecutionRecord, RunClaim, StoreError, VersionRecord,
     WorkflowRecord,
 };
 use rand::RngCore;
 use serde::Deserialize;
 
+use crate::audit::{settings_entries, TeamRef};
 use crate::auth::Principal;
 use crate::clock::now_ms;
 use crate::deploy::Deployment;
 use crate::error::{EngineError, Result};
 use crate::executor::{claimable_record, Report};
+use crate::idempotency::check_idempotency_header;
+use crate::signed::check_verify;
 use crate::Engine;
 
 /// A new workflow, as sent to `POST /api/v1/workflows`.
@@ -43,6 +50,17 @@ pub struct NewWorkflow {
     pub max_concurrency: Option<u32>,
     pub enabled: Option<bool>,
     pub isolation: Option<Isolation>,
+    /// How the hook's callers sign their deliveries (catch).
+    pub verify: Option<serde_json::Value>,
+    /// The header identifying a delivery, instead of `Idempotency-Key` (catch).
+    pub idempotency_header: Option<String>,
+    /// The team's name: an admin key's choice (default `default`); another key may only name
+    /// its own team.
+    pub team: Option<String>,
+    /// Destinations this workflow alone may connect to (within the server's ceiling).
+    pub egress_allow: Option<Vec<String>>,
+    /// The workflow's own retention of its executions (the server's when left out).
+    pub retention: Option<Retention>,
     pub response: Option<ResponseMode>,
 }
 
@@ -67,6 +85,17 @@ pub struct WorkflowPatch {
     pub max_concurrency: Option<Option<u32>>,
     pub enabled: Option<bool>,
     pub isolation: Option<Isolation>,
+    /// `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    pub verify: Option<Option<serde_json::Value>>,
+    /// `null` goes back to `Idempotency-Key`.
+    #[serde(default, deserialize_with = "present")]
+    pub idempotency_header: Option<Option<String>>,
+    /// `null` gives the workflow the server's retention again.
+    #[serde(default, deserialize_with = "present")]
+    pub retention: Option<Option<Retention>>,
+    /// Replaces the workflow's own egress exceptions (`[]` removes them).
+    pub egress_allow: Option<Vec<String>>,
     pub response: Option<ResponseMode>,
 }
 
@@ -113,16 +142,26 @@ impl Engine {
         new: NewWorkflow,
         wait: Duration,
     ) -> Result<(WorkflowRecord, Deployment)> {
+        principal.require(Role::Developer)?;
+        let team = self
+            .team_of_new_workflow(principal, new.team.as_deref())
+            .await?;
         let name = parse_name(&new.name)?;
         let runtime = self.check_runtime(new.runtime.as_deref())?;
         let timeout_s = self.check_timeout(new.timeout_s)?;
         let memory_mb = self.check_memory(new.memory_mb)?;
         check_max_concurrency(new.max_concurrency)?;
         check_isolation(new.isolation)?;
+        let verify = check_verify(new.mode, new.verify.as_ref())?;
+        let idempotency_header =
+            check_idempotency_header(new.mode, new.idempotency_header.as_deref())?;
+        check_retention(new.retention.as_ref())?;
         let schedule = check_schedule(new.mode, new.schedule.as_ref())?;
         let enabled = new.enabled.unwrap_or(true);
         let secrets = check_secrets(new.secrets.unwrap_or_default())?;
         let env = check_env(new.env.unwrap_or_default())?;
+        let egress_allow =
+            self.check_egress_allow(new.egress_allow.as_deref().unwrap_or_default())?;
         let requirements = match &new.requirements {
             Some(input) => input.parse()?,
             None => Requirements::default(),
@@ -132,7 +171,7 @@ impl Engine {
         let now = now_ms();
         let record = WorkflowRecord {
             id: uuid::Uuid::now_v7().to_string(),
-            team_id: principal.team_id.clone(),
+            team_id: team.id.clone(),
             name: name.as_str().to_string(),
             mode: new.mode,
             runtime,
@@ -151,10 +190,20 @@ impl Engine {
             response: new.response.unwrap_or(ResponseMode::Sync),
             created_at: now,
             updated_at: now,
+            verify,
+            idempotency_header,
+            egress_allow,
+            retention: new.retention,
         };
         let version = building_version(&record.id, 1, new.code, &requirements, now);
+        let entry = principal.audit(
+            AuditAction::WorkflowCreated,
+            Some(&team),
+            Some(&record),
+            format!("{} workflow created with version 1", record.mode),
+        );
         self.store
-            .create_workflow(&record, &version, &settings)
+            .create_workflow_audited(&record, &version, &settings, Some(&entry))
             .await?;
         self.deployer.start(record.clone(), version);
         let deployment = self.deployer.wait(&record.id, 1, wait).await;
@@ -176,7 +225,13 @@ impl Engine {
         patch: WorkflowPatch,
         wait: Duration,
     ) -> Result<(WorkflowRecord, Option<Deployment>)> {
+        principal.require(Role::Developer)?;
         let mut record = self.workflow(principal, id).await?;
+        let team = self.team_ref(principal, &record.team_id).await?;
+        let entries = patch_entries(principal, &team, &record, &patch);
+        let deploy_summary = deploy_summary(&patch);
+        // The instances running with the exceptions a change removes are stopped below.
+        let previous_egress = record.egress_allow.clone();
         if let Some(name) = &patch.name {
             record.name = parse_name(name)?.as_str().to_string();
         }
@@ -221,6 +276,19 @@ impl Engine {
         if let Some(enabled) = patch.enabled {
             record.enabled = enabled;
         }
+        if let Some(verify) = &patch.verify {
+            record.verify = check_verify(record.mode, verify.as_ref())?;
+        }
+        if let Some(header) = &patch.idempotency_header {
+            record.idempotency_header = check_idempotency_header(record.mode, header.as_deref())?;
+        }
+        if let Some(retention) = patch.retention {
+            check_retention(retention.as_ref())?;
+            record.retention = retention;
+        }
+        if let Some(egress_allow) = &patch.egress_allow {
+            record.egress_allow = self.check_egress_allow(egress_allow)?;
+        }
         let now = now_ms();
         record.updated_at = now;
         // Pausing stops the ticks; resuming or a new schedule starts again from now.
@@ -237,9 +305,14 @@ impl Engine {
             .as_ref()
             .map(RequirementsInput::parse)
             .transpose()?;
-        self.store.update_workflow(&record).await?;
+        self.store
+            .update_workflow_audited(&record, &entries)
+            .await?;
         self.cache.invalidate(&record.id);
         self.schedule_changed.notify_one();
+        if previous_egress != record.egress_allow {
+            self.stop_instances_of(&record);
+        }
         if patch.code.is_none() && new_requirements.is_none() {
             return Ok((record, None));
         }
@@ -267,7 +340,17 @@ impl Engine {
             };
             let number = latest.map_or(1, |v| v.version + 1);
             let version = building_version(&record.id, number, code, &requirements, now);
-            match self.store.add_version(&version, now).await {
+            let entry = principal.audit(
+                AuditAction::WorkflowDeployed,
+                Some(&team),
+                Some(&record),
+                format!("version {number} deployed ({deploy_summary})"),
+            );
+            match self
+                .store
+                .add_version_audited(&version, now, Some(&entry))
+                .await
+            {
                 Ok(()) => break version,
                 Err(StoreError::Conflict(_)) if attempts < 8 => attempts += 1,
                 Err(error) => return Err(error.into()),
@@ -302,23 +385,80 @@ impl Engine {
     }
 
     pub async fn delete_workflow(&self, principal: &Principal, id: &str) -> Result<()> {
+        principal.require(Role::Developer)?;
         let record = self.workflow(principal, id).await?;
-        self.store.delete_workflow(&record.id).await?;
+        let team = self.team_ref(principal, &record.team_id).await?;
+        let entry = principal.audit(
+            AuditAction::WorkflowDeleted,
+            Some(&team),
+            Some(&record),
+            "workflow deleted with its versions, settings and executions",
+        );
+        self.store
+            .delete_workflow_audited(&record.id, Some(&entry))
+            .await?;
         self.cache.remove(&record.id);
         self.schedule_changed.notify_one();
         Ok(())
     }
 
-    /// A workflow of the principal's team.
+    /// A workflow the principal may see: of its team, or of any team for an admin. Another
+    /// team's workflow is `NotFound`, like one that does not exist.
     pub async fn workflow(&self, principal: &Principal, id: &str) -> Result<WorkflowRecord> {
         match self.store.workflow_by_id(id).await? {
-            Some(record) if record.team_id == principal.team_id => Ok(record),
+            Some(record) if principal.sees_team(&record.team_id) => Ok(record),
             _ => Err(EngineError::NotFound(format!("workflow {id}"))),
         }
     }
 
+    /// The workflows of the principal's team, by name; an admin's: of every team, by team.
     pub async fn list_workflows(&self, principal: &Principal) -> Result<Vec<WorkflowRecord>> {
-        Ok(self.store.list_workflows(&principal.team_id).await?)
+        if !principal.is_admin() {
+            return Ok(self.store.list_workflows(&principal.team_id).await?);
+        }
+        let mut all = Vec::new();
+        for team in self.store.list_teams().await? {
+            all.extend(self.store.list_workflows(&team.id).await?);
+        }
+        Ok(all)
+    }
+
+    /// The name of a workflow's team (in its hook URL).
+    pub async fn team_name_of(
+        &self,
+        principal: &Principal,
+        record: &WorkflowRecord,
+    ) -> Result<String> {
+        Ok(self.team_ref(principal, &record.team_id).await?.name)
+    }
+
+    /// The team a new workflow goes to: the one its body names (an admin's choice, `default`
+    /// when it names none), else the key's own. Another team named by a non-admin key is
+    /// `NotFound`, as that team is invisible to it.
+    async fn team_of_new_workflow(
+        &self,
+        principal: &Principal,
+        named: Option<&str>,
+    ) -> Result<TeamRef> {
+        let own = || TeamRef {
+            id: principal.team_id.clone(),
+            name: principal.team_name.clone(),
+        };
+        let named = match (named, principal.is_admin()) {
+            (None, false) => return Ok(own()),
+            (None, true) => crate::auth::DEFAULT_TEAM,
+            (Some(name), _) => name,
+        };
+        if named == principal.team_name {
+            return Ok(own());
+        }
+        match self.store.team_by_name(named).await? {
+            Some(team) if principal.is_admin() => Ok(TeamRef {
+                id: team.id,
+                name: team.name,
+            }),
+            _ => Err(EngineError::NotFound(format!("team {named}"))),
+        }
     }
 
     pub async fn versions(&self, principal: &Principal, id: &str) -> Result<Vec<VersionRecord>> {
@@ -332,10 +472,20 @@ impl Engine {
         principal: &Principal,
         id: &str,
     ) -> Result<WorkflowRecord> {
+        principal.require(Role::Developer)?;
         let mut record = self.workflow(principal, id).await?;
+        let team = self.team_ref(principal, &record.team_id).await?;
         record.hook_token = generate_hook_token();
         record.updated_at = now_ms();
-        self.store.update_workflow(&record).await?;
+        let entry = principal.audit(
+            AuditAction::TokenRotated,
+            Some(&team),
+            Some(&record),
+            "hook token rotated: the old hook URL stops working",
+        );
+        self.store
+            .update_workflow_audited(&record, &[entry])
+            .await?;
         self.cache.invalidate(&record.id);
         Ok(record)
     }
@@ -347,11 +497,12 @@ impl Engine {
         id: &str,
     ) -> Result<(WorkflowRecord, Settings)> {
         let record = self.workflow(principal, id).await?;
-        let cell = self
+        let settings = self
             .cache
-            .settings_cell(self.store.as_ref(), &record.id)
+            .workflow_settings(self.store.as_ref(), &record.id)
             .await?;
-        Ok((record, cell.current()))
+        let current = settings.current(self.store.as_ref()).await?;
+        Ok((record, current))
     }
 
     /// Replaces all settings. A secret key sent with the mask (`****`, as every answer shows it)
@@ -362,12 +513,14 @@ impl Engine {
         id: &str,
         mut settings: Settings,
     ) -> Result<(WorkflowRecord, Settings)> {
+        principal.require(Role::Developer)?;
         let record = self.workflow(principal, id).await?;
-        let cell = self
+        let team = self.team_ref(principal, &record.team_id).await?;
+        let stored = self
             .cache
-            .settings_cell(self.store.as_ref(), &record.id)
+            .workflow_settings(self.store.as_ref(), &record.id)
             .await?;
-        let current = cell.current();
+        let current = stored.current(self.store.as_ref()).await?;
         for key in &record.secret_keys {
             if let (Some(sent), Some(kept)) = (settings.get_mut(key), current.get(key)) {
                 if is_mask(sent) {
@@ -375,14 +528,12 @@ impl Engine {
                 }
             }
         }
-        let pending = cell.commit_replacement(&self.writer, settings, |change| {
-            vec![StoreWrite::ApplySettingsChange {
-                workflow_id: record.id.clone(),
-                change: change.clone(),
-            }]
-        });
-        pending.wait().await?;
-        Ok((record, cell.current()))
+        let after = stored
+            .replace(self.store.as_ref(), &self.writer, settings, |change| {
+                settings_entries(principal, &team, &record, change)
+            })
+            .await?;
+        Ok((record, after))
     }
 
     /// Merges settings: keys with a `null` value are deleted, the others set; a secret key sent
@@ -393,10 +544,12 @@ impl Engine {
         id: &str,
         patch: Settings,
     ) -> Result<(WorkflowRecord, Settings)> {
+        principal.require(Role::Developer)?;
         let record = self.workflow(principal, id).await?;
-        let cell = self
+        let team = self.team_ref(principal, &record.team_id).await?;
+        let stored = self
             .cache
-            .settings_cell(self.store.as_ref(), &record.id)
+            .workflow_settings(self.store.as_ref(), &record.id)
             .await?;
         let mut change = SettingsChange::default();
         for (key, value) in patch {
@@ -409,14 +562,12 @@ impl Engine {
                 change.changed.insert(key, value);
             }
         }
-        let pending = cell.commit_patch(&self.writer, change, |change| {
-            vec![StoreWrite::ApplySettingsChange {
-                workflow_id: record.id.clone(),
-                change: change.clone(),
-            }]
-        });
-        pending.wait().await?;
-        Ok((record, cell.current()))
+        let after = stored
+            .patch(self.store.as_ref(), &self.writer, change, |change| {
+                settings_entries(principal, &team, &record, change)
+            })
+            .await?;
+        Ok((record, after))
     }
 
     pub async fn executions(
@@ -470,6 +621,7 @@ impl Engine {
         id: &str,
         request: Option<PyValue>,
     ) -> Result<(Report, WorkflowRecord)> {
+        principal.require(Role::Developer)?;
         let record = self.workflow(principal, id).await?;
         if record.mode == Mode::Pull && request.is_some() {
             return Err(EngineError::Invalid(
@@ -477,6 +629,16 @@ impl Engine {
                     .into(),
             ));
         }
+        // A run changes no stored state but its execution record, written when it ends: the
+        // request to run is recorded as it is made.
+        let team = self.team_ref(principal, &record.team_id).await?;
+        let entry = principal.audit(
+            AuditAction::ManualRun,
+            Some(&team),
+            Some(&record),
+            "run started by hand",
+        );
+        self.store.append_audit(&entry).await?;
         let hot = self
             .cache
             .load_by_id(self.store.as_ref(), &record.id)
@@ -549,6 +711,29 @@ impl Engine {
         Ok(value)
     }
 
+    /// A workflow's own egress exceptions, parsed and checked against what this server lets a
+    /// workflow open.
+    fn check_egress_allow(&self, entries: &[String]) -> Result<Vec<EgressRule>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ceiling = self.runtimes.workflow_egress_ceiling().map_err(|why| {
+            EngineError::Invalid(format!(
+                "egress_allow: this server cannot keep an egress exception to one workflow ({why})"
+            ))
+        })?;
+        check_workflow_exceptions(entries, ceiling)
+            .map_err(|error| EngineError::Invalid(format!("egress_allow: {error}")))
+    }
+
+    /// Stops every warm instance of `workflow` (a version being built has one too, its import
+    /// check's): the next execution starts a fresh one.
+    fn stop_instances_of(&self, workflow: &WorkflowRecord) {
+        if let Some(runtime) = self.runtimes.get(&workflow.runtime) {
+            runtime.forget_where(|key| crate::hot::is_version_key_of(key, &workflow.id));
+        }
+    }
+
     fn check_memory(&self, memory_mb: Option<u32>) -> Result<u32> {
         let value = memory_mb.unwrap_or(limits::DEFAULT_MEMORY_MB.min(self.config.max_memory_mb));
         if value < limits::MIN_MEMORY_MB || value > self.config.max_memory_mb {
@@ -570,6 +755,65 @@ impl Engine {
         self.cache
             .load_by_name(self.store.as_ref(), team, workflow)
             .await
+    }
+}
+
+/// The entries a patch records besides a deploy: paused or resumed, and the other fields it
+/// sets (by name; values are not recorded, they may be secret). `before` is the record as it was.
+fn patch_entries(
+    principal: &Principal,
+    team: &TeamRef,
+    before: &WorkflowRecord,
+    patch: &WorkflowPatch,
+) -> Vec<flowd_store::AuditEntry> {
+    let mut entries = Vec::new();
+    match patch.enabled {
+        Some(false) if before.enabled => entries.push(principal.audit(
+            AuditAction::WorkflowPaused,
+            Some(team),
+            Some(before),
+            "paused",
+        )),
+        Some(true) if !before.enabled => entries.push(principal.audit(
+            AuditAction::WorkflowResumed,
+            Some(team),
+            Some(before),
+            "resumed",
+        )),
+        _ => {}
+    }
+    let fields: Vec<&str> = [
+        ("name", patch.name.is_some()),
+        ("secrets", patch.secrets.is_some()),
+        ("env", patch.env.is_some()),
+        ("schedule", patch.schedule.is_some()),
+        ("timeout_s", patch.timeout_s.is_some()),
+        ("memory_mb", patch.memory_mb.is_some()),
+        ("max_concurrency", patch.max_concurrency.is_some()),
+        ("isolation", patch.isolation.is_some()),
+        ("verify", patch.verify.is_some()),
+        ("idempotency_header", patch.idempotency_header.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, sent)| sent.then_some(field))
+    .collect();
+    if !fields.is_empty() {
+        entries.push(principal.audit(
+            AuditAction::WorkflowPatched,
+            Some(team),
+            Some(before),
+            format!("changed {}", fields.join(", ")),
+        ));
+    }
+    entries
+}
+
+/// What a deploy brought, for its entry.
+fn deploy_summary(patch: &WorkflowPatch) -> &'static str {
+    match (patch.code.is_some(), patch.requirements.is_some()) {
+        (true, true) => "new code and requirements",
+        (true, false) => "new code",
+        _ => "new requirements",
     }
 }
 
@@ -602,6 +846,15 @@ fn is_mask(value: &serde_json::Value) -> bool {
 
 fn parse_name(name: &str) -> Result<Name> {
     Name::parse(name).map_err(|e| EngineError::Invalid(e.to_string()))
+}
+
+fn check_retention(retention: Option<&Retention>) -> Result<()> {
+    match retention {
+        Some(retention) => retention
+            .check()
+            .map_err(|error| EngineError::Invalid(error.to_string())),
+        None => Ok(()),
+    }
 }
 
 fn check_max_concurrency(max: Option<u32>) -> Result<()> {

@@ -29,6 +29,7 @@ import socket
 import struct
 import sys
 import tempfile
+import time
 import traceback
 import types
 
@@ -136,6 +137,10 @@ class Channel:
 
 # --------------------------------------------------------------------------- validation
 
+# A parameter of `workflow` by this name (after the mode's, or keyword-only) gets the execution's
+# context (see `Context`).
+CONTEXT_PARAMETER = "context"
+
 
 def validate(code, arity):
     """Parses ``code`` (never runs it) and checks it defines ``workflow`` taking ``arity``
@@ -161,9 +166,17 @@ def validate(code, arity):
         return ("the code must define a top-level function: %s" % expected, 1, 1)
     node = functions[-1]
     args = node.args
-    positional = len(args.posonlyargs) + len(args.args)
+    names = [a.arg for a in args.posonlyargs + args.args]
+    positional = len(names)
     required = positional - len(args.defaults)
-    kw_required = [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None]
+    if len(names) > arity and names[arity] == CONTEXT_PARAMETER:
+        # `context` after the mode's parameters is flowd's to fill, not the caller's.
+        if arity < required:
+            required -= 1
+        positional -= 1
+    kw_required = [
+        a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None and a.arg != CONTEXT_PARAMETER
+    ]
     fits = required <= arity and (positional >= arity or args.vararg is not None) and not kw_required
     if not fits:
         return (
@@ -254,6 +267,64 @@ class WorkflowModule:
         if not callable(function):
             raise TypeError("the code does not define a callable named workflow")
         self.function = function
+        # Inspected once per version, here, never per call.
+        self.context_passing = context_passing(function, 2 if mode == "catch" else 1)
+
+
+def context_passing(function, arity):
+    """How `function` takes the execution context: None (it declares no `context` parameter),
+    "positional" (a positional-only one, after the mode's `arity` parameters) or "keyword"."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    for index, parameter in enumerate(parameters):
+        if parameter.name != CONTEXT_PARAMETER:
+            continue
+        if parameter.kind == inspect.Parameter.KEYWORD_ONLY:
+            return "keyword"
+        if parameter.kind == inspect.Parameter.POSITIONAL_ONLY and index == arity:
+            return "positional"
+        if parameter.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD and index >= arity:
+            return "keyword"
+    return None
+
+
+class Context:
+    """What a workflow declaring a `context` parameter learns about its execution (CONTRACT.md
+    §2 "The execution context"). Times are Unix seconds (floats)."""
+
+    __slots__ = (
+        "raw_body",
+        "method",
+        "query_string",
+        "execution_id",
+        "workflow",
+        "version",
+        "trigger",
+        "attempt",
+        "fire_time",
+        "deadline",
+    )
+
+    def __init__(self, fields):
+        for name in Context.__slots__:
+            setattr(self, name, fields.get(name))
+
+    def remaining_s(self):
+        """Seconds left before the execution's time limit (0 once it has passed)."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.time())
+
+    def __repr__(self):
+        return "Context(execution_id=%r, workflow=%r, version=%r, trigger=%r, attempt=%r)" % (
+            self.execution_id,
+            self.workflow,
+            self.version,
+            self.trigger,
+            self.attempt,
+        )
 
 
 def instance_main(spawn, fds):
@@ -299,7 +370,10 @@ def instance_main(spawn, fds):
             pass
     gc.collect()
     gc.freeze()
-    channel.send({"t": "ready", "pid": os.getpid(), "output": captured.getvalue()})
+    ready = {"t": "ready", "pid": os.getpid(), "output": captured.getvalue()}
+    if workflow.context_passing is not None:
+        ready["context"] = True
+    channel.send(ready)
     if spawn.get("isolation") == "reuse" and output_fd is not None:
         serve_reuse(workflow, channel, output_fd)
         os._exit(0)
@@ -639,10 +713,19 @@ def run_job(workflow, job):
     settings_json = job["settings"]
     settings = {} if settings_json == "{}" else json.loads(settings_json)
     try:
-        if workflow.mode == "catch":
-            returned = workflow.function(job["request"], settings)
+        passing = workflow.context_passing
+        if passing is None:
+            if workflow.mode == "catch":
+                returned = workflow.function(job["request"], settings)
+            else:
+                returned = workflow.function(settings)
         else:
-            returned = workflow.function(settings)
+            arguments = (job["request"], settings) if workflow.mode == "catch" else (settings,)
+            context = Context(job.get("context") or {})
+            if passing == "keyword":
+                returned = workflow.function(*arguments, context=context)
+            else:
+                returned = workflow.function(*arguments, context)
         if type(returned) not in _NEVER_AWAITABLE and _is_awaitable(returned):
             import asyncio
 

@@ -36,6 +36,8 @@ pub enum RuntimeError {
     Egress(#[from] crate::egress::EgressError),
     #[error("the environment of the workflow's requirements could not be built: {0}")]
     Build(#[source] BuildError),
+    #[error("the workflow's egress exceptions could not be opened for its warm instance: {0}")]
+    EgressExceptions(#[source] crate::egress::NftError),
 }
 
 /// Why a version's warm instance could not be started.

@@ -112,6 +112,8 @@ pub struct Instance {
     cgroup: Option<InstanceCgroup>,
     /// The cgroup's count of OOM kills already attributed to an execution.
     oom_kills_seen: AtomicU64,
+    /// Its `workflow` declares a `context` parameter: jobs carry their context.
+    takes_context: bool,
 }
 
 /// What an instance is made from.
@@ -186,7 +188,8 @@ impl Instance {
                 PyValue::List(
                     cgroup
                         .iter()
-                        .map(|group| str_value(group.procs_file().to_string_lossy()))
+                        .flat_map(|group| group.procs_files())
+                        .map(|procs| str_value(procs.to_string_lossy()))
                         .collect(),
                 ),
             ),
@@ -262,6 +265,7 @@ impl Instance {
             }
         };
         let output = first.str_field("output").unwrap_or("").to_string();
+        let takes_context = matches!(first.field("context"), Some(PyValue::Bool(true)));
         match first.str_field("t") {
             Some("ready") => process.disarm(),
             Some("init_failed") => {
@@ -314,6 +318,7 @@ impl Instance {
                     .unwrap_or(0),
             ),
             cgroup,
+            takes_context,
         }))
     }
 
@@ -437,7 +442,7 @@ impl Instance {
         };
         let outcome = match forked {
             Ok(()) => {
-                let conversation = converse(&mut run, job, limits);
+                let conversation = converse(&mut run, job, limits, self.takes_context);
                 match tokio::time::timeout(job.timeout, conversation).await {
                     Ok(Ok(outcome)) => outcome,
                     Ok(Err(error)) => match Outcome::from_unreadable_result(error) {
@@ -516,7 +521,7 @@ impl Instance {
         }
         io.discard_output();
         let rotate_output = std::mem::take(&mut io.rotate_output);
-        let message = job_message(job, limits, usize::from(rotate_output));
+        let message = job_message(job, limits, usize::from(rotate_output), self.takes_context);
         let exchange = async {
             if rotate_output {
                 // The old pipe is closed here: a leftover process writing to it gets EPIPE.
@@ -729,6 +734,7 @@ async fn converse(
     run: &mut ExecutionRun,
     job: &Job,
     limits: &OutputLimits,
+    takes_context: bool,
 ) -> Result<Outcome, ProtocolError> {
     if run.pid.is_none() {
         hello(run).await?;
@@ -736,14 +742,15 @@ async fn converse(
     let Some(stream) = run.stream.as_mut() else {
         return Err(ProtocolError::Closed);
     };
-    let frame = encode_frame(&job_message(job, limits, 0));
+    let frame = encode_frame(&job_message(job, limits, 0, takes_context));
     stream.write_all(&frame).await?;
     let result = read_frame(stream, limits.max_result_bytes).await?;
     Ok(Outcome::from_result(&result))
 }
 
-/// The job as the runner reads it, sent with `nfds` file descriptors.
-fn job_message(job: &Job, limits: &OutputLimits, nfds: usize) -> PyValue {
+/// The job as the runner reads it, sent with `nfds` file descriptors; with its context when the
+/// instance's `workflow` takes one.
+fn job_message(job: &Job, limits: &OutputLimits, nfds: usize, takes_context: bool) -> PyValue {
     let mut fields = vec![
         (str_value("settings"), str_value(job.settings_json.as_str())),
         (
@@ -764,6 +771,9 @@ fn job_message(job: &Job, limits: &OutputLimits, nfds: usize) -> PyValue {
     }
     if nfds > 0 {
         fields.push((str_value("nfds"), PyValue::Int(nfds as i64)));
+    }
+    if let (true, Some(context)) = (takes_context, &job.context) {
+        fields.push((str_value("context"), context.to_message()));
     }
     PyValue::Dict(fields)
 }

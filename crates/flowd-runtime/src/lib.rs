@@ -16,8 +16,9 @@
 //! - `job` and `outcome`: what is run, and how it ended.
 //! - `bases` (one base process per environment in use, each a `zygote`; started, restarted and
 //!   supervised with deadlines and bounded tries, their state a [`BaseStatus`]), `instance` (a warm
-//!   instance and its execution forks), [`protocol`] (the framed wire format), `memory` (what a
-//!   process holds alone).
+//!   instance and its execution forks), `instance_egress` (an instance's own egress exceptions,
+//!   opened for its cgroup), [`protocol`] (the framed wire format), `memory` (what a process holds
+//!   alone).
 //! - [`provision`] (finding interpreters, building the runtime's own environment) and [`envs`]
 //!   (the environments of requirement sets, built with uv or pip).
 //! - [`sandbox`] (the user code runs as, where it may write), `cgroup` (an instance's cgroup:
@@ -37,9 +38,11 @@ pub mod egress;
 pub mod envs;
 mod error;
 mod instance;
+mod instance_egress;
 mod job;
 mod layers;
 mod memory;
+pub mod metrics;
 mod outcome;
 pub mod protocol;
 pub mod provision;
@@ -58,7 +61,7 @@ pub use egress::{EgressConfig, EgressProxy};
 pub use envs::{BuildConfig, BuildError, BuildFailure, BuiltEnv, InstallerChoice};
 pub use error::{CodeError, RuntimeError, WarmUpFailure};
 pub use instance::{ChildExit, InitFailure};
-pub use job::Job;
+pub use job::{Job, JobContext};
 pub use layers::IsolationLayer;
 pub use outcome::{ErrorInfo, Execution, Outcome};
 pub use provision::{Environment, Interpreter, ProvisionError};

@@ -67,6 +67,18 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Its name in the log: `returned`, `raised`, `init_failed`, `timeout`, `killed`, `failed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Returned { .. } => "returned",
+            Outcome::Raised(_) => "raised",
+            Outcome::InitFailed(_) => "init_failed",
+            Outcome::Timeout => "timeout",
+            Outcome::Killed(_) => "killed",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+
     /// How the runner said an execution ended, from its result frame.
     pub(crate) fn from_result(result: &PyValue) -> Outcome {
         match result.str_field("outcome") {

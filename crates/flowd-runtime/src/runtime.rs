@@ -13,11 +13,14 @@ use flowd_core::workflow::{Isolation, Mode};
 use crate::bases::{self, BaseProcess, BaseStatus};
 use crate::cgroup;
 use crate::config::RuntimeConfig;
+use crate::egress::WorkflowExceptions;
 use crate::envs::{BuildError, BuiltEnv, EnvBuilder};
 use crate::error::{CodeError, RuntimeError, WarmUpFailure};
 use crate::instance::{InitFailure, Instance, InstanceSpec};
+use crate::instance_egress;
 use crate::job::Job;
 use crate::layers::{isolation_layers, IsolationLayer};
+use crate::metrics;
 use crate::outcome::{ErrorInfo, Execution, Outcome};
 use crate::provision::{self, Environment, Interpreter};
 use crate::sandbox::{self, PrivateTmp, SandboxUser};
@@ -52,6 +55,8 @@ pub struct Runtime {
     /// The seccomp programs, when `instance_layers` has `seccomp`.
     seccomp_programs: Vec<Vec<u8>>,
     layers: Vec<IsolationLayer>,
+    /// Where workflows' own egress exceptions are opened (none: they stay closed).
+    workflow_egress: Option<Arc<WorkflowExceptions>>,
 }
 
 impl Runtime {
@@ -73,6 +78,16 @@ impl Runtime {
         interpreter: Interpreter,
         progress: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<Runtime, RuntimeError> {
+        Runtime::start_in(config, interpreter, progress, None).await
+    }
+
+    /// [`Runtime::start_with`], opening workflows' own egress exceptions in `workflow_egress`.
+    pub(crate) async fn start_in(
+        config: RuntimeConfig,
+        interpreter: Interpreter,
+        progress: &(dyn Fn(&str) + Send + Sync),
+        workflow_egress: Option<Arc<WorkflowExceptions>>,
+    ) -> Result<Runtime, RuntimeError> {
         let user = sandbox::choose_user(config.sandbox_user);
         let environment = provision::provision(&interpreter, &config.runtime_dir, progress).await?;
         if let Some(user) = user {
@@ -93,7 +108,11 @@ impl Runtime {
             proxy: config.egress.proxy.clone(),
         };
         let base = Arc::new(BaseProcess::start_now(zygote_spec.clone()).await?);
-        let cgroups = cgroup::InstanceCgroups::open(config.sandbox.kernel_layers, user);
+        let cgroups = cgroup::InstanceCgroups::open(
+            config.sandbox.kernel_layers,
+            user,
+            workflow_egress.is_some(),
+        );
         let seccomp = crate::seccomp::InstanceFilter::native();
         let (layers, instance_layers) = {
             let mut guard = base.lock().await;
@@ -121,7 +140,16 @@ impl Runtime {
             env_bases: Mutex::new(HashMap::new()),
             zygote_spec,
             slots: Mutex::new(Slots::default()),
+            workflow_egress,
         })
+    }
+
+    /// Whether this runtime's warm instances can get egress exceptions of their own, or why not.
+    pub fn instance_egress(&self) -> Result<(), String> {
+        match &self.cgroups {
+            Some(cgroups) => cgroups.socket_groups().map_err(str::to_string),
+            None => Err("warm instances get no cgroup here".into()),
+        }
     }
 
     /// `python3.11`
@@ -149,7 +177,14 @@ impl Runtime {
         &self,
         requirements: &Requirements,
     ) -> Result<BuiltEnv, BuildError> {
-        self.builder.build(requirements).await
+        let started = Instant::now();
+        let built = self.builder.build(requirements).await;
+        match &built {
+            Ok(env) if env.reused => {}
+            Ok(env) => metrics::environment_built(self.name(), true, env.duration),
+            Err(_) => metrics::environment_built(self.name(), false, started.elapsed()),
+        }
+        built
     }
 
     /// Starts the warm instance of a job's version and says whether its module's top level ran:
@@ -259,10 +294,18 @@ impl Runtime {
     /// Runs a job in a fresh fork of the warm instance of its code version. Whatever happens
     /// underneath, it answers within the job's timeout and [`CALL_MARGIN`]: past that, the call
     /// is abandoned (what it started is killed) and reported as timed out.
+    #[tracing::instrument(name = "runtime", skip_all, fields(runtime = %self.name(), isolation = %job.isolation))]
     pub async fn execute(&self, job: &Job) -> Execution {
         let started = Instant::now();
         match tokio::time::timeout(job.timeout + CALL_MARGIN, self.execute_unbounded(job)).await {
-            Ok(execution) => execution,
+            Ok(execution) => {
+                tracing::debug!(
+                    outcome = execution.outcome.kind(),
+                    duration_ms = execution.duration.as_secs_f64() * 1000.0,
+                    "call ended"
+                );
+                execution
+            }
             Err(_) => {
                 tracing::warn!(
                     version = %job.version_key,
@@ -393,6 +436,14 @@ impl Runtime {
         self.stop_unused_bases(&slots);
     }
 
+    /// Stops the warm instances of every version key `stop` says so of (all of a workflow's,
+    /// say): they start again on their next use.
+    pub fn forget_where(&self, stop: impl Fn(&str) -> bool) {
+        let mut slots = lock(&self.slots);
+        slots.remove_where(stop);
+        self.stop_unused_bases(&slots);
+    }
+
     /// Stops every warm instance (and the base processes of requirement sets): they start again
     /// on their next use.
     pub fn forget_all(&self) {
@@ -434,7 +485,8 @@ impl Runtime {
         };
         let mut slots = lock(&self.slots);
         let bases_kb: u64 = lock(&self.env_bases).values().map(|b| b.memory_kb()).sum();
-        slots.evict_beyond(capacity, bases_kb + busy_kb, keep);
+        let evicted = slots.evict_beyond(capacity, bases_kb + busy_kb, keep);
+        metrics::warm_instances_evicted(self.name(), evicted);
         self.stop_unused_bases(&slots);
     }
 
@@ -455,12 +507,26 @@ impl Runtime {
             max_processes: self.config.sandbox.max_processes,
             memory_mb: job.memory_mb,
         };
-        let cgroup = match &self.cgroups {
-            Some(cgroups) => {
-                Some(cgroups.create(&format!("instance-{n}"), limits, self.zygote_spec.user)?)
-            }
+        let exceptions = instance_egress::exceptions_of(
+            job,
+            self.workflow_egress.as_ref(),
+            self.instance_egress(),
+        )
+        .await;
+        let mut cgroup = match &self.cgroups {
+            Some(cgroups) => Some(cgroups.create(
+                &format!("instance-{n}"),
+                limits,
+                self.zygote_spec.user,
+                !exceptions.is_empty(),
+            )?),
             None => None,
         };
+        if let (Some(group), Some(workflow_egress)) = (cgroup.as_mut(), &self.workflow_egress) {
+            if !exceptions.is_empty() {
+                instance_egress::open(workflow_egress, n, group, exceptions).await?;
+            }
+        }
         let spec = InstanceSpec {
             code: &job.code,
             mode: job.mode.as_str(),
@@ -484,9 +550,13 @@ impl Runtime {
                 .await
                 .map_err(RuntimeError::Zygote)?
         };
-        Instance::await_ready(pending, spec.init_timeout, tmp, cgroup)
+        let started = Instance::await_ready(pending, spec.init_timeout, tmp, cgroup)
             .await
-            .map_err(RuntimeError::Instance)
+            .map_err(RuntimeError::Instance)?;
+        if started.is_ok() {
+            metrics::warm_instance_started(self.name());
+        }
+        Ok(started)
     }
 }
 

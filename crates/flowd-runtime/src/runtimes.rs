@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use flowd_core::egress::EgressRule;
+
 use crate::config::RuntimeConfig;
 use crate::egress::EgressLayer;
 use crate::error::RuntimeError;
@@ -18,6 +20,11 @@ pub struct Runtimes {
     default: usize,
     /// The egress policy of the sandbox's uid, shared by every runtime; removed when dropped.
     egress: EgressLayer,
+    /// What a workflow's `egress_allow` may open on this server, or why none can be kept to one
+    /// workflow.
+    workflow_egress: Result<Vec<EgressRule>, String>,
+    /// How workflows' own exceptions are kept, when the server has a ceiling for them.
+    workflow_egress_layer: Option<IsolationLayer>,
 }
 
 impl Runtimes {
@@ -47,16 +54,27 @@ impl Runtimes {
         let egress = EgressLayer::install(&config.egress, user)?;
         let mut all = Vec::new();
         for interpreter in interpreters {
-            let runtime = Runtime::start_with(config.clone(), interpreter, progress).await?;
+            let runtime = Runtime::start_in(
+                config.clone(),
+                interpreter,
+                progress,
+                egress.workflows.clone(),
+            )
+            .await?;
             all.push(Arc::new(runtime));
         }
         let default = default
             .and_then(|name| all.iter().position(|r| r.name() == name))
             .unwrap_or(0);
+        let workflow_egress = workflow_egress_support(&config, &egress, &all);
+        let workflow_egress_layer = (!config.egress.workflow_allow.is_empty())
+            .then(|| workflow_egress_layer(&workflow_egress));
         Ok(Runtimes {
             all,
             default,
             egress,
+            workflow_egress,
+            workflow_egress_layer,
         })
     }
 
@@ -66,6 +84,8 @@ impl Runtimes {
             all: vec![runtime],
             default: 0,
             egress: EgressLayer::not_installed(),
+            workflow_egress: Ok(Vec::new()),
+            workflow_egress_layer: None,
         }
     }
 
@@ -77,6 +97,18 @@ impl Runtimes {
     /// The egress layer: in force, or why not.
     pub fn egress_layer(&self) -> &IsolationLayer {
         &self.egress.layer
+    }
+
+    /// The egress layer, and how workflows' own exceptions are kept when the server has a
+    /// ceiling for them.
+    pub fn egress_layers(&self) -> impl Iterator<Item = &IsolationLayer> {
+        std::iter::once(&self.egress.layer).chain(self.workflow_egress_layer.as_ref())
+    }
+
+    /// What a workflow's `egress_allow` may open (`--egress-workflow-allow`, empty when not
+    /// given), or why this server cannot keep an exception to one workflow.
+    pub fn workflow_egress_ceiling(&self) -> Result<&[EgressRule], &str> {
+        self.workflow_egress.as_deref().map_err(String::as_str)
     }
 
     pub fn default_runtime(&self) -> &Arc<Runtime> {
@@ -100,5 +132,50 @@ impl Runtimes {
             .map(|runtime| runtime.name().to_string())
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// The ceiling of workflows' own exceptions if every runtime can keep them to a workflow's
+/// instances; else why not.
+fn workflow_egress_support(
+    config: &RuntimeConfig,
+    egress: &EgressLayer,
+    runtimes: &[Arc<Runtime>],
+) -> Result<Vec<EgressRule>, String> {
+    if config.egress.workflow_allow.is_empty() {
+        return Ok(Vec::new());
+    }
+    if egress.workflows.is_none() {
+        return Err(format!(
+            "the egress layer is not in force: {}",
+            egress.layer.detail
+        ));
+    }
+    for runtime in runtimes {
+        runtime
+            .instance_egress()
+            .map_err(|why| format!("{}: {why}", runtime.name()))?;
+    }
+    Ok(config.egress.workflow_allow.clone())
+}
+
+fn workflow_egress_layer(support: &Result<Vec<EgressRule>, String>) -> IsolationLayer {
+    let (detail, active) = match support {
+        Ok(ceiling) => (
+            format!(
+                "a workflow's egress_allow opens, for its own warm instances only (matched by their cgroup v2 group), destinations within {}",
+                ceiling.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            ),
+            true,
+        ),
+        Err(why) => (
+            format!("workflows' own exceptions cannot be kept to one workflow ({why}): a workflow with egress_allow is refused, and one stored with it runs with it closed"),
+            false,
+        ),
+    };
+    IsolationLayer {
+        name: "egress_per_workflow",
+        detail,
+        active,
     }
 }

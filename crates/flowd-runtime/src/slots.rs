@@ -154,6 +154,11 @@ impl Slots {
         self.by_version.clear();
     }
 
+    /// Removes the slots whose version key `remove` says so of.
+    pub(crate) fn remove_where(&mut self, remove: impl Fn(&str) -> bool) {
+        self.by_version.retain(|key, _| !remove(key));
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.by_version.len()
     }
@@ -172,11 +177,12 @@ impl Slots {
     /// Stops the least recently used warm instances while there are more than `capacity`
     /// allows, or while they (with `other_kb` held by processes outside the slots) hold more
     /// than it allows — those reserved for a coming run only once no other is left, and never
-    /// the instances of `keep` (the version just started).
-    pub(crate) fn evict_beyond(&mut self, capacity: Capacity, other_kb: u64, keep: &str) {
+    /// the instances of `keep` (the version just started). Answers how many it stopped.
+    pub(crate) fn evict_beyond(&mut self, capacity: Capacity, other_kb: u64, keep: &str) -> usize {
         let candidates = eviction_order(&self.by_version);
         let mut total_kb = candidates.iter().map(|c| c.memory_kb).sum::<u64>() + other_kb;
         let mut count = self.by_version.len();
+        let mut evicted = 0;
         for EvictionCandidate {
             key, memory_kb: kb, ..
         } in candidates
@@ -191,9 +197,11 @@ impl Slots {
             }
             self.by_version.remove(&key);
             count -= 1;
+            evicted += 1;
             total_kb = total_kb.saturating_sub(kb);
             tracing::debug!(version = %key, memory_kb = kb, over_memory, "warm instance stopped (least recently used)");
         }
+        evicted
     }
 }
 

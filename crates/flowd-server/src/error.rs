@@ -78,6 +78,7 @@ impl From<EngineError> for ApiError {
             EngineError::Conflict(_) => {
                 ApiError::new(StatusCode::CONFLICT, code, error.to_string())
             }
+            EngineError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, code, message),
             EngineError::InvalidCode {
                 message,
                 line,

@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use flowd_core::request::{build_request, IncomingRequest, RequestError, ACCEPTED_CONTENT_TYPES};
 use flowd_core::workflow::{Mode, ResponseMode, Trigger};
+use flowd_engine::delivery::{CallDetails, ReceivedRequest};
+use flowd_engine::idempotency::Delivery;
 use flowd_engine::{Refusal, Reply};
 use http_body_util::BodyExt;
 use serde::Deserialize;
@@ -21,7 +23,9 @@ use subtle::ConstantTimeEq;
 
 use crate::async_calls;
 use crate::conn::idle_body::BodyReadTimeout;
+use crate::delivery;
 use crate::error::{refused_status, retry_after, ApiError};
+use crate::metrics;
 use crate::AppState;
 
 pub const EXECUTION_ID_HEADER: &str = "x-execution-id";
@@ -35,6 +39,8 @@ pub struct HookCall {
     pub headers: HeaderMap,
     /// Taken when read; what a refused call leaves of it is read and thrown away.
     pub body: Option<Body>,
+    /// Set once the URL named a workflow and its token: only then are its names metric labels.
+    pub matched: bool,
 }
 
 /// The parts of a hook URL, `/teams/{team}/{workflow}/{runtime}/{token}`.
@@ -58,12 +64,13 @@ impl<S: Send + Sync> FromRequest<S> for HookCall {
             uri: parts.uri,
             headers: parts.headers,
             body: Some(body),
+            matched: false,
         })
     }
 }
 
 pub async fn hook(State(state): State<Arc<AppState>>, mut call: HookCall) -> Response {
-    match handle(&state, &mut call).await {
+    let response = match handle(&state, &mut call).await {
         Ok(response) => response,
         Err(error) => {
             // Refused before its body was read (or read to the end): let the client finish
@@ -73,7 +80,12 @@ pub async fn hook(State(state): State<Arc<AppState>>, mut call: HookCall) -> Res
             }
             error.into_response()
         }
-    }
+    };
+    let matched = call
+        .matched
+        .then_some((call.path.team.as_str(), call.path.workflow.as_str()));
+    metrics::hook_answered(matched, response.status());
+    response
 }
 
 /// How long, and how many bytes, the rest of a refused request's body is read and thrown away.
@@ -122,6 +134,7 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
     if !token_matches || hot.record.runtime != *runtime || hot.record.mode != Mode::Catch {
         return Err(not_found());
     }
+    call.matched = true;
     let method = &call.method;
     if method != Method::POST {
         return Err(ApiError::new(
@@ -159,9 +172,25 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
         .collect();
+    if hot.record.verify.is_some() {
+        if let Err(refused) = state
+            .engine
+            .check_signature(&hot, &header_list, &body)
+            .await
+        {
+            let record = state.engine.record_refused_signature(&hot, &refused);
+            return Ok(delivery::unverified_response(&refused, &record.id));
+        }
+    }
+    let query = call.uri.query();
+    let received = ReceivedRequest {
+        raw_body: body.clone(),
+        method: method.as_str().to_string(),
+        query_string: query.unwrap_or_default().to_string(),
+    };
     let request = build_request(&IncomingRequest {
         headers: header_list,
-        query: call.uri.query(),
+        query,
         body,
     })
     .map_err(request_error)?;
@@ -174,11 +203,35 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
             None => Err(async_calls::queue_full()),
         };
     }
+    let claimed_key = match delivery::idempotency_key(&hot, headers)? {
+        Some(key) => {
+            let digest = delivery::request_digest(query, &received.raw_body);
+            match state.engine.claim_delivery(&hot, key, &digest).await? {
+                Delivery::Run(claimed) => Some(claimed),
+                Delivery::Repeat {
+                    execution_id,
+                    reply,
+                } => return Ok(delivery::replayed_response(reply, &execution_id)),
+                Delivery::KeyReused { execution_id } => {
+                    return Err(delivery::key_reused(&execution_id))
+                }
+                Delivery::StillRunning { execution_id } => {
+                    return Err(delivery::key_in_use(&execution_id))
+                }
+            }
+        }
+        None => None,
+    };
+    let call_details = CallDetails {
+        request: Some(request),
+        received: Some(received),
+        claimed_key,
+    };
     // On a task of its own: a caller who hangs up drops this handler, not the execution, which
     // keeps the room its body takes until it ends.
     let report = state
         .engine
-        .execute_detached(hot, Trigger::Catch, Some(request), reservation)
+        .execute_call_detached(hot, Trigger::Catch, call_details, reservation)
         .report()
         .await?;
     Ok(match report.reply {
@@ -322,7 +375,7 @@ pub fn refusal_response(refusal: &Refusal, execution_id: &str) -> Response {
     response
 }
 
-fn set_execution_id(headers: &mut HeaderMap, execution_id: &str) {
+pub(crate) fn set_execution_id(headers: &mut HeaderMap, execution_id: &str) {
     if let Ok(value) = HeaderValue::from_str(execution_id) {
         headers.insert(HeaderName::from_static(EXECUTION_ID_HEADER), value);
     }

@@ -1,7 +1,10 @@
-//! `GET /readyz`: whether this server can run workflows now — `200` when every runtime's base
-//! processes are up (or not needed yet), `503` with the reason otherwise. Liveness is `/healthz`.
+//! `GET /readyz`: whether this server can run workflows now — `200` when the store answers and
+//! every runtime's base processes are up (or not needed yet), `503` with the reason otherwise:
+//! also while the server shuts down (and, answered by the gateway, while it starts). Liveness is
+//! `/healthz`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,13 +14,38 @@ use serde_json::{json, Value};
 
 use crate::AppState;
 
+/// The longest `/readyz` waits for the store to answer.
+const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
-    match not_ready_reason(&state) {
+    let reason = if state.is_shutting_down() {
+        Some("shutting down".to_string())
+    } else {
+        match store_not_answering(&state).await {
+            Some(reason) => Some(reason),
+            None => not_ready_reason(&state),
+        }
+    };
+    match reason {
         None => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "not_ready", "reason": reason})),
         ),
+    }
+}
+
+/// Why the store is not usable now, if it is not: it must answer a query within
+/// [`STORE_CHECK_TIMEOUT`].
+async fn store_not_answering(state: &AppState) -> Option<String> {
+    let store = state.engine.store();
+    match tokio::time::timeout(STORE_CHECK_TIMEOUT, store.count_teams()).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(error)) => Some(format!("the store does not answer: {error}")),
+        Err(_) => Some(format!(
+            "the store did not answer within {} s",
+            STORE_CHECK_TIMEOUT.as_secs()
+        )),
     }
 }
 

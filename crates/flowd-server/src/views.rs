@@ -5,7 +5,9 @@ use flowd_core::settings::{masked, Settings, SettingsChange, MASK};
 use flowd_core::workflow::Mode;
 use flowd_engine::clock::rfc3339;
 use flowd_engine::Deployment;
-use flowd_store::{ExecutionRecord, VersionRecord, WorkflowRecord};
+use flowd_store::{
+    ApiKeyRecord, AuditEntry, ExecutionRecord, TeamRecord, VersionRecord, WorkflowRecord,
+};
 use serde_json::{json, Value};
 
 /// The path of a catch workflow's hook URL.
@@ -41,9 +43,13 @@ pub fn workflow(team: &str, record: &WorkflowRecord) -> Value {
         "memory_mb": record.memory_mb,
         "max_concurrency": record.max_concurrency,
         "isolation": record.isolation,
+        "retention": record.retention,
         "response": record.response,
         "created_at": rfc3339(record.created_at),
         "updated_at": rfc3339(record.updated_at),
+        "verify": record.verify.as_ref().map(|verify| verify.to_json()),
+        "idempotency_header": record.idempotency_header,
+        "egress_allow": record.egress_allow,
     })
 }
 
@@ -122,5 +128,40 @@ pub fn execution_summary(record: &ExecutionRecord) -> Value {
         "logs_truncated": record.logs_truncated,
         "settings_changed": record.settings_changed.as_ref().map(changed_keys),
         "fire_at": record.fire_at.map(rfc3339),
+    })
+}
+
+pub fn team(record: &TeamRecord) -> Value {
+    json!({
+        "id": record.id,
+        "name": record.name,
+        "created_at": rfc3339(record.created_at),
+    })
+}
+
+/// An API key as listings show it: never the key, nor its hash.
+pub fn api_key(record: &ApiKeyRecord, team: &str) -> Value {
+    json!({
+        "id": record.id,
+        "name": record.name,
+        "prefix": record.prefix,
+        "role": record.role,
+        "team": team,
+        "created_at": rfc3339(record.created_at),
+        "expires_at": record.expires_at.map(rfc3339),
+        "last_used_at": record.last_used_at.map(rfc3339),
+    })
+}
+
+pub fn audit_entry(entry: &AuditEntry) -> Value {
+    json!({
+        "id": entry.id,
+        "at": rfc3339(entry.at),
+        "actor": {"id": entry.actor_id, "name": entry.actor_name},
+        "action": entry.action,
+        "team": entry.team_name,
+        "workflow": entry.workflow_name,
+        "workflow_id": entry.workflow_id,
+        "summary": entry.summary,
     })
 }

@@ -1,6 +1,8 @@
 //! The durable queue of asynchronous hook calls: what a call that was answered `202` keeps in the
 //! store until it has run, and what it answered once it has.
 
+use crate::StoredResponse;
+
 /// A hook request as it was received, enough to build its `_request` again.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StoredRequest {
@@ -12,22 +14,14 @@ pub struct StoredRequest {
     pub body: Vec<u8>,
 }
 
-/// The HTTP response an execution produced.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
 /// Where an asynchronous call is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AsyncCallState {
     /// Waiting to be claimed.
     Queued,
-    /// Taken by a node, which runs it before `lease_until` (epoch ms); past that, any node may
-    /// claim it again.
-    Claimed { lease_until: i64 },
+    /// Taken by the node `node_id`, which runs it before `lease_until` (epoch ms); past that, or
+    /// once that node is reaped, any node may claim it again.
+    Claimed { lease_until: i64, node_id: String },
     /// Run: what it answered.
     Done {
         response: StoredResponse,
@@ -87,6 +81,7 @@ pub(crate) struct AsyncCallRow {
     pub enqueued_at: i64,
     pub state: String,
     pub lease_until: Option<i64>,
+    pub node_id: Option<String>,
     pub response_status: Option<i64>,
     pub response_headers: Option<String>,
     pub response_body: Option<Vec<u8>>,
@@ -95,7 +90,7 @@ pub(crate) struct AsyncCallRow {
 
 /// The columns [`AsyncCallRow`] reads, in the order both backends select them.
 pub(crate) const ASYNC_CALL_COLUMNS: &str = "id, workflow_id, token, request_headers, \
-     request_query, request_body, enqueued_at, state, lease_until, response_status, \
+     request_query, request_body, enqueued_at, state, lease_until, node_id, response_status, \
      response_headers, response_body, finished_at";
 
 impl AsyncCallRow {
@@ -115,6 +110,10 @@ impl AsyncCallRow {
                 lease_until: self
                     .lease_until
                     .ok_or_else(|| corrupt("claimed without a lease"))?,
+                node_id: self
+                    .node_id
+                    .clone()
+                    .ok_or_else(|| corrupt("claimed without a node"))?,
             },
             "done" => AsyncCallState::Done {
                 response: StoredResponse {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::{PostgresStore, Result, SqliteStore, Store};
+use crate::{PostgresStore, Result, SecretKey, SqliteStore, Store};
 
 /// A database to open a [`Store`] on.
 #[derive(Clone, PartialEq, Eq)]
@@ -78,10 +78,37 @@ fn without_password(url: &str) -> String {
 impl DatabaseUrl {
     /// Opens the store, bringing its schema up to date.
     pub async fn open(&self) -> Result<Arc<dyn Store>> {
+        self.open_keyed(None).await
+    }
+
+    /// Opens the store, bringing its schema up to date, with its secret values sealed under
+    /// `secret_key` (`None`: in clear). Refuses a store whose values are sealed under another key.
+    pub async fn open_keyed(&self, secret_key: Option<&SecretKey>) -> Result<Arc<dyn Store>> {
         Ok(match self {
-            DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::open(path).await?),
-            DatabaseUrl::Postgres(url) => Arc::new(PostgresStore::connect(url).await?),
+            DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::open_keyed(path, secret_key).await?),
+            DatabaseUrl::Postgres(url) => {
+                Arc::new(PostgresStore::connect_keyed(url, secret_key).await?)
+            }
         })
+    }
+
+    /// Reseals the store's secret values, sealed under `current`, under `new`, in one
+    /// transaction. Nothing else may use the database meanwhile (its servers stopped).
+    pub async fn rotate_secret_key(&self, current: &SecretKey, new: &SecretKey) -> Result<()> {
+        match self {
+            DatabaseUrl::Sqlite(path) => {
+                SqliteStore::open_keyed(path, Some(current))
+                    .await?
+                    .rotate_secret_key(new)
+                    .await
+            }
+            DatabaseUrl::Postgres(url) => {
+                PostgresStore::connect_keyed(url, Some(current))
+                    .await?
+                    .rotate_secret_key(new)
+                    .await
+            }
+        }
     }
 }
 

@@ -39,6 +39,18 @@ pub enum StoreError {
          run the flowd that migrated it, or a newer one"
     )]
     SchemaTooNew { database: i64, binary: i64 },
+    /// The store's secret values are sealed under another key than the one given.
+    #[error(
+        "the secret key given is not the one this store's secrets are encrypted with (its \
+         fingerprint is {stored}, the given key's {given}): give the store's key \
+         (FLOWD_SECRET_KEY, --secret-key-file or <data dir>/secret-key)"
+    )]
+    WrongSecretKey { stored: String, given: String },
+    /// The store's secret values are sealed, and no key was given to open them.
+    #[error(
+        "this store's secrets are encrypted (key fingerprint {stored}) and no secret key was given"
+    )]
+    SecretKeyMissing { stored: String },
 }
 
 impl StoreError {
@@ -89,10 +101,32 @@ impl StoreError {
         ))
     }
 
+    /// A team is deleted only once it has no workflows.
+    pub(crate) fn team_has_workflows(team_id: &str, workflows: i64) -> StoreError {
+        StoreError::Conflict(format!(
+            "team {team_id} still has {workflows} workflow(s): delete or move them first"
+        ))
+    }
+
     pub(crate) fn execution_workflow_missing(execution: &ExecutionRecord) -> StoreError {
         StoreError::NotFound(format!(
             "workflow {} (of execution {})",
             execution.workflow_id, execution.id
+        ))
+    }
+
+    /// A slot taken for a workflow that does not exist, or by a node that is not registered (it
+    /// was found dead and reaped).
+    pub(crate) fn slot_owner_missing(workflow_id: &str, node_id: &str) -> StoreError {
+        StoreError::NotFound(format!(
+            "workflow {workflow_id}, or node {node_id}, which must be registered to hold a slot"
+        ))
+    }
+
+    /// A node registered through a store that writes for another one.
+    pub(crate) fn not_this_node(given: &str, own: &str) -> StoreError {
+        StoreError::Conflict(format!(
+            "node {given} cannot be registered through the store of node {own}"
         ))
     }
 }

@@ -6,31 +6,46 @@
 //! values are stored as text (SQLite) or `json` (PostgreSQL).
 //!
 //! What every backend shares: the trait and what it takes and answers (`store`), the records
-//! (`model`; the queue of asynchronous calls in `async_call`), the errors (`error`), the ticket a commit is awaited with (`commit`), sqlx's errors
-//! as the store's (`sqlx_error`), the refusal of a schema newer than the binary
+//! (`model`; the queue of asynchronous calls in `async_call`), the nodes sharing a store and what a dead one releases (`node`), the changes a
+//! shared store publishes to its nodes (`changes`), the idempotency keys of hook calls
+//! (`idempotency`), the errors (`error`), the ticket a commit is awaited with (`commit`), sqlx's
+//! errors as the store's (`sqlx_error`), the refusal of a schema newer than the binary
 //! (`schema_version`), the choice of a backend (`database_url`). Each backend is a module of its
 //! own that depends on these and on no other backend (`sqlite`, `postgres`).
 
 #![forbid(unsafe_code)]
 
 mod async_call;
+mod changes;
 mod commit;
 mod database_url;
 mod error;
+mod idempotency;
+pub mod metrics;
+pub mod migrate;
 mod model;
+mod node;
 mod postgres;
 mod schema_version;
+mod secrets;
 mod sqlite;
 mod sqlx_error;
 mod store;
 
-pub use async_call::{
-    AsyncCallRecord, AsyncCallState, Enqueued, QueueBound, StoredRequest, StoredResponse,
-};
+pub use async_call::{AsyncCallRecord, AsyncCallState, Enqueued, QueueBound, StoredRequest};
+pub use changes::{ChangeFeed, StoreChange, WorkflowChange};
 pub use commit::{CommitCompleter, CommitTicket};
 pub use database_url::{DatabaseUrl, DatabaseUrlError};
 pub use error::{BoxError, Result, StoreError};
+pub use idempotency::{
+    IdempotencyClaim, IdempotencyClaimOutcome, IdempotencyRecord, StoredResponse,
+};
 pub use model::*;
+pub use node::{NodeRecord, ReapedNode};
 pub use postgres::PostgresStore;
+pub use secrets::{InvalidSecretKey, SecretKey};
+pub use sqlite::backup::{backup_database, check_backup, BackupError};
 pub use sqlite::SqliteStore;
-pub use store::{ClaimOutcome, ExecutionQuery, FireAdvance, RunClaim, Store, StoreWrite};
+pub use store::{
+    ClaimOutcome, ExecutionQuery, FireAdvance, RunClaim, Store, StoreWrite, WorkflowRetention,
+};

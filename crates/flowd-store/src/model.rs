@@ -1,5 +1,6 @@
 //! The records the store keeps.
 
+use flowd_core::access::{AuditAction, Role};
 use flowd_core::settings::SettingsChange;
 use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, ResponseMode, Trigger, VersionState};
 use serde::{Deserialize, Serialize};
@@ -19,8 +20,14 @@ pub struct ApiKeyRecord {
     pub name: String,
     /// SHA-256 of the key, lower-case hex. The key itself is never stored.
     pub key_hash: String,
-    pub is_admin: bool,
+    /// The first characters of the key, to tell keys apart in listings.
+    pub prefix: String,
+    pub role: Role,
     pub created_at: i64,
+    /// After this the key is refused (`None`: never expires).
+    pub expires_at: Option<i64>,
+    /// When it was last used, to the minute or so (the engine records it at most once a minute).
+    pub last_used_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +59,15 @@ pub struct WorkflowRecord {
     pub isolation: Isolation,
     pub created_at: i64,
     pub updated_at: i64,
+    /// How the hook's callers sign their deliveries (`None`: calls are not checked).
+    pub verify: Option<flowd_core::verify::Verification>,
+    /// The header whose value identifies a delivery, instead of `Idempotency-Key` (lower-case).
+    pub idempotency_header: Option<String>,
+    /// The workflow's own retention of its executions (`None`: the server's).
+    pub retention: Option<flowd_core::retention::Retention>,
+    /// Destinations this workflow's processes alone may connect to although the egress policy
+    /// refuses them, within the server's ceiling (`flowd_core::egress::ceiling`).
+    pub egress_allow: Vec<flowd_core::egress::EgressRule>,
     /// How its hook calls are answered.
     pub response: ResponseMode,
 }
@@ -122,4 +138,40 @@ pub struct ExecutionRecord {
     /// For scheduled runs: the fire time this execution claims. `(workflow_id, fire_at)` is
     /// unique, so that one fire time is run once.
     pub fire_at: Option<i64>,
+}
+
+/// One change recorded in the audit log: who did it (the API key, by id and name, as they were),
+/// what, when, in which team and on which workflow. Entries outlive what they name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub id: String,
+    pub at: i64,
+    pub actor_id: String,
+    pub actor_name: String,
+    pub action: AuditAction,
+    pub team_id: Option<String>,
+    pub team_name: Option<String>,
+    pub workflow_id: Option<String>,
+    pub workflow_name: Option<String>,
+    /// What changed, in words (settings keys, never values).
+    pub summary: String,
+}
+
+/// A filter of the audit log. Results are newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Only entries of this team (by id).
+    pub team_id: Option<String>,
+    /// Only entries of the team of this name (as it was named at the time).
+    pub team_name: Option<String>,
+    /// Only entries about this workflow, by id or name.
+    pub workflow: Option<String>,
+    /// Only entries of this API key, by id or name.
+    pub actor: Option<String>,
+    /// Only entries at or after this time (epoch ms).
+    pub since: Option<i64>,
+    /// Only entries older than this one (by id): the next page.
+    pub before_id: Option<String>,
+    /// At most this many (the backend caps it at 1000; 0 means 50).
+    pub limit: u32,
 }

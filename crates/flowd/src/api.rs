@@ -150,19 +150,34 @@ impl Api {
         self.call(Method::DELETE, path, None).await
     }
 
-    /// Every workflow of the team.
+    /// Every workflow of the key's team (of every team, for an admin key).
     pub async fn workflows(&self) -> Result<Vec<Value>> {
         let answer = self.get("/workflows").await?;
         Ok(answer["workflows"].as_array().cloned().unwrap_or_default())
     }
 
-    /// The workflow called `name`, if there is one.
+    /// The workflow called `name` (`TEAM/NAME` picks a team's), if there is one. An admin key
+    /// sees every team: a name that several teams use is an error asking for `TEAM/NAME`.
     pub async fn find_workflow(&self, name: &str) -> Result<Option<Value>> {
-        Ok(self
+        let (team, name) = match name.split_once('/') {
+            Some((team, name)) => (Some(team), name),
+            None => (None, name),
+        };
+        let mut found: Vec<Value> = self
             .workflows()
             .await?
             .into_iter()
-            .find(|w| w["name"].as_str() == Some(name)))
+            .filter(|w| w["name"].as_str() == Some(name))
+            .filter(|w| team.is_none_or(|team| w["team"].as_str() == Some(team)))
+            .collect();
+        if found.len() > 1 {
+            let teams: Vec<&str> = found.iter().filter_map(|w| w["team"].as_str()).collect();
+            return Err(anyhow!(
+                "workflows named {name:?} exist in the teams {}: name one as TEAM/{name}",
+                teams.join(", ")
+            ));
+        }
+        Ok(found.pop())
     }
 
     /// The workflow called `name`; an error naming it otherwise.

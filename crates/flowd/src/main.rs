@@ -1,20 +1,26 @@
 //! The `flowd` binary: parses the command line and hands over to the library crates.
 //!
 //! `serve` runs the server; `run` executes a workflow locally through the same runtime and
-//! contract mapping as the server; every other command is a client of the REST API.
+//! contract mapping as the server; `migrate-store` copies a stopped node's SQLite store into
+//! PostgreSQL; every other command is a client of the REST API.
 
 mod api;
 mod commands;
+mod logging;
 mod memory;
 mod profile;
 mod secret_input;
+mod secret_key;
 mod serve;
 mod signature;
 mod ui;
 
 use clap::{Args, Parser, Subcommand};
 
-use commands::{deploy, executions, invoke, login, run, settings, versions, workflows};
+use commands::{
+    audit, backup, deploy, executions, invoke, keys, login, migrate_store, rotate_key, run,
+    settings, teams, versions, workflows,
+};
 
 /// flowd: a self-hosted, serverless runtime for HR data workflows.
 #[derive(Parser)]
@@ -130,6 +136,27 @@ enum Command {
     /// Run a workflow file once, locally, exactly as the server would (no server needed).
     #[command(after_help = run::EXAMPLES)]
     Run(run::RunArgs),
+    /// Create, list and revoke API keys (admin keys).
+    #[command(after_help = keys::EXAMPLES)]
+    Keys(keys::KeysArgs),
+    /// Create, list, rename and delete teams (admin keys).
+    #[command(after_help = teams::EXAMPLES)]
+    Teams(teams::TeamsArgs),
+    /// Show the audit log: who changed what, when.
+    #[command(after_help = audit::EXAMPLES)]
+    Audit(audit::AuditArgs),
+    /// Copy a single node's SQLite store into an empty PostgreSQL database (stop the server first).
+    #[command(name = "migrate-store", after_help = migrate_store::EXAMPLES)]
+    MigrateStore(migrate_store::MigrateStoreArgs),
+    /// Write a consistent copy of a data dir's store into a file, while its server serves.
+    #[command(after_help = backup::BACKUP_EXAMPLES)]
+    Backup(backup::BackupArgs),
+    /// Lay a backup into a new data dir.
+    #[command(after_help = backup::RESTORE_EXAMPLES)]
+    Restore(backup::RestoreArgs),
+    /// Re-encrypt every secret value of a (stopped) server's store under a new secret key.
+    #[command(after_help = rotate_key::EXAMPLES)]
+    RotateSecretKey(rotate_key::RotateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -178,6 +205,13 @@ fn main() -> std::process::ExitCode {
             Command::Execution(args) => executions::execution(&global, args).await,
             Command::Settings(args) => settings::settings(&global, args).await,
             Command::Run(args) => run::run(args).await,
+            Command::Keys(args) => keys::keys(&global, args).await,
+            Command::Teams(args) => teams::teams(&global, args).await,
+            Command::Audit(args) => audit::audit(&global, args).await,
+            Command::MigrateStore(args) => migrate_store::migrate_store(args).await,
+            Command::Backup(args) => backup::backup(args).await,
+            Command::Restore(args) => backup::restore(args).await,
+            Command::RotateSecretKey(args) => rotate_key::rotate(args).await,
         }
     });
     // Do not wait for tasks left behind (a blocked stdin reader, a spinner).

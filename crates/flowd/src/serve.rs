@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use flowd_core::egress::EgressRule;
-use flowd_engine::EngineConfig;
+use flowd_core::retention::RetentionDefaults;
+use flowd_engine::retention::RetentionConfig;
+use flowd_engine::{EngineConfig, NodeConfig};
 use flowd_runtime::{BuildConfig, EgressConfig, EgressProxy, InstallerChoice, SandboxUser};
 use flowd_server::conn::fd_limit;
 use flowd_server::{Config, ConnectionLimits, DatabaseUrl, DatabaseUrlError};
@@ -44,6 +46,14 @@ pub struct ServeArgs {
     /// readable by every process of the machine, the workflows included).
     #[arg(long = "admin-api-key", hide = true, value_name = "KEY")]
     pub admin_api_key_on_command_line: Option<String>,
+    /// A file holding the key (64 hex characters) secret values are encrypted with at rest
+    /// [default: $FLOWD_SECRET_KEY, else <data-dir>/secret-key, generated on first start].
+    #[arg(long, env = "FLOWD_SECRET_KEY_FILE", value_name = "PATH")]
+    pub secret_key_file: Option<PathBuf>,
+    /// Refused: use --secret-key-file or FLOWD_SECRET_KEY (a key on the command line is
+    /// readable by every process of the machine, the workflows included).
+    #[arg(long = "secret-key", hide = true, value_name = "KEY")]
+    pub secret_key_on_command_line: Option<String>,
     /// Run user code as this UID:GID (when flowd runs as root) [default: 65534:65534, nobody].
     #[arg(long, env = "FLOWD_SANDBOX_USER", value_parser = parse_user)]
     pub sandbox_user: Option<SandboxUser>,
@@ -79,6 +89,10 @@ pub struct ServeArgs {
     /// Calls that may wait for an execution slot before `503`.
     #[arg(long, env = "FLOWD_QUEUE_DEPTH", default_value_t = 256)]
     pub queue_depth: usize,
+    /// Hours an idempotency key is remembered: a hook call repeating it within that time gets
+    /// the first call's response instead of running again.
+    #[arg(long, env = "FLOWD_IDEMPOTENCY_TTL_H", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
+    pub idempotency_ttl_h: u64,
     /// Asynchronous calls (`Prefer: respond-async`) the store's queue may hold, queued or
     /// running, all nodes together; more are refused with `503` and `Retry-After`.
     #[arg(long, env = "FLOWD_QUEUE_MAX", default_value_t = 10_000)]
@@ -109,9 +123,18 @@ pub struct ServeArgs {
     /// a uv binary.
     #[arg(long, env = "FLOWD_INSTALLER", default_value = "auto")]
     pub installer: String,
+    /// Seconds a node's lease in the store lasts: renewed about every third of it, and once it
+    /// has expired (the node died or lost the database) another node marks the node's running
+    /// executions interrupted and frees its max_concurrency slots.
+    #[arg(long, env = "FLOWD_NODE_LEASE_S", default_value_t = 30)]
+    pub node_lease_s: u64,
     /// Seconds a shutdown waits for executions in flight.
     #[arg(long, env = "FLOWD_SHUTDOWN_GRACE_S", default_value_t = 30)]
     pub shutdown_grace_s: u64,
+    /// Days the audit log keeps its entries (older ones are deleted by an hourly sweep).
+    #[arg(long, env = "FLOWD_AUDIT_RETENTION_DAYS", default_value_t = 365,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub audit_retention_days: u32,
     /// `isolation: "reuse"` workflows: warm instances per version serving calls in parallel.
     #[arg(long, env = "FLOWD_REUSE_POOL_SIZE", default_value_t = 4)]
     pub reuse_pool_size: usize,
@@ -135,9 +158,32 @@ pub struct ServeArgs {
     /// firewall is managed otherwise.
     #[arg(long, env = "FLOWD_EGRESS", default_value = "on", value_parser = ["on", "off"])]
     pub egress: String,
+    /// Executions older than this many days are deleted (a workflow's `retention.days` wins);
+    /// 0 keeps them whatever their age.
+    #[arg(long, env = "FLOWD_RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u32,
+    /// Only this many of each workflow's newest executions are kept (a workflow's
+    /// `retention.max_executions` wins); 0 keeps them whatever their number.
+    #[arg(long, env = "FLOWD_RETENTION_PER_WORKFLOW", default_value_t = 10_000)]
+    pub retention_per_workflow: u64,
+    /// What a workflow's own `egress_allow` may open, for that workflow alone (the ceiling;
+    /// opens nothing by itself): same forms as --egress-allow; comma-separated or repeated.
+    /// Empty: workflows cannot have exceptions of their own.
+    #[arg(long, env = "FLOWD_EGRESS_WORKFLOW_ALLOW", value_delimiter = ',')]
+    pub egress_workflow_allow: Vec<EgressRule>,
     /// Log filter (e.g. `info`, `flowd=debug`).
     #[arg(long, env = "FLOWD_LOG", default_value = "info")]
     pub log: String,
+    /// How log lines are written (to stderr): `text`, or `json` (one object per line with
+    /// `timestamp`, `level`, `target`, `fields` — the message among them — and the spans).
+    #[arg(long, env = "FLOWD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Also serve `/metrics` on this address, without an API key (e.g. `127.0.0.1:9464`).
+    #[arg(long, env = "FLOWD_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Serve `/metrics` on the main address without an API key.
+    #[arg(long, env = "FLOWD_METRICS_PUBLIC")]
+    pub metrics_public: bool,
 }
 
 fn parse_database(text: &str) -> Result<DatabaseUrl, String> {
@@ -185,6 +231,10 @@ impl ServeArgs {
             .collect();
         config.default_runtime = self.default_runtime.clone().filter(|name| !name.is_empty());
         config.admin_api_key = self.admin_api_key()?;
+        if self.secret_key_on_command_line.is_some() {
+            return Err(crate::secret_key::refused_on_command_line());
+        }
+        config.secret_key = crate::secret_key::given(self.secret_key_file.as_deref())?;
         config.sandbox_user = self.sandbox_user;
         config.preload = self.preload.clone();
         config.max_body_bytes = self.max_body_mb << 20;
@@ -215,13 +265,28 @@ impl ServeArgs {
             enabled: self.egress == "on",
             allow: self.egress_allow.clone(),
             proxy: self.egress_proxy.clone(),
+            workflow_allow: self.egress_workflow_allow.clone(),
         };
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);
+        config.metrics_public = self.metrics_public;
         config.engine = EngineConfig {
             max_concurrent_executions: self.max_concurrency,
             queue_depth: self.queue_depth,
             max_timeout_s: self.max_timeout_s,
             max_memory_mb: self.max_memory_mb,
+            idempotency_ttl: Duration::from_secs(self.idempotency_ttl_h * 3600),
+            retention: RetentionConfig {
+                defaults: RetentionDefaults {
+                    days: self.retention_days,
+                    per_workflow: self.retention_per_workflow,
+                },
+                ..RetentionConfig::default()
+            },
+            node: NodeConfig {
+                address: self.listen.clone(),
+                lease: Duration::from_secs(self.node_lease_s.max(1)),
+            },
+            audit_retention_days: self.audit_retention_days,
             async_queue_max: self.queue_max,
             ..EngineConfig::default()
         };
@@ -230,11 +295,7 @@ impl ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?,
-        )
-        .init();
+    crate::logging::init(&args.log, &args.log_format)?;
     match fd_limit::raise_to_hard_limit() {
         Ok(limit) if limit.now > limit.before => tracing::info!(
             from = limit.before,
@@ -245,19 +306,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Err(error) => tracing::warn!(%error, "cannot read or raise the open-file limit"),
     }
     crate::memory::spawn_periodic_trim();
+    let config = args.config()?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let config = args.config()?;
+    let metrics_listener = match &args.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
     tracing::info!(
         max_connections = config.connections.max_connections,
         "connection cap"
     );
-    let state = flowd_server::start(&config).await?;
-    tracing::info!(address = %listener.local_addr()?, "flowd is listening");
-    flowd_server::serve(listener, state, shutdown_signal())
+    tracing::info!(address = %listener.local_addr()?, "flowd is listening (starting)");
+    if let Some(metrics) = &metrics_listener {
+        tracing::info!(address = %metrics.local_addr()?, "/metrics is served");
+    }
+    flowd_server::start_and_serve(listener, metrics_listener, &config, shutdown_signal())
         .await
-        .context("the server stopped with an error")?;
+        .context("flowd stopped with an error")?;
     tracing::info!("flowd stopped");
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! Guessing a workflow's mode from its `def workflow(` signature: one positional parameter is
-//! pull, two is catch. Only a guess for good defaults: the server (and `flowd run`) validate the
+//! pull, two is catch (a parameter named `context`, which flowd fills, does not count). Only a guess for good defaults: the server (and `flowd run`) validate the
 //! code for real with Python's own parser.
 
 use flowd_core::workflow::Mode;
@@ -35,7 +35,8 @@ pub fn workflow_positional_count(code: &str) -> Option<usize> {
 }
 
 /// Counts the positional parameters in `text`, which starts right after the `(` of a parameter
-/// list: names before `*`, `*args` or `**kwargs`, not counting the `/` marker.
+/// list: names before `*`, `*args` or `**kwargs`, not counting the `/` marker nor `context`
+/// (the execution context, not one of the mode's parameters).
 fn count_positional(text: &str) -> Option<usize> {
     let mut depth = 0usize;
     let mut params: Vec<String> = Vec::new();
@@ -90,7 +91,10 @@ fn count_positional(text: &str) -> Option<usize> {
         if param.starts_with('*') {
             break;
         }
-        count += 1;
+        let name = param.split([':', '=']).next().unwrap_or(param).trim();
+        if name != "context" {
+            count += 1;
+        }
     }
     Some(count)
 }
@@ -116,6 +120,18 @@ mod tests {
         );
         assert_eq!(
             guess_mode("import os\n\ndef workflow(settings):\n    pass\n"),
+            Some(Mode::Pull)
+        );
+    }
+
+    #[test]
+    fn context_parameter_does_not_count() {
+        assert_eq!(
+            guess_mode("def workflow(_request, settings, context):\n"),
+            Some(Mode::Catch)
+        );
+        assert_eq!(
+            guess_mode("def workflow(settings, context: 'Context' = None):\n"),
             Some(Mode::Pull)
         );
     }

@@ -55,12 +55,13 @@ impl Server {
             log,
         };
         let client = client();
-        // The first start of all may build the shared Python environment.
-        poll_until(Duration::from_secs(600), "flowd serve is healthy", || {
+        // The port opens at once; /readyz answers 200 once the server is started. The first start
+        // of all may build the shared Python environment.
+        poll_until(Duration::from_secs(600), "flowd serve is started", || {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("flowd serve exited ({status}):\n{}", server.log());
             }
-            let response = client.get(format!("{}/healthz", server.url)).send().ok()?;
+            let response = client.get(format!("{}/readyz", server.url)).send().ok()?;
             response.status().is_success().then_some(())
         });
         server

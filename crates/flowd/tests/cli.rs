@@ -95,13 +95,14 @@ impl Server {
             .timeout(Duration::from_secs(2))
             .build()
             .expect("client");
-        let healthz = format!("{}/healthz", self.url);
-        // The first start of all may build the shared Python environment.
+        // The port opens at once; /readyz answers 200 once the server is started. The first start
+        // of all may build the shared Python environment.
+        let readyz = format!("{}/readyz", self.url);
         let healthy = poll_until(Duration::from_secs(600), || {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("flowd serve exited ({status}):\n{}", self.log());
             }
-            let response = client.get(&healthz).send().ok()?;
+            let response = client.get(&readyz).send().ok()?;
             response.status().is_success().then_some(())
         });
         if healthy.is_none() {
@@ -801,6 +802,30 @@ fn deploy_refuses_bad_code_and_reports_the_server_errors() {
 }
 
 #[test]
+fn deploy_egress_allow_is_parsed_like_the_servers_and_refused_beyond_its_ceiling() {
+    let user = User::with_server();
+    user.write("hello.py", HELLO_V1);
+
+    // Parsed before anything is sent, by the same code as the server's.
+    let refused = user
+        .flowd()
+        .args(["deploy", "hello.py", "--egress-allow", "10.0.0.1/8"])
+        .output()
+        .expect("flowd runs");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("bits are set beyond the prefix"),
+        "{stderr}"
+    );
+    // The server started without --egress-workflow-allow lets a workflow open nothing.
+    let line = user.fails(&["deploy", "hello.py", "--egress-allow", "10.0.0.0/8"]);
+    assert!(line.contains("egress_allow"), "{line}");
+    assert!(line.contains("--egress-workflow-allow is empty"), "{line}");
+    assert!(user.ok(&["ls"]).contains("No workflows yet"));
+}
+
+#[test]
 fn logs_follow_streams_new_executions_until_ctrl_c() {
     let user = User::with_server();
     user.write("hello.py", HELLO_V1);
@@ -907,6 +932,19 @@ fn run_a_catch_file_locally_as_the_server_would() {
         outcome["settings"]["why_not"],
         "unchanged: nothing would be persisted"
     );
+}
+
+#[test]
+fn run_gives_a_workflow_declaring_context_the_raw_body() {
+    let user = User::alone();
+    user.write(
+        "signed.py",
+        "def workflow(_request, settings, context):\n    return {'status_code': 200, 'body': '%s %s %s %d' % (context.trigger, context.method, context.raw_body.decode(), context.attempt)}\n",
+    );
+    user.write("event.json", "{\"id\":  7}");
+    let outcome = user.json(&["run", "signed.py", "--raw-body", "@event.json"]);
+    assert_eq!(outcome["status"], "success", "{outcome}");
+    assert_eq!(outcome["response"]["body"], "manual POST {\"id\":  7} 1");
 }
 
 #[test]
@@ -1070,6 +1108,9 @@ fn every_command_has_help_with_an_example() {
         "settings",
         "run",
         "versions",
+        "keys",
+        "teams",
+        "audit",
     ] {
         user.flowd()
             .args([command, "--help"])
@@ -1103,6 +1144,33 @@ fn deploy_sets_environment_variables_that_reach_the_module() {
     assert_eq!(user.ok(&["invoke", "envy"]).trim(), "s3");
     let line = user.fails(&["deploy", "envy.py", "--env", "1BAD=x"]);
     assert!(line.contains("env"), "{line}");
+}
+
+#[test]
+fn deploy_sets_the_workflows_retention_and_show_prints_it() {
+    let user = User::with_server();
+    user.write(
+        "kept.py",
+        "def workflow(_request, settings):\n    return None\n",
+    );
+    user.ok(&[
+        "deploy",
+        "kept.py",
+        "--retention-days",
+        "7",
+        "--retention-max-executions",
+        "50",
+    ]);
+    assert_eq!(
+        user.json(&["show", "kept"])["workflow"]["retention"],
+        serde_json::json!({"days": 7, "max_executions": 50})
+    );
+
+    // An update changes the limit given and keeps the other.
+    let out = user.ok(&["deploy", "kept.py", "--retention-days", "3"]);
+    assert!(out.contains("retention"), "{out}");
+    let out = user.ok(&["show", "kept"]);
+    assert!(out.contains("3 days, at most 50 executions"), "{out}");
 }
 
 const DATEUTIL: &str = r#"import json
@@ -1289,4 +1357,108 @@ fn a_first_deploy_that_fails_leaves_no_active_version_until_one_succeeds() {
     let versions = user.json(&["versions", "imports"]);
     assert_eq!(versions["versions"][0]["state"], "active");
     assert_eq!(versions["versions"][1]["state"], "failed");
+}
+
+#[test]
+fn teams_keys_and_the_audit_log_from_the_command_line() {
+    let user = User::with_server();
+    user.ok(&["teams", "create", "payroll"]);
+    let teams = user.json(&["teams", "ls"]);
+    let names: Vec<&str> = teams
+        .as_array()
+        .expect("teams")
+        .iter()
+        .filter_map(|team| team["name"].as_str())
+        .collect();
+    assert_eq!(names, ["default", "payroll"]);
+
+    // The key alone on stdout, to be stored by redirection.
+    let key = user.ok(&[
+        "keys", "create", "ci", "--role", "viewer", "--team", "payroll",
+    ]);
+    let key = key.trim();
+    assert!(key.starts_with("flowd_"), "{key}");
+    let keys = user.json(&["keys", "ls"]);
+    let ci = keys
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["name"] == "ci")
+        .expect("ci is listed")
+        .clone();
+    assert_eq!(ci["role"], "viewer");
+    assert_eq!(ci["team"], "payroll");
+    assert!(
+        !user.ok(&["keys", "ls"]).contains(key),
+        "the key is never listed"
+    );
+
+    // The viewer reads, and is refused a change in the server's words.
+    let as_viewer = |args: &[&str]| {
+        user.flowd()
+            .env("FLOWD_API_KEY", key)
+            .args(args)
+            .output()
+            .expect("flowd runs")
+    };
+    assert!(as_viewer(&["ls"]).status.success());
+    let refused = as_viewer(&["teams", "create", "mine"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("admin role"));
+
+    user.ok(&["keys", "revoke", ci["id"].as_str().expect("id"), "--yes"]);
+    let after = as_viewer(&["ls"]);
+    assert!(!after.status.success(), "a revoked key is refused");
+
+    user.ok(&["teams", "rename", "payroll", "payroll-eu"]);
+    user.ok(&["teams", "rm", "payroll-eu", "--yes"]);
+    let entries = user.json(&["audit"]);
+    let actions: Vec<&str> = entries
+        .as_array()
+        .expect("entries")
+        .iter()
+        .rev()
+        .filter_map(|entry| entry["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "team.created",
+            "key.created",
+            "key.revoked",
+            "team.renamed",
+            "team.deleted"
+        ]
+    );
+    assert!(user
+        .ok(&["audit", "--actor", "admin"])
+        .contains("team.renamed"));
+}
+
+#[test]
+fn an_admin_names_a_workflow_that_several_teams_have_as_team_slash_name() {
+    let user = User::with_server();
+    user.ok(&["teams", "create", "payroll"]);
+    let client = reqwest::blocking::Client::new();
+    for team in ["default", "payroll"] {
+        let response = client
+            .post(format!("{}/api/v1/workflows", user.url()))
+            .bearer_auth(ADMIN_KEY)
+            .json(&serde_json::json!({
+                "name": "sync", "mode": "catch", "team": team,
+                "code": "def workflow(_request, settings):\n    return None\n",
+            }))
+            .send()
+            .expect("create");
+        assert_eq!(
+            response.status(),
+            201,
+            "{}",
+            response.text().unwrap_or_default()
+        );
+    }
+    let error = user.fails(&["show", "sync"]);
+    assert!(error.contains("TEAM/sync"), "{error}");
+    let shown = user.json(&["show", "payroll/sync"]);
+    assert_eq!(shown["workflow"]["team"], "payroll", "{shown}");
 }

@@ -1,6 +1,6 @@
 // Sign-in: an API key, checked against the server, kept in this tab's sessionStorage only.
 
-import { get, setApiKey } from '../api.js';
+import { get, setApiKey, setSession } from '../api.js';
 import { fill, h } from '../dom.js';
 import { navigate } from '../router.js';
 import { errorBox } from '../ui.js';
@@ -35,8 +35,9 @@ export async function signInPage({ main, query }) {
         button.textContent = 'Checking…';
         fill(message);
         try {
-          await get('/system', { key, quiet401: true });
+          const whoami = await get('/whoami', { key, quiet401: true });
           setApiKey(key);
+          setSession(whoami);
           const next = query.get('next');
           navigate(next && next.startsWith('/') && !next.startsWith('//') ? next : '/workflows', { replace: true });
         } catch (error) {
@@ -62,7 +63,7 @@ export async function signInPage({ main, query }) {
         { class: 'signin-card' },
         h('div', { class: 'signin-brand' }, h('span', { class: 'brand-mark big' }, 'f'), h('span', null, 'flowd')),
         h('h1', null, 'Sign in'),
-        h('p', { class: 'muted' }, 'Use an API key of your team. The admin key is printed at the first start of flowd and written to ', h('code', null, 'flowd-data/admin-api-key'), '.'),
+        h('p', { class: 'muted' }, 'Use any API key: the console shows what its role allows. The admin key is printed at the first start of flowd and written to ', h('code', null, 'flowd-data/admin-api-key'), '.'),
         form,
         h('p', { class: 'muted small' }, 'The key is kept in this browser tab only (session storage) and sent as ', h('code', null, 'Authorization: Bearer'), ' to the API.'),
       ),

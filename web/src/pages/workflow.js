@@ -1,4 +1,4 @@
-// The workflow page: Function (code, Environment Properties, requirements), Hook or Schedule
+// The workflow page: Function (code, Environment Properties, requirements, network exceptions), Hook or Schedule
 // (with run now), Executions and Versions (with their build state).
 
 import { del, get, patch, post } from '../api.js';
@@ -10,6 +10,7 @@ import { navigate, scrollToHash, setLeaveGuard } from '../router.js';
 import { fireTimes, scheduleEditor } from '../schedule.js';
 import { card, enabledBadge, errorBox, loading, modeBadge, notice, pageHeader, statusBadge, toast } from '../ui.js';
 import { buildLog, building, deployOutcome, noActiveVersion, settleVersion, versionBadge } from '../deploy.js';
+import { deliveriesCard } from './deliveries.js';
 
 const MASK = '****';
 
@@ -38,7 +39,7 @@ export async function workflowPage(ctx) {
       'button',
       {
         type: 'button',
-        class: 'btn',
+        class: 'btn needs-developer',
         id: 'toggle-enabled',
         onclick: async () => {
           toggle.disabled = true;
@@ -59,7 +60,7 @@ export async function workflowPage(ctx) {
       'button',
       {
         type: 'button',
-        class: 'btn btn-ghost btn-danger',
+        class: 'btn btn-ghost btn-danger needs-developer',
         onclick: async () => {
           if (!window.confirm(`Delete the workflow ${w.name}, its versions, settings and executions? This cannot be undone.`)) return;
           try {
@@ -85,7 +86,7 @@ export async function workflowPage(ctx) {
             ? h('span', { class: 'badge build-failed', id: 'active-version', title: 'No version has deployed: the workflow does not run (its hook answers 503).' }, 'no active version')
             : h('span', { class: 'badge', id: 'active-version', title: `Version ${w.version} is active` }, `v${w.version}`), enabledBadge(w.enabled)],
         actions: [
-          h('a', { href: `/workflows/${w.id}/trigger#run-now`, class: 'btn' }, '▶ Run now'),
+          h('a', { href: `/workflows/${w.id}/trigger#run-now`, class: 'btn needs-developer' }, '▶ Run now'),
           toggle,
           remove,
         ],
@@ -118,9 +119,10 @@ async function functionTab(ctx, page, body) {
   const codeBox = h('div', { class: 'editor-box' }, loading('Loading the code…'));
   const codeMessage = h('div', { class: 'code-message', id: 'deploy-result', 'aria-live': 'polite' });
   const state = h('span', { class: 'muted small', id: 'code-state' });
-  const save = h('button', { type: 'button', class: 'btn btn-primary', id: 'save-code', disabled: true }, 'Save & deploy');
+  const save = h('button', { type: 'button', class: 'btn btn-primary needs-developer', id: 'save-code', disabled: true }, 'Save & deploy');
   const propertiesBox = h('div', null, loading('Loading the properties…'));
   const requirementsBox = h('div', null, loading('Loading the requirements…'));
+  const egressBox = h('div');
   fill(
     body,
     h(
@@ -143,7 +145,9 @@ async function functionTab(ctx, page, body) {
     ),
     card('Environment Properties', h('p', { class: 'muted small' }, 'The ', h('code', null, 'settings'), ' dict your code receives. Secret values are never shown again after saving, and are masked in the captured output.'), propertiesBox),
     h('section', { class: 'card', id: 'requirements-card' }, h('h2', { class: 'card-title' }, 'Requirements'), requirementsBox),
+    h('section', { class: 'card', id: 'egress-card' }, h('h2', { class: 'card-title' }, 'Network exceptions'), egressBox),
   );
+  egressEditor(page, egressBox);
 
   // The latest version: what the editors show, and what a deploy changes (what is not sent is
   // carried over from it). It may not be the active one when its deploy failed.
@@ -169,7 +173,7 @@ async function functionTab(ctx, page, body) {
   });
   area.value = savedRequirements;
   const requirementsMessage = h('div', { class: 'requirements-message', id: 'requirements-result', 'aria-live': 'polite' });
-  const saveRequirements = h('button', { type: 'button', class: 'btn btn-primary', id: 'save-requirements', disabled: true }, 'Save & deploy');
+  const saveRequirements = h('button', { type: 'button', class: 'btn btn-primary needs-developer', id: 'save-requirements', disabled: true }, 'Save & deploy');
   const runtimeNote = h('span', null, 'the runtime’s environment');
   fill(
     requirementsBox,
@@ -313,14 +317,71 @@ async function functionTab(ctx, page, body) {
   await propertiesEditor(ctx, page, propertiesBox);
 }
 
+// --- Network exceptions: the workflow's own egress_allow -----------------------------------------
+
+/** Edits the destinations this workflow alone may reach although the egress policy refuses them. */
+function egressEditor(page, box) {
+  const entries = (text) => text.split('\n').map((line) => line.trim()).filter(Boolean);
+  const saved = () => (page.workflow.egress_allow ?? []).join('\n');
+  const area = h('textarea', {
+    class: 'input mono egress-input',
+    id: 'egress-allow',
+    rows: 3,
+    placeholder: 'One destination per line, e.g.\n10.20.0.5:5432\n10.20.0.0/24\ndb.internal:5432',
+    'aria-describedby': 'egress-note',
+    spellcheck: false,
+    autocomplete: 'off',
+  });
+  area.value = saved();
+  const message = h('div', { id: 'egress-result', 'aria-live': 'polite' });
+  const save = h('button', { type: 'button', class: 'btn btn-primary needs-developer', id: 'save-egress', disabled: true }, 'Save exceptions');
+  const dirty = () => entries(area.value).join('\n') !== entries(saved()).join('\n');
+  fill(
+    box,
+    h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Destinations this workflow alone may connect to, one per line'), area),
+    h(
+      'p',
+      { class: 'muted small', id: 'egress-note' },
+      'By default workflows reach public addresses only: loopback, private and link-local addresses are refused. Each line opens one for this workflow (a network such as ',
+      h('code', null, '10.20.0.0/24'),
+      ', an address, ',
+      h('code', null, 'address:port'),
+      ' or ',
+      h('code', null, 'host:port'),
+      '), within what the server allows; the next execution runs with them.',
+    ),
+    message,
+    h('div', { class: 'form-actions' }, save),
+  );
+  area.addEventListener('input', () => {
+    area.removeAttribute('aria-invalid');
+    save.disabled = !dirty();
+  });
+  page.addGuard(() => (dirty() ? 'The network exceptions have unsaved changes. Leave anyway?' : null));
+  save.addEventListener('click', async () => {
+    save.disabled = true;
+    fill(message);
+    try {
+      page.setWorkflow(await patch(`/workflows/${page.workflow.id}`, { egress_allow: entries(area.value) }));
+      area.value = saved();
+      fill(message, h('div', { class: 'alert alert-success', role: 'status' }, 'Saved: the next execution runs with these exceptions.'));
+    } catch (error) {
+      area.setAttribute('aria-invalid', 'true');
+      fill(message, errorBox(error, { title: 'The exceptions were refused: nothing changed' }));
+    } finally {
+      save.disabled = !dirty();
+    }
+  });
+}
+
 async function propertiesEditor(ctx, page, box) {
   let loaded = null;
   let rows = [];
   let dirty = false;
   const message = h('div', { 'aria-live': 'polite' });
   const tbody = h('tbody');
-  const save = h('button', { type: 'button', class: 'btn btn-primary', id: 'save-properties' }, 'Save properties');
-  const add = h('button', { type: 'button', class: 'btn', id: 'add-property' }, '+ Add property');
+  const save = h('button', { type: 'button', class: 'btn btn-primary needs-developer', id: 'save-properties' }, 'Save properties');
+  const add = h('button', { type: 'button', class: 'btn needs-developer', id: 'add-property' }, '+ Add property');
   page.addGuard(() => (dirty ? 'The Environment Properties have unsaved changes. Leave anyway?' : null));
 
   async function load() {
@@ -380,7 +441,7 @@ async function propertiesEditor(ctx, page, box) {
           value.type = row.secret ? 'password' : 'text';
           markDirty();
         });
-        const remove = h('button', { type: 'button', class: 'btn btn-ghost btn-small', 'aria-label': `Delete ${row.key}`, title: 'Delete' }, '✕');
+        const remove = h('button', { type: 'button', class: 'btn btn-ghost btn-small needs-developer', 'aria-label': `Delete ${row.key}`, title: 'Delete' }, '✕');
         remove.addEventListener('click', () => {
           rows.splice(index, 1);
           markDirty();
@@ -485,7 +546,7 @@ async function triggerTab(ctx, page, body) {
     const drawHook = () => {
       const url = `${location.origin}${page.workflow.hook_url}`;
       const curl = `curl -X POST '${url}' \\\n  -H 'Content-Type: application/json' \\\n  -d '{"name": "ada"}'`;
-      const rotate = h('button', { type: 'button', class: 'btn btn-small btn-ghost' }, 'Rotate token');
+      const rotate = h('button', { type: 'button', class: 'btn btn-small btn-ghost needs-developer' }, 'Rotate token');
       rotate.addEventListener('click', async () => {
         if (!window.confirm('Give the hook a new URL? The current URL stops working at once.')) return;
         try {
@@ -510,12 +571,12 @@ async function triggerTab(ctx, page, body) {
     drawHook();
     page.onEnabledChange = drawHook;
     const request = h('textarea', { class: 'input mono', rows: 6, id: 'run-request', 'aria-label': 'Request JSON', spellcheck: false }, '{\n  "name": "ada"\n}');
-    fill(body, card('Hook URL', hookBox), runNow(ctx, page, { request }));
+    fill(body, card('Hook URL', hookBox), deliveriesCard(page), runNow(ctx, page, { request }));
   } else {
     const current = h('div', null, loading());
     const editor = scheduleEditor(w.schedule);
     const message = h('div');
-    const save = h('button', { type: 'button', class: 'btn btn-primary', id: 'save-schedule' }, 'Save schedule');
+    const save = h('button', { type: 'button', class: 'btn btn-primary needs-developer', id: 'save-schedule' }, 'Save schedule');
     const loadCurrent = async () => {
       try {
         const answer = await get(`/workflows/${page.workflow.id}/schedule`);
@@ -553,7 +614,7 @@ async function triggerTab(ctx, page, body) {
 
 function runNow(ctx, page, { request }) {
   const result = h('div', { class: 'run-result', 'aria-live': 'polite' });
-  const button = h('button', { type: 'button', class: 'btn btn-primary', id: 'run-button' }, '▶ Run now');
+  const button = h('button', { type: 'button', class: 'btn btn-primary needs-developer', id: 'run-button' }, '▶ Run now');
   button.addEventListener('click', async () => {
     let body = {};
     if (request) {
@@ -668,7 +729,7 @@ async function versionsTab(ctx, page, body) {
             'button',
             {
               type: 'button',
-              class: 'btn btn-small',
+              class: 'btn btn-small needs-developer',
               title: 'Deploy this version’s code and requirements again, as a new version',
               onclick: async (event) => {
                 if (!window.confirm(`Deploy the code and requirements of version ${version.version} again, as a new version?`)) return;

@@ -20,7 +20,7 @@ export async function workflowsPage(ctx) {
   fill(
     main,
     pageHeader('Workflows', {
-      actions: [h('a', { href: '/workflows/new', class: 'btn btn-primary', id: 'create-workflow' }, '+ Create workflow')],
+      actions: [h('a', { href: '/workflows/new', class: 'btn btn-primary needs-developer', id: 'create-workflow' }, '+ Create workflow')],
     }),
     h('div', { class: 'toolbar' }, filter, status),
     body,
@@ -37,7 +37,7 @@ export async function workflowsPage(ctx) {
     if (!data.workflows.length) {
       return fill(
         body,
-        h('div', { class: 'empty big' }, h('p', null, 'No workflows yet.'), h('p', null, h('a', { href: '/workflows/new', class: 'btn btn-primary' }, 'Create your first workflow'))),
+        h('div', { class: 'empty big' }, h('p', null, 'No workflows yet.'), h('p', { class: 'needs-developer' }, h('a', { href: '/workflows/new', class: 'btn btn-primary' }, 'Create your first workflow'))),
       );
     }
     fill(

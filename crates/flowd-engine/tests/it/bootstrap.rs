@@ -58,7 +58,7 @@ async fn a_team_left_without_a_key_gets_the_configured_key_at_the_next_start() {
     let outcome = engine.bootstrap(Some(GIVEN_KEY), dir.path()).await.unwrap();
     assert_eq!(outcome, Bootstrap::WithGivenKey);
     let principal = engine.authenticate(GIVEN_KEY).await.unwrap();
-    assert!(principal.is_some_and(|p| p.is_admin && p.team_name == DEFAULT_TEAM));
+    assert!(principal.is_some_and(|p| p.is_admin() && p.team_name == DEFAULT_TEAM));
     assert_eq!(team_count(dir.path()).await, 1);
 }
 
@@ -71,7 +71,7 @@ async fn a_team_left_without_a_key_gets_a_generated_key_in_the_key_file_at_the_n
     let key = key_in_file(dir.path());
     assert_eq!(outcome, Bootstrap::WithGeneratedKey(key.clone()));
     let principal = engine.authenticate(&key).await.unwrap();
-    assert!(principal.is_some_and(|p| p.is_admin));
+    assert!(principal.is_some_and(|p| p.is_admin()));
 }
 
 #[tokio::test(flavor = "multi_thread")]

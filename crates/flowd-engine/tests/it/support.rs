@@ -41,6 +41,11 @@ pub async fn engine() -> Harness {
 
 /// An engine on the store in `dir` (a restart when called again on the same dir).
 pub async fn open_engine(dir: &Path) -> Arc<Engine> {
+    open_engine_with(dir, EngineConfig::default()).await
+}
+
+/// [`open_engine`] with `config`.
+pub async fn open_engine_with(dir: &Path, config: EngineConfig) -> Arc<Engine> {
     init_test_log();
     let uid = std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
@@ -71,7 +76,7 @@ pub async fn open_engine(dir: &Path) -> Arc<Engine> {
         Engine::start(
             Arc::new(store),
             Arc::new(flowd_runtime::Runtimes::single(Arc::new(runtime))),
-            EngineConfig::default(),
+            config,
         )
         .await
         .expect("engine"),

@@ -13,7 +13,11 @@
 //!
 //! Where neither is usable, or flowd is not root, the layers are reported missing (with why) and
 //! instances run without them.
+//!
+//! An instance whose workflow has egress exceptions of its own also gets a cgroup v2 group its
+//! sockets carry ([`sockets`]).
 
+mod sockets;
 mod v1;
 mod v2;
 
@@ -26,6 +30,8 @@ use nix::unistd::{chown, Gid, Pid, Uid};
 
 use crate::sandbox::SandboxUser;
 use crate::IsolationLayer;
+
+pub use sockets::{SocketGroup, INSTANCE_GROUP_LEVEL};
 
 /// The CPU weight of every warm instance (cgroup v2's default): under contention, CPU time is
 /// shared between instances, whatever the number of processes or threads each runs.
@@ -61,6 +67,8 @@ pub enum CgroupsUnavailable {
 #[derive(Debug)]
 pub struct InstanceCgroups {
     hierarchy: Hierarchy,
+    /// Where instances' socket groups come from, or why they get none.
+    sockets: Result<sockets::SocketGroups, String>,
 }
 
 #[derive(Debug)]
@@ -71,10 +79,12 @@ enum Hierarchy {
 
 impl InstanceCgroups {
     /// The groups of this runtime, in cgroup v2 if it offers the controllers, else in cgroup v1's
-    /// `pids`. `user` is who the instances run as.
+    /// `pids`. `user` is who the instances run as. With `socket_groups`, instances may also get
+    /// a socket group (on a cgroup v1 host, in a v2 hierarchy of its own made here).
     pub fn open(
         kernel_layers: bool,
         user: Option<SandboxUser>,
+        socket_groups: bool,
     ) -> Result<InstanceCgroups, CgroupsUnavailable> {
         if !kernel_layers {
             return Err(CgroupsUnavailable::TurnedOff);
@@ -83,11 +93,14 @@ impl InstanceCgroups {
             return Err(CgroupsUnavailable::NotRoot);
         }
         let name = parent_group_name();
-        let v2 = match v2::UnifiedHierarchy::locate() {
-            Some(root) => match v2::UnifiedHierarchy::open_at(&root, &name, user) {
+        let v2_root = v2::UnifiedHierarchy::locate();
+        let v2 = match &v2_root {
+            Some(root) => match v2::UnifiedHierarchy::open_at(root, &name, user) {
                 Ok(hierarchy) => {
                     return Ok(InstanceCgroups {
                         hierarchy: Hierarchy::Unified(hierarchy),
+                        sockets: sockets::usable_root(root)
+                            .map(|()| sockets::SocketGroups::InstanceGroups),
                     })
                 }
                 Err(error) => error.to_string(),
@@ -105,6 +118,11 @@ impl InstanceCgroups {
         v1::PidsHierarchy::open_at(v1_root, &name)
             .map(|hierarchy| InstanceCgroups {
                 hierarchy: Hierarchy::V1Pids(hierarchy),
+                sockets: if socket_groups {
+                    separate_socket_groups(v2_root.as_deref(), &name, user)
+                } else {
+                    Err("no workflow may have egress exceptions of its own here".into())
+                },
             })
             .map_err(|source| CgroupsUnavailable::Setup {
                 path: v1_root.join(&name),
@@ -112,27 +130,66 @@ impl InstanceCgroups {
             })
     }
 
-    /// A new group for one instance, with `limits`, joinable by `user`.
+    /// A new group for one instance, with `limits`, joinable by `user`; with a socket group
+    /// when `with_socket_group` (an error when instances can get none).
     pub fn create(
         &self,
         name: &str,
         limits: InstanceLimits,
         user: Option<SandboxUser>,
+        with_socket_group: bool,
     ) -> std::io::Result<InstanceCgroup> {
-        match &self.hierarchy {
+        let mut group = match &self.hierarchy {
             Hierarchy::Unified(hierarchy) => hierarchy.create(name, limits, user),
             Hierarchy::V1Pids(hierarchy) => hierarchy.create(name, limits, user),
+        }?;
+        if with_socket_group {
+            group.socket_group = Some(match &self.sockets {
+                Ok(sockets::SocketGroups::InstanceGroups) => {
+                    SocketGroup::new(group.path.clone(), false)
+                }
+                Ok(sockets::SocketGroups::Separate(hierarchy)) => hierarchy.create(name, user)?,
+                Err(why) => return Err(std::io::Error::other(why.clone())),
+            });
         }
+        Ok(group)
+    }
+
+    /// Whether instances can get a socket group, or why not.
+    pub fn socket_groups(&self) -> Result<(), &str> {
+        self.sockets.as_ref().map(|_| ()).map_err(String::as_str)
     }
 
     /// Puts a base process where the instances it forks may move themselves into their groups
     /// from (cgroup v2 lets an unprivileged process move only within a group it may write to).
     pub fn adopt_base(&self, pid: u32) -> std::io::Result<()> {
+        if let Ok(sockets::SocketGroups::Separate(hierarchy)) = &self.sockets {
+            hierarchy.adopt_base(pid)?;
+        }
         match &self.hierarchy {
             Hierarchy::Unified(hierarchy) => hierarchy.adopt_base(pid),
             Hierarchy::V1Pids(_) => Ok(()),
         }
     }
+}
+
+/// The socket groups of a host whose limits are cgroup v1: in its cgroup v2 hierarchy, if one
+/// is mounted.
+fn separate_socket_groups(
+    v2_root: Option<&Path>,
+    name: &str,
+    user: Option<SandboxUser>,
+) -> Result<sockets::SocketGroups, String> {
+    let root = v2_root.ok_or("no cgroup v2 hierarchy is mounted")?;
+    sockets::usable_root(root)?;
+    sockets::SocketHierarchy::open_at(root, name, user)
+        .map(sockets::SocketGroups::Separate)
+        .map_err(|error| {
+            format!(
+                "the cgroup v2 hierarchy at {} could not be set up: {error}",
+                root.display()
+            )
+        })
 }
 
 /// The cgroup layers as `GET /api/v1/system` and the start-up log show them.
@@ -266,16 +323,56 @@ fn remove_tree(parent: &Path) {
     let _ = std::fs::remove_dir(parent);
 }
 
+/// What must be undone while an instance's group still exists (the egress rules naming it).
+pub type BeforeRemoval = Box<dyn FnOnce() + Send + Sync>;
+
 /// One instance's group; dropping it kills what is left in it and removes it.
-#[derive(Debug)]
 pub struct InstanceCgroup {
     path: PathBuf,
+    /// The cgroup v2 group its sockets carry, when it was asked for one.
+    socket_group: Option<SocketGroup>,
+    before_removal: Option<BeforeRemoval>,
+}
+
+impl std::fmt::Debug for InstanceCgroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceCgroup")
+            .field("path", &self.path)
+            .field("socket_group", &self.socket_group)
+            .finish_non_exhaustive()
+    }
 }
 
 impl InstanceCgroup {
-    /// The file the instance writes itself into.
-    pub fn procs_file(&self) -> PathBuf {
-        self.path.join("cgroup.procs")
+    fn at(path: PathBuf) -> InstanceCgroup {
+        InstanceCgroup {
+            path,
+            socket_group: None,
+            before_removal: None,
+        }
+    }
+
+    /// The files the instance writes itself into: its group's, and its socket group's when that
+    /// is a group of its own.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        let separate = self
+            .socket_group
+            .as_ref()
+            .filter(|group| group.is_separate())
+            .map(|group| group.path().join("cgroup.procs"));
+        std::iter::once(self.path.join("cgroup.procs"))
+            .chain(separate)
+            .collect()
+    }
+
+    /// The cgroup v2 group the instance's sockets carry, if it was asked for one.
+    pub fn socket_group(&self) -> Option<&SocketGroup> {
+        self.socket_group.as_ref()
+    }
+
+    /// Runs `undo` when the group goes, before it is removed (and after what it holds is killed).
+    pub fn before_removal(&mut self, undo: BeforeRemoval) {
+        self.before_removal = Some(undo);
     }
 
     /// How many times the kernel's OOM killer killed a process in this group (cgroup v2's
@@ -294,7 +391,7 @@ impl InstanceCgroup {
             let _ = InstanceCgroup::remove(&path);
         }
         std::fs::create_dir(&path)?;
-        Ok(InstanceCgroup { path })
+        Ok(InstanceCgroup::at(path))
     }
 
     fn remove(path: &Path) -> std::io::Result<()> {
@@ -341,17 +438,33 @@ fn kill_all_in(path: &Path) {
 impl Drop for InstanceCgroup {
     fn drop(&mut self) {
         let path = self.path.clone();
+        let separate = self
+            .socket_group
+            .take()
+            .filter(|group| group.is_separate())
+            .map(|group| group.path().to_path_buf());
+        let before_removal = self.before_removal.take();
         // Killed processes leave the group once reaped; remove it off the caller's path.
         std::thread::spawn(move || {
-            for _ in 0..100 {
-                if InstanceCgroup::remove(&path).is_ok() || !path.exists() {
-                    return;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
+            kill_all_in(&path);
+            if let Some(undo) = before_removal {
+                undo();
             }
-            tracing::warn!(path = %path.display(), "a cgroup could not be removed");
+            for group in std::iter::once(path).chain(separate) {
+                remove_with_retries(&group);
+            }
         });
     }
+}
+
+fn remove_with_retries(path: &Path) {
+    for _ in 0..100 {
+        if InstanceCgroup::remove(path).is_ok() || !path.exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    tracing::warn!(path = %path.display(), "a cgroup could not be removed");
 }
 
 #[cfg(test)]
@@ -372,6 +485,92 @@ mod tests {
         root
     }
 
+    /// Groups as on a hybrid host: limits in a cgroup v1 `pids` directory, socket groups in a
+    /// cgroup v2 one.
+    fn hybrid(v1_root: &Path, v2_root: &Path) -> InstanceCgroups {
+        InstanceCgroups {
+            hierarchy: Hierarchy::V1Pids(
+                v1::PidsHierarchy::open_at(v1_root, "flowd-1-0").expect("usable"),
+            ),
+            sockets: Ok(sockets::SocketGroups::Separate(
+                sockets::SocketHierarchy::open_at(v2_root, "flowd-1-0", None).expect("usable"),
+            )),
+        }
+    }
+
+    const LIMITS: InstanceLimits = InstanceLimits {
+        max_processes: 64,
+        memory_mb: 256,
+    };
+
+    #[test]
+    fn on_a_hybrid_host_an_instance_with_a_socket_group_joins_both_hierarchies() {
+        let (v1_root, v2_root) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cgroups = hybrid(v1_root.path(), v2_root.path());
+
+        let group = cgroups
+            .create("instance-1", LIMITS, None, true)
+            .expect("created");
+
+        assert_eq!(
+            group.procs_files(),
+            [
+                v1_root.path().join("flowd-1-0/instance-1/cgroup.procs"),
+                v2_root.path().join("flowd-1-0/instance-1/cgroup.procs"),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_instance_without_egress_exceptions_gets_no_socket_group() {
+        let (v1_root, v2_root) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cgroups = hybrid(v1_root.path(), v2_root.path());
+
+        let group = cgroups
+            .create("instance-1", LIMITS, None, false)
+            .expect("created");
+
+        assert!(group.socket_group().is_none());
+        assert_eq!(group.procs_files().len(), 1);
+        assert!(!v2_root.path().join("flowd-1-0/instance-1").exists());
+    }
+
+    #[test]
+    fn a_socket_group_asked_where_there_can_be_none_fails_the_instance() {
+        let v1_root = tempfile::tempdir().unwrap();
+        let cgroups = InstanceCgroups {
+            hierarchy: Hierarchy::V1Pids(
+                v1::PidsHierarchy::open_at(v1_root.path(), "flowd-1-0").expect("usable"),
+            ),
+            sockets: Err("no cgroup v2 hierarchy is mounted".into()),
+        };
+
+        let error = cgroups
+            .create("instance-1", LIMITS, None, true)
+            .expect_err("no socket group");
+
+        assert!(error.to_string().contains("no cgroup v2"), "{error}");
+    }
+
+    #[test]
+    fn what_must_go_before_the_group_is_undone_when_the_group_goes() {
+        let (v1_root, v2_root) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cgroups = hybrid(v1_root.path(), v2_root.path());
+        let mut group = cgroups
+            .create("instance-1", LIMITS, None, true)
+            .expect("created");
+        let (undone, until_undone) = std::sync::mpsc::channel();
+        group.before_removal(Box::new(move || {
+            let _ = undone.send(());
+        }));
+
+        drop(group);
+
+        until_undone
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("undone");
+    }
+
     #[test]
     fn the_oom_kill_count_is_read_from_memory_events() {
         let events = "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n";
@@ -382,9 +581,7 @@ mod tests {
     #[test]
     fn an_instance_group_without_the_memory_controller_counts_no_oom_kills() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let group = InstanceCgroup {
-            path: dir.path().join("instance-1"),
-        };
+        let group = InstanceCgroup::at(dir.path().join("instance-1"));
         std::fs::create_dir(&group.path).expect("mkdir");
         assert_eq!(group.oom_kills(), None);
         std::fs::write(group.path.join("memory.events"), "oom 1\noom_kill 1\n").expect("write");
@@ -398,6 +595,7 @@ mod tests {
             hierarchy: Hierarchy::Unified(
                 v2::UnifiedHierarchy::open_at(root.path(), "flowd-1-0", None).expect("usable"),
             ),
+            sockets: Ok(sockets::SocketGroups::InstanceGroups),
         };
         assert_eq!(
             report(Ok(&cgroups)),
@@ -416,6 +614,7 @@ mod tests {
             hierarchy: Hierarchy::V1Pids(
                 v1::PidsHierarchy::open_at(root.path(), "flowd-1-0").expect("usable"),
             ),
+            sockets: Err("no cgroup v2 hierarchy is mounted".into()),
         };
         assert_eq!(
             report(Ok(&cgroups)),

@@ -243,7 +243,7 @@ mod tests {
             .create("instance-7", LIMITS, None)
             .expect("created");
         let path = root.path().join("flowd-1-0").join("instance-7");
-        assert_eq!(group.procs_file(), path.join("cgroup.procs"));
+        assert_eq!(group.procs_files(), [path.join("cgroup.procs")]);
         assert_eq!(read(&path.join("memory.max")), (300u64 << 20).to_string());
         assert_eq!(read(&path.join("pids.max")), "64");
         assert_eq!(read(&path.join("cpu.weight")), "100");

@@ -4,19 +4,25 @@
 //! destinations server-wide; a proxy (`--egress-proxy`) makes every other destination refused,
 //! the proxy itself excepted. Enforced with an nftables table per flowd instance on the
 //! sandbox's uid (`ruleset`, loaded by `nft`), removed when the runtimes stop.
+//!
+//! A workflow's own exceptions (its `egress_allow`, within `--egress-workflow-allow`) are opened
+//! for the sockets of its warm instances only (`instances`).
 
+mod instances;
 mod nft;
 mod proxy;
 mod resolvers;
 mod ruleset;
 
 use std::net::ToSocketAddrs;
+use std::sync::Arc;
 
 use flowd_core::egress::{EgressRule, IpNetwork};
 
 use crate::layers::IsolationLayer;
 use crate::sandbox::SandboxUser;
 
+pub use instances::WorkflowExceptions;
 pub use nft::NftError;
 pub use proxy::{EgressProxy, EgressProxyError};
 use ruleset::{ResolvedPolicy, REFUSED_V4, REFUSED_V6};
@@ -34,6 +40,9 @@ pub struct EgressConfig {
     pub allow: Vec<EgressRule>,
     /// The proxy all other outbound traffic must go through.
     pub proxy: Option<EgressProxy>,
+    /// The ceiling of workflows' own exceptions: what a workflow's `egress_allow` may open, for
+    /// that workflow alone. Opens nothing by itself.
+    pub workflow_allow: Vec<EgressRule>,
 }
 
 impl Default for EgressConfig {
@@ -42,6 +51,7 @@ impl Default for EgressConfig {
             enabled: true,
             allow: Vec::new(),
             proxy: None,
+            workflow_allow: Vec::new(),
         }
     }
 }
@@ -62,6 +72,8 @@ pub(crate) struct EgressLayer {
     /// Held for its `Drop`, which removes the table.
     _table: Option<nft::EgressTable>,
     pub(crate) layer: IsolationLayer,
+    /// Where workflows' own exceptions are opened, when the table has room for them.
+    pub(crate) workflows: Option<Arc<WorkflowExceptions>>,
 }
 
 impl EgressLayer {
@@ -78,6 +90,7 @@ impl EgressLayer {
                 detail,
                 active: false,
             },
+            workflows: None,
         }
     }
 
@@ -108,6 +121,12 @@ impl EgressLayer {
         match nft::EgressTable::load(name, &text) {
             Ok(table) => {
                 let detail = describe(&policy, user, table.name(), &unresolved);
+                let workflows = policy.instance_exceptions.then(|| {
+                    Arc::new(WorkflowExceptions::new(
+                        table.name(),
+                        config.workflow_allow.clone(),
+                    ))
+                });
                 Ok(EgressLayer {
                     _table: Some(table),
                     layer: IsolationLayer {
@@ -115,6 +134,7 @@ impl EgressLayer {
                         detail,
                         active: true,
                     },
+                    workflows,
                 })
             }
             Err(error) => Ok(EgressLayer::missing(format!(
@@ -127,22 +147,7 @@ impl EgressLayer {
 /// The policy with its names resolved, and the exceptions whose name did not resolve (left
 /// closed).
 fn resolve(config: &EgressConfig) -> Result<(ResolvedPolicy, Vec<String>), EgressError> {
-    let mut allow = Vec::new();
-    let mut unresolved = Vec::new();
-    for rule in &config.allow {
-        match rule {
-            EgressRule::Network { network, port } => allow.push((*network, *port)),
-            EgressRule::Host { host, port } => match (host.as_str(), *port).to_socket_addrs() {
-                Ok(addresses) => {
-                    allow.extend(addresses.map(|a| (IpNetwork::host(a.ip()), Some(*port))))
-                }
-                Err(error) => {
-                    tracing::warn!(%rule, "egress exception left closed: {error}");
-                    unresolved.push(rule.to_string());
-                }
-            },
-        }
-    }
+    let (allow, unresolved) = resolve_rules(&config.allow);
     let proxy = match &config.proxy {
         Some(proxy) => Some(
             proxy
@@ -158,8 +163,31 @@ fn resolve(config: &EgressConfig) -> Result<(ResolvedPolicy, Vec<String>), Egres
         resolvers: resolvers::from_resolv_conf(),
         allow,
         proxy,
+        instance_exceptions: !config.workflow_allow.is_empty(),
     };
     Ok((policy, unresolved))
+}
+
+/// The networks `rules` open, their names resolved (on the rule's port), and the rules whose
+/// name did not resolve (left closed).
+fn resolve_rules(rules: &[EgressRule]) -> (Vec<(IpNetwork, Option<u16>)>, Vec<String>) {
+    let mut allow = Vec::new();
+    let mut unresolved = Vec::new();
+    for rule in rules {
+        match rule {
+            EgressRule::Network { network, port } => allow.push((*network, *port)),
+            EgressRule::Host { host, port } => match (host.as_str(), *port).to_socket_addrs() {
+                Ok(addresses) => {
+                    allow.extend(addresses.map(|a| (IpNetwork::host(a.ip()), Some(*port))))
+                }
+                Err(error) => {
+                    tracing::warn!(%rule, "egress exception left closed: {error}");
+                    unresolved.push(rule.to_string());
+                }
+            },
+        }
+    }
+    (allow, unresolved)
 }
 
 fn describe(

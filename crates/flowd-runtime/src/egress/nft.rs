@@ -52,6 +52,11 @@ impl Drop for EgressTable {
     }
 }
 
+/// Applies `commands` (one transaction) to tables already loaded.
+pub(crate) fn apply(commands: &str) -> Result<(), NftError> {
+    run_nft(&["-f", "-"], Some(commands)).map(|_| ())
+}
+
 /// Deletes the tables of flowd instances whose process is gone (a crash, a kill -9).
 pub(crate) fn remove_stale_tables() -> Result<(), NftError> {
     let listing = run_nft(&["list", "tables", "inet"], None)?;

@@ -8,14 +8,21 @@
 //! and accepts what is left. Refusing is a TCP reset or an ICMP "administratively prohibited",
 //! never a drop, so the caller gets an error at once.
 //!
-//! A uid of its own (a workflow's, say) gets its own jump from the output chain: exceptions
-//! that belong to one uid are rules in a chain of that uid placed before the shared `sandbox`
-//! chain.
+//! A workflow's own exceptions are opened per warm instance: with `instance_exceptions`, the
+//! `sandbox` chain looks the socket's cgroup v2 group up in the `instances` map (after the
+//! server's exceptions, before the refusals), whose elements jump to a chain per instance holding
+//! that workflow's exceptions ([`instance_chain_added`], [`instance_chain_removed`]). A socket of
+//! no such instance, or a destination its chain does not accept, goes on to the refusals.
 
 use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
 
 use flowd_core::egress::IpNetwork;
+
+use crate::cgroup::INSTANCE_GROUP_LEVEL;
+
+/// The map from an instance's cgroup to the chain of its workflow's exceptions.
+const INSTANCES_MAP: &str = "instances";
 
 /// The chains refuse these destinations unless an exception opens them.
 pub(crate) const REFUSED_V4: &[&str] = &[
@@ -40,6 +47,8 @@ pub(crate) struct ResolvedPolicy {
     pub allow: Vec<(IpNetwork, Option<u16>)>,
     /// When set, the only destination besides DNS and the exceptions (TCP).
     pub proxy: Option<SocketAddr>,
+    /// Whether warm instances may get exceptions of their own (the `instances` map).
+    pub instance_exceptions: bool,
 }
 
 /// The ruleset creating `table` for the packets of `uids`. Starts by (re)creating the table
@@ -50,6 +59,14 @@ pub(crate) fn ruleset(table: &str, uids: &[u32], policy: &ResolvedPolicy) -> Str
     let _ = writeln!(text, "add table inet {table}");
     let _ = writeln!(text, "delete table inet {table}");
     let _ = writeln!(text, "table inet {table} {{");
+    if policy.instance_exceptions {
+        let _ = writeln!(text, "  map {INSTANCES_MAP} {{");
+        let _ = writeln!(
+            text,
+            "    typeof socket cgroupv2 level {INSTANCE_GROUP_LEVEL} : verdict"
+        );
+        let _ = writeln!(text, "  }}");
+    }
     let _ = writeln!(text, "  chain output {{");
     let _ = writeln!(
         text,
@@ -68,11 +85,13 @@ pub(crate) fn ruleset(table: &str, uids: &[u32], policy: &ResolvedPolicy) -> Str
         );
     }
     for (network, port) in &policy.allow {
-        let _ = write!(text, "    {} daddr {network}", family(network.is_ipv4()));
-        if let Some(port) = port {
-            let _ = write!(text, " meta l4proto {{ tcp, udp }} th dport {port}");
-        }
-        let _ = writeln!(text, " accept");
+        let _ = writeln!(text, "    {}", accept(network, *port));
+    }
+    if policy.instance_exceptions {
+        let _ = writeln!(
+            text,
+            "    socket cgroupv2 level {INSTANCE_GROUP_LEVEL} vmap @{INSTANCES_MAP}"
+        );
     }
     match policy.proxy {
         Some(proxy) => {
@@ -101,6 +120,48 @@ pub(crate) fn ruleset(table: &str, uids: &[u32], policy: &ResolvedPolicy) -> Str
     let _ = writeln!(text, "  }}");
     let _ = writeln!(text, "}}");
     text
+}
+
+/// Creates `chain` in `table` accepting `allow`, and sends the packets of the sockets of the
+/// cgroup `group` (its path below `/sys/fs/cgroup`) to it. One transaction: all or nothing.
+pub(crate) fn instance_chain_added(
+    table: &str,
+    chain: &str,
+    group: &str,
+    allow: &[(IpNetwork, Option<u16>)],
+) -> String {
+    let mut text = String::new();
+    let _ = writeln!(text, "add chain inet {table} {chain}");
+    for (network, port) in allow {
+        let _ = writeln!(
+            text,
+            "add rule inet {table} {chain} {}",
+            accept(network, *port)
+        );
+    }
+    let _ = writeln!(
+        text,
+        "add element inet {table} {INSTANCES_MAP} {{ \"{group}\" : jump {chain} }}"
+    );
+    text
+}
+
+/// Undoes [`instance_chain_added`]; `group` must still exist (nftables names it by its path).
+pub(crate) fn instance_chain_removed(table: &str, chain: &str, group: &str) -> String {
+    format!(
+        "delete element inet {table} {INSTANCES_MAP} {{ \"{group}\" }}\ndelete chain inet {table} {chain}\n"
+    )
+}
+
+/// The rule accepting a network, on every port or on one (TCP and UDP).
+fn accept(network: &IpNetwork, port: Option<u16>) -> String {
+    match port {
+        Some(port) => format!(
+            "{} daddr {network} meta l4proto {{ tcp, udp }} th dport {port} accept",
+            family(network.is_ipv4())
+        ),
+        None => format!("{} daddr {network} accept", family(network.is_ipv4())),
+    }
 }
 
 fn family(ipv4: bool) -> &'static str {
@@ -200,6 +261,7 @@ mod tests {
             resolvers: vec!["10.255.255.53".parse().unwrap()],
             allow: vec![(network("10.200.0.0/24"), None)],
             proxy: Some("203.0.113.2:3128".parse().unwrap()),
+            instance_exceptions: false,
         };
 
         let text = ruleset("t", &[65534], &policy);
@@ -211,6 +273,72 @@ mod tests {
                 "ip daddr 10.200.0.0/24 accept",
                 "ip daddr 203.0.113.2 tcp dport 3128 accept",
                 "goto refuse",
+            ]
+        );
+    }
+
+    #[test]
+    fn without_instance_exceptions_the_table_has_no_instances_map() {
+        let text = ruleset("t", &[65534], &ResolvedPolicy::default());
+
+        assert!(!text.contains("instances"), "{text}");
+    }
+
+    #[test]
+    fn instance_exceptions_are_looked_up_after_the_servers_and_before_the_refusals() {
+        let policy = ResolvedPolicy {
+            allow: vec![(network("10.200.0.0/24"), None)],
+            instance_exceptions: true,
+            ..ResolvedPolicy::default()
+        };
+
+        let text = ruleset("t", &[65534], &policy);
+
+        assert!(text.contains(
+            "  map instances {\n    typeof socket cgroupv2 level 2 : verdict\n  }\n  chain output {"
+        ));
+        assert_eq!(
+            sandbox_chain(&text)[..3],
+            [
+                "ip daddr 10.200.0.0/24 accept",
+                "socket cgroupv2 level 2 vmap @instances",
+                "fib daddr type { local, broadcast, multicast } goto refuse",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_instances_chain_accepts_its_exceptions_and_its_cgroup_jumps_to_it() {
+        let text = instance_chain_added(
+            "t",
+            "instance_7",
+            "unified/flowd-1-0/instance-7",
+            &[
+                (network("10.200.0.2/32"), None),
+                (network("fd00::1/128"), Some(443)),
+            ],
+        );
+
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            [
+                "add chain inet t instance_7",
+                "add rule inet t instance_7 ip daddr 10.200.0.2/32 accept",
+                "add rule inet t instance_7 ip6 daddr fd00::1/128 meta l4proto { tcp, udp } th dport 443 accept",
+                "add element inet t instances { \"unified/flowd-1-0/instance-7\" : jump instance_7 }",
+            ]
+        );
+    }
+
+    #[test]
+    fn removing_an_instances_chain_removes_its_map_element_first() {
+        let text = instance_chain_removed("t", "instance_7", "flowd-1-0/instance-7");
+
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            [
+                "delete element inet t instances { \"flowd-1-0/instance-7\" }",
+                "delete chain inet t instance_7",
             ]
         );
     }

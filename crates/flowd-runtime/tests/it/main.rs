@@ -97,6 +97,8 @@ fn job(key: &str, code: &str) -> Job {
         memory_mb: 256,
         env: vec![],
         isolation: flowd_core::workflow::Isolation::Fork,
+        context: None,
+        egress_allow: Vec::new(),
     }
 }
 
@@ -372,6 +374,7 @@ async fn concurrent_executions_of_one_version_run_in_parallel() {
 fn reuse_job(key: &str, code: &str) -> Job {
     Job {
         isolation: flowd_core::workflow::Isolation::Reuse,
+        egress_allow: Vec::new(),
         ..job(key, code)
     }
 }

@@ -1,15 +1,18 @@
 //! The REST API under `/api/v1`.
 
+mod audit;
 mod console;
 mod executions;
 mod json;
+mod keys;
 mod system;
+mod teams;
 mod workflows;
 
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::error::ApiError;
@@ -49,6 +52,15 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/runtimes", get(system::runtimes))
         .route("/system", get(system::system))
         .route("/openapi.json", get(system::openapi))
+        .route("/teams", post(teams::create).get(teams::list))
+        .route(
+            "/teams/{name}",
+            axum::routing::patch(teams::rename).delete(teams::delete),
+        )
+        .route("/api-keys", post(keys::create).get(keys::list))
+        .route("/api-keys/{id}", delete(keys::revoke))
+        .route("/whoami", get(keys::whoami))
+        .route("/audit", get(audit::list))
         .merge(console::routes())
         .method_not_allowed_fallback(method_not_allowed)
 }

@@ -67,7 +67,7 @@ pub async fn system(
         "isolation": {
             "unprivileged_user": user.map(|u| json!({"uid": u.uid, "gid": u.gid})),
             "layers": state.engine.runtime().isolation_layers().iter()
-                .chain([state.engine.runtimes().egress_layer()])
+                .chain(state.engine.runtimes().egress_layers())
                 .map(|layer| json!({
                 "name": layer.name,
                 "active": layer.active,

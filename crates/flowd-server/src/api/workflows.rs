@@ -71,11 +71,8 @@ pub async fn create(
     } else {
         StatusCode::CREATED
     };
-    Ok((
-        status,
-        Json(deployed(&principal.team_name, &record, Some(&deployment))),
-    )
-        .into_response())
+    let team = state.engine.team_name_of(&principal, &record).await?;
+    Ok((status, Json(deployed(&team, &record, Some(&deployment)))).into_response())
 }
 
 pub async fn list(
@@ -83,9 +80,18 @@ pub async fn list(
     Caller(principal): Caller,
 ) -> ApiResult<Json<Value>> {
     let records = state.engine.list_workflows(&principal).await?;
+    // An admin's listing holds every team's workflows; another key's, its team's only.
+    let teams = if principal.is_admin() {
+        state.engine.team_names().await?
+    } else {
+        std::collections::HashMap::new()
+    };
     let workflows: Vec<Value> = records
         .iter()
-        .map(|r| views::workflow(&principal.team_name, r))
+        .map(|r| {
+            let team = teams.get(&r.team_id).unwrap_or(&principal.team_name);
+            views::workflow(team, r)
+        })
         .collect();
     Ok(Json(json!({ "workflows": workflows })))
 }
@@ -96,7 +102,8 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let record = state.engine.workflow(&principal, &id).await?;
-    Ok(Json(views::workflow(&principal.team_name, &record)))
+    let team = state.engine.team_name_of(&principal, &record).await?;
+    Ok(Json(views::workflow(&team, &record)))
 }
 
 /// `GET /workflows/{id}/queue`: its asynchronous calls queued or running, and the bound.
@@ -130,11 +137,8 @@ pub async fn update(
         Some(deployment) if deployment.state == VersionState::Building => StatusCode::ACCEPTED,
         _ => StatusCode::OK,
     };
-    Ok((
-        status,
-        Json(deployed(&principal.team_name, &record, deployment.as_ref())),
-    )
-        .into_response())
+    let team = state.engine.team_name_of(&principal, &record).await?;
+    Ok((status, Json(deployed(&team, &record, deployment.as_ref()))).into_response())
 }
 
 pub async fn delete(
@@ -194,7 +198,8 @@ pub async fn rotate_token(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let record = state.engine.rotate_hook_token(&principal, &id).await?;
-    Ok(Json(views::workflow(&principal.team_name, &record)))
+    let team = state.engine.team_name_of(&principal, &record).await?;
+    Ok(Json(views::workflow(&team, &record)))
 }
 
 pub async fn settings(

@@ -314,12 +314,32 @@ async fn executions_of_another_team_are_not_listed() {
         .collect();
     store.commit(&writes).await.unwrap();
 
-    // Pages of one still find ours behind theirs.
-    let (_, listed) = get(&app, "/executions?limit=1").await;
+    // A key of our team (an admin key sees every team): pages of one still find ours behind
+    // theirs.
+    let (status, created) = send(
+        &app,
+        Method::POST,
+        "/api-keys",
+        Some(json!({"name": "ours", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let ours = created["key"].as_str().unwrap();
+    let listed_with = |path: &'static str| {
+        let request = app
+            .client
+            .get(app.url(&format!("/api/v1{path}")))
+            .bearer_auth(ours);
+        async move {
+            let response = request.send().await.expect("request");
+            response.json::<Value>().await.expect("json")
+        }
+    };
+    let listed = listed_with("/executions?limit=1").await;
     let executions = listed["executions"].as_array().unwrap();
     assert_eq!(executions.len(), 1);
     assert_eq!(executions[0]["workflow_id"], mine["id"]);
-    let (_, listed) = get(&app, "/executions").await;
+    let listed = listed_with("/executions").await;
     assert_eq!(listed["executions"].as_array().unwrap().len(), 1);
     app.stop().await;
 }

@@ -568,7 +568,13 @@ async fn an_execution_left_running_is_interrupted_at_the_next_start() {
 
     // What a crash mid-execution leaves behind: a `running` record.
     let started_at = chrono::Utc::now().timestamp_millis() - 5_000;
-    let store = SqliteStore::open(&data.join("flowd.db")).await.unwrap();
+    let key: flowd_store::SecretKey = std::fs::read_to_string(data.join("secret-key"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let store = SqliteStore::open_keyed(&data.join("flowd.db"), Some(&key))
+        .await
+        .unwrap();
     let execution_id = uuid::Uuid::now_v7().to_string();
     store
         .commit(&[StoreWrite::PutExecution(ExecutionRecord {

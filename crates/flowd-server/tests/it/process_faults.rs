@@ -240,3 +240,13 @@ async fn a_version_whose_top_level_exits_fails_its_deploy_as_an_init_failure_not
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_answers_503_once_a_shutdown_has_begun() {
+    let app = spawn_app().await;
+    assert_eq!(readyz(&app).await.0, 200);
+    app.state.begin_shutdown();
+    let (status, body) = readyz(&app).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["reason"], "shutting down");
+}

@@ -12,6 +12,8 @@ CREATE TABLE async_calls (
     -- queued, claimed or done.
     state             TEXT NOT NULL,
     lease_until       BIGINT,
+    -- The node that claimed it (nodes.id), while claimed.
+    node_id           TEXT COLLATE "C",
     response_status   BIGINT,
     -- Array of [name, value].
     response_headers  JSON,

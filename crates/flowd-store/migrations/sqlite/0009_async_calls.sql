@@ -12,6 +12,8 @@ CREATE TABLE async_calls (
     -- queued, claimed or done.
     state             TEXT    NOT NULL,
     lease_until       INTEGER,
+    -- The node that claimed it (nodes.id), while claimed.
+    node_id           TEXT,
     response_status   INTEGER,
     -- JSON array of [name, value].
     response_headers  TEXT,

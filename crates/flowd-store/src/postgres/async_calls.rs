@@ -10,7 +10,7 @@ use crate::{AsyncCallRecord, Enqueued, QueueBound, Result, StoreError, StoredRes
 
 /// The columns read back, JSON as text.
 const COLUMNS: &str = "id, workflow_id, token, request_headers::TEXT AS request_headers, \
-     request_query, request_body, enqueued_at, state, lease_until, response_status, \
+     request_query, request_body, enqueued_at, state, lease_until, node_id, response_status, \
      response_headers::TEXT AS response_headers, response_body, finished_at";
 
 /// The key of the advisory lock enqueues take (transaction-scoped): "flowd.aq" as a number.
@@ -27,6 +27,7 @@ fn call_from_row(row: &PgRow) -> Result<AsyncCallRecord> {
         enqueued_at: row.try_get("enqueued_at")?,
         state: row.try_get("state")?,
         lease_until: row.try_get("lease_until")?,
+        node_id: row.try_get("node_id")?,
         response_status: row.try_get("response_status")?,
         response_headers: row.try_get("response_headers")?,
         response_body: row.try_get("response_body")?,
@@ -96,9 +97,10 @@ pub(super) async fn claim(
     limit: u32,
     now: i64,
     lease_until: i64,
+    node_id: &str,
 ) -> Result<Vec<AsyncCallRecord>> {
     let rows = sqlx::query(&format!(
-        "UPDATE async_calls SET state = 'claimed', lease_until = $1 WHERE id IN (\
+        "UPDATE async_calls SET state = 'claimed', lease_until = $1, node_id = $5 WHERE id IN (\
            SELECT id FROM async_calls WHERE workflow_id = $2 AND state <> 'done' \
            AND (state = 'queued' OR lease_until < $3) ORDER BY enqueued_at, id LIMIT $4 \
            FOR UPDATE SKIP LOCKED) \
@@ -108,6 +110,7 @@ pub(super) async fn claim(
     .bind(workflow_id)
     .bind(now)
     .bind(i64::from(limit))
+    .bind(node_id)
     .fetch_all(pool)
     .await?;
     let mut calls = rows.iter().map(call_from_row).collect::<Result<Vec<_>>>()?;
@@ -122,7 +125,7 @@ pub(super) async fn finish(
     finished_at: i64,
 ) -> Result<()> {
     sqlx::query(
-        "UPDATE async_calls SET state = 'done', lease_until = NULL, request_headers = NULL, \
+        "UPDATE async_calls SET state = 'done', lease_until = NULL, node_id = NULL, request_headers = NULL, \
          request_query = NULL, request_body = NULL, response_status = $1, \
          response_headers = $2::json, response_body = $3, finished_at = $4 WHERE id = $5",
     )
@@ -138,22 +141,13 @@ pub(super) async fn finish(
 
 pub(super) async fn release(pool: &PgPool, id: &str) -> Result<()> {
     sqlx::query(
-        "UPDATE async_calls SET state = 'queued', lease_until = NULL \
+        "UPDATE async_calls SET state = 'queued', lease_until = NULL, node_id = NULL \
          WHERE id = $1 AND state = 'claimed'",
     )
     .bind(id)
     .execute(pool)
     .await?;
     Ok(())
-}
-
-pub(super) async fn release_claimed(pool: &PgPool) -> Result<u64> {
-    let result = sqlx::query(
-        "UPDATE async_calls SET state = 'queued', lease_until = NULL WHERE state = 'claimed'",
-    )
-    .execute(pool)
-    .await?;
-    Ok(result.rows_affected())
 }
 
 pub(super) async fn by_token(pool: &PgPool, token: &str) -> Result<Option<AsyncCallRecord>> {

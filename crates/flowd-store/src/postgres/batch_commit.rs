@@ -8,6 +8,7 @@
 //! anyway, and a hand-off between tasks costs little next to that round trip.
 
 use std::sync::Mutex;
+use std::time::Instant;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
@@ -15,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::writes::{apply_all, apply_each};
+use crate::metrics;
 use crate::{CommitCompleter, CommitTicket, Result, StoreError, StoreWrite};
 
 /// Most write requests committed in one statement.
@@ -103,7 +105,11 @@ async fn run(pool: PgPool, mut requests: mpsc::UnboundedReceiver<Request>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let batch = std::mem::take(&mut batch);
+        let started = Instant::now();
         let result = commit_batch(&pool, &mut kept, &batch).await;
+        if result.is_ok() {
+            metrics::committed("postgres", batch.len(), started.elapsed());
+        }
         settle_batch(&pool, batch, result).await;
     }
 }
@@ -120,11 +126,11 @@ async fn commit_batch(
         Some(conn) => conn,
         None => pool.acquire().await?,
     };
-    apply_all(
-        &mut conn,
-        batch.iter().flat_map(|request| request.writes.iter()),
-    )
-    .await?;
+    let writes: Vec<&StoreWrite> = batch
+        .iter()
+        .flat_map(|request| request.writes.iter())
+        .collect();
+    apply_all(&mut conn, &writes).await?;
     *kept = Some(conn);
     Ok(())
 }

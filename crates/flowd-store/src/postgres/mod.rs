@@ -3,7 +3,10 @@
 //! - `schema`: the migrations (`migrations/postgres`) and the refusal of a newer schema;
 //! - `rows`: the columns read and how rows become records;
 //! - `writes`: the executions' writes, applied by the schema's `flowd_apply_writes` function;
+//! - `audit`: the audit log's rows;
 //! - `batch_commit`: the queue and task that commit those writes many executions at a time;
+//! - `listener`: the changes other nodes commit, heard with `LISTEN` and handed to the feeds;
+//! - `nodes`: the nodes' leases, the reaping of dead ones and the concurrency slots;
 //! - `errors`: constraint violations as the store's errors.
 //!
 //! Transactions run at PostgreSQL's default isolation (read committed); where one reads before
@@ -11,10 +14,16 @@
 //! SHARE`), so that the outcome is the same as SQLite's single writer, whichever node writes.
 
 mod async_calls;
+mod audit;
 mod batch_commit;
 pub(crate) mod errors;
+mod idempotency;
+pub(crate) mod listener;
+mod nodes;
+mod retention;
 mod rows;
-mod schema;
+pub(crate) mod schema;
+mod secret_key;
 mod writes;
 
 use std::str::FromStr;
@@ -22,6 +31,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use flowd_core::access::Role;
+use flowd_core::retention::RetentionCut;
 use flowd_core::settings::Settings;
 use flowd_core::workflow::{ExecutionStatus, VersionState};
 use serde::Serialize;
@@ -30,15 +41,18 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use self::batch_commit::BatchCommit;
 use self::errors::unique_violation;
+use self::listener::ChangeListener;
 use self::rows::{
-    api_key_from_row, execution_from_row, from_json, team_from_row, version_from_row,
-    workflow_from_row, API_KEY_COLUMNS, EXECUTION_COLUMNS, TEAM_COLUMNS, VERSION_COLUMNS,
-    WORKFLOW_COLUMNS,
+    api_key_from_row, execution_from_row, team_from_row, version_from_row, workflow_from_row,
+    API_KEY_COLUMNS, EXECUTION_COLUMNS, TEAM_COLUMNS, VERSION_COLUMNS, WORKFLOW_COLUMNS,
 };
+use crate::changes::{ChangeFeed, ChangePublisher};
+use crate::secrets::{SecretKey, Secrets};
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::{
-    ApiKeyRecord, ClaimOutcome, CommitTicket, ExecutionQuery, ExecutionRecord, Result, RunClaim,
-    Store, StoreError, StoreWrite, TeamRecord, VersionOutcome, VersionRecord, WorkflowRecord,
+    ApiKeyRecord, AuditEntry, AuditQuery, ClaimOutcome, CommitTicket, ExecutionQuery,
+    ExecutionRecord, NodeRecord, ReapedNode, Result, RunClaim, Store, StoreError, StoreWrite,
+    TeamRecord, VersionOutcome, VersionRecord, WorkflowRecord, WorkflowRetention,
 };
 use crate::{AsyncCallRecord, Enqueued, QueueBound, StoredResponse};
 
@@ -57,6 +71,13 @@ const DEFAULT_LIST_LIMIT: u32 = 50;
 pub struct PostgresStore {
     pool: PgPool,
     commits: Arc<BatchCommit>,
+    /// How environment variables and settings values are sealed (see [`crate::secrets`]).
+    secrets: Secrets,
+    changes: ChangePublisher,
+    listener: Arc<ChangeListener>,
+    /// See [`Store::node_id`]: every connection of the pool sets `flowd.node_id` to it, which
+    /// the executions' `node_id` column takes as its default.
+    node_id: Arc<str>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -70,19 +91,52 @@ impl PostgresStore {
     /// `?host=/socket/dir`) and brings its schema up to date. `SchemaTooNew` when a newer flowd
     /// migrated it.
     pub async fn connect(url: &str) -> Result<PostgresStore> {
-        let options = PgConnectOptions::from_str(url)?.application_name("flowd");
+        PostgresStore::connect_keyed(url, None).await
+    }
+
+    /// [`PostgresStore::connect`], with secret values sealed under `secret_key` (a store from
+    /// before the key has its clear values sealed now). `WrongSecretKey` when the store's values
+    /// are sealed under another key, `SecretKeyMissing` when they are sealed and no key is given.
+    pub async fn connect_keyed(url: &str, secret_key: Option<&SecretKey>) -> Result<PostgresStore> {
+        let node_id = uuid::Uuid::now_v7().to_string();
+        let options = PgConnectOptions::from_str(url)?
+            .application_name("flowd")
+            .options([("flowd.node_id", node_id.as_str())]);
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
         schema::migrate(&pool).await?;
+        let secrets = secret_key.map_or_else(Secrets::clear, Secrets::sealed);
+        secret_key::settle(&pool, &secrets).await?;
+        let changes = ChangePublisher::new();
+        let listener = Arc::new(ChangeListener::start(url, changes.clone()).await?);
         let commits = Arc::new(BatchCommit::start(pool.clone()));
-        Ok(PostgresStore { pool, commits })
+        Ok(PostgresStore {
+            pool,
+            commits,
+            secrets,
+            changes,
+            listener,
+            node_id: node_id.into(),
+        })
+    }
+
+    /// Reseals every secret value under `new_key`, in one transaction, then closes the store:
+    /// a store opened with another key must not write any more. Nothing else may be writing
+    /// to the database meanwhile (every server on it stopped): what it sealed under the old key
+    /// would no longer open.
+    pub async fn rotate_secret_key(self, new_key: &SecretKey) -> Result<()> {
+        let rotated =
+            secret_key::rotate(&self.pool, &self.secrets, &Secrets::sealed(new_key)).await;
+        self.close().await;
+        rotated
     }
 
     /// Commits what is queued, then closes the connections; the store is unusable afterwards.
     pub async fn close(&self) {
+        self.listener.stop();
         self.commits.stop().await;
         self.pool.close().await;
     }
@@ -162,9 +216,11 @@ async fn insert_settings(
 /// the active `version`, which only `settle_version` moves), and their placeholders from `$1`,
 /// in the order [`bind_mutable_columns`] binds them.
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, secret_keys, \
-     schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, updated_at, env, response";
+     schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, updated_at, env, \
+     verify, idempotency_header, egress_allow, retention, response";
 const MUTABLE_WORKFLOW_PLACEHOLDERS: &str =
-    "$1, $2, $3, $4, $5, $6::JSON, $7, $8, $9, $10, $11, $12, $13, $14::JSON, $15";
+    "$1, $2, $3, $4, $5, $6::JSON, $7, $8, $9, $10, $11, $12, $13, $14::JSON, $15, $16, \
+     $17::JSON, $18::JSON, $19";
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
@@ -172,6 +228,7 @@ type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>
 fn bind_mutable_columns<'q>(
     query: PgQuery<'q>,
     workflow: &'q WorkflowRecord,
+    secrets: &Secrets,
 ) -> Result<PgQuery<'q>> {
     Ok(query
         .bind(&workflow.name)
@@ -187,7 +244,20 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.max_concurrency.map(i64::from))
         .bind(workflow.isolation.as_str())
         .bind(workflow.updated_at)
-        .bind(to_json(&workflow.env, "the environment variables")?)
+        .bind(to_json(
+            &secrets.seal_env(&workflow.id, &workflow.env),
+            "the environment variables",
+        )?)
+        .bind(workflow.verify.as_ref().map(|v| v.to_json().to_string()))
+        .bind(&workflow.idempotency_header)
+        .bind(to_json(&workflow.egress_allow, "the egress exceptions")?)
+        .bind(
+            workflow
+                .retention
+                .as_ref()
+                .map(|retention| to_json(retention, "the retention"))
+                .transpose()?,
+        )
         .bind(workflow.response.as_str()))
 }
 
@@ -278,12 +348,17 @@ fn claimed_record(claim: &RunClaim, run_going: bool) -> (ClaimOutcome, Option<Ex
 impl Store for PostgresStore {
     // --- teams and API keys ---
 
-    async fn create_team(&self, team: &TeamRecord) -> Result<()> {
+    async fn create_team_audited(
+        &self,
+        team: &TeamRecord,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO teams (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(&team.id)
             .bind(&team.name)
             .bind(team.created_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|err| match unique_violation(&err) {
                 Some("teams_name_key") => {
@@ -294,6 +369,65 @@ impl Store for PostgresStore {
                 }
                 None => err.into(),
             })?;
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_teams(&self) -> Result<Vec<TeamRecord>> {
+        sqlx::query(&format!("SELECT {TEAM_COLUMNS} FROM teams ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(team_from_row)
+            .collect()
+    }
+
+    async fn rename_team(&self, id: &str, name: &str, audit: &AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let result = sqlx::query("UPDATE teams SET name = $1 WHERE id = $2")
+            .bind(name)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| match unique_violation(&err) {
+                Some(_) => StoreError::Conflict(format!("a team named {name:?} already exists")),
+                None => err.into(),
+            })?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("team {id}")));
+        }
+        audit::insert_entries(&mut tx, [audit]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_team(&self, id: &str, audit: &AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        // FOR UPDATE: a workflow being created in the team (its foreign key takes KEY SHARE)
+        // waits, then finds the team gone; one created before is counted below.
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM teams WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if found.is_none() {
+            return Err(StoreError::NotFound(format!("team {id}")));
+        }
+        let workflows: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM workflows WHERE team_id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if workflows > 0 {
+            return Err(StoreError::team_has_workflows(id, workflows));
+        }
+        // Its keys go with it: ON DELETE CASCADE.
+        sqlx::query("DELETE FROM teams WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        audit::insert_entries(&mut tx, [audit]).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -325,6 +459,14 @@ impl Store for PostgresStore {
             .map_err(|_| StoreError::Corrupt(format!("negative team count {count}")))
     }
 
+    async fn database_size(&self) -> Result<u64> {
+        let bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+            .fetch_one(&self.pool)
+            .await?;
+        u64::try_from(bytes)
+            .map_err(|_| StoreError::Corrupt(format!("negative database size {bytes}")))
+    }
+
     async fn count_admin_keys(&self, team_id: &str) -> Result<u64> {
         let count: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE team_id = $1 AND is_admin")
@@ -335,18 +477,27 @@ impl Store for PostgresStore {
             .map_err(|_| StoreError::Corrupt(format!("negative admin key count {count}")))
     }
 
-    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO api_keys (id, team_id, name, key_hash, is_admin, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
+    async fn create_api_key_audited(
+        &self,
+        key: &ApiKeyRecord,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "INSERT INTO api_keys ({API_KEY_COLUMNS}, is_admin) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
         .bind(&key.id)
         .bind(&key.team_id)
         .bind(&key.name)
         .bind(&key.key_hash)
-        .bind(key.is_admin)
+        .bind(&key.prefix)
+        .bind(key.role.as_str())
         .bind(key.created_at)
-        .execute(&self.pool)
+        .bind(key.expires_at)
+        .bind(key.last_used_at)
+        .bind(key.role == Role::Admin)
+        .execute(&mut *tx)
         .await
         .map_err(|err| match unique_violation(&err) {
             Some("api_keys_key_hash_key") => {
@@ -360,6 +511,56 @@ impl Store for PostgresStore {
             }
             None => err.into(),
         })?;
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn api_key_by_id(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(api_key_from_row)
+        .transpose()
+    }
+
+    async fn list_api_keys(&self, team_id: Option<&str>) -> Result<Vec<ApiKeyRecord>> {
+        sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE $1::TEXT IS NULL OR team_id = $1 \
+             ORDER BY created_at, id"
+        ))
+        .bind(team_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(api_key_from_row)
+        .collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str, audit: &AuditEntry) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let result = sqlx::query("DELETE FROM api_keys WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        audit::insert_entries(&mut tx, [audit]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn touch_api_key(&self, id: &str, at: i64) -> Result<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -377,18 +578,19 @@ impl Store for PostgresStore {
 
     // --- workflows ---
 
-    async fn create_workflow(
+    async fn create_workflow_audited(
         &self,
         workflow: &WorkflowRecord,
         first_version: &VersionRecord,
         settings: &Settings,
+        audit: Option<&AuditEntry>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let insert = format!(
             "INSERT INTO workflows ({MUTABLE_WORKFLOW_COLUMNS}, id, team_id, created_at, version) \
-             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $16, $17, $18, $19)"
+             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $20, $21, $22, $23)"
         );
-        bind_mutable_columns(sqlx::query(&insert), workflow)?
+        bind_mutable_columns(sqlx::query(&insert), workflow, &self.secrets)?
             .bind(&workflow.id)
             .bind(&workflow.team_id)
             .bind(workflow.created_at)
@@ -410,7 +612,9 @@ impl Store for PostgresStore {
                 None => err.into(),
             })?;
         insert_version(&mut tx, first_version).await?;
-        insert_settings(&mut tx, &workflow.id, settings).await?;
+        let settings = self.secrets.seal_settings(&workflow.id, settings);
+        insert_settings(&mut tx, &workflow.id, &settings).await?;
+        audit::insert_entries(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -423,7 +627,7 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await?
         .as_ref()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .transpose()
     }
 
@@ -436,7 +640,7 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await?
         .as_ref()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .transpose()
     }
 
@@ -448,18 +652,23 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .collect()
     }
 
-    async fn update_workflow(&self, workflow: &WorkflowRecord) -> Result<()> {
+    async fn update_workflow_audited(
+        &self,
+        workflow: &WorkflowRecord,
+        audit: &[AuditEntry],
+    ) -> Result<()> {
         let update = format!(
             "UPDATE workflows SET ({MUTABLE_WORKFLOW_COLUMNS}) = ({MUTABLE_WORKFLOW_PLACEHOLDERS}) \
-             WHERE id = $16"
+             WHERE id = $20"
         );
-        let result = bind_mutable_columns(sqlx::query(&update), workflow)?
+        let mut tx = self.pool.begin().await?;
+        let result = bind_mutable_columns(sqlx::query(&update), workflow, &self.secrets)?
             .bind(&workflow.id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|err| {
                 if unique_violation(&err).is_some() {
@@ -474,10 +683,17 @@ impl Store for PostgresStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::workflow_not_found(&workflow.id));
         }
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn add_version(&self, version: &VersionRecord, updated_at: i64) -> Result<()> {
+    async fn add_version_audited(
+        &self,
+        version: &VersionRecord,
+        updated_at: i64,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         insert_version(&mut tx, version).await?;
         let result = sqlx::query("UPDATE workflows SET updated_at = $1 WHERE id = $2")
@@ -488,6 +704,7 @@ impl Store for PostgresStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::workflow_not_found(&version.workflow_id));
         }
+        audit::insert_entries(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -588,13 +805,19 @@ impl Store for PostgresStore {
         .collect()
     }
 
-    async fn delete_workflow(&self, id: &str) -> Result<bool> {
+    async fn delete_workflow_audited(&self, id: &str, audit: Option<&AuditEntry>) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         // Versions, settings and executions go with it: ON DELETE CASCADE.
         let result = sqlx::query("DELETE FROM workflows WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(result.rows_affected() > 0)
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     // --- settings ---
@@ -611,13 +834,18 @@ impl Store for PostgresStore {
         for row in &rows {
             let key: String = row.try_get("key")?;
             let value: String = row.try_get("value")?;
-            let value = from_json(&value, &format!("the value of setting {key:?}"))?;
+            let value = self.secrets.open_setting(workflow_id, &key, &value)?;
             settings.insert(key, value);
         }
         Ok(settings)
     }
 
-    async fn replace_settings(&self, workflow_id: &str, settings: &Settings) -> Result<()> {
+    async fn replace_settings_audited(
+        &self,
+        workflow_id: &str,
+        settings: &Settings,
+        audit: &[AuditEntry],
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         // FOR UPDATE: replacements of one workflow's settings take turns.
         let found: Option<i32> =
@@ -632,7 +860,9 @@ impl Store for PostgresStore {
             .bind(workflow_id)
             .execute(&mut *tx)
             .await?;
-        insert_settings(&mut tx, workflow_id, settings).await?;
+        let settings = self.secrets.seal_settings(workflow_id, settings);
+        insert_settings(&mut tx, workflow_id, &settings).await?;
+        audit::insert_entries(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -640,11 +870,11 @@ impl Store for PostgresStore {
     // --- executions ---
 
     fn submit(&self, writes: Vec<StoreWrite>) -> CommitTicket {
-        self.commits.submit(writes)
+        self.commits.submit(self.secrets.seal_writes(writes))
     }
 
     fn enqueue(&self, writes: Vec<StoreWrite>) {
-        self.commits.enqueue(writes)
+        self.commits.enqueue(self.secrets.seal_writes(writes))
     }
 
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>> {
@@ -724,7 +954,7 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .collect()
     }
 
@@ -762,15 +992,23 @@ impl Store for PostgresStore {
         Ok(outcomes)
     }
 
-    async fn interrupt_running_executions(&self, now: i64) -> Result<u64> {
-        let result = sqlx::query(
-            "UPDATE executions SET status = $1, finished_at = $2, \
-             duration_ms = GREATEST($2 - started_at, 0) WHERE status = 'running'",
-        )
-        .bind(ExecutionStatus::Interrupted.as_str())
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+    // --- audit log ---
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        audit::insert_entries(&mut conn, [entry]).await
+    }
+
+    async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let mut conn = self.pool.acquire().await?;
+        audit::select(&mut conn, query).await
+    }
+
+    async fn delete_audit_before(&self, before: i64) -> Result<u64> {
+        let result = sqlx::query("DELETE FROM audit_log WHERE at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
         Ok(result.rows_affected())
     }
 
@@ -795,7 +1033,15 @@ impl Store for PostgresStore {
         now: i64,
         lease_until: i64,
     ) -> Result<Vec<AsyncCallRecord>> {
-        async_calls::claim(&self.pool, workflow_id, limit, now, lease_until).await
+        async_calls::claim(
+            &self.pool,
+            workflow_id,
+            limit,
+            now,
+            lease_until,
+            self.node_id(),
+        )
+        .await
     }
 
     async fn finish_async_call(
@@ -811,15 +1057,101 @@ impl Store for PostgresStore {
         async_calls::release(&self.pool, id).await
     }
 
-    async fn release_claimed_async_calls(&self) -> Result<u64> {
-        async_calls::release_claimed(&self.pool).await
-    }
-
     async fn async_call_by_token(&self, token: &str) -> Result<Option<AsyncCallRecord>> {
         async_calls::by_token(&self.pool, token).await
     }
 
     async fn async_queue_depth(&self, workflow_id: Option<&str>) -> Result<u64> {
         async_calls::depth(&self.pool, workflow_id).await
+    }
+
+    // --- idempotency keys ---
+
+    async fn claim_idempotency_key(
+        &self,
+        claim: &crate::IdempotencyClaim,
+    ) -> Result<crate::IdempotencyClaimOutcome> {
+        idempotency::claim(&self.pool, claim).await
+    }
+
+    async fn idempotency_key(
+        &self,
+        workflow_id: &str,
+        key: &str,
+    ) -> Result<Option<crate::IdempotencyRecord>> {
+        idempotency::read(&self.pool, workflow_id, key).await
+    }
+
+    async fn release_idempotency_key(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        execution_id: &str,
+    ) -> Result<bool> {
+        idempotency::release(&self.pool, workflow_id, key, execution_id).await
+    }
+
+    async fn delete_expired_idempotency_keys(&self, now: i64) -> Result<u64> {
+        idempotency::delete_expired(&self.pool, now).await
+    }
+
+    async fn workflow_retentions(&self) -> Result<Vec<WorkflowRetention>> {
+        retention::workflow_retentions(&self.pool).await
+    }
+
+    async fn prune_executions(
+        &self,
+        workflow_id: &str,
+        cut: &RetentionCut,
+        limit: u32,
+    ) -> Result<u64> {
+        retention::prune_executions(&self.pool, workflow_id, cut, limit).await
+    }
+
+    fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    async fn register_node(&self, node: &NodeRecord) -> Result<()> {
+        if node.id != *self.node_id {
+            return Err(StoreError::not_this_node(&node.id, &self.node_id));
+        }
+        nodes::register(&self.pool, node).await
+    }
+
+    async fn renew_node_lease(&self, lease_expires_at: i64) -> Result<bool> {
+        nodes::renew(&self.pool, &self.node_id, lease_expires_at).await
+    }
+
+    async fn reap_expired_nodes(&self, now: i64) -> Result<Vec<ReapedNode>> {
+        nodes::reap_expired(&self.pool, now).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        nodes::list(&self.pool).await
+    }
+
+    async fn acquire_slot(
+        &self,
+        workflow_id: &str,
+        limit: u32,
+        holder: &str,
+        now: i64,
+    ) -> Result<bool> {
+        nodes::acquire_slot(&self.pool, &self.node_id, workflow_id, limit, holder, now).await
+    }
+
+    async fn release_slot(&self, workflow_id: &str, holder: &str) -> Result<()> {
+        nodes::release_slot(&self.pool, workflow_id, holder).await
+    }
+
+    // --- changes other nodes make ---
+
+    fn changes(&self) -> ChangeFeed {
+        self.changes.feed()
     }
 }

@@ -8,16 +8,20 @@ use serde::de::DeserializeOwned;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
+use crate::secrets::Secrets;
 use crate::{
     ApiKeyRecord, ExecutionError, ExecutionRecord, Result, StoreError, TeamRecord, VersionRecord,
     WorkflowRecord,
 };
 
 pub(super) const TEAM_COLUMNS: &str = "id, name, created_at";
-pub(super) const API_KEY_COLUMNS: &str = "id, team_id, name, key_hash, is_admin, created_at";
+pub(super) const API_KEY_COLUMNS: &str =
+    "id, team_id, name, key_hash, prefix, role, created_at, expires_at, last_used_at";
 pub(super) const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, \
      hook_token, secret_keys::TEXT AS secret_keys, env::TEXT AS env, schedule, next_fire_at, \
-     timeout_s, memory_mb, max_concurrency, isolation, created_at, updated_at, response";
+     timeout_s, memory_mb, max_concurrency, isolation, created_at, updated_at, verify, \
+     idempotency_header, egress_allow::TEXT AS egress_allow, retention::TEXT AS retention, \
+     response";
 pub(super) const VERSION_COLUMNS: &str = "workflow_id, version, code, \
      requirements::TEXT AS requirements, state, build_log, error, environment, created_at, \
      settled_at";
@@ -104,15 +108,19 @@ pub(super) fn api_key_from_row(row: &PgRow) -> Result<ApiKeyRecord> {
         team_id: row.try_get("team_id")?,
         name: row.try_get("name")?,
         key_hash: row.try_get("key_hash")?,
-        is_admin: row.try_get("is_admin")?,
+        prefix: row.try_get("prefix")?,
+        role: enum_column(row, "api_keys", "role")?,
         created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        last_used_at: row.try_get("last_used_at")?,
     })
 }
 
-pub(super) fn workflow_from_row(row: &PgRow) -> Result<WorkflowRecord> {
+pub(super) fn workflow_from_row(row: &PgRow, secrets: &Secrets) -> Result<WorkflowRecord> {
     const T: &str = "workflows";
+    let id: String = row.try_get("id")?;
     Ok(WorkflowRecord {
-        id: row.try_get("id")?,
+        id: id.clone(),
         team_id: row.try_get("team_id")?,
         name: row.try_get("name")?,
         mode: enum_column(row, T, "mode")?,
@@ -122,7 +130,7 @@ pub(super) fn workflow_from_row(row: &PgRow) -> Result<WorkflowRecord> {
         enabled: row.try_get("enabled")?,
         hook_token: row.try_get("hook_token")?,
         secret_keys: json_column(row, T, "secret_keys")?,
-        env: json_column(row, T, "env")?,
+        env: secrets.open_env(&id, json_column(row, T, "env")?)?,
         schedule: row.try_get("schedule")?,
         next_fire_at: row.try_get("next_fire_at")?,
         timeout_s: int_column(row, T, "timeout_s")?,
@@ -132,7 +140,22 @@ pub(super) fn workflow_from_row(row: &PgRow) -> Result<WorkflowRecord> {
         response: enum_column(row, T, "response")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        verify: verify_column(row, T)?,
+        idempotency_header: row.try_get("idempotency_header")?,
+        egress_allow: json_column(row, T, "egress_allow")?,
+        retention: optional_json_column(row, T, "retention")?,
     })
+}
+
+/// The workflow's `verify` object, checked as the API checks it.
+fn verify_column(row: &PgRow, table: &str) -> Result<Option<flowd_core::verify::Verification>> {
+    let value: Option<serde_json::Value> = optional_json_column(row, table, "verify")?;
+    value
+        .map(|value| {
+            flowd_core::verify::Verification::from_json(&value)
+                .map_err(|err| StoreError::Corrupt(format!("{table}.verify: {err}")))
+        })
+        .transpose()
 }
 
 pub(super) fn version_from_row(row: &PgRow) -> Result<VersionRecord> {

@@ -26,7 +26,7 @@ async fn database_version(pool: &PgPool) -> Result<Option<i64>> {
 /// Brings the schema up to date, or refuses a database that a newer binary migrated (its
 /// schema has what this binary does not know). Nodes starting at once take turns: the migrator
 /// holds an advisory lock while it runs.
-pub(super) async fn migrate(pool: &PgPool) -> Result<()> {
+pub(crate) async fn migrate(pool: &PgPool) -> Result<()> {
     crate::schema_version::refuse_newer(&MIGRATOR, database_version(pool).await?)?;
     MIGRATOR.run(pool).await?;
     Ok(())

@@ -2,16 +2,22 @@
 //! `flowd_apply_writes(writes JSON, log_bytes BYTEA[], documents TEXT[])`, which applies them in
 //! order — the settings change's key-level merge included — in the caller's transaction, in one
 //! round trip. What user code produced (logs, JSON documents) travels in the two arrays, `writes`
-//! holding its index there (see the migration).
+//! holding its index there (see the migration). Audit entries are not the function's: they are
+//! inserted beside it, in the same transaction.
 
 use serde::Serialize;
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 
+use super::audit;
 use super::errors::unique_violation;
 use crate::sqlx_error::is_foreign_key_violation;
-use crate::{ExecutionRecord, Result, StoreError, StoreWrite};
+use crate::{AuditEntry, ExecutionRecord, Result, StoreError, StoreWrite};
 
 const APPLY_WRITES: &str = "SELECT flowd_apply_writes($1::JSONB, $2, $3)";
+/// The same, with responses stored for idempotency keys (`CompleteIdempotencyKey`): one
+/// statement still, so in the same transaction as the executions' records.
+const APPLY_WRITES_AND_COMPLETIONS: &str = "SELECT flowd_apply_writes($1::JSONB, $2, $3), \
+     flowd_complete_idempotency_keys($4::JSONB, $3, $5)";
 
 /// One element of the function's `writes`.
 #[derive(Serialize)]
@@ -50,11 +56,27 @@ struct EncodedSettingsChange<'a> {
     removed: &'a [String],
 }
 
+/// One element of `flowd_complete_idempotency_keys`'s `completions`.
+#[derive(Serialize)]
+struct EncodedCompletion<'a> {
+    workflow_id: &'a str,
+    key: &'a str,
+    execution_id: &'a str,
+    status: u16,
+    /// 1-based index of the headers (a JSON array of pairs) in `documents`.
+    headers: usize,
+    /// 1-based index of the body in `bodies`.
+    body: usize,
+}
+
 /// The function's arguments for `writes`.
 struct Encoded<'a> {
     writes: String,
     log_bytes: Vec<&'a [u8]>,
     documents: Vec<String>,
+    /// Responses for idempotency keys (often none).
+    completions: Vec<EncodedCompletion<'a>>,
+    bodies: Vec<&'a [u8]>,
 }
 
 impl Encoded<'_> {
@@ -72,9 +94,30 @@ fn encode<'a>(writes: impl Iterator<Item = &'a StoreWrite>) -> Result<Encoded<'a
         writes: String::new(),
         log_bytes: Vec::new(),
         documents: Vec::new(),
+        completions: Vec::new(),
+        bodies: Vec::new(),
     };
     let mut encoded = Vec::new();
     for write in writes {
+        if let StoreWrite::CompleteIdempotencyKey {
+            workflow_id,
+            key,
+            execution_id,
+            response,
+        } = write
+        {
+            let headers = out.document(&response.headers, "a stored response's headers")?;
+            out.bodies.push(&response.body);
+            out.completions.push(EncodedCompletion {
+                workflow_id,
+                key,
+                execution_id,
+                status: response.status,
+                headers,
+                body: out.bodies.len(),
+            });
+            continue;
+        }
         encoded.push(match write {
             StoreWrite::PutExecution(execution) => {
                 out.log_bytes.push(execution.logs.as_bytes());
@@ -115,6 +158,9 @@ fn encode<'a>(writes: impl Iterator<Item = &'a StoreWrite>) -> Result<Encoded<'a
                     .collect::<Result<_>>()?,
                 removed: &change.removed,
             }),
+            StoreWrite::CompleteIdempotencyKey { .. } => continue,
+            // Inserted by the callers of `encode`, beside the function's call.
+            StoreWrite::AppendAudit(_) => continue,
         });
     }
     out.writes = serde_json::to_string(&encoded)
@@ -125,19 +171,46 @@ fn encode<'a>(writes: impl Iterator<Item = &'a StoreWrite>) -> Result<Encoded<'a
 /// Applies `writes` in order on `conn`: in one statement, so atomically even outside a
 /// transaction. A failure is the database's, not yet tied to the write that caused it (see
 /// [`apply_each`]).
-pub(super) async fn apply_all<'a>(
-    conn: &mut PgConnection,
-    writes: impl Iterator<Item = &'a StoreWrite>,
-) -> Result<()> {
-    execute(conn, encode(writes)?).await?;
+pub(super) async fn apply_all(conn: &mut PgConnection, writes: &[&StoreWrite]) -> Result<()> {
+    let entries: Vec<&AuditEntry> = writes
+        .iter()
+        .filter_map(|write| match write {
+            StoreWrite::AppendAudit(entry) => Some(entry),
+            _ => None,
+        })
+        .collect();
+    let encoded = encode(writes.iter().copied())?;
+    if entries.is_empty() {
+        execute(conn, encoded).await?;
+        return Ok(());
+    }
+    // Entries in the transaction of the changes they record: rare (a change made through the
+    // API), so the executions' batches stay one statement without a transaction.
+    let mut tx = conn.begin().await?;
+    execute(&mut tx, encoded).await?;
+    audit::insert_entries(&mut tx, entries).await?;
+    tx.commit().await?;
     Ok(())
 }
 
 async fn execute(conn: &mut PgConnection, encoded: Encoded<'_>) -> sqlx::Result<()> {
-    sqlx::query(APPLY_WRITES)
+    if encoded.completions.is_empty() {
+        sqlx::query(APPLY_WRITES)
+            .bind(encoded.writes)
+            .bind(encoded.log_bytes)
+            .bind(encoded.documents)
+            .execute(conn)
+            .await?;
+        return Ok(());
+    }
+    let completions = serde_json::to_string(&encoded.completions)
+        .map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
+    sqlx::query(APPLY_WRITES_AND_COMPLETIONS)
         .bind(encoded.writes)
         .bind(encoded.log_bytes)
         .bind(encoded.documents)
+        .bind(completions)
+        .bind(encoded.bodies)
         .execute(conn)
         .await?;
     Ok(())
@@ -148,6 +221,10 @@ async fn execute(conn: &mut PgConnection, encoded: Encoded<'_>) -> sqlx::Result<
 /// not exist `NotFound`.
 pub(super) async fn apply_each(conn: &mut PgConnection, writes: &[StoreWrite]) -> Result<()> {
     for write in writes {
+        if let StoreWrite::AppendAudit(entry) = write {
+            audit::insert_entries(conn, [entry]).await?;
+            continue;
+        }
         let encoded = encode(std::iter::once(write))?;
         execute(conn, encoded)
             .await

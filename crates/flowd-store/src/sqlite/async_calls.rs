@@ -25,6 +25,7 @@ fn call_from_row(row: &SqliteRow) -> Result<AsyncCallRecord> {
         enqueued_at: row.try_get("enqueued_at")?,
         state: row.try_get("state")?,
         lease_until: row.try_get("lease_until")?,
+        node_id: row.try_get("node_id")?,
         response_status: row.try_get("response_status")?,
         response_headers: row.try_get("response_headers")?,
         response_body: row.try_get("response_body")?,
@@ -89,14 +90,16 @@ pub(super) async fn claim(
     limit: u32,
     now: i64,
     lease_until: i64,
+    node_id: &str,
 ) -> Result<Vec<AsyncCallRecord>> {
     let rows = sqlx::query(&format!(
-        "UPDATE async_calls SET state = 'claimed', lease_until = ? WHERE id IN (\
+        "UPDATE async_calls SET state = 'claimed', lease_until = ?, node_id = ? WHERE id IN (\
            SELECT id FROM async_calls WHERE workflow_id = ? AND {IS_PENDING} \
            AND (state = 'queued' OR lease_until < ?) ORDER BY enqueued_at, id LIMIT ?) \
          RETURNING {ASYNC_CALL_COLUMNS}"
     ))
     .bind(lease_until)
+    .bind(node_id)
     .bind(workflow_id)
     .bind(now)
     .bind(i64::from(limit))
@@ -114,7 +117,7 @@ pub(super) async fn finish(
     finished_at: i64,
 ) -> Result<()> {
     sqlx::query(
-        "UPDATE async_calls SET state = 'done', lease_until = NULL, request_headers = NULL, \
+        "UPDATE async_calls SET state = 'done', lease_until = NULL, node_id = NULL, request_headers = NULL, \
          request_query = NULL, request_body = NULL, response_status = ?, response_headers = ?, \
          response_body = ?, finished_at = ? WHERE id = ?",
     )
@@ -130,22 +133,13 @@ pub(super) async fn finish(
 
 pub(super) async fn release(writer: &SqlitePool, id: &str) -> Result<()> {
     sqlx::query(
-        "UPDATE async_calls SET state = 'queued', lease_until = NULL \
+        "UPDATE async_calls SET state = 'queued', lease_until = NULL, node_id = NULL \
          WHERE id = ? AND state = 'claimed'",
     )
     .bind(id)
     .execute(writer)
     .await?;
     Ok(())
-}
-
-pub(super) async fn release_claimed(writer: &SqlitePool) -> Result<u64> {
-    let result = sqlx::query(
-        "UPDATE async_calls SET state = 'queued', lease_until = NULL WHERE state = 'claimed'",
-    )
-    .execute(writer)
-    .await?;
-    Ok(result.rows_affected())
 }
 
 pub(super) async fn by_token(pool: &SqlitePool, token: &str) -> Result<Option<AsyncCallRecord>> {

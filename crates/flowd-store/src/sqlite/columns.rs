@@ -7,12 +7,13 @@ use serde::Serialize;
 use crate::error::{Result, StoreError};
 use crate::model::ExecutionRecord;
 
-/// The upsert of an execution record (a `running` row is replaced when the execution ends).
+/// The upsert of an execution record (a `running` row is replaced when the execution ends). The
+/// last parameter is the node writing it, kept from the insert on (the node that started it).
 pub(crate) const PUT_EXECUTION: &str =
     "INSERT INTO executions (id, workflow_id, version, \"trigger\", status, started_at, \
          finished_at, duration_ms, response_status, warnings, error, logs, logs_truncated, \
-         settings_changed, fire_at) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         settings_changed, fire_at, node_id) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
      ON CONFLICT (id) DO UPDATE SET \
          workflow_id = excluded.workflow_id, \
          version = excluded.version, \

@@ -28,15 +28,21 @@ use flowd_core::settings::SettingsChange;
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::columns::{ExecutionColumns, PUT_EXECUTION};
+use super::audit::INSERT_AUDIT;
+use super::columns::{to_json, ExecutionColumns, PUT_EXECUTION};
 use super::errors::{constraint, from_rusqlite, is_busy, Constraint};
+use super::idempotency::COMPLETE_IDEMPOTENCY_KEY;
 use crate::commit::{CommitCompleter, CommitTicket};
 use crate::error::{Result, StoreError};
-use crate::model::ExecutionRecord;
+use crate::metrics;
+use crate::model::{AuditEntry, ExecutionRecord};
 use crate::store::StoreWrite;
+use crate::StoredResponse;
 
 /// Most write requests committed in one transaction.
 const MAX_BATCH: usize = 512;
+/// This backend in the metrics' `backend` label.
+const BACKEND: &str = "sqlite";
 /// Writes are committed inline only when none had to be queued for this long: while calls
 /// overlap, they go to the thread, whose batches take many in one transaction and do not block
 /// the async runtime's workers.
@@ -98,8 +104,12 @@ struct Shared {
     state: Mutex<State>,
     /// Signalled when there is something for the thread to do.
     work: Condvar,
-    /// Used by whoever set `State::committing`.
-    connection: Mutex<Connection>,
+    /// Used by whoever set `State::committing`; `None` once the group commit is stopped (the
+    /// connection closed then, not when the last handle is dropped: a stopped store leaves no
+    /// connection open behind it, so the WAL is gone when `close` returns).
+    connection: Mutex<Option<Connection>>,
+    /// The node the executions are written for (their `node_id`).
+    node_id: Arc<str>,
 }
 
 #[derive(Default)]
@@ -125,8 +135,12 @@ pub(crate) struct GroupCommit {
 
 impl GroupCommit {
     /// Opens two connections to the database at `uri` (an SQLite URI filename), one to commit and
-    /// one to checkpoint, and starts the thread.
-    pub(crate) fn start(uri: &str, busy_timeout: Duration) -> Result<GroupCommit> {
+    /// one to checkpoint, and starts the thread; executions are written as `node_id`'s.
+    pub(crate) fn start(
+        uri: &str,
+        busy_timeout: Duration,
+        node_id: Arc<str>,
+    ) -> Result<GroupCommit> {
         let connections = || -> rusqlite::Result<(Connection, Connection)> {
             let connection = open(uri, busy_timeout)?;
             connection.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -138,7 +152,8 @@ impl GroupCommit {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             work: Condvar::new(),
-            connection: Mutex::new(connection),
+            connection: Mutex::new(Some(connection)),
+            node_id,
         });
         let thread = {
             let shared = shared.clone();
@@ -168,7 +183,14 @@ impl GroupCommit {
         }
         state.committing = true;
         drop(state);
-        let inline = commit_inline(&mut lock(&self.shared.connection), &writes);
+        let started = Instant::now();
+        let inline = match lock(&self.shared.connection).as_mut() {
+            Some(connection) => commit_inline(connection, &self.shared.node_id, &writes),
+            None => Some(Err(StoreError::Stopped)),
+        };
+        if inline.is_some() {
+            metrics::committed(BACKEND, 1, started.elapsed());
+        }
         let mut state = lock(&self.shared.state);
         state.committing = false;
         match inline {
@@ -236,6 +258,9 @@ impl GroupCommit {
             // It has answered the stop: it is returning, and closes its connections.
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+        // Closed now, as the last of the store's connections to the file: SQLite checkpoints the
+        // WAL into the database and deletes it.
+        drop(lock(&self.shared.connection).take());
     }
 }
 
@@ -265,12 +290,16 @@ fn open(uri: &str, busy_timeout: Duration) -> rusqlite::Result<Connection> {
 }
 
 /// The inline attempt: `None` when another connection holds the write lock (nothing written).
-fn commit_inline(connection: &mut Connection, writes: &[StoreWrite]) -> Option<Result<()>> {
+fn commit_inline(
+    connection: &mut Connection,
+    node_id: &str,
+    writes: &[StoreWrite],
+) -> Option<Result<()>> {
     if connection.busy_timeout(Duration::ZERO).is_err() {
         return None;
     }
     // The thread sets its busy timeout back before each batch: it does wait for locks.
-    match commit_writes(connection, writes.iter()) {
+    match commit_writes(connection, node_id, writes.iter()) {
         Err(WriteError::Sqlite(error)) if is_busy(&error) => None,
         result => Some(result.map_err(StoreError::from)),
     }
@@ -291,10 +320,15 @@ fn run(shared: &Shared, checkpointer: &Connection, busy_timeout: Duration) {
         match next_task(shared) {
             Task::Commit(batch) => {
                 let writes = batch.len() as u64;
-                {
-                    let mut connection = lock(&shared.connection);
-                    let _ = connection.busy_timeout(busy_timeout);
-                    commit_batch(&mut connection, batch);
+                match lock(&shared.connection).as_mut() {
+                    Some(connection) => {
+                        let _ = connection.busy_timeout(busy_timeout);
+                        commit_batch(connection, &shared.node_id, batch);
+                    }
+                    None => batch
+                        .into_iter()
+                        .filter_map(|request| request.done)
+                        .for_each(|done| done.complete(Err(StoreError::Stopped))),
                 }
                 let mut state = lock(&shared.state);
                 state.committing = false;
@@ -384,10 +418,12 @@ fn checkpoint(connection: &Connection) {
     }
 }
 
-fn commit_batch(connection: &mut Connection, mut batch: Vec<Request>) {
+fn commit_batch(connection: &mut Connection, node_id: &str, mut batch: Vec<Request>) {
     let all = batch.iter().flat_map(|request| request.writes.iter());
-    match commit_writes(connection, all) {
+    let started = Instant::now();
+    match commit_writes(connection, node_id, all) {
         Ok(()) => {
+            metrics::committed(BACKEND, batch.len(), started.elapsed());
             for request in batch {
                 if let Some(done) = request.done {
                     done.complete(Ok(()));
@@ -399,8 +435,8 @@ fn commit_batch(connection: &mut Connection, mut batch: Vec<Request>) {
             let error = StoreError::from(error);
             tracing::debug!(%error, "batch commit failed, committing one by one");
             for request in batch {
-                let result =
-                    commit_writes(connection, request.writes.iter()).map_err(StoreError::from);
+                let result = commit_writes(connection, node_id, request.writes.iter())
+                    .map_err(StoreError::from);
                 if let Err(error) = &result {
                     tracing::error!(%error, "a store write failed");
                 }
@@ -422,23 +458,52 @@ fn commit_batch(connection: &mut Connection, mut batch: Vec<Request>) {
 /// Commits `writes` in one transaction, in order; the first failure rolls all of them back.
 fn commit_writes<'a>(
     connection: &mut Connection,
+    node_id: &str,
     writes: impl Iterator<Item = &'a StoreWrite>,
 ) -> WriteResult {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for write in writes {
         match write {
-            StoreWrite::PutExecution(execution) => put_execution(&transaction, execution)?,
+            StoreWrite::PutExecution(execution) => put_execution(&transaction, node_id, execution)?,
             StoreWrite::ApplySettingsChange {
                 workflow_id,
                 change,
             } => apply_settings_change(&transaction, workflow_id, change)?,
+            StoreWrite::CompleteIdempotencyKey {
+                workflow_id,
+                key,
+                execution_id,
+                response,
+            } => complete_idempotency_key(&transaction, workflow_id, key, execution_id, response)?,
+            StoreWrite::AppendAudit(entry) => append_audit(&transaction, entry)?,
         }
     }
     transaction.commit()?;
     Ok(())
 }
 
-fn put_execution(connection: &Connection, execution: &ExecutionRecord) -> WriteResult {
+fn append_audit(connection: &Connection, entry: &AuditEntry) -> WriteResult {
+    let mut statement = connection.prepare_cached(INSERT_AUDIT)?;
+    statement.execute(params![
+        entry.id,
+        entry.at,
+        entry.actor_id,
+        entry.actor_name,
+        entry.action.as_str(),
+        entry.team_id,
+        entry.team_name,
+        entry.workflow_id,
+        entry.workflow_name,
+        entry.summary,
+    ])?;
+    Ok(())
+}
+
+fn put_execution(
+    connection: &Connection,
+    node_id: &str,
+    execution: &ExecutionRecord,
+) -> WriteResult {
     let columns = ExecutionColumns::of(execution)?;
     let mut statement = connection.prepare_cached(PUT_EXECUTION)?;
     statement
@@ -458,6 +523,7 @@ fn put_execution(connection: &Connection, execution: &ExecutionRecord) -> WriteR
             execution.logs_truncated,
             columns.settings_changed,
             execution.fire_at,
+            node_id,
         ])
         .map_err(|err| match constraint(&err) {
             Some(Constraint::Unique) => WriteError::Refused(StoreError::fire_time_taken(execution)),
@@ -493,6 +559,29 @@ fn apply_settings_change(
     for key in &change.removed {
         delete.execute(params![workflow_id, key])?;
     }
+    Ok(())
+}
+
+/// Stores the response of the execution holding an idempotency key (nothing if it holds it no
+/// longer).
+fn complete_idempotency_key(
+    connection: &Connection,
+    workflow_id: &str,
+    key: &str,
+    execution_id: &str,
+    response: &StoredResponse,
+) -> WriteResult {
+    let headers = to_json(&response.headers, "the stored response's headers")?;
+    connection
+        .prepare_cached(COMPLETE_IDEMPOTENCY_KEY)?
+        .execute(params![
+            i64::from(response.status),
+            headers,
+            response.body,
+            workflow_id,
+            key,
+            execution_id
+        ])?;
     Ok(())
 }
 

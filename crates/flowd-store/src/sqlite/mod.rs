@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use flowd_core::access::Role;
+use flowd_core::retention::RetentionCut;
 use flowd_core::settings::{Settings, SettingsChange};
+use flowd_core::verify::Verification;
 use flowd_core::workflow::{ExecutionStatus, VersionState};
 use serde::de::DeserializeOwned;
 use sqlx::migrate::Migrator;
@@ -21,22 +24,32 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 mod async_calls;
+mod audit;
+pub(crate) mod backup;
 mod columns;
 pub(crate) mod errors;
 mod group_commit;
+mod idempotency;
+mod nodes;
+mod retention;
+mod secret_key;
 
 use self::columns::{from_json, to_json, ExecutionColumns, PUT_EXECUTION};
 use self::errors::unique_violation;
-use self::group_commit::{file_uri, GroupCommit};
+pub(crate) use self::group_commit::file_uri;
+use self::group_commit::GroupCommit;
 use crate::commit::CommitTicket;
 use crate::error::{Result, StoreError};
 use crate::model::{
-    ApiKeyRecord, ExecutionError, ExecutionRecord, TeamRecord, VersionOutcome, VersionRecord,
-    WorkflowRecord,
+    ApiKeyRecord, AuditEntry, AuditQuery, ExecutionError, ExecutionRecord, TeamRecord,
+    VersionOutcome, VersionRecord, WorkflowRecord,
 };
+use crate::node::{NodeRecord, ReapedNode};
+use crate::secrets::{SecretKey, Secrets};
 use crate::sqlx_error::is_foreign_key_violation;
-use crate::store::{ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite};
+use crate::store::{ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite, WorkflowRetention};
 use crate::{AsyncCallRecord, Enqueued, QueueBound, StoredResponse};
+use crate::{IdempotencyClaim, IdempotencyClaimOutcome, IdempotencyRecord};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -53,10 +66,12 @@ const DEFAULT_LIST_LIMIT: u32 = 50;
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 const TEAM_COLUMNS: &str = "id, name, created_at";
-const API_KEY_COLUMNS: &str = "id, team_id, name, key_hash, is_admin, created_at";
+const API_KEY_COLUMNS: &str =
+    "id, team_id, name, key_hash, prefix, role, created_at, expires_at, last_used_at";
 const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
-     created_at, updated_at, env, response";
+     created_at, updated_at, env, verify, idempotency_header, \
+     egress_allow, retention, response";
 const VERSION_COLUMNS: &str = "workflow_id, version, code, requirements, state, build_log, error, \
      environment, created_at, settled_at";
 const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, started_at, \
@@ -78,6 +93,10 @@ pub struct SqliteStore {
     /// The executions' records and settings changes: a thread of its own with its own
     /// connection (see [`group_commit`]).
     commits: Arc<GroupCommit>,
+    /// How environment variables and settings values are sealed (see [`crate::secrets`]).
+    secrets: Secrets,
+    /// See [`Store::node_id`].
+    node_id: Arc<str>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -88,8 +107,15 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating it if missing, with mode 0600) the database file at `path` and brings its
-    /// schema up to date. The parent directory must exist.
+    /// schema up to date. The parent directory must exist. Secret values are kept in clear.
     pub async fn open(path: &Path) -> Result<SqliteStore> {
+        SqliteStore::open_keyed(path, None).await
+    }
+
+    /// [`SqliteStore::open`], with secret values sealed under `secret_key` (a store from before
+    /// the key has its clear values sealed now). `WrongSecretKey` when the store's values are
+    /// sealed under another key, `SecretKeyMissing` when they are sealed and no key is given.
+    pub async fn open_keyed(path: &Path, secret_key: Option<&SecretKey>) -> Result<SqliteStore> {
         create_private_file(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -102,7 +128,8 @@ impl SqliteStore {
             .max_connections(POOL_SIZE)
             .connect_with(options.clone())
             .await?;
-        let store = SqliteStore::migrated(pool.clone(), pool, &file_uri(path)).await?;
+        let secrets = secrets_for(secret_key);
+        let store = SqliteStore::migrated(pool.clone(), pool, &file_uri(path), secrets).await?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -117,8 +144,14 @@ impl SqliteStore {
     }
 
     /// A store in memory, for tests: SQLite's `memdb` database of a name of its own, shared by
-    /// one pooled connection (kept for the life of the store) and the group commit's.
+    /// one pooled connection (kept for the life of the store) and the group commit's. Secret
+    /// values are kept in clear.
     pub async fn open_in_memory() -> Result<SqliteStore> {
+        SqliteStore::open_in_memory_keyed(None).await
+    }
+
+    /// [`SqliteStore::open_in_memory`], with secret values sealed under `secret_key`.
+    pub async fn open_in_memory_keyed(secret_key: Option<&SecretKey>) -> Result<SqliteStore> {
         static STORES: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "/flowd-memory-{}-{}",
@@ -138,28 +171,80 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        SqliteStore::migrated(pool.clone(), pool, &format!("file:{name}?vfs=memdb")).await
+        let uri = format!("file:{name}?vfs=memdb");
+        SqliteStore::migrated(pool.clone(), pool, &uri, secrets_for(secret_key)).await
     }
 
-    /// Brings the schema up to date, then starts the group commit on `uri` (the same database).
-    async fn migrated(pool: SqlitePool, writer: SqlitePool, uri: &str) -> Result<SqliteStore> {
+    /// Brings the schema up to date and checks (or applies) `secrets`' key, then starts the
+    /// group commit on `uri` (the same database).
+    async fn migrated(
+        pool: SqlitePool,
+        writer: SqlitePool,
+        uri: &str,
+        secrets: Secrets,
+    ) -> Result<SqliteStore> {
         crate::schema_version::refuse_newer(&MIGRATOR, applied_schema_version(&pool).await?)?;
         MIGRATOR.run(&pool).await?;
-        let commits = Arc::new(GroupCommit::start(uri, BUSY_TIMEOUT)?);
+        secret_key::settle(&pool, &secrets).await?;
+        let node_id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
+        let commits = Arc::new(GroupCommit::start(uri, BUSY_TIMEOUT, node_id.clone())?);
         Ok(SqliteStore {
             pool,
             writer,
             commits,
+            secrets,
+            node_id,
         })
+    }
+
+    /// Reseals every secret value under `new_key`, in one transaction, then closes the store:
+    /// a store opened with another key must not write any more. Nothing else may be writing
+    /// to the database meanwhile (its server stopped): what it sealed under the old key would
+    /// no longer open.
+    pub async fn rotate_secret_key(self, new_key: &SecretKey) -> Result<()> {
+        let rotated =
+            secret_key::rotate(&self.pool, &self.secrets, &Secrets::sealed(new_key)).await;
+        self.close().await;
+        rotated
     }
 
     /// Commits what is queued, then closes the connections (checkpointing the WAL); the store is
     /// unusable afterwards.
     pub async fn close(&self) {
         self.commits.stop().await;
-        self.writer.close().await;
-        self.pool.close().await;
+        close_pool(&self.writer).await;
+        close_pool(&self.pool).await;
     }
+}
+
+/// Closes every connection of `pool`. sqlx's `close` waits for the connections in use, but one
+/// it was opening meanwhile (to keep `min_connections`) can arrive after that wait and stay
+/// idle; closing again closes it, so no connection outlives the store (and the last one to
+/// close deletes the WAL).
+async fn close_pool(pool: &SqlitePool) {
+    for _ in 0..3 {
+        pool.close().await;
+        if pool.size() == 0 {
+            return;
+        }
+    }
+    tracing::warn!(
+        connections = pool.size(),
+        "SQLite connections still open after the store was closed"
+    );
+}
+
+fn secrets_for(secret_key: Option<&SecretKey>) -> Secrets {
+    secret_key.map_or_else(Secrets::clear, Secrets::sealed)
+}
+
+/// The schema version this binary migrates SQLite stores to: its newest migration.
+pub(crate) fn schema_version() -> i64 {
+    MIGRATOR
+        .iter()
+        .map(|migration| migration.version)
+        .max()
+        .unwrap_or(0)
 }
 
 /// The newest migration applied to the database (`None`: never migrated).
@@ -255,15 +340,19 @@ fn api_key_from_row(row: &SqliteRow) -> Result<ApiKeyRecord> {
         team_id: row.try_get("team_id")?,
         name: row.try_get("name")?,
         key_hash: row.try_get("key_hash")?,
-        is_admin: row.try_get("is_admin")?,
+        prefix: row.try_get("prefix")?,
+        role: enum_column(row, "api_keys", "role")?,
         created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        last_used_at: row.try_get("last_used_at")?,
     })
 }
 
-fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord> {
+fn workflow_from_row(row: &SqliteRow, secrets: &Secrets) -> Result<WorkflowRecord> {
     const T: &str = "workflows";
+    let id: String = row.try_get("id")?;
     Ok(WorkflowRecord {
-        id: row.try_get("id")?,
+        id: id.clone(),
         team_id: row.try_get("team_id")?,
         name: row.try_get("name")?,
         mode: enum_column(row, T, "mode")?,
@@ -273,7 +362,7 @@ fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord> {
         enabled: row.try_get("enabled")?,
         hook_token: row.try_get("hook_token")?,
         secret_keys: json_column(row, T, "secret_keys")?,
-        env: json_column(row, T, "env")?,
+        env: secrets.open_env(&id, json_column(row, T, "env")?)?,
         schedule: row.try_get("schedule")?,
         next_fire_at: row.try_get("next_fire_at")?,
         timeout_s: int_column(row, T, "timeout_s")?,
@@ -283,7 +372,22 @@ fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord> {
         response: enum_column(row, T, "response")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        verify: verify_column(row, T)?,
+        idempotency_header: row.try_get("idempotency_header")?,
+        egress_allow: json_column(row, T, "egress_allow")?,
+        retention: optional_json_column(row, T, "retention")?,
     })
+}
+
+/// The workflow's `verify` object, checked as the API checks it.
+fn verify_column(row: &SqliteRow, table: &str) -> Result<Option<Verification>> {
+    let text: Option<String> = row.try_get("verify")?;
+    text.map(|text| {
+        let value: serde_json::Value = from_json(&text, "a workflow's verify")?;
+        Verification::from_json(&value)
+            .map_err(|err| StoreError::Corrupt(format!("{table}.verify: {err}")))
+    })
+    .transpose()
 }
 
 fn version_from_row(row: &SqliteRow) -> Result<VersionRecord> {
@@ -394,8 +498,10 @@ async fn upsert_setting(
 /// binds them.
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
-     updated_at, env, response";
-const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
+     updated_at, env, verify, idempotency_header, \
+     egress_allow, retention, response";
+const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+     ?, ?, ?";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
@@ -403,6 +509,7 @@ type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArgume
 fn bind_mutable_columns<'q>(
     query: SqliteQuery<'q>,
     workflow: &'q WorkflowRecord,
+    secrets: &Secrets,
 ) -> Result<SqliteQuery<'q>> {
     Ok(query
         .bind(&workflow.name)
@@ -418,14 +525,34 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.max_concurrency.map(i64::from))
         .bind(workflow.isolation.as_str())
         .bind(workflow.updated_at)
-        .bind(to_json(&workflow.env, "the environment variables")?)
+        .bind(to_json(
+            &secrets.seal_env(&workflow.id, &workflow.env),
+            "the environment variables",
+        )?)
+        .bind(workflow.verify.as_ref().map(|v| v.to_json().to_string()))
+        .bind(&workflow.idempotency_header)
+        .bind(to_json(&workflow.egress_allow, "the egress exceptions")?)
+        .bind(optional_retention_json(workflow)?)
         .bind(workflow.response.as_str()))
+}
+
+/// A workflow's own retention as its column holds it: JSON, or NULL for the server's.
+fn optional_retention_json(workflow: &WorkflowRecord) -> Result<Option<String>> {
+    workflow
+        .retention
+        .as_ref()
+        .map(|retention| to_json(retention, "the retention"))
+        .transpose()
 }
 
 /// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave
 /// a write behind (the schedule moved on before the fire time turned out to be recorded): the
 /// caller rolls back.
-async fn claim_in(conn: &mut SqliteConnection, claim: &RunClaim) -> Result<ClaimOutcome> {
+async fn claim_in(
+    conn: &mut SqliteConnection,
+    node_id: &str,
+    claim: &RunClaim,
+) -> Result<ClaimOutcome> {
     let workflow_id = &claim.execution.workflow_id;
     if let Some(advance) = claim.advance {
         let moved =
@@ -447,7 +574,7 @@ async fn claim_in(conn: &mut SqliteConnection, claim: &RunClaim) -> Result<Claim
     .await?;
     let (outcome, record) = claimed_record(claim, running.is_some());
     if let Some(record) = record {
-        match put_execution(conn, &record).await {
+        match put_execution(conn, node_id, &record).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => return Ok(ClaimOutcome::AlreadyClaimed),
             Err(error) => return Err(error),
@@ -458,9 +585,13 @@ async fn claim_in(conn: &mut SqliteConnection, claim: &RunClaim) -> Result<Claim
 
 /// One claim of [`Store::claim_runs`] in a savepoint of the batch's transaction: a claim found
 /// already made leaves nothing behind, and the others are kept.
-async fn claim_in_savepoint(conn: &mut SqliteConnection, claim: &RunClaim) -> Result<ClaimOutcome> {
+async fn claim_in_savepoint(
+    conn: &mut SqliteConnection,
+    node_id: &str,
+    claim: &RunClaim,
+) -> Result<ClaimOutcome> {
     let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
-    let outcome = claim_in(&mut savepoint, claim).await?;
+    let outcome = claim_in(&mut savepoint, node_id, claim).await?;
     if outcome == ClaimOutcome::AlreadyClaimed {
         savepoint.rollback().await?;
     } else {
@@ -489,7 +620,11 @@ fn claimed_record(claim: &RunClaim, run_going: bool) -> (ClaimOutcome, Option<Ex
     }
 }
 
-async fn put_execution(conn: &mut SqliteConnection, execution: &ExecutionRecord) -> Result<()> {
+async fn put_execution(
+    conn: &mut SqliteConnection,
+    node_id: &str,
+    execution: &ExecutionRecord,
+) -> Result<()> {
     let columns = ExecutionColumns::of(execution)?;
     sqlx::query(PUT_EXECUTION)
         .bind(&execution.id)
@@ -507,6 +642,7 @@ async fn put_execution(conn: &mut SqliteConnection, execution: &ExecutionRecord)
         .bind(execution.logs_truncated)
         .bind(columns.settings_changed)
         .bind(execution.fire_at)
+        .bind(node_id)
         .execute(conn)
         .await
         .map_err(|err| {
@@ -525,12 +661,17 @@ async fn put_execution(conn: &mut SqliteConnection, execution: &ExecutionRecord)
 impl Store for SqliteStore {
     // --- teams and API keys ---
 
-    async fn create_team(&self, team: &TeamRecord) -> Result<()> {
+    async fn create_team_audited(
+        &self,
+        team: &TeamRecord,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         sqlx::query("INSERT INTO teams (id, name, created_at) VALUES (?, ?, ?)")
             .bind(&team.id)
             .bind(&team.name)
             .bind(team.created_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|err| match unique_violation(&err) {
                 Some(what) if what.contains("teams.name") => {
@@ -541,6 +682,58 @@ impl Store for SqliteStore {
                 }
                 None => err.into(),
             })?;
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_teams(&self) -> Result<Vec<TeamRecord>> {
+        sqlx::query(&format!("SELECT {TEAM_COLUMNS} FROM teams ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(team_from_row)
+            .collect()
+    }
+
+    async fn rename_team(&self, id: &str, name: &str, audit: &AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let result = sqlx::query("UPDATE teams SET name = ? WHERE id = ?")
+            .bind(name)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| match unique_violation(&err) {
+                Some(_) => StoreError::Conflict(format!("a team named {name:?} already exists")),
+                None => err.into(),
+            })?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("team {id}")));
+        }
+        audit::insert_entries(&mut tx, [audit]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_team(&self, id: &str, audit: &AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let workflows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workflows WHERE team_id = ?")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if workflows > 0 {
+            return Err(StoreError::team_has_workflows(id, workflows));
+        }
+        // Its keys go with it: ON DELETE CASCADE.
+        let result = sqlx::query("DELETE FROM teams WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("team {id}")));
+        }
+        audit::insert_entries(&mut tx, [audit]).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -572,18 +765,37 @@ impl Store for SqliteStore {
             .map_err(|_| StoreError::Corrupt(format!("negative team count {count}")))
     }
 
-    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO api_keys (id, team_id, name, key_hash, is_admin, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+    async fn database_size(&self) -> Result<u64> {
+        let bytes: i64 = sqlx::query_scalar(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
         )
+        .fetch_one(&self.pool)
+        .await?;
+        u64::try_from(bytes)
+            .map_err(|_| StoreError::Corrupt(format!("negative database size {bytes}")))
+    }
+
+    async fn create_api_key_audited(
+        &self,
+        key: &ApiKeyRecord,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        sqlx::query(&format!(
+            "INSERT INTO api_keys ({API_KEY_COLUMNS}, is_admin) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
         .bind(&key.id)
         .bind(&key.team_id)
         .bind(&key.name)
         .bind(&key.key_hash)
-        .bind(key.is_admin)
+        .bind(&key.prefix)
+        .bind(key.role.as_str())
         .bind(key.created_at)
-        .execute(&self.pool)
+        .bind(key.expires_at)
+        .bind(key.last_used_at)
+        .bind(key.role == Role::Admin)
+        .execute(&mut *tx)
         .await
         .map_err(|err| match unique_violation(&err) {
             Some(what) if what.contains("api_keys.key_hash") => {
@@ -597,6 +809,57 @@ impl Store for SqliteStore {
             }
             None => err.into(),
         })?;
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn api_key_by_id(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(api_key_from_row)
+        .transpose()
+    }
+
+    async fn list_api_keys(&self, team_id: Option<&str>) -> Result<Vec<ApiKeyRecord>> {
+        sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE ? IS NULL OR team_id = ? \
+             ORDER BY created_at, id"
+        ))
+        .bind(team_id)
+        .bind(team_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(api_key_from_row)
+        .collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str, audit: &AuditEntry) -> Result<bool> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let result = sqlx::query("DELETE FROM api_keys WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        audit::insert_entries(&mut tx, [audit]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn touch_api_key(&self, id: &str, at: i64) -> Result<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -624,11 +887,12 @@ impl Store for SqliteStore {
 
     // --- workflows ---
 
-    async fn create_workflow(
+    async fn create_workflow_audited(
         &self,
         workflow: &WorkflowRecord,
         first_version: &VersionRecord,
         settings: &Settings,
+        audit: Option<&AuditEntry>,
     ) -> Result<()> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         let insert = format!(
@@ -640,7 +904,7 @@ impl Store for SqliteStore {
             .bind(&workflow.team_id)
             .bind(workflow.created_at)
             .bind(i64::from(workflow.version.unwrap_or(0)));
-        bind_mutable_columns(query, workflow)?
+        bind_mutable_columns(query, workflow, &self.secrets)?
             .execute(&mut *tx)
             .await
             .map_err(|err| match unique_violation(&err) {
@@ -658,9 +922,10 @@ impl Store for SqliteStore {
                 None => err.into(),
             })?;
         insert_version(&mut tx, first_version).await?;
-        for (key, value) in settings {
+        for (key, value) in &self.secrets.seal_settings(&workflow.id, settings) {
             upsert_setting(&mut tx, &workflow.id, key, value).await?;
         }
+        audit::insert_entries(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -673,7 +938,7 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await?
         .as_ref()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .transpose()
     }
 
@@ -686,7 +951,7 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await?
         .as_ref()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .transpose()
     }
 
@@ -698,18 +963,23 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .collect()
     }
 
-    async fn update_workflow(&self, workflow: &WorkflowRecord) -> Result<()> {
+    async fn update_workflow_audited(
+        &self,
+        workflow: &WorkflowRecord,
+        audit: &[AuditEntry],
+    ) -> Result<()> {
         let update = format!(
             "UPDATE workflows SET ({MUTABLE_WORKFLOW_COLUMNS}) = ({MUTABLE_WORKFLOW_PLACEHOLDERS}) \
              WHERE id = ?"
         );
-        let result = bind_mutable_columns(sqlx::query(&update), workflow)?
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let result = bind_mutable_columns(sqlx::query(&update), workflow, &self.secrets)?
             .bind(&workflow.id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|err| {
                 if unique_violation(&err).is_some() {
@@ -724,10 +994,17 @@ impl Store for SqliteStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::workflow_not_found(&workflow.id));
         }
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn add_version(&self, version: &VersionRecord, updated_at: i64) -> Result<()> {
+    async fn add_version_audited(
+        &self,
+        version: &VersionRecord,
+        updated_at: i64,
+        audit: Option<&AuditEntry>,
+    ) -> Result<()> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         insert_version(&mut tx, version).await?;
         let result = sqlx::query("UPDATE workflows SET updated_at = ? WHERE id = ?")
@@ -738,6 +1015,7 @@ impl Store for SqliteStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::workflow_not_found(&version.workflow_id));
         }
+        audit::insert_entries(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -836,13 +1114,19 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn delete_workflow(&self, id: &str) -> Result<bool> {
+    async fn delete_workflow_audited(&self, id: &str, audit: Option<&AuditEntry>) -> Result<bool> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         // Versions, settings and executions go with it: ON DELETE CASCADE.
         let result = sqlx::query("DELETE FROM workflows WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(result.rows_affected() > 0)
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        audit::insert_entries(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     // --- settings ---
@@ -860,13 +1144,18 @@ impl Store for SqliteStore {
         for row in &rows {
             let key: String = row.try_get("key")?;
             let value: String = row.try_get("value")?;
-            let value = from_json(&value, &format!("the value of setting {key:?}"))?;
+            let value = self.secrets.open_setting(workflow_id, &key, &value)?;
             settings.insert(key, value);
         }
         Ok(settings)
     }
 
-    async fn replace_settings(&self, workflow_id: &str, settings: &Settings) -> Result<()> {
+    async fn replace_settings_audited(
+        &self,
+        workflow_id: &str,
+        settings: &Settings,
+        audit: &[AuditEntry],
+    ) -> Result<()> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         if !workflow_exists(&mut tx, workflow_id).await? {
             return Err(StoreError::workflow_not_found(workflow_id));
@@ -875,9 +1164,10 @@ impl Store for SqliteStore {
             .bind(workflow_id)
             .execute(&mut *tx)
             .await?;
-        for (key, value) in settings {
+        for (key, value) in &self.secrets.seal_settings(workflow_id, settings) {
             upsert_setting(&mut tx, workflow_id, key, value).await?;
         }
+        audit::insert_entries(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -885,11 +1175,11 @@ impl Store for SqliteStore {
     // --- executions ---
 
     fn submit(&self, writes: Vec<StoreWrite>) -> CommitTicket {
-        self.commits.submit(writes)
+        self.commits.submit(self.secrets.seal_writes(writes))
     }
 
     fn enqueue(&self, writes: Vec<StoreWrite>) {
-        self.commits.enqueue(writes)
+        self.commits.enqueue(self.secrets.seal_writes(writes))
     }
 
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>> {
@@ -967,7 +1257,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(workflow_from_row)
+        .map(|row| workflow_from_row(row, &self.secrets))
         .collect()
     }
 
@@ -983,7 +1273,7 @@ impl Store for SqliteStore {
 
     async fn claim_run(&self, claim: &RunClaim) -> Result<ClaimOutcome> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let outcome = claim_in(&mut tx, claim).await?;
+        let outcome = claim_in(&mut tx, &self.node_id, claim).await?;
         if outcome != ClaimOutcome::AlreadyClaimed {
             tx.commit().await?;
         } // else dropped: rolled back, nothing written
@@ -1000,22 +1290,49 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let mut outcomes = Vec::with_capacity(claims.len());
         for claim in claims {
-            outcomes.push(claim_in_savepoint(&mut tx, claim).await?);
+            outcomes.push(claim_in_savepoint(&mut tx, &self.node_id, claim).await?);
         }
         tx.commit().await?;
         Ok(outcomes)
     }
 
-    async fn interrupt_running_executions(&self, now: i64) -> Result<u64> {
-        let result = sqlx::query(&format!(
-            "UPDATE executions SET status = ?, finished_at = ?, duration_ms = MAX(? - started_at, 0) \
-             WHERE {IS_RUNNING}"
-        ))
-        .bind(ExecutionStatus::Interrupted.as_str())
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+    fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    async fn register_node(&self, node: &NodeRecord) -> Result<()> {
+        if node.id != *self.node_id {
+            return Err(StoreError::not_this_node(&node.id, &self.node_id));
+        }
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        nodes::register_alone(&mut tx, node).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // --- audit log ---
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        audit::insert_entries(&mut tx, [entry]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let mut conn = self.pool.acquire().await?;
+        audit::select(&mut conn, query).await
+    }
+
+    async fn delete_audit_before(&self, before: i64) -> Result<u64> {
+        let result = sqlx::query("DELETE FROM audit_log WHERE at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
         Ok(result.rows_affected())
     }
 
@@ -1040,7 +1357,15 @@ impl Store for SqliteStore {
         now: i64,
         lease_until: i64,
     ) -> Result<Vec<AsyncCallRecord>> {
-        async_calls::claim(&self.writer, workflow_id, limit, now, lease_until).await
+        async_calls::claim(
+            &self.writer,
+            workflow_id,
+            limit,
+            now,
+            lease_until,
+            self.node_id(),
+        )
+        .await
     }
 
     async fn finish_async_call(
@@ -1056,15 +1381,87 @@ impl Store for SqliteStore {
         async_calls::release(&self.writer, id).await
     }
 
-    async fn release_claimed_async_calls(&self) -> Result<u64> {
-        async_calls::release_claimed(&self.writer).await
-    }
-
     async fn async_call_by_token(&self, token: &str) -> Result<Option<AsyncCallRecord>> {
         async_calls::by_token(&self.pool, token).await
     }
 
     async fn async_queue_depth(&self, workflow_id: Option<&str>) -> Result<u64> {
         async_calls::depth(&self.pool, workflow_id).await
+    }
+
+    // --- idempotency keys ---
+
+    async fn claim_idempotency_key(
+        &self,
+        claim: &IdempotencyClaim,
+    ) -> Result<IdempotencyClaimOutcome> {
+        idempotency::claim(&self.writer, claim).await
+    }
+
+    async fn idempotency_key(
+        &self,
+        workflow_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>> {
+        idempotency::read(&self.pool, workflow_id, key).await
+    }
+
+    async fn release_idempotency_key(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        execution_id: &str,
+    ) -> Result<bool> {
+        idempotency::release(&self.writer, workflow_id, key, execution_id).await
+    }
+
+    async fn delete_expired_idempotency_keys(&self, now: i64) -> Result<u64> {
+        idempotency::delete_expired(&self.writer, now).await
+    }
+
+    async fn renew_node_lease(&self, lease_expires_at: i64) -> Result<bool> {
+        nodes::renew(&self.writer, &self.node_id, lease_expires_at).await
+    }
+
+    async fn reap_expired_nodes(&self, now: i64) -> Result<Vec<ReapedNode>> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let reaped = nodes::reap_expired(&mut tx, now).await?;
+        tx.commit().await?;
+        Ok(reaped)
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        nodes::list(&self.pool).await
+    }
+
+    async fn acquire_slot(
+        &self,
+        workflow_id: &str,
+        limit: u32,
+        holder: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let taken =
+            nodes::acquire_slot(&mut tx, &self.node_id, workflow_id, limit, holder, now).await?;
+        tx.commit().await?;
+        Ok(taken)
+    }
+
+    async fn release_slot(&self, workflow_id: &str, holder: &str) -> Result<()> {
+        nodes::release_slot(&self.writer, workflow_id, holder).await
+    }
+
+    async fn workflow_retentions(&self) -> Result<Vec<WorkflowRetention>> {
+        retention::workflow_retentions(&self.pool).await
+    }
+
+    async fn prune_executions(
+        &self,
+        workflow_id: &str,
+        cut: &RetentionCut,
+        limit: u32,
+    ) -> Result<u64> {
+        retention::prune_executions(&self.pool, &self.writer, workflow_id, cut, limit).await
     }
 }

@@ -2,7 +2,8 @@
 
 use crate::common::*;
 use flowd_store::{
-    AsyncCallRecord, AsyncCallState, Enqueued, QueueBound, Store, StoredRequest, StoredResponse,
+    AsyncCallRecord, AsyncCallState, Enqueued, NodeRecord, QueueBound, ReapedNode, Store,
+    StoredRequest, StoredResponse,
 };
 
 const ROOMY: QueueBound = QueueBound {
@@ -106,7 +107,8 @@ pub async fn claims_take_a_workflows_calls_oldest_first(store: &dyn Store) {
     assert_eq!(
         claimed[0].state,
         AsyncCallState::Claimed {
-            lease_until: NOW + 1000
+            lease_until: NOW + 1000,
+            node_id: store.node_id().to_string(),
         }
     );
     let rest = store
@@ -183,7 +185,7 @@ pub async fn a_finished_call_keeps_its_response_and_leaves_the_queue(store: &dyn
 pub async fn released_calls_are_queued_again(store: &dyn Store) {
     let (_, workflow) = given_team_with_workflow(store).await;
     let one = enqueued(store, &workflow.id, NOW).await;
-    let two = enqueued(store, &workflow.id, NOW + 1).await;
+    enqueued(store, &workflow.id, NOW + 1).await;
     store
         .claim_async_calls(&workflow.id, 2, NOW, NOW + 100)
         .await
@@ -195,14 +197,6 @@ pub async fn released_calls_are_queued_again(store: &dyn Store) {
             .await
             .unwrap()),
         [one.id.as_str()]
-    );
-    assert_eq!(store.release_claimed_async_calls().await.unwrap(), 2);
-    assert_eq!(
-        ids(&store
-            .claim_async_calls(&workflow.id, 2, NOW, NOW + 100)
-            .await
-            .unwrap()),
-        [one.id.as_str(), two.id.as_str()]
     );
 }
 
@@ -216,4 +210,107 @@ pub async fn deleting_a_workflow_deletes_its_calls(store: &dyn Store) {
     assert!(store.delete_workflow(&workflow.id).await.unwrap());
     assert_eq!(store.async_call_by_token(&call.token).await.unwrap(), None);
     assert_eq!(store.async_queue_depth(None).await.unwrap(), 0);
+}
+
+/// Registers this store's node, its lease expiring at `lease_expires_at`.
+async fn given_node(store: &dyn Store, lease_expires_at: i64) {
+    let node = NodeRecord {
+        id: store.node_id().to_string(),
+        address: "127.0.0.1:8080".to_string(),
+        host: "node-a".to_string(),
+        started_at: NOW,
+        lease_expires_at,
+    };
+    store.register_node(&node).await.expect("register the node");
+}
+
+/// A claim of `workflow_id`'s calls at `now` whose lease lasts far beyond any reap of the test.
+async fn claim_all(store: &dyn Store, workflow_id: &str, now: i64) -> Vec<AsyncCallRecord> {
+    store
+        .claim_async_calls(workflow_id, 10, now, now + 10_000_000)
+        .await
+        .unwrap()
+}
+
+fn state_of(calls: Option<AsyncCallRecord>) -> Option<AsyncCallState> {
+    calls.map(|call| call.state)
+}
+
+pub async fn a_claimed_call_carries_the_claiming_node(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let call = enqueued(store, &workflow.id, NOW).await;
+    given_node(store, NOW + 30_000).await;
+    claim_all(store, &workflow.id, NOW).await;
+    assert_eq!(
+        state_of(store.async_call_by_token(&call.token).await.unwrap()),
+        Some(AsyncCallState::Claimed {
+            lease_until: NOW + 10_000_000,
+            node_id: store.node_id().to_string(),
+        })
+    );
+}
+
+pub async fn reaping_a_dead_node_queues_its_claimed_calls_again(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let call = enqueued(store, &workflow.id, NOW).await;
+    given_node(store, NOW + 30_000).await;
+    claim_all(store, &workflow.id, NOW).await;
+
+    let reaped = store.reap_expired_nodes(NOW + 42_000).await.unwrap();
+
+    assert_eq!(
+        reaped,
+        vec![ReapedNode {
+            node_id: Some(store.node_id().to_string()),
+            interrupted: 0,
+            released_slots: 0,
+            released_async_calls: 1,
+        }]
+    );
+    assert_eq!(
+        state_of(store.async_call_by_token(&call.token).await.unwrap()),
+        Some(AsyncCallState::Queued)
+    );
+    assert_eq!(
+        ids(&claim_all(store, &workflow.id, NOW + 42_001).await),
+        [call.id.as_str()]
+    );
+}
+
+pub async fn a_reap_leaves_the_claimed_calls_of_a_live_node(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    enqueued(store, &workflow.id, NOW).await;
+    given_node(store, NOW + 30_000).await;
+    claim_all(store, &workflow.id, NOW).await;
+
+    assert_eq!(
+        store.reap_expired_nodes(NOW + 29_999).await.unwrap(),
+        vec![]
+    );
+
+    assert!(claim_all(store, &workflow.id, NOW + 29_999)
+        .await
+        .is_empty());
+}
+
+pub async fn calls_claimed_by_no_registered_node_are_queued_again_by_a_reap(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let call = enqueued(store, &workflow.id, NOW).await;
+    claim_all(store, &workflow.id, NOW).await;
+
+    let reaped = store.reap_expired_nodes(NOW + 1_000).await.unwrap();
+
+    assert_eq!(
+        reaped,
+        vec![ReapedNode {
+            node_id: None,
+            interrupted: 0,
+            released_slots: 0,
+            released_async_calls: 1,
+        }]
+    );
+    assert_eq!(
+        ids(&claim_all(store, &workflow.id, NOW + 1_001).await),
+        [call.id.as_str()]
+    );
 }

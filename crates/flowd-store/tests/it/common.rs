@@ -1,10 +1,12 @@
 //! Backends to run the suite against, and records to store.
 
+use flowd_core::access::{AuditAction, Role};
+use flowd_core::retention::Retention;
 use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, ResponseMode, Trigger, VersionState};
 use flowd_store::{
-    ApiKeyRecord, ExecutionError, ExecutionRecord, PostgresStore, SqliteStore, Store, StoreError,
-    TeamRecord, VersionRecord, WorkflowRecord,
+    ApiKeyRecord, AuditEntry, ExecutionError, ExecutionRecord, PostgresStore, SecretKey,
+    SqliteStore, Store, StoreError, TeamRecord, VersionRecord, WorkflowRecord,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -23,10 +25,17 @@ impl Backend {
     }
 }
 
+/// The key the conformance suite's stores seal their secret values with.
+pub fn secret_key() -> SecretKey {
+    "f0e1d2c3b4a5968778695a4b3c2d1e0f00112233445566778899aabbccddeeff"
+        .parse()
+        .expect("a key")
+}
+
 /// A SQLite store in a file of a fresh temporary directory.
 pub async fn sqlite_file() -> Backend {
     let dir = TempDir::new().expect("temp dir");
-    let store = SqliteStore::open(&dir.path().join("flowd.db"))
+    let store = SqliteStore::open_keyed(&dir.path().join("flowd.db"), Some(&secret_key()))
         .await
         .expect("open the store");
     Backend {
@@ -38,7 +47,9 @@ pub async fn sqlite_file() -> Backend {
 
 /// A SQLite store in memory.
 pub async fn sqlite_memory() -> Backend {
-    let store = SqliteStore::open_in_memory().await.expect("open the store");
+    let store = SqliteStore::open_in_memory_keyed(Some(&secret_key()))
+        .await
+        .expect("open the store");
     Backend {
         store: Box::new(store),
         _dir: None,
@@ -49,7 +60,7 @@ pub async fn sqlite_memory() -> Backend {
 /// A PostgreSQL store in a fresh database of the test server (see [`flowd_test_postgres`]).
 pub async fn postgres() -> Backend {
     let database = flowd_test_postgres::fresh_database().await;
-    let store = PostgresStore::connect(database.url())
+    let store = PostgresStore::connect_keyed(database.url(), Some(&secret_key()))
         .await
         .expect("open the store");
     Backend {
@@ -100,9 +111,44 @@ pub fn api_key(team_id: &str, key_hash: &str) -> ApiKeyRecord {
         team_id: team_id.to_string(),
         name: "ci".to_string(),
         key_hash: key_hash.to_string(),
-        is_admin: true,
+        prefix: key_hash.chars().take(12).collect(),
+        role: Role::Admin,
         created_at: NOW + 1,
+        expires_at: Some(NOW + 86_400_000),
+        last_used_at: None,
     }
+}
+
+/// An audit entry of `action` by the key `ci`, at `at`, about `workflow` (if any) of `team`.
+pub fn audit_entry(
+    action: AuditAction,
+    at: i64,
+    team: &TeamRecord,
+    workflow: Option<&WorkflowRecord>,
+) -> AuditEntry {
+    AuditEntry {
+        id: id_at(at as u64),
+        at,
+        actor_id: "key-ci".to_string(),
+        actor_name: "ci".to_string(),
+        action,
+        team_id: Some(team.id.clone()),
+        team_name: Some(team.name.clone()),
+        workflow_id: workflow.map(|w| w.id.clone()),
+        workflow_name: workflow.map(|w| w.name.clone()),
+        summary: format!("{action} at {at}"),
+    }
+}
+
+/// Every entry of the log, newest first.
+pub async fn all_entries(store: &dyn Store) -> Vec<AuditEntry> {
+    store
+        .audit_entries(&flowd_store::AuditQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("audit entries")
 }
 
 /// A workflow with every optional field set and no field at its default.
@@ -127,6 +173,23 @@ pub fn workflow(team_id: &str, name: &str) -> WorkflowRecord {
         response: ResponseMode::Async,
         created_at: NOW,
         updated_at: NOW + 2,
+        verify: Some(
+            flowd_core::verify::Verification::from_json(&serde_json::json!({
+                "scheme": "hmac", "secret": "SIGNING_KEY", "header": "Signature",
+                "algorithm": "sha1", "encoding": "base64", "prefix": "sha1="
+            }))
+            .expect("a valid verify object"),
+        ),
+        idempotency_header: Some("x-github-delivery".to_string()),
+        egress_allow: vec![
+            "10.200.0.0/24".parse().unwrap(),
+            "[fd00::1]:443".parse().unwrap(),
+            "db.internal:5432".parse().unwrap(),
+        ],
+        retention: Some(Retention {
+            days: Some(7),
+            max_executions: Some(500),
+        }),
     }
 }
 

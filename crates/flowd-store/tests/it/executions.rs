@@ -1,4 +1,4 @@
-//! Executions: group commits, upserts, fire-time claims, listings and interruption.
+//! Executions: group commits, upserts, fire-time claims and listings.
 
 use crate::common::*;
 use flowd_core::settings::SettingsChange;
@@ -422,54 +422,4 @@ pub async fn list_limit_zero_means_50(store: &dyn Store) {
     )
     .await;
     assert_eq!(few.len(), 7);
-}
-
-pub async fn interrupt_marks_only_running_executions_and_returns_the_count(store: &dyn Store) {
-    let (team, workflow) = given_team_with_workflow(store).await;
-    let other = given_workflow(store, &team.id, "other").await;
-    let first = running(&workflow.id, id_at(1_000));
-    let second = running(&other.id, id_at(1_001));
-    let done = ExecutionRecord {
-        status: ExecutionStatus::Success,
-        ..execution(&workflow.id, id_at(1_002))
-    };
-    let timed_out = ExecutionRecord {
-        status: ExecutionStatus::Timeout,
-        fire_at: None,
-        ..execution(&workflow.id, id_at(1_003))
-    };
-    put_all(
-        store,
-        &[
-            first.clone(),
-            second.clone(),
-            done.clone(),
-            timed_out.clone(),
-        ],
-    )
-    .await;
-
-    let now = NOW + 42_000;
-    assert_eq!(store.interrupt_running_executions(now).await.unwrap(), 2);
-
-    for original in [first, second] {
-        let stored = store.execution(&original.id).await.unwrap().unwrap();
-        assert_eq!(stored.status, ExecutionStatus::Interrupted);
-        assert_eq!(stored.finished_at, Some(now));
-        assert_eq!(
-            stored,
-            ExecutionRecord {
-                status: ExecutionStatus::Interrupted,
-                finished_at: Some(now),
-                duration_ms: Some(now - original.started_at),
-                ..original
-            }
-        );
-    }
-    assert_eq!(store.execution(&done.id).await.unwrap(), Some(done));
-    assert_eq!(
-        store.execution(&timed_out.id).await.unwrap(),
-        Some(timed_out)
-    );
-    assert_eq!(store.interrupt_running_executions(now).await.unwrap(), 0);
 }

@@ -6,13 +6,22 @@
 //! backend's own properties (files, permissions, …) live in that backend's module.
 
 mod async_calls;
+mod audit;
+mod changes;
 mod common;
+mod database_size;
 mod execution_counts;
 mod executions;
+mod idempotency_keys;
+mod migrate;
+mod nodes;
 mod postgres_only;
+mod retention;
 mod schedules;
+mod secret_key;
 mod settings;
 mod sqlite;
+mod sqlite_retention;
 mod teams;
 mod workflows;
 
@@ -32,7 +41,41 @@ macro_rules! conformance_suite {
                     api_key_hash_taken_is_a_conflict,
                     api_key_of_unknown_team_is_not_found,
                     counts_the_admin_keys_of_a_team,
+                    lists_teams_by_name,
+                    creating_a_team_audited_records_its_entry,
+                    a_team_not_created_records_no_entry,
+                    renames_a_team_and_records_the_entry,
+                    renaming_a_team_to_a_taken_name_is_a_conflict_and_records_nothing,
+                    renaming_an_unknown_team_is_not_found,
+                    deletes_a_team_with_its_keys_and_records_the_entry,
+                    a_team_with_workflows_is_not_deleted,
+                    deleting_an_unknown_team_is_not_found,
+                    a_key_reads_back_with_its_role_prefix_expiry_and_last_use,
+                    lists_the_keys_of_a_team_or_of_every_team,
+                    creating_a_key_audited_records_its_entry,
+                    revoking_a_key_deletes_it_and_records_the_entry,
+                    revoking_an_unknown_key_answers_false_and_records_nothing,
+                    touching_a_key_records_its_last_use,
                 ],
+                audit: [
+                    creating_a_workflow_audited_records_its_entry,
+                    a_workflow_not_created_records_no_entry,
+                    an_update_records_each_of_its_entries,
+                    an_update_of_a_missing_workflow_records_nothing,
+                    a_new_version_audited_records_its_entry,
+                    a_duplicate_version_records_no_entry,
+                    a_delete_audited_records_its_entry_once,
+                    an_entry_commits_with_the_settings_change_it_records,
+                    an_entry_of_a_failed_commit_is_not_kept,
+                    entries_are_listed_newest_first,
+                    entries_filter_by_team,
+                    entries_filter_by_workflow_id_or_name,
+                    entries_filter_by_actor_id_or_name,
+                    entries_filter_by_time_and_page_by_id,
+                    the_retention_deletes_only_older_entries,
+                    entries_outlive_what_they_name,
+                ],
+                database_size: [database_size_grows_with_what_is_stored],
                 workflows: [
                     creates_and_reads_back_every_field_of_a_workflow,
                     creates_and_reads_back_a_workflow_without_optional_fields,
@@ -96,12 +139,39 @@ macro_rules! conformance_suite {
                     list_pages_with_before_id,
                     list_limit_is_capped_at_1000,
                     list_limit_zero_means_50,
-                    interrupt_marks_only_running_executions_and_returns_the_count,
+                ],
+                nodes: [
+                    a_registered_node_is_listed_with_its_lease,
+                    registering_another_stores_node_is_a_conflict,
+                    renewing_a_lease_moves_its_expiry,
+                    renewing_the_lease_of_an_unregistered_node_answers_false,
+                    a_node_whose_lease_lasts_is_not_reaped,
+                    reaping_a_dead_node_interrupts_its_running_executions_only,
+                    a_reaped_node_is_gone_and_cannot_renew_its_lease,
+                    executions_left_running_by_no_registered_node_are_reaped,
+                    concurrent_reaps_reap_a_dead_node_once,
+                    slots_are_taken_up_to_the_limit,
+                    a_released_slot_can_be_taken_again,
+                    releasing_a_slot_not_held_changes_nothing,
+                    slots_of_one_workflow_leave_another_alone,
+                    a_lowered_limit_counts_the_slots_below_it,
+                    concurrent_acquires_never_exceed_the_limit,
+                    a_dead_nodes_slots_are_released_when_it_is_reaped,
+                    a_slot_for_an_unregistered_node_is_not_found,
+                    a_slot_of_a_missing_workflow_is_not_found,
+                    a_deleted_workflow_takes_its_slots_with_it,
                 ],
                 execution_counts: [
                     counts_by_status_in_status_order,
                     counts_only_executions_started_since,
                     counts_only_the_workflows_executions,
+                ],
+                changes: [
+                    a_created_workflow_is_published,
+                    an_updated_workflow_is_published,
+                    a_new_version_and_its_outcome_are_published_as_updates,
+                    a_deleted_workflow_is_published,
+                    a_claimed_fire_time_is_not_published,
                 ],
                 schedules: [
                     due_workflows_are_those_at_or_before_now_earliest_first,
@@ -129,6 +199,36 @@ macro_rules! conformance_suite {
                     released_calls_are_queued_again,
                     a_call_of_a_missing_workflow_is_not_found,
                     deleting_a_workflow_deletes_its_calls,
+                    a_claimed_call_carries_the_claiming_node,
+                    reaping_a_dead_node_queues_its_claimed_calls_again,
+                    a_reap_leaves_the_claimed_calls_of_a_live_node,
+                    calls_claimed_by_no_registered_node_are_queued_again_by_a_reap,
+                ],
+                idempotency_keys: [
+                    a_free_key_is_claimed,
+                    a_held_key_answers_its_holder_and_keeps_it,
+                    a_response_committed_with_its_execution_is_stored,
+                    a_response_whose_commit_fails_is_not_stored,
+                    an_expired_key_is_claimed_again_without_its_response,
+                    a_stale_key_without_response_is_taken_over,
+                    a_running_key_not_yet_stale_is_not_taken_over,
+                    concurrent_claims_of_one_key_claim_it_once,
+                    a_response_for_a_key_taken_over_changes_nothing,
+                    release_gives_back_a_key_without_response,
+                    release_keeps_a_completed_key_and_another_executions_key,
+                    delete_expired_removes_only_expired_keys,
+                    claim_for_a_missing_workflow_is_not_found,
+                    keys_go_with_their_workflow,
+                    keys_of_another_workflow_are_apart,
+                ],
+                retention: [
+                    prune_keeps_the_newest_executions,
+                    prune_deletes_executions_started_before_the_cut,
+                    prune_deletes_at_most_the_limit_oldest_first,
+                    prune_never_deletes_a_running_execution,
+                    prune_leaves_other_workflows_alone,
+                    prune_within_retention_deletes_nothing,
+                    workflow_retentions_lists_every_workflow_with_its_own,
                 ],
             );
         }

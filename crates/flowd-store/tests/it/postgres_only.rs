@@ -1,8 +1,11 @@
-//! What is particular to the PostgreSQL backend: its schema version and its batched commit.
+//! What is particular to the PostgreSQL backend: its schema version, its batched commit, its
+//! nodes, and the changes they hear of.
 
 use crate::common::*;
 use flowd_core::settings::SettingsChange;
-use flowd_store::{ExecutionRecord, PostgresStore, Store, StoreError, StoreWrite};
+use flowd_store::{
+    ExecutionRecord, PostgresStore, Store, StoreChange, StoreError, StoreWrite, WorkflowChange,
+};
 use flowd_test_postgres::{fresh_database, TestDatabase};
 use sqlx::{Connection, PgConnection};
 
@@ -201,4 +204,232 @@ async fn a_commit_whose_connection_was_lost_is_committed_on_another() {
         .await
         .unwrap();
     assert_eq!(store.execution(&second.id).await.unwrap(), Some(second));
+}
+
+/// Node `store`'s record, its lease expiring at `lease_expires_at`.
+fn node_of(store: &PostgresStore, lease_expires_at: i64) -> flowd_store::NodeRecord {
+    flowd_store::NodeRecord {
+        id: store.node_id().to_string(),
+        address: "127.0.0.1:8080".to_string(),
+        host: "node".to_string(),
+        started_at: NOW,
+        lease_expires_at,
+    }
+}
+
+#[tokio::test]
+async fn reaping_a_dead_node_leaves_the_running_executions_of_live_ones() {
+    let (live, workflow, database) = store_with_workflow().await;
+    let dead = PostgresStore::connect(database.url()).await.unwrap();
+    live.register_node(&node_of(&live, NOW + 60_000))
+        .await
+        .unwrap();
+    dead.register_node(&node_of(&dead, NOW + 10_000))
+        .await
+        .unwrap();
+    let on_live = running(&workflow.id, id_at(1_000));
+    let on_dead = running(&workflow.id, id_at(1_001));
+    live.commit(&[StoreWrite::PutExecution(on_live.clone())])
+        .await
+        .unwrap();
+    dead.commit(&[StoreWrite::PutExecution(on_dead.clone())])
+        .await
+        .unwrap();
+
+    let reaped = live.reap_expired_nodes(NOW + 20_000).await.unwrap();
+    assert_eq!(
+        reaped,
+        vec![flowd_store::ReapedNode {
+            node_id: Some(dead.node_id().to_string()),
+            interrupted: 1,
+            released_slots: 0,
+            released_async_calls: 0,
+        }]
+    );
+    assert_eq!(live.execution(&on_live.id).await.unwrap(), Some(on_live));
+    let interrupted = live.execution(&on_dead.id).await.unwrap().unwrap();
+    assert_eq!(
+        interrupted.status,
+        flowd_core::workflow::ExecutionStatus::Interrupted
+    );
+}
+
+#[tokio::test]
+async fn reaping_a_dead_node_leaves_the_claimed_calls_of_live_ones() {
+    let (live, workflow, database) = store_with_workflow().await;
+    let dead = PostgresStore::connect(database.url()).await.unwrap();
+    live.register_node(&node_of(&live, NOW + 60_000))
+        .await
+        .unwrap();
+    dead.register_node(&node_of(&dead, NOW + 10_000))
+        .await
+        .unwrap();
+    let roomy = flowd_store::QueueBound {
+        total: 10,
+        per_workflow: 10,
+    };
+    for n in 0..2 {
+        let call = flowd_store::AsyncCallRecord {
+            id: new_id(),
+            workflow_id: workflow.id.clone(),
+            token: format!("token-{n}"),
+            request: flowd_store::StoredRequest::default(),
+            enqueued_at: NOW + n,
+            state: flowd_store::AsyncCallState::Queued,
+        };
+        live.enqueue_async_call(&call, roomy).await.unwrap();
+    }
+    let on_dead = dead
+        .claim_async_calls(&workflow.id, 1, NOW, NOW + 1_000_000)
+        .await
+        .unwrap();
+    let on_live = live
+        .claim_async_calls(&workflow.id, 1, NOW, NOW + 1_000_000)
+        .await
+        .unwrap();
+
+    let reaped = live.reap_expired_nodes(NOW + 20_000).await.unwrap();
+
+    assert_eq!(reaped.len(), 1);
+    assert_eq!(reaped[0].released_async_calls, 1);
+    let requeued = live
+        .claim_async_calls(&workflow.id, 10, NOW + 20_001, NOW + 1_000_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        requeued.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        [&on_dead[0].id]
+    );
+    let still_live = live.async_call_by_token(&on_live[0].token).await.unwrap();
+    assert!(matches!(
+        still_live.map(|call| call.state),
+        Some(flowd_store::AsyncCallState::Claimed { node_id, .. }) if node_id == live.node_id()
+    ));
+}
+
+#[tokio::test]
+async fn a_slot_held_by_one_node_is_not_taken_by_another() {
+    let (first, workflow, database) = store_with_workflow().await;
+    let second = PostgresStore::connect(database.url()).await.unwrap();
+    for store in [&first, &second] {
+        store
+            .register_node(&node_of(store, NOW + 60_000))
+            .await
+            .unwrap();
+    }
+    assert!(first.acquire_slot(&workflow.id, 1, "a", NOW).await.unwrap());
+    assert!(!second
+        .acquire_slot(&workflow.id, 1, "b", NOW)
+        .await
+        .unwrap());
+    first.release_slot(&workflow.id, "a").await.unwrap();
+    assert!(second
+        .acquire_slot(&workflow.id, 1, "b", NOW)
+        .await
+        .unwrap());
+}
+
+#[tokio::test]
+async fn a_lease_renewed_before_the_reap_keeps_the_node() {
+    let (reaper, _, database) = store_with_workflow().await;
+    let renewing = PostgresStore::connect(database.url()).await.unwrap();
+    renewing
+        .register_node(&node_of(&renewing, NOW + 10_000))
+        .await
+        .unwrap();
+    assert!(renewing.renew_node_lease(NOW + 40_000).await.unwrap());
+    assert_eq!(
+        reaper.reap_expired_nodes(NOW + 20_000).await.unwrap(),
+        vec![]
+    );
+    assert_eq!(reaper.nodes().await.unwrap().len(), 1);
+}
+
+/// The feed's next change; fails after 5 s.
+async fn next_change(feed: &mut flowd_store::ChangeFeed) -> Option<StoreChange> {
+    tokio::time::timeout(std::time::Duration::from_secs(5), feed.next())
+        .await
+        .expect("the feed answers within 5 s")
+}
+
+fn published(
+    workflow: &flowd_store::WorkflowRecord,
+    change: WorkflowChange,
+) -> Option<StoreChange> {
+    Some(StoreChange::Workflow {
+        workflow_id: workflow.id.clone(),
+        change,
+    })
+}
+
+/// A store on a fresh database, a feed of its changes taken before anything was stored, and a
+/// team and workflow (whose creation the feed has heard of).
+async fn store_and_feed_with_workflow() -> (
+    PostgresStore,
+    flowd_store::ChangeFeed,
+    flowd_store::WorkflowRecord,
+    TestDatabase,
+) {
+    let database = fresh_database().await;
+    let store = PostgresStore::connect(database.url()).await.unwrap();
+    let mut feed = store.changes();
+    let (_, workflow) = given_team_with_workflow(&store).await;
+    assert_eq!(
+        next_change(&mut feed).await,
+        published(&workflow, WorkflowChange::Created)
+    );
+    (store, feed, workflow, database)
+}
+
+#[tokio::test]
+async fn a_change_committed_through_one_node_is_heard_by_another() {
+    let (node_a, mut workflow, database) = store_with_workflow().await;
+    let node_b = PostgresStore::connect(database.url()).await.unwrap();
+    let mut feed = node_b.changes();
+    workflow.hook_token = "rotated".into();
+    node_a.update_workflow(&workflow).await.unwrap();
+    assert_eq!(
+        next_change(&mut feed).await,
+        published(&workflow, WorkflowChange::Updated)
+    );
+}
+
+#[tokio::test]
+async fn a_change_rolled_back_is_not_published() {
+    let (store, mut feed, mut workflow, _database) = store_and_feed_with_workflow().await;
+    let mut twin = workflow.clone();
+    twin.id = new_id();
+    assert_conflict(
+        store
+            .create_workflow(&twin, &version(&twin.id, 1), &Default::default())
+            .await,
+    );
+    workflow.enabled = false;
+    store.update_workflow(&workflow).await.unwrap();
+    assert_eq!(
+        next_change(&mut feed).await,
+        published(&workflow, WorkflowChange::Updated)
+    );
+}
+
+#[tokio::test]
+async fn a_lost_listening_connection_is_published_as_missed_changes_then_listening_resumes() {
+    let (store, mut feed, mut workflow, database) = store_and_feed_with_workflow().await;
+    let mut admin = PgConnection::connect(database.url()).await.unwrap();
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'flowd-listener'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(terminated, [true]);
+    assert_eq!(next_change(&mut feed).await, Some(StoreChange::Missed));
+
+    workflow.enabled = false;
+    store.update_workflow(&workflow).await.unwrap();
+    assert_eq!(
+        next_change(&mut feed).await,
+        published(&workflow, WorkflowChange::Updated)
+    );
 }

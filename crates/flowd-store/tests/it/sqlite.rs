@@ -1,7 +1,8 @@
-//! What is particular to the SQLite backend: its file.
+//! What is particular to the SQLite backend: its file, and its being one node's.
 
 use crate::common::*;
 use flowd_store::{ExecutionRecord, SqliteStore, Store, StoreError, StoreWrite};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 use std::path::Path;
 use tempfile::TempDir;
@@ -109,6 +110,25 @@ async fn invalid_json_reads_as_corrupt() {
 }
 
 #[tokio::test]
+async fn an_egress_exception_that_does_not_parse_reads_as_corrupt() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("flowd.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let (_, workflow) = given_team_with_workflow(&store).await;
+    sqlx::query("UPDATE workflows SET egress_allow = '[\"10.0.0.1/8\"]' WHERE id = ?")
+        .bind(&workflow.id)
+        .execute(&mut raw(&path).await)
+        .await
+        .unwrap();
+    match store.workflow_by_id(&workflow.id).await {
+        Err(StoreError::Corrupt(message)) => {
+            assert!(message.contains("egress_allow"), "{message}")
+        }
+        other => panic!("expected corrupt data, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn opening_in_a_missing_directory_fails() {
     let dir = TempDir::new().unwrap();
     let result = SqliteStore::open(&dir.path().join("missing").join("flowd.db")).await;
@@ -168,10 +188,11 @@ async fn looking_for_running_executions_reads_only_the_index_of_running_rows() {
     let claim = "SELECT 1 FROM executions WHERE workflow_id = 'w' AND status = 'running' LIMIT 1";
     let plan = query_plan(&mut conn, claim).await;
     assert!(plan.contains("INDEX executions_running"), "{plan}");
-    let interrupt = "UPDATE executions SET status = 'interrupted' WHERE status = 'running'";
-    assert!(query_plan(&mut conn, interrupt)
+    let reap = "UPDATE executions SET status = 'interrupted' \
+                WHERE status = 'running' AND node_id = 'n'";
+    assert!(query_plan(&mut conn, reap)
         .await
-        .contains("executions_running"));
+        .contains("executions_running_node"));
 }
 
 #[tokio::test]
@@ -194,12 +215,13 @@ async fn an_execution_row_is_written_to_one_index_unless_scheduled_or_running() 
             (name.as_str(), partial)
         })
         .collect();
-    // The primary key's own index, the listing by workflow, and two partial ones.
+    // The primary key's own index, the listing by workflow, and partial ones.
     assert_eq!(
         described,
         [
             ("executions_fire_time", true),
             ("executions_running", true),
+            ("executions_running_node", true),
             ("executions_workflow_id", false),
             ("sqlite_autoindex_executions_1", false),
         ]
@@ -251,27 +273,50 @@ async fn writes_queued_before_close_are_committed_by_it() {
 
 #[tokio::test]
 async fn executions_stored_before_the_index_migration_are_kept() {
-    let FileStore {
-        dir: _dir,
-        path,
-        store,
-        workflow,
-    } = file_store_with_workflow().await;
-    store.close().await;
-    // The database as the previous schema left it: the executions table with its table-level
-    // UNIQUE (workflow_id, fire_at), a row in it, and migration 0004 not applied yet.
-    let mut conn = raw(&path).await;
-    for statement in [
-        "DROP TABLE executions",
-        "CREATE TABLE executions (id TEXT PRIMARY KEY NOT NULL, workflow_id TEXT NOT NULL \
-         REFERENCES workflows (id) ON DELETE CASCADE, version INTEGER NOT NULL, \"trigger\" TEXT \
-         NOT NULL, status TEXT NOT NULL, started_at INTEGER NOT NULL, finished_at INTEGER, \
-         duration_ms INTEGER, response_status INTEGER, warnings TEXT NOT NULL DEFAULT '[]', \
-         error TEXT, logs TEXT NOT NULL DEFAULT '', logs_truncated INTEGER NOT NULL DEFAULT 0, \
-         settings_changed TEXT, fire_at INTEGER, UNIQUE (workflow_id, fire_at))",
-        "DELETE FROM _sqlx_migrations WHERE version = 4",
+    // The database as the schema before migration 0004 left it: migrations 1 to 3 applied (the
+    // executions table with its table-level UNIQUE (workflow_id, fire_at)) and a row in it.
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("flowd.db");
+    let mut conn = SqliteConnection::connect_with(
+        &SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    let all = sqlx::migrate::Migrator::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite"),
+    )
+    .await
+    .unwrap();
+    let before_0004 = sqlx::migrate::Migrator {
+        migrations: all
+            .iter()
+            .filter(|migration| migration.version < 4)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    before_0004.run(&mut conn).await.unwrap();
+    let workflow_id = new_id();
+    for (statement, binds) in [
+        (
+            "INSERT INTO teams (id, name, created_at) VALUES ('t1', 'default', 1)",
+            vec![],
+        ),
+        (
+            "INSERT INTO workflows (id, team_id, name, mode, runtime, version, enabled, \
+             hook_token, timeout_s, memory_mb, isolation, created_at, updated_at) \
+             VALUES (?, 't1', 'old', 'pull', 'python3', 1, 1, 'tok', 30, 256, 'fork', 1, 1)",
+            vec![workflow_id.clone()],
+        ),
     ] {
-        sqlx::query(statement).execute(&mut conn).await.unwrap();
+        let mut query = sqlx::query(statement);
+        for bind in binds {
+            query = query.bind(bind);
+        }
+        query.execute(&mut conn).await.unwrap();
     }
     let old_id = new_id();
     sqlx::query(
@@ -279,7 +324,7 @@ async fn executions_stored_before_the_index_migration_are_kept() {
          fire_at, logs) VALUES (?, ?, 1, 'pull', 'success', 5, 7, 'kept')",
     )
     .bind(&old_id)
-    .bind(&workflow.id)
+    .bind(&workflow_id)
     .execute(&mut conn)
     .await
     .unwrap();
@@ -288,7 +333,7 @@ async fn executions_stored_before_the_index_migration_are_kept() {
     let store = SqliteStore::open(&path).await.unwrap();
     let kept = store.execution(&old_id).await.unwrap().unwrap();
     assert_eq!((kept.logs.as_str(), kept.fire_at), ("kept", Some(7)));
-    let mut again = execution(&workflow.id, new_id());
+    let mut again = execution(&workflow_id, new_id());
     again.fire_at = Some(7);
     let error = store
         .commit(&[StoreWrite::PutExecution(again)])
@@ -458,4 +503,111 @@ async fn a_database_migrated_by_a_newer_flowd_is_refused_naming_both_versions() 
         }
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_restarted_process_queues_again_the_calls_the_one_before_it_claimed() {
+    let FileStore {
+        dir: _dir,
+        path,
+        store: before,
+        workflow,
+    } = file_store_with_workflow().await;
+    let node = |store: &SqliteStore| flowd_store::NodeRecord {
+        id: store.node_id().to_string(),
+        address: "127.0.0.1:8080".to_string(),
+        host: "node".to_string(),
+        started_at: NOW,
+        lease_expires_at: NOW + 60_000,
+    };
+    before.register_node(&node(&before)).await.unwrap();
+    let call = flowd_store::AsyncCallRecord {
+        id: new_id(),
+        workflow_id: workflow.id.clone(),
+        token: "token".to_string(),
+        request: flowd_store::StoredRequest::default(),
+        enqueued_at: NOW,
+        state: flowd_store::AsyncCallState::Queued,
+    };
+    let roomy = flowd_store::QueueBound {
+        total: 10,
+        per_workflow: 10,
+    };
+    before.enqueue_async_call(&call, roomy).await.unwrap();
+    before
+        .claim_async_calls(&workflow.id, 1, NOW, NOW + 1_000_000)
+        .await
+        .unwrap();
+    before.close().await;
+
+    let after = SqliteStore::open(&path).await.unwrap();
+    after.register_node(&node(&after)).await.unwrap();
+    let reaped = after.reap_expired_nodes(NOW + 1_000).await.unwrap();
+
+    assert_eq!(
+        reaped,
+        vec![flowd_store::ReapedNode {
+            node_id: Some(before.node_id().to_string()),
+            interrupted: 0,
+            released_slots: 0,
+            released_async_calls: 1,
+        }]
+    );
+    let claimed = after
+        .claim_async_calls(&workflow.id, 1, NOW + 1_000, NOW + 1_000_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        [&call.id]
+    );
+}
+
+#[tokio::test]
+async fn a_node_that_registers_ends_the_lease_of_the_one_before_it() {
+    let FileStore {
+        dir: _dir,
+        path,
+        store: before,
+        workflow,
+    } = file_store_with_workflow().await;
+    let node = |store: &SqliteStore| flowd_store::NodeRecord {
+        id: store.node_id().to_string(),
+        address: "127.0.0.1:8080".to_string(),
+        host: "node".to_string(),
+        started_at: NOW,
+        lease_expires_at: NOW + 60_000,
+    };
+    before.register_node(&node(&before)).await.unwrap();
+    let left_running = running(&workflow.id, id_at(1_000));
+    before
+        .commit(&[StoreWrite::PutExecution(left_running.clone())])
+        .await
+        .unwrap();
+    before.close().await;
+
+    let after = SqliteStore::open(&path).await.unwrap();
+    after.register_node(&node(&after)).await.unwrap();
+    let reaped = after.reap_expired_nodes(NOW + 1_000).await.unwrap();
+    assert_eq!(
+        reaped,
+        vec![flowd_store::ReapedNode {
+            node_id: Some(before.node_id().to_string()),
+            interrupted: 1,
+            released_slots: 0,
+            released_async_calls: 0,
+        }]
+    );
+    let stored = after.execution(&left_running.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.status,
+        flowd_core::workflow::ExecutionStatus::Interrupted
+    );
+}
+
+#[tokio::test]
+async fn a_sqlite_store_is_not_shared_and_publishes_no_changes() {
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    assert!(!store.is_shared());
+    assert!(store.changes().next().await.is_none());
 }

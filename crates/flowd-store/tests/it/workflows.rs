@@ -36,6 +36,10 @@ pub async fn creates_and_reads_back_a_workflow_without_optional_fields(store: &d
         next_fire_at: None,
         max_concurrency: None,
         isolation: Isolation::Fork,
+        verify: None,
+        idempotency_header: None,
+        egress_allow: Vec::new(),
+        retention: None,
         response: ResponseMode::Sync,
         ..workflow(&team.id, "hook")
     };
@@ -154,6 +158,18 @@ pub async fn update_replaces_every_column_but_id_team_created_at_and_version(sto
         response: ResponseMode::Sync,
         created_at: 1,
         updated_at: NOW + 1000,
+        verify: Some(
+            flowd_core::verify::Verification::from_json(
+                &json!({"scheme": "stripe", "secret": "STRIPE", "tolerance_s": 60}),
+            )
+            .unwrap(),
+        ),
+        idempotency_header: None,
+        egress_allow: vec!["10.9.8.7:6543".parse().unwrap()],
+        retention: Some(flowd_core::retention::Retention {
+            days: None,
+            max_executions: Some(3),
+        }),
     };
     store.update_workflow(&updated).await.unwrap();
     let expected = WorkflowRecord {

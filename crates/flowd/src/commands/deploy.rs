@@ -5,12 +5,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
+use flowd_core::egress::EgressRule;
 use flowd_core::requirements::Requirements;
 use flowd_core::workflow::{Mode, Name, MAX_NAME_LEN};
 use indicatif::ProgressBar;
 use serde_json::{json, Map, Value};
 
-use super::args::{key_values, read_file, secret_settings, settings_file, ModeArg};
+use super::args::{json_arg, key_values, read_file, secret_settings, settings_file, ModeArg};
 use super::format::{
     code_error, count, environment_short, requirements_key, requirements_of, requirements_short,
     schedule_text, text,
@@ -24,8 +25,11 @@ Examples:
   flowd deploy sync.py --every 5m --settings sync.json --secret-file API_KEY=api_key.txt
   flowd deploy report.py --cron '0 8 * * 1-5' --tz Europe/Paris
   flowd deploy hello.py --name hello-staging --timeout 30 --memory 256
+  flowd deploy payroll.py --egress-allow 10.20.0.5:5432   # within the server's --egress-workflow-allow
 
   flowd deploy hello.py --requirements requirements.txt
+  flowd deploy github.py --secret-file GITHUB_SECRET=secret.txt \\
+      --verify '{\"scheme\": \"github\", \"secret\": \"GITHUB_SECRET\"}' --idempotency-header X-GitHub-Delivery
 
 Deploying a file again under the same name adds a new version when its code or requirements
 changed. The version goes live only once its requirements are installed and its module imported
@@ -79,6 +83,31 @@ pub struct DeployArgs {
     /// Memory limit of one execution, in MiB [server default: 512].
     #[arg(long, value_name = "MB")]
     pub memory: Option<u32>,
+    /// Catch: check the callers' signatures, as a JSON object or @file:
+    /// `{"scheme": "github", "secret": "GITHUB_SECRET"}` (schemes github, stripe, slack,
+    /// standard-webhooks, hmac; `secret` names the settings key holding the secret); `none` stops
+    /// checking.
+    #[arg(long, value_name = "JSON|@FILE|none")]
+    pub verify: Option<String>,
+    /// Catch: the header identifying a delivery, for its repeats to get the first response
+    /// (`X-GitHub-Delivery`, `webhook-id`) [server default: Idempotency-Key]; `none` goes back to it.
+    #[arg(long, value_name = "HEADER|none")]
+    pub idempotency_header: Option<String>,
+    /// A destination this workflow alone may connect to although the egress policy refuses it
+    /// (a CIDR, an address, `address:port` or `host:port`), within the server's
+    /// --egress-workflow-allow; repeatable. Given on an update, these replace the workflow's.
+    #[arg(long = "egress-allow", value_name = "DESTINATION")]
+    pub egress_allow: Vec<EgressRule>,
+    /// On an update: remove the workflow's own egress exceptions.
+    #[arg(long, conflicts_with = "egress_allow")]
+    pub no_egress_allow: bool,
+    /// Keep this workflow's executions this many days [server default: --retention-days].
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<u32>,
+    /// Keep only this many of this workflow's newest executions [server default:
+    /// --retention-per-workflow].
+    #[arg(long, value_name = "N")]
+    pub retention_max_executions: Option<u64>,
     /// How hook calls are answered: `sync` (once the workflow has run) or `async` (at once with
     /// 202 and a status URL, the call queued) [server default: sync].
     #[arg(long, value_name = "MODE", value_parser = ["sync", "async"])]
@@ -89,6 +118,22 @@ pub struct DeployArgs {
     /// Show the whole build log (installer output, import traceback), not only its last lines.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+}
+
+/// The workflow's `retention` with what `--retention-days` and `--retention-max-executions`
+/// set over its `current` one; `None` when neither is given.
+fn retention(args: &DeployArgs, current: &Value) -> Option<Value> {
+    if args.retention_days.is_none() && args.retention_max_executions.is_none() {
+        return None;
+    }
+    let mut retention = current.as_object().cloned().unwrap_or_default();
+    if let Some(days) = args.retention_days {
+        retention.insert("days".into(), json!(days));
+    }
+    if let Some(max) = args.retention_max_executions {
+        retention.insert("max_executions".into(), json!(max));
+    }
+    Some(Value::Object(retention))
 }
 
 pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
@@ -121,6 +166,13 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
         Some(path) => Some(read_requirements(path)?),
         None => None,
     };
+    let deliveries = delivery_fields(&args)?;
+    if mode == Mode::Pull && !deliveries.is_empty() {
+        return Err(anyhow!(
+            "--verify and --idempotency-header are for catch workflows, and {} is a pull workflow (def workflow(settings))",
+            args.file.display()
+        ));
+    }
 
     let api = Api::new(global)?;
     let existing = api.find_workflow(&name).await?;
@@ -149,14 +201,23 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
             if let Some(memory) = args.memory {
                 body["memory_mb"] = json!(memory);
             }
+            if let Some(retention) = retention(&args, &Value::Null) {
+                body["retention"] = retention;
+            }
             if let Some(response) = &args.response {
                 body["response"] = json!(response);
             }
             if !env.is_empty() {
                 body["env"] = Value::Object(env.clone());
             }
+            if !args.egress_allow.is_empty() {
+                body["egress_allow"] = json!(args.egress_allow);
+            }
             if let Some(requirements) = &requirements {
                 body["requirements"] = json!(requirements.lines());
+            }
+            for (field, value) in &deliveries {
+                body[*field] = value.clone();
             }
             let settings_sent = !settings.is_empty();
             api.post(NO_WAIT_CREATE, &body).await.map(|record| Sent {
@@ -347,6 +408,11 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
     if let Some(memory) = input.args.memory {
         patch.insert("memory_mb".into(), json!(memory));
     }
+    if let Some(retention) = retention(input.args, &current["retention"]) {
+        if retention != current["retention"] {
+            patch.insert("retention".into(), retention);
+        }
+    }
     if let Some(response) = &input.args.response {
         if current["response"] != json!(response) {
             patch.insert("response".into(), json!(response));
@@ -371,6 +437,19 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
     if !input.env.is_empty() && current["env"] != Value::Object(input.env.clone()) {
         patch.insert("env".into(), Value::Object(input.env));
     }
+    for (field, value) in delivery_fields(input.args)? {
+        if !same_delivery_field(field, &current[field], &value) {
+            patch.insert(field.into(), value);
+        }
+    }
+    let egress_allow = if input.args.no_egress_allow {
+        Some(json!([]))
+    } else {
+        (!input.args.egress_allow.is_empty()).then(|| json!(input.args.egress_allow))
+    };
+    if let Some(egress_allow) = egress_allow.filter(|wanted| current["egress_allow"] != *wanted) {
+        patch.insert("egress_allow".into(), egress_allow);
+    }
     let mut changed: Vec<&'static str> = Vec::new();
     if patch.contains_key("schedule") {
         changed.push("schedule");
@@ -378,8 +457,17 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
     if patch.contains_key("env") {
         changed.push("env");
     }
+    if patch.contains_key("egress_allow") {
+        changed.push("egress_allow");
+    }
     if patch.contains_key("timeout_s") || patch.contains_key("memory_mb") {
         changed.push("limits");
+    }
+    if patch.contains_key("verify") || patch.contains_key("idempotency_header") {
+        changed.push("deliveries");
+    }
+    if patch.contains_key("retention") {
+        changed.push("retention");
     }
     if patch.contains_key("response") {
         changed.push("response");
@@ -787,6 +875,41 @@ fn schedule(args: &DeployArgs) -> Option<Value> {
         schedule["timezone"] = json!(zone);
     }
     Some(schedule)
+}
+
+/// The `verify` and `idempotency_header` fields `--verify` and `--idempotency-header` ask for
+/// (`none`: `null`, which removes them).
+fn delivery_fields(args: &DeployArgs) -> Result<Vec<(&'static str, Value)>> {
+    let mut fields = Vec::new();
+    if let Some(verify) = &args.verify {
+        let value = match verify.as_str() {
+            "none" => Value::Null,
+            text => json_arg(text, "--verify")?,
+        };
+        fields.push(("verify", value));
+    }
+    if let Some(header) = &args.idempotency_header {
+        let value = match header.as_str() {
+            "none" => Value::Null,
+            name => json!(name),
+        };
+        fields.push(("idempotency_header", value));
+    }
+    Ok(fields)
+}
+
+/// Whether the workflow already has what a delivery field asks for (the server shows a header
+/// name in lower case, and `verify` with its defaults written out).
+fn same_delivery_field(field: &str, current: &Value, wanted: &Value) -> bool {
+    match (field, current, wanted) {
+        ("idempotency_header", Value::String(current), Value::String(wanted)) => {
+            current.eq_ignore_ascii_case(wanted)
+        }
+        ("verify", Value::Object(current), Value::Object(wanted)) => wanted
+            .iter()
+            .all(|(key, value)| current.get(key) == Some(value)),
+        _ => current == wanted,
+    }
 }
 
 fn resolve_mode(args: &DeployArgs, code: &str) -> Result<Mode> {

@@ -40,6 +40,23 @@ pub fn schedule_text(schedule: &Value) -> Option<String> {
 }
 
 /// A version's requirement lines.
+/// A workflow's `retention` for people: its own limits, or the server's.
+pub fn retention_text(retention: &Value) -> String {
+    let days = retention["days"]
+        .as_u64()
+        .map(|days| format!("{days} days"))
+        .unwrap_or_else(|| "the server's days".into());
+    let max = retention["max_executions"]
+        .as_u64()
+        .map(|max| format!("at most {max} executions"))
+        .unwrap_or_else(|| "the server's count".into());
+    if retention.is_null() {
+        "the server's".into()
+    } else {
+        format!("{days}, {max}")
+    }
+}
+
 pub fn requirements_of(version: &Value) -> Vec<String> {
     version["requirements"]
         .as_array()

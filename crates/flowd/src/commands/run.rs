@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _, Result};
 use clap::Args;
 use flowd_core::settings::{self, SettingsChange};
-use flowd_core::workflow::{ExecutionStatus, Mode};
+use flowd_core::workflow::{ExecutionStatus, Mode, Trigger};
 use flowd_core::PyValue;
 use flowd_engine::executor::{conclude, Conclusion, Context};
-use flowd_runtime::{Job, OutputLimits, Runtime, RuntimeConfig};
+use flowd_runtime::{Job, JobContext, OutputLimits, Runtime, RuntimeConfig};
 use serde_json::{json, Map, Value};
 
 use super::args::{json_object_arg, read_file, secret_settings, ModeArg};
@@ -26,6 +26,7 @@ Examples:
   flowd run hello.py --request @event.json --settings @settings.json
   flowd run sync.py --settings '{\"cursor\": 0}' --secret-file API_KEY=api_key.txt
   flowd run sync.py --json | jq .settings
+  flowd run hook.py --request @event.json --raw-body @event.json   # context.raw_body
 
 --request is the `_request` dict itself (headers and body fields merged, as a hook call would
 build it). Prints the HTTP response a caller would get (catch), the captured output and the
@@ -42,6 +43,10 @@ pub struct RunArgs {
     /// Catch: the `_request` dict, as JSON or @file [default: {}].
     #[arg(long, value_name = "JSON|@FILE")]
     pub request: Option<String>,
+    /// Catch: the body as received, for a workflow declaring `context` (`context.raw_body`),
+    /// as text or @file, byte for byte [default: empty].
+    #[arg(long, value_name = "TEXT|@FILE")]
+    pub raw_body: Option<String>,
     /// The settings the execution starts from, as JSON or @file [default: {}].
     #[arg(long, value_name = "JSON|@FILE")]
     pub settings: Option<String>,
@@ -180,6 +185,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
         memory_mb: args.memory,
         env: Vec::new(),
         isolation: flowd_core::workflow::Isolation::Fork,
+        context: Some(local_context(&args, mode, &execution_id)?),
+        egress_allow: Vec::new(),
     };
     let execution = runtime.execute(&job).await;
     spinner.finish_and_clear();
@@ -245,6 +252,41 @@ fn default_runtime_dir() -> PathBuf {
 }
 
 /// The response headers as the server sends them: the reply's, and `X-Execution-Id`.
+/// What a workflow's `context` parameter shows of a local run: a manual run of version 0 named
+/// after its file, with `--raw-body` as the body a hook call would have received.
+fn local_context(args: &RunArgs, mode: Mode, execution_id: &str) -> Result<JobContext> {
+    let raw_body = match (&args.raw_body, mode) {
+        (Some(_), Mode::Pull) => {
+            return Err(anyhow!(
+                "{} is a pull workflow (def workflow(settings)): it takes no --raw-body",
+                args.file.display()
+            ))
+        }
+        (Some(text), Mode::Catch) => match text.strip_prefix('@') {
+            Some(path) => std::fs::read(path).with_context(|| format!("cannot read {path}"))?,
+            None => text.clone().into_bytes(),
+        },
+        (None, _) => Vec::new(),
+    };
+    let started_at = chrono::Utc::now().timestamp_millis();
+    Ok(JobContext {
+        raw_body: raw_body.into(),
+        method: (mode == Mode::Catch).then(|| "POST".to_string()),
+        query_string: (mode == Mode::Catch).then(String::new),
+        execution_id: execution_id.to_string(),
+        workflow: args
+            .file
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        version: 0,
+        trigger: Trigger::Manual,
+        attempt: 1,
+        fire_time_ms: None,
+        deadline_ms: started_at + i64::from(args.timeout.max(1)) * 1000,
+    })
+}
+
 fn response_headers(conclusion: &Conclusion, execution_id: &str) -> Vec<(String, String)> {
     let mut headers = conclusion.reply.headers.clone();
     headers.push(("X-Execution-Id".into(), execution_id.to_string()));

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::args::json_object_arg;
 use super::format::{
     ensure_success, environment_short, print_execution, requirements_of, requirements_short,
-    schedule_text, text,
+    retention_text, schedule_text, text,
 };
 use crate::api::{self, Api};
 use crate::{ui, Global};
@@ -221,12 +221,20 @@ pub async fn show(global: &Global, args: ShowArgs) -> Result<()> {
             }
         ),
     );
+    field("retention", retention_text(&workflow["retention"]));
     let secrets: Vec<String> = workflow["secrets"]
         .as_array()
         .map(|list| list.iter().map(text).collect())
         .unwrap_or_default();
     if !secrets.is_empty() {
         field("secrets", secrets.join(", "));
+    }
+    let egress_allow: Vec<String> = workflow["egress_allow"]
+        .as_array()
+        .map(|list| list.iter().map(text).collect())
+        .unwrap_or_default();
+    if !egress_allow.is_empty() {
+        field("egress allow", egress_allow.join(", "));
     }
     field(
         "created",

@@ -1,6 +1,8 @@
 //! The egress policy, end to end: workflows reach a "public" test host but not loopback (flowd's
 //! own API), private or link-local test hosts, over TCP and UDP, IPv4 and IPv6, by address, by
-//! name or through a redirect; `--egress-allow` opens one; `--egress-proxy` is the only way out.
+//! name or through a redirect; `--egress-allow` opens one; `--egress-proxy` is the only way out;
+//! a workflow's own `egress_allow` opens one to that workflow alone, within
+//! `--egress-workflow-allow`.
 //!
 //! Every remote host lives in a network namespace the test creates (and removes) behind a veth
 //! pair: 203.0.113.246 and 2001:db8:77::2 play the public side, 10.200.0.2 and fd00:200::2 the
@@ -217,20 +219,54 @@ struct Attempt {
 }
 
 async fn connect(app: &TestApp, kind: &str, host: &str, port: u16) -> Attempt {
+    let name = format!("connect-{kind}-{}-{port}", host.replace([':', '.'], "-"));
+    connect_as(app, &name, json!({}), kind, host, port).await
+}
+
+/// [`connect`] from a workflow named `name`, created with `extra` fields.
+async fn connect_as(
+    app: &TestApp,
+    name: &str,
+    extra: Value,
+    kind: &str,
+    host: &str,
+    port: u16,
+) -> Attempt {
     let outcome = attack(
         app,
-        &format!("connect-{kind}-{}-{port}", host.replace([':', '.'], "-")),
+        name,
         CONNECT,
-        json!({}),
+        extra,
         json!({"kind": kind, "host": host, "port": port}),
     )
     .await;
-    assert_eq!(outcome.status, 200, "{}", outcome.record);
-    let body: Value = serde_json::from_str(&outcome.body).expect("a JSON body");
+    attempt(outcome.status, &outcome.body, outcome.record)
+}
+
+/// [`connect`] from a workflow made with [`CONNECT`] already.
+async fn connect_again(
+    app: &TestApp,
+    workflow: &Value,
+    kind: &str,
+    host: &str,
+    port: u16,
+) -> Attempt {
+    let response = app
+        .call_hook_json(workflow, &json!({"kind": kind, "host": host, "port": port}))
+        .await;
+    let status = response.status().as_u16();
+    let id = execution_id(&response);
+    let body = response.text().await.unwrap_or_default();
+    attempt(status, &body, app.execution(&id).await)
+}
+
+fn attempt(status: u16, body: &str, record: Value) -> Attempt {
+    assert_eq!(status, 200, "{record}");
+    let body: Value = serde_json::from_str(body).expect("a JSON body");
     Attempt {
         result: body["result"].as_str().unwrap_or_default().to_string(),
         elapsed: body["elapsed"].as_f64().unwrap_or(f64::MAX),
-        record: outcome.record,
+        record,
     }
 }
 
@@ -410,5 +446,174 @@ async fn the_system_endpoint_lists_the_egress_layer() {
     assert!(
         egress["detail"].as_str().unwrap().contains("127.0.0.0/8"),
         "{egress}"
+    );
+}
+
+/// The server's ceiling on workflows' own exceptions in these tests: the private test network.
+const WORKFLOW_CEILING: &str = "10.200.0.0/24";
+
+async fn spawn_with_workflow_ceiling() -> TestApp {
+    spawn_with_egress(EgressConfig {
+        workflow_allow: rules(&[WORKFLOW_CEILING]),
+        ..EgressConfig::default()
+    })
+    .await
+}
+
+async fn given_bystander(app: &TestApp) {
+    app.create_catch(
+        "bystander",
+        &catch_code("return {'status_code': 200, 'body': 'alive'}"),
+    )
+    .await;
+}
+
+async fn assert_bystander_answers(app: &TestApp) {
+    let bystander = app.get_json("/workflows").await["workflows"]
+        .as_array()
+        .and_then(|all| all.iter().find(|w| w["name"] == "bystander").cloned())
+        .expect("the bystander");
+    let response = app.call_hook_json(&bystander, &json!({})).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workflows_own_exception_opens_the_private_host_to_it_while_another_is_refused() {
+    if !running_as_root() {
+        return;
+    }
+    let _hosts = TestHosts::start();
+    let app = spawn_with_workflow_ceiling().await;
+    given_bystander(&app).await;
+
+    let (allowed, other) = tokio::join!(
+        connect_as(
+            &app,
+            "allowed",
+            json!({"egress_allow": [PRIVATE_V4]}),
+            "tcp",
+            PRIVATE_V4,
+            80
+        ),
+        connect_as(&app, "other", json!({}), "tcp", PRIVATE_V4, 80),
+    );
+
+    assert_eq!(allowed.result, "open", "{}", allowed.record);
+    assert_refused_fast(&other, "a workflow without the exception");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workflows_own_exception_opens_that_destination_only() {
+    if !running_as_root() {
+        return;
+    }
+    let _hosts = TestHosts::start();
+    let app = spawn_with_workflow_ceiling().await;
+    let allowed = json!({"egress_allow": [format!("{PRIVATE_V4}:80")]});
+
+    let udp = connect_as(&app, "udp", allowed.clone(), "udp", PRIVATE_V4, 7).await;
+    let link_local = connect_as(&app, "link-local", allowed, "tcp", LINK_LOCAL_V4, 80).await;
+
+    assert_refused_fast(&udp, "another port of the allowed host");
+    assert_refused_fast(&link_local, "another host");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exception_beyond_the_servers_ceiling_is_refused_naming_it() {
+    if !running_as_root() {
+        return;
+    }
+    let app = spawn_with_workflow_ceiling().await;
+
+    let response = app
+        .api(reqwest::Method::POST, "/workflows")
+        .json(&json!({
+            "name": "wider",
+            "mode": "catch",
+            "code": catch_code("return None"),
+            "egress_allow": [PRIVATE_V4, "10.200.0.0/16"],
+        }))
+        .send()
+        .await
+        .expect("request");
+
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.expect("json");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("`10.200.0.0/16`"), "{message}");
+    assert!(message.contains(WORKFLOW_CEILING), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_patch_removing_the_exception_closes_it_for_the_next_execution() {
+    if !running_as_root() {
+        return;
+    }
+    let _hosts = TestHosts::start();
+    let app = spawn_with_workflow_ceiling().await;
+    let before = connect_as(
+        &app,
+        "revoked",
+        json!({"egress_allow": [WORKFLOW_CEILING]}),
+        "tcp",
+        PRIVATE_V4,
+        80,
+    )
+    .await;
+    assert_eq!(before.result, "open", "{}", before.record);
+    let workflow = app.get_json("/workflows").await["workflows"]
+        .as_array()
+        .and_then(|all| all.iter().find(|w| w["name"] == "revoked").cloned())
+        .expect("the workflow");
+
+    let patched = app
+        .patch_workflow(&workflow, json!({"egress_allow": []}))
+        .await;
+    let after = connect_again(&app, &workflow, "tcp", PRIVATE_V4, 80).await;
+
+    assert_eq!(patched["egress_allow"], json!([]));
+    assert_refused_fast(&after, "after the exception was removed");
+    assert_bystander_answers(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_patch_adding_an_exception_opens_it_for_the_next_execution() {
+    if !running_as_root() {
+        return;
+    }
+    let _hosts = TestHosts::start();
+    let app = spawn_with_workflow_ceiling().await;
+    let before = connect_as(&app, "granted", json!({}), "tcp", PRIVATE_V4, 80).await;
+    assert_refused_fast(&before, "before the exception");
+    let workflow = app.get_json("/workflows").await["workflows"]
+        .as_array()
+        .and_then(|all| all.iter().find(|w| w["name"] == "granted").cloned())
+        .expect("the workflow");
+
+    app.patch_workflow(&workflow, json!({"egress_allow": [PRIVATE_V4]}))
+        .await;
+    let after = connect_again(&app, &workflow, "tcp", PRIVATE_V4, 80).await;
+
+    assert_eq!(after.result, "open", "{}", after.record);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_system_endpoint_lists_the_per_workflow_egress_layer_with_its_ceiling() {
+    if !running_as_root() {
+        return;
+    }
+    let app = spawn_with_workflow_ceiling().await;
+
+    let system = app.get_json("/system").await;
+
+    let layers = system["isolation"]["layers"].as_array().unwrap();
+    let layer = layers
+        .iter()
+        .find(|layer| layer["name"] == "egress_per_workflow")
+        .expect("an egress_per_workflow layer");
+    assert_eq!(layer["active"], true, "{layer}");
+    assert!(
+        layer["detail"].as_str().unwrap().contains(WORKFLOW_CEILING),
+        "{layer}"
     );
 }

@@ -6,6 +6,11 @@
 //! - an address and a port: `10.1.2.3:5432`, `[fd00::1]:443`;
 //! - a host name and a port: `db.internal:5432` (resolved by the runtime when it installs the
 //!   policy).
+//!
+//! A workflow's own exceptions (its `egress_allow` field) must lie within the server's ceiling
+//! ([`ceiling`]).
+
+pub mod ceiling;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -72,6 +77,17 @@ impl IpNetwork {
 
     pub fn is_ipv4(&self) -> bool {
         self.address.is_ipv4()
+    }
+
+    /// Whether every address of `other` is in this network.
+    pub fn contains(&self, other: &IpNetwork) -> bool {
+        let within = IpNetwork {
+            address: other.address,
+            prefix: self.prefix,
+        };
+        self.address.is_ipv4() == other.address.is_ipv4()
+            && self.prefix <= other.prefix
+            && within.masked() == self.address
     }
 
     fn masked(&self) -> IpAddr {
@@ -174,6 +190,20 @@ impl FromStr for EgressRule {
             host: host.to_ascii_lowercase(),
             port: nonzero_port(port, text)?,
         })
+    }
+}
+
+/// Written as text, the way it is parsed: the form a workflow's `egress_allow` is stored in.
+impl serde::Serialize for EgressRule {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EgressRule {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<EgressRule, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -286,6 +316,23 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn a_rule_is_stored_as_the_text_it_is_parsed_from() {
+        let rules = vec![
+            parse("10.0.0.0/8").unwrap(),
+            parse("db.internal:5432").unwrap(),
+        ];
+
+        let json = serde_json::to_string(&rules).unwrap();
+
+        assert_eq!(json, r#"["10.0.0.0/8","db.internal:5432"]"#);
+        assert_eq!(
+            serde_json::from_str::<Vec<EgressRule>>(&json).unwrap(),
+            rules
+        );
+        assert!(serde_json::from_str::<Vec<EgressRule>>(r#"["10.0.0.1/8"]"#).is_err());
     }
 
     #[test]
