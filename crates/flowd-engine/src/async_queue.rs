@@ -18,9 +18,10 @@ use tokio::sync::Notify;
 
 use crate::clock::now_ms;
 use crate::delivery::{CallDetails, ReceivedRequest};
-use crate::executor::{Reply, Report};
+use crate::executor::{QueuedExecution, Reply, Report};
 use crate::hot::HotWorkflow;
 use crate::refusal::Refusal;
+use crate::retry;
 use crate::workflows::generate_hook_token;
 use crate::{Engine, Result};
 
@@ -87,13 +88,18 @@ impl Engine {
         hot: &HotWorkflow,
         request: StoredRequest,
     ) -> Result<Option<Accepted>> {
+        let id = uuid::Uuid::now_v7().to_string();
         let call = AsyncCallRecord {
-            id: uuid::Uuid::now_v7().to_string(),
+            execution_id: id.clone(),
+            id,
             workflow_id: hot.record.id.clone(),
             token: generate_hook_token(),
             request,
             enqueued_at: now_ms(),
             state: AsyncCallState::Queued,
+            attempt: 1,
+            trigger: Trigger::Catch,
+            not_before: None,
         };
         let bound = QueueBound {
             total: self.config.async_queue_max,
@@ -109,6 +115,11 @@ impl Engine {
                 }))
             }
         }
+    }
+
+    /// Wakes this node's dispatcher: something was queued.
+    pub(crate) fn async_queue_woken(&self) {
+        self.async_queue.wake.notify_one();
     }
 
     /// The asynchronous call whose status URL ends with `token`.
@@ -180,11 +191,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs one claimed call and records its response; a call refused for lack of a slot goes
-    /// back to the queue.
+    /// Runs one claimed call and records its response, or queues its next attempt when its
+    /// workflow retries the status it ended in; a call refused for lack of a slot goes back to
+    /// the queue.
     async fn run_async_call(self: Arc<Self>, hot: Arc<HotWorkflow>, call: AsyncCallRecord) {
         let workflow_id = call.workflow_id.clone();
-        let recorded = match self.store.execution(&call.id).await {
+        let recorded = match self.store.execution(&call.execution_id).await {
             Ok(recorded) => recorded.filter(|record| has_ended(record.status)),
             Err(error) => {
                 // The claim's lease runs out and the call is taken again.
@@ -193,18 +205,21 @@ impl Engine {
                 return;
             }
         };
-        let response = match recorded {
-            // Its execution was committed but not its response (its node stopped in between):
+        let ended = match recorded {
+            // Its execution was committed but not what followed (its node stopped in between):
             // it is not run twice.
-            Some(record) => Some(summary_of(&record)),
-            None => self.run_call_request(hot, &call).await,
+            Some(record) => Some((summary_of(&record), record)),
+            None => self.run_call_request(hot.clone(), &call).await,
         };
-        let saved = match response {
-            Some(response) => {
-                self.store
-                    .finish_async_call(&call.id, &response, now_ms())
-                    .await
-            }
+        let saved = match ended {
+            Some((response, record)) => match retry::next_attempt(&hot, &record) {
+                Some(next) => self.store.retry_async_call(&call.id, &next).await,
+                None => {
+                    self.store
+                        .finish_async_call(&call.id, &response, now_ms())
+                        .await
+                }
+            },
             None => self.store.release_async_call(&call.id).await,
         };
         if let Err(error) = saved {
@@ -214,33 +229,67 @@ impl Engine {
         self.async_queue.ended(&workflow_id);
     }
 
-    /// Runs the call's request: its response, or `None` when it was refused for lack of a slot.
+    /// Runs the call's current attempt: its response and its execution's record, or `None`
+    /// when it was refused for lack of a slot.
     async fn run_call_request(
         &self,
         hot: Arc<HotWorkflow>,
         call: &AsyncCallRecord,
-    ) -> Option<StoredResponse> {
-        match rebuild_request(&call.request) {
-            Ok(request) => {
-                let details = CallDetails {
+    ) -> Option<(StoredResponse, ExecutionRecord)> {
+        let queued = QueuedExecution {
+            execution_id: call.execution_id.clone(),
+            trigger: call.trigger,
+            attempt: call.attempt,
+            retry_of: (call.attempt > 1).then(|| call.id.clone()),
+        };
+        let details = match call.trigger {
+            Trigger::Catch => match rebuild_request(&call.request) {
+                Ok(request) => CallDetails {
                     request: Some(request),
                     received: Some(received_request(&call.request)),
                     claimed_key: None,
-                };
-                let report = self
-                    .execute_queued(hot, call.id.clone(), Trigger::Catch, details)
-                    .await;
-                response_of(&report)
-            }
-            Err(message) => Some(json_response(
-                400,
-                serde_json::json!({
-                    "status": "error",
-                    "execution_id": call.id,
-                    "error": {"code": "malformed_body", "message": message},
-                }),
-            )),
-        }
+                },
+                Err(message) => {
+                    let response = json_response(
+                        400,
+                        serde_json::json!({
+                            "status": "error",
+                            "execution_id": call.execution_id,
+                            "error": {"code": "malformed_body", "message": message},
+                        }),
+                    );
+                    return Some((response, unrun_record(&hot, call)));
+                }
+            },
+            // A retry of a scheduled run: no request.
+            _ => CallDetails::default(),
+        };
+        let report = self.execute_queued(hot, queued, details).await;
+        response_of(&report).map(|response| (response, report.record))
+    }
+}
+
+/// The record standing for a call that could not be run (its stored request no longer parses):
+/// it ended without an execution, so nothing retries it.
+fn unrun_record(hot: &HotWorkflow, call: &AsyncCallRecord) -> ExecutionRecord {
+    ExecutionRecord {
+        id: call.execution_id.clone(),
+        workflow_id: hot.record.id.clone(),
+        version: hot.version_number(),
+        trigger: call.trigger,
+        status: ExecutionStatus::Skipped,
+        started_at: now_ms(),
+        finished_at: None,
+        duration_ms: None,
+        response_status: Some(400),
+        warnings: Vec::new(),
+        error: None,
+        logs: String::new(),
+        logs_truncated: false,
+        settings_changed: None,
+        fire_at: None,
+        attempt: call.attempt,
+        retry_of: None,
     }
 }
 

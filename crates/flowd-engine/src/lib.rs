@@ -22,6 +22,7 @@ pub mod metrics;
 mod node_lease;
 mod refusal;
 pub mod retention;
+mod retry;
 pub mod scheduler;
 mod settings_cell;
 pub mod signed;

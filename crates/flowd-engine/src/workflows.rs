@@ -9,6 +9,7 @@ use flowd_core::egress::ceiling::check_workflow_exceptions;
 use flowd_core::egress::EgressRule;
 use flowd_core::requirements::Requirements;
 use flowd_core::retention::Retention;
+use flowd_core::retry::RetryPolicy;
 use flowd_core::schedule::Schedule;
 use flowd_core::settings::{Settings, SettingsChange};
 use flowd_core::workflow::{
@@ -62,6 +63,8 @@ pub struct NewWorkflow {
     /// The workflow's own retention of its executions (the server's when left out).
     pub retention: Option<Retention>,
     pub response: Option<ResponseMode>,
+    /// How asynchronous and scheduled executions are retried (none when left out).
+    pub retry: Option<RetryPolicy>,
 }
 
 /// Changes to a workflow, as sent to `PATCH /api/v1/workflows/{id}`. A field left out keeps its
@@ -97,6 +100,9 @@ pub struct WorkflowPatch {
     /// Replaces the workflow's own egress exceptions (`[]` removes them).
     pub egress_allow: Option<Vec<String>>,
     pub response: Option<ResponseMode>,
+    /// Replaced as a whole; `null` stops retrying.
+    #[serde(default, deserialize_with = "present")]
+    pub retry: Option<Option<RetryPolicy>>,
 }
 
 /// `requirements` as sent: a list of requirement lines, or the text of a `requirements.txt`.
@@ -156,6 +162,7 @@ impl Engine {
         let idempotency_header =
             check_idempotency_header(new.mode, new.idempotency_header.as_deref())?;
         check_retention(new.retention.as_ref())?;
+        check_retry(new.retry.as_ref())?;
         let schedule = check_schedule(new.mode, new.schedule.as_ref())?;
         let enabled = new.enabled.unwrap_or(true);
         let secrets = check_secrets(new.secrets.unwrap_or_default())?;
@@ -188,6 +195,7 @@ impl Engine {
             max_concurrency: new.max_concurrency,
             isolation: new.isolation.unwrap_or(Isolation::Fork),
             response: new.response.unwrap_or(ResponseMode::Sync),
+            retry: new.retry,
             created_at: now,
             updated_at: now,
             verify,
@@ -269,6 +277,10 @@ impl Engine {
         if let Some(isolation) = patch.isolation {
             check_isolation(Some(isolation))?;
             record.isolation = isolation;
+        }
+        if let Some(retry) = patch.retry {
+            check_retry(retry.as_ref())?;
+            record.retry = retry;
         }
         if let Some(response) = patch.response {
             record.response = response;
@@ -793,6 +805,8 @@ fn patch_entries(
         ("isolation", patch.isolation.is_some()),
         ("verify", patch.verify.is_some()),
         ("idempotency_header", patch.idempotency_header.is_some()),
+        ("response", patch.response.is_some()),
+        ("retry", patch.retry.is_some()),
     ]
     .into_iter()
     .filter_map(|(field, sent)| sent.then_some(field))
@@ -851,6 +865,15 @@ fn parse_name(name: &str) -> Result<Name> {
 fn check_retention(retention: Option<&Retention>) -> Result<()> {
     match retention {
         Some(retention) => retention
+            .check()
+            .map_err(|error| EngineError::Invalid(error.to_string())),
+        None => Ok(()),
+    }
+}
+
+fn check_retry(retry: Option<&RetryPolicy>) -> Result<()> {
+    match retry {
+        Some(retry) => retry
             .check()
             .map_err(|error| EngineError::Invalid(error.to_string())),
         None => Ok(()),

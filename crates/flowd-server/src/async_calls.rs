@@ -95,8 +95,9 @@ pub fn queue_full() -> ApiError {
     .header(header::RETRY_AFTER, RETRY_AFTER)
 }
 
-/// `GET /async/{token}`: `202` with `{"status": "queued" | "running", "execution_id"}` until the
-/// call has run, then the response its workflow produced; `X-Execution-Status` either way.
+/// `GET /async/{token}`: `202` with `{"status": "queued" | "running", "execution_id",
+/// "attempt"}` until the call has run (a retry waiting is `queued`, with its attempt's execution
+/// id), then the response its last attempt produced; `X-Execution-Status` either way.
 pub async fn status(
     State(state): State<Arc<AppState>>,
     Path(token): Path<String>,
@@ -119,7 +120,11 @@ pub async fn status(
     else {
         let mut response = (
             StatusCode::ACCEPTED,
-            axum::Json(json!({"status": pending, "execution_id": call.id})),
+            axum::Json(json!({
+                "status": pending,
+                "execution_id": call.execution_id,
+                "attempt": call.attempt,
+            })),
         )
             .into_response();
         let headers = response.headers_mut();
@@ -133,7 +138,7 @@ pub async fn status(
     let execution_status = state
         .engine
         .store()
-        .execution(&call.id)
+        .execution(&call.execution_id)
         .await
         .map_err(flowd_engine::EngineError::from)?
         .map(|record| record.status.as_str().to_string());
@@ -143,7 +148,7 @@ pub async fn status(
             headers,
             body,
         },
-        &call.id,
+        &call.execution_id,
     );
     if let Some(Ok(value)) = execution_status.map(|status| HeaderValue::from_str(&status)) {
         response

@@ -40,10 +40,11 @@ impl AsyncCallState {
     }
 }
 
-/// A call answered `202`: its execution id, the token of its status URL, its request.
+/// An execution queued in the store: a call answered `202` (its execution id, the token of its
+/// status URL, its request), or the retry of a scheduled run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AsyncCallRecord {
-    /// The id its execution will have.
+    /// The id of its first attempt's execution (a retry's `retry_of`).
     pub id: String,
     pub workflow_id: String,
     /// The secret last segment of its status URL.
@@ -51,6 +52,23 @@ pub struct AsyncCallRecord {
     pub request: StoredRequest,
     pub enqueued_at: i64,
     pub state: AsyncCallState,
+    /// The execution id of its current attempt (`id` for the first).
+    pub execution_id: String,
+    /// Its current attempt, 1-based.
+    pub attempt: u32,
+    /// What started its first attempt: a hook call (`catch`) or a scheduled run (`pull`).
+    pub trigger: flowd_core::workflow::Trigger,
+    /// Not claimed before this time (epoch ms): a retry's backoff.
+    pub not_before: Option<i64>,
+}
+
+/// The next attempt of a queued execution whose attempt ended in a status its workflow retries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NextAttempt {
+    pub execution_id: String,
+    pub attempt: u32,
+    /// Not claimed before this time (epoch ms).
+    pub not_before: i64,
 }
 
 /// How many calls the queue may hold (not yet done): in all, and per workflow.
@@ -86,12 +104,16 @@ pub(crate) struct AsyncCallRow {
     pub response_headers: Option<String>,
     pub response_body: Option<Vec<u8>>,
     pub finished_at: Option<i64>,
+    pub execution_id: Option<String>,
+    pub attempt: i64,
+    pub trigger: String,
+    pub not_before: Option<i64>,
 }
 
 /// The columns [`AsyncCallRow`] reads, in the order both backends select them.
 pub(crate) const ASYNC_CALL_COLUMNS: &str = "id, workflow_id, token, request_headers, \
      request_query, request_body, enqueued_at, state, lease_until, node_id, response_status, \
-     response_headers, response_body, finished_at";
+     response_headers, response_body, finished_at, execution_id, attempt, \"trigger\", not_before";
 
 impl AsyncCallRow {
     pub(crate) fn into_record(self) -> crate::Result<AsyncCallRecord> {
@@ -130,7 +152,24 @@ impl AsyncCallRow {
             },
             other => return Err(corrupt(&format!("unknown state {other:?}"))),
         };
+        let attempt = u32::try_from(self.attempt)
+            .ok()
+            .filter(|attempt| *attempt >= 1)
+            .ok_or_else(|| {
+                corrupt(&format!(
+                    "attempt {} is not a positive number",
+                    self.attempt
+                ))
+            })?;
+        let trigger = self
+            .trigger
+            .parse()
+            .map_err(|err: String| corrupt(&format!("trigger: {err}")))?;
         Ok(AsyncCallRecord {
+            execution_id: self.execution_id.unwrap_or_else(|| self.id.clone()),
+            attempt,
+            trigger,
+            not_before: self.not_before,
             request: StoredRequest {
                 headers: headers(&self.request_headers, "request_headers")?,
                 query: self.request_query,

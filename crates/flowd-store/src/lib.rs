@@ -32,7 +32,9 @@ mod sqlite;
 mod sqlx_error;
 mod store;
 
-pub use async_call::{AsyncCallRecord, AsyncCallState, Enqueued, QueueBound, StoredRequest};
+pub use async_call::{
+    AsyncCallRecord, AsyncCallState, Enqueued, NextAttempt, QueueBound, StoredRequest,
+};
 pub use changes::{ChangeFeed, StoreChange, WorkflowChange};
 pub use commit::{CommitCompleter, CommitTicket};
 pub use database_url::{DatabaseUrl, DatabaseUrlError};

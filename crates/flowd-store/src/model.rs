@@ -70,6 +70,8 @@ pub struct WorkflowRecord {
     pub egress_allow: Vec<flowd_core::egress::EgressRule>,
     /// How its hook calls are answered.
     pub response: ResponseMode,
+    /// How its asynchronous and scheduled executions are retried (`None`: they are not).
+    pub retry: Option<flowd_core::retry::RetryPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -138,6 +140,10 @@ pub struct ExecutionRecord {
     /// For scheduled runs: the fire time this execution claims. `(workflow_id, fire_at)` is
     /// unique, so that one fire time is run once.
     pub fire_at: Option<i64>,
+    /// Which attempt this is (1-based): above 1, a retry of the execution `retry_of`.
+    pub attempt: u32,
+    /// For a retry: the id of the first attempt.
+    pub retry_of: Option<String>,
 }
 
 /// One change recorded in the audit log: who did it (the API key, by id and name, as they were),

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use flowd_core::settings::{Settings, SettingsChange};
 
-use crate::async_call::{AsyncCallRecord, Enqueued, QueueBound};
+use crate::async_call::{AsyncCallRecord, Enqueued, NextAttempt, QueueBound};
 use crate::changes::ChangeFeed;
 use crate::commit::CommitTicket;
 use crate::error::Result;
@@ -308,6 +308,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Puts a claimed call back in the queue (its node could not run it).
     async fn release_async_call(&self, id: &str) -> Result<()>;
+    /// Puts a claimed call back in the queue as its `next` attempt, not claimed before
+    /// `next.not_before` (its workflow retries the status its attempt ended in).
+    async fn retry_async_call(&self, id: &str, next: &NextAttempt) -> Result<()>;
     async fn async_call_by_token(&self, token: &str) -> Result<Option<AsyncCallRecord>>;
     /// Calls not done yet, of one workflow or of all.
     async fn async_queue_depth(&self, workflow_id: Option<&str>) -> Result<u64>;

@@ -30,6 +30,7 @@ mod openapi;
 mod postgres;
 mod process_faults;
 mod retention;
+mod retries;
 mod runtimes;
 mod schemathesis;
 mod settings;

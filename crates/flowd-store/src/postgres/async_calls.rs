@@ -6,12 +6,15 @@ use sqlx::{PgPool, Row};
 
 use crate::async_call::{headers_json, AsyncCallRow};
 use crate::sqlx_error::is_foreign_key_violation;
-use crate::{AsyncCallRecord, Enqueued, QueueBound, Result, StoreError, StoredResponse};
+use crate::{
+    AsyncCallRecord, Enqueued, NextAttempt, QueueBound, Result, StoreError, StoredResponse,
+};
 
 /// The columns read back, JSON as text.
 const COLUMNS: &str = "id, workflow_id, token, request_headers::TEXT AS request_headers, \
      request_query, request_body, enqueued_at, state, lease_until, node_id, response_status, \
-     response_headers::TEXT AS response_headers, response_body, finished_at";
+     response_headers::TEXT AS response_headers, response_body, finished_at, execution_id, \
+     attempt, \"trigger\", not_before";
 
 /// The key of the advisory lock enqueues take (transaction-scoped): "flowd.aq" as a number.
 const ENQUEUE_LOCK: i64 = 0x666c_6f77_642e_6171;
@@ -32,6 +35,10 @@ fn call_from_row(row: &PgRow) -> Result<AsyncCallRecord> {
         response_headers: row.try_get("response_headers")?,
         response_body: row.try_get("response_body")?,
         finished_at: row.try_get("finished_at")?,
+        execution_id: row.try_get("execution_id")?,
+        attempt: row.try_get("attempt")?,
+        trigger: row.try_get("trigger")?,
+        not_before: row.try_get("not_before")?,
     }
     .into_record()
 }
@@ -58,7 +65,8 @@ pub(super) async fn enqueue(
     }
     sqlx::query(
         "INSERT INTO async_calls (id, workflow_id, token, request_headers, request_query, \
-         request_body, enqueued_at, state) VALUES ($1, $2, $3, $4::json, $5, $6, $7, 'queued')",
+         request_body, enqueued_at, state, execution_id, attempt, \"trigger\", not_before) \
+         VALUES ($1, $2, $3, $4::json, $5, $6, $7, 'queued', $8, $9, $10, $11)",
     )
     .bind(&call.id)
     .bind(&call.workflow_id)
@@ -67,6 +75,10 @@ pub(super) async fn enqueue(
     .bind(&call.request.query)
     .bind(&call.request.body)
     .bind(call.enqueued_at)
+    .bind(&call.execution_id)
+    .bind(i64::from(call.attempt))
+    .bind(call.trigger.as_str())
+    .bind(call.not_before)
     .execute(&mut *tx)
     .await
     .map_err(|err| {
@@ -83,7 +95,8 @@ pub(super) async fn enqueue(
 pub(super) async fn workflows_with_calls(pool: &PgPool, now: i64) -> Result<Vec<String>> {
     let rows: Vec<(String,)> = sqlx::query_as(
         "SELECT DISTINCT workflow_id FROM async_calls \
-         WHERE state <> 'done' AND (state = 'queued' OR lease_until < $1)",
+         WHERE state <> 'done' AND (state = 'queued' OR lease_until < $1) \
+         AND (not_before IS NULL OR not_before <= $1)",
     )
     .bind(now)
     .fetch_all(pool)
@@ -102,7 +115,8 @@ pub(super) async fn claim(
     let rows = sqlx::query(&format!(
         "UPDATE async_calls SET state = 'claimed', lease_until = $1, node_id = $5 WHERE id IN (\
            SELECT id FROM async_calls WHERE workflow_id = $2 AND state <> 'done' \
-           AND (state = 'queued' OR lease_until < $3) ORDER BY enqueued_at, id LIMIT $4 \
+           AND (state = 'queued' OR lease_until < $3) \
+           AND (not_before IS NULL OR not_before <= $3) ORDER BY enqueued_at, id LIMIT $4 \
            FOR UPDATE SKIP LOCKED) \
          RETURNING {COLUMNS}"
     ))
@@ -145,6 +159,20 @@ pub(super) async fn release(pool: &PgPool, id: &str) -> Result<()> {
          WHERE id = $1 AND state = 'claimed'",
     )
     .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn retry(pool: &PgPool, id: &str, next: &NextAttempt) -> Result<()> {
+    sqlx::query(
+        "UPDATE async_calls SET state = 'queued', lease_until = NULL, node_id = NULL, \
+         execution_id = $2, attempt = $3, not_before = $4 WHERE id = $1 AND state = 'claimed'",
+    )
+    .bind(id)
+    .bind(&next.execution_id)
+    .bind(i64::from(next.attempt))
+    .bind(next.not_before)
     .execute(pool)
     .await?;
     Ok(())

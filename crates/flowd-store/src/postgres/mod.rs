@@ -54,7 +54,7 @@ use crate::{
     ExecutionRecord, NodeRecord, ReapedNode, Result, RunClaim, Store, StoreError, StoreWrite,
     TeamRecord, VersionOutcome, VersionRecord, WorkflowRecord, WorkflowRetention,
 };
-use crate::{AsyncCallRecord, Enqueued, QueueBound, StoredResponse};
+use crate::{AsyncCallRecord, Enqueued, NextAttempt, QueueBound, StoredResponse};
 
 /// Connections of the pool: the API's reads and writes, the scheduler's claims and the batched
 /// commit share them.
@@ -217,10 +217,10 @@ async fn insert_settings(
 /// in the order [`bind_mutable_columns`] binds them.
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, secret_keys, \
      schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, updated_at, env, \
-     verify, idempotency_header, egress_allow, retention, response";
+     verify, idempotency_header, egress_allow, retention, response, retry";
 const MUTABLE_WORKFLOW_PLACEHOLDERS: &str =
     "$1, $2, $3, $4, $5, $6::JSON, $7, $8, $9, $10, $11, $12, $13, $14::JSON, $15, $16, \
-     $17::JSON, $18::JSON, $19";
+     $17::JSON, $18::JSON, $19, $20::JSON";
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
@@ -258,7 +258,14 @@ fn bind_mutable_columns<'q>(
                 .map(|retention| to_json(retention, "the retention"))
                 .transpose()?,
         )
-        .bind(workflow.response.as_str()))
+        .bind(workflow.response.as_str())
+        .bind(
+            workflow
+                .retry
+                .as_ref()
+                .map(|retry| to_json(retry, "the retry policy"))
+                .transpose()?,
+        ))
 }
 
 /// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave
@@ -588,7 +595,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let insert = format!(
             "INSERT INTO workflows ({MUTABLE_WORKFLOW_COLUMNS}, id, team_id, created_at, version) \
-             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $20, $21, $22, $23)"
+             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $21, $22, $23, $24)"
         );
         bind_mutable_columns(sqlx::query(&insert), workflow, &self.secrets)?
             .bind(&workflow.id)
@@ -663,7 +670,7 @@ impl Store for PostgresStore {
     ) -> Result<()> {
         let update = format!(
             "UPDATE workflows SET ({MUTABLE_WORKFLOW_COLUMNS}) = ({MUTABLE_WORKFLOW_PLACEHOLDERS}) \
-             WHERE id = $20"
+             WHERE id = $21"
         );
         let mut tx = self.pool.begin().await?;
         let result = bind_mutable_columns(sqlx::query(&update), workflow, &self.secrets)?
@@ -1055,6 +1062,10 @@ impl Store for PostgresStore {
 
     async fn release_async_call(&self, id: &str) -> Result<()> {
         async_calls::release(&self.pool, id).await
+    }
+
+    async fn retry_async_call(&self, id: &str, next: &NextAttempt) -> Result<()> {
+        async_calls::retry(&self.pool, id, next).await
     }
 
     async fn async_call_by_token(&self, token: &str) -> Result<Option<AsyncCallRecord>> {

@@ -7,7 +7,7 @@ use sqlx::{Row, SqlitePool};
 use crate::async_call::{headers_json, AsyncCallRow, ASYNC_CALL_COLUMNS};
 use crate::error::{Result, StoreError};
 use crate::sqlx_error::is_foreign_key_violation;
-use crate::{AsyncCallRecord, Enqueued, QueueBound, StoredResponse};
+use crate::{AsyncCallRecord, Enqueued, NextAttempt, QueueBound, StoredResponse};
 
 use super::BEGIN_WRITE;
 
@@ -30,6 +30,10 @@ fn call_from_row(row: &SqliteRow) -> Result<AsyncCallRecord> {
         response_headers: row.try_get("response_headers")?,
         response_body: row.try_get("response_body")?,
         finished_at: row.try_get("finished_at")?,
+        execution_id: row.try_get("execution_id")?,
+        attempt: row.try_get("attempt")?,
+        trigger: row.try_get("trigger")?,
+        not_before: row.try_get("not_before")?,
     }
     .into_record()
 }
@@ -51,7 +55,8 @@ pub(super) async fn enqueue(
     }
     sqlx::query(
         "INSERT INTO async_calls (id, workflow_id, token, request_headers, request_query, \
-         request_body, enqueued_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued')",
+         request_body, enqueued_at, state, execution_id, attempt, \"trigger\", not_before) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
     )
     .bind(&call.id)
     .bind(&call.workflow_id)
@@ -60,6 +65,10 @@ pub(super) async fn enqueue(
     .bind(&call.request.query)
     .bind(&call.request.body)
     .bind(call.enqueued_at)
+    .bind(&call.execution_id)
+    .bind(i64::from(call.attempt))
+    .bind(call.trigger.as_str())
+    .bind(call.not_before)
     .execute(&mut *tx)
     .await
     .map_err(|err| {
@@ -76,7 +85,8 @@ pub(super) async fn enqueue(
 pub(super) async fn workflows_with_calls(pool: &SqlitePool, now: i64) -> Result<Vec<String>> {
     let rows: Vec<(String,)> = sqlx::query_as(&format!(
         "SELECT DISTINCT workflow_id FROM async_calls \
-         WHERE {IS_PENDING} AND (state = 'queued' OR lease_until < ?)"
+         WHERE {IS_PENDING} AND (state = 'queued' OR lease_until < ?1) \
+         AND (not_before IS NULL OR not_before <= ?1)"
     ))
     .bind(now)
     .fetch_all(pool)
@@ -93,9 +103,10 @@ pub(super) async fn claim(
     node_id: &str,
 ) -> Result<Vec<AsyncCallRecord>> {
     let rows = sqlx::query(&format!(
-        "UPDATE async_calls SET state = 'claimed', lease_until = ?, node_id = ? WHERE id IN (\
-           SELECT id FROM async_calls WHERE workflow_id = ? AND {IS_PENDING} \
-           AND (state = 'queued' OR lease_until < ?) ORDER BY enqueued_at, id LIMIT ?) \
+        "UPDATE async_calls SET state = 'claimed', lease_until = ?1, node_id = ?2 WHERE id IN (\
+           SELECT id FROM async_calls WHERE workflow_id = ?3 AND {IS_PENDING} \
+           AND (state = 'queued' OR lease_until < ?4) \
+           AND (not_before IS NULL OR not_before <= ?4) ORDER BY enqueued_at, id LIMIT ?5) \
          RETURNING {ASYNC_CALL_COLUMNS}"
     ))
     .bind(lease_until)
@@ -137,6 +148,20 @@ pub(super) async fn release(writer: &SqlitePool, id: &str) -> Result<()> {
          WHERE id = ? AND state = 'claimed'",
     )
     .bind(id)
+    .execute(writer)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn retry(writer: &SqlitePool, id: &str, next: &NextAttempt) -> Result<()> {
+    sqlx::query(
+        "UPDATE async_calls SET state = 'queued', lease_until = NULL, node_id = NULL, \
+         execution_id = ?2, attempt = ?3, not_before = ?4 WHERE id = ?1 AND state = 'claimed'",
+    )
+    .bind(id)
+    .bind(&next.execution_id)
+    .bind(i64::from(next.attempt))
+    .bind(next.not_before)
     .execute(writer)
     .await?;
     Ok(())

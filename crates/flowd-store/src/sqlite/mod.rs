@@ -48,7 +48,7 @@ use crate::node::{NodeRecord, ReapedNode};
 use crate::secrets::{SecretKey, Secrets};
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::store::{ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite, WorkflowRetention};
-use crate::{AsyncCallRecord, Enqueued, QueueBound, StoredResponse};
+use crate::{AsyncCallRecord, Enqueued, NextAttempt, QueueBound, StoredResponse};
 use crate::{IdempotencyClaim, IdempotencyClaimOutcome, IdempotencyRecord};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -71,12 +71,12 @@ const API_KEY_COLUMNS: &str =
 const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
      created_at, updated_at, env, verify, idempotency_header, \
-     egress_allow, retention, response";
+     egress_allow, retention, response, retry";
 const VERSION_COLUMNS: &str = "workflow_id, version, code, requirements, state, build_log, error, \
      environment, created_at, settled_at";
 const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, started_at, \
      finished_at, duration_ms, response_status, warnings, error, logs, logs_truncated, \
-     settings_changed, fire_at";
+     settings_changed, fire_at, attempt, retry_of";
 
 /// The condition of the partial index `executions_running`, written out: SQLite uses a partial
 /// index only for a query whose terms imply its condition, which a bound parameter does not.
@@ -370,6 +370,7 @@ fn workflow_from_row(row: &SqliteRow, secrets: &Secrets) -> Result<WorkflowRecor
         max_concurrency: optional_int_column(row, T, "max_concurrency")?,
         isolation: enum_column(row, T, "isolation")?,
         response: enum_column(row, T, "response")?,
+        retry: optional_json_column(row, T, "retry")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         verify: verify_column(row, T)?,
@@ -424,6 +425,8 @@ fn execution_from_row(row: &SqliteRow) -> Result<ExecutionRecord> {
         logs_truncated: row.try_get("logs_truncated")?,
         settings_changed: optional_json_column::<SettingsChange>(row, T, "settings_changed")?,
         fire_at: row.try_get("fire_at")?,
+        attempt: int_column(row, T, "attempt")?,
+        retry_of: row.try_get("retry_of")?,
     })
 }
 
@@ -499,9 +502,9 @@ async fn upsert_setting(
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
      updated_at, env, verify, idempotency_header, \
-     egress_allow, retention, response";
+     egress_allow, retention, response, retry";
 const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-     ?, ?, ?";
+     ?, ?, ?, ?";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
@@ -533,7 +536,17 @@ fn bind_mutable_columns<'q>(
         .bind(&workflow.idempotency_header)
         .bind(to_json(&workflow.egress_allow, "the egress exceptions")?)
         .bind(optional_retention_json(workflow)?)
-        .bind(workflow.response.as_str()))
+        .bind(workflow.response.as_str())
+        .bind(optional_retry_json(workflow)?))
+}
+
+/// A workflow's retry policy as its column holds it: JSON, or NULL for none.
+fn optional_retry_json(workflow: &WorkflowRecord) -> Result<Option<String>> {
+    workflow
+        .retry
+        .as_ref()
+        .map(|retry| to_json(retry, "the retry policy"))
+        .transpose()
 }
 
 /// A workflow's own retention as its column holds it: JSON, or NULL for the server's.
@@ -643,6 +656,8 @@ async fn put_execution(
         .bind(columns.settings_changed)
         .bind(execution.fire_at)
         .bind(node_id)
+        .bind(i64::from(execution.attempt))
+        .bind(&execution.retry_of)
         .execute(conn)
         .await
         .map_err(|err| {
@@ -1379,6 +1394,10 @@ impl Store for SqliteStore {
 
     async fn release_async_call(&self, id: &str) -> Result<()> {
         async_calls::release(&self.writer, id).await
+    }
+
+    async fn retry_async_call(&self, id: &str, next: &NextAttempt) -> Result<()> {
+        async_calls::retry(&self.writer, id, next).await
     }
 
     async fn async_call_by_token(&self, token: &str) -> Result<Option<AsyncCallRecord>> {

@@ -1,9 +1,10 @@
 //! The durable queue of asynchronous calls.
 
 use crate::common::*;
+use flowd_core::workflow::Trigger;
 use flowd_store::{
-    AsyncCallRecord, AsyncCallState, Enqueued, NodeRecord, QueueBound, ReapedNode, Store,
-    StoredRequest, StoredResponse,
+    AsyncCallRecord, AsyncCallState, Enqueued, NextAttempt, NodeRecord, QueueBound, ReapedNode,
+    Store, StoredRequest, StoredResponse,
 };
 
 const ROOMY: QueueBound = QueueBound {
@@ -15,6 +16,10 @@ fn call(workflow_id: &str, enqueued_at: i64) -> AsyncCallRecord {
     let id = new_id();
     AsyncCallRecord {
         token: format!("token-{id}"),
+        execution_id: id.clone(),
+        attempt: 1,
+        trigger: Trigger::Catch,
+        not_before: None,
         id,
         workflow_id: workflow_id.to_string(),
         request: StoredRequest {
@@ -311,6 +316,98 @@ pub async fn calls_claimed_by_no_registered_node_are_queued_again_by_a_reap(stor
     );
     assert_eq!(
         ids(&claim_all(store, &workflow.id, NOW + 1_001).await),
+        [call.id.as_str()]
+    );
+}
+
+/// A retry of a scheduled run of `workflow_id`, waiting until `not_before`.
+async fn waiting_retry(
+    store: &dyn Store,
+    workflow_id: &str,
+    enqueued_at: i64,
+    not_before: i64,
+) -> AsyncCallRecord {
+    let retry = AsyncCallRecord {
+        execution_id: new_id(),
+        attempt: 2,
+        trigger: Trigger::Pull,
+        not_before: Some(not_before),
+        request: StoredRequest::default(),
+        ..call(workflow_id, enqueued_at)
+    };
+    assert_eq!(
+        store.enqueue_async_call(&retry, ROOMY).await.unwrap(),
+        Enqueued::Queued
+    );
+    retry
+}
+
+pub async fn a_call_is_not_claimed_before_its_not_before(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let retry = waiting_retry(store, &workflow.id, NOW, NOW + 500).await;
+
+    assert!(store
+        .workflows_with_async_calls(NOW + 499)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(claim_all(store, &workflow.id, NOW + 499).await.is_empty());
+    assert_eq!(
+        store.workflows_with_async_calls(NOW + 500).await.unwrap(),
+        vec![workflow.id.clone()]
+    );
+    let claimed = claim_all(store, &workflow.id, NOW + 500).await;
+    assert_eq!(ids(&claimed), [retry.id.as_str()]);
+    assert_eq!(
+        (
+            claimed[0].execution_id.as_str(),
+            claimed[0].attempt,
+            claimed[0].trigger
+        ),
+        (retry.execution_id.as_str(), 2, Trigger::Pull)
+    );
+}
+
+pub async fn a_waiting_retry_does_not_hold_back_the_calls_after_it(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    waiting_retry(store, &workflow.id, NOW, NOW + 10_000).await;
+    let later = enqueued(store, &workflow.id, NOW + 1).await;
+
+    let claimed = claim_all(store, &workflow.id, NOW + 2).await;
+
+    assert_eq!(ids(&claimed), [later.id.as_str()]);
+}
+
+pub async fn a_retried_call_is_queued_as_its_next_attempt(store: &dyn Store) {
+    let (_, workflow) = given_team_with_workflow(store).await;
+    let call = enqueued(store, &workflow.id, NOW).await;
+    claim_all(store, &workflow.id, NOW).await;
+    let next = NextAttempt {
+        execution_id: new_id(),
+        attempt: 2,
+        not_before: NOW + 300,
+    };
+
+    store.retry_async_call(&call.id, &next).await.unwrap();
+
+    let waiting = store
+        .async_call_by_token(&call.token)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(waiting.state, AsyncCallState::Queued);
+    assert_eq!(
+        (
+            waiting.execution_id.as_str(),
+            waiting.attempt,
+            waiting.not_before
+        ),
+        (next.execution_id.as_str(), 2, Some(NOW + 300))
+    );
+    assert_eq!(waiting.request, call.request);
+    assert!(claim_all(store, &workflow.id, NOW + 299).await.is_empty());
+    assert_eq!(
+        ids(&claim_all(store, &workflow.id, NOW + 300).await),
         [call.id.as_str()]
     );
 }

@@ -190,6 +190,11 @@ pub fn workflow(team_id: &str, name: &str) -> WorkflowRecord {
             days: Some(7),
             max_executions: Some(500),
         }),
+        retry: Some(flowd_core::retry::RetryPolicy {
+            max_attempts: 4,
+            backoff_s: 0.25,
+            on: vec![ExecutionStatus::Error, ExecutionStatus::Timeout],
+        }),
     }
 }
 
@@ -243,6 +248,7 @@ pub async fn given_team_with_workflow(store: &dyn Store) -> (TeamRecord, Workflo
 /// A finished execution with every optional field set.
 pub fn execution(workflow_id: &str, id: String) -> ExecutionRecord {
     ExecutionRecord {
+        retry_of: Some(format!("{id}-first")),
         id,
         workflow_id: workflow_id.to_string(),
         version: 1,
@@ -266,6 +272,7 @@ pub fn execution(workflow_id: &str, id: String) -> ExecutionRecord {
             removed: vec!["b".to_string()],
         }),
         fire_at: Some(NOW - 10),
+        attempt: 2,
     }
 }
 
@@ -287,6 +294,8 @@ pub fn running(workflow_id: &str, id: String) -> ExecutionRecord {
         logs_truncated: false,
         settings_changed: None,
         fire_at: None,
+        attempt: 1,
+        retry_of: None,
     }
 }
 

@@ -203,6 +203,9 @@ macro_rules! conformance_suite {
                     reaping_a_dead_node_queues_its_claimed_calls_again,
                     a_reap_leaves_the_claimed_calls_of_a_live_node,
                     calls_claimed_by_no_registered_node_are_queued_again_by_a_reap,
+                    a_call_is_not_claimed_before_its_not_before,
+                    a_waiting_retry_does_not_hold_back_the_calls_after_it,
+                    a_retried_call_is_queued_as_its_next_attempt,
                 ],
                 idempotency_keys: [
                     a_free_key_is_claimed,

@@ -224,6 +224,10 @@ async fn every_kind_of_record(store: &SqliteStore) -> Made {
         },
         enqueued_at: NOW + 200,
         state: AsyncCallState::Queued,
+        execution_id: new_id(),
+        attempt: 2,
+        trigger: Trigger::Pull,
+        not_before: Some(NOW + 5_000),
     };
     let roomy = QueueBound {
         total: 10,

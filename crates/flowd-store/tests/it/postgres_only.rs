@@ -276,6 +276,10 @@ async fn reaping_a_dead_node_leaves_the_claimed_calls_of_live_ones() {
             request: flowd_store::StoredRequest::default(),
             enqueued_at: NOW + n,
             state: flowd_store::AsyncCallState::Queued,
+            execution_id: new_id(),
+            attempt: 1,
+            trigger: flowd_core::workflow::Trigger::Catch,
+            not_before: None,
         };
         live.enqueue_async_call(&call, roomy).await.unwrap();
     }

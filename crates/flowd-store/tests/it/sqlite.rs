@@ -528,6 +528,10 @@ async fn a_restarted_process_queues_again_the_calls_the_one_before_it_claimed() 
         request: flowd_store::StoredRequest::default(),
         enqueued_at: NOW,
         state: flowd_store::AsyncCallState::Queued,
+        execution_id: new_id(),
+        attempt: 1,
+        trigger: flowd_core::workflow::Trigger::Catch,
+        not_before: None,
     };
     let roomy = flowd_store::QueueBound {
         total: 10,
