@@ -1,5 +1,6 @@
 //! An asynchronous call survives its server: `flowd serve` killed with SIGKILL right after it
-//! answered `202` runs the call once started again on the same data dir.
+//! answered `202` runs the call once started again on the same data dir; so does a retry killed
+//! while it waits its backoff.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -160,4 +161,89 @@ fn an_async_call_acknowledged_before_a_kill_9_runs_after_the_restart() {
         .json()
         .expect("json");
     assert_eq!(settings["settings"]["runs"], 1);
+}
+
+#[test]
+fn a_retry_waiting_its_backoff_when_flowd_serve_is_killed_runs_after_the_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let client = client();
+    let server = Server::start(&data_dir, log.clone());
+    let code = "def workflow(_request, settings, context):\n    \
+                if context.attempt == 1:\n        \
+                raise ValueError('the first attempt fails')\n    \
+                return {'status_code': 200, 'body': 'attempt %d' % context.attempt}\n";
+    // The retry waits 2.4 to 3.6 s: the kill comes while it waits.
+    let retry = json!({"max_attempts": 2, "backoff_s": 3});
+    let created: Value = client
+        .post(format!("{}/api/v1/workflows", server.url))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"name": "retried", "mode": "catch", "code": code, "retry": retry}))
+        .send()
+        .expect("create")
+        .json()
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_string();
+    let hook = created["hook_url"].as_str().expect("hook_url").to_string();
+    let accepted: Value = client
+        .post(format!("{}{hook}", server.url))
+        .header("Prefer", "respond-async")
+        .json(&json!({}))
+        .send()
+        .expect("hook call")
+        .json()
+        .expect("json");
+    let status_url = accepted["status_url"]
+        .as_str()
+        .expect("status_url")
+        .to_string();
+    poll_until(
+        Duration::from_secs(60),
+        "the second attempt waits its backoff",
+        || {
+            let pending: Value = client
+                .get(format!("{}{status_url}", server.url))
+                .send()
+                .ok()?
+                .json()
+                .ok()?;
+            (pending["status"] == "queued" && pending["attempt"] == 2).then_some(())
+        },
+    );
+    server.kill();
+
+    let server = Server::start(&data_dir, log);
+    let response = poll_until(
+        Duration::from_secs(60),
+        "the retry ran after the restart",
+        || {
+            let response = client
+                .get(format!("{}{status_url}", server.url))
+                .send()
+                .ok()?;
+            (response.status() != 202).then_some(response)
+        },
+    );
+    assert_eq!(response.status(), 200, "{}", server.log());
+    assert_eq!(response.text().expect("body"), "attempt 2");
+    let listed: Value = client
+        .get(format!("{}/api/v1/workflows/{id}/executions", server.url))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .expect("executions")
+        .json()
+        .expect("json");
+    let attempts: Vec<(u64, &str)> = listed["executions"]
+        .as_array()
+        .expect("executions")
+        .iter()
+        .map(|e| {
+            (
+                e["attempt"].as_u64().unwrap_or(0),
+                e["status"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(attempts, [(2, "success"), (1, "error")]);
 }
