@@ -1173,6 +1173,42 @@ fn deploy_sets_the_workflows_retention_and_show_prints_it() {
     assert!(out.contains("3 days, at most 50 executions"), "{out}");
 }
 
+#[test]
+fn deploy_sets_the_workflows_retry_policy_and_no_retry_removes_it() {
+    let user = User::with_server();
+    user.write(
+        "flaky.py",
+        "def workflow(_request, settings):\n    return None\n",
+    );
+    user.ok(&[
+        "deploy",
+        "flaky.py",
+        "--retry-max-attempts",
+        "3",
+        "--retry-backoff-s",
+        "0.5",
+        "--retry-on",
+        "error,timeout",
+    ]);
+    assert_eq!(
+        user.json(&["show", "flaky"])["workflow"]["retry"],
+        serde_json::json!({"max_attempts": 3, "backoff_s": 0.5, "on": ["error", "timeout"]})
+    );
+
+    // An update changes what it gives and keeps the rest.
+    let out = user.ok(&["deploy", "flaky.py", "--retry-max-attempts", "5"]);
+    assert!(out.contains("retry"), "{out}");
+    assert_eq!(
+        user.json(&["show", "flaky"])["workflow"]["retry"],
+        serde_json::json!({"max_attempts": 5, "backoff_s": 0.5, "on": ["error", "timeout"]})
+    );
+    user.ok(&["deploy", "flaky.py", "--no-retry"]);
+    assert_eq!(
+        user.json(&["show", "flaky"])["workflow"]["retry"],
+        serde_json::Value::Null
+    );
+}
+
 const DATEUTIL: &str = r#"import json
 import dateutil
 
