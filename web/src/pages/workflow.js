@@ -11,6 +11,7 @@ import { fireTimes, scheduleEditor } from '../schedule.js';
 import { card, enabledBadge, errorBox, loading, modeBadge, notice, pageHeader, statusBadge, toast } from '../ui.js';
 import { buildLog, building, deployOutcome, noActiveVersion, settleVersion, versionBadge } from '../deploy.js';
 import { deliveriesCard } from './deliveries.js';
+import { retriesCard } from './retries.js';
 
 const MASK = '****';
 
@@ -146,6 +147,7 @@ async function functionTab(ctx, page, body) {
     card('Environment Properties', h('p', { class: 'muted small' }, 'The ', h('code', null, 'settings'), ' dict your code receives. Secret values are never shown again after saving, and are masked in the captured output.'), propertiesBox),
     h('section', { class: 'card', id: 'requirements-card' }, h('h2', { class: 'card-title' }, 'Requirements'), requirementsBox),
     h('section', { class: 'card', id: 'egress-card' }, h('h2', { class: 'card-title' }, 'Network exceptions'), egressBox),
+    retriesCard(page),
   );
   egressEditor(page, egressBox);
 
