@@ -90,7 +90,7 @@ enum Command {
     Logout,
     /// Deploy a workflow file: create it, or add a new version to the workflow of that name.
     #[command(after_help = deploy::EXAMPLES)]
-    Deploy(deploy::DeployArgs),
+    Deploy(Box<deploy::DeployArgs>),
     /// List the workflows.
     #[command(
         visible_alias = "list",
@@ -192,7 +192,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(*args).await,
             Command::Login(args) => login::login(&global, args).await,
             Command::Logout => login::logout(),
-            Command::Deploy(args) => deploy::deploy(&global, args).await,
+            Command::Deploy(args) => deploy::deploy(&global, *args).await,
             Command::Ls(args) => workflows::ls(&global, args).await,
             Command::Show(args) => workflows::show(&global, args).await,
             Command::Versions(args) => versions::versions(&global, args).await,
