@@ -26,7 +26,7 @@ use crate::workflows::generate_hook_token;
 use crate::{Engine, Result};
 
 /// How often the dispatcher looks at the store for calls without being woken: calls enqueued on
-/// other nodes, and leases that ended.
+/// other nodes, leases that ended, and retries whose backoff has passed.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a claim lasts beyond the workflow's time limit: the wait for a slot, the commit.
 const LEASE_MARGIN_MS: i64 = 120_000;
@@ -205,22 +205,24 @@ impl Engine {
                 return;
             }
         };
-        let ended = match recorded {
+        let end = match recorded {
             // Its execution was committed but not what followed (its node stopped in between):
             // it is not run twice.
-            Some(record) => Some((summary_of(&record), record)),
+            Some(record) => AttemptEnd::Ran(summary_of(&record), Box::new(record)),
             None => self.run_call_request(hot.clone(), &call).await,
         };
-        let saved = match ended {
-            Some((response, record)) => match retry::next_attempt(&hot, &record) {
-                Some(next) => self.store.retry_async_call(&call.id, &next).await,
-                None => {
-                    self.store
-                        .finish_async_call(&call.id, &response, now_ms())
-                        .await
-                }
-            },
-            None => self.store.release_async_call(&call.id).await,
+        let next = match &end {
+            AttemptEnd::Ran(_, record) => retry::next_attempt(&hot, record),
+            _ => None,
+        };
+        let saved = match (end, next) {
+            (_, Some(next)) => self.store.retry_async_call(&call.id, &next).await,
+            (AttemptEnd::Ran(response, _) | AttemptEnd::Unrunnable(response), None) => {
+                self.store
+                    .finish_async_call(&call.id, &response, now_ms())
+                    .await
+            }
+            (AttemptEnd::Saturated, None) => self.store.release_async_call(&call.id).await,
         };
         if let Err(error) = saved {
             // The claim's lease runs out and the call is taken again.
@@ -229,13 +231,8 @@ impl Engine {
         self.async_queue.ended(&workflow_id);
     }
 
-    /// Runs the call's current attempt: its response and its execution's record, or `None`
-    /// when it was refused for lack of a slot.
-    async fn run_call_request(
-        &self,
-        hot: Arc<HotWorkflow>,
-        call: &AsyncCallRecord,
-    ) -> Option<(StoredResponse, ExecutionRecord)> {
+    /// Runs the call's current attempt.
+    async fn run_call_request(&self, hot: Arc<HotWorkflow>, call: &AsyncCallRecord) -> AttemptEnd {
         let queued = QueuedExecution {
             execution_id: call.execution_id.clone(),
             trigger: call.trigger,
@@ -250,47 +247,35 @@ impl Engine {
                     claimed_key: None,
                 },
                 Err(message) => {
-                    let response = json_response(
+                    return AttemptEnd::Unrunnable(json_response(
                         400,
                         serde_json::json!({
                             "status": "error",
                             "execution_id": call.execution_id,
                             "error": {"code": "malformed_body", "message": message},
                         }),
-                    );
-                    return Some((response, unrun_record(&hot, call)));
+                    ))
                 }
             },
             // A retry of a scheduled run: no request.
             _ => CallDetails::default(),
         };
         let report = self.execute_queued(hot, queued, details).await;
-        response_of(&report).map(|response| (response, report.record))
+        match response_of(&report) {
+            Some(response) => AttemptEnd::Ran(response, Box::new(report.record)),
+            None => AttemptEnd::Saturated,
+        }
     }
 }
 
-/// The record standing for a call that could not be run (its stored request no longer parses):
-/// it ended without an execution, so nothing retries it.
-fn unrun_record(hot: &HotWorkflow, call: &AsyncCallRecord) -> ExecutionRecord {
-    ExecutionRecord {
-        id: call.execution_id.clone(),
-        workflow_id: hot.record.id.clone(),
-        version: hot.version_number(),
-        trigger: call.trigger,
-        status: ExecutionStatus::Skipped,
-        started_at: now_ms(),
-        finished_at: None,
-        duration_ms: None,
-        response_status: Some(400),
-        warnings: Vec::new(),
-        error: None,
-        logs: String::new(),
-        logs_truncated: false,
-        settings_changed: None,
-        fire_at: None,
-        attempt: call.attempt,
-        retry_of: None,
-    }
+/// How a claimed call's attempt ended.
+enum AttemptEnd {
+    /// It ran (or had run before its node stopped): what it answered, and its execution.
+    Ran(StoredResponse, Box<ExecutionRecord>),
+    /// Its stored request no longer builds a `_request`: answered `400`, nothing ran.
+    Unrunnable(StoredResponse),
+    /// Refused for lack of a slot: it goes back to the queue.
+    Saturated,
 }
 
 /// Whether an execution's record is its last: it ran to an end that was committed.
