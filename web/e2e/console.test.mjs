@@ -246,6 +246,24 @@ try {
     await page.fill('#egress-allow', '');
   });
 
+  await step('the Retries card saves the retry policy', async () => {
+    await page.check('#retry-enabled');
+    await page.fill('#retry-max-attempts', '4');
+    await page.fill('#retry-backoff-s', '0.5');
+    await page.uncheck('#retry-on-killed');
+    await page.click('#save-retry');
+    await page.waitForFunction(() => document.querySelector('.toast')?.textContent === 'Retries saved');
+    const workflow = await api('GET', `/workflows/${greetId}`);
+    assert.deepEqual(workflow.body.retry, { max_attempts: 4, backoff_s: 0.5, on: ['error', 'timeout'] });
+    await page.uncheck('#retry-enabled');
+    await page.click('#save-retry');
+    const deadline = Date.now() + 10_000;
+    while ((await api('GET', `/workflows/${greetId}`)).body.retry !== null) {
+      assert.ok(Date.now() < deadline, 'unchecking and saving removes the retry policy');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  });
+
   let curl;
   await step('the Hook tab shows the hook URL, a copy button and a curl example', async () => {
     await page.click('nav.tabs >> text=Hook');
@@ -284,6 +302,8 @@ try {
     assert.match(await page.locator('#fact-response').innerText(), /201/);
     assert.match(await page.locator('#fact-trigger').innerText(), /catch/);
     assert.match(await page.locator('#fact-version').innerText(), /v2/);
+    assert.match(await page.locator('#fact-attempt').innerText(), /1/);
+    assert.equal(await page.locator('#fact-retry-of').count(), 0);
     assert.match(await page.locator('#settings-changed').innerText(), /Added\s+calls/);
     await shot('execution');
   });

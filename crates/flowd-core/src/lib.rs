@@ -8,6 +8,7 @@
 //! - [`request`]: how an HTTP request to a hook URL becomes the `_request` dict.
 //! - [`response`]: how a workflow's return value becomes the HTTP response.
 //! - [`retention`]: how long executions are kept, and what falls out at a given time.
+//! - [`retry`]: a workflow's retry policy and the backoff before each retry.
 //! - [`schedule`]: pull-mode schedules (intervals, cron in a time zone) and their fire times.
 //! - [`settings`]: settings snapshots, change sets, merging and masking of secrets.
 //! - [`workflow`]: workflow names, modes, limits.
@@ -24,6 +25,7 @@ pub mod request;
 pub mod requirements;
 pub mod response;
 pub mod retention;
+pub mod retry;
 pub mod schedule;
 pub mod settings;
 pub mod value;

@@ -219,8 +219,8 @@ fn collect_headers(headers: &[(&str, &[u8])]) -> OrderedDict {
     joined
 }
 
-/// UTF-8 when valid, Latin-1 otherwise.
-fn decode_header_value(raw: &[u8]) -> String {
+/// A header value as `_request` holds it: UTF-8 when valid, Latin-1 otherwise.
+pub fn decode_header_value(raw: &[u8]) -> String {
     match std::str::from_utf8(raw) {
         Ok(text) => text.to_string(),
         Err(_) => latin1(raw),

@@ -110,6 +110,12 @@ string_enum!(
 );
 
 string_enum!(
+    /// How a hook call is answered: once the workflow has run (`sync`), or at once with `202`
+    /// and a status URL, the call queued in the store (`async`).
+    ResponseMode { Sync => "sync", Async => "async" }
+);
+
+string_enum!(
     /// What started an execution (`alert`: an `on_failure` handler run by a failure alert).
     Trigger {
         Catch => "catch",

@@ -79,10 +79,47 @@ impl Engine {
         caller: &Caller,
     ) -> Report {
         let mut record = new_record(&hot, trigger);
-        let claimed = details.claimed_key.clone();
-        if let Some(claimed) = &claimed {
+        if let Some(claimed) = &details.claimed_key {
             record.id = claimed.execution_id.clone();
         }
+        self.execute_record(hot, record, details, caller).await
+    }
+
+    /// [`Engine::execute`] of an execution taken from the store's queue (an asynchronous call,
+    /// or a retry), as the execution and attempt it was given when it was queued; nobody waits
+    /// for its answer. A paused workflow's is refused, whatever its trigger.
+    pub(crate) async fn execute_queued(
+        &self,
+        hot: Arc<HotWorkflow>,
+        queued: QueuedExecution,
+        details: CallDetails,
+    ) -> Report {
+        let record = ExecutionRecord {
+            id: queued.execution_id,
+            attempt: queued.attempt,
+            retry_of: queued.retry_of,
+            ..new_record(&hot, queued.trigger)
+        };
+        let caller = Caller::default();
+        if !hot.record.enabled {
+            let report = self.skip(&hot, record, Refusal::Paused, &caller).await;
+            metrics::execution_ended(&hot, &report.record);
+            return report;
+        }
+        self.execute_record(hot, record, details, &caller).await
+    }
+
+    /// Runs the new execution `record` for a call with `details` (refused at once when its
+    /// hook's workflow is paused), recording its metrics.
+    async fn execute_record(
+        &self,
+        hot: Arc<HotWorkflow>,
+        record: ExecutionRecord,
+        details: CallDetails,
+        caller: &Caller,
+    ) -> Report {
+        let trigger = record.trigger;
+        let claimed = details.claimed_key.clone();
         let span = execution_span(&hot, &record);
         let report = if trigger == Trigger::Catch && !hot.record.enabled {
             self.skip(&hot, record, Refusal::Paused, caller)
@@ -552,7 +589,7 @@ fn job_context(hot: &HotWorkflow, record: &ExecutionRecord, details: &CallDetail
         workflow: hot.record.name.clone(),
         version: record.version,
         trigger: record.trigger,
-        attempt: 1,
+        attempt: record.attempt,
         fire_time_ms: record.fire_at,
         deadline_ms: record.started_at + i64::from(hot.record.timeout_s) * 1000,
     }
@@ -620,7 +657,18 @@ fn new_record(hot: &HotWorkflow, trigger: Trigger) -> ExecutionRecord {
         logs_truncated: false,
         settings_changed: None,
         fire_at: None,
+        attempt: 1,
+        retry_of: None,
     }
+}
+
+/// What a queued execution runs as: its id, attempt and trigger.
+pub(crate) struct QueuedExecution {
+    pub execution_id: String,
+    pub trigger: Trigger,
+    pub attempt: u32,
+    /// The first attempt's id, for a retry.
+    pub retry_of: Option<String>,
 }
 
 /// A new `running` record for a run of `hot`, to be claimed in the store first.

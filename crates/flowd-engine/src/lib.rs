@@ -6,6 +6,7 @@
 
 mod admission;
 pub mod alerts;
+mod async_queue;
 pub mod audit;
 pub mod auth;
 pub mod clock;
@@ -22,6 +23,7 @@ pub mod metrics;
 mod node_lease;
 mod refusal;
 pub mod retention;
+mod retry;
 pub mod scheduler;
 mod settings_cell;
 pub mod signed;
@@ -37,6 +39,7 @@ use std::time::Duration;
 use flowd_runtime::{Runtime, Runtimes};
 use flowd_store::Store;
 
+pub use async_queue::Accepted;
 pub use audit::AuditFilter;
 pub use auth::{Bootstrap, Principal};
 pub use deploy::{Deployment, DEFAULT_DEPLOY_WAIT};
@@ -84,6 +87,9 @@ pub struct EngineConfig {
     pub key_cache_ttl: Duration,
     /// The server's default alert policy, the links alerts carry, and how they are delivered.
     pub alerts: alerts::AlertConfig,
+    /// Asynchronous calls the store's queue may hold (queued or running), all nodes together;
+    /// more are refused with `503`.
+    pub async_queue_max: u64,
 }
 
 impl Default for EngineConfig {
@@ -102,6 +108,7 @@ impl Default for EngineConfig {
             audit_retention_days: 365,
             key_cache_ttl: key_cache::KEY_CACHE_TTL,
             alerts: alerts::AlertConfig::default(),
+            async_queue_max: 10_000,
         }
     }
 }
@@ -125,6 +132,8 @@ pub struct Engine {
     keys: Arc<key_cache::KeyCache>,
     /// Alerts waiting for their delivery task.
     alerts: alerts::AlertQueue,
+    /// The asynchronous calls this node runs.
+    async_queue: async_queue::AsyncQueue,
 }
 
 impl Engine {
@@ -177,6 +186,7 @@ impl Engine {
             schedule_changed,
             node,
             keys,
+            async_queue: async_queue::AsyncQueue::default(),
         })
     }
 

@@ -157,17 +157,22 @@ fn report(own: &str, reaped: &[ReapedNode]) {
                 node = %id,
                 interrupted = node.interrupted,
                 released_slots = node.released_slots,
+                released_async_calls = node.released_async_calls,
                 "this node left the store's nodes"
             ),
             Some(id) => tracing::warn!(
                 node = %id,
                 interrupted = node.interrupted,
                 released_slots = node.released_slots,
-                "a node's lease expired: its running executions were marked interrupted"
+                released_async_calls = node.released_async_calls,
+                "a node's lease expired: its running executions were marked interrupted, its \
+                 asynchronous calls queued again"
             ),
             None => tracing::warn!(
                 interrupted = node.interrupted,
-                "executions left running by no live node were marked interrupted"
+                released_async_calls = node.released_async_calls,
+                "executions left running (asynchronous calls left claimed) by no live node were \
+                 marked interrupted (queued again)"
             ),
         }
     }

@@ -187,7 +187,15 @@ impl Scheduler {
             metrics::scheduled_run_started(&run.hot, fire_at, now_ms());
         }
         let engine = self.engine.clone();
-        tokio::spawn(async move { engine.run_claimed(run.hot, run.claim.execution).await })
+        tokio::spawn(async move {
+            let report = engine
+                .run_claimed(run.hot.clone(), run.claim.execution)
+                .await;
+            engine
+                .queue_retry_of_scheduled_run(&run.hot, &report.record)
+                .await;
+            report
+        })
     }
 
     /// Pre-warms the workflows due within [`PREWARM_AHEAD_MS`] of `now` that were not pre-warmed

@@ -10,9 +10,12 @@ use flowd_core::egress::ceiling::check_workflow_exceptions;
 use flowd_core::egress::EgressRule;
 use flowd_core::requirements::Requirements;
 use flowd_core::retention::Retention;
+use flowd_core::retry::RetryPolicy;
 use flowd_core::schedule::Schedule;
 use flowd_core::settings::{Settings, SettingsChange};
-use flowd_core::workflow::{limits, ExecutionStatus, Isolation, Mode, Name, Trigger, VersionState};
+use flowd_core::workflow::{
+    limits, ExecutionStatus, Isolation, Mode, Name, ResponseMode, Trigger, VersionState,
+};
 use flowd_core::PyValue;
 use flowd_store::{
     ClaimOutcome, ExecutionQuery, ExecutionRecord, RunClaim, StoreError, VersionRecord,
@@ -64,6 +67,9 @@ pub struct NewWorkflow {
     pub alerts: Option<AlertPolicy>,
     /// A catch workflow of the same team run with each alert's summary as `_request`.
     pub on_failure: Option<String>,
+    pub response: Option<ResponseMode>,
+    /// How asynchronous and scheduled executions are retried (none when left out).
+    pub retry: Option<RetryPolicy>,
 }
 
 /// Changes to a workflow, as sent to `PATCH /api/v1/workflows/{id}`. A field left out keeps its
@@ -104,6 +110,10 @@ pub struct WorkflowPatch {
     /// `null` removes the error handler.
     #[serde(default, deserialize_with = "present")]
     pub on_failure: Option<Option<String>>,
+    pub response: Option<ResponseMode>,
+    /// Replaced as a whole; `null` stops retrying.
+    #[serde(default, deserialize_with = "present")]
+    pub retry: Option<Option<RetryPolicy>>,
 }
 
 /// `requirements` as sent: a list of requirement lines, or the text of a `requirements.txt`.
@@ -167,6 +177,7 @@ impl Engine {
         let on_failure = self
             .check_on_failure(&team.id, name.as_str(), new.on_failure.as_deref())
             .await?;
+        check_retry(new.retry.as_ref())?;
         let schedule = check_schedule(new.mode, new.schedule.as_ref())?;
         let enabled = new.enabled.unwrap_or(true);
         let secrets = check_secrets(new.secrets.unwrap_or_default())?;
@@ -198,6 +209,8 @@ impl Engine {
             memory_mb,
             max_concurrency: new.max_concurrency,
             isolation: new.isolation.unwrap_or(Isolation::Fork),
+            response: new.response.unwrap_or(ResponseMode::Sync),
+            retry: new.retry,
             created_at: now,
             updated_at: now,
             verify,
@@ -281,6 +294,13 @@ impl Engine {
         if let Some(isolation) = patch.isolation {
             check_isolation(Some(isolation))?;
             record.isolation = isolation;
+        }
+        if let Some(retry) = patch.retry {
+            check_retry(retry.as_ref())?;
+            record.retry = retry;
+        }
+        if let Some(response) = patch.response {
+            record.response = response;
         }
         if let Some(enabled) = patch.enabled {
             record.enabled = enabled;
@@ -846,6 +866,8 @@ fn patch_entries(
         ("idempotency_header", patch.idempotency_header.is_some()),
         ("alerts", patch.alerts.is_some()),
         ("on_failure", patch.on_failure.is_some()),
+        ("response", patch.response.is_some()),
+        ("retry", patch.retry.is_some()),
     ]
     .into_iter()
     .filter_map(|(field, sent)| sent.then_some(field))
@@ -913,6 +935,15 @@ fn check_alerts(alerts: Option<&AlertPolicy>) -> Result<()> {
 fn check_retention(retention: Option<&Retention>) -> Result<()> {
     match retention {
         Some(retention) => retention
+            .check()
+            .map_err(|error| EngineError::Invalid(error.to_string())),
+        None => Ok(()),
+    }
+}
+
+fn check_retry(retry: Option<&RetryPolicy>) -> Result<()> {
+    match retry {
+        Some(retry) => retry
             .check()
             .map_err(|error| EngineError::Invalid(error.to_string())),
         None => Ok(()),

@@ -1,5 +1,6 @@
 //! The hook endpoint: `POST /teams/{team}/{workflow}/{runtime}/{token}` runs the workflow with the
-//! request as `_request` and answers what it returns (CONTRACT.md §2).
+//! request as `_request` and answers what it returns (CONTRACT.md §2), or, asked with
+//! `Prefer: respond-async`, queues it and answers `202` (`async_calls`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode,
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use flowd_core::request::{build_request, IncomingRequest, RequestError, ACCEPTED_CONTENT_TYPES};
-use flowd_core::workflow::{Mode, Trigger};
+use flowd_core::workflow::{Mode, ResponseMode, Trigger};
 use flowd_engine::delivery::{CallDetails, ReceivedRequest};
 use flowd_engine::idempotency::Delivery;
 use flowd_engine::{Refusal, Reply};
@@ -20,6 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use crate::async_calls;
 use crate::conn::idle_body::BodyReadTimeout;
 use crate::delivery;
 use crate::error::{refused_status, retry_after, ApiError};
@@ -162,6 +164,10 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
         .await
         .map_err(body_budget_exhausted)?;
     let body = read_body(&mut call.body, limit, expected).await?;
+    let asynchronous =
+        hot.record.response == ResponseMode::Async || async_calls::prefers_async(headers);
+    let stored =
+        asynchronous.then(|| async_calls::stored_request(headers, call.uri.query(), &body));
     let header_list: Vec<(&str, &[u8])> = headers
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
@@ -188,6 +194,15 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
         body,
     })
     .map_err(request_error)?;
+    // A paused workflow, or one without an active version, refuses at once as for a
+    // synchronous call.
+    if let Some(stored) = stored.filter(|_| hot.record.enabled && hot.active.is_ok()) {
+        drop(reservation);
+        return match state.engine.enqueue_async(&hot, stored).await? {
+            Some(accepted) => Ok(async_calls::accepted_response(&accepted)),
+            None => Err(async_calls::queue_full()),
+        };
+    }
     let claimed_key = match delivery::idempotency_key(&hot, headers)? {
         Some(key) => {
             let digest = delivery::request_digest(query, &received.raw_body);

@@ -8,6 +8,7 @@ pub mod access;
 mod access_log;
 mod alerts;
 pub mod api;
+pub mod async_calls;
 pub mod auth;
 pub mod conn;
 pub mod delivery;
@@ -124,6 +125,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/teams/{team}/{workflow}/{runtime}/{token}",
             any(hook::hook),
         )
+        .route("/async/{token}", get(async_calls::status))
         .nest("/api/v1", api)
         // The web console, and JSON 404s for unknown API paths.
         .fallback(web::fallback)
@@ -246,6 +248,10 @@ impl Serving {
         let scheduler = tokio::spawn(scheduler.run(async move {
             let _ = scheduler_stopped.await;
         }));
+        let (stop_dispatcher, dispatcher_stopped) = tokio::sync::oneshot::channel::<()>();
+        let dispatcher = tokio::spawn(engine.clone().dispatch_async_calls(async move {
+            let _ = dispatcher_stopped.await;
+        }));
         // Expired idempotency keys are deleted in the background while the server runs.
         let sweep = engine.sweep_idempotency_keys();
         let audit_retention = tokio::spawn(engine.clone().keep_audit_retention());
@@ -265,6 +271,7 @@ impl Serving {
             result = &mut server => {
                 sweep.abort();
                 let _ = stop_scheduler.send(());
+                let _ = stop_dispatcher.send(());
                 audit_retention.abort();
                 let _ = stop_retention.send(());
                 stop_metrics();
@@ -281,6 +288,9 @@ impl Serving {
         sweep.abort();
         let _ = stop_scheduler.send(());
         let _ = scheduler.await;
+        // Calls still queued stay in the store for the next start (or another node).
+        let _ = stop_dispatcher.send(());
+        let _ = dispatcher.await;
         audit_retention.abort();
         let _ = stop_retention.send(());
         let _ = retention.await;

@@ -45,6 +45,8 @@ pub fn workflow(team: &str, record: &WorkflowRecord) -> Value {
         "max_concurrency": record.max_concurrency,
         "isolation": record.isolation,
         "retention": record.retention,
+        "response": record.response,
+        "retry": record.retry,
         "created_at": rfc3339(record.created_at),
         "updated_at": rfc3339(record.updated_at),
         "verify": record.verify.as_ref().map(|verify| verify.to_json()),
@@ -130,6 +132,8 @@ pub fn execution_summary(record: &ExecutionRecord) -> Value {
         "logs_truncated": record.logs_truncated,
         "settings_changed": record.settings_changed.as_ref().map(changed_keys),
         "fire_at": record.fire_at.map(rfc3339),
+        "attempt": record.attempt,
+        "retry_of": record.retry_of,
     })
 }
 

@@ -6,7 +6,7 @@
 //! values are stored as text (SQLite) or `json` (PostgreSQL).
 //!
 //! What every backend shares: the trait and what it takes and answers (`store`), the records
-//! (`model`), the nodes sharing a store and what a dead one releases (`node`), the changes a
+//! (`model`; the queue of asynchronous calls in `async_call`), the nodes sharing a store and what a dead one releases (`node`), the changes a
 //! shared store publishes to its nodes (`changes`), the idempotency keys of hook calls
 //! (`idempotency`), the errors (`error`), the ticket a commit is awaited with (`commit`), sqlx's
 //! errors as the store's (`sqlx_error`), the refusal of a schema newer than the binary
@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+mod async_call;
 mod changes;
 mod commit;
 mod database_url;
@@ -31,6 +32,9 @@ mod sqlite;
 mod sqlx_error;
 mod store;
 
+pub use async_call::{
+    AsyncCallRecord, AsyncCallState, Enqueued, NextAttempt, QueueBound, StoredRequest,
+};
 pub use changes::{ChangeFeed, StoreChange, WorkflowChange};
 pub use commit::{CommitCompleter, CommitTicket};
 pub use database_url::{DatabaseUrl, DatabaseUrlError};

@@ -2,7 +2,7 @@
 
 use flowd_core::access::{AuditAction, Role};
 use flowd_core::settings::SettingsChange;
-use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, Trigger, VersionState};
+use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, ResponseMode, Trigger, VersionState};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +73,10 @@ pub struct WorkflowRecord {
     /// The name of a workflow of the same team run with the alert's summary as `_request`
     /// whenever an alert is triggered.
     pub on_failure: Option<String>,
+    /// How its hook calls are answered.
+    pub response: ResponseMode,
+    /// How its asynchronous and scheduled executions are retried (`None`: they are not).
+    pub retry: Option<flowd_core::retry::RetryPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -141,6 +145,10 @@ pub struct ExecutionRecord {
     /// For scheduled runs: the fire time this execution claims. `(workflow_id, fire_at)` is
     /// unique, so that one fire time is run once.
     pub fire_at: Option<i64>,
+    /// Which attempt this is (1-based): above 1, a retry of the execution `retry_of`.
+    pub attempt: u32,
+    /// For a retry: the id of the first attempt.
+    pub retry_of: Option<String>,
 }
 
 /// One change recorded in the audit log: who did it (the API key, by id and name, as they were),

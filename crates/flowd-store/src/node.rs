@@ -26,4 +26,6 @@ pub struct ReapedNode {
     pub interrupted: u64,
     /// The `max_concurrency` slots it held, now free.
     pub released_slots: u64,
+    /// The asynchronous calls it had claimed, now queued again.
+    pub released_async_calls: u64,
 }

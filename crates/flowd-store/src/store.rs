@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use flowd_core::settings::{Settings, SettingsChange};
 
+use crate::async_call::{AsyncCallRecord, Enqueued, NextAttempt, QueueBound};
 use crate::changes::ChangeFeed;
 use crate::commit::CommitTicket;
 use crate::error::Result;
@@ -11,6 +12,7 @@ use crate::model::{
     VersionRecord, WorkflowRecord,
 };
 use crate::node::{NodeRecord, ReapedNode};
+use crate::StoredResponse;
 
 /// One write of a batch committed by [`Store::commit`]: the engine groups the writes of many
 /// executions into one transaction (group commit).
@@ -275,6 +277,44 @@ pub trait Store: Send + Sync + 'static {
     /// the batch is kept. The scheduler claims every workflow due at one tick this way.
     async fn claim_runs(&self, claims: &[RunClaim]) -> Result<Vec<ClaimOutcome>>;
 
+    // --- the queue of asynchronous calls ---
+    /// Commits `call` (state `Queued`) unless the queue already holds `bound.total` calls not
+    /// done, or `bound.per_workflow` of its workflow's: then writes nothing and answers `Full`.
+    async fn enqueue_async_call(
+        &self,
+        call: &AsyncCallRecord,
+        bound: QueueBound,
+    ) -> Result<Enqueued>;
+    /// The ids of the workflows that have calls to claim at `now` (queued, or claimed with a
+    /// lease that ended).
+    async fn workflows_with_async_calls(&self, now: i64) -> Result<Vec<String>>;
+    /// Claims up to `limit` of `workflow_id`'s claimable calls, oldest first, for this store's
+    /// node ([`Store::node_id`]) until `lease_until`; a call another node is claiming at that
+    /// moment is left to it. A dead node's claims go back to the queue when it is reaped
+    /// ([`Store::reap_expired_nodes`]).
+    async fn claim_async_calls(
+        &self,
+        workflow_id: &str,
+        limit: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<AsyncCallRecord>>;
+    /// Records what a claimed call answered; its request is dropped.
+    async fn finish_async_call(
+        &self,
+        id: &str,
+        response: &StoredResponse,
+        finished_at: i64,
+    ) -> Result<()>;
+    /// Puts a claimed call back in the queue (its node could not run it).
+    async fn release_async_call(&self, id: &str) -> Result<()>;
+    /// Puts a claimed call back in the queue as its `next` attempt, not claimed before
+    /// `next.not_before` (its workflow retries the status its attempt ended in).
+    async fn retry_async_call(&self, id: &str, next: &NextAttempt) -> Result<()>;
+    async fn async_call_by_token(&self, token: &str) -> Result<Option<AsyncCallRecord>>;
+    /// Calls not done yet, of one workflow or of all.
+    async fn async_queue_depth(&self, workflow_id: Option<&str>) -> Result<u64>;
+
     // --- nodes: leases, dead nodes, concurrency slots ---
     /// The node this store writes for: a new id each time a store is opened (each flowd process
     /// is a node). The executions it writes are that node's: when the node dies, its `running`
@@ -296,8 +336,9 @@ pub trait Store: Send + Sync + 'static {
     /// Reaps every node whose lease expired before `now`, each in one transaction with exactly
     /// one caller doing it whoever else tries at once: its `running` executions become
     /// `interrupted` (finished at `now`, the duration from their start to `now`), its
-    /// concurrency slots are freed and its record deleted. Executions left `running` by no
-    /// registered node are interrupted too (`node_id: None`). Answers what was reaped.
+    /// concurrency slots are freed, the asynchronous calls it claimed are queued again and its
+    /// record deleted. Executions left `running` and calls left claimed by no registered node
+    /// are released too (`node_id: None`). Answers what was reaped.
     async fn reap_expired_nodes(&self, now: i64) -> Result<Vec<ReapedNode>>;
     /// The registered nodes, by id.
     async fn nodes(&self) -> Result<Vec<NodeRecord>>;

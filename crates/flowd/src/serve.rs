@@ -96,6 +96,10 @@ pub struct ServeArgs {
     /// the first call's response instead of running again.
     #[arg(long, env = "FLOWD_IDEMPOTENCY_TTL_H", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
     pub idempotency_ttl_h: u64,
+    /// Asynchronous calls (`Prefer: respond-async`) the store's queue may hold, queued or
+    /// running, all nodes together; more are refused with `503` and `Retry-After`.
+    #[arg(long, env = "FLOWD_QUEUE_MAX", default_value_t = 10_000)]
+    pub queue_max: u64,
     /// Upper bound of a workflow's `timeout_s`.
     #[arg(long, env = "FLOWD_MAX_TIMEOUT_S", default_value_t = 900)]
     pub max_timeout_s: u32,
@@ -320,6 +324,7 @@ impl ServeArgs {
             },
             audit_retention_days: self.audit_retention_days,
             alerts: self.alert_config()?,
+            async_queue_max: self.queue_max,
             ..EngineConfig::default()
         };
         Ok(config)

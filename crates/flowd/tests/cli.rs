@@ -1232,6 +1232,42 @@ fn deploy_sets_the_workflows_alerts_and_error_handler_and_show_prints_them() {
     assert_eq!(workflow["on_failure"], serde_json::Value::Null);
 }
 
+#[test]
+fn deploy_sets_the_workflows_retry_policy_and_no_retry_removes_it() {
+    let user = User::with_server();
+    user.write(
+        "flaky.py",
+        "def workflow(_request, settings):\n    return None\n",
+    );
+    user.ok(&[
+        "deploy",
+        "flaky.py",
+        "--retry-max-attempts",
+        "3",
+        "--retry-backoff-s",
+        "0.5",
+        "--retry-on",
+        "error,timeout",
+    ]);
+    assert_eq!(
+        user.json(&["show", "flaky"])["workflow"]["retry"],
+        serde_json::json!({"max_attempts": 3, "backoff_s": 0.5, "on": ["error", "timeout"]})
+    );
+
+    // An update changes what it gives and keeps the rest.
+    let out = user.ok(&["deploy", "flaky.py", "--retry-max-attempts", "5"]);
+    assert!(out.contains("retry"), "{out}");
+    assert_eq!(
+        user.json(&["show", "flaky"])["workflow"]["retry"],
+        serde_json::json!({"max_attempts": 5, "backoff_s": 0.5, "on": ["error", "timeout"]})
+    );
+    user.ok(&["deploy", "flaky.py", "--no-retry"]);
+    assert_eq!(
+        user.json(&["show", "flaky"])["workflow"]["retry"],
+        serde_json::Value::Null
+    );
+}
+
 const DATEUTIL: &str = r#"import json
 import dateutil
 

@@ -1,4 +1,5 @@
-// One execution: status, timing, trigger, version, response, warnings, error and traceback,
+// One execution: status, timing, trigger, version, response, attempt (and the first attempt of a
+// retry), warnings, error and traceback,
 // captured output, settings changed. Refreshed every 2 s while it runs.
 
 import { get } from '../api.js';
@@ -46,6 +47,8 @@ export async function executionPage(ctx) {
           fact('Duration', duration(e.duration_ms), 'fact-duration'),
           fact('Response status', e.response_status ? String(e.response_status) : e.trigger === 'pull' ? 'none (pull)' : '—', 'fact-response'),
           e.fire_at ? fact('Scheduled for', dateTime(e.fire_at)) : null,
+          fact('Attempt', String(e.attempt ?? 1), 'fact-attempt'),
+          e.retry_of ? fact('Retry of', h('a', { href: `/executions/${e.retry_of}`, id: 'retry-of' }, h('code', null, e.retry_of.slice(-8))), 'fact-retry-of') : null,
           fact('Execution id', h('code', { class: 'wrap' }, e.id)),
         ),
       ),

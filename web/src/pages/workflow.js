@@ -12,6 +12,7 @@ import { card, enabledBadge, errorBox, loading, modeBadge, notice, pageHeader, s
 import { buildLog, building, deployOutcome, noActiveVersion, settleVersion, versionBadge } from '../deploy.js';
 import { deliveriesCard } from './deliveries.js';
 import { alertsCard } from './alerts.js';
+import { retriesCard } from './retries.js';
 
 const MASK = '****';
 
@@ -147,6 +148,7 @@ async function functionTab(ctx, page, body) {
     card('Environment Properties', h('p', { class: 'muted small' }, 'The ', h('code', null, 'settings'), ' dict your code receives. Secret values are never shown again after saving, and are masked in the captured output.'), propertiesBox),
     h('section', { class: 'card', id: 'requirements-card' }, h('h2', { class: 'card-title' }, 'Requirements'), requirementsBox),
     h('section', { class: 'card', id: 'egress-card' }, h('h2', { class: 'card-title' }, 'Network exceptions'), egressBox),
+    retriesCard(page),
   );
   egressEditor(page, egressBox);
 

@@ -198,6 +198,8 @@ mod tests {
             egress_allow: Vec::new(),
             alerts,
             on_failure: on_failure.map(str::to_string),
+            response: flowd_core::workflow::ResponseMode::Sync,
+            retry: None,
         }
     }
 
@@ -222,6 +224,8 @@ mod tests {
             logs_truncated: false,
             settings_changed: None,
             fire_at: None,
+            attempt: 1,
+            retry_of: None,
         }
     }
 

@@ -442,3 +442,51 @@ async fn one_tick_claims_and_starts_every_workflow_due() {
         assert_eq!(runs[0].fire_at, workflow.next_fire_at);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_scheduled_run_is_retried_as_its_next_attempt_by_the_dispatcher() {
+    let h = engine().await;
+    let code = "def workflow(settings, context):\n    \
+                if context.attempt < 2:\n        \
+                raise ValueError('the first attempt fails')\n    \
+                settings['attempt'] = context.attempt\n";
+    let workflow = h
+        .create(json!({
+            "name": "w", "mode": "pull", "code": code, "schedule": {"every": "1m"},
+            "retry": {"max_attempts": 3, "backoff_s": 0.1},
+        }))
+        .await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let dispatcher = tokio::spawn(h.engine.clone().dispatch_async_calls(async move {
+        let _ = stopped.await;
+    }));
+
+    let tick = scheduler(&h)
+        .tick(workflow.next_fire_at.unwrap())
+        .await
+        .unwrap();
+    let mut first = None;
+    for run in tick.started {
+        first = Some(run.await.unwrap().record);
+    }
+    let first = first.expect("the scheduled run");
+    assert_eq!((first.status, first.attempt), (ExecutionStatus::Error, 1));
+    let retry = eventually(Duration::from_secs(30), "the retry has run", || async {
+        executions(&h, &workflow.id)
+            .await
+            .into_iter()
+            .find(|execution| {
+                execution.attempt == 2 && execution.status != ExecutionStatus::Running
+            })
+    })
+    .await;
+
+    assert_eq!(retry.status, ExecutionStatus::Success);
+    assert_eq!(retry.trigger, Trigger::Pull);
+    assert_eq!(retry.retry_of.as_deref(), Some(first.id.as_str()));
+    let settings = h.engine.store().settings(&workflow.id).await.unwrap();
+    assert_eq!(settings["attempt"], json!(2));
+    assert_eq!(executions(&h, &workflow.id).await.len(), 2);
+    let _ = stop.send(());
+    dispatcher.await.unwrap();
+}

@@ -49,6 +49,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/workflows/{id}/executions", get(executions::list))
         .route("/workflows/{id}/runs", post(executions::run_now))
         .route("/workflows/{id}/alerts", get(alerts::list))
+        .route("/workflows/{id}/queue", get(workflows::queue))
         .route("/executions/{id}", get(executions::show))
         .route("/runtimes", get(system::runtimes))
         .route("/system", get(system::system))

@@ -9,6 +9,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
+use crate::error::ApiError;
 use crate::AppState;
 
 /// The OpenAPI description of the whole API, kept beside the code that implements it.
@@ -54,9 +55,13 @@ fn runtime_view(runtime: &flowd_runtime::Runtime, default: bool) -> Value {
     })
 }
 
-pub async fn system(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<Value> {
+pub async fn system(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    let async_depth = state.engine.async_queue_depth(None).await?;
     let user = state.engine.runtime().sandbox_user();
-    Json(json!({
+    Ok(Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "runtimes": runtime_views(&state),
         "isolation": {
@@ -77,8 +82,10 @@ pub async fn system(State(state): State<Arc<AppState>>, _caller: Caller) -> Json
             "queue_depth": state.engine.config().queue_depth,
             "max_timeout_s": state.engine.config().max_timeout_s,
             "max_memory_mb": state.engine.config().max_memory_mb,
+            "async_queue_max": state.engine.config().async_queue_max,
         },
-    }))
+        "async_queue": {"depth": async_depth},
+    })))
 }
 
 pub async fn openapi(_caller: Caller) -> impl IntoResponse {

@@ -106,6 +106,21 @@ pub async fn show(
     Ok(Json(views::workflow(&team, &record)))
 }
 
+/// `GET /workflows/{id}/queue`: its asynchronous calls queued or running, and the bound.
+pub async fn queue(
+    State(state): State<Arc<AppState>>,
+    Caller(principal): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let record = state.engine.workflow(&principal, &id).await?;
+    let depth = state.engine.async_queue_depth(Some(&record.id)).await?;
+    Ok(Json(json!({
+        "workflow_id": record.id,
+        "depth": depth,
+        "max": state.engine.config().async_queue_max,
+    })))
+}
+
 pub async fn update(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,

@@ -183,6 +183,7 @@ async fn another_teams_workflow_answers_404_to_every_route() {
         (Method::GET, format!("/workflows/{workflow_id}/executions")),
         (Method::POST, format!("/workflows/{workflow_id}/runs")),
         (Method::GET, format!("/workflows/{workflow_id}/stats")),
+        (Method::GET, format!("/workflows/{workflow_id}/queue")),
         (Method::GET, format!("/executions/{}", id(&execution))),
     ];
     for (method, path) in routes {

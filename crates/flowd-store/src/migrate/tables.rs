@@ -19,6 +19,9 @@ pub const TABLES: &[&str] = &[
     // The rate limit of each workflow's failure alerts, and the alerts' deliveries.
     "alert_state",
     "alert_deliveries",
+    // The queue of asynchronous calls; a call claimed on the source is claimed by no node of the
+    // target, so the target's first reap of dead nodes queues it again.
+    "async_calls",
     // The fingerprint of the key the copied secret values are sealed with (they are copied as
     // they are, ciphertext): the target's nodes must be given the same secret key.
     "secret_key_fingerprint",

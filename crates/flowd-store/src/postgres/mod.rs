@@ -14,6 +14,7 @@
 //! SHARE`), so that the outcome is the same as SQLite's single writer, whichever node writes.
 
 mod alerts;
+mod async_calls;
 mod audit;
 mod batch_commit;
 pub(crate) mod errors;
@@ -54,6 +55,7 @@ use crate::{
     ExecutionRecord, NodeRecord, ReapedNode, Result, RunClaim, Store, StoreError, StoreWrite,
     TeamRecord, VersionOutcome, VersionRecord, WorkflowRecord, WorkflowRetention,
 };
+use crate::{AsyncCallRecord, Enqueued, NextAttempt, QueueBound, StoredResponse};
 
 /// Connections of the pool: the API's reads and writes, the scheduler's claims and the batched
 /// commit share them.
@@ -217,11 +219,11 @@ async fn insert_settings(
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, secret_keys, \
      schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, updated_at, env, \
      verify, idempotency_header, egress_allow, retention, \
-     alerts, on_failure";
+     alerts, on_failure, response, retry";
 const MUTABLE_WORKFLOW_PLACEHOLDERS: &str =
     "$1, $2, $3, $4, $5, $6::JSON, $7, $8, $9, $10, $11, $12, $13, $14::JSON, $15, $16, \
      $17::JSON, $18::JSON, \
-     $19::JSON, $20";
+     $19::JSON, $20, $21, $22::JSON";
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
@@ -266,7 +268,15 @@ fn bind_mutable_columns<'q>(
                 .map(|alerts| to_json(alerts, "the alert policy"))
                 .transpose()?,
         )
-        .bind(&workflow.on_failure))
+        .bind(&workflow.on_failure)
+        .bind(workflow.response.as_str())
+        .bind(
+            workflow
+                .retry
+                .as_ref()
+                .map(|retry| to_json(retry, "the retry policy"))
+                .transpose()?,
+        ))
 }
 
 /// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave
@@ -596,7 +606,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let insert = format!(
             "INSERT INTO workflows ({MUTABLE_WORKFLOW_COLUMNS}, id, team_id, created_at, version) \
-             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $21, $22, $23, $24)"
+             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $23, $24, $25, $26)"
         );
         bind_mutable_columns(sqlx::query(&insert), workflow, &self.secrets)?
             .bind(&workflow.id)
@@ -671,7 +681,7 @@ impl Store for PostgresStore {
     ) -> Result<()> {
         let update = format!(
             "UPDATE workflows SET ({MUTABLE_WORKFLOW_COLUMNS}) = ({MUTABLE_WORKFLOW_PLACEHOLDERS}) \
-             WHERE id = $21"
+             WHERE id = $23"
         );
         let mut tx = self.pool.begin().await?;
         let result = bind_mutable_columns(sqlx::query(&update), workflow, &self.secrets)?
@@ -1018,6 +1028,63 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await?;
         Ok(result.rows_affected())
+    }
+
+    // --- the queue of asynchronous calls ---
+
+    async fn enqueue_async_call(
+        &self,
+        call: &AsyncCallRecord,
+        bound: QueueBound,
+    ) -> Result<Enqueued> {
+        async_calls::enqueue(&self.pool, call, bound).await
+    }
+
+    async fn workflows_with_async_calls(&self, now: i64) -> Result<Vec<String>> {
+        async_calls::workflows_with_calls(&self.pool, now).await
+    }
+
+    async fn claim_async_calls(
+        &self,
+        workflow_id: &str,
+        limit: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<AsyncCallRecord>> {
+        async_calls::claim(
+            &self.pool,
+            workflow_id,
+            limit,
+            now,
+            lease_until,
+            self.node_id(),
+        )
+        .await
+    }
+
+    async fn finish_async_call(
+        &self,
+        id: &str,
+        response: &StoredResponse,
+        finished_at: i64,
+    ) -> Result<()> {
+        async_calls::finish(&self.pool, id, response, finished_at).await
+    }
+
+    async fn release_async_call(&self, id: &str) -> Result<()> {
+        async_calls::release(&self.pool, id).await
+    }
+
+    async fn retry_async_call(&self, id: &str, next: &NextAttempt) -> Result<()> {
+        async_calls::retry(&self.pool, id, next).await
+    }
+
+    async fn async_call_by_token(&self, token: &str) -> Result<Option<AsyncCallRecord>> {
+        async_calls::by_token(&self.pool, token).await
+    }
+
+    async fn async_queue_depth(&self, workflow_id: Option<&str>) -> Result<u64> {
+        async_calls::depth(&self.pool, workflow_id).await
     }
 
     // --- idempotency keys ---

@@ -49,6 +49,8 @@ pub(super) async fn reap_expired(pool: &PgPool, now: i64) -> Result<Vec<ReapedNo
             .await?
             .rows_affected();
         let interrupted = interrupt(&mut tx, now, "node_id = $2", Some(&node_id)).await?;
+        let released_async_calls =
+            requeue_claimed_async_calls(&mut tx, "node_id = $1", Some(&node_id)).await?;
         sqlx::query("DELETE FROM nodes WHERE id = $1")
             .bind(&node_id)
             .execute(&mut *tx)
@@ -57,8 +59,15 @@ pub(super) async fn reap_expired(pool: &PgPool, now: i64) -> Result<Vec<ReapedNo
             node_id: Some(node_id),
             interrupted,
             released_slots,
+            released_async_calls,
         });
     }
+    let orphan_calls = requeue_claimed_async_calls(
+        &mut tx,
+        "(node_id IS NULL OR NOT EXISTS (SELECT 1 FROM nodes WHERE nodes.id = async_calls.node_id))",
+        None,
+    )
+    .await?;
     let orphans = interrupt(
         &mut tx,
         now,
@@ -66,11 +75,12 @@ pub(super) async fn reap_expired(pool: &PgPool, now: i64) -> Result<Vec<ReapedNo
         None,
     )
     .await?;
-    if orphans > 0 {
+    if orphans > 0 || orphan_calls > 0 {
         reaped.push(ReapedNode {
             node_id: None,
             interrupted: orphans,
             released_slots: 0,
+            released_async_calls: orphan_calls,
         });
     }
     tx.commit().await?;
@@ -173,4 +183,22 @@ pub(super) async fn release_slot(pool: &PgPool, workflow_id: &str, holder: &str)
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// Puts the claimed asynchronous calls matching `condition` (which may use `$1`, bound to
+/// `node_id`) back in the queue; answers how many.
+async fn requeue_claimed_async_calls(
+    conn: &mut PgConnection,
+    condition: &str,
+    node_id: Option<&str>,
+) -> Result<u64> {
+    let sql = format!(
+        "UPDATE async_calls SET state = 'queued', lease_until = NULL, node_id = NULL \
+         WHERE state = 'claimed' AND {condition}"
+    );
+    let mut query = sqlx::query(&sql);
+    if let Some(node_id) = node_id {
+        query = query.bind(node_id);
+    }
+    Ok(query.execute(conn).await?.rows_affected())
 }

@@ -21,14 +21,14 @@ pub(super) const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, ver
      hook_token, secret_keys::TEXT AS secret_keys, env::TEXT AS env, schedule, next_fire_at, \
      timeout_s, memory_mb, max_concurrency, isolation, created_at, updated_at, verify, \
      idempotency_header, egress_allow::TEXT AS egress_allow, retention::TEXT AS retention, \
-     alerts::TEXT AS alerts, on_failure";
+     alerts::TEXT AS alerts, on_failure, response, retry::TEXT AS retry";
 pub(super) const VERSION_COLUMNS: &str = "workflow_id, version, code, \
      requirements::TEXT AS requirements, state, build_log, error, environment, created_at, \
      settled_at";
 pub(super) const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, \
      started_at, finished_at, duration_ms, response_status, warnings::TEXT AS warnings, \
      error::TEXT AS error, logs, logs_truncated, settings_changed::TEXT AS settings_changed, \
-     fire_at";
+     fire_at, attempt, retry_of";
 
 pub(super) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
     serde_json::from_str(text)
@@ -137,6 +137,8 @@ pub(super) fn workflow_from_row(row: &PgRow, secrets: &Secrets) -> Result<Workfl
         memory_mb: int_column(row, T, "memory_mb")?,
         max_concurrency: optional_int_column(row, T, "max_concurrency")?,
         isolation: enum_column(row, T, "isolation")?,
+        response: enum_column(row, T, "response")?,
+        retry: optional_json_column(row, T, "retry")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         verify: verify_column(row, T)?,
@@ -193,5 +195,7 @@ pub(super) fn execution_from_row(row: &PgRow) -> Result<ExecutionRecord> {
         logs_truncated: row.try_get("logs_truncated")?,
         settings_changed: optional_json_column::<SettingsChange>(row, T, "settings_changed")?,
         fire_at: row.try_get("fire_at")?,
+        attempt: int_column(row, T, "attempt")?,
+        retry_of: row.try_get("retry_of")?,
     })
 }

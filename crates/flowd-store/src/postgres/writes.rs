@@ -46,6 +46,8 @@ struct EncodedExecution<'a> {
     logs_truncated: bool,
     settings_changed: Option<usize>,
     fire_at: Option<i64>,
+    attempt: u32,
+    retry_of: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -145,6 +147,8 @@ fn encode<'a>(writes: impl Iterator<Item = &'a StoreWrite>) -> Result<Encoded<'a
                         .map(|change| out.document(change, "the execution's settings change"))
                         .transpose()?,
                     fire_at: execution.fire_at,
+                    attempt: execution.attempt,
+                    retry_of: execution.retry_of.as_deref(),
                 })
             }
             StoreWrite::ApplySettingsChange {

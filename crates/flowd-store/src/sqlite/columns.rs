@@ -8,12 +8,12 @@ use crate::error::{Result, StoreError};
 use crate::model::ExecutionRecord;
 
 /// The upsert of an execution record (a `running` row is replaced when the execution ends). The
-/// last parameter is the node writing it, kept from the insert on (the node that started it).
+/// sixteenth parameter is the node writing it, kept from the insert on (the node that started it).
 pub(crate) const PUT_EXECUTION: &str =
     "INSERT INTO executions (id, workflow_id, version, \"trigger\", status, started_at, \
          finished_at, duration_ms, response_status, warnings, error, logs, logs_truncated, \
-         settings_changed, fire_at, node_id) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         settings_changed, fire_at, node_id, attempt, retry_of) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
      ON CONFLICT (id) DO UPDATE SET \
          workflow_id = excluded.workflow_id, \
          version = excluded.version, \
@@ -28,7 +28,9 @@ pub(crate) const PUT_EXECUTION: &str =
          logs = excluded.logs, \
          logs_truncated = excluded.logs_truncated, \
          settings_changed = excluded.settings_changed, \
-         fire_at = excluded.fire_at";
+         fire_at = excluded.fire_at, \
+         attempt = excluded.attempt, \
+         retry_of = excluded.retry_of";
 
 pub(super) fn to_json<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<String> {
     serde_json::to_string(value)

@@ -524,6 +524,8 @@ fn put_execution(
             columns.settings_changed,
             execution.fire_at,
             node_id,
+            i64::from(execution.attempt),
+            execution.retry_of,
         ])
         .map_err(|err| match constraint(&err) {
             Some(Constraint::Unique) => WriteError::Refused(StoreError::fire_time_taken(execution)),

@@ -24,6 +24,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 mod alerts;
+mod async_calls;
 mod audit;
 pub(crate) mod backup;
 mod columns;
@@ -48,6 +49,7 @@ use crate::node::{NodeRecord, ReapedNode};
 use crate::secrets::{SecretKey, Secrets};
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::store::{ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite, WorkflowRetention};
+use crate::{AsyncCallRecord, Enqueued, NextAttempt, QueueBound, StoredResponse};
 use crate::{IdempotencyClaim, IdempotencyClaimOutcome, IdempotencyRecord};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -71,12 +73,12 @@ const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabl
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
      created_at, updated_at, env, verify, idempotency_header, \
      egress_allow, retention, \
-     alerts, on_failure";
+     alerts, on_failure, response, retry";
 const VERSION_COLUMNS: &str = "workflow_id, version, code, requirements, state, build_log, error, \
      environment, created_at, settled_at";
 const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, started_at, \
      finished_at, duration_ms, response_status, warnings, error, logs, logs_truncated, \
-     settings_changed, fire_at";
+     settings_changed, fire_at, attempt, retry_of";
 
 /// The condition of the partial index `executions_running`, written out: SQLite uses a partial
 /// index only for a query whose terms imply its condition, which a bound parameter does not.
@@ -369,6 +371,8 @@ fn workflow_from_row(row: &SqliteRow, secrets: &Secrets) -> Result<WorkflowRecor
         memory_mb: int_column(row, T, "memory_mb")?,
         max_concurrency: optional_int_column(row, T, "max_concurrency")?,
         isolation: enum_column(row, T, "isolation")?,
+        response: enum_column(row, T, "response")?,
+        retry: optional_json_column(row, T, "retry")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         verify: verify_column(row, T)?,
@@ -425,6 +429,8 @@ fn execution_from_row(row: &SqliteRow) -> Result<ExecutionRecord> {
         logs_truncated: row.try_get("logs_truncated")?,
         settings_changed: optional_json_column::<SettingsChange>(row, T, "settings_changed")?,
         fire_at: row.try_get("fire_at")?,
+        attempt: int_column(row, T, "attempt")?,
+        retry_of: row.try_get("retry_of")?,
     })
 }
 
@@ -501,10 +507,10 @@ const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
      updated_at, env, verify, idempotency_header, \
      egress_allow, retention, \
-     alerts, on_failure";
+     alerts, on_failure, response, retry";
 const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
      ?, ?, \
-     ?, ?";
+     ?, ?, ?, ?";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
@@ -537,7 +543,9 @@ fn bind_mutable_columns<'q>(
         .bind(to_json(&workflow.egress_allow, "the egress exceptions")?)
         .bind(optional_retention_json(workflow)?)
         .bind(optional_alerts_json(workflow)?)
-        .bind(&workflow.on_failure))
+        .bind(&workflow.on_failure)
+        .bind(workflow.response.as_str())
+        .bind(optional_retry_json(workflow)?))
 }
 
 /// A workflow's own alert policy as its column holds it: JSON, or NULL for the server's.
@@ -546,6 +554,15 @@ fn optional_alerts_json(workflow: &WorkflowRecord) -> Result<Option<String>> {
         .alerts
         .as_ref()
         .map(|alerts| to_json(alerts, "the alert policy"))
+        .transpose()
+}
+
+/// A workflow's retry policy as its column holds it: JSON, or NULL for none.
+fn optional_retry_json(workflow: &WorkflowRecord) -> Result<Option<String>> {
+    workflow
+        .retry
+        .as_ref()
+        .map(|retry| to_json(retry, "the retry policy"))
         .transpose()
 }
 
@@ -656,6 +673,8 @@ async fn put_execution(
         .bind(columns.settings_changed)
         .bind(execution.fire_at)
         .bind(node_id)
+        .bind(i64::from(execution.attempt))
+        .bind(&execution.retry_of)
         .execute(conn)
         .await
         .map_err(|err| {
@@ -1347,6 +1366,63 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(result.rows_affected())
+    }
+
+    // --- the queue of asynchronous calls ---
+
+    async fn enqueue_async_call(
+        &self,
+        call: &AsyncCallRecord,
+        bound: QueueBound,
+    ) -> Result<Enqueued> {
+        async_calls::enqueue(&self.writer, call, bound).await
+    }
+
+    async fn workflows_with_async_calls(&self, now: i64) -> Result<Vec<String>> {
+        async_calls::workflows_with_calls(&self.pool, now).await
+    }
+
+    async fn claim_async_calls(
+        &self,
+        workflow_id: &str,
+        limit: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<AsyncCallRecord>> {
+        async_calls::claim(
+            &self.writer,
+            workflow_id,
+            limit,
+            now,
+            lease_until,
+            self.node_id(),
+        )
+        .await
+    }
+
+    async fn finish_async_call(
+        &self,
+        id: &str,
+        response: &StoredResponse,
+        finished_at: i64,
+    ) -> Result<()> {
+        async_calls::finish(&self.writer, id, response, finished_at).await
+    }
+
+    async fn release_async_call(&self, id: &str) -> Result<()> {
+        async_calls::release(&self.writer, id).await
+    }
+
+    async fn retry_async_call(&self, id: &str, next: &NextAttempt) -> Result<()> {
+        async_calls::retry(&self.writer, id, next).await
+    }
+
+    async fn async_call_by_token(&self, token: &str) -> Result<Option<AsyncCallRecord>> {
+        async_calls::by_token(&self.pool, token).await
+    }
+
+    async fn async_queue_depth(&self, workflow_id: Option<&str>) -> Result<u64> {
+        async_calls::depth(&self.pool, workflow_id).await
     }
 
     // --- idempotency keys ---

@@ -3,7 +3,7 @@
 use flowd_core::access::{AuditAction, Role};
 use flowd_core::retention::Retention;
 use flowd_core::settings::{Settings, SettingsChange};
-use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, Trigger, VersionState};
+use flowd_core::workflow::{ExecutionStatus, Isolation, Mode, ResponseMode, Trigger, VersionState};
 use flowd_store::{
     ApiKeyRecord, AuditEntry, ExecutionError, ExecutionRecord, PostgresStore, SecretKey,
     SqliteStore, Store, StoreError, TeamRecord, VersionRecord, WorkflowRecord,
@@ -170,6 +170,7 @@ pub fn workflow(team_id: &str, name: &str) -> WorkflowRecord {
         memory_mb: 256,
         max_concurrency: Some(1),
         isolation: Isolation::Reuse,
+        response: ResponseMode::Async,
         created_at: NOW,
         updated_at: NOW + 2,
         verify: Some(
@@ -198,6 +199,11 @@ pub fn workflow(team_id: &str, name: &str) -> WorkflowRecord {
             min_interval_s: 300,
         }),
         on_failure: Some("page-the-team".to_string()),
+        retry: Some(flowd_core::retry::RetryPolicy {
+            max_attempts: 4,
+            backoff_s: 0.25,
+            on: vec![ExecutionStatus::Error, ExecutionStatus::Timeout],
+        }),
     }
 }
 
@@ -251,6 +257,7 @@ pub async fn given_team_with_workflow(store: &dyn Store) -> (TeamRecord, Workflo
 /// A finished execution with every optional field set.
 pub fn execution(workflow_id: &str, id: String) -> ExecutionRecord {
     ExecutionRecord {
+        retry_of: Some(format!("{id}-first")),
         id,
         workflow_id: workflow_id.to_string(),
         version: 1,
@@ -274,6 +281,7 @@ pub fn execution(workflow_id: &str, id: String) -> ExecutionRecord {
             removed: vec!["b".to_string()],
         }),
         fire_at: Some(NOW - 10),
+        attempt: 2,
     }
 }
 
@@ -295,6 +303,8 @@ pub fn running(workflow_id: &str, id: String) -> ExecutionRecord {
         logs_truncated: false,
         settings_changed: None,
         fire_at: None,
+        attempt: 1,
+        retry_of: None,
     }
 }
 

@@ -6,6 +6,7 @@
 //! backend's own properties (files, permissions, …) live in that backend's module.
 
 mod alerts;
+mod async_calls;
 mod audit;
 mod changes;
 mod common;
@@ -189,6 +190,23 @@ macro_rules! conformance_suite {
                     a_batch_claim_of_a_fire_time_already_recorded_undoes_only_that_claim,
                     claims_of_one_workflow_in_a_batch_see_the_ones_before_them,
                     concurrent_batches_of_the_same_fire_times_start_each_run_once,
+                ],
+                async_calls: [
+                    an_enqueued_call_reads_back_by_its_token,
+                    a_full_queue_refuses_and_writes_nothing,
+                    claims_take_a_workflows_calls_oldest_first,
+                    a_claim_whose_lease_ended_is_claimed_again,
+                    a_finished_call_keeps_its_response_and_leaves_the_queue,
+                    released_calls_are_queued_again,
+                    a_call_of_a_missing_workflow_is_not_found,
+                    deleting_a_workflow_deletes_its_calls,
+                    a_claimed_call_carries_the_claiming_node,
+                    reaping_a_dead_node_queues_its_claimed_calls_again,
+                    a_reap_leaves_the_claimed_calls_of_a_live_node,
+                    calls_claimed_by_no_registered_node_are_queued_again_by_a_reap,
+                    a_call_is_not_claimed_before_its_not_before,
+                    a_waiting_retry_does_not_hold_back_the_calls_after_it,
+                    a_retried_call_is_queued_as_its_next_attempt,
                 ],
                 idempotency_keys: [
                     a_free_key_is_claimed,

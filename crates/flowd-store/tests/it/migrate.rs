@@ -10,9 +10,9 @@ use flowd_core::settings::SettingsChange;
 use flowd_core::workflow::{ExecutionStatus, Mode, Trigger, VersionState};
 use flowd_store::migrate::{sqlite_to_postgres, CopiedTable, MigrateError, TABLES};
 use flowd_store::{
-    ExecutionQuery, ExecutionRecord, IdempotencyClaim, IdempotencyClaimOutcome, PostgresStore,
-    SqliteStore, Store, StoreError, StoreWrite, StoredResponse, TeamRecord, VersionOutcome,
-    WorkflowRecord,
+    AsyncCallRecord, AsyncCallState, Enqueued, ExecutionQuery, ExecutionRecord, IdempotencyClaim,
+    IdempotencyClaimOutcome, PostgresStore, QueueBound, SqliteStore, Store, StoreError, StoreWrite,
+    StoredRequest, StoredResponse, TeamRecord, VersionOutcome, WorkflowRecord,
 };
 use flowd_test_postgres::fresh_database;
 use serde_json::json;
@@ -26,6 +26,8 @@ struct Made {
     workflows: Vec<WorkflowRecord>,
     /// (workflow id, key) of each idempotency key.
     idempotency_keys: Vec<(String, String)>,
+    /// The token of each asynchronous call.
+    async_call_tokens: Vec<String>,
 }
 
 /// A closed SQLite store at `<dir>/flowd.db`, made by `fill`, its secret values sealed under
@@ -234,10 +236,35 @@ async fn every_kind_of_record(store: &SqliteStore) -> Made {
         })
         .await
         .unwrap();
+    let queued_call = AsyncCallRecord {
+        id: new_id(),
+        workflow_id: catch.id.clone(),
+        token: "async-token-1".to_string(),
+        request: StoredRequest {
+            headers: vec![("x-note".to_string(), "héllo".to_string())],
+            query: Some("a=1".to_string()),
+            body: vec![0, 159, 146, 150, b'\n', 255],
+        },
+        enqueued_at: NOW + 200,
+        state: AsyncCallState::Queued,
+        execution_id: new_id(),
+        attempt: 2,
+        trigger: Trigger::Pull,
+        not_before: Some(NOW + 5_000),
+    };
+    let roomy = QueueBound {
+        total: 10,
+        per_workflow: 10,
+    };
+    assert_eq!(
+        store.enqueue_async_call(&queued_call, roomy).await.unwrap(),
+        Enqueued::Queued
+    );
 
     Made {
         teams: vec![acme, globex],
         key_hashes,
+        async_call_tokens: vec![queued_call.token],
         workflows: vec![pull, catch],
         idempotency_keys,
     }
@@ -317,6 +344,11 @@ async fn assert_same_records(source: &dyn Store, target: &dyn Store, made: &Made
             source.idempotency_key(workflow_id, key).await.unwrap()
         );
     }
+    for token in &made.async_call_tokens {
+        let copied = target.async_call_by_token(token).await.unwrap();
+        assert!(copied.is_some(), "asynchronous call {token}");
+        assert_eq!(copied, source.async_call_by_token(token).await.unwrap());
+    }
 }
 
 /// Writes to a store file with a raw connection (what no flowd would write), closing it after.
@@ -381,6 +413,7 @@ async fn every_record_of_the_store_reads_back_the_same_from_postgres() {
             ("idempotency_keys", 2),
             ("alert_state", 1),
             ("alert_deliveries", 1),
+            ("async_calls", 1),
             ("secret_key_fingerprint", 1),
         ]
     );
@@ -483,6 +516,7 @@ async fn executions_beyond_one_batch_are_all_copied() {
             key_hashes: Vec::new(),
             workflows: vec![workflow],
             idempotency_keys: Vec::new(),
+            async_call_tokens: Vec::new(),
         }
     })
     .await;

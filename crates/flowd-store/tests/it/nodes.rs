@@ -35,6 +35,7 @@ fn reaped(node_id: Option<&str>, interrupted: u64, released_slots: u64) -> Reape
         node_id: node_id.map(str::to_string),
         interrupted,
         released_slots,
+        released_async_calls: 0,
     }
 }
 

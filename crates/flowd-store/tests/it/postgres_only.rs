@@ -243,6 +243,7 @@ async fn reaping_a_dead_node_leaves_the_running_executions_of_live_ones() {
             node_id: Some(dead.node_id().to_string()),
             interrupted: 1,
             released_slots: 0,
+            released_async_calls: 0,
         }]
     );
     assert_eq!(live.execution(&on_live.id).await.unwrap(), Some(on_live));
@@ -251,6 +252,63 @@ async fn reaping_a_dead_node_leaves_the_running_executions_of_live_ones() {
         interrupted.status,
         flowd_core::workflow::ExecutionStatus::Interrupted
     );
+}
+
+#[tokio::test]
+async fn reaping_a_dead_node_leaves_the_claimed_calls_of_live_ones() {
+    let (live, workflow, database) = store_with_workflow().await;
+    let dead = PostgresStore::connect(database.url()).await.unwrap();
+    live.register_node(&node_of(&live, NOW + 60_000))
+        .await
+        .unwrap();
+    dead.register_node(&node_of(&dead, NOW + 10_000))
+        .await
+        .unwrap();
+    let roomy = flowd_store::QueueBound {
+        total: 10,
+        per_workflow: 10,
+    };
+    for n in 0..2 {
+        let call = flowd_store::AsyncCallRecord {
+            id: new_id(),
+            workflow_id: workflow.id.clone(),
+            token: format!("token-{n}"),
+            request: flowd_store::StoredRequest::default(),
+            enqueued_at: NOW + n,
+            state: flowd_store::AsyncCallState::Queued,
+            execution_id: new_id(),
+            attempt: 1,
+            trigger: flowd_core::workflow::Trigger::Catch,
+            not_before: None,
+        };
+        live.enqueue_async_call(&call, roomy).await.unwrap();
+    }
+    let on_dead = dead
+        .claim_async_calls(&workflow.id, 1, NOW, NOW + 1_000_000)
+        .await
+        .unwrap();
+    let on_live = live
+        .claim_async_calls(&workflow.id, 1, NOW, NOW + 1_000_000)
+        .await
+        .unwrap();
+
+    let reaped = live.reap_expired_nodes(NOW + 20_000).await.unwrap();
+
+    assert_eq!(reaped.len(), 1);
+    assert_eq!(reaped[0].released_async_calls, 1);
+    let requeued = live
+        .claim_async_calls(&workflow.id, 10, NOW + 20_001, NOW + 1_000_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        requeued.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        [&on_dead[0].id]
+    );
+    let still_live = live.async_call_by_token(&on_live[0].token).await.unwrap();
+    assert!(matches!(
+        still_live.map(|call| call.state),
+        Some(flowd_store::AsyncCallState::Claimed { node_id, .. }) if node_id == live.node_id()
+    ));
 }
 
 #[tokio::test]

@@ -506,6 +506,68 @@ async fn a_database_migrated_by_a_newer_flowd_is_refused_naming_both_versions() 
 }
 
 #[tokio::test]
+async fn a_restarted_process_queues_again_the_calls_the_one_before_it_claimed() {
+    let FileStore {
+        dir: _dir,
+        path,
+        store: before,
+        workflow,
+    } = file_store_with_workflow().await;
+    let node = |store: &SqliteStore| flowd_store::NodeRecord {
+        id: store.node_id().to_string(),
+        address: "127.0.0.1:8080".to_string(),
+        host: "node".to_string(),
+        started_at: NOW,
+        lease_expires_at: NOW + 60_000,
+    };
+    before.register_node(&node(&before)).await.unwrap();
+    let call = flowd_store::AsyncCallRecord {
+        id: new_id(),
+        workflow_id: workflow.id.clone(),
+        token: "token".to_string(),
+        request: flowd_store::StoredRequest::default(),
+        enqueued_at: NOW,
+        state: flowd_store::AsyncCallState::Queued,
+        execution_id: new_id(),
+        attempt: 1,
+        trigger: flowd_core::workflow::Trigger::Catch,
+        not_before: None,
+    };
+    let roomy = flowd_store::QueueBound {
+        total: 10,
+        per_workflow: 10,
+    };
+    before.enqueue_async_call(&call, roomy).await.unwrap();
+    before
+        .claim_async_calls(&workflow.id, 1, NOW, NOW + 1_000_000)
+        .await
+        .unwrap();
+    before.close().await;
+
+    let after = SqliteStore::open(&path).await.unwrap();
+    after.register_node(&node(&after)).await.unwrap();
+    let reaped = after.reap_expired_nodes(NOW + 1_000).await.unwrap();
+
+    assert_eq!(
+        reaped,
+        vec![flowd_store::ReapedNode {
+            node_id: Some(before.node_id().to_string()),
+            interrupted: 0,
+            released_slots: 0,
+            released_async_calls: 1,
+        }]
+    );
+    let claimed = after
+        .claim_async_calls(&workflow.id, 1, NOW + 1_000, NOW + 1_000_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        [&call.id]
+    );
+}
+
+#[tokio::test]
 async fn a_node_that_registers_ends_the_lease_of_the_one_before_it() {
     let FileStore {
         dir: _dir,
@@ -537,6 +599,7 @@ async fn a_node_that_registers_ends_the_lease_of_the_one_before_it() {
             node_id: Some(before.node_id().to_string()),
             interrupted: 1,
             released_slots: 0,
+            released_async_calls: 0,
         }]
     );
     let stored = after.execution(&left_running.id).await.unwrap().unwrap();

@@ -1,7 +1,7 @@
 //! Workflows and their code versions.
 
 use crate::common::*;
-use flowd_core::workflow::{Isolation, Mode, VersionState};
+use flowd_core::workflow::{Isolation, Mode, ResponseMode, VersionState};
 use flowd_store::{
     ExecutionQuery, Store, StoreWrite, VersionOutcome, VersionRecord, WorkflowRecord,
 };
@@ -42,6 +42,7 @@ pub async fn creates_and_reads_back_a_workflow_without_optional_fields(store: &d
         retention: None,
         alerts: None,
         on_failure: None,
+        response: ResponseMode::Sync,
         ..workflow(&team.id, "hook")
     };
     store
@@ -156,6 +157,7 @@ pub async fn update_replaces_every_column_but_id_team_created_at_and_version(sto
         memory_mb: 1024,
         max_concurrency: None,
         isolation: Isolation::Fork,
+        response: ResponseMode::Sync,
         created_at: 1,
         updated_at: NOW + 1000,
         verify: Some(
@@ -176,6 +178,7 @@ pub async fn update_replaces_every_column_but_id_team_created_at_and_version(sto
             min_interval_s: 0,
         }),
         on_failure: Some("handler".to_string()),
+        retry: None,
     };
     store.update_workflow(&updated).await.unwrap();
     let expected = WorkflowRecord {

@@ -125,6 +125,23 @@ pub struct DeployArgs {
     /// removes it.
     #[arg(long, value_name = "WORKFLOW|none")]
     pub on_failure: Option<String>,
+    /// How hook calls are answered: `sync` (once the workflow has run) or `async` (at once with
+    /// 202 and a status URL, the call queued) [server default: sync].
+    #[arg(long, value_name = "MODE", value_parser = ["sync", "async"])]
+    pub response: Option<String>,
+    /// Attempts an asynchronous or scheduled execution gets in all, retries included (1–10).
+    #[arg(long, value_name = "N")]
+    pub retry_max_attempts: Option<u32>,
+    /// Seconds before the first retry (at least 0.1); each further retry waits twice as long,
+    /// give or take 20 % [default: 1].
+    #[arg(long, value_name = "SECONDS")]
+    pub retry_backoff_s: Option<f64>,
+    /// The statuses retried, comma-separated [default: error,timeout,killed].
+    #[arg(long, value_name = "STATUS,…", value_delimiter = ',', value_parser = ["error", "timeout", "killed"])]
+    pub retry_on: Vec<String>,
+    /// On an update: stop retrying.
+    #[arg(long, conflicts_with_all = ["retry_max_attempts", "retry_backoff_s", "retry_on"])]
+    pub no_retry: bool,
     /// Print the deployed workflow, with how the deploy went (`deployment`), as JSON.
     #[arg(long)]
     pub json: bool,
@@ -183,6 +200,31 @@ fn on_failure(args: &DeployArgs) -> Option<Value> {
         "none" => Value::Null,
         name => json!(name),
     })
+}
+
+/// The workflow's `retry` with what the `--retry-*` flags change in `current`; `Null` for
+/// `--no-retry`, `None` when no flag is given.
+fn retry(args: &DeployArgs, current: &Value) -> Option<Value> {
+    if args.no_retry {
+        return Some(Value::Null);
+    }
+    if args.retry_max_attempts.is_none()
+        && args.retry_backoff_s.is_none()
+        && args.retry_on.is_empty()
+    {
+        return None;
+    }
+    let mut retry = current.as_object().cloned().unwrap_or_default();
+    if let Some(attempts) = args.retry_max_attempts {
+        retry.insert("max_attempts".into(), json!(attempts));
+    }
+    if let Some(backoff) = args.retry_backoff_s {
+        retry.insert("backoff_s".into(), json!(backoff));
+    }
+    if !args.retry_on.is_empty() {
+        retry.insert("on".into(), json!(args.retry_on));
+    }
+    Some(Value::Object(retry))
 }
 
 pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
@@ -263,6 +305,12 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
             }
             if let Some(on_failure) = on_failure(&args) {
                 body["on_failure"] = on_failure;
+            }
+            if let Some(response) = &args.response {
+                body["response"] = json!(response);
+            }
+            if let Some(retry) = retry(&args, &Value::Null) {
+                body["retry"] = retry;
             }
             if !env.is_empty() {
                 body["env"] = Value::Object(env.clone());
@@ -480,6 +528,16 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
             patch.insert("on_failure".into(), on_failure);
         }
     }
+    if let Some(response) = &input.args.response {
+        if current["response"] != json!(response) {
+            patch.insert("response".into(), json!(response));
+        }
+    }
+    if let Some(retry) = retry(input.args, &current["retry"]) {
+        if retry != current["retry"] {
+            patch.insert("retry".into(), retry);
+        }
+    }
     if !input.secrets.is_empty() {
         let mut keys: Vec<String> = current["secrets"]
             .as_array()
@@ -533,6 +591,12 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
     }
     if patch.contains_key("alerts") || patch.contains_key("on_failure") {
         changed.push("alerts");
+    }
+    if patch.contains_key("response") {
+        changed.push("response");
+    }
+    if patch.contains_key("retry") {
+        changed.push("retry");
     }
     if input.args.settings.is_some() || !input.secrets.is_empty() {
         changed.push("settings");
