@@ -111,7 +111,7 @@ string_enum!(
 
 string_enum!(
     /// What started an execution.
-    Trigger { Catch => "catch", Pull => "pull", Manual => "manual" }
+    Trigger { Catch => "catch", Pull => "pull", Manual => "manual", Replay => "replay" }
 );
 
 string_enum!(

@@ -20,10 +20,12 @@ pub mod key_cache;
 pub mod metrics;
 mod node_lease;
 mod refusal;
+pub mod replay;
 pub mod retention;
 pub mod scheduler;
 mod settings_cell;
 pub mod signed;
+mod stored_requests;
 mod teams;
 mod workflow_limit;
 mod workflow_settings;
@@ -81,6 +83,9 @@ pub struct EngineConfig {
     /// How long an API key looked up in the store is trusted without looking again: the longest
     /// a key revoked on another node keeps working here without a cross-node notification.
     pub key_cache_ttl: Duration,
+    /// Hook requests larger than this (headers, query string and body) are not stored for
+    /// replay; their execution says so.
+    pub request_store_max_bytes: u64,
 }
 
 impl Default for EngineConfig {
@@ -98,6 +103,7 @@ impl Default for EngineConfig {
             node: NodeConfig::default(),
             audit_retention_days: 365,
             key_cache_ttl: key_cache::KEY_CACHE_TTL,
+            request_store_max_bytes: stored_requests::DEFAULT_REQUEST_STORE_MAX_BYTES,
         }
     }
 }
@@ -119,6 +125,8 @@ pub struct Engine {
     node: NodeLease,
     /// API keys looked up recently.
     keys: Arc<key_cache::KeyCache>,
+    /// Bulk replays, kept in memory (see [`replay::ReplayJobs`]).
+    replays: replay::ReplayJobs,
 }
 
 impl Engine {
@@ -170,6 +178,7 @@ impl Engine {
             schedule_changed,
             node,
             keys,
+            replays: replay::ReplayJobs::default(),
         })
     }
 

@@ -59,6 +59,8 @@ pub struct NewWorkflow {
     pub egress_allow: Option<Vec<String>>,
     /// The workflow's own retention of its executions (the server's when left out).
     pub retention: Option<Retention>,
+    /// Whether its hook requests are stored for replay (default `true`).
+    pub store_requests: Option<bool>,
 }
 
 /// Changes to a workflow, as sent to `PATCH /api/v1/workflows/{id}`. A field left out keeps its
@@ -93,6 +95,8 @@ pub struct WorkflowPatch {
     pub retention: Option<Option<Retention>>,
     /// Replaces the workflow's own egress exceptions (`[]` removes them).
     pub egress_allow: Option<Vec<String>>,
+    /// Whether its hook requests are stored for replay.
+    pub store_requests: Option<bool>,
 }
 
 /// `requirements` as sent: a list of requirement lines, or the text of a `requirements.txt`.
@@ -189,6 +193,7 @@ impl Engine {
             idempotency_header,
             egress_allow,
             retention: new.retention,
+            store_requests: new.store_requests.unwrap_or(true),
         };
         let version = building_version(&record.id, 1, new.code, &requirements, now);
         let entry = principal.audit(
@@ -280,6 +285,9 @@ impl Engine {
         }
         if let Some(egress_allow) = &patch.egress_allow {
             record.egress_allow = self.check_egress_allow(egress_allow)?;
+        }
+        if let Some(store_requests) = patch.store_requests {
+            record.store_requests = store_requests;
         }
         let now = now_ms();
         record.updated_at = now;
@@ -578,6 +586,7 @@ impl Engine {
                 status,
                 before_id,
                 limit,
+                ..ExecutionQuery::default()
             })
             .await?)
     }

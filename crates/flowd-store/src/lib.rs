@@ -30,6 +30,7 @@ mod secrets;
 mod sqlite;
 mod sqlx_error;
 mod store;
+mod stored_request;
 
 pub use changes::{ChangeFeed, StoreChange, WorkflowChange};
 pub use commit::{CommitCompleter, CommitTicket};
@@ -47,3 +48,4 @@ pub use sqlite::SqliteStore;
 pub use store::{
     ClaimOutcome, ExecutionQuery, FireAdvance, RunClaim, Store, StoreWrite, WorkflowRetention,
 };
+pub use stored_request::{request_size, RequestParts, RequestView, StoredRequest};

@@ -68,6 +68,9 @@ pub struct WorkflowRecord {
     /// Destinations this workflow's processes alone may connect to although the egress policy
     /// refuses them, within the server's ceiling (`flowd_core::egress::ceiling`).
     pub egress_allow: Vec<flowd_core::egress::EgressRule>,
+    /// Whether the requests of its hook executions are stored, for replay (`false`: the data
+    /// must not be kept).
+    pub store_requests: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +139,11 @@ pub struct ExecutionRecord {
     /// For scheduled runs: the fire time this execution claims. `(workflow_id, fire_at)` is
     /// unique, so that one fire time is run once.
     pub fire_at: Option<i64>,
+    /// For a replay: the execution whose stored request it ran again.
+    pub replay_of: Option<String>,
+    /// Why the request of this hook execution was not stored (`None`: stored, or not a hook
+    /// execution).
+    pub request_not_stored: Option<String>,
 }
 
 /// One change recorded in the audit log: who did it (the API key, by id and name, as they were),

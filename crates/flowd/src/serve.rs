@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// the first call's response instead of running again.
     #[arg(long, env = "FLOWD_IDEMPOTENCY_TTL_H", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
     pub idempotency_ttl_h: u64,
+    /// Hook requests larger than this many bytes (headers, query string and body) are not
+    /// stored for replay; their execution says so (`request_stored: false`).
+    #[arg(long, env = "FLOWD_REQUEST_STORE_MAX_BYTES", default_value_t = 1 << 20)]
+    pub request_store_max_bytes: u64,
     /// Upper bound of a workflow's `timeout_s`.
     #[arg(long, env = "FLOWD_MAX_TIMEOUT_S", default_value_t = 900)]
     pub max_timeout_s: u32,
@@ -283,6 +287,7 @@ impl ServeArgs {
                 lease: Duration::from_secs(self.node_lease_s.max(1)),
             },
             audit_retention_days: self.audit_retention_days,
+            request_store_max_bytes: self.request_store_max_bytes,
             ..EngineConfig::default()
         };
         Ok(config)

@@ -5,6 +5,7 @@ mod console;
 mod executions;
 mod json;
 mod keys;
+mod replay;
 mod system;
 mod teams;
 mod workflows;
@@ -48,6 +49,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/workflows/{id}/executions", get(executions::list))
         .route("/workflows/{id}/runs", post(executions::run_now))
         .route("/executions/{id}", get(executions::show))
+        .route("/executions/{id}/request", get(replay::stored_request))
+        .route("/executions/{id}/replay", post(replay::replay_one))
+        .route("/workflows/{id}/replay", post(replay::replay_many))
+        .route("/replays/{id}", get(replay::job))
         .route("/runtimes", get(system::runtimes))
         .route("/system", get(system::system))
         .route("/openapi.json", get(system::openapi))

@@ -593,6 +593,8 @@ async fn an_execution_left_running_is_interrupted_at_the_next_start() {
             logs_truncated: false,
             settings_changed: None,
             fire_at: None,
+            replay_of: None,
+            request_not_stored: None,
         })])
         .await
         .unwrap();

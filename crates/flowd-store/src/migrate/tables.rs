@@ -16,6 +16,8 @@ pub const TABLES: &[&str] = &[
     "executions",
     "audit_log",
     "idempotency_keys",
+    // The requests of hook executions, for replay (payloads copied as stored, sealed or not).
+    "stored_requests",
     // The fingerprint of the key the copied secret values are sealed with (they are copied as
     // they are, ciphertext): the target's nodes must be given the same secret key.
     "secret_key_fingerprint",

@@ -20,14 +20,16 @@ pub(super) const API_KEY_COLUMNS: &str =
 pub(super) const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, \
      hook_token, secret_keys::TEXT AS secret_keys, env::TEXT AS env, schedule, next_fire_at, \
      timeout_s, memory_mb, max_concurrency, isolation, created_at, updated_at, verify, \
-     idempotency_header, egress_allow::TEXT AS egress_allow, retention::TEXT AS retention";
+     idempotency_header, egress_allow::TEXT AS egress_allow, retention::TEXT AS retention, \
+     store_requests";
 pub(super) const VERSION_COLUMNS: &str = "workflow_id, version, code, \
      requirements::TEXT AS requirements, state, build_log, error, environment, created_at, \
      settled_at";
 pub(super) const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, \
      started_at, finished_at, duration_ms, response_status, warnings::TEXT AS warnings, \
      error::TEXT AS error, logs, logs_truncated, settings_changed::TEXT AS settings_changed, \
-     fire_at";
+     fire_at, \
+     replay_of, request_not_stored";
 
 pub(super) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
     serde_json::from_str(text)
@@ -142,6 +144,7 @@ pub(super) fn workflow_from_row(row: &PgRow, secrets: &Secrets) -> Result<Workfl
         idempotency_header: row.try_get("idempotency_header")?,
         egress_allow: json_column(row, T, "egress_allow")?,
         retention: optional_json_column(row, T, "retention")?,
+        store_requests: row.try_get("store_requests")?,
     })
 }
 
@@ -190,5 +193,7 @@ pub(super) fn execution_from_row(row: &PgRow) -> Result<ExecutionRecord> {
         logs_truncated: row.try_get("logs_truncated")?,
         settings_changed: optional_json_column::<SettingsChange>(row, T, "settings_changed")?,
         fire_at: row.try_get("fire_at")?,
+        replay_of: row.try_get("replay_of")?,
+        request_not_stored: row.try_get("request_not_stored")?,
     })
 }

@@ -47,7 +47,7 @@ use crate::node::{NodeRecord, ReapedNode};
 use crate::secrets::{SecretKey, Secrets};
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::store::{ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite, WorkflowRetention};
-use crate::{IdempotencyClaim, IdempotencyClaimOutcome, IdempotencyRecord};
+use crate::{IdempotencyClaim, IdempotencyClaimOutcome, IdempotencyRecord, RequestParts};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -69,12 +69,14 @@ const API_KEY_COLUMNS: &str =
 const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
      created_at, updated_at, env, verify, idempotency_header, \
-     egress_allow, retention";
+     egress_allow, retention, \
+     store_requests";
 const VERSION_COLUMNS: &str = "workflow_id, version, code, requirements, state, build_log, error, \
      environment, created_at, settled_at";
 const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, started_at, \
      finished_at, duration_ms, response_status, warnings, error, logs, logs_truncated, \
-     settings_changed, fire_at";
+     settings_changed, fire_at, \
+     replay_of, request_not_stored";
 
 /// The condition of the partial index `executions_running`, written out: SQLite uses a partial
 /// index only for a query whose terms imply its condition, which a bound parameter does not.
@@ -373,6 +375,7 @@ fn workflow_from_row(row: &SqliteRow, secrets: &Secrets) -> Result<WorkflowRecor
         idempotency_header: row.try_get("idempotency_header")?,
         egress_allow: json_column(row, T, "egress_allow")?,
         retention: optional_json_column(row, T, "retention")?,
+        store_requests: row.try_get("store_requests")?,
     })
 }
 
@@ -421,6 +424,8 @@ fn execution_from_row(row: &SqliteRow) -> Result<ExecutionRecord> {
         logs_truncated: row.try_get("logs_truncated")?,
         settings_changed: optional_json_column::<SettingsChange>(row, T, "settings_changed")?,
         fire_at: row.try_get("fire_at")?,
+        replay_of: row.try_get("replay_of")?,
+        request_not_stored: row.try_get("request_not_stored")?,
     })
 }
 
@@ -496,9 +501,11 @@ async fn upsert_setting(
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, \
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
      updated_at, env, verify, idempotency_header, \
-     egress_allow, retention";
+     egress_allow, retention, \
+     store_requests";
 const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-     ?, ?";
+     ?, ?, \
+     ?";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
@@ -529,7 +536,8 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.verify.as_ref().map(|v| v.to_json().to_string()))
         .bind(&workflow.idempotency_header)
         .bind(to_json(&workflow.egress_allow, "the egress exceptions")?)
-        .bind(optional_retention_json(workflow)?))
+        .bind(optional_retention_json(workflow)?)
+        .bind(workflow.store_requests))
 }
 
 /// A workflow's own retention as its column holds it: JSON, or NULL for the server's.
@@ -639,6 +647,8 @@ async fn put_execution(
         .bind(columns.settings_changed)
         .bind(execution.fire_at)
         .bind(node_id)
+        .bind(&execution.replay_of)
+        .bind(&execution.request_not_stored)
         .execute(conn)
         .await
         .map_err(|err| {
@@ -1190,6 +1200,22 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn stored_request(&self, execution_id: &str) -> Result<Option<RequestParts>> {
+        let row =
+            sqlx::query("SELECT workflow_id, payload FROM stored_requests WHERE execution_id = ?")
+                .bind(execution_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let workflow_id: String = row.try_get("workflow_id")?;
+        let payload: Vec<u8> = row.try_get("payload")?;
+        self.secrets
+            .open_stored_request(&workflow_id, execution_id, payload)
+            .map(Some)
+    }
+
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>> {
         let limit = match query.limit {
             0 => DEFAULT_LIST_LIMIT,
@@ -1208,7 +1234,14 @@ impl Store for SqliteStore {
         if let Some(before_id) = &query.before_id {
             sql.push(" AND id < ").push_bind(before_id.as_str());
         }
-        sql.push(" ORDER BY id DESC LIMIT ")
+        if let Some(since) = query.started_since {
+            sql.push(" AND started_at >= ").push_bind(since);
+        }
+        if let Some(before) = query.started_before {
+            sql.push(" AND started_at < ").push_bind(before);
+        }
+        let order = if query.oldest_first { "ASC" } else { "DESC" };
+        sql.push(format!(" ORDER BY id {order} LIMIT "))
             .push_bind(i64::from(limit));
         sql.build()
             .fetch_all(&self.pool)

@@ -189,6 +189,7 @@ pub fn workflow(team_id: &str, name: &str) -> WorkflowRecord {
             days: Some(7),
             max_executions: Some(500),
         }),
+        store_requests: false,
     }
 }
 
@@ -265,6 +266,8 @@ pub fn execution(workflow_id: &str, id: String) -> ExecutionRecord {
             removed: vec!["b".to_string()],
         }),
         fire_at: Some(NOW - 10),
+        replay_of: Some("0190a000-0000-7000-8000-000000000001".to_string()),
+        request_not_stored: Some("the request is larger than the cap".to_string()),
     }
 }
 
@@ -286,6 +289,8 @@ pub fn running(workflow_id: &str, id: String) -> ExecutionRecord {
         logs_truncated: false,
         settings_changed: None,
         fire_at: None,
+        replay_of: None,
+        request_not_stored: None,
     }
 }
 

@@ -168,6 +168,7 @@ pub async fn update_replaces_every_column_but_id_team_created_at_and_version(sto
             days: None,
             max_executions: Some(3),
         }),
+        store_requests: true,
     };
     store.update_workflow(&updated).await.unwrap();
     let expected = WorkflowRecord {
