@@ -525,6 +525,8 @@ fn put_execution(
             columns.settings_changed,
             execution.fire_at,
             node_id,
+            execution.replay_of,
+            execution.request_not_stored,
         ])
         .map_err(|err| match constraint(&err) {
             Some(Constraint::Unique) => WriteError::Refused(StoreError::fire_time_taken(execution)),

@@ -271,6 +271,30 @@ pub fn execution(workflow_id: &str, id: String) -> ExecutionRecord {
     }
 }
 
+/// The request of `execution`, with `headers` and `body`, to store with it.
+pub fn stored_request(
+    execution: &ExecutionRecord,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+) -> flowd_store::StoredRequest {
+    let headers: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_vec()))
+        .collect();
+    flowd_store::StoredRequest::new(
+        &execution.id,
+        &execution.workflow_id,
+        execution.started_at,
+        &flowd_store::RequestView {
+            method: "POST",
+            path: "/teams/acme/hook/python3.11/token",
+            query_string: "page=2&q=caf%C3%A9",
+            headers: &headers,
+            body,
+        },
+    )
+}
+
 /// A `running` execution, as recorded when it starts.
 pub fn running(workflow_id: &str, id: String) -> ExecutionRecord {
     ExecutionRecord {

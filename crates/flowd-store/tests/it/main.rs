@@ -21,6 +21,7 @@ mod secret_key;
 mod settings;
 mod sqlite;
 mod sqlite_retention;
+mod stored_requests;
 mod teams;
 mod workflows;
 
@@ -214,6 +215,14 @@ macro_rules! conformance_suite {
                     prune_leaves_other_workflows_alone,
                     prune_within_retention_deletes_nothing,
                     workflow_retentions_lists_every_workflow_with_its_own,
+                ],
+                stored_requests: [
+                    a_stored_request_reads_back_as_received,
+                    an_execution_without_a_stored_request_reads_none,
+                    a_request_without_its_execution_is_refused_and_not_kept,
+                    a_stored_request_is_deleted_with_its_execution_by_retention,
+                    a_stored_request_is_deleted_with_its_workflow,
+                    executions_list_oldest_first_within_a_time_range,
                 ],
             );
         }

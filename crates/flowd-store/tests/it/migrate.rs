@@ -47,7 +47,8 @@ where
 /// catch workflow with the optional ones unset; secret values sealed under the store's key; ready, failed and building versions; settings (secret ones included)
 /// changed by executions; executions of each status, a scheduled, a running and a skipped one
 /// among them, with what user code can produce (U+0000, non-ASCII) in logs and build logs; an
-/// idempotency key answered (a binary response body) and one still held by its execution.
+/// idempotency key answered (a binary response body) and one still held by its execution; a
+/// stored request (binary header value and body).
 async fn every_kind_of_record(store: &SqliteStore) -> Made {
     let acme = given_team(store, "acme").await;
     let globex = given_team(store, "globex ✓").await;
@@ -153,6 +154,14 @@ async fn every_kind_of_record(store: &SqliteStore) -> Made {
         .commit(&[
             StoreWrite::PutExecution(finished),
             StoreWrite::PutExecution(succeeded.clone()),
+            StoreWrite::PutStoredRequest(stored_request(
+                &succeeded,
+                &[
+                    ("content-type", b"application/json"),
+                    ("x-raw", b"\xe9\x00"),
+                ],
+                b"{\"name\": \"Ana\"}\x00\xff",
+            )),
             StoreWrite::ApplySettingsChange {
                 workflow_id: catch.id.clone(),
                 change: succeeded.settings_changed.clone().unwrap(),
@@ -273,7 +282,16 @@ async fn assert_same_records(source: &dyn Store, target: &dyn Store, made: &Made
         target.building_versions().await.unwrap(),
         source.building_versions().await.unwrap()
     );
-    assert_eq!(all_executions(target).await, all_executions(source).await);
+    let executions = all_executions(source).await;
+    assert_eq!(all_executions(target).await, executions);
+    for execution in &executions {
+        assert_eq!(
+            target.stored_request(&execution.id).await.unwrap(),
+            source.stored_request(&execution.id).await.unwrap(),
+            "the stored request of {}",
+            execution.id
+        );
+    }
     assert_eq!(all_entries(target).await, all_entries(source).await);
     for (workflow_id, key) in &made.idempotency_keys {
         let copied = target.idempotency_key(workflow_id, key).await.unwrap();
@@ -345,6 +363,7 @@ async fn every_record_of_the_store_reads_back_the_same_from_postgres() {
             ("executions", 4),
             ("audit_log", 2),
             ("idempotency_keys", 2),
+            ("stored_requests", 1),
             ("secret_key_fingerprint", 1),
         ]
     );
