@@ -28,6 +28,7 @@ mod metrics;
 mod openapi;
 mod postgres;
 mod process_faults;
+mod replay;
 mod retention;
 mod runtimes;
 mod schemathesis;
