@@ -288,6 +288,20 @@ try {
     await shot('execution');
   });
 
+  let replayedExecution = null;
+  await step('Replay on an execution page runs its stored request again and links the new execution', async () => {
+    const original = page.url().split('/').pop();
+    assert.match(await page.locator('#fact-request-stored').innerText(), /yes/);
+    await page.click('#replay');
+    const link = page.locator('#replay-link');
+    await link.waitFor({ timeout: 20_000 });
+    replayedExecution = (await link.innerText()).trim();
+    await link.click();
+    await page.waitForURL(`${base}/executions/${replayedExecution}`);
+    assert.match(await page.locator('#fact-trigger').innerText(), /replay/);
+    assert.match(await page.locator('#fact-replay-of').innerText(), new RegExp(original));
+  });
+
   await step('run now with a typed JSON request; an error shows its traceback', async () => {
     await page.goto(`${base}/workflows/${greetId}`);
     await page.click('.page-actions >> text=Run now');
@@ -557,6 +571,9 @@ try {
     }
     assert.ok(!(await page.content()).includes('tok-123456'), 'no secret value in the page');
     await shot('viewer-workflow');
+    await page.goto(`${base}/executions/${replayedExecution}`);
+    await page.locator('#fact-trigger').waitFor();
+    assert.equal(await page.locator('#replay').isVisible(), false, 'Replay is hidden from a viewer');
   });
 
   await step('an admin sees the audit log and manages teams and keys', async () => {
