@@ -91,6 +91,14 @@ async fn a_replay_runs_the_stored_request_as_a_new_execution_linked_to_the_origi
     ] {
         assert!(logs.contains(seen), "{seen} in {logs}");
     }
+    let audit = app.get_json("/audit?workflow=echo").await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"workflow.replayed"), "{audit}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
