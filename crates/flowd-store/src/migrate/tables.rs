@@ -24,10 +24,11 @@ pub const TABLES: &[&str] = &[
 ];
 
 /// The order a table's rows are read in: `rowid`, or the primary key of a table created
-/// `WITHOUT ROWID` (the idempotency keys of hook calls).
+/// `WITHOUT ROWID` (the idempotency keys of hook calls, the stored requests).
 pub(super) fn row_order(table: &str) -> &'static str {
     match table {
         "idempotency_keys" => "workflow_id, key",
+        "stored_requests" => "execution_id",
         _ => "rowid",
     }
 }
