@@ -308,6 +308,20 @@ try {
     await shot('execution');
   });
 
+  let replayedExecution = null;
+  await step('Replay on an execution page runs its stored request again and links the new execution', async () => {
+    const original = page.url().split('/').pop();
+    assert.match(await page.locator('#fact-request-stored').innerText(), /yes/);
+    await page.click('#replay');
+    const link = page.locator('#replay-link');
+    await link.waitFor({ timeout: 20_000 });
+    replayedExecution = (await link.innerText()).trim();
+    await link.click();
+    await page.waitForURL(`${base}/executions/${replayedExecution}`);
+    assert.match(await page.locator('#fact-trigger').innerText(), /replay/);
+    assert.match(await page.locator('#fact-replay-of').innerText(), new RegExp(original));
+  });
+
   await step('run now with a typed JSON request; an error shows its traceback', async () => {
     await page.goto(`${base}/workflows/${greetId}`);
     await page.click('.page-actions >> text=Run now');
@@ -425,7 +439,7 @@ try {
     assert.match(text, /python3\.\d+/);
     assert.match(text, /active/);
     assert.match(text, /error/, 'the last execution failed');
-    assert.match(text, /25 %/, 'one failed of four');
+    assert.match(text, /20 %/, 'one failed of five (the replay included)');
     const nightly = page.locator('tbody tr', { hasText: 'nightly-sync' });
     assert.match(await nightly.innerText(), /pull[\s\S]*never[\s\S]*in (1 h|2 h|\d+ min)/);
     await shot('workflows');
@@ -438,8 +452,9 @@ try {
   await step('all executions, live, with a status filter', async () => {
     await page.click('nav.nav >> text=Executions');
     await page.waitForURL(`${base}/executions`);
-    await page.locator('tbody tr').nth(3).waitFor();
-    assert.equal(await page.locator('tbody tr').count(), 4);
+    // Four runs of greet and the replay of one.
+    await page.locator('tbody tr').nth(4).waitFor();
+    assert.equal(await page.locator('tbody tr').count(), 5);
     await page.selectOption('select[name=status]', 'error');
     await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 1);
     assert.match(await page.locator('tbody tr').innerText(), /greet[\s\S]*manual/);
@@ -600,6 +615,9 @@ try {
     await page.goto(`${base}/workflows/${greetId}/executions`);
     await page.locator('#alerts-card').waitFor();
     assert.equal(await page.locator('#save-alerts').isVisible(), false, '#save-alerts is hidden from a viewer');
+    await page.goto(`${base}/executions/${replayedExecution}`);
+    await page.locator('#fact-trigger').waitFor();
+    assert.equal(await page.locator('#replay').isVisible(), false, 'Replay is hidden from a viewer');
   });
 
   await step('an admin sees the audit log and manages teams and keys', async () => {

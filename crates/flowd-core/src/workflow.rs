@@ -116,12 +116,14 @@ string_enum!(
 );
 
 string_enum!(
-    /// What started an execution (`alert`: an `on_failure` handler run by a failure alert).
+    /// What started an execution (`alert`: an `on_failure` handler run by a failure alert;
+    /// `replay`: a stored request run again).
     Trigger {
         Catch => "catch",
         Pull => "pull",
         Manual => "manual",
         Alert => "alert",
+        Replay => "replay",
     }
 );
 

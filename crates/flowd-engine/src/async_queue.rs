@@ -11,7 +11,7 @@ use std::time::Duration;
 use flowd_core::request::{build_request, IncomingRequest};
 use flowd_core::workflow::{ExecutionStatus, Trigger};
 use flowd_store::{
-    AsyncCallRecord, AsyncCallState, Enqueued, ExecutionRecord, QueueBound, StoredRequest,
+    AsyncCallRecord, AsyncCallState, Enqueued, ExecutionRecord, QueueBound, QueuedRequest,
     StoredResponse,
 };
 use tokio::sync::Notify;
@@ -86,7 +86,7 @@ impl Engine {
     pub async fn enqueue_async(
         &self,
         hot: &HotWorkflow,
-        request: StoredRequest,
+        request: QueuedRequest,
     ) -> Result<Option<Accepted>> {
         let id = uuid::Uuid::now_v7().to_string();
         let call = AsyncCallRecord {
@@ -245,6 +245,7 @@ impl Engine {
                     request: Some(request),
                     received: Some(received_request(&call.request)),
                     claimed_key: None,
+                    replay: None,
                 },
                 Err(message) => {
                     return AttemptEnd::Unrunnable(json_response(
@@ -307,7 +308,7 @@ fn json_response(status: u16, body: serde_json::Value) -> StoredResponse {
 }
 
 /// `_request` of a stored request, as the hook built it when the call came in.
-fn rebuild_request(request: &StoredRequest) -> std::result::Result<flowd_core::PyValue, String> {
+fn rebuild_request(request: &QueuedRequest) -> std::result::Result<flowd_core::PyValue, String> {
     let headers = request
         .headers
         .iter()
@@ -321,12 +322,19 @@ fn rebuild_request(request: &StoredRequest) -> std::result::Result<flowd_core::P
     .map_err(|error| error.to_string())
 }
 
-/// The request as the hook received it, for a workflow's `context`.
-fn received_request(request: &StoredRequest) -> ReceivedRequest {
+/// The request as the hook received it, for a workflow's `context` and for replay (stored with
+/// the execution like a synchronous call's). The queue keeps no path: it is left empty.
+fn received_request(request: &QueuedRequest) -> ReceivedRequest {
     ReceivedRequest {
         raw_body: bytes::Bytes::copy_from_slice(&request.body),
         method: "POST".to_string(),
         query_string: request.query.clone().unwrap_or_default(),
+        path: String::new(),
+        headers: request
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), value.as_bytes().to_vec()))
+            .collect(),
     }
 }
 

@@ -43,6 +43,9 @@ pub enum EngineError {
         #[source]
         source: BoxError,
     },
+    /// A replay of an execution that has no stored request.
+    #[error(transparent)]
+    NoStoredRequest(#[from] crate::replay::NoStoredRequest),
     /// The admin key file in the data dir could not be read or written.
     #[error("the admin key file {}: {source}", path.display())]
     AdminKeyFile {
@@ -83,6 +86,7 @@ impl EngineError {
             EngineError::InvalidCode { .. } => "invalid_code",
             EngineError::Invalid(_) => "invalid_request",
             EngineError::Busy(_) => "busy",
+            EngineError::NoStoredRequest(_) => "no_stored_request",
             EngineError::Runtime(_) => "runtime_unavailable",
             EngineError::Store(error) if error.is_unavailable() => "store_unavailable",
             EngineError::Store(_)

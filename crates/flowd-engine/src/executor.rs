@@ -10,7 +10,7 @@ use flowd_core::settings::{self, Settings, SettingsChange};
 use flowd_core::workflow::{ExecutionStatus, Mode, Trigger};
 use flowd_core::PyValue;
 use flowd_runtime::{ErrorInfo, Job, JobContext, Outcome, SettingsError};
-use flowd_store::{ExecutionError, ExecutionRecord, StoreWrite, WorkflowRecord};
+use flowd_store::{ExecutionError, ExecutionRecord, StoreWrite, StoredRequest, WorkflowRecord};
 
 use tracing::Instrument;
 
@@ -102,7 +102,9 @@ impl Engine {
         };
         let caller = Caller::default();
         if !hot.record.enabled {
-            let report = self.skip(&hot, record, Refusal::Paused, &caller).await;
+            let report = self
+                .skip(&hot, record, None, Refusal::Paused, &caller)
+                .await;
             metrics::execution_ended(&hot, &report.record);
             return report;
         }
@@ -114,19 +116,34 @@ impl Engine {
     async fn execute_record(
         &self,
         hot: Arc<HotWorkflow>,
-        record: ExecutionRecord,
+        mut record: ExecutionRecord,
         details: CallDetails,
         caller: &Caller,
     ) -> Report {
         let trigger = record.trigger;
         let claimed = details.claimed_key.clone();
+        if let Some(replay) = &details.replay {
+            record.replay_of = Some(replay.of.clone());
+            if let Some(version) = &replay.version {
+                record.version = version.number;
+            }
+        }
+        // Stored in the commit of the record (or with the record of its refusal).
+        let stored = details.received.as_ref().and_then(|received| {
+            crate::stored_requests::request_to_store(
+                &hot.record,
+                &mut record,
+                received,
+                self.config.request_store_max_bytes,
+            )
+        });
         let span = execution_span(&hot, &record);
         let report = if trigger == Trigger::Catch && !hot.record.enabled {
-            self.skip(&hot, record, Refusal::Paused, caller)
+            self.skip(&hot, record, stored, Refusal::Paused, caller)
                 .instrument(span)
                 .await
         } else {
-            self.admit_and_run(hot.clone(), record, details, false, caller)
+            self.admit_and_run(hot.clone(), record, details, stored, false, caller)
                 .instrument(span)
                 .await
         };
@@ -152,7 +169,14 @@ impl Engine {
     ) -> Report {
         let span = execution_span(&hot, &record);
         let report = self
-            .admit_and_run(hot.clone(), record, CallDetails::default(), true, caller)
+            .admit_and_run(
+                hot.clone(),
+                record,
+                CallDetails::default(),
+                None,
+                true,
+                caller,
+            )
             .instrument(span)
             .await;
         metrics::execution_ended(&hot, &report.record);
@@ -167,15 +191,21 @@ impl Engine {
         hot: Arc<HotWorkflow>,
         record: ExecutionRecord,
         details: CallDetails,
+        stored: Option<StoredRequest>,
         recorded: bool,
         caller: &Caller,
     ) -> Report {
-        let active = match &hot.active {
-            Ok(active) => active.clone(),
-            Err(none) => {
+        let version = details
+            .replay
+            .as_ref()
+            .and_then(|replay| replay.version.clone());
+        let active = match (version, &hot.active) {
+            (Some(version), _) => version,
+            (None, Ok(active)) => active.clone(),
+            (None, Err(none)) => {
                 let why = none.why.clone();
                 let refusal = Refusal::NoActiveVersion(why);
-                return self.skip(&hot, record, refusal, caller).await;
+                return self.skip(&hot, record, stored, refusal, caller).await;
             }
         };
         let _workflow_permit = match (&hot.limiter, hot.record.max_concurrency) {
@@ -190,7 +220,7 @@ impl Engine {
                     Some(permit) => Some(permit),
                     None => {
                         let refusal = Refusal::Saturated(Saturation::Workflow);
-                        return self.skip(&hot, record, refusal, caller).await;
+                        return self.skip(&hot, record, stored, refusal, caller).await;
                     }
                 }
             }
@@ -198,9 +228,10 @@ impl Engine {
         };
         let Some(_slot) = self.gate.enter().await else {
             let refusal = Refusal::Saturated(Saturation::Server);
-            return self.skip(&hot, record, refusal, caller).await;
+            return self.skip(&hot, record, stored, refusal, caller).await;
         };
-        self.run_admitted(hot, active, record, details, recorded, caller)
+        let execution = Admitted { record, stored };
+        self.run_admitted(hot, active, execution, details, recorded, caller)
             .await
     }
 
@@ -208,11 +239,12 @@ impl Engine {
         &self,
         hot: Arc<HotWorkflow>,
         active: Arc<ActiveVersion>,
-        mut record: ExecutionRecord,
+        execution: Admitted,
         mut details: CallDetails,
         recorded: bool,
         caller: &Caller,
     ) -> Report {
+        let Admitted { mut record, stored } = execution;
         let id = record.id.clone();
         if !recorded {
             // Time spent waiting for a slot is not part of the run.
@@ -231,7 +263,7 @@ impl Engine {
             Ok(snapshot) => snapshot,
             Err(error) => {
                 let refusal = Refusal::SettingsUnreadable(error.to_string());
-                return self.skip(&hot, record, refusal, caller).await;
+                return self.skip(&hot, record, stored, refusal, caller).await;
             }
         };
         let mut job = job_for(
@@ -300,6 +332,8 @@ impl Engine {
                 execution_id: id.clone(),
                 response: crate::idempotency::stored_response(&reply),
             });
+        // After the record, which it belongs to.
+        let stored = stored.map(StoreWrite::PutStoredRequest);
 
         let saved = match conclusion.persist {
             Some(change) => {
@@ -314,6 +348,7 @@ impl Engine {
                         },
                         put_record,
                     ];
+                    writes.extend(stored);
                     writes.extend(completion);
                     writes
                 };
@@ -323,6 +358,7 @@ impl Engine {
             }
             None => {
                 let mut writes = vec![StoreWrite::PutExecution(record.clone())];
+                writes.extend(stored);
                 writes.extend(completion);
                 self.writer.commit(writes).await.map_err(NotSaved::Store)
             }
@@ -411,6 +447,7 @@ impl Engine {
         &self,
         hot: &HotWorkflow,
         mut record: ExecutionRecord,
+        stored: Option<StoredRequest>,
         refusal: Refusal,
         caller: &Caller,
     ) -> Report {
@@ -424,14 +461,22 @@ impl Engine {
             record.warnings.push(CALLER_LEFT_WARNING.into());
         }
         // Refusals are recorded without waiting: under overload, the caller must not wait on the
-        // disk to be told to come back later.
-        self.writer
-            .enqueue(vec![StoreWrite::PutExecution(record.clone())]);
+        // disk to be told to come back later. The request goes with it: a refused call can be
+        // replayed.
+        let mut writes = vec![StoreWrite::PutExecution(record.clone())];
+        writes.extend(stored.map(StoreWrite::PutStoredRequest));
+        self.writer.enqueue(writes);
         Report {
             record,
             reply: Err(refusal),
         }
     }
+}
+
+/// An execution that has its slot: its record, and the request to store with it.
+struct Admitted {
+    record: ExecutionRecord,
+    stored: Option<StoredRequest>,
 }
 
 /// What [`conclude`] needs to know about the execution besides its outcome.
@@ -659,6 +704,8 @@ fn new_record(hot: &HotWorkflow, trigger: Trigger) -> ExecutionRecord {
         fire_at: None,
         attempt: 1,
         retry_of: None,
+        replay_of: None,
+        request_not_stored: None,
     }
 }
 

@@ -22,11 +22,13 @@ pub mod key_cache;
 pub mod metrics;
 mod node_lease;
 mod refusal;
+pub mod replay;
 pub mod retention;
 mod retry;
 pub mod scheduler;
 mod settings_cell;
 pub mod signed;
+mod stored_requests;
 mod teams;
 mod workflow_limit;
 mod workflow_settings;
@@ -90,6 +92,9 @@ pub struct EngineConfig {
     /// Asynchronous calls the store's queue may hold (queued or running), all nodes together;
     /// more are refused with `503`.
     pub async_queue_max: u64,
+    /// Hook requests larger than this (headers, query string and body) are not stored for
+    /// replay; their execution says so.
+    pub request_store_max_bytes: u64,
 }
 
 impl Default for EngineConfig {
@@ -109,6 +114,7 @@ impl Default for EngineConfig {
             key_cache_ttl: key_cache::KEY_CACHE_TTL,
             alerts: alerts::AlertConfig::default(),
             async_queue_max: 10_000,
+            request_store_max_bytes: stored_requests::DEFAULT_REQUEST_STORE_MAX_BYTES,
         }
     }
 }
@@ -134,6 +140,8 @@ pub struct Engine {
     alerts: alerts::AlertQueue,
     /// The asynchronous calls this node runs.
     async_queue: async_queue::AsyncQueue,
+    /// Bulk replays, kept in memory (see [`replay::ReplayJobs`]).
+    replays: replay::ReplayJobs,
 }
 
 impl Engine {
@@ -187,6 +195,7 @@ impl Engine {
             node,
             keys,
             async_queue: async_queue::AsyncQueue::default(),
+            replays: replay::ReplayJobs::default(),
         })
     }
 

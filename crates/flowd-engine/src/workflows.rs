@@ -70,6 +70,8 @@ pub struct NewWorkflow {
     pub response: Option<ResponseMode>,
     /// How asynchronous and scheduled executions are retried (none when left out).
     pub retry: Option<RetryPolicy>,
+    /// Whether its hook requests are stored for replay (default `true`).
+    pub store_requests: Option<bool>,
 }
 
 /// Changes to a workflow, as sent to `PATCH /api/v1/workflows/{id}`. A field left out keeps its
@@ -114,6 +116,8 @@ pub struct WorkflowPatch {
     /// Replaced as a whole; `null` stops retrying.
     #[serde(default, deserialize_with = "present")]
     pub retry: Option<Option<RetryPolicy>>,
+    /// Whether its hook requests are stored for replay.
+    pub store_requests: Option<bool>,
 }
 
 /// `requirements` as sent: a list of requirement lines, or the text of a `requirements.txt`.
@@ -219,6 +223,7 @@ impl Engine {
             retention: new.retention,
             alerts: new.alerts,
             on_failure,
+            store_requests: new.store_requests.unwrap_or(true),
         };
         let version = building_version(&record.id, 1, new.code, &requirements, now);
         let entry = principal.audit(
@@ -326,6 +331,9 @@ impl Engine {
             record.on_failure = self
                 .check_on_failure(&record.team_id, &record.name, on_failure.as_deref())
                 .await?;
+        }
+        if let Some(store_requests) = patch.store_requests {
+            record.store_requests = store_requests;
         }
         let now = now_ms();
         record.updated_at = now;
@@ -624,6 +632,7 @@ impl Engine {
                 status,
                 before_id,
                 limit,
+                ..ExecutionQuery::default()
             })
             .await?)
     }
@@ -868,6 +877,7 @@ fn patch_entries(
         ("on_failure", patch.on_failure.is_some()),
         ("response", patch.response.is_some()),
         ("retry", patch.retry.is_some()),
+        ("store_requests", patch.store_requests.is_some()),
     ]
     .into_iter()
     .filter_map(|(field, sent)| sent.then_some(field))

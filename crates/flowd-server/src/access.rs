@@ -20,7 +20,8 @@ pub fn required_role(method: &Method, route: &str) -> Role {
     if under("/teams") || under("/api-keys") {
         return Role::Admin;
     }
-    if route == "/audit" {
+    // A stored request is the personal data a workflow received.
+    if route == "/audit" || route == "/executions/{id}/request" {
         return Role::Developer;
     }
     // A preview computes fire times and changes nothing.

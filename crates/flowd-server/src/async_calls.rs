@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use flowd_core::request::decode_header_value;
 use flowd_engine::Accepted;
-use flowd_store::{AsyncCallState, StoredRequest, StoredResponse};
+use flowd_store::{AsyncCallState, QueuedRequest, StoredResponse};
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -39,8 +39,8 @@ pub fn prefers_async(headers: &HeaderMap) -> bool {
 }
 
 /// The request as the queue keeps it: headers as `_request` reads them, the query, the body.
-pub fn stored_request(headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> StoredRequest {
-    StoredRequest {
+pub fn stored_request(headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> QueuedRequest {
+    QueuedRequest {
         headers: headers
             .iter()
             .map(|(name, value)| {

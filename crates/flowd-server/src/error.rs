@@ -90,6 +90,10 @@ impl From<EngineError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
             EngineError::Busy(message) => ApiError::new(StatusCode::CONFLICT, code, message),
+            EngineError::NoStoredRequest(why) => {
+                ApiError::new(StatusCode::CONFLICT, code, why.to_string())
+                    .with("reason", json!(why.reason()))
+            }
             EngineError::Runtime(_) => {
                 tracing::error!(%error, "runtime error");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, error.to_string())

@@ -187,6 +187,16 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
         raw_body: body.clone(),
         method: method.as_str().to_string(),
         query_string: query.unwrap_or_default().to_string(),
+        path: call.uri.path().to_string(),
+        // Copied only to be stored for replay.
+        headers: if hot.record.store_requests {
+            headers
+                .iter()
+                .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
+                .collect()
+        } else {
+            Vec::new()
+        },
     };
     let request = build_request(&IncomingRequest {
         headers: header_list,
@@ -226,6 +236,7 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
         request: Some(request),
         received: Some(received),
         claimed_key,
+        replay: None,
     };
     // On a task of its own: a caller who hangs up drops this handler, not the execution, which
     // keeps the room its body takes until it ends.

@@ -1,13 +1,15 @@
 //! The JSON representations the API answers with. Times are RFC 3339 UTC strings; secret
 //! settings are masked.
 
+use base64::prelude::{Engine as _, BASE64_STANDARD};
 use flowd_core::settings::{masked, Settings, SettingsChange, MASK};
-use flowd_core::workflow::Mode;
+use flowd_core::workflow::{Mode, Trigger};
 use flowd_engine::clock::rfc3339;
+use flowd_engine::replay::ReplayJob;
 use flowd_engine::Deployment;
 use flowd_store::{
-    AlertDelivery, ApiKeyRecord, AuditEntry, ExecutionRecord, TeamRecord, VersionRecord,
-    WorkflowRecord,
+    AlertDelivery, ApiKeyRecord, AuditEntry, ExecutionRecord, RequestParts, TeamRecord,
+    VersionRecord, WorkflowRecord,
 };
 use serde_json::{json, Value};
 
@@ -54,6 +56,7 @@ pub fn workflow(team: &str, record: &WorkflowRecord) -> Value {
         "egress_allow": record.egress_allow,
         "alerts": record.alerts,
         "on_failure": record.on_failure,
+        "store_requests": record.store_requests,
     })
 }
 
@@ -134,6 +137,9 @@ pub fn execution_summary(record: &ExecutionRecord) -> Value {
         "fire_at": record.fire_at.map(rfc3339),
         "attempt": record.attempt,
         "retry_of": record.retry_of,
+        "replay_of": record.replay_of,
+        "request_stored": request_stored(record),
+        "request_not_stored": record.request_not_stored,
     })
 }
 
@@ -147,6 +153,55 @@ pub fn alert_delivery(record: &AlertDelivery) -> Value {
         "error": record.error,
         "attempts": record.attempts,
         "suppressed": record.suppressed,
+    })
+}
+
+/// Whether the execution's request was stored (for replay): `null` for an execution that had
+/// no request (scheduled, manual).
+fn request_stored(record: &ExecutionRecord) -> Option<bool> {
+    matches!(record.trigger, Trigger::Catch | Trigger::Replay)
+        .then_some(record.request_not_stored.is_none())
+}
+
+/// A stored request, for developers: the body as text when it is UTF-8, else base64.
+pub fn stored_request(execution_id: &str, request: &RequestParts) -> Value {
+    let headers: Vec<Value> = request
+        .headers
+        .iter()
+        .map(|(name, value)| json!([name, String::from_utf8_lossy(value)]))
+        .collect();
+    let (body, encoding) = match std::str::from_utf8(&request.body) {
+        Ok(text) => (text.to_string(), "utf-8"),
+        Err(_) => (BASE64_STANDARD.encode(&request.body), "base64"),
+    };
+    json!({
+        "execution_id": execution_id,
+        "method": request.method,
+        "path": request.path,
+        "query_string": request.query_string,
+        "headers": headers,
+        "body": body,
+        "body_encoding": encoding,
+    })
+}
+
+/// A bulk replay's progress.
+pub fn replay_job(job: &ReplayJob) -> Value {
+    let failed: Vec<Value> = job
+        .failed
+        .iter()
+        .map(|(execution_id, error)| json!({"execution_id": execution_id, "error": error}))
+        .collect();
+    json!({
+        "id": job.id,
+        "workflow_id": job.workflow_id,
+        "state": if job.finished_at.is_some() { "finished" } else { "running" },
+        "started_at": rfc3339(job.started_at),
+        "finished_at": job.finished_at.map(rfc3339),
+        "matched": job.matched,
+        "replayed": job.replayed,
+        "failed": failed,
+        "executions": job.executions,
     })
 }
 

@@ -5,7 +5,7 @@ use crate::StoredResponse;
 
 /// A hook request as it was received, enough to build its `_request` again.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct StoredRequest {
+pub struct QueuedRequest {
     /// Header names as received, values as `_request` reads them (UTF-8, else Latin-1), in
     /// order; a header sent several times appears several times.
     pub headers: Vec<(String, String)>,
@@ -49,7 +49,7 @@ pub struct AsyncCallRecord {
     pub workflow_id: String,
     /// The secret last segment of its status URL.
     pub token: String,
-    pub request: StoredRequest,
+    pub request: QueuedRequest,
     pub enqueued_at: i64,
     pub state: AsyncCallState,
     /// The execution id of its current attempt (`id` for the first).
@@ -170,7 +170,7 @@ impl AsyncCallRow {
             attempt,
             trigger,
             not_before: self.not_before,
-            request: StoredRequest {
+            request: QueuedRequest {
                 headers: headers(&self.request_headers, "request_headers")?,
                 query: self.request_query,
                 body: self.request_body.unwrap_or_default(),

@@ -31,9 +31,10 @@ mod secrets;
 mod sqlite;
 mod sqlx_error;
 mod store;
+mod stored_request;
 
 pub use async_call::{
-    AsyncCallRecord, AsyncCallState, Enqueued, NextAttempt, QueueBound, StoredRequest,
+    AsyncCallRecord, AsyncCallState, Enqueued, NextAttempt, QueueBound, QueuedRequest,
 };
 pub use changes::{ChangeFeed, StoreChange, WorkflowChange};
 pub use commit::{CommitCompleter, CommitTicket};
@@ -51,3 +52,4 @@ pub use sqlite::SqliteStore;
 pub use store::{
     ClaimOutcome, ExecutionQuery, FireAdvance, RunClaim, Store, StoreWrite, WorkflowRetention,
 };
+pub use stored_request::{request_size, RequestParts, RequestView, StoredRequest};

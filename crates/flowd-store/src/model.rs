@@ -77,6 +77,9 @@ pub struct WorkflowRecord {
     pub response: ResponseMode,
     /// How its asynchronous and scheduled executions are retried (`None`: they are not).
     pub retry: Option<flowd_core::retry::RetryPolicy>,
+    /// Whether the requests of its hook executions are stored, for replay (`false`: the data
+    /// must not be kept).
+    pub store_requests: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +152,11 @@ pub struct ExecutionRecord {
     pub attempt: u32,
     /// For a retry: the id of the first attempt.
     pub retry_of: Option<String>,
+    /// For a replay: the execution whose stored request it ran again.
+    pub replay_of: Option<String>,
+    /// Why the request of this hook execution was not stored (`None`: stored, or not a hook
+    /// execution).
+    pub request_not_stored: Option<String>,
 }
 
 /// One change recorded in the audit log: who did it (the API key, by id and name, as they were),

@@ -83,6 +83,8 @@ impl fmt::Debug for SecretKey {
 pub(crate) enum SecretKind {
     Env,
     Setting,
+    /// A stored request (the name is its execution's id).
+    Request,
 }
 
 impl SecretKind {
@@ -90,6 +92,7 @@ impl SecretKind {
         match self {
             SecretKind::Env => "env",
             SecretKind::Setting => "setting",
+            SecretKind::Request => "request",
         }
     }
 }
@@ -165,6 +168,99 @@ impl Secrets {
         let mut bytes = nonce.to_vec();
         bytes.extend_from_slice(&sealed);
         format!("{SEALED_PREFIX}{}", hex::encode(bytes))
+    }
+
+    /// `plain` bytes as stored: the sealed prefix, the nonce and the sealed bytes; or as they are.
+    pub(crate) fn seal_bytes(
+        &self,
+        kind: SecretKind,
+        workflow_id: &str,
+        name: &str,
+        plain: &[u8],
+    ) -> Vec<u8> {
+        let Some(cipher) = &self.cipher else {
+            return plain.to_vec();
+        };
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let sealed = cipher
+            .aead
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plain,
+                    aad: &associated_data(kind, workflow_id, name),
+                },
+            )
+            .expect("XChaCha20-Poly1305 seals any message that fits in memory");
+        let mut bytes = Vec::with_capacity(SEALED_PREFIX.len() + NONCE_LEN + sealed.len());
+        bytes.extend_from_slice(SEALED_PREFIX.as_bytes());
+        bytes.extend_from_slice(&nonce);
+        bytes.extend_from_slice(&sealed);
+        bytes
+    }
+
+    /// Stored bytes in clear: opened, or as they are when the store has no key. Bytes that do
+    /// not open (another key, another workflow's or name's, altered, or not sealed while the
+    /// store has a key) are `Corrupt`.
+    pub(crate) fn open_bytes(
+        &self,
+        kind: SecretKind,
+        workflow_id: &str,
+        name: &str,
+        stored: Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        let is_sealed = stored.starts_with(SEALED_PREFIX.as_bytes());
+        let corrupt = |why: &str| {
+            StoreError::Corrupt(format!(
+                "the {} {name:?} of workflow {workflow_id} {why}",
+                kind.as_str()
+            ))
+        };
+        let Some(cipher) = &self.cipher else {
+            return if is_sealed {
+                Err(corrupt("is sealed and the store has no secret key"))
+            } else {
+                Ok(stored)
+            };
+        };
+        let bytes = stored
+            .strip_prefix(SEALED_PREFIX.as_bytes())
+            .filter(|bytes| bytes.len() >= NONCE_LEN)
+            .ok_or_else(|| corrupt("is not sealed"))?;
+        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+        cipher
+            .aead
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &associated_data(kind, workflow_id, name),
+                },
+            )
+            .map_err(|_| corrupt("does not open under the secret key"))
+    }
+
+    /// A stored request's payload, opened and decoded.
+    pub(crate) fn open_stored_request(
+        &self,
+        workflow_id: &str,
+        execution_id: &str,
+        payload: Vec<u8>,
+    ) -> Result<crate::RequestParts> {
+        let opened = self.open_bytes(SecretKind::Request, workflow_id, execution_id, payload)?;
+        crate::stored_request::decode(execution_id, &opened)
+    }
+
+    /// A stored request's payload as stored under `to`, from what it is under `self`.
+    pub(crate) fn reseal_request(
+        &self,
+        to: &Secrets,
+        workflow_id: &str,
+        execution_id: &str,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        let opened = self.open_bytes(SecretKind::Request, workflow_id, execution_id, payload)?;
+        Ok(to.seal_bytes(SecretKind::Request, workflow_id, execution_id, &opened))
     }
 
     /// A stored value in clear: opened, or as it is. A value that does not open (another key,
@@ -280,6 +376,15 @@ impl Secrets {
                     },
                     workflow_id,
                 },
+                StoreWrite::PutStoredRequest(mut request) => {
+                    request.payload = self.seal_bytes(
+                        SecretKind::Request,
+                        &request.workflow_id,
+                        &request.execution_id,
+                        &request.payload,
+                    );
+                    StoreWrite::PutStoredRequest(request)
+                }
                 other => other,
             })
             .collect()
@@ -377,6 +482,23 @@ mod tests {
                 .unwrap(),
             value
         );
+    }
+
+    #[test]
+    fn sealed_bytes_open_to_what_was_sealed_and_only_as_the_same_execution_s() {
+        let secrets = Secrets::sealed(&key());
+        let sealed = secrets.seal_bytes(SecretKind::Request, "w1", "e1", b"\x00name=Ana");
+        assert!(sealed.starts_with(SEALED_PREFIX.as_bytes()));
+        assert!(!sealed.windows(3).any(|w| w == b"Ana"));
+        assert_eq!(
+            secrets
+                .open_bytes(SecretKind::Request, "w1", "e1", sealed.clone())
+                .unwrap(),
+            b"\x00name=Ana"
+        );
+        assert!(secrets
+            .open_bytes(SecretKind::Request, "w1", "e2", sealed)
+            .is_err());
     }
 
     #[test]

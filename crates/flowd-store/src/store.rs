@@ -40,6 +40,9 @@ pub enum StoreWrite {
     /// Appends an entry to the audit log (the settings change it records goes in the same
     /// transaction).
     AppendAudit(AuditEntry),
+    /// Stores the request of an execution put earlier in the same batch (or before), for replay;
+    /// deleted with its execution.
+    PutStoredRequest(crate::StoredRequest),
 }
 
 /// Filter and paging for execution listings. Results are newest first.
@@ -52,6 +55,12 @@ pub struct ExecutionQuery {
     pub before_id: Option<String>,
     /// At most this many (the backend caps it at 1000; 0 means 50).
     pub limit: u32,
+    /// Only executions started at or after this time (epoch ms).
+    pub started_since: Option<i64>,
+    /// Only executions started before this time (epoch ms).
+    pub started_before: Option<i64>,
+    /// Oldest first instead of newest first (with `before_id`: still the ones older than it).
+    pub oldest_first: bool,
 }
 
 /// A fire time being claimed: it must still be the workflow's `next_fire_at`, which moves on to
@@ -249,6 +258,8 @@ pub trait Store: Send + Sync + 'static {
         self.submit(writes.to_vec()).wait().await
     }
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>>;
+    /// The request stored with the execution `execution_id` (opened), if there is one.
+    async fn stored_request(&self, execution_id: &str) -> Result<Option<crate::RequestParts>>;
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>>;
     /// How many executions of the workflow started at or after `since` (epoch ms), by status,
     /// in the order of [`ExecutionStatus::ALL`](flowd_core::workflow::ExecutionStatus::ALL);

@@ -18,7 +18,7 @@ mod ui;
 use clap::{Args, Parser, Subcommand};
 
 use commands::{
-    audit, backup, deploy, executions, invoke, keys, login, migrate_store, rotate_key, run,
+    audit, backup, deploy, executions, invoke, keys, login, migrate_store, replay, rotate_key, run,
     settings, teams, versions, workflows,
 };
 
@@ -130,6 +130,9 @@ enum Command {
     /// Show one execution in full: status, error and traceback, output, settings changed.
     #[command(after_help = "Example:\n  flowd execution 0192f4a1-7c3e-7d2a-9b1e-2f6a8c0d4e5f")]
     Execution(executions::ExecutionArgs),
+    /// Run stored requests again: one execution's, or a workflow's by status and time range.
+    #[command(after_help = replay::EXAMPLES)]
+    Replay(replay::ReplayArgs),
     /// List, set or unset a workflow's settings (secrets are shown masked).
     #[command(after_help = settings::EXAMPLES)]
     Settings(settings::SettingsArgs),
@@ -203,6 +206,7 @@ fn main() -> std::process::ExitCode {
             Command::Invoke(args) => invoke::invoke(&global, args).await,
             Command::Logs(args) => executions::logs(&global, args).await,
             Command::Execution(args) => executions::execution(&global, args).await,
+            Command::Replay(args) => replay::replay(&global, args).await,
             Command::Settings(args) => settings::settings(&global, args).await,
             Command::Run(args) => run::run(args).await,
             Command::Keys(args) => keys::keys(&global, args).await,

@@ -100,6 +100,10 @@ pub struct ServeArgs {
     /// running, all nodes together; more are refused with `503` and `Retry-After`.
     #[arg(long, env = "FLOWD_QUEUE_MAX", default_value_t = 10_000)]
     pub queue_max: u64,
+    /// Hook requests larger than this many bytes (headers, query string and body) are not
+    /// stored for replay; their execution says so (`request_stored: false`).
+    #[arg(long, env = "FLOWD_REQUEST_STORE_MAX_BYTES", default_value_t = 1 << 20)]
+    pub request_store_max_bytes: u64,
     /// Upper bound of a workflow's `timeout_s`.
     #[arg(long, env = "FLOWD_MAX_TIMEOUT_S", default_value_t = 900)]
     pub max_timeout_s: u32,
@@ -325,6 +329,7 @@ impl ServeArgs {
             audit_retention_days: self.audit_retention_days,
             alerts: self.alert_config()?,
             async_queue_max: self.queue_max,
+            request_store_max_bytes: self.request_store_max_bytes,
             ..EngineConfig::default()
         };
         Ok(config)

@@ -1105,6 +1105,7 @@ fn every_command_has_help_with_an_example() {
         "invoke",
         "logs",
         "execution",
+        "replay",
         "settings",
         "run",
         "versions",
@@ -1144,6 +1145,58 @@ fn deploy_sets_environment_variables_that_reach_the_module() {
     assert_eq!(user.ok(&["invoke", "envy"]).trim(), "s3");
     let line = user.fails(&["deploy", "envy.py", "--env", "1BAD=x"]);
     assert!(line.contains("env"), "{line}");
+}
+
+const FAILS_ON_ASK: &str = "def workflow(_request, settings):\n    if _request.get('fail'):\n        raise ValueError('asked to fail')\n    return {'status_code': 200, 'body': 'ran ' + str(_request.get('n'))}\n";
+
+#[test]
+fn replay_runs_one_execution_or_a_workflows_failed_ones_again() {
+    let user = User::with_server();
+    user.write("flaky.py", FAILS_ON_ASK);
+    user.write("ok.json", r#"{"n": 1}"#);
+    user.write("fail.json", r#"{"n": 2, "fail": true}"#);
+    user.ok(&["deploy", "flaky.py"]);
+    user.ok(&["invoke", "flaky", "--json-file", "ok.json"]);
+    // The workflow raises: invoke reports the 500.
+    let _ = user
+        .flowd()
+        .args(["invoke", "flaky", "--json-file", "fail.json"])
+        .output();
+    let executions = user.json(&["logs", "flaky"]);
+    let ids: Vec<&str> = executions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{executions}");
+
+    let ok_id = ids
+        .iter()
+        .zip(executions.as_array().unwrap())
+        .find(|(_, e)| e["status"] == "success")
+        .map(|(id, _)| id.to_string())
+        .unwrap();
+    let replayed = user.json(&["replay", &ok_id]);
+    assert_eq!(replayed["trigger"], "replay");
+    assert_eq!(replayed["replay_of"], ok_id.as_str());
+    assert_eq!(replayed["status"], "success");
+
+    let job = user.json(&["replay", "--workflow", "flaky", "--status", "failed"]);
+    assert_eq!(job["matched"], 1, "{job}");
+    assert_eq!(job["replayed"], 1, "{job}");
+    assert_eq!(job["state"], "finished");
+
+    user.ok(&["deploy", "flaky.py", "--no-store-requests"]);
+    assert_eq!(
+        user.json(&["show", "flaky"])["workflow"]["store_requests"],
+        serde_json::json!(false)
+    );
+    user.ok(&["invoke", "flaky", "--json-file", "ok.json"]);
+    let newest = user.json(&["logs", "flaky", "-n", "1"]);
+    let newest = newest[0]["id"].as_str().unwrap().to_string();
+    let line = user.fails(&["replay", &newest]);
+    assert!(line.contains("store_requests: false"), "{line}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 // The Hook tab's "Signed and repeated deliveries" card: the workflow's `verify` (which scheme its
 // callers sign with, and the setting holding the secret) and its `idempotency_header`
-// (CONTRACT.md §2 "Signed deliveries", "Idempotent deliveries").
+// (CONTRACT.md §2 "Signed deliveries", "Idempotent deliveries"), and whether its requests are
+// stored for replay (`store_requests`, §2 "Stored requests and replay").
 
 import { patch } from '../api.js';
 import { fill, h } from '../dom.js';
@@ -39,6 +40,7 @@ export function deliveriesCard(page) {
   const encoding = select('verify-encoding', 'Signature encoding', [['hex', 'hex'], ['base64', 'base64']], verify.encoding ?? 'hex');
   const prefix = input('verify-prefix', 'Signature prefix', verify.prefix, 'sha256=');
   const keyHeader = input('idempotency-header', 'Idempotency header', page.workflow.idempotency_header, 'Idempotency-Key');
+  const storeRequests = h('input', { type: 'checkbox', id: 'store-requests', checked: page.workflow.store_requests !== false });
   const options = h('div');
   const message = h('div');
   const save = h('button', { type: 'button', class: 'btn btn-primary needs-developer', id: 'save-deliveries' }, 'Save');
@@ -72,7 +74,7 @@ export function deliveriesCard(page) {
   save.addEventListener('click', async () => {
     save.disabled = true;
     try {
-      const body = { verify: verifyValue(), idempotency_header: keyHeader.value.trim() || null };
+      const body = { verify: verifyValue(), idempotency_header: keyHeader.value.trim() || null, store_requests: storeRequests.checked };
       page.setWorkflow(await patch(`/workflows/${page.workflow.id}`, body));
       fill(message);
       toast('Delivery settings saved');
@@ -89,6 +91,11 @@ export function deliveriesCard(page) {
     field('Signature scheme', scheme),
     options,
     field('Delivery id header', keyHeader, 'A call repeating the value of this header (default Idempotency-Key) within 24 h gets the first response instead of running again.'),
+    field(
+      'Store requests for replay',
+      h('label', { class: 'checkbox' }, storeRequests, ' Keep each call’s request with its execution'),
+      'Untick for data that must not be kept: its executions cannot be replayed.',
+    ),
     message,
     h('div', { class: 'form-actions' }, save),
   );

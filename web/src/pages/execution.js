@@ -1,8 +1,8 @@
 // One execution: status, timing, trigger, version, response, attempt (and the first attempt of a
-// retry), warnings, error and traceback,
-// captured output, settings changed. Refreshed every 2 s while it runs.
+// retry), warnings, error and traceback, captured output, settings changed, and a Replay button
+// for one whose request was stored. Refreshed every 2 s while it runs.
 
-import { get } from '../api.js';
+import { get, post } from '../api.js';
 import { fill, h } from '../dom.js';
 import { dateTime, duration, relative } from '../format.js';
 import { card, errorBox, notice, pageHeader, statusBadge } from '../ui.js';
@@ -49,9 +49,14 @@ export async function executionPage(ctx) {
           e.fire_at ? fact('Scheduled for', dateTime(e.fire_at)) : null,
           fact('Attempt', String(e.attempt ?? 1), 'fact-attempt'),
           e.retry_of ? fact('Retry of', h('a', { href: `/executions/${e.retry_of}`, id: 'retry-of' }, h('code', null, e.retry_of.slice(-8))), 'fact-retry-of') : null,
+          e.replay_of ? fact('Replay of', h('a', { href: `/executions/${e.replay_of}` }, h('code', null, e.replay_of)), 'fact-replay-of') : null,
+          e.request_stored === true || e.request_stored === false
+            ? fact('Request stored', e.request_stored ? 'yes' : `no: ${e.request_not_stored ?? 'unknown'}`, 'fact-request-stored')
+            : null,
           fact('Execution id', h('code', { class: 'wrap' }, e.id)),
         ),
       ),
+      e.request_stored ? replayCard(e) : null,
       e.warnings && e.warnings.length
         ? card('Warnings', h('ul', { class: 'warnings', id: 'warnings' }, e.warnings.map((w) => h('li', null, w))))
         : null,
@@ -103,6 +108,30 @@ export async function executionPage(ctx) {
       if (execution.status !== 'running') stop();
     });
   }
+}
+
+/** The Replay button: runs the stored request again and links the new execution. */
+function replayCard(e) {
+  const result = h('div', { id: 'replay-result' });
+  const button = h('button', { type: 'button', class: 'btn needs-developer', id: 'replay' }, '↻ Replay');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    fill(result, h('p', { class: 'muted' }, 'Replaying…'));
+    try {
+      const replayed = await post(`/executions/${e.id}/replay`, {});
+      fill(result, h('p', null, 'New execution: ', h('a', { href: `/executions/${replayed.id}`, id: 'replay-link' }, replayed.id), ' ', statusBadge(replayed.status)));
+    } catch (error) {
+      fill(result, notice('error', `${error.code}: ${error.message}`));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return card(
+    'Replay',
+    h('p', { class: 'muted small' }, 'Run the stored request again on the active version, as a new execution. No signature is checked and the original sender is not called.'),
+    h('div', { class: 'form-actions needs-developer' }, button),
+    result,
+  );
 }
 
 function changeList(title, keys, kind) {

@@ -200,6 +200,7 @@ mod tests {
             on_failure: on_failure.map(str::to_string),
             response: flowd_core::workflow::ResponseMode::Sync,
             retry: None,
+            store_requests: true,
         }
     }
 
@@ -226,6 +227,8 @@ mod tests {
             fire_at: None,
             attempt: 1,
             retry_of: None,
+            replay_of: None,
+            request_not_stored: None,
         }
     }
 

@@ -67,6 +67,7 @@ async fn list_executions(
                     status,
                     before_id: before.clone(),
                     limit,
+                    ..ExecutionQuery::default()
                 })
                 .await
                 .map_err(EngineError::from)?;

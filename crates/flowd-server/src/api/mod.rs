@@ -6,6 +6,7 @@ mod console;
 mod executions;
 mod json;
 mod keys;
+mod replay;
 mod system;
 mod teams;
 mod workflows;
@@ -51,6 +52,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/workflows/{id}/alerts", get(alerts::list))
         .route("/workflows/{id}/queue", get(workflows::queue))
         .route("/executions/{id}", get(executions::show))
+        .route("/executions/{id}/request", get(replay::stored_request))
+        .route("/executions/{id}/replay", post(replay::replay_one))
+        .route("/workflows/{id}/replay", post(replay::replay_many))
+        .route("/replays/{id}", get(replay::job))
         .route("/runtimes", get(system::runtimes))
         .route("/system", get(system::system))
         .route("/openapi.json", get(system::openapi))

@@ -595,6 +595,8 @@ async fn an_execution_left_running_is_interrupted_at_the_next_start() {
             fire_at: None,
             attempt: 1,
             retry_of: None,
+            replay_of: None,
+            request_not_stored: None,
         })])
         .await
         .unwrap();

@@ -30,6 +30,7 @@ mod metrics;
 mod openapi;
 mod postgres;
 mod process_faults;
+mod replay;
 mod retention;
 mod retries;
 mod runtimes;

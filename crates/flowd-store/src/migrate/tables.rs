@@ -22,17 +22,21 @@ pub const TABLES: &[&str] = &[
     // The queue of asynchronous calls; a call claimed on the source is claimed by no node of the
     // target, so the target's first reap of dead nodes queues it again.
     "async_calls",
+    // The requests of hook executions, for replay (payloads copied as stored, sealed or not).
+    "stored_requests",
     // The fingerprint of the key the copied secret values are sealed with (they are copied as
     // they are, ciphertext): the target's nodes must be given the same secret key.
     "secret_key_fingerprint",
 ];
 
 /// The order a table's rows are read in: `rowid`, or the primary key of a table created
-/// `WITHOUT ROWID` (the idempotency keys of hook calls, the alerts' rate limits).
+/// `WITHOUT ROWID` (the idempotency keys of hook calls, the alerts' rate limits, the stored
+/// requests).
 pub(super) fn row_order(table: &str) -> &'static str {
     match table {
         "idempotency_keys" => "workflow_id, key",
         "alert_state" => "workflow_id",
+        "stored_requests" => "execution_id",
         _ => "rowid",
     }
 }

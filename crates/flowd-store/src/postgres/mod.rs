@@ -219,11 +219,11 @@ async fn insert_settings(
 const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token, secret_keys, \
      schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, updated_at, env, \
      verify, idempotency_header, egress_allow, retention, \
-     alerts, on_failure, response, retry";
+     alerts, on_failure, response, retry, store_requests";
 const MUTABLE_WORKFLOW_PLACEHOLDERS: &str =
     "$1, $2, $3, $4, $5, $6::JSON, $7, $8, $9, $10, $11, $12, $13, $14::JSON, $15, $16, \
      $17::JSON, $18::JSON, \
-     $19::JSON, $20, $21, $22::JSON";
+     $19::JSON, $20, $21, $22::JSON, $23";
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
@@ -276,7 +276,8 @@ fn bind_mutable_columns<'q>(
                 .as_ref()
                 .map(|retry| to_json(retry, "the retry policy"))
                 .transpose()?,
-        ))
+        )
+        .bind(workflow.store_requests))
 }
 
 /// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave
@@ -606,7 +607,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let insert = format!(
             "INSERT INTO workflows ({MUTABLE_WORKFLOW_COLUMNS}, id, team_id, created_at, version) \
-             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $23, $24, $25, $26)"
+             VALUES ({MUTABLE_WORKFLOW_PLACEHOLDERS}, $24, $25, $26, $27)"
         );
         bind_mutable_columns(sqlx::query(&insert), workflow, &self.secrets)?
             .bind(&workflow.id)
@@ -681,7 +682,7 @@ impl Store for PostgresStore {
     ) -> Result<()> {
         let update = format!(
             "UPDATE workflows SET ({MUTABLE_WORKFLOW_COLUMNS}) = ({MUTABLE_WORKFLOW_PLACEHOLDERS}) \
-             WHERE id = $23"
+             WHERE id = $24"
         );
         let mut tx = self.pool.begin().await?;
         let result = bind_mutable_columns(sqlx::query(&update), workflow, &self.secrets)?
@@ -907,6 +908,22 @@ impl Store for PostgresStore {
         .transpose()
     }
 
+    async fn stored_request(&self, execution_id: &str) -> Result<Option<crate::RequestParts>> {
+        let row =
+            sqlx::query("SELECT workflow_id, payload FROM stored_requests WHERE execution_id = $1")
+                .bind(execution_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let workflow_id: String = row.try_get("workflow_id")?;
+        let payload: Vec<u8> = row.try_get("payload")?;
+        self.secrets
+            .open_stored_request(&workflow_id, execution_id, payload)
+            .map(Some)
+    }
+
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>> {
         let limit = match query.limit {
             0 => DEFAULT_LIST_LIMIT,
@@ -925,7 +942,14 @@ impl Store for PostgresStore {
         if let Some(before_id) = &query.before_id {
             sql.push(" AND id < ").push_bind(before_id.as_str());
         }
-        sql.push(" ORDER BY id DESC LIMIT ")
+        if let Some(since) = query.started_since {
+            sql.push(" AND started_at >= ").push_bind(since);
+        }
+        if let Some(before) = query.started_before {
+            sql.push(" AND started_at < ").push_bind(before);
+        }
+        let order = if query.oldest_first { "ASC" } else { "DESC" };
+        sql.push(format!(" ORDER BY id {order} LIMIT "))
             .push_bind(i64::from(limit));
         sql.build()
             .fetch_all(&self.pool)

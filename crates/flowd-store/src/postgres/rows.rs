@@ -21,14 +21,15 @@ pub(super) const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, ver
      hook_token, secret_keys::TEXT AS secret_keys, env::TEXT AS env, schedule, next_fire_at, \
      timeout_s, memory_mb, max_concurrency, isolation, created_at, updated_at, verify, \
      idempotency_header, egress_allow::TEXT AS egress_allow, retention::TEXT AS retention, \
-     alerts::TEXT AS alerts, on_failure, response, retry::TEXT AS retry";
+     alerts::TEXT AS alerts, on_failure, response, retry::TEXT AS retry, store_requests";
 pub(super) const VERSION_COLUMNS: &str = "workflow_id, version, code, \
      requirements::TEXT AS requirements, state, build_log, error, environment, created_at, \
      settled_at";
 pub(super) const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, \
      started_at, finished_at, duration_ms, response_status, warnings::TEXT AS warnings, \
      error::TEXT AS error, logs, logs_truncated, settings_changed::TEXT AS settings_changed, \
-     fire_at, attempt, retry_of";
+     fire_at, attempt, retry_of, \
+     replay_of, request_not_stored";
 
 pub(super) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
     serde_json::from_str(text)
@@ -147,6 +148,7 @@ pub(super) fn workflow_from_row(row: &PgRow, secrets: &Secrets) -> Result<Workfl
         retention: optional_json_column(row, T, "retention")?,
         alerts: optional_json_column(row, T, "alerts")?,
         on_failure: row.try_get("on_failure")?,
+        store_requests: row.try_get("store_requests")?,
     })
 }
 
@@ -197,5 +199,7 @@ pub(super) fn execution_from_row(row: &PgRow) -> Result<ExecutionRecord> {
         fire_at: row.try_get("fire_at")?,
         attempt: int_column(row, T, "attempt")?,
         retry_of: row.try_get("retry_of")?,
+        replay_of: row.try_get("replay_of")?,
+        request_not_stored: row.try_get("request_not_stored")?,
     })
 }

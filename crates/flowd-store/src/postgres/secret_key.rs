@@ -98,6 +98,26 @@ async fn reseal(conn: &mut PgConnection, from: &Secrets, to: &Secrets) -> Result
         .execute(&mut *conn)
         .await?;
     }
+    // One request at a time: their bodies may be large.
+    let requests: Vec<String> =
+        sqlx::query_scalar("SELECT execution_id FROM stored_requests FOR UPDATE")
+            .fetch_all(&mut *conn)
+            .await?;
+    for execution_id in &requests {
+        let row =
+            sqlx::query("SELECT workflow_id, payload FROM stored_requests WHERE execution_id = $1")
+                .bind(execution_id)
+                .fetch_one(&mut *conn)
+                .await?;
+        let workflow_id: String = row.try_get("workflow_id")?;
+        let payload =
+            from.reseal_request(to, &workflow_id, execution_id, row.try_get("payload")?)?;
+        sqlx::query("UPDATE stored_requests SET payload = $1 WHERE execution_id = $2")
+            .bind(payload)
+            .bind(execution_id)
+            .execute(&mut *conn)
+            .await?;
+    }
     sqlx::query("DELETE FROM secret_key_fingerprint")
         .execute(&mut *conn)
         .await?;

@@ -25,6 +25,17 @@ const APPLY_WRITES_AND_COMPLETIONS: &str = "SELECT flowd_apply_writes($1::JSONB,
 enum EncodedWrite<'a> {
     Execution(EncodedExecution<'a>),
     Settings(EncodedSettingsChange<'a>),
+    Request(EncodedRequest<'a>),
+}
+
+#[derive(Serialize)]
+struct EncodedRequest<'a> {
+    execution_id: &'a str,
+    workflow_id: &'a str,
+    stored_at: i64,
+    size: u64,
+    /// The 1-based index of its payload in `log_bytes`.
+    payload: usize,
 }
 
 #[derive(Serialize)]
@@ -48,6 +59,8 @@ struct EncodedExecution<'a> {
     fire_at: Option<i64>,
     attempt: u32,
     retry_of: Option<&'a str>,
+    replay_of: Option<&'a str>,
+    request_not_stored: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -149,6 +162,8 @@ fn encode<'a>(writes: impl Iterator<Item = &'a StoreWrite>) -> Result<Encoded<'a
                     fire_at: execution.fire_at,
                     attempt: execution.attempt,
                     retry_of: execution.retry_of.as_deref(),
+                    replay_of: execution.replay_of.as_deref(),
+                    request_not_stored: execution.request_not_stored.as_deref(),
                 })
             }
             StoreWrite::ApplySettingsChange {
@@ -162,6 +177,16 @@ fn encode<'a>(writes: impl Iterator<Item = &'a StoreWrite>) -> Result<Encoded<'a
                     .collect::<Result<_>>()?,
                 removed: &change.removed,
             }),
+            StoreWrite::PutStoredRequest(request) => {
+                out.log_bytes.push(&request.payload);
+                EncodedWrite::Request(EncodedRequest {
+                    execution_id: &request.execution_id,
+                    workflow_id: &request.workflow_id,
+                    stored_at: request.stored_at,
+                    size: request.size,
+                    payload: out.log_bytes.len(),
+                })
+            }
             StoreWrite::CompleteIdempotencyKey { .. } => continue,
             // Inserted by the callers of `encode`, beside the function's call.
             StoreWrite::AppendAudit(_) => continue,

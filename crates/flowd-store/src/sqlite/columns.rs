@@ -12,8 +12,10 @@ use crate::model::ExecutionRecord;
 pub(crate) const PUT_EXECUTION: &str =
     "INSERT INTO executions (id, workflow_id, version, \"trigger\", status, started_at, \
          finished_at, duration_ms, response_status, warnings, error, logs, logs_truncated, \
-         settings_changed, fire_at, node_id, attempt, retry_of) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         settings_changed, fire_at, node_id, attempt, retry_of, \
+         replay_of, request_not_stored) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+         ?, ?) \
      ON CONFLICT (id) DO UPDATE SET \
          workflow_id = excluded.workflow_id, \
          version = excluded.version, \
@@ -30,7 +32,14 @@ pub(crate) const PUT_EXECUTION: &str =
          settings_changed = excluded.settings_changed, \
          fire_at = excluded.fire_at, \
          attempt = excluded.attempt, \
-         retry_of = excluded.retry_of";
+         retry_of = excluded.retry_of, \
+         replay_of = excluded.replay_of, \
+         request_not_stored = excluded.request_not_stored";
+
+/// Stores a request with its execution (a replace: an execution has one).
+pub(crate) const PUT_STORED_REQUEST: &str =
+    "INSERT OR REPLACE INTO stored_requests (execution_id, workflow_id, stored_at, size, payload) \
+     VALUES (?, ?, ?, ?, ?)";
 
 pub(super) fn to_json<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<String> {
     serde_json::to_string(value)

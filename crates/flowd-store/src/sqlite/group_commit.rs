@@ -29,7 +29,7 @@ use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::audit::INSERT_AUDIT;
-use super::columns::{to_json, ExecutionColumns, PUT_EXECUTION};
+use super::columns::{to_json, ExecutionColumns, PUT_EXECUTION, PUT_STORED_REQUEST};
 use super::errors::{constraint, from_rusqlite, is_busy, Constraint};
 use super::idempotency::COMPLETE_IDEMPOTENCY_KEY;
 use crate::commit::{CommitCompleter, CommitTicket};
@@ -37,7 +37,7 @@ use crate::error::{Result, StoreError};
 use crate::metrics;
 use crate::model::{AuditEntry, ExecutionRecord};
 use crate::store::StoreWrite;
-use crate::StoredResponse;
+use crate::{StoredRequest, StoredResponse};
 
 /// Most write requests committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -476,6 +476,7 @@ fn commit_writes<'a>(
                 response,
             } => complete_idempotency_key(&transaction, workflow_id, key, execution_id, response)?,
             StoreWrite::AppendAudit(entry) => append_audit(&transaction, entry)?,
+            StoreWrite::PutStoredRequest(request) => put_stored_request(&transaction, request)?,
         }
     }
     transaction.commit()?;
@@ -526,6 +527,8 @@ fn put_execution(
             node_id,
             i64::from(execution.attempt),
             execution.retry_of,
+            execution.replay_of,
+            execution.request_not_stored,
         ])
         .map_err(|err| match constraint(&err) {
             Some(Constraint::Unique) => WriteError::Refused(StoreError::fire_time_taken(execution)),
@@ -534,6 +537,19 @@ fn put_execution(
             }
             None => WriteError::Sqlite(err),
         })?;
+    Ok(())
+}
+
+fn put_stored_request(connection: &Connection, request: &StoredRequest) -> WriteResult {
+    connection
+        .prepare_cached(PUT_STORED_REQUEST)?
+        .execute(params![
+            request.execution_id,
+            request.workflow_id,
+            request.stored_at,
+            i64::try_from(request.size).unwrap_or(i64::MAX),
+            request.payload,
+        ])?;
     Ok(())
 }
 

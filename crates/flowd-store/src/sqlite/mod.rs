@@ -50,7 +50,7 @@ use crate::secrets::{SecretKey, Secrets};
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::store::{ClaimOutcome, ExecutionQuery, RunClaim, Store, StoreWrite, WorkflowRetention};
 use crate::{AsyncCallRecord, Enqueued, NextAttempt, QueueBound, StoredResponse};
-use crate::{IdempotencyClaim, IdempotencyClaimOutcome, IdempotencyRecord};
+use crate::{IdempotencyClaim, IdempotencyClaimOutcome, IdempotencyRecord, RequestParts};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -73,12 +73,13 @@ const WORKFLOW_COLUMNS: &str = "id, team_id, name, mode, runtime, version, enabl
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
      created_at, updated_at, env, verify, idempotency_header, \
      egress_allow, retention, \
-     alerts, on_failure, response, retry";
+     alerts, on_failure, response, retry, store_requests";
 const VERSION_COLUMNS: &str = "workflow_id, version, code, requirements, state, build_log, error, \
      environment, created_at, settled_at";
 const EXECUTION_COLUMNS: &str = "id, workflow_id, version, \"trigger\", status, started_at, \
      finished_at, duration_ms, response_status, warnings, error, logs, logs_truncated, \
-     settings_changed, fire_at, attempt, retry_of";
+     settings_changed, fire_at, attempt, retry_of, \
+     replay_of, request_not_stored";
 
 /// The condition of the partial index `executions_running`, written out: SQLite uses a partial
 /// index only for a query whose terms imply its condition, which a bound parameter does not.
@@ -381,6 +382,7 @@ fn workflow_from_row(row: &SqliteRow, secrets: &Secrets) -> Result<WorkflowRecor
         retention: optional_json_column(row, T, "retention")?,
         alerts: optional_json_column(row, T, "alerts")?,
         on_failure: row.try_get("on_failure")?,
+        store_requests: row.try_get("store_requests")?,
     })
 }
 
@@ -431,6 +433,8 @@ fn execution_from_row(row: &SqliteRow) -> Result<ExecutionRecord> {
         fire_at: row.try_get("fire_at")?,
         attempt: int_column(row, T, "attempt")?,
         retry_of: row.try_get("retry_of")?,
+        replay_of: row.try_get("replay_of")?,
+        request_not_stored: row.try_get("request_not_stored")?,
     })
 }
 
@@ -507,10 +511,10 @@ const MUTABLE_WORKFLOW_COLUMNS: &str = "name, mode, runtime, enabled, hook_token
      secret_keys, schedule, next_fire_at, timeout_s, memory_mb, max_concurrency, isolation, \
      updated_at, env, verify, idempotency_header, \
      egress_allow, retention, \
-     alerts, on_failure, response, retry";
+     alerts, on_failure, response, retry, store_requests";
 const MUTABLE_WORKFLOW_PLACEHOLDERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
      ?, ?, \
-     ?, ?, ?, ?";
+     ?, ?, ?, ?, ?";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
@@ -545,7 +549,8 @@ fn bind_mutable_columns<'q>(
         .bind(optional_alerts_json(workflow)?)
         .bind(&workflow.on_failure)
         .bind(workflow.response.as_str())
-        .bind(optional_retry_json(workflow)?))
+        .bind(optional_retry_json(workflow)?)
+        .bind(workflow.store_requests))
 }
 
 /// A workflow's own alert policy as its column holds it: JSON, or NULL for the server's.
@@ -675,6 +680,8 @@ async fn put_execution(
         .bind(node_id)
         .bind(i64::from(execution.attempt))
         .bind(&execution.retry_of)
+        .bind(&execution.replay_of)
+        .bind(&execution.request_not_stored)
         .execute(conn)
         .await
         .map_err(|err| {
@@ -1226,6 +1233,22 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn stored_request(&self, execution_id: &str) -> Result<Option<RequestParts>> {
+        let row =
+            sqlx::query("SELECT workflow_id, payload FROM stored_requests WHERE execution_id = ?")
+                .bind(execution_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let workflow_id: String = row.try_get("workflow_id")?;
+        let payload: Vec<u8> = row.try_get("payload")?;
+        self.secrets
+            .open_stored_request(&workflow_id, execution_id, payload)
+            .map(Some)
+    }
+
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>> {
         let limit = match query.limit {
             0 => DEFAULT_LIST_LIMIT,
@@ -1244,7 +1267,14 @@ impl Store for SqliteStore {
         if let Some(before_id) = &query.before_id {
             sql.push(" AND id < ").push_bind(before_id.as_str());
         }
-        sql.push(" ORDER BY id DESC LIMIT ")
+        if let Some(since) = query.started_since {
+            sql.push(" AND started_at >= ").push_bind(since);
+        }
+        if let Some(before) = query.started_before {
+            sql.push(" AND started_at < ").push_bind(before);
+        }
+        let order = if query.oldest_first { "ASC" } else { "DESC" };
+        sql.push(format!(" ORDER BY id {order} LIMIT "))
             .push_bind(i64::from(limit));
         sql.build()
             .fetch_all(&self.pool)

@@ -3,8 +3,8 @@
 use crate::common::*;
 use flowd_core::workflow::Trigger;
 use flowd_store::{
-    AsyncCallRecord, AsyncCallState, Enqueued, NextAttempt, NodeRecord, QueueBound, ReapedNode,
-    Store, StoredRequest, StoredResponse,
+    AsyncCallRecord, AsyncCallState, Enqueued, NextAttempt, NodeRecord, QueueBound, QueuedRequest,
+    ReapedNode, Store, StoredResponse,
 };
 
 const ROOMY: QueueBound = QueueBound {
@@ -22,7 +22,7 @@ fn call(workflow_id: &str, enqueued_at: i64) -> AsyncCallRecord {
         not_before: None,
         id,
         workflow_id: workflow_id.to_string(),
-        request: StoredRequest {
+        request: QueuedRequest {
             headers: vec![
                 ("Content-Type".into(), "application/json".into()),
                 ("X-Name".into(), "Jos\u{e9}".into()),
@@ -178,7 +178,7 @@ pub async fn a_finished_call_keeps_its_response_and_leaves_the_queue(store: &dyn
             finished_at: NOW + 5
         }
     );
-    assert_eq!(done.request, StoredRequest::default());
+    assert_eq!(done.request, QueuedRequest::default());
     assert_eq!(store.async_queue_depth(None).await.unwrap(), 0);
     assert!(store
         .workflows_with_async_calls(NOW + 1000)
@@ -332,7 +332,7 @@ async fn waiting_retry(
         attempt: 2,
         trigger: Trigger::Pull,
         not_before: Some(not_before),
-        request: StoredRequest::default(),
+        request: QueuedRequest::default(),
         ..call(workflow_id, enqueued_at)
     };
     assert_eq!(

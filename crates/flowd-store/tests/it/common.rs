@@ -204,6 +204,7 @@ pub fn workflow(team_id: &str, name: &str) -> WorkflowRecord {
             backoff_s: 0.25,
             on: vec![ExecutionStatus::Error, ExecutionStatus::Timeout],
         }),
+        store_requests: false,
     }
 }
 
@@ -282,7 +283,33 @@ pub fn execution(workflow_id: &str, id: String) -> ExecutionRecord {
         }),
         fire_at: Some(NOW - 10),
         attempt: 2,
+        replay_of: Some("0190a000-0000-7000-8000-000000000001".to_string()),
+        request_not_stored: Some("the request is larger than the cap".to_string()),
     }
+}
+
+/// The request of `execution`, with `headers` and `body`, to store with it.
+pub fn stored_request(
+    execution: &ExecutionRecord,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+) -> flowd_store::StoredRequest {
+    let headers: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_vec()))
+        .collect();
+    flowd_store::StoredRequest::new(
+        &execution.id,
+        &execution.workflow_id,
+        execution.started_at,
+        &flowd_store::RequestView {
+            method: "POST",
+            path: "/teams/acme/hook/python3.11/token",
+            query_string: "page=2&q=caf%C3%A9",
+            headers: &headers,
+            body,
+        },
+    )
 }
 
 /// A `running` execution, as recorded when it starts.
@@ -305,6 +332,8 @@ pub fn running(workflow_id: &str, id: String) -> ExecutionRecord {
         fire_at: None,
         attempt: 1,
         retry_of: None,
+        replay_of: None,
+        request_not_stored: None,
     }
 }
 

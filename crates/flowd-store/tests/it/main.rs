@@ -23,6 +23,7 @@ mod secret_key;
 mod settings;
 mod sqlite;
 mod sqlite_retention;
+mod stored_requests;
 mod teams;
 mod workflows;
 
@@ -246,6 +247,14 @@ macro_rules! conformance_suite {
                     recording_a_delivery_of_a_missing_workflow_is_not_found,
                     deliveries_go_with_their_workflow,
                     deliveries_go_with_their_pruned_execution,
+                ],
+                stored_requests: [
+                    a_stored_request_reads_back_as_received,
+                    an_execution_without_a_stored_request_reads_none,
+                    a_request_without_its_execution_is_refused_and_not_kept,
+                    a_stored_request_is_deleted_with_its_execution_by_retention,
+                    a_stored_request_is_deleted_with_its_workflow,
+                    executions_list_oldest_first_within_a_time_range,
                 ],
             );
         }

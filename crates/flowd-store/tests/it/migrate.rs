@@ -11,8 +11,8 @@ use flowd_core::workflow::{ExecutionStatus, Mode, Trigger, VersionState};
 use flowd_store::migrate::{sqlite_to_postgres, CopiedTable, MigrateError, TABLES};
 use flowd_store::{
     AsyncCallRecord, AsyncCallState, Enqueued, ExecutionQuery, ExecutionRecord, IdempotencyClaim,
-    IdempotencyClaimOutcome, PostgresStore, QueueBound, SqliteStore, Store, StoreError, StoreWrite,
-    StoredRequest, StoredResponse, TeamRecord, VersionOutcome, WorkflowRecord,
+    IdempotencyClaimOutcome, PostgresStore, QueueBound, QueuedRequest, SqliteStore, Store,
+    StoreError, StoreWrite, StoredResponse, TeamRecord, VersionOutcome, WorkflowRecord,
 };
 use flowd_test_postgres::fresh_database;
 use serde_json::json;
@@ -49,7 +49,8 @@ where
 /// catch workflow with the optional ones unset; secret values sealed under the store's key; ready, failed and building versions; settings (secret ones included)
 /// changed by executions; executions of each status, a scheduled, a running and a skipped one
 /// among them, with what user code can produce (U+0000, non-ASCII) in logs and build logs; an
-/// idempotency key answered (a binary response body) and one still held by its execution.
+/// idempotency key answered (a binary response body) and one still held by its execution; a
+/// stored request (binary header value and body).
 async fn every_kind_of_record(store: &SqliteStore) -> Made {
     let acme = given_team(store, "acme").await;
     let globex = given_team(store, "globex ✓").await;
@@ -157,6 +158,14 @@ async fn every_kind_of_record(store: &SqliteStore) -> Made {
         .commit(&[
             StoreWrite::PutExecution(finished),
             StoreWrite::PutExecution(succeeded.clone()),
+            StoreWrite::PutStoredRequest(stored_request(
+                &succeeded,
+                &[
+                    ("content-type", b"application/json"),
+                    ("x-raw", b"\xe9\x00"),
+                ],
+                b"{\"name\": \"Ana\"}\x00\xff",
+            )),
             StoreWrite::ApplySettingsChange {
                 workflow_id: catch.id.clone(),
                 change: succeeded.settings_changed.clone().unwrap(),
@@ -240,7 +249,7 @@ async fn every_kind_of_record(store: &SqliteStore) -> Made {
         id: new_id(),
         workflow_id: catch.id.clone(),
         token: "async-token-1".to_string(),
-        request: StoredRequest {
+        request: QueuedRequest {
             headers: vec![("x-note".to_string(), "héllo".to_string())],
             query: Some("a=1".to_string()),
             body: vec![0, 159, 146, 150, b'\n', 255],
@@ -334,7 +343,16 @@ async fn assert_same_records(source: &dyn Store, target: &dyn Store, made: &Made
         target.building_versions().await.unwrap(),
         source.building_versions().await.unwrap()
     );
-    assert_eq!(all_executions(target).await, all_executions(source).await);
+    let executions = all_executions(source).await;
+    assert_eq!(all_executions(target).await, executions);
+    for execution in &executions {
+        assert_eq!(
+            target.stored_request(&execution.id).await.unwrap(),
+            source.stored_request(&execution.id).await.unwrap(),
+            "the stored request of {}",
+            execution.id
+        );
+    }
     assert_eq!(all_entries(target).await, all_entries(source).await);
     for (workflow_id, key) in &made.idempotency_keys {
         let copied = target.idempotency_key(workflow_id, key).await.unwrap();
@@ -414,6 +432,7 @@ async fn every_record_of_the_store_reads_back_the_same_from_postgres() {
             ("alert_state", 1),
             ("alert_deliveries", 1),
             ("async_calls", 1),
+            ("stored_requests", 1),
             ("secret_key_fingerprint", 1),
         ]
     );

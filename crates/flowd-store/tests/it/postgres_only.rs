@@ -273,7 +273,7 @@ async fn reaping_a_dead_node_leaves_the_claimed_calls_of_live_ones() {
             id: new_id(),
             workflow_id: workflow.id.clone(),
             token: format!("token-{n}"),
-            request: flowd_store::StoredRequest::default(),
+            request: flowd_store::QueuedRequest::default(),
             enqueued_at: NOW + n,
             state: flowd_store::AsyncCallState::Queued,
             execution_id: new_id(),

@@ -14,6 +14,7 @@ use crate::common::*;
 const ENV_VALUE: &str = "env-value-7f3a91c2d4";
 const SETTING_VALUE: &str = "setting-value-5be08d17aa";
 const CHANGED_VALUE: &str = "changed-value-c61f2e9b30";
+const REQUEST_VALUE: &str = "request-value-0d93b1f6e2";
 
 /// A database of one backend, to open several times.
 struct Database {
@@ -60,7 +61,9 @@ impl Database {
                 let text: String = sqlx::query_scalar(
                     "SELECT COALESCE((SELECT string_agg(env::TEXT, '') FROM workflows), '') \
                      || COALESCE((SELECT string_agg(value::TEXT, '') FROM workflow_settings), '') \
-                     || COALESCE((SELECT string_agg(settings_changed::TEXT, '') FROM executions), '')",
+                     || COALESCE((SELECT string_agg(settings_changed::TEXT, '') FROM executions), '') \
+                     || COALESCE((SELECT string_agg(encode(payload, 'escape'), '') \
+                                  FROM stored_requests), '')",
                 )
                 .fetch_one(&mut raw)
                 .await
@@ -84,7 +87,7 @@ fn other_key() -> SecretKey {
 }
 
 /// A workflow with an environment variable and a setting holding secret values, and a settings
-/// change committed as an execution's.
+/// change committed as an execution's, with the request of that execution stored.
 async fn store_secrets(store: &dyn Store) -> flowd_store::WorkflowRecord {
     let team = given_team(store, "acme").await;
     let workflow = flowd_store::WorkflowRecord {
@@ -103,11 +106,20 @@ async fn store_secrets(store: &dyn Store) -> flowd_store::WorkflowRecord {
         added: settings(json!({"PASSWORD": CHANGED_VALUE})),
         ..SettingsChange::default()
     };
+    let execution = execution(&workflow.id, format!("{}-e", workflow.id));
     store
-        .commit(&[StoreWrite::ApplySettingsChange {
-            workflow_id: workflow.id.clone(),
-            change,
-        }])
+        .commit(&[
+            StoreWrite::ApplySettingsChange {
+                workflow_id: workflow.id.clone(),
+                change,
+            },
+            StoreWrite::PutExecution(execution.clone()),
+            StoreWrite::PutStoredRequest(stored_request(
+                &execution,
+                &[("x-token", REQUEST_VALUE.as_bytes())],
+                REQUEST_VALUE.as_bytes(),
+            )),
+        ])
         .await
         .unwrap();
     workflow
@@ -120,10 +132,16 @@ async fn assert_secrets_read_back(store: &dyn Store, workflow_id: &str) {
         store.settings(workflow_id).await.unwrap(),
         settings(json!({"API_KEY": SETTING_VALUE, "PASSWORD": CHANGED_VALUE}))
     );
+    let request = store
+        .stored_request(&format!("{workflow_id}-e"))
+        .await
+        .unwrap()
+        .expect("the stored request");
+    assert_eq!(request.body, REQUEST_VALUE.as_bytes());
 }
 
 fn assert_no_secret_in(bytes: &[u8]) {
-    for value in [ENV_VALUE, SETTING_VALUE, CHANGED_VALUE] {
+    for value in [ENV_VALUE, SETTING_VALUE, CHANGED_VALUE, REQUEST_VALUE] {
         assert!(!contains(bytes, value), "{value} is stored in clear");
     }
 }

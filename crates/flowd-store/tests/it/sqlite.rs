@@ -525,7 +525,7 @@ async fn a_restarted_process_queues_again_the_calls_the_one_before_it_claimed() 
         id: new_id(),
         workflow_id: workflow.id.clone(),
         token: "token".to_string(),
-        request: flowd_store::StoredRequest::default(),
+        request: flowd_store::QueuedRequest::default(),
         enqueued_at: NOW,
         state: flowd_store::AsyncCallState::Queued,
         execution_id: new_id(),

@@ -179,6 +179,7 @@ pub async fn update_replaces_every_column_but_id_team_created_at_and_version(sto
         }),
         on_failure: Some("handler".to_string()),
         retry: None,
+        store_requests: true,
     };
     store.update_workflow(&updated).await.unwrap();
     let expected = WorkflowRecord {

@@ -103,6 +103,12 @@ pub struct DeployArgs {
     /// On an update: remove the workflow's own egress exceptions.
     #[arg(long, conflicts_with = "egress_allow")]
     pub no_egress_allow: bool,
+    /// Do not store this workflow's hook requests (no replay): for data that must not be kept.
+    #[arg(long)]
+    pub no_store_requests: bool,
+    /// On an update: store this workflow's hook requests again (the default).
+    #[arg(long, conflicts_with = "no_store_requests")]
+    pub store_requests: bool,
     /// Keep this workflow's executions this many days [server default: --retention-days].
     #[arg(long, value_name = "DAYS")]
     pub retention_days: Option<u32>,
@@ -317,6 +323,9 @@ pub async fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
             }
             if !args.egress_allow.is_empty() {
                 body["egress_allow"] = json!(args.egress_allow);
+            }
+            if args.no_store_requests {
+                body["store_requests"] = json!(false);
             }
             if let Some(requirements) = &requirements {
                 body["requirements"] = json!(requirements.lines());
@@ -570,6 +579,15 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
     if let Some(egress_allow) = egress_allow.filter(|wanted| current["egress_allow"] != *wanted) {
         patch.insert("egress_allow".into(), egress_allow);
     }
+    let store_requests = if input.args.no_store_requests {
+        Some(false)
+    } else {
+        input.args.store_requests.then_some(true)
+    };
+    if let Some(wanted) = store_requests.filter(|wanted| current["store_requests"] != json!(wanted))
+    {
+        patch.insert("store_requests".into(), json!(wanted));
+    }
     let mut changed: Vec<&'static str> = Vec::new();
     if patch.contains_key("schedule") {
         changed.push("schedule");
@@ -597,6 +615,9 @@ async fn update(api: &Api, current: Value, input: UpdateInput<'_>) -> Result<Sen
     }
     if patch.contains_key("retry") {
         changed.push("retry");
+    }
+    if patch.contains_key("store_requests") {
+        changed.push("store_requests");
     }
     if input.args.settings.is_some() || !input.secrets.is_empty() {
         changed.push("settings");

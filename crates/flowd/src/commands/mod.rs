@@ -11,6 +11,7 @@ pub mod invoke;
 pub mod keys;
 pub mod login;
 pub mod migrate_store;
+pub mod replay;
 pub mod rotate_key;
 pub mod run;
 pub mod settings;
