@@ -13,5 +13,4 @@ CREATE TABLE stored_requests (
     payload       BYTEA NOT NULL
 );
 
--- flowd_apply_writes writes the two new columns and the stored requests from 0013 on (after
--- 0012 has added attempt and retry_of to it).
+-- flowd_apply_writes writes the two new columns and the stored requests from 0013 on.

@@ -1,5 +1,5 @@
--- flowd_apply_writes (0001) as 0012 left it (an execution's attempt and retry_of), writing also
--- the columns of replay (0010: replay_of, request_not_stored) and a third kind of element:
+-- flowd_apply_writes (0001) writing the executions' columns of retries (0012: attempt, retry_of)
+-- and of replay (0010: replay_of, request_not_stored), and a third kind of element:
 --   {"request": {"execution_id", "workflow_id", "stored_at", "size", "payload"}}: a stored
 --     request, its payload's 1-based index in `log_bytes`.
 CREATE OR REPLACE FUNCTION flowd_apply_writes(writes JSONB, log_bytes BYTEA[], documents TEXT[])
