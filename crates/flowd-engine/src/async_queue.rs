@@ -12,12 +12,12 @@ use flowd_core::request::{build_request, IncomingRequest};
 use flowd_core::workflow::{ExecutionStatus, Trigger};
 use flowd_store::{
     AsyncCallRecord, AsyncCallState, Enqueued, ExecutionRecord, QueueBound, QueuedRequest,
-    StoredResponse,
+    StoreWrite, StoredResponse,
 };
 use tokio::sync::Notify;
 
 use crate::clock::now_ms;
-use crate::delivery::{CallDetails, ReceivedRequest};
+use crate::delivery::{CallDetails, ClaimedKey, ReceivedRequest};
 use crate::executor::{QueuedExecution, Reply, Report};
 use crate::hot::HotWorkflow;
 use crate::refusal::Refusal;
@@ -82,13 +82,19 @@ impl AsyncQueue {
 
 impl Engine {
     /// Commits `request` to the queue of `hot`'s calls: `None` when the queue is full (nothing
-    /// was written).
+    /// was written). A call that `claimed` an idempotency key is queued as the key's execution
+    /// (see [`Engine::acknowledge_delivery`]); a full queue releases the key, so the sender's
+    /// retry is queued when there is room.
     pub async fn enqueue_async(
         &self,
         hot: &HotWorkflow,
         request: QueuedRequest,
+        claimed: Option<&ClaimedKey>,
     ) -> Result<Option<Accepted>> {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = claimed.map_or_else(
+            || uuid::Uuid::now_v7().to_string(),
+            |claimed| claimed.execution_id.clone(),
+        );
         let call = AsyncCallRecord {
             execution_id: id.clone(),
             id,
@@ -105,7 +111,11 @@ impl Engine {
             total: self.config.async_queue_max,
             per_workflow: self.config.async_queue_max,
         };
-        match self.store.enqueue_async_call(&call, bound).await? {
+        let enqueued = self.store.enqueue_async_call(&call, bound).await;
+        if let (Some(claimed), Ok(Enqueued::Full) | Err(_)) = (claimed, &enqueued) {
+            self.release_key(&hot.record.id, claimed);
+        }
+        match enqueued? {
             Enqueued::Full => Ok(None),
             Enqueued::Queued => {
                 self.async_queue.wake.notify_one();
@@ -115,6 +125,27 @@ impl Engine {
                 }))
             }
         }
+    }
+
+    /// Stores `acknowledgement` (the `202` a queued call was answered) as the response of the
+    /// idempotency key it `claimed`: a repeat of the call is answered the same `202`, with the
+    /// same status URL, and queues nothing. Until this commits, a repeat waits as for a running
+    /// call.
+    pub async fn acknowledge_delivery(
+        &self,
+        hot: &HotWorkflow,
+        claimed: &ClaimedKey,
+        acknowledgement: &Reply,
+    ) -> Result<()> {
+        self.writer
+            .commit(vec![StoreWrite::CompleteIdempotencyKey {
+                workflow_id: hot.record.id.clone(),
+                key: claimed.key.clone(),
+                execution_id: claimed.execution_id.clone(),
+                response: crate::idempotency::stored_response(acknowledgement),
+            }])
+            .await?;
+        Ok(())
     }
 
     /// Wakes this node's dispatcher: something was queued.

@@ -8,12 +8,12 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use flowd_core::request::decode_header_value;
-use flowd_engine::Accepted;
+use flowd_engine::{Accepted, Reply};
 use flowd_store::{AsyncCallState, QueuedRequest, StoredResponse};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::hook::{reply_response, EXECUTION_ID_HEADER};
+use crate::hook::reply_response;
 use crate::AppState;
 
 /// The header saying where an asynchronous call is: `queued`, `running`, or once it has run the
@@ -60,29 +60,24 @@ pub fn status_path(token: &str) -> String {
     format!("/async/{token}")
 }
 
-/// `202` with `{"execution_id", "status_url"}`, `Location` and `X-Execution-Id`.
-pub fn accepted_response(accepted: &Accepted) -> Response {
+/// The `202` a queued call is answered: `{"execution_id", "status_url"}` with `Location` and
+/// `Preference-Applied` (the hook adds `X-Execution-Id`). Kept as the response of the call's
+/// idempotency key, if it has one, for its repeats.
+pub fn acknowledgement(accepted: &Accepted) -> Reply {
     let status_url = status_path(&accepted.token);
-    let mut response = (
-        StatusCode::ACCEPTED,
-        axum::Json(json!({
-            "execution_id": accepted.execution_id,
-            "status_url": status_url,
-        })),
-    )
-        .into_response();
-    let headers = response.headers_mut();
-    if let Ok(location) = HeaderValue::from_str(&status_url) {
-        headers.insert(header::LOCATION, location);
+    let body = json!({
+        "execution_id": accepted.execution_id,
+        "status_url": status_url,
+    });
+    Reply {
+        status: StatusCode::ACCEPTED.as_u16(),
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("location".into(), status_url),
+            ("preference-applied".into(), "respond-async".into()),
+        ],
+        body: body.to_string().into_bytes(),
     }
-    headers.insert(
-        HeaderName::from_static("preference-applied"),
-        HeaderValue::from_static("respond-async"),
-    );
-    if let Ok(id) = HeaderValue::from_str(&accepted.execution_id) {
-        headers.insert(HeaderName::from_static(EXECUTION_ID_HEADER), id);
-    }
-    response
 }
 
 /// The queue holds as many calls as it may: `503` with `Retry-After`; nothing was stored.

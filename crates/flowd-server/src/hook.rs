@@ -13,9 +13,11 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use flowd_core::request::{build_request, IncomingRequest, RequestError, ACCEPTED_CONTENT_TYPES};
 use flowd_core::workflow::{Mode, ResponseMode, Trigger};
-use flowd_engine::delivery::{CallDetails, ReceivedRequest};
+use flowd_engine::delivery::{CallDetails, ClaimedKey, ReceivedRequest};
+use flowd_engine::hot::HotWorkflow;
 use flowd_engine::idempotency::Delivery;
 use flowd_engine::{Refusal, Reply};
+use flowd_store::QueuedRequest;
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::json;
@@ -204,15 +206,6 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
         body,
     })
     .map_err(request_error)?;
-    // A paused workflow, or one without an active version, refuses at once as for a
-    // synchronous call.
-    if let Some(stored) = stored.filter(|_| hot.record.enabled && hot.active.is_ok()) {
-        drop(reservation);
-        return match state.engine.enqueue_async(&hot, stored).await? {
-            Some(accepted) => Ok(async_calls::accepted_response(&accepted)),
-            None => Err(async_calls::queue_full()),
-        };
-    }
     let claimed_key = match delivery::idempotency_key(&hot, headers)? {
         Some(key) => {
             let digest = delivery::request_digest(query, &received.raw_body);
@@ -232,6 +225,12 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
         }
         None => None,
     };
+    // A paused workflow, or one without an active version, refuses at once as for a
+    // synchronous call.
+    if let Some(stored) = stored.filter(|_| hot.record.enabled && hot.active.is_ok()) {
+        drop(reservation);
+        return queue_call(state, &hot, stored, claimed_key.as_ref()).await;
+    }
     let call_details = CallDetails {
         request: Some(request),
         received: Some(received),
@@ -249,6 +248,36 @@ async fn handle(state: &AppState, call: &mut HookCall) -> Result<Response, ApiEr
         Ok(reply) => reply_response(reply, &report.record.id),
         Err(refusal) => refusal_response(&refusal, &report.record.id),
     })
+}
+
+/// Queues an asynchronous call and answers `202`; a call with an idempotency key keeps that
+/// answer as the key's response, so a repeat is answered the same `202` and queues nothing.
+async fn queue_call(
+    state: &AppState,
+    hot: &HotWorkflow,
+    request: QueuedRequest,
+    claimed_key: Option<&ClaimedKey>,
+) -> Result<Response, ApiError> {
+    let Some(accepted) = state
+        .engine
+        .enqueue_async(hot, request, claimed_key)
+        .await?
+    else {
+        return Err(async_calls::queue_full());
+    };
+    let acknowledgement = async_calls::acknowledgement(&accepted);
+    if let Some(claimed) = claimed_key {
+        // The call is queued whatever happens here: answer 202 still. A repeat then waits as
+        // for a running call, and is answered 409 until the key expires.
+        if let Err(error) = state
+            .engine
+            .acknowledge_delivery(hot, claimed, &acknowledgement)
+            .await
+        {
+            tracing::warn!(%error, key = %claimed.key, "the 202 of a queued call could not be kept for its idempotency key");
+        }
+    }
+    Ok(reply_response(acknowledgement, &accepted.execution_id))
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {

@@ -219,3 +219,82 @@ async fn a_workflow_whose_response_is_async_answers_every_call_with_202_until_pa
     assert_eq!(response.text().await.unwrap(), "done");
     app.stop().await;
 }
+
+/// POSTs `body` asking for an asynchronous answer, with an `Idempotency-Key`.
+async fn call_async_with_key(
+    app: &TestApp,
+    workflow: &Value,
+    body: &Value,
+    key: &str,
+) -> reqwest::Response {
+    app.client
+        .post(app.url(hook_path(workflow)))
+        .header("Prefer", "respond-async")
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("hook request")
+}
+
+#[tokio::test]
+async fn a_repeated_async_call_with_its_idempotency_key_gets_the_same_202_and_runs_once() {
+    let app = spawn_app().await;
+    let workflow = app
+        .create_catch(
+            "counted",
+            &catch_code(
+                "settings['calls'] = settings.get('calls', 0) + 1\n\
+                 return {'status_code': 200, 'body': str(settings['calls'])}",
+            ),
+        )
+        .await;
+    let first = call_async_with_key(&app, &workflow, &json!({"n": 1}), "delivery-1").await;
+    let (status_url, id) = accepted(first).await;
+
+    let repeat = call_async_with_key(&app, &workflow, &json!({"n": 1}), "delivery-1").await;
+    assert_eq!(repeat.headers()["idempotent-replayed"], "true");
+    let (repeat_url, repeat_id) = accepted(repeat).await;
+
+    assert_eq!(
+        (repeat_url.as_str(), repeat_id.as_str()),
+        (status_url.as_str(), id.as_str())
+    );
+    assert_eq!(
+        final_response(&app, &status_url)
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "1"
+    );
+    let workflow_id = workflow["id"].as_str().unwrap();
+    let executions = app
+        .get_json(&format!("/workflows/{workflow_id}/executions"))
+        .await;
+    assert_eq!(executions["executions"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_async_call_refused_for_a_full_queue_leaves_its_idempotency_key_free() {
+    let app = spawn_app_with(|config| config.engine.async_queue_max = 1).await;
+    let workflow = app
+        .create_workflow(json!({
+            "name": "slow",
+            "mode": "catch",
+            "code": "import time\n\ndef workflow(_request, settings):\n    time.sleep(1)\n",
+        }))
+        .await;
+    let (status_url, _) = accepted(call_async(&app, &workflow, &json!({})).await).await;
+
+    let refused = call_async_with_key(&app, &workflow, &json!({}), "delivery-2").await;
+    assert_eq!(refused.status(), 503);
+    final_response(&app, &status_url).await;
+
+    let retried = call_async_with_key(&app, &workflow, &json!({}), "delivery-2").await;
+    assert!(!retried.headers().contains_key("idempotent-replayed"));
+    let (retried_url, _) = accepted(retried).await;
+    assert_eq!(final_response(&app, &retried_url).await.status(), 200);
+    app.stop().await;
+}
