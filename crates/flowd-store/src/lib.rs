@@ -21,6 +21,7 @@ mod commit;
 mod database_url;
 mod error;
 mod idempotency;
+mod json_column;
 pub mod metrics;
 pub mod migrate;
 mod model;

@@ -36,7 +36,6 @@ use flowd_core::access::Role;
 use flowd_core::retention::RetentionCut;
 use flowd_core::settings::Settings;
 use flowd_core::workflow::{ExecutionStatus, VersionState};
-use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
@@ -48,6 +47,7 @@ use self::rows::{
     API_KEY_COLUMNS, EXECUTION_COLUMNS, TEAM_COLUMNS, VERSION_COLUMNS, WORKFLOW_COLUMNS,
 };
 use crate::changes::{ChangeFeed, ChangePublisher};
+use crate::json_column::{optional_to_json, to_json};
 use crate::secrets::{SecretKey, Secrets};
 use crate::sqlx_error::is_foreign_key_violation;
 use crate::{
@@ -141,11 +141,6 @@ impl PostgresStore {
         self.commits.stop().await;
         self.pool.close().await;
     }
-}
-
-fn to_json<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<String> {
-    serde_json::to_string(value)
-        .map_err(|err| StoreError::Corrupt(format!("cannot encode {what} as JSON: {err}")))
 }
 
 async fn insert_version(conn: &mut PgConnection, version: &VersionRecord) -> Result<()> {
@@ -254,29 +249,20 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.verify.as_ref().map(|v| v.to_json().to_string()))
         .bind(&workflow.idempotency_header)
         .bind(to_json(&workflow.egress_allow, "the egress exceptions")?)
-        .bind(
-            workflow
-                .retention
-                .as_ref()
-                .map(|retention| to_json(retention, "the retention"))
-                .transpose()?,
-        )
-        .bind(
-            workflow
-                .alerts
-                .as_ref()
-                .map(|alerts| to_json(alerts, "the alert policy"))
-                .transpose()?,
-        )
+        .bind(optional_to_json(
+            workflow.retention.as_ref(),
+            "the retention",
+        )?)
+        .bind(optional_to_json(
+            workflow.alerts.as_ref(),
+            "the alert policy",
+        )?)
         .bind(&workflow.on_failure)
         .bind(workflow.response.as_str())
-        .bind(
-            workflow
-                .retry
-                .as_ref()
-                .map(|retry| to_json(retry, "the retry policy"))
-                .transpose()?,
-        )
+        .bind(optional_to_json(
+            workflow.retry.as_ref(),
+            "the retry policy",
+        )?)
         .bind(workflow.store_requests))
 }
 

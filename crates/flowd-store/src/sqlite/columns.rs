@@ -1,10 +1,7 @@
 //! How records are written into columns: JSON text for structured values, and the upsert of an
 //! execution shared by the API's connection and the group commit.
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
-use crate::error::{Result, StoreError};
+use crate::error::Result;
 use crate::model::ExecutionRecord;
 
 /// The upsert of an execution record (a `running` row is replaced when the execution ends). The
@@ -41,15 +38,7 @@ pub(crate) const PUT_STORED_REQUEST: &str =
     "INSERT OR REPLACE INTO stored_requests (execution_id, workflow_id, stored_at, size, payload) \
      VALUES (?, ?, ?, ?, ?)";
 
-pub(super) fn to_json<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<String> {
-    serde_json::to_string(value)
-        .map_err(|err| StoreError::Corrupt(format!("cannot encode {what} as JSON: {err}")))
-}
-
-pub(super) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
-    serde_json::from_str(text)
-        .map_err(|err| StoreError::Corrupt(format!("{what} is not valid JSON: {err}")))
-}
+pub(super) use crate::json_column::{from_json, optional_to_json, to_json};
 
 /// The JSON columns of an execution record, encoded.
 pub(super) struct ExecutionColumns {

@@ -35,7 +35,7 @@ mod nodes;
 mod retention;
 mod secret_key;
 
-use self::columns::{from_json, to_json, ExecutionColumns, PUT_EXECUTION};
+use self::columns::{from_json, optional_to_json, to_json, ExecutionColumns, PUT_EXECUTION};
 use self::errors::unique_violation;
 pub(crate) use self::group_commit::file_uri;
 use self::group_commit::GroupCommit;
@@ -545,39 +545,21 @@ fn bind_mutable_columns<'q>(
         .bind(workflow.verify.as_ref().map(|v| v.to_json().to_string()))
         .bind(&workflow.idempotency_header)
         .bind(to_json(&workflow.egress_allow, "the egress exceptions")?)
-        .bind(optional_retention_json(workflow)?)
-        .bind(optional_alerts_json(workflow)?)
+        .bind(optional_to_json(
+            workflow.retention.as_ref(),
+            "the retention",
+        )?)
+        .bind(optional_to_json(
+            workflow.alerts.as_ref(),
+            "the alert policy",
+        )?)
         .bind(&workflow.on_failure)
         .bind(workflow.response.as_str())
-        .bind(optional_retry_json(workflow)?)
+        .bind(optional_to_json(
+            workflow.retry.as_ref(),
+            "the retry policy",
+        )?)
         .bind(workflow.store_requests))
-}
-
-/// A workflow's own alert policy as its column holds it: JSON, or NULL for the server's.
-fn optional_alerts_json(workflow: &WorkflowRecord) -> Result<Option<String>> {
-    workflow
-        .alerts
-        .as_ref()
-        .map(|alerts| to_json(alerts, "the alert policy"))
-        .transpose()
-}
-
-/// A workflow's retry policy as its column holds it: JSON, or NULL for none.
-fn optional_retry_json(workflow: &WorkflowRecord) -> Result<Option<String>> {
-    workflow
-        .retry
-        .as_ref()
-        .map(|retry| to_json(retry, "the retry policy"))
-        .transpose()
-}
-
-/// A workflow's own retention as its column holds it: JSON, or NULL for the server's.
-fn optional_retention_json(workflow: &WorkflowRecord) -> Result<Option<String>> {
-    workflow
-        .retention
-        .as_ref()
-        .map(|retention| to_json(retention, "the retention"))
-        .transpose()
 }
 
 /// One claim of [`Store::claim_run`] inside the caller's transaction. `AlreadyClaimed` may leave
